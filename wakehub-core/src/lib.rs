@@ -1,0 +1,22 @@
+//! # wakehub-core
+//!
+//! The library behind WakeHub: it powers a homelab on and off as a whole. Ask for one
+//! service and it brings up what the service depends on and what it runs on, in order,
+//! waiting until each is really up; stop it and it stops what cannot run without it, then
+//! re-evaluates what is no longer used.
+//!
+//! - [`model`]: nodes, the hosting tree and the dependency graph (pure, no I/O).
+//! - [`topology_file`]: the declarative TOML topology file.
+//! - [`store`]: SQLite persistence (migrations, topology, encrypted credentials).
+//! - [`secrets`]: the master key and AES-256-GCM sealing.
+//!
+//! ## Cargo features
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `sim` | yes | the simulated connector (`type = "sim"`) for tests and the demo |
+
+pub mod model;
+pub mod secrets;
+pub mod store;
+pub mod topology_file;

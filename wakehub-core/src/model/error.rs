@@ -1,0 +1,107 @@
+//! Errors of the topology model.
+
+/// A change the topology refuses. Each variant has a stable [`code`](ModelError::code).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// No node has this name or id.
+    #[error("unknown node `{node}`")]
+    UnknownNode {
+        /// The name or id asked for.
+        node: String,
+    },
+    /// The name is not a valid node name.
+    #[error("invalid name: {reason}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// Another node already has this name.
+    #[error("a node named `{name}` already exists")]
+    DuplicateName {
+        /// The name.
+        name: String,
+    },
+    /// Another node already has this id (store corruption or a bad load).
+    #[error("duplicate node id {id}")]
+    DuplicateId {
+        /// The id.
+        id: String,
+    },
+    /// The parent breaks a hosting rule.
+    #[error("`{node}` cannot run on {}: {reason}", parent.as_deref().map_or("nothing".to_owned(), |p| format!("`{p}`")))]
+    InvalidParent {
+        /// The node.
+        node: String,
+        /// Its (proposed) parent, if any.
+        parent: Option<String>,
+        /// The rule broken.
+        reason: String,
+    },
+    /// The node's kind cannot offer this capability.
+    #[error("`{node}` is a {kind} and cannot offer `{capability}`")]
+    CannotOffer {
+        /// The node.
+        node: String,
+        /// Its kind.
+        kind: String,
+        /// The capability.
+        capability: String,
+    },
+    /// The node still hosts others.
+    #[error("`{node}` still hosts {}; remove or move them first", children.join(", "))]
+    HostsNodes {
+        /// The node.
+        node: String,
+        /// What it hosts.
+        children: Vec<String>,
+    },
+    /// A node cannot depend on itself.
+    #[error("`{node}` cannot depend on itself")]
+    SelfDependency {
+        /// The node.
+        node: String,
+    },
+    /// The dependency already exists.
+    #[error("`{from}` already depends on `{to}`")]
+    DuplicateDependency {
+        /// Dependent.
+        from: String,
+        /// Dependency.
+        to: String,
+    },
+    /// The dependency does not exist.
+    #[error("`{from}` does not depend on `{to}`")]
+    UnknownDependency {
+        /// Dependent.
+        from: String,
+        /// Dependency.
+        to: String,
+    },
+    /// The change would close a cycle through dependencies and hosting.
+    #[error("this would close a cycle: {}", path.join(" → "))]
+    Cycle {
+        /// The cycle, first node repeated at the end.
+        path: Vec<String>,
+    },
+}
+
+impl ModelError {
+    /// The stable machine-readable code (`NOT_FOUND`, `CYCLE`, `VALIDATION`, `CONFLICT`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ModelError::UnknownNode { .. } | ModelError::UnknownDependency { .. } => "NOT_FOUND",
+            ModelError::Cycle { .. } => "CYCLE",
+            ModelError::DuplicateName { .. }
+            | ModelError::DuplicateId { .. }
+            | ModelError::DuplicateDependency { .. }
+            | ModelError::HostsNodes { .. } => "CONFLICT",
+            ModelError::InvalidName { .. }
+            | ModelError::InvalidParent { .. }
+            | ModelError::CannotOffer { .. }
+            | ModelError::SelfDependency { .. } => "VALIDATION",
+        }
+    }
+}

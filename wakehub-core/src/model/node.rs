@@ -1,0 +1,367 @@
+//! A node and everything that describes it, apart from its links (which the
+//! [`Topology`](super::Topology) owns so that it can keep them acyclic).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::ids::{CredentialId, NodeId};
+
+/// What a node is. The built-in kinds have fixed hosting rules; plugin kinds are declared by
+/// a loaded connector plugin.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    /// A physical machine: woken by Wake-on-LAN, shut down over SSH. Never has a parent.
+    Physical,
+    /// A virtual machine, driven through its parent's Proxmox API.
+    Vm,
+    /// A Linux container, driven through its parent's Proxmox API.
+    Lxc,
+    /// A Docker container, driven through its parent's Docker API. Always a leaf.
+    Container,
+    /// A kind declared by a connector plugin (a Redfish server, a smart plug…).
+    Plugin(String),
+}
+
+impl Kind {
+    /// The name used in topology files and the API.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Kind::Physical => "physical",
+            Kind::Vm => "vm",
+            Kind::Lxc => "lxc",
+            Kind::Container => "container",
+            Kind::Plugin(name) => name,
+        }
+    }
+
+    /// Parses a built-in kind, or a plugin kind when `plugin_kinds` declares it.
+    pub fn parse(s: &str, plugin_kinds: &BTreeSet<String>) -> Option<Kind> {
+        match s {
+            "physical" => Some(Kind::Physical),
+            "vm" => Some(Kind::Vm),
+            "lxc" => Some(Kind::Lxc),
+            "container" => Some(Kind::Container),
+            other if plugin_kinds.contains(other) => Some(Kind::Plugin(other.to_owned())),
+            _ => None,
+        }
+    }
+
+    /// `confirm_auto_shutdown` when the file does not say: on for physical machines (and
+    /// plugin kinds, which are usually hardware), off for guests.
+    pub fn default_confirm_auto_shutdown(&self) -> bool {
+        matches!(self, Kind::Physical | Kind::Plugin(_))
+    }
+
+    /// Per-kind default timeouts. A physical boot (POST, disks, services) takes minutes; a
+    /// container starts in seconds.
+    pub fn default_timeouts(&self) -> Timeouts {
+        let (start, stop) = match self {
+            Kind::Physical => (300, 180),
+            Kind::Vm => (180, 120),
+            Kind::Lxc => (90, 60),
+            Kind::Container => (60, 30),
+            Kind::Plugin(_) => (300, 180),
+        };
+        Timeouts { start: Duration::from_secs(start), stop: Duration::from_secs(stop) }
+    }
+
+    /// The capabilities a node of this kind may offer to children.
+    pub fn may_offer(&self, capability: Capability) -> bool {
+        match self {
+            Kind::Physical | Kind::Plugin(_) => true,
+            Kind::Vm | Kind::Lxc => capability == Capability::Docker,
+            Kind::Container => false,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A control channel a host offers to the nodes it hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Capability {
+    /// A Proxmox VE API: the host can start and stop VMs and LXCs.
+    Proxmox,
+    /// A Docker Engine API: the host can start and stop containers.
+    Docker,
+}
+
+impl Capability {
+    /// Every capability, for listings and error messages.
+    pub const ALL: [Capability; 2] = [Capability::Proxmox, Capability::Docker];
+
+    /// The name used in topology files and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::Proxmox => "proxmox",
+            Capability::Docker => "docker",
+        }
+    }
+}
+
+impl FromStr for Capability {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Capability::ALL.into_iter().find(|c| c.as_str() == s).ok_or(())
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Start and stop timeouts of one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// How long a start may take until the node is up (connector status and readiness).
+    pub start: Duration,
+    /// How long a stop may take until the node is down.
+    pub stop: Duration,
+}
+
+/// How to tell that a node that reports `on` really serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Readiness {
+    /// A TCP connection to `host:port` succeeds.
+    Tcp {
+        /// Host name or address.
+        host: String,
+        /// TCP port.
+        port: u16,
+    },
+    /// An HTTP GET of `url` answers with `status`.
+    Http {
+        /// The URL to fetch (`http://` or `https://`).
+        url: String,
+        /// The expected status code.
+        status: u16,
+    },
+}
+
+/// Whether a node was configured by the user or only discovered on a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum NodeState {
+    /// Configured: the engine may start and stop it.
+    #[default]
+    Configured,
+    /// Discovered on a host, waiting for the user to adopt it.
+    Discovered,
+}
+
+/// A secret as written by the user. Plaintext only ever lives in [`SecretRef::Inline`] between
+/// parsing and storing; the store replaces it by an encrypted [`SecretRef::Stored`].
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SecretRef {
+    /// The secret itself, as typed in the file. Never printed: `Debug` redacts it.
+    Inline(String),
+    /// Read from an environment variable when needed.
+    Env(String),
+    /// Read from a file when needed (trailing newline trimmed).
+    File(PathBuf),
+    /// Encrypted in the store.
+    Stored(CredentialId),
+}
+
+impl SecretRef {
+    /// Parses the file syntax: `env:VAR`, `file:PATH`, `credential:N`, or an inline value.
+    pub fn parse(value: &str) -> Result<SecretRef, String> {
+        if let Some(var) = value.strip_prefix("env:") {
+            if var.is_empty() {
+                return Err("`env:` needs a variable name".into());
+            }
+            Ok(SecretRef::Env(var.to_owned()))
+        } else if let Some(path) = value.strip_prefix("file:") {
+            if path.is_empty() {
+                return Err("`file:` needs a path".into());
+            }
+            Ok(SecretRef::File(PathBuf::from(path)))
+        } else if let Some(id) = value.strip_prefix("credential:") {
+            id.parse::<i64>()
+                .map(|n| SecretRef::Stored(CredentialId::new(n)))
+                .map_err(|_| format!("`credential:{id}` is not a credential id"))
+        } else if value.is_empty() {
+            Err("empty secret".into())
+        } else {
+            Ok(SecretRef::Inline(value.to_owned()))
+        }
+    }
+
+    /// The file syntax, or `None` for an inline secret (which is never written back).
+    pub fn to_reference(&self) -> Option<String> {
+        match self {
+            SecretRef::Inline(_) => None,
+            SecretRef::Env(var) => Some(format!("env:{var}")),
+            SecretRef::File(path) => Some(format!("file:{}", path.display())),
+            SecretRef::Stored(id) => Some(id.to_string()),
+        }
+    }
+}
+
+impl fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to_reference() {
+            Some(r) => write!(f, "SecretRef({r})"),
+            None => f.write_str("SecretRef(<inline, redacted>)"),
+        }
+    }
+}
+
+/// Whether a connector key holds a secret. Connectors name their secret keys with one of
+/// these suffixes (`password`, `ssh_password`, `token_secret`, `api_key`…).
+pub fn is_secret_key(key: &str) -> bool {
+    const SUFFIXES: [&str; 6] = ["password", "secret", "token", "passphrase", "private_key", "api_key"];
+    SUFFIXES.iter().any(|s| key.ends_with(s))
+}
+
+/// A value in a connector table, kept as the user wrote it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ConfigValue {
+    /// A string.
+    String(String),
+    /// An integer.
+    Integer(i64),
+    /// A float.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+    /// An array.
+    Array(Vec<ConfigValue>),
+    /// A nested table.
+    Table(BTreeMap<String, ConfigValue>),
+    /// A secret (its key is a secret key, see [`is_secret_key`]).
+    Secret(SecretRef),
+}
+
+/// A node's connector configuration: the connector's type name and its own keys, kept as
+/// given. Each connector validates its keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectorConfig {
+    /// The registered connector type (`sim`, `wol-ssh`, `proxmox`, `docker`, `plugin:<name>`).
+    pub type_name: String,
+    /// The connector's keys, secrets already separated out.
+    pub settings: BTreeMap<String, ConfigValue>,
+}
+
+impl ConnectorConfig {
+    /// A configuration with no keys.
+    pub fn new(type_name: impl Into<String>) -> Self {
+        Self { type_name: type_name.into(), settings: BTreeMap::new() }
+    }
+
+    /// A string setting.
+    pub fn str(&self, key: &str) -> Option<&str> {
+        match self.settings.get(key) {
+            Some(ConfigValue::String(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// An integer setting.
+    pub fn int(&self, key: &str) -> Option<i64> {
+        match self.settings.get(key) {
+            Some(ConfigValue::Integer(i)) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
+/// Everything about a node except its id and its links: what callers give to create or
+/// update one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeSpec {
+    /// Unique human name, `[a-z0-9][a-z0-9-_]*`.
+    pub name: String,
+    /// What the node is.
+    pub kind: Kind,
+    /// Shown on the dashboard.
+    pub pinned: bool,
+    /// Re-evaluation proposes its shutdown instead of doing it.
+    pub confirm_auto_shutdown: bool,
+    /// Start and stop timeouts.
+    pub timeouts: Timeouts,
+    /// Optional readiness probe.
+    pub readiness: Option<Readiness>,
+    /// Capabilities offered to hosted nodes.
+    pub offers: BTreeSet<Capability>,
+    /// The connector and its configuration.
+    pub connector: ConnectorConfig,
+    /// Configured or only discovered.
+    pub state: NodeState,
+}
+
+impl NodeSpec {
+    /// A spec with the kind's defaults for everything but name, kind and connector.
+    pub fn new(name: impl Into<String>, kind: Kind, connector: ConnectorConfig) -> Self {
+        Self {
+            name: name.into(),
+            pinned: false,
+            confirm_auto_shutdown: kind.default_confirm_auto_shutdown(),
+            timeouts: kind.default_timeouts(),
+            readiness: None,
+            offers: BTreeSet::new(),
+            connector,
+            state: NodeState::Configured,
+            kind,
+        }
+    }
+}
+
+/// A node in a [`Topology`](super::Topology).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Stable id.
+    pub id: NodeId,
+    /// Its parent in the hosting tree.
+    pub parent: Option<NodeId>,
+    /// Everything else.
+    pub spec: NodeSpec,
+}
+
+impl Node {
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+    /// The node's kind.
+    pub fn kind(&self) -> &Kind {
+        &self.spec.kind
+    }
+    /// Whether it offers `capability` to children.
+    pub fn offers(&self, capability: Capability) -> bool {
+        self.spec.offers.contains(&capability)
+    }
+}
+
+/// Checks a node name: `[a-z0-9][a-z0-9-_]*`, at most 63 characters.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    match chars.next() {
+        None => return Err("name is empty".into()),
+        Some(c) if !(c.is_ascii_lowercase() || c.is_ascii_digit()) => {
+            return Err(format!("`{name}` must start with a lowercase letter or a digit"));
+        }
+        _ => {}
+    }
+    if let Some(bad) = chars.find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_')) {
+        return Err(format!("`{name}` contains `{bad}`; use lowercase letters, digits, `-` and `_`"));
+    }
+    if name.len() > 63 {
+        return Err(format!("`{name}` is longer than 63 characters"));
+    }
+    Ok(())
+}

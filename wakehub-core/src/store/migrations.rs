@@ -1,0 +1,72 @@
+//! Versioned schema migrations, embedded in the binary. `PRAGMA user_version` holds the
+//! version applied; each migration runs in its own transaction. Never edit a released
+//! migration: add a new one (a fixture database of every released version is tested).
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// The migrations, in order; version N is `MIGRATIONS[N - 1]`.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: topology and credentials.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) STRICT;
+
+    CREATE TABLE credentials (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        nonce      BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        created_at INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE nodes (
+        id                    INTEGER PRIMARY KEY AUTOINCREMENT,
+        name                  TEXT NOT NULL UNIQUE,
+        kind                  TEXT NOT NULL,
+        parent_id             INTEGER REFERENCES nodes(id) ON DELETE RESTRICT,
+        state                 TEXT NOT NULL DEFAULT 'configured' CHECK (state IN ('configured', 'discovered')),
+        pinned                INTEGER NOT NULL DEFAULT 0,
+        confirm_auto_shutdown INTEGER NOT NULL,
+        start_timeout_ms      INTEGER NOT NULL,
+        stop_timeout_ms       INTEGER NOT NULL,
+        readiness             TEXT,
+        offers                TEXT NOT NULL DEFAULT '[]',
+        connector_type        TEXT NOT NULL,
+        connector_settings    TEXT NOT NULL DEFAULT '{}',
+        created_at            INTEGER NOT NULL,
+        updated_at            INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX nodes_parent ON nodes(parent_id);
+
+    CREATE TABLE dependencies (
+        from_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+        to_id   INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+        PRIMARY KEY (from_id, to_id),
+        CHECK (from_id <> to_id)
+    ) STRICT;
+    CREATE INDEX dependencies_to ON dependencies(to_id);
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database to [`SCHEMA_VERSION`]. Refuses a database from a newer WakeHub.
+pub(super) fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::TooNew { found: current, supported: SCHEMA_VERSION });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = i as i64 + 1;
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        tracing::info!(version, "applied schema migration");
+    }
+    Ok(current)
+}

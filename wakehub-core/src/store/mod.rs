@@ -1,0 +1,237 @@
+//! The SQLite store (rusqlite, bundled SQLite): migrations, the topology repository and the
+//! encrypted credentials.
+//!
+//! One connection behind a mutex, WAL journal, foreign keys on. Every multi-row change runs
+//! in one transaction. Methods are synchronous; async callers use [`Store::run`], which moves
+//! the work to tokio's blocking pool so the runtime is never blocked.
+
+mod migrations;
+mod nodes;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+pub use migrations::SCHEMA_VERSION;
+pub use nodes::ImportSummary;
+
+use crate::model::{CredentialId, ModelError, SecretRef};
+use crate::secrets::{MasterKey, Sealed, SecretError, SecretString};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("database error: {message}")]
+    Database {
+        /// SQLite's message.
+        message: String,
+    },
+    /// The database was written by a newer WakeHub.
+    #[error("database schema version {found} is newer than this WakeHub supports ({supported})")]
+    TooNew {
+        /// Version in the file.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// The database holds something this build cannot read.
+    #[error("database content is invalid: {message}")]
+    Corrupt {
+        /// What is wrong.
+        message: String,
+    },
+    /// The topology refused the change.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The topology file had problems.
+    #[error(transparent)]
+    Import(#[from] crate::topology_file::ParseError),
+    /// A secret could not be sealed, opened or read.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// The master key does not open this database's credentials.
+    #[error("the master key does not match this database (was it created with another key?)")]
+    WrongMasterKey,
+}
+
+impl StoreError {
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Model(e) => e.code(),
+            StoreError::Import(_) => "VALIDATION",
+            StoreError::TooNew { .. } => "STORE_TOO_NEW",
+            StoreError::Corrupt { .. } | StoreError::Database { .. } => "INTERNAL",
+            StoreError::Secret(SecretError::Unavailable { .. }) => "SECRET_UNAVAILABLE",
+            StoreError::Secret(_) | StoreError::WrongMasterKey => "SECRET",
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database { message: e.to_string() }
+    }
+}
+
+struct Inner {
+    conn: Mutex<Connection>,
+    key: MasterKey,
+}
+
+/// A handle to the store. Cheap to clone; all clones share one connection.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+const KEY_CHECK_AAD: &[u8] = b"wakehub:key-check";
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path, key: MasterKey) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::init(conn, key)
+    }
+
+    /// A private in-memory database (tests, `wakehub plan`).
+    pub fn open_in_memory(key: MasterKey) -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?, key)
+    }
+
+    fn init(mut conn: Connection, key: MasterKey) -> Result<Self, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        migrations::migrate(&mut conn)?;
+        check_master_key(&conn, &key)?;
+        Ok(Self { inner: Arc::new(Inner { conn: Mutex::new(conn), key }) })
+    }
+
+    /// Runs `f` on tokio's blocking pool, for async callers.
+    pub async fn run<R, F>(&self, f: F) -> R
+    where
+        F: FnOnce(&Store) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let store = self.clone();
+        match tokio::task::spawn_blocking(move || f(&store)).await {
+            Ok(r) => r,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self.conn().query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
+        // back on drop), so a poisoned lock is safe to reuse.
+        self.inner.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` in one transaction: committed if it returns `Ok`, rolled back otherwise.
+    pub(crate) fn transaction<R>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let r = f(&tx)?;
+        tx.commit()?;
+        Ok(r)
+    }
+
+    /// Reads a secret wherever it lives: the environment, a file, or the encrypted store.
+    pub fn resolve_secret(&self, secret: &SecretRef) -> Result<SecretString, StoreError> {
+        let unavailable = |message: String| {
+            StoreError::Secret(SecretError::Unavailable {
+                reference: secret.to_reference().unwrap_or_else(|| "<inline>".into()),
+                message,
+            })
+        };
+        match secret {
+            SecretRef::Inline(s) => Ok(SecretString::new(s.clone())),
+            SecretRef::Env(var) => std::env::var(var).map(SecretString::new).map_err(|_| unavailable("not set".into())),
+            SecretRef::File(path) => std::fs::read_to_string(path)
+                .map(|s| SecretString::new(s.trim_end_matches(['\r', '\n'])))
+                .map_err(|e| unavailable(e.to_string())),
+            SecretRef::Stored(id) => {
+                let row: Option<(Vec<u8>, Vec<u8>)> = self
+                    .conn()
+                    .query_row("SELECT nonce, ciphertext FROM credentials WHERE id = ?1", [id.get()], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()?;
+                let (nonce, ciphertext) = row.ok_or_else(|| unavailable("no such credential".into()))?;
+                let plain = self.inner.key.open(&Sealed { nonce, ciphertext }, id.to_string().as_bytes())?;
+                String::from_utf8(plain).map(SecretString::new).map_err(|_| StoreError::Secret(SecretError::Decrypt))
+            }
+        }
+    }
+
+    /// Encrypts a plaintext secret into a new credential row.
+    pub(crate) fn seal_credential(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        plaintext: &str,
+    ) -> Result<CredentialId, StoreError> {
+        tx.execute("INSERT INTO credentials (nonce, ciphertext, created_at) VALUES (x'', x'', ?1)", [now_ms()])?;
+        let id = CredentialId::new(tx.last_insert_rowid());
+        let sealed = self.inner.key.seal(plaintext.as_bytes(), id.to_string().as_bytes());
+        tx.execute(
+            "UPDATE credentials SET nonce = ?1, ciphertext = ?2 WHERE id = ?3",
+            params![sealed.nonce, sealed.ciphertext, id.get()],
+        )?;
+        Ok(id)
+    }
+}
+
+/// The first open stores a sealed marker; later opens must be able to open it, so a wrong
+/// key is reported at once instead of at the first credential use.
+fn check_master_key(conn: &Connection, key: &MasterKey) -> Result<(), StoreError> {
+    let stored: Option<String> =
+        conn.query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| r.get(0)).optional()?;
+    match stored {
+        Some(value) => {
+            let (nonce, ciphertext) = value.split_once(':').ok_or(StoreError::WrongMasterKey)?;
+            let decode = |s: &str| base64_decode(s).ok_or(StoreError::WrongMasterKey);
+            let sealed = Sealed { nonce: decode(nonce)?, ciphertext: decode(ciphertext)? };
+            key.open(&sealed, KEY_CHECK_AAD).map(|_| ()).map_err(|_| StoreError::WrongMasterKey)
+        }
+        None => {
+            let sealed = key.seal(b"wakehub", KEY_CHECK_AAD);
+            let value = format!("{}:{}", base64_encode(&sealed.nonce), base64_encode(&sealed.ciphertext));
+            conn.execute("INSERT INTO meta (key, value) VALUES ('key_check', ?1)", [value])?;
+            Ok(())
+        }
+    }
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(s).ok()
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

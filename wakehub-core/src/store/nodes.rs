@@ -1,0 +1,456 @@
+//! The topology repository: nodes and dependency links in SQL, converted to and from the
+//! model. Every change is validated by applying it to the loaded [`Topology`] first, inside
+//! the same transaction that writes it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde_json::{Value, json};
+
+use super::{Store, StoreError, now_ms};
+use crate::model::{
+    Capability, ConfigValue, ConnectorConfig, Kind, NodeId, NodeSpec, NodeState, Readiness, SecretRef, Timeouts,
+    Topology,
+};
+use crate::topology_file::{self, ParseOptions};
+
+/// What an import changed, by node name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    /// Nodes created.
+    pub added: Vec<String>,
+    /// Nodes whose configuration, parent or links changed.
+    pub updated: Vec<String>,
+    /// Nodes deleted because the file no longer has them.
+    pub removed: Vec<String>,
+    /// Nodes left as they were.
+    pub unchanged: Vec<String>,
+}
+
+impl Store {
+    /// The whole topology (configured and discovered nodes).
+    pub fn topology(&self) -> Result<Topology, StoreError> {
+        self.transaction(load)
+    }
+
+    /// Creates a node under `parent`.
+    pub fn add_node(&self, spec: NodeSpec, parent: Option<NodeId>) -> Result<NodeId, StoreError> {
+        self.transaction(|tx| {
+            let mut topology = load(tx)?;
+            let spec = self.seal_settings(tx, spec)?;
+            topology.add_node(spec.clone(), parent)?;
+            insert_node(tx, &spec, parent)
+        })
+    }
+
+    /// Replaces a node's configuration, keeping its id, parent and links.
+    pub fn update_node(&self, id: NodeId, spec: NodeSpec) -> Result<(), StoreError> {
+        self.transaction(|tx| {
+            let mut topology = load(tx)?;
+            let spec = self.seal_settings(tx, spec)?;
+            topology.update_node(id, spec.clone())?;
+            write_node(tx, id, &spec)?;
+            gc_credentials(tx, &topology)
+        })
+    }
+
+    /// Moves a node under another parent (or none).
+    pub fn set_parent(&self, id: NodeId, parent: Option<NodeId>) -> Result<(), StoreError> {
+        self.transaction(|tx| {
+            load(tx)?.set_parent(id, parent)?;
+            tx.execute(
+                "UPDATE nodes SET parent_id = ?1, updated_at = ?2 WHERE id = ?3",
+                params![parent.map(NodeId::get), now_ms(), id.get()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Deletes a node and its links (refused while it hosts others).
+    pub fn remove_node(&self, id: NodeId) -> Result<(), StoreError> {
+        self.transaction(|tx| {
+            let mut topology = load(tx)?;
+            topology.remove_node(id)?;
+            tx.execute("DELETE FROM nodes WHERE id = ?1", [id.get()])?;
+            gc_credentials(tx, &topology)
+        })
+    }
+
+    /// Adds "`from` depends on `to`" (refused if it would close a cycle).
+    pub fn add_dependency(&self, from: NodeId, to: NodeId) -> Result<(), StoreError> {
+        self.transaction(|tx| {
+            load(tx)?.add_dependency(from, to)?;
+            tx.execute("INSERT INTO dependencies (from_id, to_id) VALUES (?1, ?2)", [from.get(), to.get()])?;
+            Ok(())
+        })
+    }
+
+    /// Removes "`from` depends on `to`".
+    pub fn remove_dependency(&self, from: NodeId, to: NodeId) -> Result<(), StoreError> {
+        self.transaction(|tx| {
+            load(tx)?.remove_dependency(from, to)?;
+            tx.execute("DELETE FROM dependencies WHERE from_id = ?1 AND to_id = ?2", [from.get(), to.get()])?;
+            Ok(())
+        })
+    }
+
+    /// Parses a topology file and makes the store's configured nodes exactly that, in one
+    /// transaction. Nodes keep their ids across imports (matched by name).
+    pub fn import_toml(&self, text: &str, options: &ParseOptions) -> Result<ImportSummary, StoreError> {
+        let desired = topology_file::parse(text, options)?;
+        self.import(&desired)
+    }
+
+    /// Makes the store's configured nodes exactly `desired` (matched by name), in one
+    /// transaction. Discovered nodes stay while their host does. Inline secrets are
+    /// encrypted; credentials nothing refers to any more are deleted.
+    pub fn import(&self, desired: &Topology) -> Result<ImportSummary, StoreError> {
+        self.transaction(|tx| {
+            let current = load(tx)?;
+            let mut summary = ImportSummary::default();
+            let wanted: BTreeSet<&str> = desired.nodes().map(|n| n.name()).collect();
+            // Keep discovered nodes whose whole hosting chain survives.
+            let survives = |id: NodeId| {
+                let node = current.node(id);
+                node.is_some_and(|n| wanted.contains(n.name()))
+                    || node.is_some_and(|n| n.spec.state == NodeState::Discovered)
+                        && current.hosting_chain(id).iter().all(|p| {
+                            current
+                                .node(*p)
+                                .is_some_and(|pn| wanted.contains(pn.name()) || pn.spec.state == NodeState::Discovered)
+                        })
+            };
+            tx.execute("UPDATE nodes SET parent_id = NULL", [])?;
+            for node in current.nodes() {
+                if !survives(node.id) {
+                    tx.execute("DELETE FROM nodes WHERE id = ?1", [node.id.get()])?;
+                    summary.removed.push(node.name().to_owned());
+                }
+            }
+            let mut ids: HashMap<String, NodeId> = HashMap::new();
+            for node in current.nodes().filter(|n| survives(n.id)) {
+                ids.insert(node.name().to_owned(), node.id);
+            }
+            for node in desired.nodes() {
+                let spec = self.seal_settings(tx, node.spec.clone())?;
+                match current.by_name(node.name()) {
+                    Some(old) => {
+                        let same_parent =
+                            old.parent.map(|p| current.name_of(p)) == node.parent.map(|p| desired.name_of(p));
+                        let names = |t: &Topology, ids: Vec<NodeId>| -> BTreeSet<String> {
+                            ids.into_iter().map(|i| t.name_of(i)).collect()
+                        };
+                        let same_links = names(&current, current.dependencies(old.id))
+                            == names(desired, desired.dependencies(node.id));
+                        if old.spec == spec && same_parent && same_links {
+                            summary.unchanged.push(node.name().to_owned());
+                        } else {
+                            summary.updated.push(node.name().to_owned());
+                        }
+                        write_node(tx, old.id, &spec)?;
+                    }
+                    None => {
+                        let id = insert_node(tx, &spec, None)?;
+                        ids.insert(node.name().to_owned(), id);
+                        summary.added.push(node.name().to_owned());
+                    }
+                }
+            }
+            let id_of = |name: &str| {
+                ids.get(name).copied().ok_or_else(|| StoreError::Corrupt { message: format!("lost node `{name}`") })
+            };
+            for node in current.nodes().filter(|n| survives(n.id) && !wanted.contains(n.name())) {
+                if let Some(p) = node.parent {
+                    tx.execute(
+                        "UPDATE nodes SET parent_id = ?1 WHERE id = ?2",
+                        [id_of(&current.name_of(p))?.get(), node.id.get()],
+                    )?;
+                }
+            }
+            for node in desired.nodes() {
+                if let Some(p) = node.parent {
+                    tx.execute(
+                        "UPDATE nodes SET parent_id = ?1 WHERE id = ?2",
+                        [id_of(&desired.name_of(p))?.get(), id_of(node.name())?.get()],
+                    )?;
+                }
+            }
+            tx.execute(
+                "DELETE FROM dependencies WHERE from_id IN (SELECT id FROM nodes WHERE state = 'configured')",
+                [],
+            )?;
+            for (from, to) in desired.links() {
+                tx.execute(
+                    "INSERT INTO dependencies (from_id, to_id) VALUES (?1, ?2)",
+                    [id_of(&desired.name_of(from))?.get(), id_of(&desired.name_of(to))?.get()],
+                )?;
+            }
+            let after = load(tx)?;
+            gc_credentials(tx, &after)?;
+            Ok(summary)
+        })
+    }
+
+    /// The configured topology in the file format (secrets as references only).
+    pub fn export_toml(&self) -> Result<String, StoreError> {
+        let topology = self.topology()?;
+        topology_file::export(&topology).map_err(|e| StoreError::Corrupt { message: e.to_string() })
+    }
+
+    /// Replaces inline secrets by sealed credentials; checks that stored references exist.
+    fn seal_settings(&self, tx: &Transaction<'_>, mut spec: NodeSpec) -> Result<NodeSpec, StoreError> {
+        fn walk(store: &Store, tx: &Transaction<'_>, v: &mut ConfigValue) -> Result<(), StoreError> {
+            match v {
+                ConfigValue::Secret(SecretRef::Inline(plain)) => {
+                    let id = store.seal_credential(tx, plain)?;
+                    *v = ConfigValue::Secret(SecretRef::Stored(id));
+                }
+                ConfigValue::Secret(SecretRef::Stored(id)) => {
+                    let exists: Option<i64> = tx
+                        .query_row("SELECT id FROM credentials WHERE id = ?1", [id.get()], |r| r.get(0))
+                        .optional()?;
+                    if exists.is_none() {
+                        return Err(StoreError::Secret(crate::secrets::SecretError::Unavailable {
+                            reference: id.to_string(),
+                            message: "no such credential".into(),
+                        }));
+                    }
+                }
+                ConfigValue::Array(items) => items.iter_mut().try_for_each(|i| walk(store, tx, i))?,
+                ConfigValue::Table(t) => t.values_mut().try_for_each(|i| walk(store, tx, i))?,
+                _ => {}
+            }
+            Ok(())
+        }
+        for v in spec.connector.settings.values_mut() {
+            walk(self, tx, v)?;
+        }
+        Ok(spec)
+    }
+}
+
+/// Deletes credentials no node refers to any more.
+fn gc_credentials(tx: &Transaction<'_>, topology: &Topology) -> Result<(), StoreError> {
+    fn walk(v: &ConfigValue, out: &mut BTreeSet<i64>) {
+        match v {
+            ConfigValue::Secret(SecretRef::Stored(id)) => {
+                out.insert(id.get());
+            }
+            ConfigValue::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            ConfigValue::Table(t) => t.values().for_each(|i| walk(i, out)),
+            _ => {}
+        }
+    }
+    let mut used = BTreeSet::new();
+    for node in topology.nodes() {
+        node.spec.connector.settings.values().for_each(|v| walk(v, &mut used));
+    }
+    let all: Vec<i64> =
+        tx.prepare("SELECT id FROM credentials")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    for id in all.into_iter().filter(|id| !used.contains(id)) {
+        tx.execute("DELETE FROM credentials WHERE id = ?1", [id])?;
+    }
+    Ok(())
+}
+
+fn insert_node(tx: &Transaction<'_>, spec: &NodeSpec, parent: Option<NodeId>) -> Result<NodeId, StoreError> {
+    let now = now_ms();
+    tx.execute(
+        "INSERT INTO nodes (name, kind, parent_id, confirm_auto_shutdown, start_timeout_ms, stop_timeout_ms,
+                            connector_type, created_at, updated_at)
+         VALUES (?1, ?2, ?3, 0, 0, 0, '', ?4, ?4)",
+        params![spec.name, spec.kind.as_str(), parent.map(NodeId::get), now],
+    )?;
+    let id = NodeId::new(tx.last_insert_rowid());
+    write_node(tx, id, spec)?;
+    Ok(id)
+}
+
+fn write_node(tx: &Transaction<'_>, id: NodeId, spec: &NodeSpec) -> Result<(), StoreError> {
+    let readiness = spec.readiness.as_ref().map(|r| {
+        match r {
+            Readiness::Tcp { host, port } => json!({"tcp": {"host": host, "port": port}}),
+            Readiness::Http { url, status } => json!({"http": {"url": url, "status": status}}),
+        }
+        .to_string()
+    });
+    let offers = Value::from(spec.offers.iter().map(|c| c.as_str()).collect::<Vec<_>>()).to_string();
+    let settings = Value::Object(spec.connector.settings.iter().map(|(k, v)| (k.clone(), to_json(v))).collect());
+    tx.execute(
+        "UPDATE nodes SET name = ?1, kind = ?2, state = ?3, pinned = ?4, confirm_auto_shutdown = ?5,
+                start_timeout_ms = ?6, stop_timeout_ms = ?7, readiness = ?8, offers = ?9, connector_type = ?10,
+                connector_settings = ?11, updated_at = ?12
+         WHERE id = ?13",
+        params![
+            spec.name,
+            spec.kind.as_str(),
+            match spec.state {
+                NodeState::Configured => "configured",
+                NodeState::Discovered => "discovered",
+            },
+            spec.pinned,
+            spec.confirm_auto_shutdown,
+            spec.timeouts.start.as_millis() as i64,
+            spec.timeouts.stop.as_millis() as i64,
+            readiness,
+            offers,
+            spec.connector.type_name,
+            settings.to_string(),
+            now_ms(),
+            id.get()
+        ],
+    )?;
+    Ok(())
+}
+
+fn to_json(v: &ConfigValue) -> Value {
+    match v {
+        ConfigValue::String(s) => Value::from(s.as_str()),
+        ConfigValue::Integer(i) => Value::from(*i),
+        ConfigValue::Float(f) => Value::from(*f),
+        ConfigValue::Bool(b) => Value::from(*b),
+        ConfigValue::Array(a) => Value::Array(a.iter().map(to_json).collect()),
+        ConfigValue::Table(t) => Value::Object(t.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+        // Inline secrets are sealed before any write; this arm keeps a reference only.
+        ConfigValue::Secret(s) => json!({ "$secret": s.to_reference().unwrap_or_default() }),
+    }
+}
+
+fn from_json(v: &Value) -> Result<ConfigValue, String> {
+    Ok(match v {
+        Value::String(s) => ConfigValue::String(s.clone()),
+        Value::Bool(b) => ConfigValue::Bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => ConfigValue::Integer(i),
+            None => ConfigValue::Float(n.as_f64().ok_or("bad number")?),
+        },
+        Value::Array(a) => ConfigValue::Array(a.iter().map(from_json).collect::<Result<_, _>>()?),
+        Value::Object(o) => match o.get("$secret") {
+            Some(Value::String(r)) if o.len() == 1 => ConfigValue::Secret(SecretRef::parse(r)?),
+            _ => ConfigValue::Table(
+                o.iter().map(|(k, v)| Ok((k.clone(), from_json(v)?))).collect::<Result<_, String>>()?,
+            ),
+        },
+        Value::Null => return Err("null in connector settings".into()),
+    })
+}
+
+struct Row {
+    id: NodeId,
+    parent: Option<NodeId>,
+    spec: NodeSpec,
+}
+
+fn corrupt(id: i64, what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt { message: format!("node {id}: {what}") }
+}
+
+/// Loads the topology, checking every rule again (a database edited by hand cannot smuggle
+/// in a cycle).
+pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
+    let mut stmt = tx.prepare(
+        "SELECT id, name, kind, parent_id, state, pinned, confirm_auto_shutdown, start_timeout_ms, stop_timeout_ms,
+                readiness, offers, connector_type, connector_settings
+         FROM nodes ORDER BY id",
+    )?;
+    let raw = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<i64>>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, bool>(5)?,
+            r.get::<_, bool>(6)?,
+            r.get::<_, i64>(7)?,
+            r.get::<_, i64>(8)?,
+            r.get::<_, Option<String>>(9)?,
+            r.get::<_, String>(10)?,
+            r.get::<_, String>(11)?,
+            r.get::<_, String>(12)?,
+        ))
+    })?;
+    let mut rows = Vec::new();
+    for r in raw {
+        let (id, name, kind, parent, state, pinned, confirm, start_ms, stop_ms, readiness, offers, ctype, settings) =
+            r?;
+        let kind = Kind::parse(&kind, &BTreeSet::from([kind.clone()])).ok_or_else(|| corrupt(id, "bad kind"))?;
+        let offers: Vec<String> = serde_json::from_str(&offers).map_err(|e| corrupt(id, e))?;
+        let offers = offers
+            .iter()
+            .map(|o| o.parse::<Capability>().map_err(|_| corrupt(id, format!("bad capability {o}"))))
+            .collect::<Result<BTreeSet<_>, _>>()?;
+        let readiness =
+            readiness.map(|r| parse_readiness(&r).ok_or_else(|| corrupt(id, "bad readiness"))).transpose()?;
+        let settings: Value = serde_json::from_str(&settings).map_err(|e| corrupt(id, e))?;
+        let settings: BTreeMap<String, ConfigValue> = match settings {
+            Value::Object(o) => o
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), from_json(v).map_err(|e| corrupt(id, e))?)))
+                .collect::<Result<_, StoreError>>()?,
+            _ => return Err(corrupt(id, "connector settings are not an object")),
+        };
+        let state = match state.as_str() {
+            "discovered" => NodeState::Discovered,
+            _ => NodeState::Configured,
+        };
+        rows.push(Row {
+            id: NodeId::new(id),
+            parent: parent.map(NodeId::new),
+            spec: NodeSpec {
+                name,
+                kind,
+                pinned,
+                confirm_auto_shutdown: confirm,
+                timeouts: Timeouts {
+                    start: Duration::from_millis(start_ms.max(0) as u64),
+                    stop: Duration::from_millis(stop_ms.max(0) as u64),
+                },
+                readiness,
+                offers,
+                connector: ConnectorConfig { type_name: ctype, settings },
+                state,
+            },
+        });
+    }
+    let mut topology = Topology::new();
+    // Parents first: repeat passes until every row is placed.
+    while !rows.is_empty() {
+        let before = rows.len();
+        let mut waiting = Vec::new();
+        for row in rows {
+            if row.parent.is_none_or(|p| topology.node(p).is_some()) {
+                topology.insert_node(row.id, row.spec, row.parent).map_err(|e| corrupt(row.id.get(), e))?;
+            } else {
+                waiting.push(row);
+            }
+        }
+        if waiting.len() == before {
+            return Err(StoreError::Corrupt { message: "hosting cycle or dangling parent".into() });
+        }
+        rows = waiting;
+    }
+    let mut stmt = tx.prepare("SELECT from_id, to_id FROM dependencies ORDER BY from_id, to_id")?;
+    let links = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+    for link in links {
+        let (from, to) = link?;
+        topology.add_dependency(NodeId::new(from), NodeId::new(to)).map_err(|e| corrupt(from, e))?;
+    }
+    Ok(topology)
+}
+
+fn parse_readiness(text: &str) -> Option<Readiness> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    if let Some(t) = v.get("tcp") {
+        return Some(Readiness::Tcp {
+            host: t.get("host")?.as_str()?.to_owned(),
+            port: u16::try_from(t.get("port")?.as_u64()?).ok()?,
+        });
+    }
+    let h = v.get("http")?;
+    Some(Readiness::Http {
+        url: h.get("url")?.as_str()?.to_owned(),
+        status: u16::try_from(h.get("status")?.as_u64()?).ok()?,
+    })
+}

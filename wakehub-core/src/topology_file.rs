@@ -1,0 +1,586 @@
+//! The declarative topology file (TOML): parsing with every error at once, and export back
+//! to the same format.
+//!
+//! The file's shape is owned here, not by the model: the model types derive nothing, and
+//! this module converts both ways.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+use toml::Value;
+
+use crate::model::{
+    Capability, ConfigValue, ConnectorConfig, Kind, ModelError, NodeId, NodeSpec, NodeState, Readiness, SecretRef,
+    Topology, is_secret_key,
+};
+
+/// What the parser needs to know beyond the file.
+#[derive(Debug, Clone, Default)]
+pub struct ParseOptions {
+    /// Node kinds declared by loaded plugins.
+    pub plugin_kinds: BTreeSet<String>,
+}
+
+/// One problem in a topology file: which node, which field, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The node's name (or `node #N` when it has none); `None` for file-level problems.
+    pub node: Option<String>,
+    /// The field (`parent`, `connector.type`…); `None` when the whole entry is wrong.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+    /// The model's code when the model refused it (`CYCLE`…), else `VALIDATION`.
+    pub code: &'static str,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.node, &self.field) {
+            (Some(n), Some(field)) => write!(f, "node `{n}`, field `{field}`: {}", self.message),
+            (Some(n), None) => write!(f, "node `{n}`: {}", self.message),
+            (None, Some(field)) => write!(f, "field `{field}`: {}", self.message),
+            (None, None) => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Every problem found in a topology file. Nothing is applied when there is any.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} problem(s) in the topology file:\n{}", errors.len(), errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+pub struct ParseError {
+    /// The problems, in file order.
+    pub errors: Vec<FieldError>,
+}
+
+/// Why a topology cannot be written out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// A secret is still inline (plaintext); store the topology first so it is encrypted.
+    #[error("node `{node}`: `connector.{key}` is a plaintext secret; it is never exported")]
+    PlaintextSecret {
+        /// The node.
+        node: String,
+        /// The connector key.
+        key: String,
+    },
+}
+
+const NODE_FIELDS: [&str; 11] = [
+    "name",
+    "kind",
+    "parent",
+    "depends_on",
+    "pinned",
+    "confirm_auto_shutdown",
+    "start_timeout",
+    "stop_timeout",
+    "readiness",
+    "offers",
+    "connector",
+];
+
+struct Entry {
+    label: String,
+    spec: NodeSpec,
+    parent: Option<String>,
+    depends_on: Vec<String>,
+}
+
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn push(&mut self, node: &str, field: &str, message: impl Into<String>) {
+        self.0.push(FieldError {
+            node: Some(node.to_owned()),
+            field: (!field.is_empty()).then(|| field.to_owned()),
+            message: message.into(),
+            code: "VALIDATION",
+        });
+    }
+    fn model(&mut self, node: &str, field: &str, err: &ModelError) {
+        self.0.push(FieldError {
+            node: Some(node.to_owned()),
+            field: Some(field.to_owned()),
+            message: err.to_string(),
+            code: err.code(),
+        });
+    }
+}
+
+/// Parses and validates a topology file. All-or-nothing: any problem returns every problem
+/// found, with the node and field it concerns.
+pub fn parse(text: &str, options: &ParseOptions) -> Result<Topology, ParseError> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ParseError {
+        errors: vec![FieldError {
+            node: None,
+            field: None,
+            message: format!("not valid TOML: {}", e.to_string().trim_end()),
+            code: "VALIDATION",
+        }],
+    })?;
+    let mut errors = Errors(Vec::new());
+    let mut entries = Vec::new();
+    for (key, value) in &table {
+        if key != "node" {
+            errors.0.push(FieldError {
+                node: None,
+                field: Some(key.clone()),
+                message: "unknown top-level key (expected `[[node]]` entries)".into(),
+                code: "VALIDATION",
+            });
+            continue;
+        }
+        let Some(items) = value.as_array() else {
+            errors.0.push(FieldError {
+                node: None,
+                field: Some("node".into()),
+                message: "`node` must be an array of tables (`[[node]]`)".into(),
+                code: "VALIDATION",
+            });
+            continue;
+        };
+        for (i, item) in items.iter().enumerate() {
+            if let Some(entry) = parse_entry(i + 1, item, options, &mut errors) {
+                entries.push(entry);
+            }
+        }
+    }
+    let topology = build(entries, &mut errors);
+    if errors.0.is_empty() { Ok(topology) } else { Err(ParseError { errors: errors.0 }) }
+}
+
+fn parse_entry(index: usize, item: &Value, options: &ParseOptions, errors: &mut Errors) -> Option<Entry> {
+    let Some(t) = item.as_table() else {
+        errors.push(&format!("node #{index}"), "", "each `[[node]]` entry must be a table");
+        return None;
+    };
+    let name = t.get("name").and_then(Value::as_str);
+    let label = name.map_or_else(|| format!("node #{index}"), str::to_owned);
+    let before = errors.0.len();
+    let name = match t.get("name") {
+        None => {
+            errors.push(&label, "name", "missing (every node needs a unique name)");
+            String::new()
+        }
+        Some(Value::String(s)) => {
+            if let Err(reason) = crate::model::validate_name(s) {
+                errors.push(&label, "name", reason);
+            }
+            s.clone()
+        }
+        Some(_) => {
+            errors.push(&label, "name", "must be a string");
+            String::new()
+        }
+    };
+    for key in t.keys() {
+        if !NODE_FIELDS.contains(&key.as_str()) {
+            errors.push(&label, key, format!("unknown field (expected one of: {})", NODE_FIELDS.join(", ")));
+        }
+    }
+    let kind = match t.get("kind") {
+        None => {
+            errors.push(&label, "kind", "missing (physical, vm, lxc, container, or a plugin kind)");
+            None
+        }
+        Some(Value::String(s)) => {
+            let kind = Kind::parse(s, &options.plugin_kinds);
+            if kind.is_none() {
+                let mut known = vec!["physical", "vm", "lxc", "container"];
+                known.extend(options.plugin_kinds.iter().map(String::as_str));
+                errors.push(&label, "kind", format!("unknown kind `{s}` (expected one of: {})", known.join(", ")));
+            }
+            kind
+        }
+        Some(_) => {
+            errors.push(&label, "kind", "must be a string");
+            None
+        }
+    };
+    let parent = opt_string(t, "parent", &label, errors);
+    let depends_on = match t.get("depends_on") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| {
+                let s = v.as_str();
+                if s.is_none() {
+                    errors.push(&label, "depends_on", "must be a list of node names");
+                }
+                s.map(str::to_owned)
+            })
+            .collect(),
+        Some(_) => {
+            errors.push(&label, "depends_on", "must be a list of node names");
+            Vec::new()
+        }
+    };
+    let pinned = opt_bool(t, "pinned", &label, errors);
+    let confirm = opt_bool(t, "confirm_auto_shutdown", &label, errors);
+    let start_timeout = opt_duration(t, "start_timeout", &label, errors);
+    let stop_timeout = opt_duration(t, "stop_timeout", &label, errors);
+    let readiness = t.get("readiness").and_then(|v| parse_readiness(v, &label, errors));
+    let mut offers = BTreeSet::new();
+    match t.get("offers") {
+        None => {}
+        Some(Value::Array(items)) => {
+            for v in items {
+                match v.as_str().map(str::parse::<Capability>) {
+                    Some(Ok(c)) => {
+                        offers.insert(c);
+                    }
+                    _ => errors.push(&label, "offers", format!("unknown capability {v} (expected proxmox, docker)")),
+                }
+            }
+        }
+        Some(_) => errors.push(&label, "offers", "must be a list such as [\"proxmox\", \"docker\"]"),
+    }
+    let connector = match t.get("connector") {
+        None => {
+            errors.push(&label, "connector", "missing (a `[node.connector]` table with a `type`)");
+            None
+        }
+        Some(Value::Table(c)) => parse_connector(c, &label, errors),
+        Some(_) => {
+            errors.push(&label, "connector", "must be a table");
+            None
+        }
+    };
+    if errors.0.len() != before {
+        return None;
+    }
+    let (kind, connector) = (kind?, connector?);
+    let mut spec = NodeSpec::new(name, kind, connector);
+    spec.pinned = pinned.unwrap_or(false);
+    if let Some(c) = confirm {
+        spec.confirm_auto_shutdown = c;
+    }
+    if let Some(d) = start_timeout {
+        spec.timeouts.start = d;
+    }
+    if let Some(d) = stop_timeout {
+        spec.timeouts.stop = d;
+    }
+    spec.readiness = readiness;
+    spec.offers = offers;
+    Some(Entry { label, spec, parent, depends_on })
+}
+
+fn opt_string(t: &toml::Table, key: &str, label: &str, errors: &mut Errors) -> Option<String> {
+    match t.get(key) {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            errors.push(label, key, "must be a string");
+            None
+        }
+    }
+}
+
+fn opt_bool(t: &toml::Table, key: &str, label: &str, errors: &mut Errors) -> Option<bool> {
+    match t.get(key) {
+        None => None,
+        Some(Value::Boolean(b)) => Some(*b),
+        Some(_) => {
+            errors.push(label, key, "must be true or false");
+            None
+        }
+    }
+}
+
+fn opt_duration(t: &toml::Table, key: &str, label: &str, errors: &mut Errors) -> Option<Duration> {
+    let s = opt_string(t, key, label, errors)?;
+    match humantime::parse_duration(&s) {
+        Ok(d) if d.is_zero() => {
+            errors.push(label, key, "must be longer than zero");
+            None
+        }
+        Ok(d) if d > Duration::from_secs(24 * 3600) => {
+            errors.push(label, key, "must be at most 24h");
+            None
+        }
+        Ok(d) => Some(d),
+        Err(e) => {
+            errors.push(label, key, format!("`{s}` is not a duration such as \"90s\" or \"5m\" ({e})"));
+            None
+        }
+    }
+}
+
+fn parse_readiness(v: &Value, label: &str, errors: &mut Errors) -> Option<Readiness> {
+    let Some(t) = v.as_table() else {
+        errors.push(label, "readiness", "must be a table: { tcp = \"host:port\" } or { http = \"URL\", status = 200 }");
+        return None;
+    };
+    for key in t.keys() {
+        if !["tcp", "http", "status"].contains(&key.as_str()) {
+            errors.push(label, &format!("readiness.{key}"), "unknown field (expected tcp, or http and status)");
+        }
+    }
+    match (t.get("tcp"), t.get("http")) {
+        (Some(Value::String(addr)), None) => {
+            if t.contains_key("status") {
+                errors.push(label, "readiness.status", "only applies to an http probe");
+            }
+            let parsed = addr.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)));
+            match parsed {
+                Some((host, port)) if !host.is_empty() && port != 0 => {
+                    Some(Readiness::Tcp { host: host.trim_matches(['[', ']']).to_owned(), port })
+                }
+                _ => {
+                    errors.push(label, "readiness.tcp", format!("`{addr}` is not host:port"));
+                    None
+                }
+            }
+        }
+        (None, Some(Value::String(url))) => {
+            let status = match t.get("status") {
+                None => 200,
+                Some(Value::Integer(n)) if (100..=599).contains(n) => *n as u16,
+                Some(_) => {
+                    errors.push(label, "readiness.status", "must be an HTTP status code (100-599)");
+                    return None;
+                }
+            };
+            let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+            if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+                errors.push(label, "readiness.http", format!("`{url}` is not an http:// or https:// URL"));
+                return None;
+            }
+            Some(Readiness::Http { url: url.clone(), status })
+        }
+        (Some(_), Some(_)) => {
+            errors.push(label, "readiness", "give either `tcp` or `http`, not both");
+            None
+        }
+        _ => {
+            errors.push(label, "readiness", "needs `tcp = \"host:port\"` or `http = \"URL\"` (a string)");
+            None
+        }
+    }
+}
+
+fn parse_connector(t: &toml::Table, label: &str, errors: &mut Errors) -> Option<ConnectorConfig> {
+    let type_name = match t.get("type") {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(_) => {
+            errors.push(label, "connector.type", "must be a non-empty string such as \"sim\" or \"proxmox\"");
+            None
+        }
+        None => {
+            errors.push(label, "connector.type", "missing (which connector drives this node)");
+            None
+        }
+    };
+    let mut settings = BTreeMap::new();
+    for (key, value) in t.iter().filter(|(k, _)| *k != "type") {
+        let field = format!("connector.{key}");
+        if is_secret_key(key) {
+            match value.as_str().map(SecretRef::parse) {
+                Some(Ok(secret)) => {
+                    settings.insert(key.clone(), ConfigValue::Secret(secret));
+                }
+                Some(Err(e)) => errors.push(label, &field, e),
+                None => errors.push(label, &field, "a secret must be a string (inline, \"env:VAR\" or \"file:PATH\")"),
+            }
+            continue;
+        }
+        match config_value(value) {
+            Ok(v) => {
+                settings.insert(key.clone(), v);
+            }
+            Err(e) => errors.push(label, &field, e),
+        }
+    }
+    Some(ConnectorConfig { type_name: type_name?, settings })
+}
+
+fn config_value(v: &Value) -> Result<ConfigValue, String> {
+    Ok(match v {
+        Value::String(s) => ConfigValue::String(s.clone()),
+        Value::Integer(i) => ConfigValue::Integer(*i),
+        Value::Float(f) => ConfigValue::Float(*f),
+        Value::Boolean(b) => ConfigValue::Bool(*b),
+        Value::Array(a) => ConfigValue::Array(a.iter().map(config_value).collect::<Result<_, _>>()?),
+        Value::Table(t) => {
+            ConfigValue::Table(t.iter().map(|(k, v)| Ok((k.clone(), config_value(v)?))).collect::<Result<_, String>>()?)
+        }
+        Value::Datetime(_) => return Err("dates are not supported in connector settings".into()),
+    })
+}
+
+/// Inserts the parsed entries: parents before children, then the dependency links; every
+/// refusal of the model becomes a field error.
+fn build(entries: Vec<Entry>, errors: &mut Errors) -> Topology {
+    let mut topology = Topology::new();
+    let declared: BTreeSet<String> = entries.iter().map(|e| e.spec.name.clone()).collect();
+    let mut seen_names = BTreeSet::new();
+    let mut pending = Vec::new();
+    for entry in entries {
+        if !seen_names.insert(entry.spec.name.clone()) {
+            errors.push(&entry.label, "name", "another node already has this name");
+        } else if let Some(parent) = entry.parent.as_ref().filter(|p| !declared.contains(*p)) {
+            errors.push(&entry.label, "parent", format!("unknown node `{parent}`"));
+        } else {
+            pending.push(entry);
+        }
+    }
+    let mut inserted: Vec<(String, Vec<String>)> = Vec::new();
+    let mut failed: BTreeSet<String> = BTreeSet::new();
+    loop {
+        let mut progress = false;
+        let mut waiting = Vec::new();
+        for entry in pending {
+            let parent = match &entry.parent {
+                None => None,
+                Some(p) if failed.contains(p) => {
+                    // The parent's own error is reported; the child cannot be placed.
+                    failed.insert(entry.spec.name.clone());
+                    progress = true;
+                    continue;
+                }
+                Some(p) => match topology.by_name(p) {
+                    Some(node) => Some(node.id),
+                    None => {
+                        waiting.push(entry);
+                        continue;
+                    }
+                },
+            };
+            progress = true;
+            let name = entry.spec.name.clone();
+            match topology.add_node(entry.spec, parent) {
+                Ok(_) => inserted.push((entry.label, entry.depends_on)),
+                Err(e) => {
+                    let field = match e {
+                        ModelError::InvalidParent { .. } => "parent",
+                        ModelError::CannotOffer { .. } => "offers",
+                        _ => "name",
+                    };
+                    errors.model(&entry.label, field, &e);
+                    failed.insert(name);
+                }
+            }
+        }
+        pending = waiting;
+        if pending.is_empty() || !progress {
+            break;
+        }
+    }
+    for entry in pending {
+        errors.push(
+            &entry.label,
+            "parent",
+            format!("hosting cycle: `{}` is (indirectly) hosted by itself", entry.spec.name),
+        );
+    }
+    for (label, depends_on) in inserted {
+        let Some(from) = topology.by_name(&label).map(|n| n.id) else { continue };
+        for dep in depends_on {
+            match topology.by_name(&dep).map(|n| n.id) {
+                Some(to) => {
+                    if let Err(e) = topology.add_dependency(from, to) {
+                        errors.model(&label, "depends_on", &e);
+                    }
+                }
+                None if failed.contains(&dep) => {}
+                None => errors.push(&label, "depends_on", format!("unknown node `{dep}`")),
+            }
+        }
+    }
+    topology
+}
+
+/// Writes the configured nodes of a topology in the file format, hosts before what they
+/// host. Secrets are written as references (`env:`, `file:`, `credential:N`), never in
+/// plaintext.
+pub fn export(topology: &Topology) -> Result<String, ExportError> {
+    let mut order: Vec<NodeId> = Vec::new();
+    let mut roots: Vec<&crate::model::Node> = topology.nodes().filter(|n| n.parent.is_none()).collect();
+    roots.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+    for root in roots {
+        order.push(root.id);
+        order.extend(topology.hosted_descendants(root.id));
+    }
+    let mut nodes = Vec::new();
+    for id in order {
+        let Some(node) = topology.node(id) else { continue };
+        if node.spec.state != NodeState::Configured {
+            continue;
+        }
+        let spec = &node.spec;
+        let defaults = spec.kind.default_timeouts();
+        let mut t = toml::Table::new();
+        t.insert("name".into(), spec.name.clone().into());
+        t.insert("kind".into(), spec.kind.to_string().into());
+        if let Some(p) = node.parent {
+            t.insert("parent".into(), topology.name_of(p).into());
+        }
+        let deps = topology.dependencies(id);
+        if !deps.is_empty() {
+            let mut names: Vec<String> = deps.iter().map(|d| topology.name_of(*d)).collect();
+            names.sort();
+            t.insert("depends_on".into(), Value::Array(names.into_iter().map(Value::from).collect()));
+        }
+        if !spec.offers.is_empty() {
+            t.insert("offers".into(), Value::Array(spec.offers.iter().map(|c| Value::from(c.as_str())).collect()));
+        }
+        if spec.pinned {
+            t.insert("pinned".into(), true.into());
+        }
+        if spec.confirm_auto_shutdown != spec.kind.default_confirm_auto_shutdown() {
+            t.insert("confirm_auto_shutdown".into(), spec.confirm_auto_shutdown.into());
+        }
+        if spec.timeouts.start != defaults.start {
+            t.insert("start_timeout".into(), humantime::format_duration(spec.timeouts.start).to_string().into());
+        }
+        if spec.timeouts.stop != defaults.stop {
+            t.insert("stop_timeout".into(), humantime::format_duration(spec.timeouts.stop).to_string().into());
+        }
+        if let Some(r) = &spec.readiness {
+            let mut rt = toml::Table::new();
+            match r {
+                Readiness::Tcp { host, port } => {
+                    let host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+                    rt.insert("tcp".into(), format!("{host}:{port}").into());
+                }
+                Readiness::Http { url, status } => {
+                    rt.insert("http".into(), url.clone().into());
+                    rt.insert("status".into(), i64::from(*status).into());
+                }
+            }
+            t.insert("readiness".into(), Value::Table(rt));
+        }
+        let mut ct = toml::Table::new();
+        ct.insert("type".into(), spec.connector.type_name.clone().into());
+        for (key, value) in &spec.connector.settings {
+            ct.insert(
+                key.clone(),
+                export_value(value)
+                    .ok_or_else(|| ExportError::PlaintextSecret { node: spec.name.clone(), key: key.clone() })?,
+            );
+        }
+        t.insert("connector".into(), Value::Table(ct));
+        nodes.push(Value::Table(t));
+    }
+    let mut root = toml::Table::new();
+    root.insert("node".into(), Value::Array(nodes));
+    Ok(toml::to_string(&root).unwrap_or_default())
+}
+
+fn export_value(v: &ConfigValue) -> Option<Value> {
+    Some(match v {
+        ConfigValue::String(s) => s.clone().into(),
+        ConfigValue::Integer(i) => (*i).into(),
+        ConfigValue::Float(f) => (*f).into(),
+        ConfigValue::Bool(b) => (*b).into(),
+        ConfigValue::Array(a) => Value::Array(a.iter().map(export_value).collect::<Option<_>>()?),
+        ConfigValue::Table(t) => {
+            Value::Table(t.iter().map(|(k, v)| Some((k.clone(), export_value(v)?))).collect::<Option<_>>()?)
+        }
+        ConfigValue::Secret(s) => s.to_reference()?.into(),
+    })
+}
