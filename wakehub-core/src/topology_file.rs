@@ -377,38 +377,37 @@ fn parse_connector(t: &toml::Table, label: &str, errors: &mut Errors) -> Option<
     };
     let mut settings = BTreeMap::new();
     for (key, value) in t.iter().filter(|(k, _)| *k != "type") {
-        let field = format!("connector.{key}");
-        if is_secret_key(key) {
-            match value.as_str().map(SecretRef::parse) {
-                Some(Ok(secret)) => {
-                    settings.insert(key.clone(), ConfigValue::Secret(secret));
-                }
-                Some(Err(e)) => errors.push(label, &field, e),
-                None => errors.push(label, &field, "a secret must be a string (inline, \"env:VAR\" or \"file:PATH\")"),
-            }
-            continue;
-        }
-        match config_value(value) {
+        match setting(key, value) {
             Ok(v) => {
                 settings.insert(key.clone(), v);
             }
-            Err(e) => errors.push(label, &field, e),
+            Err((path, e)) => errors.push(label, &format!("connector.{path}"), e),
         }
     }
     Some(ConnectorConfig { type_name: type_name?, settings })
 }
 
-fn config_value(v: &Value) -> Result<ConfigValue, String> {
+/// One connector setting; keys named like secrets (at any depth) become [`SecretRef`]s.
+/// An error carries the dotted path of the offending key.
+fn setting(key: &str, v: &Value) -> Result<ConfigValue, (String, String)> {
+    if is_secret_key(key) {
+        return match v.as_str().map(SecretRef::parse) {
+            Some(Ok(secret)) => Ok(ConfigValue::Secret(secret)),
+            Some(Err(e)) => Err((key.to_owned(), e)),
+            None => Err((key.to_owned(), "a secret must be a string (inline, \"env:VAR\" or \"file:PATH\")".into())),
+        };
+    }
+    let nested = |k: &str, v: &Value| setting(k, v).map_err(|(path, e)| (format!("{key}.{path}"), e));
     Ok(match v {
         Value::String(s) => ConfigValue::String(s.clone()),
         Value::Integer(i) => ConfigValue::Integer(*i),
         Value::Float(f) => ConfigValue::Float(*f),
         Value::Boolean(b) => ConfigValue::Bool(*b),
-        Value::Array(a) => ConfigValue::Array(a.iter().map(config_value).collect::<Result<_, _>>()?),
-        Value::Table(t) => {
-            ConfigValue::Table(t.iter().map(|(k, v)| Ok((k.clone(), config_value(v)?))).collect::<Result<_, String>>()?)
-        }
-        Value::Datetime(_) => return Err("dates are not supported in connector settings".into()),
+        Value::Array(a) => ConfigValue::Array(a.iter().map(|v| nested("[]", v)).collect::<Result<_, _>>()?),
+        Value::Table(t) => ConfigValue::Table(
+            t.iter().map(|(k, v)| Ok((k.clone(), nested(k, v)?))).collect::<Result<_, (String, String)>>()?,
+        ),
+        Value::Datetime(_) => return Err((key.to_owned(), "dates are not supported in connector settings".into())),
     })
 }
 

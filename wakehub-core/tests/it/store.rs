@@ -1,0 +1,184 @@
+//! The SQLite store: migrations (against a committed fixture of every schema version),
+//! transactional import, encrypted credentials.
+
+use std::path::{Path, PathBuf};
+
+use wakehub_core::model::{ConfigValue, Kind, SecretRef};
+use wakehub_core::secrets::MasterKey;
+use wakehub_core::store::{SCHEMA_VERSION, Store, StoreError};
+use wakehub_core::topology_file::ParseOptions;
+
+use crate::support::spec;
+
+/// The key the fixtures were written with (test data only).
+const FIXTURE_KEY: &str = "d2FrZWh1Yi10ZXN0LWZpeHR1cmUta2V5LTMyYnl0ZXM=";
+const HOMELAB: &str = include_str!("../../../examples/homelab.toml");
+
+fn fixture(version: i64) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/store-v{version}.db"))
+}
+
+fn key() -> MasterKey {
+    MasterKey::from_base64(FIXTURE_KEY, "test").unwrap()
+}
+
+fn with_secret() -> String {
+    HOMELAB.replacen(
+        "type = \"sim\"\ninitially = \"off\"",
+        "type = \"sim\"\nssh_password = \"hunter2\"\ninitially = \"off\"",
+        1,
+    )
+}
+
+/// `WAKEHUB_WRITE_FIXTURE=1 cargo test` writes the fixture of the current schema version
+/// (do it once per new version, then commit it and never change it).
+#[test]
+fn databases_of_every_released_version_open_and_migrate() {
+    if std::env::var_os("WAKEHUB_WRITE_FIXTURE").is_some() {
+        let path = fixture(SCHEMA_VERSION);
+        let _ = std::fs::remove_file(&path);
+        let store = Store::open(&path, key()).unwrap();
+        store.import_toml(&with_secret(), &ParseOptions::default()).unwrap();
+        drop(store);
+    }
+    for version in 1..=SCHEMA_VERSION {
+        let src = fixture(version);
+        assert!(src.exists(), "missing fixture {} — every schema version keeps one", src.display());
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("copy.db");
+        std::fs::copy(&src, &db).unwrap();
+        let store = Store::open(&db, key()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let t = store.topology().unwrap();
+        assert_eq!(t.len(), 11, "fixture v{version}");
+        assert_eq!(t.links().count(), 3);
+        let m1 = t.by_name("machine1").unwrap();
+        let ConfigValue::Secret(secret) = &m1.spec.connector.settings["ssh_password"] else { panic!("secret") };
+        assert!(matches!(secret, SecretRef::Stored(_)));
+        assert_eq!(store.resolve_secret(secret).unwrap().expose(), "hunter2");
+        // A wrong key is refused at open, not at first use.
+        drop(store);
+        assert!(matches!(Store::open(&db, MasterKey::generate()), Err(StoreError::WrongMasterKey)));
+    }
+}
+
+#[test]
+fn a_database_from_a_newer_wakehub_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("new.db");
+    drop(Store::open(&db, key()).unwrap());
+    let conn = rusqlite_free_bump(&db);
+    assert!(conn.is_ok());
+    let err = Store::open(&db, key()).unwrap_err();
+    assert_eq!(err.code(), "STORE_TOO_NEW");
+}
+
+/// Bumps `user_version` with the sqlite3 CLI-free path: reopen through the store's own file
+/// by writing the header field (offset 60, big-endian) directly.
+fn rusqlite_free_bump(db: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(db)?;
+    let mut header = [0u8; 100];
+    f.read_exact(&mut header)?;
+    f.seek(SeekFrom::Start(60))?;
+    f.write_all(&((SCHEMA_VERSION + 1) as u32).to_be_bytes())?;
+    Ok(())
+}
+
+#[test]
+fn credentials_are_encrypted_at_rest_and_never_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let store = Store::open(&db, key()).unwrap();
+    store.import_toml(&with_secret(), &ParseOptions::default()).unwrap();
+    let exported = store.export_toml().unwrap();
+    assert!(!exported.contains("hunter2"));
+    assert!(exported.contains("ssh_password = \"credential:"), "{exported}");
+    // Re-importing the export keeps the same credential.
+    let summary = store.import_toml(&exported, &ParseOptions::default()).unwrap();
+    assert_eq!(summary.unchanged.len(), 11, "{summary:?}");
+    let m1 = store.topology().unwrap().by_name("machine1").unwrap().clone();
+    let ConfigValue::Secret(secret) = &m1.spec.connector.settings["ssh_password"] else { panic!() };
+    assert_eq!(store.resolve_secret(secret).unwrap().expose(), "hunter2");
+    drop(store);
+    for file in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(file.unwrap().path()).unwrap();
+        assert!(!bytes.windows(7).any(|w| w == b"hunter2"), "plaintext secret on disk");
+    }
+    // A reference to a credential that does not exist is refused.
+    let store = Store::open(&db, key()).unwrap();
+    let bad = exported.replacen("credential:", "credential:999", 1);
+    assert_eq!(store.import_toml(&bad, &ParseOptions::default()).unwrap_err().code(), "SECRET_UNAVAILABLE");
+}
+
+#[test]
+fn import_is_all_or_nothing_and_keeps_ids() {
+    let store = Store::open_in_memory(key()).unwrap();
+    let summary = store.import_toml(HOMELAB, &ParseOptions::default()).unwrap();
+    assert_eq!(summary.added.len(), 11);
+    let before = store.topology().unwrap();
+    let jelly = before.by_name("lxc-jellyfin").unwrap().id;
+
+    // A file with an error changes nothing.
+    let broken =
+        format!("{HOMELAB}\n[[node]]\nname = \"nas\"\nkind = \"physical\"\n[node.connector]\ntype = \"sim\"\n");
+    let err = store.import_toml(&broken, &ParseOptions::default()).unwrap_err();
+    assert_eq!(err.code(), "VALIDATION");
+    assert_eq!(store.export_toml().unwrap(), wakehub_core::topology_file::export(&before).unwrap());
+
+    // Removing a node and changing another keeps the others' ids.
+    let changed = HOMELAB
+        .replace(
+            "name = \"lxc-cloudflared\"\nkind = \"lxc\"",
+            "name = \"lxc-cloudflared\"\nkind = \"lxc\"\npinned = true",
+        )
+        .replace("depends_on = [\"lxc-jellyfin\"]\n", "");
+    let summary = store.import_toml(&changed, &ParseOptions::default()).unwrap();
+    assert_eq!(summary.updated, ["sandbox", "lxc-cloudflared"]);
+    assert!(summary.added.is_empty() && summary.removed.is_empty());
+    let after = store.topology().unwrap();
+    assert_eq!(after.by_name("lxc-jellyfin").unwrap().id, jelly);
+    assert_eq!(after.links().count(), 2);
+
+    let without_ubuntu = changed.replace(
+        "[[node]]\nname = \"vm-ubuntu\"\nkind = \"vm\"\nparent = \"machine1\"\n[node.connector]\ntype = \"sim\"\ninitially = \"off\"\nstart_delay_ms = 1500\nstop_delay_ms = 1000\n",
+        "",
+    );
+    assert_ne!(without_ubuntu, changed);
+    let summary = store.import_toml(&without_ubuntu, &ParseOptions::default()).unwrap();
+    assert_eq!(summary.removed, ["vm-ubuntu"]);
+}
+
+#[test]
+fn single_changes_are_validated_in_the_store() {
+    let store = Store::open_in_memory(key()).unwrap();
+    store.import_toml(HOMELAB, &ParseOptions::default()).unwrap();
+    let t = store.topology().unwrap();
+    let n = |name: &str| t.by_name(name).unwrap().id;
+    let err = store.add_dependency(n("nas"), n("sandbox")).unwrap_err();
+    assert_eq!(err.code(), "CYCLE");
+    assert_eq!(err.to_string(), "this would close a cycle: nas → sandbox → lxc-jellyfin → nas");
+    store.add_dependency(n("vm-ubuntu"), n("nas")).unwrap();
+    assert_eq!(store.add_dependency(n("vm-ubuntu"), n("nas")).unwrap_err().code(), "CONFLICT");
+    store.remove_dependency(n("vm-ubuntu"), n("nas")).unwrap();
+    assert_eq!(store.remove_node(n("machine1")).unwrap_err().code(), "CONFLICT");
+    let id = store.add_node(spec("pi", Kind::Physical, &[wakehub_core::model::Capability::Docker]), None).unwrap();
+    let c = store.add_node(spec("grafana", Kind::Container, &[]), Some(id)).unwrap();
+    assert_eq!(store.add_node(spec("bad", Kind::Container, &[]), Some(n("nas"))).unwrap_err().code(), "VALIDATION");
+    store.set_parent(c, Some(n("vm-docker"))).unwrap();
+    store.remove_node(id).unwrap();
+    let t = store.topology().unwrap();
+    assert_eq!(t.parent(c), Some(n("vm-docker")));
+    // A removed node's id is never reused.
+    let again = store.add_node(spec("pi2", Kind::Physical, &[]), None).unwrap();
+    assert!(again.get() > id.get());
+}
+
+#[tokio::test]
+async fn usable_from_async_code() {
+    let store = Store::open_in_memory(key()).unwrap();
+    let summary = store.run(|s| s.import_toml(HOMELAB, &ParseOptions::default())).await.unwrap();
+    assert_eq!(summary.added.len(), 11);
+    let len = store.run(|s| s.topology().map(|t| t.len())).await.unwrap();
+    assert_eq!(len, 11);
+}
