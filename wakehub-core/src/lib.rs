@@ -9,6 +9,9 @@
 //! - [`topology_file`]: the declarative TOML topology file.
 //! - [`store`]: SQLite persistence (migrations, topology, encrypted credentials).
 //! - [`secrets`]: the master key and AES-256-GCM sealing.
+//! - [`connector`]: the `Connector` trait every platform implements, and the simulator.
+//! - [`engine`]: the pure planner and the executor that runs cascades.
+//! - [`events`]: the journal's events.
 //!
 //! ## Cargo features
 //!
@@ -16,6 +19,9 @@
 //! | --- | --- | --- |
 //! | `sim` | yes | the simulated connector (`type = "sim"`) for tests and the demo |
 
+pub mod connector;
+pub mod engine;
+pub mod events;
 pub mod model;
 pub mod secrets;
 pub mod store;

@@ -1,16 +1,41 @@
 //! `wakehub`: the reference WakeHub binary.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
-use clap::{Parser, Subcommand};
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use futures::StreamExt;
+use wakehub_core::connector::Registry;
+use wakehub_core::engine::{Action, Engine, EngineConfig};
+use wakehub_core::events::{EventKind, StepStatus};
+use wakehub_core::model::Topology;
+use wakehub_core::secrets::MasterKey;
+use wakehub_core::store::Store;
 use wakehub_core::topology_file::{self, ParseOptions};
+use wakehub_graphql::render;
 
 #[derive(Parser)]
 #[command(name = "wakehub", version, about = "Power a homelab on and off as a whole")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CliAction {
+    Start,
+    Stop,
+}
+
+impl From<CliAction> for Action {
+    fn from(a: CliAction) -> Action {
+        match a {
+            CliAction::Start => Action::Start,
+            CliAction::Stop => Action::Stop,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -20,33 +45,193 @@ enum Command {
         /// The topology file (TOML).
         file: PathBuf,
     },
+    /// Show what starting or stopping a node would do now (a dry run).
+    Plan {
+        /// The topology file (TOML).
+        file: PathBuf,
+        /// `start` or `stop`.
+        action: CliAction,
+        /// The node, by name.
+        node: String,
+        /// Print the plan as JSON (a stable shape for scripts).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a node and everything it needs, showing each step live.
+    Start {
+        /// The topology file (TOML).
+        file: PathBuf,
+        /// The node, by name.
+        node: String,
+        /// Steps that may run at once (1 = strictly one at a time).
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+    /// Stop a node and everything that cannot run without it, showing each step live.
+    Stop {
+        /// The topology file (TOML).
+        file: PathBuf,
+        /// The node, by name.
+        node: String,
+        /// Steps that may run at once (1 = strictly one at a time).
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Check { file } => check(&file),
+        Command::Plan { file, action, node, json } => {
+            runtime().and_then(|rt| rt.block_on(plan(&file, action.into(), &node, json)))
+        }
+        Command::Start { file, node, concurrency } => {
+            runtime().and_then(|rt| rt.block_on(cascade(&file, Action::Start, &node, concurrency)))
+        }
+        Command::Stop { file, node, concurrency } => {
+            runtime().and_then(|rt| rt.block_on(cascade(&file, Action::Stop, &node, concurrency)))
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
     }
 }
 
-fn check(file: &PathBuf) -> ExitCode {
-    let text = match std::fs::read_to_string(file) {
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+/// Reads and validates a topology file; `Err` holds the message and exit code 1.
+fn load(file: &Path) -> anyhow::Result<Result<Topology, String>> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let topology = match topology_file::parse(&text, &ParseOptions::default()) {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", file.display());
-            return ExitCode::from(2);
-        }
+        Err(e) => return Ok(Err(format!("{}: {e}", file.display()))),
     };
-    match topology_file::parse(&text, &ParseOptions::default()) {
+    let problems = Registry::builtin().validate(&topology);
+    if !problems.is_empty() {
+        let lines: Vec<String> =
+            problems.iter().map(|(node, p)| format!("  - node `{node}`, field `connector`: {p}")).collect();
+        return Ok(Err(format!(
+            "{}: {} problem(s) in the topology file:\n{}",
+            file.display(),
+            lines.len(),
+            lines.join("\n")
+        )));
+    }
+    Ok(Ok(topology))
+}
+
+fn check(file: &Path) -> anyhow::Result<ExitCode> {
+    match load(file)? {
         Ok(topology) => {
             let links = topology.links().count();
             println!("{}: {} nodes, {} dependency links — valid\n", file.display(), topology.len(), links);
-            print!("{}", wakehub_graphql::render::tree(&topology));
-            ExitCode::SUCCESS
+            print!("{}", render::tree(&topology));
+            Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
-            eprintln!("error: {}: {e}", file.display());
-            ExitCode::from(1)
+        Err(message) => {
+            eprintln!("error: {message}");
+            Ok(ExitCode::from(1))
         }
     }
+}
+
+/// An engine over a private in-memory store holding the file's topology.
+fn engine_for(topology: &Topology, concurrency: usize) -> anyhow::Result<Engine> {
+    let store = Store::open_in_memory(MasterKey::generate())?;
+    store.import(topology)?;
+    Ok(Engine::new(store, Registry::builtin(), EngineConfig { concurrency, ..EngineConfig::default() })?)
+}
+
+async fn plan(file: &Path, action: Action, node: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let topology = match load(file)? {
+        Ok(t) => t,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let engine = engine_for(&topology, 4)?;
+    let stored = engine.store().topology()?;
+    let Some(target) = stored.by_name(node) else { bail!("unknown node `{node}` in {}", file.display()) };
+    let plan = engine.plan(target.id, action).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&render::plan_json(&stored, &plan))?);
+    } else {
+        print!("{}", render::plan(&stored, &plan));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cascade(file: &Path, action: Action, node: &str, concurrency: usize) -> anyhow::Result<ExitCode> {
+    let topology = match load(file)? {
+        Ok(t) => t,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let engine = engine_for(&topology, concurrency)?;
+    let stored = engine.store().topology()?;
+    let Some(target) = stored.by_name(node) else { bail!("unknown node `{node}` in {}", file.display()) };
+    let plan = engine.plan(target.id, action).await?;
+    print!("{}", render::plan(&stored, &plan));
+    let after = engine.store().last_event_id()?;
+    let mut events = engine.subscribe(after);
+    let began = Instant::now();
+    let record = engine.request(target.id, action).await?;
+    let width = stored.nodes().map(|n| n.name().len()).max().unwrap_or(8);
+    let mut step_began = std::collections::HashMap::new();
+    while let Some(event) = events.next().await {
+        let event = event?;
+        let at = render::short(began.elapsed());
+        match event.kind {
+            EventKind::CascadeProgress { cascade, current, step, total_steps, .. } if cascade == record.id => {
+                let detail = match current.step_status {
+                    StepStatus::Running => {
+                        step_began.insert(current.node, Instant::now());
+                        format!("{}…", current.state)
+                    }
+                    StepStatus::Failed => "failed ✗".to_owned(),
+                    status => {
+                        let took =
+                            step_began.get(&current.node).map(|t| render::short(t.elapsed())).unwrap_or_default();
+                        let word = match status {
+                            StepStatus::Skipped => "skipped",
+                            StepStatus::Joined => "joined",
+                            _ => "done",
+                        };
+                        format!("{} ✓ {word} in {took}  [{step}/{total_steps}]", current.state)
+                    }
+                };
+                println!("  [{at:>6}] {:width$}  {detail}", current.name);
+            }
+            EventKind::NodeKept { cascade, name, reason, .. } if cascade == record.id => {
+                println!("  [{at:>6}] {name:width$}  kept on: {reason}");
+            }
+            EventKind::ShutdownProposed { cascade, name, reason, proposal, .. } if cascade == record.id => {
+                println!("  [{at:>6}] {name:width$}  shutdown proposed ({proposal}): {reason}");
+            }
+            EventKind::CascadeComplete { cascade, .. } if cascade == record.id => {
+                println!("✔ {action} {node} completed in {}", render::short(began.elapsed()));
+                return Ok(ExitCode::SUCCESS);
+            }
+            EventKind::CascadeError { cascade, code, message, status, .. } if cascade == record.id => {
+                println!(
+                    "✘ {action} {node} {} after {}: {code}: {message}",
+                    status.as_str(),
+                    render::short(began.elapsed())
+                );
+                return Ok(ExitCode::from(1));
+            }
+            _ => {}
+        }
+    }
+    bail!("the event stream ended before the cascade did")
 }

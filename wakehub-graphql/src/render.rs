@@ -57,3 +57,81 @@ fn line(topology: &Topology, id: NodeId, lead: &str, child_lead: &str, out: &mut
         line(topology, c, &format!("{child_lead}{branch}"), &format!("{child_lead}{next}"), out);
     }
 }
+
+/// A plan as a person reads it.
+pub fn plan(topology: &Topology, plan: &wakehub_core::engine::Plan) -> String {
+    let mut out = String::new();
+    let name = |id: NodeId| topology.name_of(id);
+    let _ = writeln!(
+        out,
+        "Plan: {} {} — {} step(s), about {} (at most {})",
+        plan.action,
+        name(plan.target),
+        plan.steps.len(),
+        short(plan.estimate),
+        short(plan.worst_case)
+    );
+    let width = plan.steps.iter().map(|s| name(s.node).len()).max().unwrap_or(0);
+    for s in &plan.steps {
+        let mut line = format!("  #{:<2} {:5} {:width$}", s.id, s.action.as_str(), name(s.node));
+        if !s.after.is_empty() {
+            let after: Vec<String> = s.after.iter().map(|a| format!("#{a}")).collect();
+            let _ = write!(line, "  after {}", after.join(", "));
+        }
+        if s.role == wakehub_core::engine::Role::Unused {
+            line.push_str("  (no longer used)");
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    for (title, list) in [
+        ("Skipped", &plan.skipped),
+        ("Kept on", &plan.kept),
+        ("Shutdown proposed (needs confirmation)", &plan.proposed),
+    ] {
+        if !list.is_empty() {
+            let _ = writeln!(out, "{title}:");
+            for d in list {
+                let _ = writeln!(out, "  - {}: {}", name(d.node), d.reason);
+            }
+        }
+    }
+    out
+}
+
+/// A duration the way a person says it: `850ms`, `3.2s`, `4m10s`.
+pub fn short(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        let s = d.as_secs();
+        if s % 60 == 0 { format!("{}m", s / 60) } else { format!("{}m{}s", s / 60, s % 60) }
+    }
+}
+
+/// The `wakehub plan --json` shape (a stable contract for scripts).
+pub fn plan_json(topology: &Topology, plan: &wakehub_core::engine::Plan) -> serde_json::Value {
+    use serde_json::json;
+    let name = |id: NodeId| topology.name_of(id);
+    let decisions = |list: &[wakehub_core::engine::Decision]| -> Vec<serde_json::Value> {
+        list.iter().map(|d| json!({"node": name(d.node), "reason": d.reason})).collect()
+    };
+    json!({
+        "target": name(plan.target),
+        "action": plan.action.as_str(),
+        "steps": plan.steps.iter().map(|s| json!({
+            "id": s.id,
+            "node": name(s.node),
+            "action": s.action.as_str(),
+            "after": s.after,
+            "role": s.role.as_str(),
+        })).collect::<Vec<_>>(),
+        "skipped": decisions(&plan.skipped),
+        "kept": decisions(&plan.kept),
+        "proposed": decisions(&plan.proposed),
+        "estimate_ms": plan.estimate.as_millis() as u64,
+        "worst_case_ms": plan.worst_case.as_millis() as u64,
+    })
+}

@@ -49,6 +49,68 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX dependencies_to ON dependencies(to_id);
     "#,
+    // 2: the cascade journal: cascades, their steps, shutdown proposals, events.
+    r#"
+    CREATE TABLE cascades (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        node_id       INTEGER NOT NULL,
+        node_name     TEXT NOT NULL,
+        action        TEXT NOT NULL CHECK (action IN ('start', 'stop')),
+        status        TEXT NOT NULL CHECK (status IN
+                        ('pending', 'in_progress', 'completed', 'failed', 'cancelled', 'interrupted')),
+        current_step  INTEGER NOT NULL DEFAULT 0,
+        total_steps   INTEGER NOT NULL DEFAULT 0,
+        failed_step   INTEGER,
+        error_code    TEXT,
+        error_message TEXT,
+        rerun_of      INTEGER REFERENCES cascades(id),
+        created_at    INTEGER NOT NULL,
+        started_at    INTEGER,
+        completed_at  INTEGER
+    ) STRICT;
+    CREATE INDEX cascades_node ON cascades(node_id, id);
+    CREATE INDEX cascades_status ON cascades(status, id);
+
+    CREATE TABLE cascade_steps (
+        cascade_id    INTEGER NOT NULL REFERENCES cascades(id) ON DELETE CASCADE,
+        idx           INTEGER NOT NULL,
+        node_id       INTEGER NOT NULL,
+        node_name     TEXT NOT NULL,
+        action        TEXT NOT NULL,
+        role          TEXT NOT NULL,
+        after         TEXT NOT NULL DEFAULT '[]',
+        status        TEXT NOT NULL,
+        reason        TEXT,
+        error_code    TEXT,
+        error_message TEXT,
+        started_at    INTEGER,
+        completed_at  INTEGER,
+        PRIMARY KEY (cascade_id, idx)
+    ) STRICT;
+    CREATE INDEX cascade_steps_node ON cascade_steps(node_id, action, status);
+
+    CREATE TABLE proposals (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        node_id     INTEGER NOT NULL,
+        node_name   TEXT NOT NULL,
+        cascade_id  INTEGER REFERENCES cascades(id),
+        reason      TEXT NOT NULL,
+        status      TEXT NOT NULL CHECK (status IN ('pending', 'confirmed', 'dismissed')),
+        created_at  INTEGER NOT NULL,
+        resolved_at INTEGER
+    ) STRICT;
+
+    CREATE TABLE events (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        at         INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        cascade_id INTEGER,
+        node_id    INTEGER,
+        payload    TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX events_node ON events(node_id, id);
+    CREATE INDEX events_cascade ON events(cascade_id, id);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,196 @@
+//! The simulated connector (`type = "sim"`): nodes that take a configurable time to come up
+//! and go down, for tests and the demo. Keys: `initially = "on" | "off"` (default off),
+//! `start_delay_ms`, `stop_delay_ms` (default 0), `fail = "start" | "stop"` (optional).
+//!
+//! Each node's state lives in a `watch` channel, so the engine waits on real transitions
+//! through [`Connector::watch`], exactly as it does with platforms that push events.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio::sync::watch;
+
+use super::{Connector, ConnectorError, ErrorCode, PowerState, Target};
+use crate::model::{ConfigValue, ConnectorConfig, NodeId};
+
+#[derive(Debug, Clone, PartialEq)]
+struct SimConfig {
+    initially: PowerState,
+    start_delay: Duration,
+    stop_delay: Duration,
+    fail_start: bool,
+    fail_stop: bool,
+}
+
+fn parse(config: &ConnectorConfig) -> Result<SimConfig, String> {
+    let mut c = SimConfig {
+        initially: PowerState::Off,
+        start_delay: Duration::ZERO,
+        stop_delay: Duration::ZERO,
+        fail_start: false,
+        fail_stop: false,
+    };
+    for (key, value) in &config.settings {
+        match (key.as_str(), value) {
+            ("initially", ConfigValue::String(s)) if s == "on" || s == "off" => {
+                c.initially = if s == "on" { PowerState::On } else { PowerState::Off };
+            }
+            ("initially", _) => return Err("sim: `initially` must be \"on\" or \"off\"".into()),
+            ("start_delay_ms" | "stop_delay_ms", ConfigValue::Integer(ms)) if (0..=3_600_000).contains(ms) => {
+                let d = Duration::from_millis(*ms as u64);
+                if key == "start_delay_ms" {
+                    c.start_delay = d;
+                } else {
+                    c.stop_delay = d;
+                }
+            }
+            ("start_delay_ms" | "stop_delay_ms", _) => {
+                return Err(format!("sim: `{key}` must be a number of milliseconds (0 to 3600000)"));
+            }
+            ("fail", ConfigValue::String(s)) if s == "start" => c.fail_start = true,
+            ("fail", ConfigValue::String(s)) if s == "stop" => c.fail_stop = true,
+            ("fail", _) => return Err("sim: `fail` must be \"start\" or \"stop\"".into()),
+            (other, _) => {
+                return Err(format!(
+                    "sim: unknown key `{other}` (expected initially, start_delay_ms, stop_delay_ms, fail)"
+                ));
+            }
+        }
+    }
+    Ok(c)
+}
+
+struct SimNode {
+    state: watch::Sender<PowerState>,
+    /// Bumped by every start/stop so a superseded transition does not land.
+    generation: u64,
+}
+
+/// The simulated connector. One instance simulates every `sim` node it is asked about;
+/// a node's state starts at its `initially` and then follows start/stop calls.
+#[derive(Clone, Default)]
+pub struct SimConnector {
+    nodes: Arc<Mutex<HashMap<NodeId, SimNode>>>,
+}
+
+impl SimConnector {
+    /// A simulator with no node state yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn config(target: &Target) -> Result<SimConfig, ConnectorError> {
+        parse(&target.config)
+            .map_err(|e| ConnectorError::new(ErrorCode::InvalidConfig, format!("{}: {e}", target.name)))
+    }
+
+    fn with_node<R>(&self, target: &Target, cfg: &SimConfig, f: impl FnOnce(&mut SimNode) -> R) -> R {
+        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let node = nodes
+            .entry(target.node)
+            .or_insert_with(|| SimNode { state: watch::Sender::new(cfg.initially), generation: 0 });
+        f(node)
+    }
+
+    /// Forces a node's state, as if it changed outside WakeHub (tests: a node that crashes or
+    /// that someone powers on by hand).
+    pub fn set(&self, target: &Target, state: PowerState) -> Result<(), ConnectorError> {
+        let cfg = Self::config(target)?;
+        self.with_node(target, &cfg, |n| {
+            n.generation += 1;
+            n.state.send_replace(state);
+        });
+        Ok(())
+    }
+
+    fn transition(&self, target: &Target, via: PowerState, to: PowerState, delay: Duration) {
+        let cfg = match Self::config(target) {
+            Ok(c) => c,
+            Err(_) => return,
+        };
+        let (generation, tx) = self.with_node(target, &cfg, |n| {
+            n.generation += 1;
+            if *n.state.borrow() != to {
+                n.state.send_replace(via);
+            }
+            (n.generation, n.state.clone())
+        });
+        if *tx.borrow() == to {
+            return;
+        }
+        let nodes = self.nodes.clone();
+        let node = target.node;
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let nodes = nodes.lock().unwrap_or_else(|e| e.into_inner());
+            if nodes.get(&node).is_some_and(|n| n.generation == generation) {
+                tx.send_replace(to);
+            }
+        });
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for SimConnector {
+    async fn status(&self, target: &Target) -> Result<PowerState, ConnectorError> {
+        let cfg = Self::config(target)?;
+        Ok(self.with_node(target, &cfg, |n| *n.state.borrow()))
+    }
+
+    async fn start(&self, target: &Target) -> Result<(), ConnectorError> {
+        let cfg = Self::config(target)?;
+        if cfg.fail_start {
+            return Err(ConnectorError::new(
+                ErrorCode::PlatformError,
+                format!("{}: simulated start failure (sim `fail = \"start\"`)", target.name),
+            ));
+        }
+        self.transition(target, PowerState::Starting, PowerState::On, cfg.start_delay);
+        Ok(())
+    }
+
+    async fn stop(&self, target: &Target) -> Result<(), ConnectorError> {
+        let cfg = Self::config(target)?;
+        if cfg.fail_stop {
+            return Err(ConnectorError::new(
+                ErrorCode::PlatformError,
+                format!("{}: simulated stop failure (sim `fail = \"stop\"`)", target.name),
+            ));
+        }
+        self.transition(target, PowerState::Stopping, PowerState::Off, cfg.stop_delay);
+        Ok(())
+    }
+
+    fn watch(&self, target: &Target) -> Option<BoxStream<'static, PowerState>> {
+        let cfg = Self::config(target).ok()?;
+        let rx = self.with_node(target, &cfg, |n| n.state.subscribe());
+        Some(tokio_stream_from_watch(rx))
+    }
+
+    fn typical_duration(&self, target: &Target, action: crate::engine::Action) -> Option<Duration> {
+        let cfg = Self::config(target).ok()?;
+        Some(match action {
+            crate::engine::Action::Start => cfg.start_delay,
+            crate::engine::Action::Stop => cfg.stop_delay,
+        })
+    }
+
+    fn validate(&self, config: &ConnectorConfig) -> Result<(), String> {
+        parse(config).map(|_| ())
+    }
+}
+
+/// Every value of a watch channel, the current one first.
+fn tokio_stream_from_watch(rx: watch::Receiver<PowerState>) -> BoxStream<'static, PowerState> {
+    futures::stream::unfold((rx, true), |(mut rx, first)| async move {
+        if !first && rx.changed().await.is_err() {
+            return None;
+        }
+        let v = *rx.borrow_and_update();
+        Some((v, (rx, false)))
+    })
+    .boxed()
+}

@@ -1,0 +1,610 @@
+//! The cascade engine: the pure [`plan`](plan::plan)ner and the [`Engine`] that runs plans
+//! against connectors, journals every step and publishes events.
+//!
+//! ## Guarantees
+//!
+//! - **Order.** A node starts only after everything it depends on and everything it runs on
+//!   is up (connector status `on` and readiness probe passed); a node stops only after
+//!   everything that needs it is down.
+//! - **Concurrency.** Independent branches run concurrently, up to
+//!   [`EngineConfig::concurrency`] steps at once per cascade (1 reproduces the strictly
+//!   sequential behaviour of the original design).
+//! - **One operation per node.** At most one power operation is in flight per node across
+//!   all cascades. A cascade that needs a node another cascade is already starting (or
+//!   stopping) *joins* that operation instead of issuing a second one.
+//! - **Start wins over stop.** See [`Engine::request`] for the conflict rule.
+//! - **Failure.** A failing or timed-out step fails the cascade at that step (code and message
+//!   recorded); there is no rollback; steps not yet begun are cancelled, steps in flight
+//!   finish.
+//! - **Durability.** Cascades, steps, proposals and events are written to the store before
+//!   they are published; a subscriber can replay everything after any event id. On start-up,
+//!   cascades a crash left unfinished become `interrupted`.
+
+mod plan;
+mod probe;
+mod run;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+pub use plan::{Action, Decision, Observations, Plan, Role, Step, plan};
+pub use probe::probe_once;
+
+use crate::connector::{PowerState, Registry, Target};
+use crate::events::{Event, EventKind};
+use crate::model::{CascadeId, EventId, ModelError, NodeId, NodeState, ProposalId, Topology};
+use crate::store::{CascadeRecord, ProposalRecord, ProposalStatus, Store, StoreError, journal};
+
+/// Tunables of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Steps of one cascade that may run at once (at least 1).
+    pub concurrency: usize,
+    /// Bound on one `status` call while observing nodes.
+    pub status_timeout: Duration,
+    /// How long [`Engine::shutdown`] lets in-flight steps finish before marking what is left
+    /// `interrupted`.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { concurrency: 4, status_timeout: Duration::from_secs(10), shutdown_grace: Duration::from_secs(10) }
+    }
+}
+
+/// Why the engine refused a request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The node, cascade or proposal does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was asked for.
+        what: String,
+    },
+    /// A cascade on the same node is already running.
+    #[error("{cascade} on this node is still running")]
+    CascadeInProgress {
+        /// The running cascade.
+        cascade: CascadeId,
+    },
+    /// The request conflicts with a cascade in flight (see [`Engine::request`]).
+    #[error("{message}")]
+    Conflict {
+        /// What conflicts.
+        message: String,
+    },
+    /// The request is not valid (a discovered node, a proposal already decided…).
+    #[error("{message}")]
+    Invalid {
+        /// Why.
+        message: String,
+    },
+    /// The engine is shutting down.
+    #[error("WakeHub is shutting down")]
+    ShuttingDown,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl EngineError {
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::NotFound { .. } => "NOT_FOUND",
+            EngineError::CascadeInProgress { .. } => "CASCADE_IN_PROGRESS",
+            EngineError::Conflict { .. } => "CONFLICT",
+            EngineError::Invalid { .. } => "VALIDATION",
+            EngineError::ShuttingDown => "SHUTTING_DOWN",
+            EngineError::Store(e) => e.code(),
+        }
+    }
+}
+
+impl From<ModelError> for EngineError {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::UnknownNode { node } => EngineError::NotFound { what: format!("node `{node}`") },
+            other => EngineError::Store(StoreError::Model(other)),
+        }
+    }
+}
+
+/// A power operation in flight on one node.
+struct Op {
+    action: Action,
+    cascade: CascadeId,
+    done: watch::Receiver<Option<Result<(), run::StepFailure>>>,
+}
+
+/// A cascade in flight.
+struct Running {
+    target: NodeId,
+    action: Action,
+    /// Start cascades: every node they need (the target's upstream closure and itself).
+    needs: BTreeSet<NodeId>,
+    cancel: CancellationToken,
+}
+
+#[derive(Default)]
+struct State {
+    ops: HashMap<NodeId, Op>,
+    running: HashMap<CascadeId, Running>,
+    last_seen: HashMap<NodeId, PowerState>,
+    shutting_down: bool,
+}
+
+struct Inner {
+    store: Store,
+    connectors: Registry,
+    config: EngineConfig,
+    bus: broadcast::Sender<Event>,
+    /// Held while an event is written and published, so the bus carries ids in order.
+    publish: Mutex<()>,
+    state: Mutex<State>,
+    /// Serializes admission of requests (check for conflicts, then register).
+    admission: tokio::sync::Mutex<()>,
+    /// Bumped whenever a cascade ends.
+    finished: watch::Sender<u64>,
+}
+
+/// The cascade engine. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("connectors", &self.inner.connectors).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `store` with `connectors`. Cascades a previous process left unfinished
+    /// are marked `interrupted` first (each with a `cascade-error` event).
+    pub fn new(store: Store, connectors: Registry, config: EngineConfig) -> Result<Engine, EngineError> {
+        let (bus, _) = broadcast::channel(4096);
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                store,
+                connectors,
+                config: EngineConfig { concurrency: config.concurrency.max(1), ..config },
+                bus,
+                publish: Mutex::new(()),
+                state: Mutex::new(State::default()),
+                admission: tokio::sync::Mutex::new(()),
+                finished: watch::Sender::new(0),
+            }),
+        };
+        let interrupted = engine.record_blocking(journal::interrupt_unfinished_tx)?;
+        if interrupted > 0 {
+            tracing::warn!(interrupted, "cascades left unfinished by the previous run are marked interrupted");
+        }
+        Ok(engine)
+    }
+
+    /// The store the engine journals to.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The connector registry.
+    pub fn connectors(&self) -> &Registry {
+        &self.inner.connectors
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes in one transaction and publishes the resulting events, in id order.
+    async fn record<R, F>(&self, f: F) -> Result<R, EngineError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<(R, Vec<EventKind>), StoreError> + Send + 'static,
+    {
+        let engine = self.clone();
+        self.inner.store.run(move |_| engine.record_blocking(f)).await
+    }
+
+    fn record_blocking<R>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(R, Vec<EventKind>), StoreError>,
+    ) -> Result<R, EngineError> {
+        let _order = self.inner.publish.lock().unwrap_or_else(|e| e.into_inner());
+        let (r, events) = self.inner.store.journal(f)?;
+        for e in events {
+            // No subscriber is not an error: the journal has it.
+            let _ = self.inner.bus.send(e);
+        }
+        Ok(r)
+    }
+
+    /// Every event after `after` (from the journal), then live events, with no gap and no
+    /// duplicate — also when the subscriber falls behind the live bus.
+    pub fn subscribe(&self, after: Option<EventId>) -> BoxStream<'static, Result<Event, EngineError>> {
+        let rx = self.inner.bus.subscribe();
+        let store = self.inner.store.clone();
+        enum Phase {
+            Replay,
+            Live,
+        }
+        let init = (rx, after, Phase::Replay, std::collections::VecDeque::<Event>::new());
+        futures::stream::unfold(Some(init), move |state| {
+            let store = store.clone();
+            async move {
+                let (mut rx, mut last, mut phase, mut buffer) = state?;
+                loop {
+                    if let Some(e) = buffer.pop_front() {
+                        last = Some(e.id);
+                        return Some((Ok(e), Some((rx, last, phase, buffer))));
+                    }
+                    match phase {
+                        Phase::Replay => {
+                            const PAGE: usize = 512;
+                            let page = store.run(move |s| s.events_after(last, None, PAGE)).await;
+                            match page {
+                                Ok(events) => {
+                                    if events.len() < PAGE {
+                                        phase = Phase::Live;
+                                    }
+                                    buffer.extend(events);
+                                }
+                                Err(e) => return Some((Err(EngineError::Store(e)), None)),
+                            }
+                        }
+                        Phase::Live => match rx.recv().await {
+                            Ok(e) if last.is_none_or(|l| e.id > l) => buffer.push_back(e),
+                            Ok(_) => {}
+                            Err(broadcast::error::RecvError::Lagged(_)) => phase = Phase::Replay,
+                            Err(broadcast::error::RecvError::Closed) => return None,
+                        },
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+
+    /// Asks every node's connector for its state (concurrently, each call bounded), records
+    /// changes as `status-change` events, and returns the states (`unknown` where a call
+    /// failed).
+    pub async fn observe(&self, topology: &Topology) -> BTreeMap<NodeId, PowerState> {
+        let timeout = self.inner.config.status_timeout;
+        let targets: Vec<Target> = topology.nodes().filter_map(|n| Target::of(topology, n.id)).collect();
+        let results: Vec<(NodeId, PowerState)> = futures::stream::iter(targets)
+            .map(|target| {
+                let connector = self.inner.connectors.get(&target.config.type_name);
+                async move {
+                    let state = match connector {
+                        None => PowerState::Unknown,
+                        Some(c) => match tokio::time::timeout(timeout, c.status(&target)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(node = %target.name, code = e.code.as_str(), "status failed: {e}");
+                                PowerState::Unknown
+                            }
+                            Err(_) => PowerState::Unknown,
+                        },
+                    };
+                    (target.node, state)
+                }
+            })
+            .buffer_unordered(32)
+            .collect()
+            .await;
+        for (node, state) in &results {
+            self.note_state(topology, *node, *state).await;
+        }
+        results.into_iter().collect()
+    }
+
+    /// Records a newly seen state (a `status-change` event if it differs from the last one).
+    async fn note_state(&self, topology: &Topology, node: NodeId, state: PowerState) {
+        let changed = {
+            let mut st = self.state();
+            st.last_seen.insert(node, state) != Some(state)
+        };
+        if !changed {
+            return;
+        }
+        let Some(n) = topology.node(node) else { return };
+        let event = EventKind::StatusChange { node, name: n.spec.name.clone(), kind: n.spec.kind.to_string(), state };
+        if let Err(e) = self.record(move |_| Ok(((), vec![event]))).await {
+            tracing::error!("cannot journal a status change: {e}");
+        }
+    }
+
+    /// The last state the engine saw for each node.
+    pub fn last_seen(&self) -> HashMap<NodeId, PowerState> {
+        self.state().last_seen.clone()
+    }
+
+    /// Nodes needed by start cascades in flight, with the cascade that needs them.
+    fn held(&self, except: Option<CascadeId>) -> BTreeMap<NodeId, CascadeId> {
+        let st = self.state();
+        let mut held = BTreeMap::new();
+        for (id, r) in &st.running {
+            if r.action == Action::Start && Some(*id) != except {
+                for n in &r.needs {
+                    held.entry(*n).or_insert(*id);
+                }
+            }
+        }
+        held
+    }
+
+    /// The dry run: what `action` on `node` would do now, and roughly how long it would take.
+    pub async fn plan(&self, node: NodeId, action: Action) -> Result<Plan, EngineError> {
+        let topology = self.inner.store.run(|s| s.topology()).await?;
+        topology.get(node)?;
+        let states = self.observe(&topology).await;
+        let durations = self.durations(&topology).await?;
+        let held = self.held(None);
+        Ok(plan(&topology, Observations { states: &states, held: &held, durations: &durations }, node, action)?)
+    }
+
+    /// Typical step durations: observed in the journal, else the connector's own hint.
+    pub(crate) async fn durations(
+        &self,
+        topology: &Topology,
+    ) -> Result<BTreeMap<(NodeId, Action), Duration>, EngineError> {
+        let mut durations = BTreeMap::new();
+        for node in topology.nodes() {
+            let (Some(c), Some(target)) =
+                (self.inner.connectors.get(&node.spec.connector.type_name), Target::of(topology, node.id))
+            else {
+                continue;
+            };
+            for action in [Action::Start, Action::Stop] {
+                if let Some(d) = c.typical_duration(&target, action) {
+                    durations.insert((node.id, action), d);
+                }
+            }
+        }
+        durations.extend(self.inner.store.run(|s| s.typical_durations()).await?);
+        Ok(durations)
+    }
+
+    /// Accepts a start or stop of `node` and runs it in the background; returns the cascade
+    /// at once, `pending`.
+    ///
+    /// **Conflict rule — start wins over stop, without tearing a node down mid-operation.**
+    /// 1. Operations on one node never overlap: a start that reaches a node being stopped
+    ///    waits for that stop to finish, then starts it again (and vice versa).
+    /// 2. A stop whose scope (the node and everything that cannot run without it) contains
+    ///    a node an in-flight start needs is refused at once with `CONFLICT`.
+    /// 3. A start accepted while a stop cascade runs claims what it needs at once: the stop
+    ///    cascade issues no further stop on those nodes. An auto-stop from re-evaluation is
+    ///    skipped ("kept: needed by start …"); a stop the user asked for fails the stop
+    ///    cascade with `CONFLICT`, leaving the rest of its scope as it is.
+    ///
+    /// So the most recent intent wins, and a node is never stopped from under a start
+    /// that was accepted before the stop was issued.
+    pub async fn request(&self, node: NodeId, action: Action) -> Result<CascadeRecord, EngineError> {
+        self.admit(node, action, None).await
+    }
+
+    /// Shorthand for [`request`](Self::request) with [`Action::Start`].
+    pub async fn start(&self, node: NodeId) -> Result<CascadeRecord, EngineError> {
+        self.request(node, Action::Start).await
+    }
+
+    /// Shorthand for [`request`](Self::request) with [`Action::Stop`].
+    pub async fn stop(&self, node: NodeId) -> Result<CascadeRecord, EngineError> {
+        self.request(node, Action::Stop).await
+    }
+
+    /// Runs an interrupted, failed or cancelled cascade again (a new cascade, linked to it).
+    pub async fn rerun(&self, cascade: CascadeId) -> Result<CascadeRecord, EngineError> {
+        let old = self
+            .inner
+            .store
+            .run(move |s| s.cascade(cascade))
+            .await?
+            .ok_or_else(|| EngineError::NotFound { what: cascade.to_string() })?;
+        if !old.status.is_final() {
+            return Err(EngineError::CascadeInProgress { cascade });
+        }
+        self.admit(old.node, old.action, Some(cascade)).await
+    }
+
+    async fn admit(
+        &self,
+        node: NodeId,
+        action: Action,
+        rerun_of: Option<CascadeId>,
+    ) -> Result<CascadeRecord, EngineError> {
+        let _admission = self.inner.admission.lock().await;
+        let topology = self.inner.store.run(|s| s.topology()).await?;
+        let n = topology.get(node)?;
+        if n.spec.state != NodeState::Configured {
+            return Err(EngineError::Invalid {
+                message: format!("`{}` is discovered but not configured; adopt it first", n.spec.name),
+            });
+        }
+        let name = n.spec.name.clone();
+        let scope: BTreeSet<NodeId> = match action {
+            Action::Start => topology.upstream_closure(node),
+            Action::Stop => topology.downstream_closure(node),
+        }
+        .into_iter()
+        .chain([node])
+        .collect();
+        {
+            let st = self.state();
+            if st.shutting_down {
+                return Err(EngineError::ShuttingDown);
+            }
+            if let Some((id, _)) = st.running.iter().find(|(_, r)| r.target == node) {
+                return Err(EngineError::CascadeInProgress { cascade: *id });
+            }
+            if action == Action::Stop {
+                for (id, r) in st.running.iter().filter(|(_, r)| r.action == Action::Start) {
+                    if let Some(clash) = r.needs.intersection(&scope).next() {
+                        return Err(EngineError::Conflict {
+                            message: format!(
+                                "cannot stop `{name}`: `{}` is needed by {id} (start of `{}`) in progress",
+                                topology.name_of(*clash),
+                                topology.name_of(r.target)
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        let record = self
+            .record(move |tx| Ok((journal::insert_cascade(tx, node, &name, action, rerun_of)?, Vec::new())))
+            .await?;
+        let cancel = CancellationToken::new();
+        self.state().running.insert(
+            record.id,
+            Running {
+                target: node,
+                action,
+                needs: if action == Action::Start { scope } else { BTreeSet::new() },
+                cancel: cancel.clone(),
+            },
+        );
+        let engine = self.clone();
+        let id = record.id;
+        tokio::spawn(async move {
+            engine.run_cascade(id, node, action, cancel).await;
+            engine.state().running.remove(&id);
+            engine.inner.finished.send_modify(|n| *n += 1);
+        });
+        Ok(record)
+    }
+
+    /// Waits until the cascade has ended and returns its final record.
+    pub async fn wait(&self, cascade: CascadeId) -> Result<CascadeRecord, EngineError> {
+        let mut finished = self.inner.finished.subscribe();
+        loop {
+            let running = self.state().running.contains_key(&cascade);
+            if !running {
+                let record = self.inner.store.run(move |s| s.cascade(cascade)).await?;
+                let record = record.ok_or_else(|| EngineError::NotFound { what: cascade.to_string() })?;
+                if record.status.is_final() {
+                    return Ok(record);
+                }
+            }
+            if finished.changed().await.is_err() {
+                return Err(EngineError::ShuttingDown);
+            }
+        }
+    }
+
+    /// Cancels a running cascade: no new step begins, steps in flight finish, and the cascade
+    /// ends `cancelled`.
+    pub fn cancel(&self, cascade: CascadeId) -> Result<(), EngineError> {
+        let st = self.state();
+        let running = st.running.get(&cascade).ok_or_else(|| EngineError::Invalid {
+            message: format!("{cascade} is not running (already finished, or unknown)"),
+        })?;
+        running.cancel.cancel();
+        Ok(())
+    }
+
+    /// Cascades in flight.
+    pub fn running(&self) -> Vec<CascadeId> {
+        let mut v: Vec<CascadeId> = self.state().running.keys().copied().collect();
+        v.sort();
+        v
+    }
+
+    /// Confirms a pending shutdown proposal: checks again that nothing uses the node, then
+    /// starts a stop cascade for it.
+    pub async fn confirm_proposal(&self, id: ProposalId) -> Result<CascadeRecord, EngineError> {
+        let proposal = self.pending_proposal(id).await?;
+        let topology = self.inner.store.run(|s| s.topology()).await?;
+        topology.get(proposal.node)?;
+        let states = self.observe(&topology).await;
+        let users = topology.users(proposal.node, |u| states.get(&u).is_none_or(|s| s.may_be_running()));
+        if !users.is_empty() || self.held(None).contains_key(&proposal.node) {
+            let names: Vec<String> = users.iter().map(|u| topology.name_of(*u)).collect();
+            return Err(EngineError::Conflict {
+                message: format!(
+                    "`{}` is in use again{}; dismiss the proposal or stop its users first",
+                    proposal.node_name,
+                    if names.is_empty() { String::new() } else { format!(" (by {})", names.join(", ")) }
+                ),
+            });
+        }
+        let cascade = self.request(proposal.node, Action::Stop).await?;
+        let node = proposal.node;
+        self.record(move |tx| {
+            journal::resolve_proposal(tx, id, ProposalStatus::Confirmed)?;
+            Ok(((), vec![EventKind::ProposalResolved { proposal: id, node, confirmed: true }]))
+        })
+        .await?;
+        Ok(cascade)
+    }
+
+    /// Dismisses a pending shutdown proposal: the node stays on.
+    pub async fn dismiss_proposal(&self, id: ProposalId) -> Result<ProposalRecord, EngineError> {
+        let proposal = self.pending_proposal(id).await?;
+        let node = proposal.node;
+        self.record(move |tx| {
+            journal::resolve_proposal(tx, id, ProposalStatus::Dismissed)?;
+            Ok(((), vec![EventKind::ProposalResolved { proposal: id, node, confirmed: false }]))
+        })
+        .await?;
+        self.inner
+            .store
+            .run(move |s| s.proposal(id))
+            .await?
+            .ok_or_else(|| EngineError::NotFound { what: id.to_string() })
+    }
+
+    async fn pending_proposal(&self, id: ProposalId) -> Result<ProposalRecord, EngineError> {
+        let p = self.inner.store.run(move |s| s.proposal(id)).await?;
+        let p = p.ok_or_else(|| EngineError::NotFound { what: id.to_string() })?;
+        if p.status != ProposalStatus::Pending {
+            return Err(EngineError::Invalid { message: format!("{id} is already {}", p.status.as_str()) });
+        }
+        Ok(p)
+    }
+
+    /// Stops accepting requests, cancels every running cascade and waits for them (steps in
+    /// flight finish) up to the grace period; whatever is still unfinished then is marked
+    /// `interrupted`. Afterwards no cascade is left `in_progress` in the store.
+    pub async fn shutdown(&self) {
+        let mut finished = self.inner.finished.subscribe();
+        {
+            let mut st = self.state();
+            st.shutting_down = true;
+            for r in st.running.values() {
+                r.cancel.cancel();
+            }
+        }
+        let deadline = tokio::time::Instant::now() + self.inner.config.shutdown_grace;
+        while !self.state().running.is_empty() {
+            if tokio::time::timeout_at(deadline, finished.changed()).await.is_err() {
+                break;
+            }
+        }
+        let engine = self.clone();
+        if let Err(e) = self.inner.store.run(move |_| engine.record_blocking(journal::interrupt_unfinished_tx)).await {
+            tracing::error!("cannot mark unfinished cascades interrupted: {e}");
+        }
+    }
+
+    /// The status of the cascade as last recorded (`None` if unknown).
+    pub async fn cascade(&self, id: CascadeId) -> Result<Option<CascadeRecord>, EngineError> {
+        Ok(self.inner.store.run(move |s| s.cascade(id)).await?)
+    }
+}

@@ -1,0 +1,528 @@
+//! Running one cascade: plan, execute the steps' DAG with bounded concurrency, journal and
+//! publish every transition.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::probe::{Backoff, probe_once};
+use super::{Action, Engine, EngineError, Observations, Op, Plan, Role, Step, plan};
+use crate::connector::{Connector, ConnectorError, PowerState, Target};
+use crate::events::{CascadeStatus, CurrentNode, EventKind, StepStatus};
+use crate::model::{CascadeId, NodeId, Topology};
+use crate::store::journal::{self, NewStep};
+
+/// Why a step failed: a stable code and a human message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StepFailure {
+    pub code: String,
+    pub message: String,
+}
+
+impl From<ConnectorError> for StepFailure {
+    fn from(e: ConnectorError) -> Self {
+        StepFailure { code: e.code.as_str().to_owned(), message: e.message }
+    }
+}
+
+/// How a step ended well.
+struct StepOutcome {
+    status: StepStatus,
+    reason: Option<String>,
+    state: PowerState,
+}
+
+enum Outcome {
+    Completed,
+    Failed { step: usize, failure: StepFailure },
+    Cancelled,
+}
+
+/// Removes the node's in-flight operation and wakes joiners, also if the step is dropped.
+struct OpGuard {
+    engine: Engine,
+    node: NodeId,
+    done: watch::Sender<Option<Result<(), StepFailure>>>,
+}
+
+impl OpGuard {
+    fn finish(self, result: Result<(), StepFailure>) {
+        self.done.send_replace(Some(result));
+    }
+}
+
+impl Drop for OpGuard {
+    fn drop(&mut self) {
+        if self.done.borrow().is_none() {
+            self.done.send_replace(Some(Err(StepFailure {
+                code: "INTERRUPTED".into(),
+                message: "the operation was abandoned".into(),
+            })));
+        }
+        self.engine.state().ops.remove(&self.node);
+    }
+}
+
+async fn wait_done(mut rx: watch::Receiver<Option<Result<(), StepFailure>>>) -> Result<(), StepFailure> {
+    loop {
+        if let Some(r) = rx.borrow_and_update().clone() {
+            return r;
+        }
+        if rx.changed().await.is_err() {
+            return rx.borrow().clone().unwrap_or_else(|| {
+                Err(StepFailure { code: "INTERRUPTED".into(), message: "the operation was abandoned".into() })
+            });
+        }
+    }
+}
+
+impl Engine {
+    pub(super) async fn run_cascade(&self, id: CascadeId, node: NodeId, action: Action, cancel: CancellationToken) {
+        if let Err(e) = self.try_run(id, node, action, &cancel).await {
+            let (code, message) = (e.code().to_owned(), e.to_string());
+            tracing::error!(cascade = %id, "cascade failed before its steps: {message}");
+            let recorded = self
+                .record(move |tx| {
+                    journal::finish_cascade(tx, id, CascadeStatus::Failed, None, Some((&code, &message)))?;
+                    Ok((
+                        (),
+                        vec![EventKind::CascadeError {
+                            cascade: id,
+                            node,
+                            status: CascadeStatus::Failed,
+                            failed_step: None,
+                            code,
+                            message,
+                        }],
+                    ))
+                })
+                .await;
+            if let Err(e) = recorded {
+                tracing::error!(cascade = %id, "cannot record the failure: {e}");
+            }
+        }
+    }
+
+    async fn try_run(
+        &self,
+        id: CascadeId,
+        node: NodeId,
+        action: Action,
+        cancel: &CancellationToken,
+    ) -> Result<(), EngineError> {
+        let topology = Arc::new(self.inner.store.run(|s| s.topology()).await?);
+        let states = self.observe(&topology).await;
+        let durations = self.durations(&topology).await?;
+        let held = self.held(Some(id));
+        let plan = plan(&topology, Observations { states: &states, held: &held, durations: &durations }, node, action)?;
+        let new_steps: Vec<(NodeId, String, Action, Role, Vec<usize>)> =
+            plan.steps.iter().map(|s| (s.node, topology.name_of(s.node), s.action, s.role, s.after.clone())).collect();
+        self.record(move |tx| {
+            let steps: Vec<NewStep<'_>> = new_steps
+                .iter()
+                .map(|(node, name, action, role, after)| NewStep {
+                    node: *node,
+                    node_name: name,
+                    action: *action,
+                    role: *role,
+                    after,
+                })
+                .collect();
+            journal::begin_cascade(tx, id, &steps)?;
+            Ok(((), Vec::new()))
+        })
+        .await?;
+        tracing::info!(cascade = %id, node = %topology.name_of(node), %action, steps = plan.steps.len(), "cascade started");
+
+        let outcome = self.execute(id, &topology, &plan, cancel).await;
+        let (status, events, failed, error) = match outcome {
+            Outcome::Completed => {
+                let mut events = Vec::new();
+                let seen = self.last_seen();
+                let held = self.held(Some(id));
+                for k in &plan.kept {
+                    events.push((k.node, k.reason.clone(), false));
+                }
+                for p in &plan.proposed {
+                    // Checked again at the end: something may have started using it meanwhile.
+                    let users = topology.users(p.node, |u| seen.get(&u).is_none_or(|s| s.may_be_running()));
+                    if let Some(c) = held.get(&p.node) {
+                        events.push((p.node, format!("needed by start {c} in progress"), false));
+                    } else if !users.is_empty() {
+                        let names: Vec<String> = users.iter().map(|u| topology.name_of(*u)).collect();
+                        events.push((p.node, format!("used by {}", names.join(", ")), false));
+                    } else {
+                        events.push((p.node, p.reason.clone(), true));
+                    }
+                }
+                (CascadeStatus::Completed, events, None, None)
+            }
+            Outcome::Failed { step, failure } => {
+                (CascadeStatus::Failed, Vec::new(), Some(step), Some((failure.code, failure.message)))
+            }
+            Outcome::Cancelled => (
+                CascadeStatus::Cancelled,
+                Vec::new(),
+                None,
+                Some(("CANCELLED".to_owned(), "cancelled before every step ran".to_owned())),
+            ),
+        };
+        let topo = topology.clone();
+        self.record(move |tx| {
+            let mut kinds = Vec::new();
+            for (n, reason, propose) in events {
+                let name = topo.name_of(n);
+                if propose {
+                    let proposal = journal::insert_proposal(tx, n, &name, id, &reason)?;
+                    kinds.push(EventKind::ShutdownProposed { proposal, cascade: id, node: n, name, reason });
+                } else {
+                    kinds.push(EventKind::NodeKept { cascade: id, node: n, name, reason });
+                }
+            }
+            let err = error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()));
+            journal::finish_cascade(tx, id, status, failed, err)?;
+            kinds.push(match error {
+                None => EventKind::CascadeComplete { cascade: id, node },
+                Some((code, message)) => {
+                    EventKind::CascadeError { cascade: id, node, status, failed_step: failed, code, message }
+                }
+            });
+            Ok(((), kinds))
+        })
+        .await?;
+        tracing::info!(cascade = %id, status = status.as_str(), "cascade ended");
+        Ok(())
+    }
+
+    /// Runs the plan's steps: each as soon as its prerequisites are done, at most
+    /// `concurrency` at once. After a failure or a cancel no step begins; steps in flight
+    /// finish.
+    async fn execute(
+        &self,
+        id: CascadeId,
+        topology: &Arc<Topology>,
+        plan: &Plan,
+        cancel: &CancellationToken,
+    ) -> Outcome {
+        let n = plan.steps.len();
+        let mut waiting: Vec<usize> = plan.steps.iter().map(|s| s.after.len()).collect();
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for s in &plan.steps {
+            for a in &s.after {
+                dependents[*a].push(s.id);
+            }
+        }
+        let mut ready: VecDeque<usize> = plan.steps.iter().filter(|s| s.after.is_empty()).map(|s| s.id).collect();
+        let scope: Arc<BTreeSet<NodeId>> =
+            Arc::new(plan.steps.iter().map(|s| s.node).chain(plan.skipped.iter().map(|d| d.node)).collect());
+        let mut set = JoinSet::new();
+        let mut failed: Option<(usize, StepFailure)> = None;
+        let mut cancelled = false;
+        let limit = self.inner.config.concurrency;
+        loop {
+            while failed.is_none() && !cancelled && set.len() < limit {
+                let Some(i) = ready.pop_front() else { break };
+                let engine = self.clone();
+                let step = plan.steps[i].clone();
+                let (topology, scope, target) = (topology.clone(), scope.clone(), plan.target);
+                set.spawn(async move { (i, engine.run_step(id, target, n, step, &topology, &scope).await) });
+            }
+            if set.is_empty() {
+                break;
+            }
+            tokio::select! {
+                joined = set.join_next() => match joined {
+                    Some(Ok((i, Ok(())))) => {
+                        for d in &dependents[i] {
+                            waiting[*d] -= 1;
+                            if waiting[*d] == 0 {
+                                ready.push_back(*d);
+                            }
+                        }
+                    }
+                    Some(Ok((i, Err(f)))) => {
+                        if failed.is_none() {
+                            failed = Some((i, f));
+                        }
+                    }
+                    Some(Err(e)) => {
+                        tracing::error!(cascade = %id, "a step task panicked: {e}");
+                        if failed.is_none() {
+                            failed = Some((0, StepFailure { code: "INTERNAL".into(), message: "a step crashed".into() }));
+                        }
+                    }
+                    None => {}
+                },
+                _ = cancel.cancelled(), if !cancelled => cancelled = true,
+            }
+        }
+        match failed {
+            Some((step, failure)) => Outcome::Failed { step, failure },
+            None if cancelled && waiting.iter().any(|w| *w > 0) || cancelled && !ready.is_empty() => Outcome::Cancelled,
+            None => Outcome::Completed,
+        }
+    }
+
+    async fn run_step(
+        &self,
+        id: CascadeId,
+        target_node: NodeId,
+        total: usize,
+        step: Step,
+        topology: &Topology,
+        scope: &BTreeSet<NodeId>,
+    ) -> Result<(), StepFailure> {
+        let name = topology.name_of(step.node);
+        let transitional = match step.action {
+            Action::Start => PowerState::Starting,
+            Action::Stop => PowerState::Stopping,
+        };
+        let progress = |done: usize, state: PowerState, step_status: StepStatus| EventKind::CascadeProgress {
+            cascade: id,
+            node: target_node,
+            step: done,
+            total_steps: total,
+            current: CurrentNode { node: step.node, name: name.clone(), action: step.action, state, step_status },
+        };
+        let index = step.id;
+        let begin = progress(0, transitional, StepStatus::Running);
+        let recorded = self
+            .record(move |tx| {
+                let done = journal::set_step(tx, id, index, StepStatus::Running, None, None)?;
+                let mut e = begin;
+                if let EventKind::CascadeProgress { step, .. } = &mut e {
+                    *step = done;
+                }
+                Ok(((), vec![e]))
+            })
+            .await;
+        if let Err(e) = recorded {
+            return Err(StepFailure { code: e.code().into(), message: e.to_string() });
+        }
+        let result = self.perform(id, &step, topology, scope).await;
+        let (status, reason, error, state) = match &result {
+            Ok(o) => (o.status, o.reason.clone(), None, o.state),
+            Err(f) => (StepStatus::Failed, None, Some((f.code.clone(), f.message.clone())), PowerState::Error),
+        };
+        let end = progress(0, state, status);
+        let recorded = self
+            .record(move |tx| {
+                let err = error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()));
+                let done = journal::set_step(tx, id, index, status, reason.as_deref(), err)?;
+                let mut e = end;
+                if let EventKind::CascadeProgress { step, .. } = &mut e {
+                    *step = done;
+                }
+                Ok(((), vec![e]))
+            })
+            .await;
+        if let Err(e) = recorded {
+            return Err(StepFailure { code: e.code().into(), message: e.to_string() });
+        }
+        result.map(|_| ())
+    }
+
+    async fn perform(
+        &self,
+        id: CascadeId,
+        step: &Step,
+        topology: &Topology,
+        scope: &BTreeSet<NodeId>,
+    ) -> Result<StepOutcome, StepFailure> {
+        let name = topology.name_of(step.node);
+        let node = topology
+            .node(step.node)
+            .ok_or_else(|| StepFailure { code: "NOT_FOUND".into(), message: format!("node `{name}` vanished") })?;
+        let target = Target::of(topology, step.node)
+            .ok_or_else(|| StepFailure { code: "NOT_FOUND".into(), message: format!("node `{name}` vanished") })?;
+        let connector = self.inner.connectors.get(&node.spec.connector.type_name).ok_or_else(|| StepFailure {
+            code: "INVALID_CONFIG".into(),
+            message: format!("`{name}`: no connector of type `{}` is registered", node.spec.connector.type_name),
+        })?;
+
+        if step.action == Action::Stop {
+            // Conflict rule 3: a start accepted meanwhile has claimed this node.
+            if let Some(other) = self.held(Some(id)).get(&step.node) {
+                let seen = self.last_seen().get(&step.node).copied().unwrap_or(PowerState::Unknown);
+                if step.role == Role::Unused {
+                    return Ok(StepOutcome {
+                        status: StepStatus::Skipped,
+                        reason: Some(format!("kept: needed by start {other} in progress")),
+                        state: seen,
+                    });
+                }
+                return Err(StepFailure {
+                    code: "CONFLICT".into(),
+                    message: format!("`{name}` is now needed by start {other}; this stop is superseded"),
+                });
+            }
+            if step.role == Role::Unused {
+                let seen = self.last_seen();
+                let users = topology
+                    .users(step.node, |u| !scope.contains(&u) && seen.get(&u).is_none_or(|s| s.may_be_running()));
+                if !users.is_empty() {
+                    let names: Vec<String> = users.iter().map(|u| topology.name_of(*u)).collect();
+                    return Ok(StepOutcome {
+                        status: StepStatus::Skipped,
+                        reason: Some(format!("kept: now used by {}", names.join(", "))),
+                        state: seen.get(&step.node).copied().unwrap_or(PowerState::Unknown),
+                    });
+                }
+            }
+        }
+
+        let desired = match step.action {
+            Action::Start => PowerState::On,
+            Action::Stop => PowerState::Off,
+        };
+        // At most one operation per node: join the same one, wait out the opposite one.
+        let guard = loop {
+            enum Wait {
+                Join(CascadeId, watch::Receiver<Option<Result<(), StepFailure>>>),
+                Behind(watch::Receiver<Option<Result<(), StepFailure>>>),
+            }
+            let wait = {
+                let mut st = self.state();
+                match st.ops.get(&step.node) {
+                    Some(op) if op.action == step.action => Wait::Join(op.cascade, op.done.clone()),
+                    Some(op) => Wait::Behind(op.done.clone()),
+                    None => {
+                        let (tx, rx) = watch::channel(None);
+                        st.ops.insert(step.node, Op { action: step.action, cascade: id, done: rx });
+                        break OpGuard { engine: self.clone(), node: step.node, done: tx };
+                    }
+                }
+            };
+            match wait {
+                Wait::Join(other, rx) => {
+                    wait_done(rx).await?;
+                    return Ok(StepOutcome {
+                        status: StepStatus::Joined,
+                        reason: Some(format!("joined the {} already in flight in {other}", step.action)),
+                        state: desired,
+                    });
+                }
+                Wait::Behind(rx) => {
+                    let _ = wait_done(rx).await;
+                }
+            }
+        };
+
+        let timeout = match step.action {
+            Action::Start => node.spec.timeouts.start,
+            Action::Stop => node.spec.timeouts.stop,
+        };
+        let last = Mutex::new(String::from("no answer yet"));
+        let driven =
+            tokio::time::timeout(timeout, self.drive(&*connector, &target, topology, step.action, &last)).await;
+        let result = match driven {
+            Ok(r) => r,
+            Err(_) => {
+                let verb = if step.action == Action::Start { "come up" } else { "go down" };
+                let last = last.lock().map(|l| l.clone()).unwrap_or_default();
+                Err(StepFailure {
+                    code: "TIMEOUT".into(),
+                    message: format!("`{name}` did not {verb} within {} ({last})", humantime::format_duration(timeout)),
+                })
+            }
+        };
+        guard.finish(result.as_ref().map(|_| ()).map_err(Clone::clone));
+        result
+    }
+
+    /// Issues the operation and waits until the node is in the desired state (and, for a
+    /// start, ready). Bounded by the caller's timeout.
+    async fn drive(
+        &self,
+        connector: &dyn Connector,
+        target: &Target,
+        topology: &Topology,
+        action: Action,
+        last: &Mutex<String>,
+    ) -> Result<StepOutcome, StepFailure> {
+        let desired = if action == Action::Start { PowerState::On } else { PowerState::Off };
+        let note = |s: String| {
+            if let Ok(mut l) = last.lock() {
+                *l = s;
+            }
+        };
+        let readiness = topology.node(target.node).and_then(|n| n.spec.readiness.clone());
+        let current = connector.status(target).await;
+        if let Ok(s) = current {
+            self.note_state(topology, target.node, s).await;
+        }
+        let already = current.as_ref().is_ok_and(|s| *s == desired);
+        if !already {
+            match action {
+                Action::Start => connector.start(target).await?,
+                Action::Stop => connector.stop(target).await?,
+            }
+            self.wait_state(connector, target, topology, desired, &note).await?;
+        }
+        if let (Action::Start, Some(r)) = (action, readiness) {
+            let mut backoff = Backoff::new();
+            loop {
+                match probe_once(&r, std::time::Duration::from_secs(2)).await {
+                    Ok(()) => break,
+                    Err(e) => note(format!("readiness: {}", e.message)),
+                }
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+        Ok(StepOutcome {
+            status: if already { StepStatus::Skipped } else { StepStatus::Done },
+            reason: already.then(|| format!("already {}", desired.as_str())),
+            state: desired,
+        })
+    }
+
+    /// Waits for `desired`: on the connector's status stream if it has one, else by probing
+    /// with exponential backoff.
+    async fn wait_state(
+        &self,
+        connector: &dyn Connector,
+        target: &Target,
+        topology: &Topology,
+        desired: PowerState,
+        note: &(dyn Fn(String) + Sync),
+    ) -> Result<(), StepFailure> {
+        let fault = |s: PowerState| StepFailure {
+            code: "PLATFORM_ERROR".into(),
+            message: format!("`{}` reports state `{s}`", target.name),
+        };
+        if let Some(mut stream) = connector.watch(target) {
+            while let Some(s) = stream.next().await {
+                self.note_state(topology, target.node, s).await;
+                note(format!("last seen {s}"));
+                if s == desired {
+                    return Ok(());
+                }
+                if s == PowerState::Error {
+                    return Err(fault(s));
+                }
+            }
+        }
+        let mut backoff = Backoff::new();
+        loop {
+            match connector.status(target).await {
+                Ok(s) => {
+                    self.note_state(topology, target.node, s).await;
+                    note(format!("last seen {s}"));
+                    if s == desired {
+                        return Ok(());
+                    }
+                    if s == PowerState::Error {
+                        return Err(fault(s));
+                    }
+                }
+                Err(e) if !e.retryable => return Err(e.into()),
+                Err(e) => note(format!("status: {}", e.message)),
+            }
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The journal's events: what happened, in the order it happened. Every event is written to
+//! the store (which gives it its monotonic [`EventId`]) before it is published on the bus.
+
+use crate::connector::PowerState;
+use crate::engine::Action;
+use crate::model::{CascadeId, EventId, NodeId, ProposalId};
+
+/// A journal event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Monotonic id: "everything after N" is exactly the events that happened after N.
+    pub id: EventId,
+    /// When it was recorded, in milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// The status of a cascade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CascadeStatus {
+    /// Accepted, not yet running.
+    Pending,
+    /// Running.
+    InProgress,
+    /// Every step done.
+    Completed,
+    /// A step failed.
+    Failed,
+    /// Cancelled by a user.
+    Cancelled,
+    /// The process stopped while it ran (found at the next start-up).
+    Interrupted,
+}
+
+impl CascadeStatus {
+    /// The snake_case name used in the store and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CascadeStatus::Pending => "pending",
+            CascadeStatus::InProgress => "in_progress",
+            CascadeStatus::Completed => "completed",
+            CascadeStatus::Failed => "failed",
+            CascadeStatus::Cancelled => "cancelled",
+            CascadeStatus::Interrupted => "interrupted",
+        }
+    }
+    /// Parses [`as_str`](Self::as_str).
+    pub fn parse(s: &str) -> Option<Self> {
+        use CascadeStatus::*;
+        [Pending, InProgress, Completed, Failed, Cancelled, Interrupted].into_iter().find(|c| c.as_str() == s)
+    }
+    /// Whether the cascade is over.
+    pub fn is_final(self) -> bool {
+        !matches!(self, CascadeStatus::Pending | CascadeStatus::InProgress)
+    }
+}
+
+/// The status of one step of a cascade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StepStatus {
+    /// Waiting for its prerequisites.
+    Pending,
+    /// Its power operation is in flight.
+    Running,
+    /// The node reached the desired state.
+    Done,
+    /// Nothing to do after all (already in the desired state, or kept because it is used).
+    Skipped,
+    /// Another cascade's identical operation was joined instead of issuing a second one.
+    Joined,
+    /// The operation failed or timed out.
+    Failed,
+    /// Never begun: the cascade failed or was cancelled first.
+    Cancelled,
+    /// The process stopped while it ran.
+    Interrupted,
+}
+
+impl StepStatus {
+    /// The snake_case name used in the store and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Running => "running",
+            StepStatus::Done => "done",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Joined => "joined",
+            StepStatus::Failed => "failed",
+            StepStatus::Cancelled => "cancelled",
+            StepStatus::Interrupted => "interrupted",
+        }
+    }
+    /// Parses [`as_str`](Self::as_str).
+    pub fn parse(s: &str) -> Option<Self> {
+        use StepStatus::*;
+        [Pending, Running, Done, Skipped, Joined, Failed, Cancelled, Interrupted].into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// The node a progress event is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentNode {
+    /// Its id.
+    pub node: NodeId,
+    /// Its name.
+    pub name: String,
+    /// Start or stop.
+    pub action: Action,
+    /// Its power state as last seen (`starting`, then `on`…).
+    pub state: PowerState,
+    /// The step's status.
+    pub step_status: StepStatus,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// `status-change`: a node's observed power state changed.
+    StatusChange {
+        /// The node.
+        node: NodeId,
+        /// Its name.
+        name: String,
+        /// Its kind.
+        kind: String,
+        /// The new state.
+        state: PowerState,
+    },
+    /// `cascade-progress`: a step began or ended.
+    CascadeProgress {
+        /// The cascade.
+        cascade: CascadeId,
+        /// The cascade's target node.
+        node: NodeId,
+        /// Steps finished so far.
+        step: usize,
+        /// Steps in the plan.
+        total_steps: usize,
+        /// The step's node.
+        current: CurrentNode,
+    },
+    /// `cascade-complete`: every step done.
+    CascadeComplete {
+        /// The cascade.
+        cascade: CascadeId,
+        /// Its target node.
+        node: NodeId,
+    },
+    /// `cascade-error`: the cascade ended without completing (failed, cancelled,
+    /// interrupted).
+    CascadeError {
+        /// The cascade.
+        cascade: CascadeId,
+        /// Its target node.
+        node: NodeId,
+        /// How it ended.
+        status: CascadeStatus,
+        /// The step that failed, if one did.
+        failed_step: Option<usize>,
+        /// Stable error code (`TIMEOUT`, `CANCELLED`, `INTERRUPTED`, …).
+        code: String,
+        /// Human message.
+        message: String,
+    },
+    /// `shutdown-proposed`: a dependency is no longer used and waits for confirmation.
+    ShutdownProposed {
+        /// The proposal.
+        proposal: ProposalId,
+        /// The cascade whose re-evaluation proposed it.
+        cascade: CascadeId,
+        /// The node.
+        node: NodeId,
+        /// Its name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// `node-kept`: a node was left on (with the reason, e.g. "used by plex").
+    NodeKept {
+        /// The cascade.
+        cascade: CascadeId,
+        /// The node.
+        node: NodeId,
+        /// Its name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// `proposal-resolved`: a shutdown proposal was confirmed or dismissed.
+    ProposalResolved {
+        /// The proposal.
+        proposal: ProposalId,
+        /// Its node.
+        node: NodeId,
+        /// Confirmed (a stop cascade follows) or dismissed.
+        confirmed: bool,
+    },
+}
+
+impl EventKind {
+    /// The kebab-case name (`status-change`, `cascade-progress`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::StatusChange { .. } => "status-change",
+            EventKind::CascadeProgress { .. } => "cascade-progress",
+            EventKind::CascadeComplete { .. } => "cascade-complete",
+            EventKind::CascadeError { .. } => "cascade-error",
+            EventKind::ShutdownProposed { .. } => "shutdown-proposed",
+            EventKind::NodeKept { .. } => "node-kept",
+            EventKind::ProposalResolved { .. } => "proposal-resolved",
+        }
+    }
+
+    /// The cascade it belongs to, if any.
+    pub fn cascade(&self) -> Option<CascadeId> {
+        match self {
+            EventKind::CascadeProgress { cascade, .. }
+            | EventKind::CascadeComplete { cascade, .. }
+            | EventKind::CascadeError { cascade, .. }
+            | EventKind::ShutdownProposed { cascade, .. }
+            | EventKind::NodeKept { cascade, .. } => Some(*cascade),
+            EventKind::StatusChange { .. } | EventKind::ProposalResolved { .. } => None,
+        }
+    }
+
+    /// The node it is about: the changed node, or the node of the step for progress events.
+    pub fn node(&self) -> Option<NodeId> {
+        match self {
+            EventKind::CascadeProgress { current, .. } => Some(current.node),
+            EventKind::StatusChange { node, .. }
+            | EventKind::CascadeComplete { node, .. }
+            | EventKind::CascadeError { node, .. }
+            | EventKind::ShutdownProposed { node, .. }
+            | EventKind::NodeKept { node, .. }
+            | EventKind::ProposalResolved { node, .. } => Some(*node),
+        }
+    }
+}

@@ -1,0 +1,635 @@
+//! The cascade journal: cascade records, their steps, shutdown proposals and the event log.
+//! Writers run inside [`Store::journal`], which appends the events in the same transaction
+//! as the state change they record.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+use serde_json::{Value, json};
+
+use super::{Store, StoreError, now_ms};
+use crate::connector::PowerState;
+use crate::engine::{Action, Role};
+use crate::events::{CascadeStatus, CurrentNode, Event, EventKind, StepStatus};
+use crate::model::{CascadeId, EventId, NodeId, ProposalId};
+
+/// A cascade as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CascadeRecord {
+    /// Its id.
+    pub id: CascadeId,
+    /// The node asked for.
+    pub node: NodeId,
+    /// Its name at the time.
+    pub node_name: String,
+    /// Start or stop.
+    pub action: Action,
+    /// Where it is.
+    pub status: CascadeStatus,
+    /// Steps finished.
+    pub current_step: usize,
+    /// Steps planned.
+    pub total_steps: usize,
+    /// The step that failed.
+    pub failed_step: Option<usize>,
+    /// Stable error code when it did not complete.
+    pub error_code: Option<String>,
+    /// Human error message.
+    pub error_message: Option<String>,
+    /// The interrupted cascade this one re-runs.
+    pub rerun_of: Option<CascadeId>,
+    /// Accepted at (ms since epoch).
+    pub created_at_ms: i64,
+    /// Began running at.
+    pub started_at_ms: Option<i64>,
+    /// Ended at.
+    pub completed_at_ms: Option<i64>,
+}
+
+/// One step of a cascade as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRecord {
+    /// Index in the plan.
+    pub index: usize,
+    /// The node.
+    pub node: NodeId,
+    /// Its name at the time.
+    pub node_name: String,
+    /// Start or stop.
+    pub action: Action,
+    /// Why it is in the plan.
+    pub role: Role,
+    /// Steps it waited for.
+    pub after: Vec<usize>,
+    /// Where it is.
+    pub status: StepStatus,
+    /// Why it was skipped or joined.
+    pub reason: Option<String>,
+    /// Error code if it failed.
+    pub error_code: Option<String>,
+    /// Error message if it failed.
+    pub error_message: Option<String>,
+    /// Began at.
+    pub started_at_ms: Option<i64>,
+    /// Ended at.
+    pub completed_at_ms: Option<i64>,
+}
+
+/// The state of a shutdown proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProposalStatus {
+    /// Awaiting a decision.
+    Pending,
+    /// Confirmed: a stop cascade was started.
+    Confirmed,
+    /// Dismissed: the node stays on.
+    Dismissed,
+}
+
+impl ProposalStatus {
+    /// The name used in the store and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProposalStatus::Pending => "pending",
+            ProposalStatus::Confirmed => "confirmed",
+            ProposalStatus::Dismissed => "dismissed",
+        }
+    }
+}
+
+/// A shutdown proposal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProposalRecord {
+    /// Its id.
+    pub id: ProposalId,
+    /// The node to shut down.
+    pub node: NodeId,
+    /// Its name at the time.
+    pub node_name: String,
+    /// The cascade whose re-evaluation proposed it.
+    pub cascade: Option<CascadeId>,
+    /// Why.
+    pub reason: String,
+    /// Decision.
+    pub status: ProposalStatus,
+    /// Proposed at.
+    pub created_at_ms: i64,
+    /// Decided at.
+    pub resolved_at_ms: Option<i64>,
+}
+
+/// Which cascades to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct CascadeFilter {
+    /// Only this target node.
+    pub node: Option<NodeId>,
+    /// Only this status.
+    pub status: Option<CascadeStatus>,
+    /// Only ids below this one (cursor pagination).
+    pub before: Option<CascadeId>,
+    /// At most this many (default 50).
+    pub limit: Option<usize>,
+}
+
+impl Store {
+    /// Runs `f` in a transaction and appends the events it returns in the same transaction.
+    pub(crate) fn journal<R>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<(R, Vec<EventKind>), StoreError>,
+    ) -> Result<(R, Vec<Event>), StoreError> {
+        self.transaction(|tx| {
+            let (r, kinds) = f(tx)?;
+            let events = kinds.into_iter().map(|k| append_event(tx, k)).collect::<Result<_, _>>()?;
+            Ok((r, events))
+        })
+    }
+
+    /// A cascade by id.
+    pub fn cascade(&self, id: CascadeId) -> Result<Option<CascadeRecord>, StoreError> {
+        self.transaction(|tx| cascade(tx, id))
+    }
+
+    /// Cascades matching `filter`, newest first.
+    pub fn cascades(&self, filter: &CascadeFilter) -> Result<Vec<CascadeRecord>, StoreError> {
+        self.transaction(|tx| {
+            let mut stmt = tx.prepare(&format!(
+                "SELECT {CASCADE_COLUMNS} FROM cascades
+                 WHERE (?1 IS NULL OR node_id = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id < ?3)
+                 ORDER BY id DESC LIMIT ?4"
+            ))?;
+            let rows = stmt.query_map(
+                params![
+                    filter.node.map(NodeId::get),
+                    filter.status.map(CascadeStatus::as_str),
+                    filter.before.map(CascadeId::get),
+                    filter.limit.unwrap_or(50) as i64
+                ],
+                cascade_row,
+            )?;
+            rows.map(|r| r.map_err(StoreError::from).and_then(|r| r)).collect()
+        })
+    }
+
+    /// The steps of a cascade, in plan order.
+    pub fn steps(&self, id: CascadeId) -> Result<Vec<StepRecord>, StoreError> {
+        self.transaction(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT idx, node_id, node_name, action, role, after, status, reason, error_code, error_message,
+                        started_at, completed_at
+                 FROM cascade_steps WHERE cascade_id = ?1 ORDER BY idx",
+            )?;
+            let rows = stmt.query_map([id.get()], |r| {
+                let after: String = r.get(5)?;
+                Ok((
+                    StepRecord {
+                        index: r.get::<_, i64>(0)? as usize,
+                        node: NodeId::new(r.get(1)?),
+                        node_name: r.get(2)?,
+                        action: Action::Start,
+                        role: Role::Requested,
+                        after: serde_json::from_str(&after).unwrap_or_default(),
+                        status: StepStatus::Pending,
+                        reason: r.get(7)?,
+                        error_code: r.get(8)?,
+                        error_message: r.get(9)?,
+                        started_at_ms: r.get(10)?,
+                        completed_at_ms: r.get(11)?,
+                    },
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(6)?,
+                ))
+            })?;
+            rows.map(|row| {
+                let (mut step, action, role, status) = row?;
+                step.action = Action::parse(&action).ok_or_else(|| bad("step action", &action))?;
+                step.role = Role::parse(&role).ok_or_else(|| bad("step role", &role))?;
+                step.status = StepStatus::parse(&status).ok_or_else(|| bad("step status", &status))?;
+                Ok(step)
+            })
+            .collect()
+        })
+    }
+
+    /// Shutdown proposals, newest first; only pending ones unless `all`.
+    pub fn proposals(&self, all: bool) -> Result<Vec<ProposalRecord>, StoreError> {
+        self.transaction(|tx| {
+            let mut stmt = tx.prepare(&format!(
+                "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE ?1 OR status = 'pending' ORDER BY id DESC"
+            ))?;
+            let rows = stmt.query_map([all], proposal_row)?;
+            rows.map(|r| r.map_err(StoreError::from).and_then(|r| r)).collect()
+        })
+    }
+
+    /// A proposal by id.
+    pub fn proposal(&self, id: ProposalId) -> Result<Option<ProposalRecord>, StoreError> {
+        self.transaction(|tx| proposal(tx, id))
+    }
+
+    /// Events after `after` (all if `None`), oldest first, optionally about one node only.
+    pub fn events_after(
+        &self,
+        after: Option<EventId>,
+        node: Option<NodeId>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.transaction(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT id, at, kind, payload FROM events
+                 WHERE id > ?1 AND (?2 IS NULL OR node_id = ?2) ORDER BY id LIMIT ?3",
+            )?;
+            let rows = stmt
+                .query_map(params![after.map_or(0, EventId::get), node.map(NodeId::get), limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+                })?;
+            rows.map(|row| {
+                let (id, at, kind, payload) = row?;
+                let kind = decode(&kind, &payload).ok_or_else(|| bad("event", &format!("{id}")))?;
+                Ok(Event { id: EventId::new(id), at_ms: at, kind })
+            })
+            .collect()
+        })
+    }
+
+    /// The id of the newest event (None if the journal is empty).
+    pub fn last_event_id(&self) -> Result<Option<EventId>, StoreError> {
+        self.transaction(|tx| {
+            Ok(tx.query_row("SELECT MAX(id) FROM events", [], |r| r.get::<_, Option<i64>>(0))?.map(EventId::new))
+        })
+    }
+
+    /// The median duration of the last successful steps per node and action (for plan
+    /// estimates).
+    pub fn typical_durations(&self) -> Result<BTreeMap<(NodeId, Action), Duration>, StoreError> {
+        self.transaction(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT node_id, action, completed_at - started_at FROM cascade_steps
+                 WHERE status = 'done' AND started_at IS NOT NULL AND completed_at IS NOT NULL
+                 ORDER BY cascade_id DESC LIMIT 5000",
+            )?;
+            let mut samples: BTreeMap<(NodeId, Action), Vec<i64>> = BTreeMap::new();
+            for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))? {
+                let (node, action, ms) = row?;
+                if let Some(action) = Action::parse(&action) {
+                    let v = samples.entry((NodeId::new(node), action)).or_default();
+                    if v.len() < 20 {
+                        v.push(ms.max(0));
+                    }
+                }
+            }
+            Ok(samples
+                .into_iter()
+                .map(|(k, mut v)| {
+                    v.sort_unstable();
+                    (k, Duration::from_millis(v[v.len() / 2] as u64))
+                })
+                .collect())
+        })
+    }
+}
+
+fn bad(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt { message: format!("bad {what} `{value}`") }
+}
+
+const CASCADE_COLUMNS: &str = "id, node_id, node_name, action, status, current_step, total_steps, failed_step, \
+     error_code, error_message, rerun_of, created_at, started_at, completed_at";
+
+fn cascade_row(r: &Row<'_>) -> rusqlite::Result<Result<CascadeRecord, StoreError>> {
+    let action: String = r.get(3)?;
+    let status: String = r.get(4)?;
+    let (Some(action), Some(status)) = (Action::parse(&action), CascadeStatus::parse(&status)) else {
+        return Ok(Err(bad("cascade", &format!("{action}/{status}"))));
+    };
+    Ok(Ok(CascadeRecord {
+        id: CascadeId::new(r.get(0)?),
+        node: NodeId::new(r.get(1)?),
+        node_name: r.get(2)?,
+        action,
+        status,
+        current_step: r.get::<_, i64>(5)? as usize,
+        total_steps: r.get::<_, i64>(6)? as usize,
+        failed_step: r.get::<_, Option<i64>>(7)?.map(|s| s as usize),
+        error_code: r.get(8)?,
+        error_message: r.get(9)?,
+        rerun_of: r.get::<_, Option<i64>>(10)?.map(CascadeId::new),
+        created_at_ms: r.get(11)?,
+        started_at_ms: r.get(12)?,
+        completed_at_ms: r.get(13)?,
+    }))
+}
+
+pub(crate) fn cascade(tx: &Transaction<'_>, id: CascadeId) -> Result<Option<CascadeRecord>, StoreError> {
+    tx.query_row(&format!("SELECT {CASCADE_COLUMNS} FROM cascades WHERE id = ?1"), [id.get()], cascade_row)
+        .optional()?
+        .transpose()
+}
+
+const PROPOSAL_COLUMNS: &str = "id, node_id, node_name, cascade_id, reason, status, created_at, resolved_at";
+
+fn proposal_row(r: &Row<'_>) -> rusqlite::Result<Result<ProposalRecord, StoreError>> {
+    let status: String = r.get(5)?;
+    let status = match status.as_str() {
+        "pending" => ProposalStatus::Pending,
+        "confirmed" => ProposalStatus::Confirmed,
+        "dismissed" => ProposalStatus::Dismissed,
+        other => return Ok(Err(bad("proposal status", other))),
+    };
+    Ok(Ok(ProposalRecord {
+        id: ProposalId::new(r.get(0)?),
+        node: NodeId::new(r.get(1)?),
+        node_name: r.get(2)?,
+        cascade: r.get::<_, Option<i64>>(3)?.map(CascadeId::new),
+        reason: r.get(4)?,
+        status,
+        created_at_ms: r.get(6)?,
+        resolved_at_ms: r.get(7)?,
+    }))
+}
+
+pub(crate) fn proposal(tx: &Transaction<'_>, id: ProposalId) -> Result<Option<ProposalRecord>, StoreError> {
+    tx.query_row(&format!("SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE id = ?1"), [id.get()], proposal_row)
+        .optional()?
+        .transpose()
+}
+
+// ----- writers (called inside `Store::journal`) -----
+
+pub(crate) fn insert_cascade(
+    tx: &Transaction<'_>,
+    node: NodeId,
+    node_name: &str,
+    action: Action,
+    rerun_of: Option<CascadeId>,
+) -> Result<CascadeRecord, StoreError> {
+    tx.execute(
+        "INSERT INTO cascades (node_id, node_name, action, status, rerun_of, created_at)
+         VALUES (?1, ?2, ?3, 'pending', ?4, ?5)",
+        params![node.get(), node_name, action.as_str(), rerun_of.map(CascadeId::get), now_ms()],
+    )?;
+    let id = CascadeId::new(tx.last_insert_rowid());
+    cascade(tx, id)?.ok_or_else(|| bad("cascade", "just inserted"))
+}
+
+/// One planned step to record.
+pub(crate) struct NewStep<'a> {
+    pub node: NodeId,
+    pub node_name: &'a str,
+    pub action: Action,
+    pub role: Role,
+    pub after: &'a [usize],
+}
+
+pub(crate) fn begin_cascade(tx: &Transaction<'_>, id: CascadeId, steps: &[NewStep<'_>]) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE cascades SET status = 'in_progress', started_at = ?1, total_steps = ?2 WHERE id = ?3",
+        params![now_ms(), steps.len() as i64, id.get()],
+    )?;
+    for (i, s) in steps.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO cascade_steps (cascade_id, idx, node_id, node_name, action, role, after, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending')",
+            params![
+                id.get(),
+                i as i64,
+                s.node.get(),
+                s.node_name,
+                s.action.as_str(),
+                s.role.as_str(),
+                serde_json::to_string(s.after).unwrap_or_else(|_| "[]".into())
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn set_step(
+    tx: &Transaction<'_>,
+    id: CascadeId,
+    index: usize,
+    status: StepStatus,
+    reason: Option<&str>,
+    error: Option<(&str, &str)>,
+) -> Result<usize, StoreError> {
+    let now = now_ms();
+    let (started, completed) = match status {
+        StepStatus::Running => (Some(now), None),
+        StepStatus::Pending => (None, None),
+        _ => (None, Some(now)),
+    };
+    tx.execute(
+        "UPDATE cascade_steps SET status = ?1, reason = COALESCE(?2, reason), error_code = ?3, error_message = ?4,
+                started_at = COALESCE(?5, started_at), completed_at = COALESCE(?6, completed_at)
+         WHERE cascade_id = ?7 AND idx = ?8",
+        params![
+            status.as_str(),
+            reason,
+            error.map(|e| e.0),
+            error.map(|e| e.1),
+            started,
+            completed,
+            id.get(),
+            index as i64
+        ],
+    )?;
+    let finished: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM cascade_steps WHERE cascade_id = ?1 AND status IN ('done', 'skipped', 'joined')",
+        [id.get()],
+        |r| r.get(0),
+    )?;
+    tx.execute("UPDATE cascades SET current_step = ?1 WHERE id = ?2", params![finished, id.get()])?;
+    Ok(finished as usize)
+}
+
+pub(crate) fn finish_cascade(
+    tx: &Transaction<'_>,
+    id: CascadeId,
+    status: CascadeStatus,
+    failed_step: Option<usize>,
+    error: Option<(&str, &str)>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE cascade_steps SET status = 'cancelled', completed_at = ?1 WHERE cascade_id = ?2 AND status = 'pending'",
+        params![now_ms(), id.get()],
+    )?;
+    tx.execute(
+        "UPDATE cascades SET status = ?1, failed_step = ?2, error_code = ?3, error_message = ?4, completed_at = ?5
+         WHERE id = ?6",
+        params![
+            status.as_str(),
+            failed_step.map(|s| s as i64),
+            error.map(|e| e.0),
+            error.map(|e| e.1),
+            now_ms(),
+            id.get()
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn insert_proposal(
+    tx: &Transaction<'_>,
+    node: NodeId,
+    node_name: &str,
+    cascade: CascadeId,
+    reason: &str,
+) -> Result<ProposalId, StoreError> {
+    // A node has at most one pending proposal: a newer one replaces the older.
+    tx.execute(
+        "UPDATE proposals SET status = 'dismissed', resolved_at = ?1 WHERE node_id = ?2 AND status = 'pending'",
+        params![now_ms(), node.get()],
+    )?;
+    tx.execute(
+        "INSERT INTO proposals (node_id, node_name, cascade_id, reason, status, created_at)
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
+        params![node.get(), node_name, cascade.get(), reason, now_ms()],
+    )?;
+    Ok(ProposalId::new(tx.last_insert_rowid()))
+}
+
+pub(crate) fn resolve_proposal(tx: &Transaction<'_>, id: ProposalId, status: ProposalStatus) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE proposals SET status = ?1, resolved_at = ?2 WHERE id = ?3",
+        params![status.as_str(), now_ms(), id.get()],
+    )?;
+    Ok(())
+}
+
+/// Marks every unfinished cascade `interrupted` (and its running steps), returning the
+/// events that record it.
+pub(crate) fn interrupt_unfinished(tx: &Transaction<'_>) -> Result<Vec<EventKind>, StoreError> {
+    let mut stmt = tx.prepare("SELECT id, node_id FROM cascades WHERE status IN ('pending', 'in_progress')")?;
+    let rows: Vec<(i64, i64)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    let mut events = Vec::new();
+    for (id, node) in rows {
+        tx.execute(
+            "UPDATE cascade_steps SET status = 'interrupted', completed_at = ?1
+             WHERE cascade_id = ?2 AND status = 'running'",
+            params![now_ms(), id],
+        )?;
+        let message = "WakeHub stopped while this cascade ran; it can be re-run";
+        finish_cascade(tx, CascadeId::new(id), CascadeStatus::Interrupted, None, Some(("INTERRUPTED", message)))?;
+        events.push(EventKind::CascadeError {
+            cascade: CascadeId::new(id),
+            node: NodeId::new(node),
+            status: CascadeStatus::Interrupted,
+            failed_step: None,
+            code: "INTERRUPTED".into(),
+            message: message.into(),
+        });
+    }
+    Ok(events)
+}
+
+/// [`interrupt_unfinished`] in the shape [`Store::journal`] takes.
+pub(crate) fn interrupt_unfinished_tx(tx: &Transaction<'_>) -> Result<(usize, Vec<EventKind>), StoreError> {
+    let events = interrupt_unfinished(tx)?;
+    Ok((events.len(), events))
+}
+
+fn append_event(tx: &Transaction<'_>, kind: EventKind) -> Result<Event, StoreError> {
+    let at = now_ms();
+    tx.execute(
+        "INSERT INTO events (at, kind, cascade_id, node_id, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            at,
+            kind.name(),
+            kind.cascade().map(CascadeId::get),
+            kind.node().map(NodeId::get),
+            encode(&kind).to_string()
+        ],
+    )?;
+    Ok(Event { id: EventId::new(tx.last_insert_rowid()), at_ms: at, kind })
+}
+
+// ----- event payloads (the store's own JSON; the API has its own types) -----
+
+fn encode(kind: &EventKind) -> Value {
+    match kind {
+        EventKind::StatusChange { node, name, kind, state } => {
+            json!({"node": node.get(), "name": name, "kind": kind, "state": state.as_str()})
+        }
+        EventKind::CascadeProgress { cascade, node, step, total_steps, current } => json!({
+            "cascade": cascade.get(), "node": node.get(), "step": step, "total_steps": total_steps,
+            "current": {"node": current.node.get(), "name": current.name, "action": current.action.as_str(),
+                        "state": current.state.as_str(), "step_status": current.step_status.as_str()}
+        }),
+        EventKind::CascadeComplete { cascade, node } => json!({"cascade": cascade.get(), "node": node.get()}),
+        EventKind::CascadeError { cascade, node, status, failed_step, code, message } => json!({
+            "cascade": cascade.get(), "node": node.get(), "status": status.as_str(), "failed_step": failed_step,
+            "code": code, "message": message
+        }),
+        EventKind::ShutdownProposed { proposal, cascade, node, name, reason } => json!({
+            "proposal": proposal.get(), "cascade": cascade.get(), "node": node.get(), "name": name, "reason": reason
+        }),
+        EventKind::NodeKept { cascade, node, name, reason } => {
+            json!({"cascade": cascade.get(), "node": node.get(), "name": name, "reason": reason})
+        }
+        EventKind::ProposalResolved { proposal, node, confirmed } => {
+            json!({"proposal": proposal.get(), "node": node.get(), "confirmed": confirmed})
+        }
+    }
+}
+
+fn decode(kind: &str, payload: &str) -> Option<EventKind> {
+    let v: Value = serde_json::from_str(payload).ok()?;
+    let int = |v: &Value, k: &str| v.get(k).and_then(Value::as_i64);
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let node = || int(&v, "node").map(NodeId::new);
+    let cascade = || int(&v, "cascade").map(CascadeId::new);
+    Some(match kind {
+        "status-change" => EventKind::StatusChange {
+            node: node()?,
+            name: text(&v, "name")?,
+            kind: text(&v, "kind")?,
+            state: PowerState::parse(&text(&v, "state")?)?,
+        },
+        "cascade-progress" => {
+            let c = v.get("current")?;
+            EventKind::CascadeProgress {
+                cascade: cascade()?,
+                node: node()?,
+                step: int(&v, "step")? as usize,
+                total_steps: int(&v, "total_steps")? as usize,
+                current: CurrentNode {
+                    node: NodeId::new(int(c, "node")?),
+                    name: text(c, "name")?,
+                    action: Action::parse(&text(c, "action")?)?,
+                    state: PowerState::parse(&text(c, "state")?)?,
+                    step_status: StepStatus::parse(&text(c, "step_status")?)?,
+                },
+            }
+        }
+        "cascade-complete" => EventKind::CascadeComplete { cascade: cascade()?, node: node()? },
+        "cascade-error" => EventKind::CascadeError {
+            cascade: cascade()?,
+            node: node()?,
+            status: CascadeStatus::parse(&text(&v, "status")?)?,
+            failed_step: int(&v, "failed_step").map(|s| s as usize),
+            code: text(&v, "code")?,
+            message: text(&v, "message")?,
+        },
+        "shutdown-proposed" => EventKind::ShutdownProposed {
+            proposal: ProposalId::new(int(&v, "proposal")?),
+            cascade: cascade()?,
+            node: node()?,
+            name: text(&v, "name")?,
+            reason: text(&v, "reason")?,
+        },
+        "node-kept" => EventKind::NodeKept {
+            cascade: cascade()?,
+            node: node()?,
+            name: text(&v, "name")?,
+            reason: text(&v, "reason")?,
+        },
+        "proposal-resolved" => EventKind::ProposalResolved {
+            proposal: ProposalId::new(int(&v, "proposal")?),
+            node: node()?,
+            confirmed: v.get("confirmed")?.as_bool()?,
+        },
+        _ => return None,
+    })
+}
