@@ -131,6 +131,9 @@ struct Running {
     action: Action,
     /// Start cascades: every node they need (the target's upstream closure and itself).
     needs: BTreeSet<NodeId>,
+    /// Stop cascades: nodes claimed by starts accepted while this stop runs (conflict rule
+    /// 3), with the claiming start. This stop issues no further stop on them.
+    claimed: BTreeMap<NodeId, CascadeId>,
     cancel: CancellationToken,
 }
 
@@ -358,6 +361,18 @@ impl Engine {
         Ok(plan(&topology, Observations { states: &states, held: &held, durations: &durations }, node, action)?)
     }
 
+    /// The start that claimed `node` from stop cascade `stop`: a start in flight that needs
+    /// it, or one accepted (even if already finished) since the stop began.
+    fn claimed_from(&self, stop: CascadeId, node: NodeId) -> Option<CascadeId> {
+        let st = self.state();
+        let by_running_start = st
+            .running
+            .iter()
+            .find(|(id, r)| **id != stop && r.action == Action::Start && r.needs.contains(&node))
+            .map(|(id, _)| *id);
+        by_running_start.or_else(|| st.running.get(&stop).and_then(|r| r.claimed.get(&node).copied()))
+    }
+
     /// Typical step durations: observed in the journal, else the connector's own hint.
     pub(crate) async fn durations(
         &self,
@@ -388,8 +403,9 @@ impl Engine {
     ///    waits for that stop to finish, then starts it again (and vice versa).
     /// 2. A stop whose scope (the node and everything that cannot run without it) contains
     ///    a node an in-flight start needs is refused at once with `CONFLICT`.
-    /// 3. A start accepted while a stop cascade runs claims what it needs at once: the stop
-    ///    cascade issues no further stop on those nodes. An auto-stop from re-evaluation is
+    /// 3. A start accepted while a stop cascade runs claims what it needs at once, for the
+    ///    rest of that stop cascade (even if the start finishes first): the stop cascade
+    ///    issues no further stop on those nodes. An auto-stop from re-evaluation is
     ///    skipped ("kept: needed by start …"); a stop the user asked for fails the stop
     ///    cascade with `CONFLICT`, leaving the rest of its scope as it is.
     ///
@@ -471,15 +487,26 @@ impl Engine {
             .record(move |tx| Ok((journal::insert_cascade(tx, node, &name, action, rerun_of)?, Vec::new())))
             .await?;
         let cancel = CancellationToken::new();
-        self.state().running.insert(
-            record.id,
-            Running {
-                target: node,
-                action,
-                needs: if action == Action::Start { scope } else { BTreeSet::new() },
-                cancel: cancel.clone(),
-            },
-        );
+        {
+            let mut st = self.state();
+            if action == Action::Start {
+                for r in st.running.values_mut().filter(|r| r.action == Action::Stop) {
+                    for n in &scope {
+                        r.claimed.entry(*n).or_insert(record.id);
+                    }
+                }
+            }
+            st.running.insert(
+                record.id,
+                Running {
+                    target: node,
+                    action,
+                    needs: if action == Action::Start { scope } else { BTreeSet::new() },
+                    claimed: BTreeMap::new(),
+                    cancel: cancel.clone(),
+                },
+            );
+        }
         let engine = self.clone();
         let id = record.id;
         tokio::spawn(async move {

@@ -346,7 +346,7 @@ impl Engine {
 
         if step.action == Action::Stop {
             // Conflict rule 3: a start accepted meanwhile has claimed this node.
-            if let Some(other) = self.held(Some(id)).get(&step.node) {
+            if let Some(other) = self.claimed_from(id, step.node) {
                 let seen = self.last_seen().get(&step.node).copied().unwrap_or(PowerState::Unknown);
                 if step.role == Role::Unused {
                     return Ok(StepOutcome {

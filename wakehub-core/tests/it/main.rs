@@ -1,7 +1,10 @@
 //! Integration tests of wakehub-core, compiled as one binary.
 
+mod engine;
 mod model;
 mod model_props;
+mod planner;
+mod planner_props;
 mod store;
 mod support;
 mod topology_file;
