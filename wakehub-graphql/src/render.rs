@@ -107,7 +107,7 @@ pub fn short(d: std::time::Duration) -> String {
         format!("{:.1}s", d.as_secs_f64())
     } else {
         let s = d.as_secs();
-        if s % 60 == 0 { format!("{}m", s / 60) } else { format!("{}m{}s", s / 60, s % 60) }
+        if s.is_multiple_of(60) { format!("{}m", s / 60) } else { format!("{}m{}s", s / 60, s % 60) }
     }
 }
 

@@ -121,6 +121,10 @@ impl SimConnector {
         if *tx.borrow() == to {
             return;
         }
+        if delay.is_zero() {
+            tx.send_replace(to);
+            return;
+        }
         let nodes = self.nodes.clone();
         let node = target.node;
         tokio::spawn(async move {

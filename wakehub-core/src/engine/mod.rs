@@ -310,24 +310,36 @@ impl Engine {
             .buffer_unordered(32)
             .collect()
             .await;
-        for (node, state) in &results {
-            self.note_state(topology, *node, *state).await;
-        }
+        self.note_states(topology, &results).await;
         results.into_iter().collect()
     }
 
     /// Records a newly seen state (a `status-change` event if it differs from the last one).
     async fn note_state(&self, topology: &Topology, node: NodeId, state: PowerState) {
-        let changed = {
+        self.note_states(topology, &[(node, state)]).await;
+    }
+
+    /// Records newly seen states, journaling the changes in one transaction.
+    async fn note_states(&self, topology: &Topology, seen: &[(NodeId, PowerState)]) {
+        let events: Vec<EventKind> = {
             let mut st = self.state();
-            st.last_seen.insert(node, state) != Some(state)
+            seen.iter()
+                .filter(|(node, state)| st.last_seen.insert(*node, *state) != Some(*state))
+                .filter_map(|(node, state)| {
+                    let n = topology.node(*node)?;
+                    Some(EventKind::StatusChange {
+                        node: *node,
+                        name: n.spec.name.clone(),
+                        kind: n.spec.kind.to_string(),
+                        state: *state,
+                    })
+                })
+                .collect()
         };
-        if !changed {
+        if events.is_empty() {
             return;
         }
-        let Some(n) = topology.node(node) else { return };
-        let event = EventKind::StatusChange { node, name: n.spec.name.clone(), kind: n.spec.kind.to_string(), state };
-        if let Err(e) = self.record(move |_| Ok(((), vec![event]))).await {
+        if let Err(e) = self.record(move |_| Ok(((), events))).await {
             tracing::error!("cannot journal a status change: {e}");
         }
     }

@@ -245,15 +245,11 @@ impl Engine {
                         }
                     }
                     Some(Ok((i, Err(f)))) => {
-                        if failed.is_none() {
-                            failed = Some((i, f));
-                        }
+                        failed.get_or_insert((i, f));
                     }
                     Some(Err(e)) => {
                         tracing::error!(cascade = %id, "a step task panicked: {e}");
-                        if failed.is_none() {
-                            failed = Some((0, StepFailure { code: "INTERNAL".into(), message: "a step crashed".into() }));
-                        }
+                        failed.get_or_insert((0, StepFailure { code: "INTERNAL".into(), message: "a step crashed".into() }));
                     }
                     None => {}
                 },
@@ -262,7 +258,7 @@ impl Engine {
         }
         match failed {
             Some((step, failure)) => Outcome::Failed { step, failure },
-            None if cancelled && waiting.iter().any(|w| *w > 0) || cancelled && !ready.is_empty() => Outcome::Cancelled,
+            None if cancelled && (waiting.iter().any(|w| *w > 0) || !ready.is_empty()) => Outcome::Cancelled,
             None => Outcome::Completed,
         }
     }

@@ -420,27 +420,28 @@ pub(crate) fn set_step(
         StepStatus::Pending => (None, None),
         _ => (None, Some(now)),
     };
-    tx.execute(
+    // Hot path (three writes per step): statements are prepared once per connection.
+    tx.prepare_cached(
         "UPDATE cascade_steps SET status = ?1, reason = COALESCE(?2, reason), error_code = ?3, error_message = ?4,
                 started_at = COALESCE(?5, started_at), completed_at = COALESCE(?6, completed_at)
          WHERE cascade_id = ?7 AND idx = ?8",
-        params![
-            status.as_str(),
-            reason,
-            error.map(|e| e.0),
-            error.map(|e| e.1),
-            started,
-            completed,
-            id.get(),
-            index as i64
-        ],
-    )?;
-    let finished: i64 = tx.query_row(
-        "SELECT COUNT(*) FROM cascade_steps WHERE cascade_id = ?1 AND status IN ('done', 'skipped', 'joined')",
-        [id.get()],
-        |r| r.get(0),
-    )?;
-    tx.execute("UPDATE cascades SET current_step = ?1 WHERE id = ?2", params![finished, id.get()])?;
+    )?
+    .execute(params![
+        status.as_str(),
+        reason,
+        error.map(|e| e.0),
+        error.map(|e| e.1),
+        started,
+        completed,
+        id.get(),
+        index as i64
+    ])?;
+    let finished: i64 = tx
+        .prepare_cached(
+            "SELECT COUNT(*) FROM cascade_steps WHERE cascade_id = ?1 AND status IN ('done', 'skipped', 'joined')",
+        )?
+        .query_row([id.get()], |r| r.get(0))?;
+    tx.prepare_cached("UPDATE cascades SET current_step = ?1 WHERE id = ?2")?.execute(params![finished, id.get()])?;
     Ok(finished as usize)
 }
 
@@ -532,16 +533,14 @@ pub(crate) fn interrupt_unfinished_tx(tx: &Transaction<'_>) -> Result<(usize, Ve
 
 fn append_event(tx: &Transaction<'_>, kind: EventKind) -> Result<Event, StoreError> {
     let at = now_ms();
-    tx.execute(
-        "INSERT INTO events (at, kind, cascade_id, node_id, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
+    tx.prepare_cached("INSERT INTO events (at, kind, cascade_id, node_id, payload) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![
             at,
             kind.name(),
             kind.cascade().map(CascadeId::get),
             kind.node().map(NodeId::get),
             encode(&kind).to_string()
-        ],
-    )?;
+        ])?;
     Ok(Event { id: EventId::new(tx.last_insert_rowid()), at_ms: at, kind })
 }
 

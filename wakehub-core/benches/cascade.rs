@@ -1,0 +1,198 @@
+//! Engine benchmarks, printed as ratios measured in one run (this machine is shared and
+//! noisy, so absolute numbers mean little; ratios against a baseline in the same run do).
+//!
+//! Run with `cargo bench -p wakehub-core --bench cascade`.
+//!
+//! 1. The planner on a generated 10,000-node topology (start of a node whose closure spans
+//!    most of it, stop of a root with re-evaluation), against the baseline of merely walking
+//!    the upstream closure.
+//! 2. Engine overhead per step with zero-delay simulated nodes: a 200-step chain, per step,
+//!    against the raw connector calls for the same nodes.
+//! 3. Parallel vs sequential: a fan-in of 16 dependencies taking 50 ms each, concurrency 16
+//!    against concurrency 1.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use wakehub_core::connector::sim::SimConnector;
+use wakehub_core::connector::{Connector, PowerState, Registry, Target};
+use wakehub_core::engine::{Action, Engine, EngineConfig, Observations, plan};
+use wakehub_core::model::{Capability, ConfigValue, ConnectorConfig, Kind, NodeId, NodeSpec, Topology};
+use wakehub_core::secrets::MasterKey;
+use wakehub_core::store::Store;
+
+fn sim(delay_ms: i64) -> ConnectorConfig {
+    let mut c = ConnectorConfig::new("sim");
+    c.settings.insert("start_delay_ms".into(), ConfigValue::Integer(delay_ms));
+    c
+}
+
+/// 100 machines × (10 VMs × 9 containers + …) ≈ 10,000 nodes, each container depending on
+/// a container of the previous machine, so closures are deep and wide.
+fn big_topology() -> (Topology, NodeId) {
+    let mut t = Topology::new();
+    let mut previous: Vec<NodeId> = Vec::new();
+    let mut deepest = None;
+    for m in 0..100 {
+        let mut spec = NodeSpec::new(format!("m{m}"), Kind::Physical, sim(0));
+        spec.offers = [Capability::Proxmox].into();
+        let machine = t.add_node(spec, None).unwrap_or_else(|e| panic!("{e}"));
+        let mut containers = Vec::new();
+        for v in 0..10 {
+            let mut spec = NodeSpec::new(format!("m{m}-vm{v}"), Kind::Vm, sim(0));
+            spec.offers = [Capability::Docker].into();
+            let vm = t.add_node(spec, Some(machine)).unwrap_or_else(|e| panic!("{e}"));
+            for c in 0..9 {
+                let id = t
+                    .add_node(NodeSpec::new(format!("m{m}-vm{v}-c{c}"), Kind::Container, sim(0)), Some(vm))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                containers.push(id);
+            }
+        }
+        if !previous.is_empty() {
+            for (i, c) in containers.iter().enumerate() {
+                for p in [previous[i], previous[(i + 1) % previous.len()]] {
+                    t.add_dependency(*c, p).unwrap_or_else(|e| panic!("{e}"));
+                }
+            }
+        }
+        deepest = containers.first().copied();
+        previous = containers;
+    }
+    (t, deepest.unwrap_or(NodeId::new(1)))
+}
+
+fn time<R>(runs: u32, mut f: impl FnMut() -> R) -> Duration {
+    let began = Instant::now();
+    for _ in 0..runs {
+        std::hint::black_box(f());
+    }
+    began.elapsed() / runs
+}
+
+fn planner() {
+    let (t, target) = big_topology();
+    let states: BTreeMap<NodeId, PowerState> = t.nodes().map(|n| (n.id, PowerState::Off)).collect();
+    let on: BTreeMap<NodeId, PowerState> = t.nodes().map(|n| (n.id, PowerState::On)).collect();
+    let (held, durations) = (BTreeMap::new(), BTreeMap::new());
+    let walk = time(20, || t.upstream_closure(target).len());
+    let start = time(20, || {
+        plan(&t, Observations { states: &states, held: &held, durations: &durations }, target, Action::Start)
+            .map(|p| p.steps.len())
+    });
+    let steps = plan(&t, Observations { states: &states, held: &held, durations: &durations }, target, Action::Start)
+        .map(|p| p.steps.len())
+        .unwrap_or(0);
+    let root = t.by_name("m0").map(|n| n.id).unwrap_or(target);
+    let stop = time(5, || {
+        plan(&t, Observations { states: &on, held: &held, durations: &durations }, root, Action::Stop)
+            .map(|p| p.steps.len())
+    });
+    let stop_steps = plan(&t, Observations { states: &on, held: &held, durations: &durations }, root, Action::Stop)
+        .map(|p| p.steps.len())
+        .unwrap_or(0);
+    println!("planner, {} nodes:", t.len());
+    println!("  start plan ({steps} steps): {start:?}  — {:.1}× a bare closure walk ({walk:?})", ratio(start, walk));
+    println!("  stop plan of a root ({stop_steps} steps, with re-evaluation): {stop:?}");
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
+}
+
+fn chain(n: usize, delay_ms: i64) -> Topology {
+    let mut t = Topology::new();
+    let mut prev = None;
+    for i in 0..n {
+        let id = t
+            .add_node(NodeSpec::new(format!("n{i}"), Kind::Physical, sim(delay_ms)), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(p) = prev {
+            t.add_dependency(id, p).unwrap_or_else(|e| panic!("{e}"));
+        }
+        prev = Some(id);
+    }
+    t
+}
+
+fn engine(t: &Topology, concurrency: usize) -> Engine {
+    let store = Store::open_in_memory(MasterKey::generate()).unwrap_or_else(|e| panic!("{e}"));
+    store.import(t).unwrap_or_else(|e| panic!("{e}"));
+    Engine::new(store, Registry::builtin(), EngineConfig { concurrency, ..EngineConfig::default() })
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn cascade(engine: &Engine, name: &str) -> Duration {
+    let t = engine.store().topology().unwrap_or_else(|e| panic!("{e}"));
+    let id = t.by_name(name).map(|n| n.id).unwrap_or(NodeId::new(1));
+    let began = Instant::now();
+    let c = engine.start(id).await.unwrap_or_else(|e| panic!("{e}"));
+    let r = engine.wait(c.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status.as_str(), "completed");
+    began.elapsed()
+}
+
+async fn overhead() {
+    const N: usize = 200;
+    let t = chain(N, 0);
+    let e = engine(&t, 4);
+    let total = cascade(&e, &format!("n{}", N - 1)).await;
+    // Baseline: the same connector calls (status, start, status) with no engine around them.
+    let sim = SimConnector::new();
+    let stored = e.store().topology().unwrap_or_else(|err| panic!("{err}"));
+    let targets: Vec<Target> = stored.nodes().filter_map(|n| Target::of(&stored, n.id)).collect();
+    let began = Instant::now();
+    for target in &targets {
+        let _ = sim.status(target).await;
+        let _ = sim.start(target).await;
+        while sim.status(target).await.ok() != Some(PowerState::On) {
+            tokio::task::yield_now().await;
+        }
+    }
+    let raw = began.elapsed();
+    let per_step = total / N as u32;
+    println!("engine overhead, {N}-step chain of zero-delay sim nodes (journaled in SQLite):");
+    println!(
+        "  {per_step:?} per step (whole cascade {total:?}); raw connector calls {:?} per node — {:.0}× the bare calls",
+        raw / N as u32,
+        ratio(total, raw)
+    );
+}
+
+async fn parallel() {
+    let mut t = Topology::new();
+    let mut deps = Vec::new();
+    for i in 0..16 {
+        deps.push(
+            t.add_node(NodeSpec::new(format!("dep{i}"), Kind::Physical, sim(50)), None)
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+    }
+    let app = t.add_node(NodeSpec::new("app", Kind::Physical, sim(50)), None).unwrap_or_else(|e| panic!("{e}"));
+    for d in deps {
+        t.add_dependency(app, d).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let sequential = cascade(&engine(&t, 1), "app").await;
+    let parallel = cascade(&engine(&t, 16), "app").await;
+    println!("fan-in of 16 dependencies × 50 ms, then the app (50 ms):");
+    println!(
+        "  sequential (concurrency 1) {sequential:?}; parallel (concurrency 16) {parallel:?} — {:.1}× faster",
+        ratio(sequential, parallel)
+    );
+}
+
+fn main() {
+    // `WAKEHUB_BENCH=overhead` runs one part only (handy under a profiler).
+    let only = std::env::var("WAKEHUB_BENCH").ok();
+    let run = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    if run("planner") {
+        planner();
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| panic!("{e}"));
+    if run("overhead") {
+        rt.block_on(overhead());
+    }
+    if run("parallel") {
+        rt.block_on(parallel());
+    }
+}
