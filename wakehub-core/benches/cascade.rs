@@ -29,11 +29,11 @@ fn sim(delay_ms: i64) -> ConnectorConfig {
 
 /// 100 machines × (10 VMs × 9 containers + …) ≈ 10,000 nodes, each container depending on
 /// a container of the previous machine, so closures are deep and wide.
-fn big_topology() -> (Topology, NodeId) {
+fn big_topology(machines: usize) -> (Topology, NodeId) {
     let mut t = Topology::new();
     let mut previous: Vec<NodeId> = Vec::new();
     let mut deepest = None;
-    for m in 0..100 {
+    for m in 0..machines {
         let mut spec = NodeSpec::new(format!("m{m}"), Kind::Physical, sim(0));
         spec.offers = [Capability::Proxmox].into();
         let machine = t.add_node(spec, None).unwrap_or_else(|e| panic!("{e}"));
@@ -70,8 +70,8 @@ fn time<R>(runs: u32, mut f: impl FnMut() -> R) -> Duration {
     began.elapsed() / runs
 }
 
-fn planner() {
-    let (t, target) = big_topology();
+fn planner(machines: usize) {
+    let (t, target) = big_topology(machines);
     let states: BTreeMap<NodeId, PowerState> = t.nodes().map(|n| (n.id, PowerState::Off)).collect();
     let on: BTreeMap<NodeId, PowerState> = t.nodes().map(|n| (n.id, PowerState::On)).collect();
     let (held, durations) = (BTreeMap::new(), BTreeMap::new());
@@ -132,11 +132,10 @@ async fn cascade(engine: &Engine, name: &str) -> Duration {
     began.elapsed()
 }
 
-async fn overhead() {
-    const N: usize = 200;
-    let t = chain(N, 0);
+async fn overhead(n: usize) {
+    let t = chain(n, 0);
     let e = engine(&t, 4);
-    let total = cascade(&e, &format!("n{}", N - 1)).await;
+    let total = cascade(&e, &format!("n{}", n - 1)).await;
     // Baseline: the same connector calls (status, start, status) with no engine around them.
     let sim = SimConnector::new();
     let stored = e.store().topology().unwrap_or_else(|err| panic!("{err}"));
@@ -150,31 +149,31 @@ async fn overhead() {
         }
     }
     let raw = began.elapsed();
-    let per_step = total / N as u32;
-    println!("engine overhead, {N}-step chain of zero-delay sim nodes (journaled in SQLite):");
+    let per_step = total / n as u32;
+    println!("engine overhead, {n}-step chain of zero-delay sim nodes (journaled in SQLite):");
     println!(
         "  {per_step:?} per step (whole cascade {total:?}); raw connector calls {:?} per node — {:.0}× the bare calls",
-        raw / N as u32,
+        raw / n as u32,
         ratio(total, raw)
     );
 }
 
-async fn parallel() {
+async fn parallel(delay_ms: i64) {
     let mut t = Topology::new();
     let mut deps = Vec::new();
     for i in 0..16 {
         deps.push(
-            t.add_node(NodeSpec::new(format!("dep{i}"), Kind::Physical, sim(50)), None)
+            t.add_node(NodeSpec::new(format!("dep{i}"), Kind::Physical, sim(delay_ms)), None)
                 .unwrap_or_else(|e| panic!("{e}")),
         );
     }
-    let app = t.add_node(NodeSpec::new("app", Kind::Physical, sim(50)), None).unwrap_or_else(|e| panic!("{e}"));
+    let app = t.add_node(NodeSpec::new("app", Kind::Physical, sim(delay_ms)), None).unwrap_or_else(|e| panic!("{e}"));
     for d in deps {
         t.add_dependency(app, d).unwrap_or_else(|e| panic!("{e}"));
     }
     let sequential = cascade(&engine(&t, 1), "app").await;
     let parallel = cascade(&engine(&t, 16), "app").await;
-    println!("fan-in of 16 dependencies × 50 ms, then the app (50 ms):");
+    println!("fan-in of 16 dependencies × {delay_ms} ms, then the app ({delay_ms} ms):");
     println!(
         "  sequential (concurrency 1) {sequential:?}; parallel (concurrency 16) {parallel:?} — {:.1}× faster",
         ratio(sequential, parallel)
@@ -182,17 +181,19 @@ async fn parallel() {
 }
 
 fn main() {
-    // `WAKEHUB_BENCH=overhead` runs one part only (handy under a profiler).
+    // `cargo bench` passes `--bench`; under `cargo test` the same code runs as a quick smoke
+    // test on small sizes. `WAKEHUB_BENCH=overhead` runs one part only (for a profiler).
+    let full = std::env::args().any(|a| a == "--bench");
     let only = std::env::var("WAKEHUB_BENCH").ok();
     let run = |name: &str| only.as_deref().is_none_or(|o| o == name);
     if run("planner") {
-        planner();
+        planner(if full { 100 } else { 3 });
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| panic!("{e}"));
     if run("overhead") {
-        rt.block_on(overhead());
+        rt.block_on(overhead(if full { 200 } else { 10 }));
     }
     if run("parallel") {
-        rt.block_on(parallel());
+        rt.block_on(parallel(if full { 50 } else { 5 }));
     }
 }
