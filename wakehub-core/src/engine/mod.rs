@@ -228,8 +228,41 @@ impl Engine {
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(R, Vec<EventKind>), StoreError>,
     ) -> Result<R, EngineError> {
+        self.record_blocking_then(f, || {})
+    }
+
+    /// Writes the final record of cascade `id`, unregisters it, *then* publishes: a client
+    /// that sees the cascade end can immediately request another one on the same node.
+    async fn record_end<F>(&self, id: CascadeId, f: F) -> Result<(), EngineError>
+    where
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<((), Vec<EventKind>), StoreError> + Send + 'static,
+    {
+        let engine = self.clone();
+        self.inner
+            .store
+            .run(move |_| {
+                let e = engine.clone();
+                engine.record_blocking_then(f, move || e.unregister(id))
+            })
+            .await
+    }
+
+    /// Forgets a cascade that ended and wakes its waiters.
+    fn unregister(&self, id: CascadeId) {
+        let removed = self.state().running.remove(&id).is_some();
+        if removed {
+            self.inner.finished.send_modify(|n| *n += 1);
+        }
+    }
+
+    fn record_blocking_then<R>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(R, Vec<EventKind>), StoreError>,
+        after_commit: impl FnOnce(),
+    ) -> Result<R, EngineError> {
         let _order = self.inner.publish.lock().unwrap_or_else(|e| e.into_inner());
         let (r, events) = self.inner.store.journal(f)?;
+        after_commit();
         for e in events {
             // No subscriber is not an error: the journal has it.
             let _ = self.inner.bus.send(e);
@@ -523,8 +556,8 @@ impl Engine {
         let id = record.id;
         tokio::spawn(async move {
             engine.run_cascade(id, node, action, cancel).await;
-            engine.state().running.remove(&id);
-            engine.inner.finished.send_modify(|n| *n += 1);
+            // Normally done when the end is recorded; this covers a store failure.
+            engine.unregister(id);
         });
         Ok(record)
     }

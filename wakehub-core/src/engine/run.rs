@@ -86,7 +86,7 @@ impl Engine {
             let (code, message) = (e.code().to_owned(), e.to_string());
             tracing::error!(cascade = %id, "cascade failed before its steps: {message}");
             let recorded = self
-                .record(move |tx| {
+                .record_end(id, move |tx| {
                     journal::finish_cascade(tx, id, CascadeStatus::Failed, None, Some((&code, &message)))?;
                     Ok((
                         (),
@@ -172,7 +172,7 @@ impl Engine {
             ),
         };
         let topo = topology.clone();
-        self.record(move |tx| {
+        self.record_end(id, move |tx| {
             let mut kinds = Vec::new();
             for (n, reason, propose) in events {
                 let name = topo.name_of(n);
