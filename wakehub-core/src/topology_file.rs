@@ -411,6 +411,55 @@ fn setting(key: &str, v: &Value) -> Result<ConfigValue, (String, String)> {
     })
 }
 
+/// One node as given through an API (the same fields as a `[[node]]` table), before its
+/// links are resolved against a topology.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeDraft {
+    /// Everything but the links.
+    pub spec: NodeSpec,
+    /// The parent's name or id, if any.
+    pub parent: Option<String>,
+    /// Names or ids of what it depends on.
+    pub depends_on: Vec<String>,
+}
+
+/// Parses one node given as JSON with the topology file's fields (`name`, `kind`, `parent`,
+/// `depends_on`, …, `connector: {type, …}`), reporting every problem with its field.
+pub fn parse_node(value: &serde_json::Value, options: &ParseOptions) -> Result<NodeDraft, ParseError> {
+    let mut errors = Errors(Vec::new());
+    let toml_value = match json_to_toml(value) {
+        Ok(v) => v,
+        Err(message) => {
+            return Err(ParseError {
+                errors: vec![FieldError { node: None, field: None, message, code: "VALIDATION" }],
+            });
+        }
+    };
+    match parse_entry(1, &toml_value, options, &mut errors) {
+        Some(entry) if errors.0.is_empty() => {
+            Ok(NodeDraft { spec: entry.spec, parent: entry.parent, depends_on: entry.depends_on })
+        }
+        _ => Err(ParseError { errors: errors.0 }),
+    }
+}
+
+fn json_to_toml(v: &serde_json::Value) -> Result<Value, String> {
+    use serde_json::Value as J;
+    Ok(match v {
+        J::Null => return Err("null is not a value here; leave the field out instead".into()),
+        J::Bool(b) => Value::Boolean(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Value::Integer(i),
+            None => Value::Float(n.as_f64().ok_or("number out of range")?),
+        },
+        J::String(s) => Value::String(s.clone()),
+        J::Array(a) => Value::Array(a.iter().map(json_to_toml).collect::<Result<_, _>>()?),
+        J::Object(o) => {
+            Value::Table(o.iter().map(|(k, v)| Ok((k.clone(), json_to_toml(v)?))).collect::<Result<_, String>>()?)
+        }
+    })
+}
+
 /// Inserts the parsed entries: parents before children, then the dependency links; every
 /// refusal of the model becomes a field error.
 fn build(entries: Vec<Entry>, errors: &mut Errors) -> Topology {

@@ -16,6 +16,8 @@ use wakehub_core::store::Store;
 use wakehub_core::topology_file::{self, ParseOptions};
 use wakehub_graphql::render;
 
+mod serve;
+
 #[derive(Parser)]
 #[command(name = "wakehub", version, about = "Power a homelab on and off as a whole")]
 struct Cli {
@@ -67,6 +69,31 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
     },
+    /// Run the WakeHub server: the GraphQL API over a SQLite store.
+    Serve {
+        /// A topology file to import at start-up (all or nothing).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The database (default: `$XDG_DATA_HOME/wakehub/wakehub.db`). The master key is read
+        /// from `WAKEHUB_MASTER_KEY` or `master.key` beside the database.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Start on a fresh temporary database with the demo homelab (simulated connectors)
+        /// and print a demo token.
+        #[arg(long)]
+        demo: bool,
+        /// Steps of one cascade that may run at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Stop a node and everything that cannot run without it, showing each step live.
     Stop {
         /// The topology file (TOML).
@@ -79,9 +106,39 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token; prints it alone on stdout, once (only its hash is stored).
+    Create {
+        /// A name to recognise it by.
+        name: String,
+        /// The database.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// List tokens (never their values).
+    List {
+        /// The database.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// Revoke a token by name or id.
+    Revoke {
+        /// Its name or id.
+        name: String,
+        /// The database.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve { config, db, listen, demo, concurrency } => {
+            runtime().and_then(|rt| rt.block_on(serve::run(serve::Options { config, db, listen, demo, concurrency })))
+        }
+        Command::Token { command } => token(command),
         Command::Check { file } => check(&file),
         Command::Plan { file, action, node, json } => {
             runtime().and_then(|rt| rt.block_on(plan(&file, action.into(), &node, json)))
@@ -100,6 +157,32 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TokenCommand::Create { name, db } => {
+            let store = serve::open_store(&serve::db_path(db)?)?;
+            let (_, token) = store.create_token(&name)?;
+            println!("{}", token.expose());
+        }
+        TokenCommand::List { db } => {
+            let store = serve::open_store(&serve::db_path(db)?)?;
+            for t in store.tokens()? {
+                let state = match t.revoked_at_ms {
+                    Some(_) => "revoked",
+                    None => "active",
+                };
+                println!("{}\t{}\t{}", t.id, t.name, state);
+            }
+        }
+        TokenCommand::Revoke { name, db } => {
+            let store = serve::open_store(&serve::db_path(db)?)?;
+            let t = store.revoke_token(&name)?;
+            eprintln!("revoked token {} ({})", t.id, t.name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

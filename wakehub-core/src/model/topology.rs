@@ -112,9 +112,22 @@ impl Topology {
         Ok(())
     }
 
-    /// Replaces a node's spec (name, kind, offers…), keeping its id and links. The hosting
-    /// rules are checked against its parent and its children.
+    /// Replaces a node's spec (name, kind, offers…), keeping its id and links.
     pub fn update_node(&mut self, id: NodeId, spec: NodeSpec) -> Result<(), ModelError> {
+        let parent = self.get(id)?.parent;
+        self.replace_node(id, spec, parent)
+    }
+
+    /// Moves a node under another parent (or to the top with `None`).
+    pub fn set_parent(&mut self, id: NodeId, parent: Option<NodeId>) -> Result<(), ModelError> {
+        let spec = self.get(id)?.spec.clone();
+        self.replace_node(id, spec, parent)
+    }
+
+    /// Replaces a node's spec and parent at once, keeping its id and dependency links. The
+    /// hosting rules are checked for the new spec under the new parent and for its children
+    /// under the new spec; a new parent that would close a cycle is refused.
+    pub fn replace_node(&mut self, id: NodeId, spec: NodeSpec, parent: Option<NodeId>) -> Result<(), ModelError> {
         let current = self.get(id)?;
         validate_name(&spec.name).map_err(|reason| ModelError::InvalidName { name: spec.name.clone(), reason })?;
         if let Some(other) = self.by_name.get(&spec.name)
@@ -123,50 +136,39 @@ impl Topology {
             return Err(ModelError::DuplicateName { name: spec.name.clone() });
         }
         self.check_offers(&spec)?;
-        let parent_node = current.parent.map(|p| self.get(p)).transpose()?;
-        check_hosting(&spec, parent_node)?;
-        let as_parent = Node { id, parent: current.parent, spec: spec.clone() };
-        for child in self.children(id) {
-            check_hosting(&self.nodes[&child].spec, Some(&as_parent))?;
-        }
+        let old_parent = current.parent;
         let old_name = current.spec.name.clone();
-        self.by_name.remove(&old_name);
-        self.by_name.insert(spec.name.clone(), id);
-        if let Some(node) = self.nodes.get_mut(&id) {
-            node.spec = spec;
+        if parent == Some(id) {
+            return Err(ModelError::Cycle { path: vec![old_name.clone(), old_name] });
         }
-        Ok(())
-    }
-
-    /// Moves a node under another parent (or to the top with `None`).
-    pub fn set_parent(&mut self, id: NodeId, parent: Option<NodeId>) -> Result<(), ModelError> {
-        let node = self.get(id)?;
-        let old_parent = node.parent;
-        if old_parent == parent {
-            return Ok(());
-        }
-        if let Some(p) = parent {
-            let parent_node = self.get(p)?;
-            check_hosting(&node.spec, Some(parent_node))?;
-            if p == id {
-                return Err(ModelError::Cycle { path: vec![self.name_of(id), self.name_of(id)] });
-            }
+        let parent_node = parent.map(|p| self.get(p)).transpose()?;
+        check_hosting(&spec, parent_node)?;
+        if let Some(p) = parent
+            && old_parent != parent
+        {
             // The new edge is id -> p; it closes a cycle if p already reaches id.
             if let Some(path) = self.find_path(p, id) {
                 return Err(self.cycle_error(id, path));
             }
-        } else {
-            check_hosting(&node.spec, None)?;
         }
-        if let Some(old) = old_parent
-            && let Some(set) = self.children.get_mut(&old)
-        {
-            set.remove(&id);
+        let as_parent = Node { id, parent, spec: spec.clone() };
+        for child in self.children(id) {
+            check_hosting(&self.nodes[&child].spec, Some(&as_parent))?;
         }
-        if let Some(p) = parent {
-            self.children.entry(p).or_default().insert(id);
+        self.by_name.remove(&old_name);
+        self.by_name.insert(spec.name.clone(), id);
+        if old_parent != parent {
+            if let Some(old) = old_parent
+                && let Some(set) = self.children.get_mut(&old)
+            {
+                set.remove(&id);
+            }
+            if let Some(p) = parent {
+                self.children.entry(p).or_default().insert(id);
+            }
         }
         if let Some(node) = self.nodes.get_mut(&id) {
+            node.spec = spec;
             node.parent = parent;
         }
         Ok(())

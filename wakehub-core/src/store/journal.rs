@@ -254,6 +254,17 @@ impl Store {
         })
     }
 
+    /// The id of the first event of a cascade (None if it has none yet).
+    pub fn first_event_of_cascade(&self, id: CascadeId) -> Result<Option<EventId>, StoreError> {
+        self.transaction(|tx| {
+            Ok(tx
+                .query_row("SELECT MIN(id) FROM events WHERE cascade_id = ?1", [id.get()], |r| {
+                    r.get::<_, Option<i64>>(0)
+                })?
+                .map(EventId::new))
+        })
+    }
+
     /// The id of the newest event (None if the journal is empty).
     pub fn last_event_id(&self) -> Result<Option<EventId>, StoreError> {
         self.transaction(|tx| {

@@ -111,6 +111,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_node ON events(node_id, id);
     CREATE INDEX events_cascade ON events(cascade_id, id);
     "#,
+    // 3: API tokens (only a SHA-256 of each token is stored).
+    r#"
+    CREATE TABLE api_tokens (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        name       TEXT NOT NULL,
+        hash       BLOB NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    ) STRICT;
+    CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens(name) WHERE revoked_at IS NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -8,6 +8,7 @@
 pub(crate) mod journal;
 mod migrations;
 mod nodes;
+mod tokens;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,6 +19,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub use journal::{CascadeFilter, CascadeRecord, ProposalRecord, ProposalStatus, StepRecord};
 pub use migrations::SCHEMA_VERSION;
 pub use nodes::ImportSummary;
+pub use tokens::TokenRecord;
 
 use crate::model::{CredentialId, ModelError, SecretRef};
 use crate::secrets::{MasterKey, Sealed, SecretError, SecretString};
@@ -58,6 +60,24 @@ pub enum StoreError {
     /// The master key does not open this database's credentials.
     #[error("the master key does not match this database (was it created with another key?)")]
     WrongMasterKey,
+    /// The thing asked for does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was asked for.
+        what: String,
+    },
+    /// The change conflicts with what exists.
+    #[error("{message}")]
+    Conflict {
+        /// What conflicts.
+        message: String,
+    },
+    /// The input is not valid.
+    #[error("{message}")]
+    Invalid {
+        /// Why.
+        message: String,
+    },
 }
 
 impl StoreError {
@@ -70,6 +90,9 @@ impl StoreError {
             StoreError::Corrupt { .. } | StoreError::Database { .. } => "INTERNAL",
             StoreError::Secret(SecretError::Unavailable { .. }) => "SECRET_UNAVAILABLE",
             StoreError::Secret(_) | StoreError::WrongMasterKey => "SECRET",
+            StoreError::NotFound { .. } => "NOT_FOUND",
+            StoreError::Conflict { .. } => "CONFLICT",
+            StoreError::Invalid { .. } => "VALIDATION",
         }
     }
 }

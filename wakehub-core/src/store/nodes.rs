@@ -13,7 +13,7 @@ use crate::model::{
     Capability, ConfigValue, ConnectorConfig, Kind, NodeId, NodeSpec, NodeState, Readiness, SecretRef, Timeouts,
     Topology,
 };
-use crate::topology_file::{self, ParseOptions};
+use crate::topology_file::{self, NodeDraft, ParseOptions};
 
 /// What an import changed, by node name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,6 +41,55 @@ impl Store {
             let spec = self.seal_settings(tx, spec)?;
             topology.add_node(spec.clone(), parent)?;
             insert_node(tx, &spec, parent)
+        })
+    }
+
+    /// Creates a node with its parent and dependencies (given by name or id), in one
+    /// transaction.
+    pub fn create_node(&self, draft: NodeDraft) -> Result<NodeId, StoreError> {
+        self.transaction(|tx| {
+            let mut topology = load(tx)?;
+            let parent = draft.parent.as_deref().map(|p| topology.resolve(p).map(|n| n.id)).transpose()?;
+            let deps: Vec<NodeId> =
+                draft.depends_on.iter().map(|d| topology.resolve(d).map(|n| n.id)).collect::<Result<_, _>>()?;
+            let spec = self.seal_settings(tx, draft.spec)?;
+            let probe = topology.add_node(spec.clone(), parent)?;
+            for d in &deps {
+                topology.add_dependency(probe, *d)?;
+            }
+            let id = insert_node(tx, &spec, parent)?;
+            for d in deps {
+                tx.execute("INSERT INTO dependencies (from_id, to_id) VALUES (?1, ?2)", [id.get(), d.get()])?;
+            }
+            Ok(id)
+        })
+    }
+
+    /// Replaces a node's configuration, parent and dependencies (by name or id), keeping its
+    /// id, in one transaction.
+    pub fn replace_node(&self, id: NodeId, draft: NodeDraft) -> Result<(), StoreError> {
+        self.transaction(|tx| {
+            let mut topology = load(tx)?;
+            topology.get(id)?;
+            let parent = draft.parent.as_deref().map(|p| topology.resolve(p).map(|n| n.id)).transpose()?;
+            let deps: BTreeSet<NodeId> =
+                draft.depends_on.iter().map(|d| topology.resolve(d).map(|n| n.id)).collect::<Result<_, _>>()?;
+            let spec = self.seal_settings(tx, draft.spec)?;
+            let old: BTreeSet<NodeId> = topology.dependencies(id).into_iter().collect();
+            for gone in old.difference(&deps) {
+                topology.remove_dependency(id, *gone)?;
+            }
+            topology.replace_node(id, spec.clone(), parent)?;
+            for new in deps.difference(&old) {
+                topology.add_dependency(id, *new)?;
+            }
+            write_node(tx, id, &spec)?;
+            tx.execute("UPDATE nodes SET parent_id = ?1 WHERE id = ?2", params![parent.map(NodeId::get), id.get()])?;
+            tx.execute("DELETE FROM dependencies WHERE from_id = ?1", [id.get()])?;
+            for d in deps {
+                tx.execute("INSERT INTO dependencies (from_id, to_id) VALUES (?1, ?2)", [id.get(), d.get()])?;
+            }
+            gc_credentials(tx, &topology)
         })
     }
 

@@ -1,0 +1,107 @@
+//! API tokens. A token is `whk_` followed by 43 base64url characters (32 random bytes); only
+//! its SHA-256 is stored, so a stolen database yields no usable token. Tokens are shown
+//! once, at creation.
+
+use aes_gcm::aead::OsRng;
+use aes_gcm::aead::rand_core::RngCore;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rusqlite::{OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use super::{Store, StoreError, now_ms};
+use crate::secrets::SecretString;
+
+/// An API token as stored (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Its id.
+    pub id: i64,
+    /// The name given at creation.
+    pub name: String,
+    /// Created at (ms since epoch).
+    pub created_at_ms: i64,
+    /// Revoked at, if revoked.
+    pub revoked_at_ms: Option<i64>,
+}
+
+fn hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
+    Ok(TokenRecord { id: r.get(0)?, name: r.get(1)?, created_at_ms: r.get(2)?, revoked_at_ms: r.get(3)? })
+}
+
+impl Store {
+    /// Creates a token named `name` and returns it — the only time it is ever visible.
+    pub fn create_token(&self, name: &str) -> Result<(TokenRecord, SecretString), StoreError> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            return Err(StoreError::Invalid {
+                message: format!("token name `{name}`: use 1 to 64 letters, digits, `-`, `_` or `.`"),
+            });
+        }
+        let mut bytes = [0u8; 32];
+        OsRng.fill_bytes(&mut bytes);
+        let token = format!("whk_{}", URL_SAFE_NO_PAD.encode(bytes));
+        self.transaction(|tx| {
+            let taken: Option<i64> = tx
+                .query_row("SELECT id FROM api_tokens WHERE name = ?1 AND revoked_at IS NULL", [name], |r| r.get(0))
+                .optional()?;
+            if taken.is_some() {
+                return Err(StoreError::Conflict { message: format!("an active token named `{name}` already exists") });
+            }
+            tx.execute(
+                "INSERT INTO api_tokens (name, hash, created_at) VALUES (?1, ?2, ?3)",
+                params![name, hash(&token), now_ms()],
+            )?;
+            let id = tx.last_insert_rowid();
+            let record =
+                tx.query_row("SELECT id, name, created_at, revoked_at FROM api_tokens WHERE id = ?1", [id], row)?;
+            Ok((record, SecretString::new(token)))
+        })
+    }
+
+    /// Every token, active and revoked, oldest first.
+    pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.transaction(|tx| {
+            let mut stmt = tx.prepare("SELECT id, name, created_at, revoked_at FROM api_tokens ORDER BY id")?;
+            let rows = stmt.query_map([], row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Revokes the active token with this name (or id).
+    pub fn revoke_token(&self, name_or_id: &str) -> Result<TokenRecord, StoreError> {
+        self.transaction(|tx| {
+            let id: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM api_tokens WHERE revoked_at IS NULL AND (name = ?1 OR CAST(id AS TEXT) = ?1)",
+                    [name_or_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let id = id.ok_or_else(|| StoreError::NotFound { what: format!("active token `{name_or_id}`") })?;
+            tx.execute("UPDATE api_tokens SET revoked_at = ?1 WHERE id = ?2", params![now_ms(), id])?;
+            Ok(tx.query_row("SELECT id, name, created_at, revoked_at FROM api_tokens WHERE id = ?1", [id], row)?)
+        })
+    }
+
+    /// The active token matching `token`, if any.
+    pub fn verify_token(&self, token: &str) -> Result<Option<TokenRecord>, StoreError> {
+        if !token.starts_with("whk_") || token.len() > 128 {
+            return Ok(None);
+        }
+        self.transaction(|tx| {
+            Ok(tx
+                .prepare_cached(
+                    "SELECT id, name, created_at, revoked_at FROM api_tokens WHERE hash = ?1 AND revoked_at IS NULL",
+                )?
+                .query_row([hash(token)], row)
+                .optional()?)
+        })
+    }
+}

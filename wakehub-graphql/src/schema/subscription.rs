@@ -1,0 +1,131 @@
+//! Subscriptions: journal events, replayed from a given event id, then live. A client that
+//! reconnects with the last id it saw misses nothing.
+
+use async_graphql::{Context, ID, Subscription};
+use futures::{Stream, StreamExt};
+use wakehub_core::engine::Engine;
+use wakehub_core::events::EventKind;
+use wakehub_core::model::{CascadeId, EventId};
+
+use super::error::{ApiResultExt, api_error};
+use super::types::{GqlEvent, View, parse_id};
+use crate::metrics::Metrics;
+
+/// The subscription root.
+pub struct Subscription;
+
+fn event_id(id: &ID) -> async_graphql::Result<EventId> {
+    parse_id(id, "event").map(EventId::new).ok_or_else(|| api_error("VALIDATION", format!("bad event id `{}`", id.0)))
+}
+
+/// Counts the subscription while its stream lives.
+struct Gauge(Option<std::sync::Arc<Metrics>>);
+
+impl Gauge {
+    fn new(ctx: &Context<'_>) -> Gauge {
+        let m = ctx.data_opt::<std::sync::Arc<Metrics>>().cloned();
+        if let Some(m) = &m {
+            m.subscribers.inc();
+        }
+        Gauge(m)
+    }
+}
+
+impl Drop for Gauge {
+    fn drop(&mut self) {
+        if let Some(m) = &self.0 {
+            m.subscribers.dec();
+        }
+    }
+}
+
+/// The engine's event stream from `after` (or from now), as GraphQL items. A store failure
+/// ends the stream with an error item.
+async fn stream(
+    engine: &Engine,
+    after: Option<EventId>,
+) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<wakehub_core::events::Event>> + use<>> {
+    let from = match after {
+        Some(a) => Some(a),
+        None => engine.store().run(|s| s.last_event_id()).await.api()?,
+    };
+    Ok(engine.subscribe(from).map(|r| r.api()))
+}
+
+#[Subscription]
+impl Subscription {
+    /// Every journal event: first those after `after` (an event id), then live ones. Without
+    /// `after`, only what happens from now on.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<ID>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<GqlEvent>> + use<>> {
+        let engine = ctx.data::<Engine>()?;
+        let after = after.as_ref().map(event_id).transpose()?;
+        let gauge = Gauge::new(ctx);
+        let s = stream(engine, after).await?;
+        Ok(s.map(move |e| {
+            let _keep = &gauge;
+            e.map(GqlEvent)
+        }))
+    }
+
+    /// The events of one cascade, from its first one (replayed) until it ends.
+    async fn cascade_progress(
+        &self,
+        ctx: &Context<'_>,
+        cascade: ID,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<GqlEvent>> + use<>> {
+        let engine = ctx.data::<Engine>()?;
+        let id = parse_id(&cascade, "cascade")
+            .map(CascadeId::new)
+            .ok_or_else(|| api_error("NOT_FOUND", format!("cascade `{}` not found", cascade.0)))?;
+        if engine.cascade(id).await.api()?.is_none() {
+            return Err(api_error("NOT_FOUND", format!("cascade `{}` not found", cascade.0)));
+        }
+        let first = engine.store().run(move |s| s.first_event_of_cascade(id)).await.api()?;
+        let from = match first {
+            Some(f) => Some(EventId::new(f.get() - 1)),
+            None => engine.store().run(|s| s.last_event_id()).await.api()?,
+        };
+        let gauge = Gauge::new(ctx);
+        let s = engine.subscribe(from).map(|r| r.api());
+        let mut ended = false;
+        Ok(s.filter(move |e| futures::future::ready(e.as_ref().map_or(true, |e| e.kind.cascade() == Some(id))))
+            .take_while(move |e| {
+                let _keep = &gauge;
+                let go = !ended;
+                if let Ok(e) = e
+                    && matches!(e.kind, EventKind::CascadeComplete { .. } | EventKind::CascadeError { .. })
+                {
+                    ended = true;
+                }
+                futures::future::ready(go)
+            })
+            .map(|e| e.map(GqlEvent)))
+    }
+
+    /// Status changes of one node (id or name), from `after` (replayed) or from now.
+    async fn node_status(
+        &self,
+        ctx: &Context<'_>,
+        node: ID,
+        after: Option<ID>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<GqlEvent>> + use<>> {
+        let engine = ctx.data::<Engine>()?;
+        let id = View::load(engine).await?.require(&node)?;
+        let after = after.as_ref().map(event_id).transpose()?;
+        let gauge = Gauge::new(ctx);
+        let s = stream(engine, after).await?;
+        Ok(s.filter(move |e| {
+            let _keep = &gauge;
+            let keep = match e {
+                Ok(e) => matches!(&e.kind, EventKind::StatusChange { node, .. } if *node == id),
+                Err(_) => true,
+            };
+            futures::future::ready(keep)
+        })
+        .map(|e| e.map(GqlEvent)))
+    }
+}

@@ -1,0 +1,151 @@
+//! `wakehub serve`: the store, the engine, the HTTP server, graceful shutdown.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use wakehub_core::connector::Registry;
+use wakehub_core::engine::{Engine, EngineConfig};
+use wakehub_core::secrets::MasterKey;
+use wakehub_core::store::Store;
+use wakehub_core::topology_file::{self, ParseOptions};
+use wakehub_graphql::server::{self, ServerConfig};
+
+/// The demo homelab, built in so `serve --demo` works from any directory.
+const DEMO: &str = include_str!("../../examples/homelab.toml");
+
+pub(crate) struct Options {
+    pub config: Option<PathBuf>,
+    pub db: Option<PathBuf>,
+    pub listen: String,
+    pub demo: bool,
+    pub concurrency: usize,
+}
+
+/// `--db`, or `$XDG_DATA_HOME/wakehub/wakehub.db` (`~/.local/share/…`).
+pub(crate) fn db_path(db: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(db) = db {
+        return Ok(db);
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .context("no --db given and neither XDG_DATA_HOME nor HOME is set")?;
+    Ok(base.join("wakehub").join("wakehub.db"))
+}
+
+/// Opens (creating) the store; the master key comes from `WAKEHUB_MASTER_KEY` or
+/// `master.key` beside the database (created with mode 0600 on first use).
+pub(crate) fn open_store(db: &Path) -> anyhow::Result<Store> {
+    let dir = db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let key = MasterKey::from_env_or_file(&dir.join("master.key"))?;
+    Store::open(db, key).with_context(|| format!("cannot open {}", db.display()))
+}
+
+pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    let demo_dir =
+        if options.demo { Some(tempfile::tempdir().context("cannot create a demo directory")?) } else { None };
+    let db = match &demo_dir {
+        Some(dir) => dir.path().join("wakehub.db"),
+        None => db_path(options.db)?,
+    };
+    let store = open_store(&db)?;
+    let registry = Registry::builtin();
+    let topology_text = match (&options.config, options.demo) {
+        (Some(file), _) => {
+            Some(std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?)
+        }
+        (None, true) => Some(DEMO.to_owned()),
+        (None, false) => None,
+    };
+    if let Some(text) = topology_text {
+        let topology = match topology_file::parse(&text, &ParseOptions::default()) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        };
+        let problems = registry.validate(&topology);
+        if !problems.is_empty() {
+            for (node, p) in problems {
+                eprintln!("error: node `{node}`, field `connector`: {p}");
+            }
+            return Ok(ExitCode::from(1));
+        }
+        let summary = store.import(&topology)?;
+        tracing::info!(
+            added = summary.added.len(),
+            updated = summary.updated.len(),
+            removed = summary.removed.len(),
+            "topology imported"
+        );
+    }
+    let engine =
+        Engine::new(store, registry, EngineConfig { concurrency: options.concurrency, ..EngineConfig::default() })?;
+    let listener = match tokio::net::TcpListener::bind(&options.listen).await {
+        Ok(l) => l,
+        Err(e) => bail!("cannot listen on {}: {e}", options.listen),
+    };
+    let addr = listener.local_addr()?;
+    let monitor = spawn_monitor(engine.clone());
+    let app = server::router(engine.clone(), ServerConfig::default());
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "WakeHub listening on http://{addr}/graphql (database {})", db.display())?;
+    if options.demo {
+        let (_, token) = engine.store().create_token("demo")?;
+        writeln!(out, "demo token: {}", token.expose())?;
+    }
+    out.flush()?;
+    drop(out);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("shutting down: letting cascades in flight finish");
+    monitor.abort();
+    engine.shutdown().await;
+    drop(demo_dir);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Observes every node at start-up and then every 30 s, so statuses stay current and
+/// changes made outside WakeHub are journaled.
+fn spawn_monitor(engine: Engine) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match engine.store().run(|s| s.topology()).await {
+                Ok(t) => {
+                    engine.observe(&t).await;
+                }
+                Err(e) => tracing::error!("cannot load the topology: {e}"),
+            }
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

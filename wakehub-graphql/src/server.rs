@@ -1,0 +1,287 @@
+//! The HTTP server: `POST /graphql`, GraphiQL on `GET /graphql`, WebSocket subscriptions on
+//! the same path (both `graphql-transport-ws` and the legacy `graphql-ws`), `/metrics` and
+//! `/healthz`.
+//!
+//! Every GraphQL operation needs an API token: `Authorization: Bearer <token>` on HTTP (a
+//! missing or revoked one gets HTTP 401 with `extensions.code = UNAUTHENTICATED`); on a
+//! WebSocket, the same header on the upgrade request or in the `connection_init` payload
+//! (`{"Authorization": "Bearer <token>"}` or `{"token": "<token>"}`). An open WebSocket
+//! whose token is revoked is closed at the next check.
+//!
+//! Limits: request body size, query depth and complexity (in the schema), WebSocket message
+//! size, message rate, subscriptions per connection and concurrent connections.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_graphql::Data;
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::Router;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use futures::stream::{BoxStream, SplitStream};
+use futures::{Stream, StreamExt};
+use tokio::sync::{Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+use wakehub_core::engine::Engine;
+
+use crate::metrics::Metrics;
+use crate::schema::{self, Limits, WakehubSchema};
+
+/// Server limits and timings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest accepted HTTP request body, in bytes.
+    pub body_limit: usize,
+    /// Largest accepted WebSocket message, in bytes.
+    pub ws_max_message: usize,
+    /// WebSocket messages a client may send in a burst…
+    pub ws_burst: u32,
+    /// …and per second after that.
+    pub ws_per_second: u32,
+    /// Subscriptions one WebSocket may hold open.
+    pub ws_max_subscriptions: usize,
+    /// Concurrent WebSocket connections.
+    pub ws_max_connections: usize,
+    /// How often an open WebSocket's token is checked again (revocation).
+    pub token_recheck: Duration,
+    /// Query limits.
+    pub limits: Limits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            body_limit: 1024 * 1024,
+            ws_max_message: 64 * 1024,
+            ws_burst: 50,
+            ws_per_second: 20,
+            ws_max_subscriptions: 100,
+            ws_max_connections: 4096,
+            token_recheck: Duration::from_secs(10),
+            limits: Limits::default(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct App {
+    engine: Engine,
+    schema: WakehubSchema,
+    metrics: Arc<Metrics>,
+    config: Arc<ServerConfig>,
+    connections: Arc<Semaphore>,
+}
+
+/// The router, with the schema built over `engine`. Also starts the metrics collector.
+pub fn router(engine: Engine, config: ServerConfig) -> Router {
+    let metrics = Arc::new(Metrics::new());
+    metrics.spawn_collector(&engine);
+    let schema = schema::build(engine.clone(), config.limits.clone(), Some(metrics.clone()));
+    let app = App {
+        engine,
+        schema,
+        metrics,
+        connections: Arc::new(Semaphore::new(config.ws_max_connections)),
+        config: Arc::new(config.clone()),
+    };
+    Router::new()
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/metrics", get(metrics_get))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(RequestBodyLimitLayer::new(config.body_limit))
+        .with_state(app)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+}
+
+async fn valid(engine: &Engine, token: Option<String>) -> bool {
+    let Some(token) = token else { return false };
+    match engine.store().run(move |s| s.verify_token(&token)).await {
+        Ok(found) => found.is_some(),
+        Err(e) => {
+            tracing::error!("token check failed: {e}");
+            false
+        }
+    }
+}
+
+fn unauthenticated() -> Response {
+    let body = serde_json::json!({
+        "data": null,
+        "errors": [{"message": "missing, unknown or revoked API token", "extensions": {"code": "UNAUTHENTICATED"}}]
+    });
+    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], axum::Json(body)).into_response()
+}
+
+async fn graphql_post(State(app): State<App>, headers: HeaderMap, request: GraphQLRequest) -> Response {
+    if !valid(&app.engine, bearer(&headers)).await {
+        return unauthenticated();
+    }
+    GraphQLResponse::from(app.schema.execute(request.into_inner()).await).into_response()
+}
+
+async fn metrics_get(State(app): State<App>) -> Response {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], app.metrics.encode())
+        .into_response()
+}
+
+async fn graphql_get(State(app): State<App>, req: axum::extract::Request) -> Response {
+    let (mut parts, _) = req.into_parts();
+    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &()).await;
+    let Ok(upgrade) = upgrade else {
+        return Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql").finish())
+            .into_response();
+    };
+    let Ok(protocol) = GraphQLProtocol::from_request_parts(&mut parts, &()).await else {
+        return (StatusCode::BAD_REQUEST, "unsupported WebSocket subprotocol (use graphql-transport-ws or graphql-ws)")
+            .into_response();
+    };
+    let Ok(permit) = app.connections.clone().try_acquire_owned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many WebSocket connections").into_response();
+    };
+    let header_token = bearer(&parts.headers);
+    let config = app.config.clone();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .max_message_size(config.ws_max_message)
+        .max_frame_size(config.ws_max_message)
+        .on_upgrade(move |socket| async move {
+            serve_socket(app, socket, protocol, header_token).await;
+            drop(permit);
+        })
+}
+
+async fn serve_socket(app: App, socket: WebSocket, protocol: GraphQLProtocol, header_token: Option<String>) {
+    let (sink, stream) = socket.split();
+    let closed = CancellationToken::new();
+    let (token_tx, token_rx) = watch::channel(None::<String>);
+    // Revocation: once authenticated, the token is checked again periodically.
+    let watcher = {
+        let (engine, closed, every) = (app.engine.clone(), closed.clone(), app.config.token_recheck);
+        let mut token_rx = token_rx;
+        tokio::spawn(async move {
+            let token = loop {
+                if let Some(t) = token_rx.borrow_and_update().clone() {
+                    break t;
+                }
+                if token_rx.changed().await.is_err() {
+                    return;
+                }
+            };
+            loop {
+                tokio::time::sleep(every).await;
+                if !valid(&engine, Some(token.clone())).await {
+                    tracing::info!("closing a WebSocket whose token was revoked");
+                    closed.cancel();
+                    return;
+                }
+            }
+        })
+    };
+    let input = guarded(stream, &app.config, closed.clone());
+    let engine = app.engine.clone();
+    GraphQLWebSocket::new_with_pair(sink, input, app.schema.clone(), protocol)
+        .on_connection_init(move |payload| async move {
+            let token = init_token(&payload).or(header_token);
+            if valid(&engine, token.clone()).await {
+                let _ = token_tx.send(token);
+                Ok(Data::default())
+            } else {
+                Err(schema::api_error("UNAUTHENTICATED", "missing, unknown or revoked API token"))
+            }
+        })
+        .serve()
+        .await;
+    closed.cancel();
+    watcher.abort();
+}
+
+/// The token from a `connection_init` payload.
+fn init_token(payload: &serde_json::Value) -> Option<String> {
+    let header = |v: &serde_json::Value| {
+        ["Authorization", "authorization"].iter().find_map(|k| v.get(*k)?.as_str().map(str::to_owned)).and_then(|h| {
+            let (scheme, token) = h.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+        })
+    };
+    header(payload)
+        .or_else(|| payload.get("headers").and_then(header))
+        .or_else(|| ["token", "authToken"].iter().find_map(|k| payload.get(*k)?.as_str().map(str::to_owned)))
+}
+
+/// The client's messages, ended (which closes the connection) when the client exceeds the
+/// message rate or the subscription count, or when `closed` fires (revoked token).
+fn guarded(
+    stream: SplitStream<WebSocket>,
+    config: &ServerConfig,
+    closed: CancellationToken,
+) -> impl Stream<Item = Result<Message, axum::Error>> + Send + 'static {
+    struct Guard {
+        inner: BoxStream<'static, Result<Message, axum::Error>>,
+        tokens: f64,
+        refilled: Instant,
+        burst: f64,
+        rate: f64,
+        subscriptions: usize,
+        max_subscriptions: usize,
+        closed: CancellationToken,
+        done: bool,
+    }
+    let guard = Guard {
+        inner: stream.boxed(),
+        tokens: f64::from(config.ws_burst),
+        refilled: Instant::now(),
+        burst: f64::from(config.ws_burst),
+        rate: f64::from(config.ws_per_second),
+        subscriptions: 0,
+        max_subscriptions: config.ws_max_subscriptions,
+        closed,
+        done: false,
+    };
+    futures::stream::unfold(guard, |mut g| async move {
+        if g.done {
+            return None;
+        }
+        let next = tokio::select! {
+            m = g.inner.next() => m,
+            _ = g.closed.cancelled() => None,
+        };
+        let msg = match next {
+            None => return None,
+            Some(Err(e)) => return Some((Err(e), Guard { done: true, ..g })),
+            Some(Ok(m)) => m,
+        };
+        let now = Instant::now();
+        g.tokens = (g.tokens + now.duration_since(g.refilled).as_secs_f64() * g.rate).min(g.burst);
+        g.refilled = now;
+        if g.tokens < 1.0 {
+            tracing::warn!("closing a WebSocket that exceeds the message rate");
+            return Some((Err(axum::Error::new("message rate exceeded")), Guard { done: true, ..g }));
+        }
+        g.tokens -= 1.0;
+        if let Message::Text(text) = &msg
+            && let Ok(v) = serde_json::from_str::<serde_json::Value>(text.as_str())
+        {
+            match v.get("type").and_then(|t| t.as_str()) {
+                Some("subscribe" | "start") => g.subscriptions += 1,
+                Some("complete" | "stop") => g.subscriptions = g.subscriptions.saturating_sub(1),
+                _ => {}
+            }
+            if g.subscriptions > g.max_subscriptions {
+                tracing::warn!("closing a WebSocket that holds too many subscriptions");
+                return Some((Err(axum::Error::new("too many subscriptions")), Guard { done: true, ..g }));
+            }
+        }
+        Some((Ok(msg), g))
+    })
+}
