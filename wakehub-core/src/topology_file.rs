@@ -123,6 +123,9 @@ pub fn parse(text: &str, options: &ParseOptions) -> Result<Topology, ParseError>
     })?;
     let mut errors = Errors(Vec::new());
     let mut entries = Vec::new();
+    // Every name the file declares, also of entries with errors: a link to one of those is
+    // not reported again as "unknown".
+    let mut named = BTreeSet::new();
     for (key, value) in &table {
         if key != "node" {
             errors.0.push(FieldError {
@@ -143,12 +146,15 @@ pub fn parse(text: &str, options: &ParseOptions) -> Result<Topology, ParseError>
             continue;
         };
         for (i, item) in items.iter().enumerate() {
+            if let Some(name) = item.get("name").and_then(Value::as_str) {
+                named.insert(name.to_owned());
+            }
             if let Some(entry) = parse_entry(i + 1, item, options, &mut errors) {
                 entries.push(entry);
             }
         }
     }
-    let topology = build(entries, &mut errors);
+    let topology = build(entries, &named, &mut errors);
     if errors.0.is_empty() { Ok(topology) } else { Err(ParseError { errors: errors.0 }) }
 }
 
@@ -462,7 +468,7 @@ fn json_to_toml(v: &serde_json::Value) -> Result<Value, String> {
 
 /// Inserts the parsed entries: parents before children, then the dependency links; every
 /// refusal of the model becomes a field error.
-fn build(entries: Vec<Entry>, errors: &mut Errors) -> Topology {
+fn build(entries: Vec<Entry>, named: &BTreeSet<String>, errors: &mut Errors) -> Topology {
     let mut topology = Topology::new();
     let declared: BTreeSet<String> = entries.iter().map(|e| e.spec.name.clone()).collect();
     let mut seen_names = BTreeSet::new();
@@ -471,7 +477,10 @@ fn build(entries: Vec<Entry>, errors: &mut Errors) -> Topology {
         if !seen_names.insert(entry.spec.name.clone()) {
             errors.push(&entry.label, "name", "another node already has this name");
         } else if let Some(parent) = entry.parent.as_ref().filter(|p| !declared.contains(*p)) {
-            errors.push(&entry.label, "parent", format!("unknown node `{parent}`"));
+            // A parent declared with errors of its own is already reported.
+            if !named.contains(parent) {
+                errors.push(&entry.label, "parent", format!("unknown node `{parent}`"));
+            }
         } else {
             pending.push(entry);
         }
@@ -534,7 +543,7 @@ fn build(entries: Vec<Entry>, errors: &mut Errors) -> Topology {
                         errors.model(&label, "depends_on", &e);
                     }
                 }
-                None if failed.contains(&dep) => {}
+                None if failed.contains(&dep) || named.contains(&dep) => {}
                 None => errors.push(&label, "depends_on", format!("unknown node `{dep}`")),
             }
         }

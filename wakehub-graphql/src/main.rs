@@ -88,6 +88,10 @@ enum Command {
         /// Steps of one cascade that may run at once.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+        /// On SIGTERM, how long steps in flight may finish before what is left is marked
+        /// interrupted.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        shutdown_grace: std::time::Duration,
     },
     /// Manage API tokens.
     Token {
@@ -135,9 +139,9 @@ enum TokenCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config, db, listen, demo, concurrency } => {
-            runtime().and_then(|rt| rt.block_on(serve::run(serve::Options { config, db, listen, demo, concurrency })))
-        }
+        Command::Serve { config, db, listen, demo, concurrency, shutdown_grace } => runtime().and_then(|rt| {
+            rt.block_on(serve::run(serve::Options { config, db, listen, demo, concurrency, shutdown_grace }))
+        }),
         Command::Token { command } => token(command),
         Command::Check { file } => check(&file),
         Command::Plan { file, action, node, json } => {

@@ -22,6 +22,7 @@ pub(crate) struct Options {
     pub listen: String,
     pub demo: bool,
     pub concurrency: usize,
+    pub shutdown_grace: Duration,
 }
 
 /// `--db`, or `$XDG_DATA_HOME/wakehub/wakehub.db` (`~/.local/share/…`).
@@ -88,8 +89,15 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
             "topology imported"
         );
     }
-    let engine =
-        Engine::new(store, registry, EngineConfig { concurrency: options.concurrency, ..EngineConfig::default() })?;
+    let engine = Engine::new(
+        store,
+        registry,
+        EngineConfig {
+            concurrency: options.concurrency,
+            shutdown_grace: options.shutdown_grace,
+            ..EngineConfig::default()
+        },
+    )?;
     let listener = match tokio::net::TcpListener::bind(&options.listen).await {
         Ok(l) => l,
         Err(e) => bail!("cannot listen on {}: {e}", options.listen),

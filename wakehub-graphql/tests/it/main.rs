@@ -1,3 +1,7 @@
 //! Integration tests of the `wakehub` binary and the GraphQL server, as one test binary.
 
+mod api;
 mod cli;
+mod schema;
+mod support;
+mod ws;

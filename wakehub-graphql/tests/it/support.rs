@@ -1,0 +1,267 @@
+//! A real `wakehub serve` process per test, and small HTTP/WebSocket clients.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_wakehub")
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The demo homelab with every delay divided by `by`.
+pub fn homelab_faster(by: u64) -> String {
+    std::fs::read_to_string(repo().join("examples/homelab.toml"))
+        .unwrap()
+        .lines()
+        .map(|l| match l.split_once(" = ").filter(|(k, _)| k.ends_with("_delay_ms")) {
+            Some((k, v)) => format!("{k} = {}\n", v.parse::<u64>().unwrap() / by),
+            None => format!("{l}\n"),
+        })
+        .collect()
+}
+
+/// A running `wakehub serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub ws_url: String,
+    pub base: String,
+    pub token: String,
+    pub db: PathBuf,
+    stderr: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// `serve --demo`.
+    pub fn demo() -> Server {
+        Self::start(&["--demo"], None)
+    }
+
+    /// `serve --config FILE --db DB` with a token created by `wakehub token create`.
+    pub fn with_config(toml: &str, extra: &[&str]) -> Server {
+        Self::start(extra, Some(toml))
+    }
+
+    fn start(extra: &[&str], toml: Option<&str>) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("w.db");
+        let stderr = dir.path().join("stderr.log");
+        let mut args: Vec<String> = vec!["serve".into(), "--listen".into(), "127.0.0.1:0".into()];
+        let mut token = None;
+        if let Some(text) = toml {
+            let file = dir.path().join("lab.toml");
+            std::fs::write(&file, text).unwrap();
+            let out = Command::new(bin()).args(["token", "create", "tests", "--db"]).arg(&db).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            token = Some(String::from_utf8(out.stdout).unwrap().trim().to_owned());
+            args.extend(["--config".into(), file.display().to_string(), "--db".into(), db.display().to_string()]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut child = Command::new(bin())
+            .args(&args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("start wakehub serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut url = None;
+        let mut db_seen = None;
+        while url.is_none() || token.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("WakeHub listening on ") {
+                        let (u, d) = rest.split_once(" (database ").unwrap();
+                        url = Some(u.to_owned());
+                        db_seen = Some(PathBuf::from(d.trim_end_matches(')')));
+                    } else if let Some(t) = line.strip_prefix("demo token: ") {
+                        token = Some(t.to_owned());
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("wakehub serve did not start: {}", std::fs::read_to_string(&stderr).unwrap_or_default());
+                }
+            }
+        }
+        let url = url.unwrap();
+        let base = url.trim_end_matches("/graphql").to_owned();
+        Server {
+            child,
+            ws_url: url.replacen("http://", "ws://", 1),
+            url,
+            base,
+            token: token.unwrap(),
+            db: db_seen.unwrap(),
+            stderr,
+            _dir: dir,
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// POSTs a GraphQL request with `token` (or none); returns the status and the body.
+    pub async fn post_as(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+        let mut req = reqwest::Client::new().post(&self.url).json(&json!({"query": query, "variables": variables}));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A query that must succeed; returns `data`.
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        let (status, body) = self.post_as(Some(&self.token), query, variables).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "{body}\nserver log:\n{}", self.log());
+        body["data"].clone()
+    }
+
+    /// A query that must fail; returns the first error.
+    pub async fn gql_err(&self, query: &str, variables: Value) -> Value {
+        let (_, body) = self.post_as(Some(&self.token), query, variables).await;
+        body["errors"][0].clone()
+    }
+
+    /// Sends SIGTERM and waits for the exit (bounded).
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until a cascade has ended; returns its `status`.
+    pub async fn wait_cascade(&self, id: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let d = self.gql("query($id: ID!) { cascade(id: $id) { status } }", json!({"id": id})).await;
+            let status = d["cascade"]["status"].as_str().unwrap().to_owned();
+            if !["PENDING", "IN_PROGRESS"].contains(&status.as_str()) {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "cascade {id} did not end");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A GraphQL-over-WebSocket client speaking either protocol.
+pub struct Ws {
+    pub stream: WsStream,
+    pub modern: bool,
+}
+
+pub const MODERN: &str = "graphql-transport-ws";
+pub const LEGACY: &str = "graphql-ws";
+
+impl Ws {
+    /// Connects and sends `connection_init` with `payload`; `Err` with the reason if the
+    /// server does not acknowledge.
+    pub async fn connect(url: &str, protocol: &str, payload: Value) -> Result<Ws, String> {
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut().insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
+        let (stream, _) = tokio_tungstenite::connect_async(req).await.map_err(|e| e.to_string())?;
+        let mut ws = Ws { stream, modern: protocol == MODERN };
+        ws.send(json!({"type": "connection_init", "payload": payload})).await;
+        match ws.next_message(Duration::from_secs(5)).await {
+            Some(m) if m["type"] == "connection_ack" => Ok(ws),
+            other => Err(format!("no ack: {other:?}")),
+        }
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        let _ = self.stream.send(Message::Text(v.to_string().into())).await;
+    }
+
+    /// Starts a subscription with id `id`.
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        let kind = if self.modern { "subscribe" } else { "start" };
+        self.send(json!({"id": id, "type": kind, "payload": {"query": query, "variables": variables}})).await;
+    }
+
+    /// The next protocol message (answering pings, skipping keep-alives); `None` if the
+    /// connection closed or nothing came in time.
+    pub async fn next_message(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.stream.next()).await.ok()??;
+            match msg.ok()? {
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(&t).ok()?;
+                    match v["type"].as_str() {
+                        Some("ping") => self.send(json!({"type": "pong"})).await,
+                        Some("ka") => {}
+                        _ => return Some(v),
+                    }
+                }
+                Message::Close(_) => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// The next `data` payload of a subscription (`next` or legacy `data`).
+    pub async fn next_data(&mut self, timeout: Duration) -> Option<Value> {
+        loop {
+            let m = self.next_message(timeout).await?;
+            match m["type"].as_str() {
+                Some("next" | "data") => return Some(m["payload"].clone()),
+                Some("error") => panic!("subscription error: {m}"),
+                Some("complete") => return None,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The GraphQL selection used for events in these tests.
+pub const EVENT_FIELDS: &str = "id kind cascade node payload {
+    __typename
+    ... on CascadeProgress { step totalSteps current { name action state stepStatus } }
+    ... on StatusChange { name state }
+    ... on CascadeError { code message status }
+    ... on ShutdownProposed { proposal name reason }
+    ... on NodeKept { name reason }
+}";

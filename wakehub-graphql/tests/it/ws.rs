@@ -1,0 +1,169 @@
+//! Subscriptions over real WebSockets, in both protocols.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{EVENT_FIELDS, LEGACY, MODERN, Server, Ws, homelab_faster};
+
+fn auth(s: &Server) -> Value {
+    json!({"Authorization": format!("Bearer {}", s.token)})
+}
+
+/// Collects `events` subscription payloads until the cascade's end event.
+async fn until_end(ws: &mut Ws) -> Vec<Value> {
+    let mut out = Vec::new();
+    loop {
+        let data = ws.next_data(Duration::from_secs(30)).await.expect("stream ended early");
+        let e = data["data"].as_object().unwrap().values().next().unwrap().clone();
+        let end = matches!(e["kind"].as_str(), Some("cascade-complete" | "cascade-error"));
+        out.push(e);
+        if end {
+            return out;
+        }
+    }
+}
+
+fn progress(events: &[Value]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter(|e| e["kind"] == "cascade-progress")
+        .map(|e| {
+            let c = &e["payload"]["current"];
+            (c["name"].as_str().unwrap().to_owned(), c["stepStatus"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+fn id_num(e: &Value) -> i64 {
+    e["id"].as_str().unwrap().trim_start_matches("event:").parse().unwrap()
+}
+
+#[tokio::test]
+async fn starting_jellyfin_in_the_demo_streams_every_step_in_order_and_a_reconnect_misses_nothing() {
+    let s = Server::demo();
+    let mut ws = Ws::connect(&s.ws_url, MODERN, auth(&s)).await.unwrap();
+    ws.subscribe("1", &format!("subscription {{ events {{ {EVENT_FIELDS} }} }}"), json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let d = s.gql("mutation { startNode(id: \"lxc-jellyfin\") { id status } }", json!({})).await;
+    assert_eq!(d["startNode"]["status"], "PENDING");
+    let events = until_end(&mut ws).await;
+    assert!(events.windows(2).all(|w| id_num(&w[0]) < id_num(&w[1])), "ids increase");
+    assert_eq!(events.last().unwrap()["kind"], "cascade-complete");
+    let p = progress(&events);
+    let at = |name: &str, st: &str| {
+        p.iter().position(|(n, s)| n == name && s == st).unwrap_or_else(|| panic!("{name} {st}: {p:?}"))
+    };
+    assert!(at("lxc-jellyfin", "RUNNING") > at("nas", "DONE"));
+    assert!(at("lxc-jellyfin", "RUNNING") > at("machine2", "DONE"));
+    assert_eq!(p.len(), 6, "a start and an end for each of the 3 steps: {p:?}");
+    let steps: Vec<i64> = events
+        .iter()
+        .filter(|e| e["kind"] == "cascade-progress")
+        .map(|e| e["payload"]["step"].as_i64().unwrap())
+        .collect();
+    assert_eq!(*steps.last().unwrap(), 3);
+    assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{steps:?}");
+    let on: Vec<&str> = events
+        .iter()
+        .filter(|e| e["kind"] == "status-change" && e["payload"]["state"] == "ON")
+        .map(|e| e["payload"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(on.len(), 3, "{on:?}");
+    drop(ws);
+
+    // Reconnect "after" the third event: everything after it is replayed, in order.
+    let mut again = Ws::connect(&s.ws_url, MODERN, auth(&s)).await.unwrap();
+    again
+        .subscribe(
+            "r",
+            "subscription($after: ID) { events(after: $after) { id kind } }",
+            json!({"after": events[2]["id"]}),
+        )
+        .await;
+    let mut replayed = Vec::new();
+    while replayed.len() < events.len() - 3 {
+        let d = again.next_data(Duration::from_secs(10)).await.expect("replay");
+        replayed.push(d["data"]["events"]["id"].clone());
+    }
+    let expected: Vec<Value> = events[3..].iter().map(|e| e["id"].clone()).collect();
+    assert_eq!(replayed, expected);
+}
+
+#[tokio::test]
+async fn the_legacy_protocol_and_the_filtered_streams_work() {
+    let s = Server::with_config(&homelab_faster(20), &[]);
+    let d = s.gql("mutation { startNode(id: \"paperless\") { id } }", json!({})).await;
+    let cascade = d["startNode"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(s.wait_cascade(&cascade).await, "COMPLETED");
+    // cascadeProgress replays a finished cascade from its first event, then completes.
+    let mut ws = Ws::connect(&s.ws_url, LEGACY, auth(&s)).await.unwrap();
+    ws.subscribe(
+        "1",
+        &format!("subscription($c: ID!) {{ cascadeProgress(cascade: $c) {{ {EVENT_FIELDS} }} }}"),
+        json!({"c": cascade}),
+    )
+    .await;
+    let mut kinds = Vec::new();
+    while let Some(d) = ws.next_data(Duration::from_secs(10)).await {
+        let e = &d["data"]["cascadeProgress"];
+        assert_eq!(e["cascade"], cascade.as_str());
+        kinds.push(e["kind"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(kinds.last().map(String::as_str), Some("cascade-complete"));
+    assert_eq!(kinds.iter().filter(|k| *k == "cascade-progress").count(), 8, "4 steps: {kinds:?}");
+
+    // nodeStatus: only that node's status changes.
+    ws.subscribe(
+        "2",
+        "subscription { nodeStatus(node: \"postgres\") { kind payload { ... on StatusChange { name state } } } }",
+        json!({}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let d = s.gql("mutation { stopNode(id: \"vm-docker\") { id } }", json!({})).await;
+    s.wait_cascade(d["stopNode"]["id"].as_str().unwrap()).await;
+    let mut states = Vec::new();
+    while states.len() < 2 {
+        let d = ws.next_data(Duration::from_secs(10)).await.expect("postgres status");
+        let p = &d["data"]["nodeStatus"]["payload"];
+        assert_eq!(p["name"], "postgres");
+        states.push(p["state"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(states, ["STOPPING", "OFF"]);
+}
+
+#[tokio::test]
+async fn websockets_need_a_token_too() {
+    let s = Server::demo();
+    assert!(Ws::connect(&s.ws_url, MODERN, json!({})).await.is_err());
+    assert!(Ws::connect(&s.ws_url, LEGACY, json!({"token": "whk_wrong"})).await.is_err());
+    assert!(Ws::connect(&s.ws_url, MODERN, json!({"token": s.token})).await.is_ok());
+    assert!(
+        Ws::connect(&s.ws_url, LEGACY, json!({"headers": {"Authorization": format!("Bearer {}", s.token)}}))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_flooding_client_is_disconnected_and_the_server_carries_on() {
+    let s = Server::demo();
+    let mut ws = Ws::connect(&s.ws_url, MODERN, auth(&s)).await.unwrap();
+    for _ in 0..300 {
+        ws.send(json!({"type": "ping"})).await;
+    }
+    let closed = async { while ws.next_message(Duration::from_secs(5)).await.is_some() {} };
+    tokio::time::timeout(Duration::from_secs(10), closed).await.expect("the flooding connection is closed");
+    // Too many subscriptions on one connection.
+    let mut ws = Ws::connect(&s.ws_url, MODERN, auth(&s)).await.unwrap();
+    for i in 0..101 {
+        ws.subscribe(&i.to_string(), "subscription { events { id } }", json!({})).await;
+        if i % 40 == 39 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+    let closed = async { while ws.next_message(Duration::from_secs(5)).await.is_some() {} };
+    tokio::time::timeout(Duration::from_secs(10), closed).await.expect("closed after too many subscriptions");
+    assert_eq!(s.gql("{ nodes { name } }", json!({})).await["nodes"].as_array().unwrap().len(), 11);
+}
