@@ -16,6 +16,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
+# The third-party GraphQL client the server is tested with (Python `gql`), in a local venv.
+if ! .venv/bin/python -c 'import gql, websockets, aiohttp' >/dev/null 2>&1; then
+  echo "== installing Python gql into .venv"
+  if ! python3 -m venv .venv >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+    python3 -m venv .venv
+  fi
+  .venv/bin/pip install -q "gql[websockets,aiohttp]==4.4.*"
+fi
+
 echo "== cargo test --workspace"
 cargo test -j 2 --workspace --all-targets
 cargo test -j 2 --workspace --doc

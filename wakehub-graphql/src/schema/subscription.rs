@@ -90,20 +90,23 @@ impl Subscription {
             None => engine.store().run(|s| s.last_event_id()).await.api()?,
         };
         let gauge = Gauge::new(ctx);
-        let s = engine.subscribe(from).map(|r| r.api());
-        let mut ended = false;
-        Ok(s.filter(move |e| futures::future::ready(e.as_ref().map_or(true, |e| e.kind.cascade() == Some(id))))
-            .take_while(move |e| {
-                let _keep = &gauge;
-                let go = !ended;
-                if let Ok(e) = e
-                    && matches!(e.kind, EventKind::CascadeComplete { .. } | EventKind::CascadeError { .. })
-                {
-                    ended = true;
-                }
-                futures::future::ready(go)
-            })
-            .map(|e| e.map(GqlEvent)))
+        let events = engine
+            .subscribe(from)
+            .map(|r| r.api())
+            .filter(move |e| futures::future::ready(e.as_ref().map_or(true, |e| e.kind.cascade() == Some(id))));
+        // Ends right after the cascade's last event (not at the next unrelated one).
+        let s = futures::stream::unfold((events.boxed(), false, gauge), |(mut events, ended, gauge)| async move {
+            if ended {
+                return None;
+            }
+            let e = events.next().await?;
+            let last = match &e {
+                Ok(e) => matches!(e.kind, EventKind::CascadeComplete { .. } | EventKind::CascadeError { .. }),
+                Err(_) => true,
+            };
+            Some((e.map(GqlEvent), (events, last, gauge)))
+        });
+        Ok(s)
     }
 
     /// Status changes of one node (id or name), from `after` (replayed) or from now.
