@@ -113,6 +113,12 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     drop(out);
+    // Events are small frames: without TCP_NODELAY, Nagle's algorithm holds them ~40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("cannot set TCP_NODELAY: {e}");
+        }
+    });
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("shutting down: letting cascades in flight finish");
     monitor.abort();

@@ -106,6 +106,8 @@ impl From<rusqlite::Error> for StoreError {
 struct Inner {
     conn: Mutex<Connection>,
     key: MasterKey,
+    /// The last loaded topology and the generation it was loaded at.
+    topology: Mutex<(u64, Option<Arc<crate::model::Topology>>)>,
 }
 
 /// A handle to the store. Cheap to clone; all clones share one connection.
@@ -141,7 +143,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         migrations::migrate(&mut conn)?;
         check_master_key(&conn, &key)?;
-        Ok(Self { inner: Arc::new(Inner { conn: Mutex::new(conn), key }) })
+        Ok(Self { inner: Arc::new(Inner { conn: Mutex::new(conn), key, topology: Mutex::new((0, None)) }) })
     }
 
     /// Runs `f` on tokio's blocking pool, for async callers.
@@ -166,6 +168,32 @@ impl Store {
         // A panic while holding the lock cannot leave SQLite half-written (transactions roll
         // back on drop), so a poisoned lock is safe to reuse.
         self.inner.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn topology_cache(&self) -> MutexGuard<'_, (u64, Option<Arc<crate::model::Topology>>)> {
+        self.inner.topology.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn cached_topology(&self) -> Option<Arc<crate::model::Topology>> {
+        self.topology_cache().1.clone()
+    }
+
+    pub(crate) fn topology_generation(&self) -> u64 {
+        self.topology_cache().0
+    }
+
+    /// Caches `t` unless a change happened since `generation` was read.
+    pub(crate) fn cache_topology(&self, generation: u64, t: Arc<crate::model::Topology>) {
+        let mut cache = self.topology_cache();
+        if cache.0 == generation {
+            cache.1 = Some(t);
+        }
+    }
+
+    pub(crate) fn invalidate_topology(&self) {
+        let mut cache = self.topology_cache();
+        cache.0 += 1;
+        cache.1 = None;
     }
 
     /// Runs `f` in one transaction: committed if it returns `Ok`, rolled back otherwise.

@@ -31,12 +31,31 @@ pub struct ImportSummary {
 impl Store {
     /// The whole topology (configured and discovered nodes).
     pub fn topology(&self) -> Result<Topology, StoreError> {
-        self.transaction(load)
+        self.topology_shared().map(|t| (*t).clone())
+    }
+
+    /// The whole topology, shared: served from a cache that every topology change through
+    /// this store invalidates, so readers do not reload and re-validate it each time.
+    pub fn topology_shared(&self) -> Result<std::sync::Arc<Topology>, StoreError> {
+        if let Some(t) = self.cached_topology() {
+            return Ok(t);
+        }
+        let generation = self.topology_generation();
+        let t = std::sync::Arc::new(self.transaction(load)?);
+        self.cache_topology(generation, t.clone());
+        Ok(t)
+    }
+
+    /// Runs a topology change in one transaction and drops the cached topology.
+    fn change<R>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        let r = self.transaction(f);
+        self.invalidate_topology();
+        r
     }
 
     /// Creates a node under `parent`.
     pub fn add_node(&self, spec: NodeSpec, parent: Option<NodeId>) -> Result<NodeId, StoreError> {
-        self.transaction(|tx| {
+        self.change(|tx| {
             let mut topology = load(tx)?;
             let spec = self.seal_settings(tx, spec)?;
             topology.add_node(spec.clone(), parent)?;
@@ -47,7 +66,7 @@ impl Store {
     /// Creates a node with its parent and dependencies (given by name or id), in one
     /// transaction.
     pub fn create_node(&self, draft: NodeDraft) -> Result<NodeId, StoreError> {
-        self.transaction(|tx| {
+        self.change(|tx| {
             let mut topology = load(tx)?;
             let parent = draft.parent.as_deref().map(|p| topology.resolve(p).map(|n| n.id)).transpose()?;
             let deps: Vec<NodeId> =
@@ -68,7 +87,7 @@ impl Store {
     /// Replaces a node's configuration, parent and dependencies (by name or id), keeping its
     /// id, in one transaction.
     pub fn replace_node(&self, id: NodeId, draft: NodeDraft) -> Result<(), StoreError> {
-        self.transaction(|tx| {
+        self.change(|tx| {
             let mut topology = load(tx)?;
             topology.get(id)?;
             let parent = draft.parent.as_deref().map(|p| topology.resolve(p).map(|n| n.id)).transpose()?;
@@ -95,7 +114,7 @@ impl Store {
 
     /// Replaces a node's configuration, keeping its id, parent and links.
     pub fn update_node(&self, id: NodeId, spec: NodeSpec) -> Result<(), StoreError> {
-        self.transaction(|tx| {
+        self.change(|tx| {
             let mut topology = load(tx)?;
             let spec = self.seal_settings(tx, spec)?;
             topology.update_node(id, spec.clone())?;
@@ -106,7 +125,7 @@ impl Store {
 
     /// Moves a node under another parent (or none).
     pub fn set_parent(&self, id: NodeId, parent: Option<NodeId>) -> Result<(), StoreError> {
-        self.transaction(|tx| {
+        self.change(|tx| {
             load(tx)?.set_parent(id, parent)?;
             tx.execute(
                 "UPDATE nodes SET parent_id = ?1, updated_at = ?2 WHERE id = ?3",
@@ -118,7 +137,7 @@ impl Store {
 
     /// Deletes a node and its links (refused while it hosts others).
     pub fn remove_node(&self, id: NodeId) -> Result<(), StoreError> {
-        self.transaction(|tx| {
+        self.change(|tx| {
             let mut topology = load(tx)?;
             topology.remove_node(id)?;
             tx.execute("DELETE FROM nodes WHERE id = ?1", [id.get()])?;
@@ -128,7 +147,7 @@ impl Store {
 
     /// Adds "`from` depends on `to`" (refused if it would close a cycle).
     pub fn add_dependency(&self, from: NodeId, to: NodeId) -> Result<(), StoreError> {
-        self.transaction(|tx| {
+        self.change(|tx| {
             load(tx)?.add_dependency(from, to)?;
             tx.execute("INSERT INTO dependencies (from_id, to_id) VALUES (?1, ?2)", [from.get(), to.get()])?;
             Ok(())
@@ -137,7 +156,7 @@ impl Store {
 
     /// Removes "`from` depends on `to`".
     pub fn remove_dependency(&self, from: NodeId, to: NodeId) -> Result<(), StoreError> {
-        self.transaction(|tx| {
+        self.change(|tx| {
             load(tx)?.remove_dependency(from, to)?;
             tx.execute("DELETE FROM dependencies WHERE from_id = ?1 AND to_id = ?2", [from.get(), to.get()])?;
             Ok(())
@@ -155,7 +174,7 @@ impl Store {
     /// transaction. Discovered nodes stay while their host does. Inline secrets are
     /// encrypted; credentials nothing refers to any more are deleted.
     pub fn import(&self, desired: &Topology) -> Result<ImportSummary, StoreError> {
-        self.transaction(|tx| {
+        self.change(|tx| {
             let current = load(tx)?;
             let mut summary = ImportSummary::default();
             let wanted: BTreeSet<&str> = desired.nodes().map(|n| n.name()).collect();
@@ -481,11 +500,9 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
         rows = waiting;
     }
     let mut stmt = tx.prepare("SELECT from_id, to_id FROM dependencies ORDER BY from_id, to_id")?;
-    let links = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
-    for link in links {
-        let (from, to) = link?;
-        topology.add_dependency(NodeId::new(from), NodeId::new(to)).map_err(|e| corrupt(from, e))?;
-    }
+    let links: Vec<(NodeId, NodeId)> =
+        stmt.query_map([], |r| Ok((NodeId::new(r.get(0)?), NodeId::new(r.get(1)?))))?.collect::<Result<_, _>>()?;
+    topology.add_dependencies(&links).map_err(|e| StoreError::Corrupt { message: e.to_string() })?;
     Ok(topology)
 }
 

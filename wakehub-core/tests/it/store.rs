@@ -182,3 +182,22 @@ async fn usable_from_async_code() {
     let len = store.run(|s| s.topology().map(|t| t.len())).await.unwrap();
     assert_eq!(len, 11);
 }
+
+#[test]
+fn a_cycle_planted_in_the_database_by_hand_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let store = Store::open(&db, key()).unwrap();
+    store.import_toml(HOMELAB, &ParseOptions::default()).unwrap();
+    let t = store.topology().unwrap();
+    let (nas, sandbox) = (t.by_name("nas").unwrap().id, t.by_name("sandbox").unwrap().id);
+    drop(store);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute("INSERT INTO dependencies (from_id, to_id) VALUES (?1, ?2)", [nas.get(), sandbox.get()]).unwrap();
+    drop(conn);
+    let store = Store::open(&db, key()).unwrap();
+    let err = store.topology().unwrap_err();
+    assert_eq!(err.code(), "INTERNAL");
+    assert!(err.to_string().contains("cycle"), "{err}");
+    assert!(err.to_string().contains("nas") && err.to_string().contains("sandbox"), "{err}");
+}

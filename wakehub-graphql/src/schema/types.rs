@@ -230,8 +230,8 @@ pub(crate) struct View {
 
 impl View {
     pub(crate) async fn load(engine: &Engine) -> async_graphql::Result<View> {
-        let topology = engine.store().run(|s| s.topology()).await.api()?;
-        Ok(View { topology: Arc::new(topology), seen: Arc::new(engine.last_seen()) })
+        let topology = engine.store().run(|s| s.topology_shared()).await.api()?;
+        Ok(View { topology, seen: Arc::new(engine.last_seen()) })
     }
 
     pub(crate) fn node(&self, id: NodeId) -> GqlNode {
