@@ -92,6 +92,10 @@ enum Command {
         /// interrupted.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         shutdown_grace: std::time::Duration,
+        /// How often an open WebSocket's token is checked again (a revoked token's sockets
+        /// are closed at the next check).
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        token_recheck: std::time::Duration,
     },
     /// Manage API tokens.
     Token {
@@ -139,9 +143,19 @@ enum TokenCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config, db, listen, demo, concurrency, shutdown_grace } => runtime().and_then(|rt| {
-            rt.block_on(serve::run(serve::Options { config, db, listen, demo, concurrency, shutdown_grace }))
-        }),
+        Command::Serve { config, db, listen, demo, concurrency, shutdown_grace, token_recheck } => {
+            runtime().and_then(|rt| {
+                rt.block_on(serve::run(serve::Options {
+                    config,
+                    db,
+                    listen,
+                    demo,
+                    concurrency,
+                    shutdown_grace,
+                    token_recheck,
+                }))
+            })
+        }
         Command::Token { command } => token(command),
         Command::Check { file } => check(&file),
         Command::Plan { file, action, node, json } => {

@@ -23,6 +23,7 @@ pub(crate) struct Options {
     pub demo: bool,
     pub concurrency: usize,
     pub shutdown_grace: Duration,
+    pub token_recheck: Duration,
 }
 
 /// `--db`, or `$XDG_DATA_HOME/wakehub/wakehub.db` (`~/.local/share/…`).
@@ -104,7 +105,10 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     };
     let addr = listener.local_addr()?;
     let monitor = spawn_monitor(engine.clone());
-    let app = server::router(engine.clone(), ServerConfig::default());
+    let app = server::router(
+        engine.clone(),
+        ServerConfig { token_recheck: options.token_recheck, ..ServerConfig::default() },
+    );
     let mut out = std::io::stdout().lock();
     writeln!(out, "WakeHub listening on http://{addr}/graphql (database {})", db.display())?;
     if options.demo {

@@ -106,6 +106,23 @@ impl SimConnector {
         Ok(())
     }
 
+    /// Starts or stops a node: fails if configured to, else begins the transition.
+    fn power(&self, target: &Target, action: crate::engine::Action) -> Result<(), ConnectorError> {
+        let cfg = Self::config(target)?;
+        let (fail, via, to, delay) = match action {
+            crate::engine::Action::Stop => (cfg.fail_stop, PowerState::Stopping, PowerState::Off, cfg.stop_delay),
+            _ => (cfg.fail_start, PowerState::Starting, PowerState::On, cfg.start_delay),
+        };
+        if fail {
+            return Err(ConnectorError::new(
+                ErrorCode::PlatformError,
+                format!("{}: simulated {action} failure (sim `fail = \"{action}\"`)", target.name),
+            ));
+        }
+        self.transition(target, via, to, delay);
+        Ok(())
+    }
+
     fn transition(&self, target: &Target, via: PowerState, to: PowerState, delay: Duration) {
         let cfg = match Self::config(target) {
             Ok(c) => c,
@@ -145,27 +162,11 @@ impl Connector for SimConnector {
     }
 
     async fn start(&self, target: &Target) -> Result<(), ConnectorError> {
-        let cfg = Self::config(target)?;
-        if cfg.fail_start {
-            return Err(ConnectorError::new(
-                ErrorCode::PlatformError,
-                format!("{}: simulated start failure (sim `fail = \"start\"`)", target.name),
-            ));
-        }
-        self.transition(target, PowerState::Starting, PowerState::On, cfg.start_delay);
-        Ok(())
+        self.power(target, crate::engine::Action::Start)
     }
 
     async fn stop(&self, target: &Target) -> Result<(), ConnectorError> {
-        let cfg = Self::config(target)?;
-        if cfg.fail_stop {
-            return Err(ConnectorError::new(
-                ErrorCode::PlatformError,
-                format!("{}: simulated stop failure (sim `fail = \"stop\"`)", target.name),
-            ));
-        }
-        self.transition(target, PowerState::Stopping, PowerState::Off, cfg.stop_delay);
-        Ok(())
+        self.power(target, crate::engine::Action::Stop)
     }
 
     fn watch(&self, target: &Target) -> Option<BoxStream<'static, PowerState>> {

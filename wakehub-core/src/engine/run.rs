@@ -285,41 +285,38 @@ impl Engine {
             current: CurrentNode { node: step.node, name: name.clone(), action: step.action, state, step_status },
         };
         let index = step.id;
-        let begin = progress(0, transitional, StepStatus::Running);
-        let recorded = self
-            .record(move |tx| {
-                let done = journal::set_step(tx, id, index, StepStatus::Running, None, None)?;
-                let mut e = begin;
-                if let EventKind::CascadeProgress { step, .. } = &mut e {
-                    *step = done;
-                }
-                Ok(((), vec![e]))
-            })
-            .await;
-        if let Err(e) = recorded {
-            return Err(StepFailure { code: e.code().into(), message: e.to_string() });
-        }
+        self.record_step(id, index, StepStatus::Running, None, None, progress(0, transitional, StepStatus::Running))
+            .await?;
         let result = self.perform(id, &step, topology, scope).await;
         let (status, reason, error, state) = match &result {
             Ok(o) => (o.status, o.reason.clone(), None, o.state),
             Err(f) => (StepStatus::Failed, None, Some((f.code.clone(), f.message.clone())), PowerState::Error),
         };
-        let end = progress(0, state, status);
-        let recorded = self
-            .record(move |tx| {
-                let err = error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()));
-                let done = journal::set_step(tx, id, index, status, reason.as_deref(), err)?;
-                let mut e = end;
-                if let EventKind::CascadeProgress { step, .. } = &mut e {
-                    *step = done;
-                }
-                Ok(((), vec![e]))
-            })
-            .await;
-        if let Err(e) = recorded {
-            return Err(StepFailure { code: e.code().into(), message: e.to_string() });
-        }
+        self.record_step(id, index, status, reason, error, progress(0, state, status)).await?;
         result.map(|_| ())
+    }
+
+    /// Records a step's new status and publishes its progress event (with the count of
+    /// finished steps filled in).
+    async fn record_step(
+        &self,
+        id: CascadeId,
+        index: usize,
+        status: StepStatus,
+        reason: Option<String>,
+        error: Option<(String, String)>,
+        mut event: EventKind,
+    ) -> Result<(), StepFailure> {
+        self.record(move |tx| {
+            let err = error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()));
+            let done = journal::set_step(tx, id, index, status, reason.as_deref(), err)?;
+            if let EventKind::CascadeProgress { step, .. } = &mut event {
+                *step = done;
+            }
+            Ok(((), vec![event]))
+        })
+        .await
+        .map_err(|e| StepFailure { code: e.code().into(), message: e.to_string() })
     }
 
     async fn perform(

@@ -9,7 +9,7 @@
 //! | `CONFLICT` | the change conflicts with what exists or with a cascade in flight |
 //! | `CASCADE_IN_PROGRESS` | a cascade on this node is still running |
 //! | `UNAUTHENTICATED` | no valid API token |
-//! | `FORBIDDEN` | the token may not do this |
+//! | `FORBIDDEN` | reserved for scoped tokens (every valid token may do everything today) |
 //! | `RATE_LIMITED` | too many messages on one WebSocket |
 //! | `SHUTTING_DOWN` | the server is stopping |
 //! | `SECRET_UNAVAILABLE` | a referenced secret cannot be read |

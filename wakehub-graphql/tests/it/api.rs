@@ -279,3 +279,15 @@ async fn sigterm_leaves_no_cascade_in_progress() {
     let filter = wakehub_core::store::CascadeFilter::default();
     assert!(store.cascades(&filter).unwrap().iter().all(|c| c.status.is_final()));
 }
+
+#[tokio::test]
+async fn graphiql_and_health_are_served() {
+    let s = Server::demo();
+    let page = reqwest::get(&s.url).await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.to_lowercase().contains("graphiql"), "{html}");
+    assert_eq!(reqwest::get(format!("{}/healthz", s.base)).await.unwrap().text().await.unwrap(), "ok");
+    let m = reqwest::get(format!("{}/metrics", s.base)).await.unwrap().text().await.unwrap();
+    assert!(m.contains("wakehub_subscribers"), "{m}");
+}

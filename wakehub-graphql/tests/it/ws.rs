@@ -167,3 +167,30 @@ async fn a_flooding_client_is_disconnected_and_the_server_carries_on() {
     tokio::time::timeout(Duration::from_secs(10), closed).await.expect("closed after too many subscriptions");
     assert_eq!(s.gql("{ nodes { name } }", json!({})).await["nodes"].as_array().unwrap().len(), 11);
 }
+
+#[tokio::test]
+async fn revoking_a_token_closes_its_open_websockets() {
+    let mut s = Server::with_config(&homelab_faster(20), &["--token-recheck", "200ms"]);
+    let out = std::process::Command::new(crate::support::bin())
+        .args(["token", "create", "phone", "--db"])
+        .arg(&s.db)
+        .output()
+        .unwrap();
+    let phone = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let mut ws = Ws::connect(&s.ws_url, MODERN, json!({"token": phone})).await.unwrap();
+    ws.subscribe("1", "subscription { events { id } }", json!({})).await;
+    let mut other = Ws::connect(&s.ws_url, MODERN, auth(&s)).await.unwrap();
+    other.subscribe("1", "subscription { events { id } }", json!({})).await;
+    let out = std::process::Command::new(crate::support::bin())
+        .args(["token", "revoke", "phone", "--db"])
+        .arg(&s.db)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let closed = async { while ws.next_message(Duration::from_secs(5)).await.is_some() {} };
+    tokio::time::timeout(Duration::from_secs(5), closed).await.expect("the revoked token's socket is closed");
+    // The other client is unaffected and still receives events.
+    s.gql("mutation { startNode(id: \"nas\") { id } }", json!({})).await;
+    assert!(other.next_data(Duration::from_secs(5)).await.is_some());
+    assert!(s.terminate().success());
+}
