@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the tests' real peers need (none yet beyond the toolchain).
-APT_PACKAGES=()
+# System packages the tests' real peers need: Docker Engine (dockerd, started privately by
+# the tests with the host firewall untouched) and a static busybox to build a local image.
+APT_PACKAGES=(docker.io busybox-static)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -18,6 +18,7 @@
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `sim` | yes | the simulated connector (`type = "sim"`) for tests and the demo |
+//! | `docker` | yes | the Docker connector (`type = "docker"`, bollard) |
 
 pub mod connector;
 pub mod engine;

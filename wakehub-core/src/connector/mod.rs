@@ -3,6 +3,8 @@
 //! type name; each call carries everything it needs about one node (its own connector
 //! table and the endpoint its parent offers), never the whole topology.
 
+#[cfg(feature = "docker")]
+pub mod docker;
 #[cfg(feature = "sim")]
 pub mod sim;
 
@@ -238,6 +240,8 @@ impl Registry {
         let mut r = Self::new();
         #[cfg(feature = "sim")]
         r.register("sim", sim::SimConnector::new());
+        #[cfg(feature = "docker")]
+        r.register("docker", docker::DockerConnector::new());
         r
     }
 

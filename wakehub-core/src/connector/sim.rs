@@ -53,6 +53,9 @@ fn parse(config: &ConnectorConfig) -> Result<SimConfig, String> {
             ("fail", ConfigValue::String(s)) if s == "start" => c.fail_start = true,
             ("fail", ConfigValue::String(s)) if s == "stop" => c.fail_stop = true,
             ("fail", _) => return Err("sim: `fail` must be \"start\" or \"stop\"".into()),
+            // Keys of an endpoint the node offers to its guests (`docker_host`, `proxmox_…`)
+            // belong to that capability's connector, which validates them.
+            (other, _) if other.starts_with("docker_") || other.starts_with("proxmox_") => {}
             (other, _) => {
                 return Err(format!(
                     "sim: unknown key `{other}` (expected initially, start_delay_ms, stop_delay_ms, fail)"

@@ -1,5 +1,6 @@
 //! Integration tests of wakehub-core, compiled as one binary.
 
+mod docker;
 mod engine;
 mod model;
 mod model_props;
