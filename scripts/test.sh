@@ -17,15 +17,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
-# The third-party GraphQL client the server is tested with (Python `gql`), in a local venv.
-if ! .venv/bin/python -c 'import gql, websockets, aiohttp' >/dev/null 2>&1; then
-  echo "== installing Python gql into .venv"
+# Python peers, in a local venv: the third-party GraphQL client the server is tested with
+# (`gql`), and the Proxmox VE API emulator the Proxmox connector is tested against (`fakepve`).
+if ! .venv/bin/python -c 'import gql, websockets, aiohttp, fakepve, cryptography' >/dev/null 2>&1; then
+  echo "== installing Python gql and fakepve into .venv"
   if ! python3 -m venv .venv >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
     python3 -m venv .venv
   fi
-  .venv/bin/pip install -q "gql[websockets,aiohttp]==4.4.*"
+  .venv/bin/pip install -q "gql[websockets,aiohttp]==4.4.*" "fakepve==0.5.*" cryptography
 fi
 
 echo "== cargo test --workspace"

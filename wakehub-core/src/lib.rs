@@ -19,6 +19,7 @@
 //! | --- | --- | --- |
 //! | `sim` | yes | the simulated connector (`type = "sim"`) for tests and the demo |
 //! | `docker` | yes | the Docker connector (`type = "docker"`, bollard) |
+//! | `proxmox` | yes | the Proxmox VE connector (`type = "proxmox"`, reqwest + rustls) |
 
 pub mod connector;
 pub mod engine;

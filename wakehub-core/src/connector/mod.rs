@@ -5,6 +5,8 @@
 
 #[cfg(feature = "docker")]
 pub mod docker;
+#[cfg(feature = "proxmox")]
+pub mod proxmox;
 #[cfg(feature = "sim")]
 pub mod sim;
 
@@ -148,6 +150,23 @@ pub struct HostEndpoint {
     pub config: ConnectorConfig,
 }
 
+/// Reads the secrets a node's configuration references (`credential:N`, `env:VAR`,
+/// `file:PATH`). The store implements it; a connector only ever holds a handle.
+pub trait SecretResolver: Send + Sync {
+    /// The plaintext of `secret`, for the one request that needs it.
+    fn resolve(&self, secret: &crate::model::SecretRef) -> Result<crate::secrets::SecretString, String>;
+}
+
+/// The secret resolver a target carries (its `Debug` shows nothing).
+#[derive(Clone)]
+pub struct Secrets(pub Arc<dyn SecretResolver>);
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secrets(..)")
+    }
+}
+
 /// Everything a connector call needs about one node.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -161,6 +180,8 @@ pub struct Target {
     pub config: ConnectorConfig,
     /// The host it runs on, if any.
     pub host: Option<HostEndpoint>,
+    /// Resolves the secrets its configuration (or its host's) references.
+    pub secrets: Option<Secrets>,
 }
 
 impl Target {
@@ -180,6 +201,33 @@ impl Target {
             kind: n.spec.kind.clone(),
             config: n.spec.connector.clone(),
             host,
+            secrets: None,
+        })
+    }
+
+    /// The same target with a secret resolver.
+    pub fn with_secrets(mut self, secrets: Arc<dyn SecretResolver>) -> Target {
+        self.secrets = Some(Secrets(secrets));
+        self
+    }
+
+    /// Resolves the secret setting `key` of `config` (the node's or its host's table).
+    pub fn secret(
+        &self,
+        config: &ConnectorConfig,
+        key: &str,
+    ) -> Result<Option<crate::secrets::SecretString>, ConnectorError> {
+        let Some(crate::model::ConfigValue::Secret(secret)) = config.settings.get(key) else {
+            return Ok(None);
+        };
+        let resolver = self.secrets.as_ref().ok_or_else(|| {
+            ConnectorError::new(
+                ErrorCode::InvalidConfig,
+                format!("{}: no secret store to read `{key}` from", self.name),
+            )
+        })?;
+        resolver.0.resolve(secret).map(Some).map_err(|e| {
+            ConnectorError::new(ErrorCode::InvalidConfig, format!("{}: secret `{key}` is unavailable: {e}", self.name))
         })
     }
 }
@@ -242,6 +290,8 @@ impl Registry {
         r.register("sim", sim::SimConnector::new());
         #[cfg(feature = "docker")]
         r.register("docker", docker::DockerConnector::new());
+        #[cfg(feature = "proxmox")]
+        r.register("proxmox", proxmox::ProxmoxConnector::new());
         r
     }
 

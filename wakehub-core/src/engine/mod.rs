@@ -321,7 +321,7 @@ impl Engine {
     /// failed).
     pub async fn observe(&self, topology: &Topology) -> BTreeMap<NodeId, PowerState> {
         let timeout = self.inner.config.status_timeout;
-        let targets: Vec<Target> = topology.nodes().filter_map(|n| Target::of(topology, n.id)).collect();
+        let targets: Vec<Target> = topology.nodes().filter_map(|n| self.target(topology, n.id)).collect();
         let results: Vec<(NodeId, PowerState)> = futures::stream::iter(targets)
             .map(|target| {
                 let connector = self.inner.connectors.get(&target.config.type_name);
@@ -345,6 +345,11 @@ impl Engine {
             .await;
         self.note_states(topology, &results).await;
         results.into_iter().collect()
+    }
+
+    /// The connector target of `node`, carrying the store to resolve its secrets.
+    pub(crate) fn target(&self, topology: &Topology, node: NodeId) -> Option<Target> {
+        Target::of(topology, node).map(|t| t.with_secrets(Arc::new(self.inner.store.clone())))
     }
 
     /// Records a newly seen state (a `status-change` event if it differs from the last one).
@@ -426,7 +431,7 @@ impl Engine {
         let mut durations = BTreeMap::new();
         for node in topology.nodes() {
             let (Some(c), Some(target)) =
-                (self.inner.connectors.get(&node.spec.connector.type_name), Target::of(topology, node.id))
+                (self.inner.connectors.get(&node.spec.connector.type_name), self.target(topology, node.id))
             else {
                 continue;
             };

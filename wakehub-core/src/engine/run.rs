@@ -330,7 +330,8 @@ impl Engine {
         let node = topology
             .node(step.node)
             .ok_or_else(|| StepFailure { code: "NOT_FOUND".into(), message: format!("node `{name}` vanished") })?;
-        let target = Target::of(topology, step.node)
+        let target = self
+            .target(topology, step.node)
             .ok_or_else(|| StepFailure { code: "NOT_FOUND".into(), message: format!("node `{name}` vanished") })?;
         let connector = self.inner.connectors.get(&node.spec.connector.type_name).ok_or_else(|| StepFailure {
             code: "INVALID_CONFIG".into(),

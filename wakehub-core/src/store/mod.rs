@@ -288,3 +288,9 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
+
+impl crate::connector::SecretResolver for Store {
+    fn resolve(&self, secret: &SecretRef) -> Result<SecretString, String> {
+        self.resolve_secret(secret).map_err(|e| e.to_string())
+    }
+}

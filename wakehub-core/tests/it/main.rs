@@ -6,6 +6,7 @@ mod model;
 mod model_props;
 mod planner;
 mod planner_props;
+mod proxmox;
 mod store;
 mod support;
 mod topology_file;
