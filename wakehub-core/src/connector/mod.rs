@@ -9,6 +9,8 @@ pub mod docker;
 pub mod proxmox;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "wol-ssh")]
+pub mod wol_ssh;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -155,6 +157,14 @@ pub struct HostEndpoint {
 pub trait SecretResolver: Send + Sync {
     /// The plaintext of `secret`, for the one request that needs it.
     fn resolve(&self, secret: &crate::model::SecretRef) -> Result<crate::secrets::SecretString, String>;
+    /// The SSH host key learned for `endpoint` (`host:port`) of `node`, if any.
+    fn host_key(&self, _node: NodeId, _endpoint: &str) -> Option<String> {
+        None
+    }
+    /// Remembers the host key first seen at `endpoint`, to pin it from then on.
+    fn remember_host_key(&self, _node: NodeId, _endpoint: &str, _key: &str) -> Result<(), String> {
+        Err("no place to store host keys".into())
+    }
 }
 
 /// The secret resolver a target carries (its `Debug` shows nothing).
@@ -292,6 +302,8 @@ impl Registry {
         r.register("docker", docker::DockerConnector::new());
         #[cfg(feature = "proxmox")]
         r.register("proxmox", proxmox::ProxmoxConnector::new());
+        #[cfg(feature = "wol-ssh")]
+        r.register("wol-ssh", wol_ssh::WolSshConnector::new());
         r
     }
 

@@ -122,6 +122,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens(name) WHERE revoked_at IS NULL;
     "#,
+    // 4: SSH host keys learned on first contact (pinned from then on).
+    r#"
+    CREATE TABLE host_keys (
+        node_id    INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+        endpoint   TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        learned_at INTEGER NOT NULL,
+        PRIMARY KEY (node_id, endpoint)
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

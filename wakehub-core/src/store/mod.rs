@@ -293,4 +293,27 @@ impl crate::connector::SecretResolver for Store {
     fn resolve(&self, secret: &SecretRef) -> Result<SecretString, String> {
         self.resolve_secret(secret).map_err(|e| e.to_string())
     }
+
+    fn host_key(&self, node: crate::model::NodeId, endpoint: &str) -> Option<String> {
+        self.conn()
+            .query_row(
+                "SELECT key FROM host_keys WHERE node_id = ?1 AND endpoint = ?2",
+                params![node.get(), endpoint],
+                |r| r.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten()
+    }
+
+    fn remember_host_key(&self, node: crate::model::NodeId, endpoint: &str, key: &str) -> Result<(), String> {
+        self.conn()
+            .execute(
+                "INSERT INTO host_keys (node_id, endpoint, key, learned_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (node_id, endpoint) DO NOTHING",
+                params![node.get(), endpoint, key, now_ms()],
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
 }

@@ -10,3 +10,4 @@ mod proxmox;
 mod store;
 mod support;
 mod topology_file;
+mod wol_ssh;

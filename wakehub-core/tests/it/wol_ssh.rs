@@ -1,0 +1,247 @@
+//! The physical-machine connector: magic packets checked byte for byte on a UDP listener
+//! (and against Debian's `wakeonlan`), and shutdowns through a private OpenSSH server whose
+//! `ForceCommand` wrapper acknowledges `shutdown` instead of running it.
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wakehub_core::connector::Registry;
+use wakehub_core::engine::{Action, Engine, EngineConfig};
+use wakehub_core::events::CascadeStatus;
+use wakehub_core::secrets::MasterKey;
+use wakehub_core::store::{CascadeRecord, Store};
+use wakehub_core::topology_file::ParseOptions;
+
+const USER: &str = "wakehub-test";
+const PASSWORD: &str = "wh-test-Pa55";
+const MAC: &str = "52:54:00:12:34:56";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A private `sshd` on loopback; the test user's commands go through a wrapper that logs
+/// them and answers `shutdown` without running it.
+struct Sshd {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    port: u16,
+}
+
+impl Sshd {
+    fn start() -> Sshd {
+        assert!(
+            Path::new("/usr/sbin/sshd").exists(),
+            "sshd is missing: `apt-get install -y openssh-server` (scripts/test.sh does it)"
+        );
+        if !Command::new("id").arg(USER).output().unwrap().status.success() {
+            let out = Command::new("useradd").args(["-m", "-s", "/bin/sh", USER]).output().unwrap();
+            assert!(out.status.success() || String::from_utf8_lossy(&out.stderr).contains("already exists"), "{out:?}");
+        }
+        let mut chpasswd = Command::new("chpasswd").stdin(Stdio::piped()).spawn().unwrap();
+        std::io::Write::write_all(chpasswd.stdin.as_mut().unwrap(), format!("{USER}:{PASSWORD}\n").as_bytes()).unwrap();
+        assert!(chpasswd.wait().unwrap().success());
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let wrapper = dir.path().join("wrapper.sh");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\necho \"$SSH_ORIGINAL_COMMAND\" >> {out}/commands.log\ncase \"$SSH_ORIGINAL_COMMAND\" in\n  *shutdown*|*poweroff*) echo 'shutdown acknowledged (test wrapper)'; touch {out}/shutdown-requested; exit 0;;\n  *) exec /bin/sh -c \"$SSH_ORIGINAL_COMMAND\";;\nesac\n",
+                out = out.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut sshd = Sshd { dir, child: None, port: free_port() };
+        sshd.new_host_key();
+        sshd.spawn();
+        sshd
+    }
+
+    fn new_host_key(&self) {
+        let key = self.dir.path().join("host_key");
+        let _ = std::fs::remove_file(&key);
+        let _ = std::fs::remove_file(key.with_extension("pub"));
+        let ok = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).status().unwrap();
+        assert!(ok.success());
+    }
+
+    fn spawn(&mut self) {
+        let d = self.dir.path();
+        let config = d.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\nPasswordAuthentication yes\nPubkeyAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM yes\nAllowUsers {USER}\nMatch User {USER}\n  ForceCommand {d}/wrapper.sh\n",
+                port = self.port,
+                d = d.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not start: {}",
+                std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop_daemon(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn out(&self, file: &str) -> PathBuf {
+        self.dir.path().join("out").join(file)
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        self.stop_daemon();
+    }
+}
+
+fn engine(text: &str) -> Engine {
+    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    let topology = wakehub_core::topology_file::parse(text, &ParseOptions::default()).unwrap();
+    let problems = Registry::builtin().validate(&topology);
+    assert!(problems.is_empty(), "{problems:?}");
+    store.import(&topology).unwrap();
+    Engine::new(store, Registry::builtin(), EngineConfig::default()).unwrap()
+}
+
+async fn run(engine: &Engine, name: &str, action: Action) -> CascadeRecord {
+    let id = engine.store().topology().unwrap().by_name(name).unwrap().id;
+    let record = engine.request(id, action).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), engine.wait(record.id)).await.expect("cascade ends").unwrap()
+}
+
+fn machine(extra: &str) -> String {
+    format!(
+        "[[node]]\nname = \"nas\"\nkind = \"physical\"\nstart_timeout = \"20s\"\nstop_timeout = \"20s\"\n[node.connector]\ntype = \"wol-ssh\"\nmac = \"{MAC}\"\nhost = \"127.0.0.1\"\n{extra}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magic_packet_wakes_the_machine() {
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let wol_port = udp.local_addr().unwrap().port();
+    let probe_port = free_port();
+    // The "machine": it boots (its port answers) once a valid packet for its MAC arrives.
+    let booted = std::thread::spawn(move || {
+        let mut buf = [0u8; 200];
+        loop {
+            let (n, _) = udp.recv_from(&mut buf).unwrap();
+            let mac: Vec<u8> = MAC.split(':').map(|h| u8::from_str_radix(h, 16).unwrap()).collect();
+            let valid = n == 108
+                && buf[..6] == [0xff; 6]
+                && buf[6..102].chunks(6).all(|c| c == mac)
+                && buf[102..108] == [1, 2, 3, 4, 5, 6];
+            if valid {
+                return (TcpListener::bind(("127.0.0.1", probe_port)).unwrap(), udp, buf[..n].to_vec());
+            }
+        }
+    });
+    let e = engine(&machine(&format!(
+        "broadcast = \"127.0.0.1\"\nwol_port = {wol_port}\nprobe_port = {probe_port}\nsecureon_password = \"01:02:03:04:05:06\"\nssh_password = \"x\"\n"
+    )));
+    let r = run(&e, "nas", Action::Start).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    let (_machine, udp, ours) = booted.join().unwrap();
+
+    // Same bytes as Debian's reference sender (without the SecureOn suffix).
+    let out = Command::new("wakeonlan").args(["-i", "127.0.0.1", "-p", &wol_port.to_string(), MAC]).output();
+    let out = out.expect("wakeonlan is missing: `apt-get install -y wakeonlan` (scripts/test.sh does it)");
+    assert!(out.status.success());
+    let mut buf = [0u8; 200];
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // Skip the rest of our own repeats (108 bytes each) to Debian's packet (102 bytes).
+    let n = loop {
+        let (n, _) = udp.recv_from(&mut buf).unwrap();
+        if n == 102 {
+            break n;
+        }
+        assert_eq!(&buf[..n], &ours[..], "every repeat is the same packet");
+    };
+    assert_eq!(&buf[..n], &ours[..102]);
+}
+
+/// A machine whose port answers until the SSH wrapper records a shutdown request.
+fn machine_until_shutdown(probe_port: u16, marker: PathBuf) -> std::thread::JoinHandle<()> {
+    let _ = std::fs::remove_file(&marker);
+    let up = TcpListener::bind(("127.0.0.1", probe_port)).unwrap();
+    std::thread::spawn(move || {
+        while !marker.exists() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(up);
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_shuts_down_with_a_learned_and_pinned_host_key() {
+    let mut sshd = Sshd::start();
+    let probe_port = free_port();
+    let went_down = machine_until_shutdown(probe_port, sshd.out("shutdown-requested"));
+    let ssh_port = sshd.port;
+    let node = |password: &str| {
+        machine(&format!(
+            "ssh_port = {ssh_port}\nssh_user = \"{USER}\"\nssh_password = \"{password}\"\nprobe_port = {probe_port}\n"
+        ))
+    };
+    let e = engine(&node(PASSWORD));
+    let r = run(&e, "nas", Action::Stop).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    went_down.join().unwrap();
+    let commands = std::fs::read_to_string(sshd.out("commands.log")).unwrap();
+    assert_eq!(commands.trim(), "sudo -n shutdown -h now", "a non-root user gets sudo");
+
+    // Wrong password.
+    let _up = TcpListener::bind(("127.0.0.1", probe_port)).unwrap();
+    let r = run(&engine(&node("wrong")), "nas", Action::Stop).await;
+    assert_eq!(r.error_code.as_deref(), Some("AUTH_FAILED"), "{r:?}");
+    assert!(!r.error_message.as_deref().unwrap().contains("wrong"), "no secret in messages");
+
+    // The key learned on first contact is pinned: a new host key is refused.
+    sshd.stop_daemon();
+    sshd.new_host_key();
+    sshd.spawn();
+    let r = run(&e, "nas", Action::Stop).await;
+    assert_eq!(r.error_code.as_deref(), Some("HOST_KEY_MISMATCH"), "{r:?}");
+    // A key pinned in the file works the same way.
+    let pinned = std::fs::read_to_string(sshd.dir.path().join("host_key.pub")).unwrap();
+    let pinned_node = format!("{}ssh_host_key = \"{}\"\n", node(PASSWORD), pinned.trim());
+    drop(_up);
+    let went_down = machine_until_shutdown(probe_port, sshd.out("shutdown-requested"));
+    let r = run(&engine(&pinned_node), "nas", Action::Stop).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    went_down.join().unwrap();
+
+    // Nothing listens on the SSH port: unreachable.
+    sshd.stop_daemon();
+    let _up = TcpListener::bind(("127.0.0.1", probe_port));
+    let r = run(&engine(&node(PASSWORD)), "nas", Action::Stop).await;
+    assert_eq!(r.error_code.as_deref(), Some("UNREACHABLE"), "{r:?}");
+}
