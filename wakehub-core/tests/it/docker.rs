@@ -6,12 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use wakehub_core::connector::{PowerState, Registry};
-use wakehub_core::engine::{Action, Engine, EngineConfig};
+use wakehub_core::connector::PowerState;
+use wakehub_core::engine::{Action, Engine};
 use wakehub_core::events::{CascadeStatus, EventKind};
-use wakehub_core::secrets::MasterKey;
-use wakehub_core::store::Store;
-use wakehub_core::topology_file::ParseOptions;
 
 const IMAGE: &str = "wakehub-test/busybox:local";
 
@@ -172,13 +169,7 @@ container = "no-such-container"
     )
 }
 
-fn engine(text: &str) -> Engine {
-    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
-    let topology = wakehub_core::topology_file::parse(text, &ParseOptions::default()).unwrap();
-    assert!(Registry::builtin().validate(&topology).is_empty(), "{:?}", Registry::builtin().validate(&topology));
-    store.import(&topology).unwrap();
-    Engine::new(store, Registry::builtin(), EngineConfig::default()).unwrap()
-}
+use crate::support::engine_with_builtins as engine;
 
 async fn run(engine: &Engine, name: &str, action: Action) -> (wakehub_core::store::CascadeRecord, Vec<EventKind>) {
     let id = engine.store().topology().unwrap().by_name(name).unwrap().id;

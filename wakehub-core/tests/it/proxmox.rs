@@ -4,14 +4,10 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
-use wakehub_core::connector::{PowerState, Registry};
-use wakehub_core::engine::{Action, Engine, EngineConfig};
+use wakehub_core::connector::PowerState;
+use wakehub_core::engine::{Action, Engine};
 use wakehub_core::events::CascadeStatus;
-use wakehub_core::secrets::MasterKey;
-use wakehub_core::store::{CascadeRecord, Store};
-use wakehub_core::topology_file::ParseOptions;
 
 struct FakePve {
     child: Child,
@@ -123,20 +119,7 @@ impl Drop for FakePve {
     }
 }
 
-fn engine(text: &str) -> Engine {
-    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
-    let topology = wakehub_core::topology_file::parse(text, &ParseOptions::default()).unwrap();
-    let problems = Registry::builtin().validate(&topology);
-    assert!(problems.is_empty(), "{problems:?}");
-    store.import(&topology).unwrap();
-    Engine::new(store, Registry::builtin(), EngineConfig::default()).unwrap()
-}
-
-async fn run(engine: &Engine, name: &str, action: Action) -> CascadeRecord {
-    let id = engine.store().topology().unwrap().by_name(name).unwrap().id;
-    let record = engine.request(id, action).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(60), engine.wait(record.id)).await.expect("cascade ends").unwrap()
-}
+use crate::support::{engine_with_builtins as engine, run_to_end as run};
 
 async fn state(engine: &Engine, name: &str) -> PowerState {
     let t = engine.store().topology().unwrap();
