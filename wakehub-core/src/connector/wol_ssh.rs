@@ -264,7 +264,7 @@ impl Connector for WolSshConnector {
     }
 
     fn validate(&self, config: &ConnectorConfig) -> Result<(), String> {
-        const KEYS: [&str; 15] = [
+        const KEYS: [&str; 14] = [
             "mac",
             "broadcast",
             "wol_port",
@@ -279,11 +279,11 @@ impl Connector for WolSshConnector {
             "shutdown_command",
             "probe_port",
             "ssh_host_key",
-            "proxmox_shutdown",
         ];
         for key in config.settings.keys() {
+            // `docker_…`/`proxmox_…` keys describe endpoints this machine offers its guests.
             if !KEYS.contains(&key.as_str()) && !key.starts_with("docker_") && !key.starts_with("proxmox_") {
-                return Err(format!("wol-ssh: unknown key `{key}` (expected {})", KEYS[..14].join(", ")));
+                return Err(format!("wol-ssh: unknown key `{key}` (expected {})", KEYS.join(", ")));
             }
         }
         mac_of(config)?;
