@@ -291,3 +291,31 @@ async fn graphiql_and_health_are_served() {
     let m = reqwest::get(format!("{}/metrics", s.base)).await.unwrap().text().await.unwrap();
     assert!(m.contains("wakehub_subscribers"), "{m}");
 }
+
+#[tokio::test]
+async fn secrets_never_come_back_through_the_api() {
+    let lab = "[[node]]\nname = \"nas\"\nkind = \"physical\"\n[node.connector]\ntype = \"wol-ssh\"\nmac = \"52:54:00:00:00:01\"\nhost = \"127.0.0.1\"\nssh_password = \"pl41ntext-Secret\"\n";
+    let s = Server::with_config(lab, &[]);
+    let d = s.gql("{ node(id: \"nas\") { connector { type settings } } }", json!({})).await;
+    let settings = &d["node"]["connector"]["settings"];
+    assert!(settings["ssh_password"]["secret"].as_str().unwrap().starts_with("credential:"), "{settings}");
+    let everything = [
+        d.to_string(),
+        s.gql("mutation { exportTopology }", json!({})).await.to_string(),
+        s.gql("{ events(first: 500) { edges { node { kind payload { __typename } } } } }", json!({})).await.to_string(),
+        s.log(),
+        String::from_utf8_lossy(&std::fs::read(&s.db).unwrap()).into_owned(),
+    ];
+    for text in everything {
+        assert!(!text.contains("pl41ntext-Secret"), "a secret leaked: {text}");
+    }
+    // A node created through the API with an inline secret: stored encrypted, shown as a reference.
+    let create = "mutation($input: NodeInput!) { createNode(input: $input) { connector { settings } } }";
+    let d = s
+        .gql(create, json!({"input": {"name": "pc", "kind": "physical", "connector": {"type": "wol-ssh", "mac": "52:54:00:00:00:02", "host": "127.0.0.1", "ssh_password": "an0ther-Secret"}}}))
+        .await;
+    assert!(!d.to_string().contains("an0ther-Secret"), "{d}");
+    assert!(
+        d["createNode"]["connector"]["settings"]["ssh_password"]["secret"].as_str().unwrap().starts_with("credential:")
+    );
+}
