@@ -484,19 +484,23 @@ impl Engine {
         desired: PowerState,
         note: &(dyn Fn(String) + Sync),
     ) -> Result<(), StepFailure> {
-        let fault = |s: PowerState| StepFailure {
-            code: "PLATFORM_ERROR".into(),
-            message: format!("`{}` reports state `{s}`", target.name),
+        // Records one observed state; `Some` once the wait is over (reached, or a fault).
+        let seen = |s: PowerState| async move {
+            self.note_state(topology, target.node, s).await;
+            note(format!("last seen {s}"));
+            match s {
+                s if s == desired => Some(Ok(())),
+                PowerState::Error => Some(Err(StepFailure {
+                    code: "PLATFORM_ERROR".into(),
+                    message: format!("`{}` reports state `{s}`", target.name),
+                })),
+                _ => None,
+            }
         };
         if let Some(mut stream) = connector.watch(target) {
             while let Some(s) = stream.next().await {
-                self.note_state(topology, target.node, s).await;
-                note(format!("last seen {s}"));
-                if s == desired {
-                    return Ok(());
-                }
-                if s == PowerState::Error {
-                    return Err(fault(s));
+                if let Some(done) = seen(s).await {
+                    return done;
                 }
             }
         }
@@ -504,13 +508,8 @@ impl Engine {
         loop {
             match connector.status(target).await {
                 Ok(s) => {
-                    self.note_state(topology, target.node, s).await;
-                    note(format!("last seen {s}"));
-                    if s == desired {
-                        return Ok(());
-                    }
-                    if s == PowerState::Error {
-                        return Err(fault(s));
+                    if let Some(done) = seen(s).await {
+                        return done;
                     }
                 }
                 Err(e) if !e.retryable => return Err(e.into()),
