@@ -17,13 +17,13 @@ use std::sync::Mutex;
 
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerStateStatusEnum, HealthStatusEnum};
-use bollard::query_parameters::{EventsOptionsBuilder, StopContainerOptionsBuilder};
+use bollard::models::{ContainerStateStatusEnum, ContainerSummary, HealthStatusEnum};
+use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuilder, StopContainerOptionsBuilder};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-use super::{Connector, ConnectorError, ErrorCode, PowerState, Target};
-use crate::model::ConnectorConfig;
+use super::{Connector, ConnectorError, DiscoveredGuest, ErrorCode, PowerState, Target};
+use crate::model::{ConnectorConfig, Kind};
 
 /// How long one Docker API call may take.
 const CALL_TIMEOUT_SECS: u64 = 60;
@@ -159,6 +159,55 @@ fn state_of(status: Option<ContainerStateStatusEnum>, health: Option<HealthStatu
     }
 }
 
+/// One container of a listing as a discovered guest, keyed by its name (stable when the
+/// container is re-created, unlike its id).
+fn guest_of(c: ContainerSummary) -> Option<DiscoveredGuest> {
+    let id = c.id?;
+    let name = c
+        .names
+        .as_ref()
+        .and_then(|n| n.first())
+        .map(|n| n.trim_start_matches('/').to_owned())
+        .unwrap_or_else(|| id.chars().take(12).collect());
+    let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+    let text = c.status.clone().unwrap_or_default();
+    let health = if text.contains("(healthy)") {
+        Some(HealthStatusEnum::HEALTHY)
+    } else if text.contains("(unhealthy)") {
+        Some(HealthStatusEnum::UNHEALTHY)
+    } else if text.contains("(health: starting)") {
+        Some(HealthStatusEnum::STARTING)
+    } else {
+        None
+    };
+    let status = state_of(state.parse().ok(), health);
+    let ports: Vec<serde_json::Value> = c
+        .ports
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "private": p.private_port,
+                "public": p.public_port,
+                "ip": p.ip,
+                "type": p.typ.map(|t| t.to_string()),
+            })
+        })
+        .collect();
+    let mut connector = ConnectorConfig::new("docker");
+    connector.settings.insert("container".into(), crate::model::ConfigValue::String(name.clone()));
+    let details = serde_json::json!({
+        "id": id,
+        "name": name,
+        "image": c.image,
+        "state": state,
+        "status": text,
+        "ports": ports,
+        "labels": c.labels.unwrap_or_default(),
+    });
+    Some(DiscoveredGuest { key: format!("container/{name}"), name, kind: Kind::Container, connector, status, details })
+}
+
 async fn inspect(client: &Docker, target: &Target, container: &str) -> Result<PowerState, ConnectorError> {
     let info =
         client.inspect_container(container, None).await.map_err(|e| map_error(target, "inspect the container", e))?;
@@ -217,6 +266,17 @@ impl Connector for DockerConnector {
             async move { inspect(&client, &target, &container).await.unwrap_or(PowerState::Unknown) }
         });
         Some(current.chain(changes).boxed())
+    }
+
+    /// Every container of the engine (running or not), with its image, ports and labels.
+    async fn discover(&self, host: &Target) -> Result<Vec<DiscoveredGuest>, ConnectorError> {
+        let client = self.client(host).await?;
+        let options = ListContainersOptionsBuilder::new().all(true).build();
+        let list =
+            client.list_containers(Some(options)).await.map_err(|e| map_error(host, "list the containers", e))?;
+        let mut guests: Vec<DiscoveredGuest> = list.into_iter().filter_map(guest_of).collect();
+        guests.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(guests)
     }
 
     async fn test_connection(&self, target: &Target) -> Result<(), ConnectorError> {

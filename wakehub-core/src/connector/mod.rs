@@ -242,6 +242,48 @@ impl Target {
     }
 }
 
+/// A guest a host's platform reports (a Proxmox VM or LXC, a Docker container): what
+/// discovery stores as a *discovered, not configured* node under that host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscoveredGuest {
+    /// Its stable identity on the host (`qemu/100`, `lxc/101`, `container/paperless`):
+    /// discovering again matches on it, never duplicates.
+    pub key: String,
+    /// The name the platform gives it (a node name is derived from it).
+    pub name: String,
+    /// What it is.
+    pub kind: Kind,
+    /// Its connector table, pre-filled (`type = "proxmox"`, `vmid = 101`).
+    pub connector: ConnectorConfig,
+    /// Its power state as the platform reported it.
+    pub status: PowerState,
+    /// Everything else the API told (vmid or container id, type, status, image, ports,
+    /// tags or labels), as JSON. Never a secret.
+    pub details: serde_json::Value,
+}
+
+impl DiscoveredGuest {
+    /// Whether `config` (a configured node's connector table on the same host) names this
+    /// guest: same connector type and same `vmid`, or same container name or id.
+    pub fn matches(&self, config: &ConnectorConfig) -> bool {
+        if config.type_name != self.connector.type_name {
+            return false;
+        }
+        match (config.int("vmid"), self.connector.int("vmid")) {
+            (Some(a), Some(b)) => return a == b,
+            (None, None) => {}
+            _ => return false,
+        }
+        match config.str("container") {
+            Some(c) => {
+                self.connector.str("container") == Some(c)
+                    || self.details["id"].as_str().is_some_and(|id| id == c || (c.len() >= 12 && id.starts_with(c)))
+            }
+            None => false,
+        }
+    }
+}
+
 /// One platform's power operations. Calls are independent; the engine guarantees at most one
 /// `start`/`stop` in flight per node. `start` and `stop` may return as soon as the platform
 /// accepted the request: the engine then waits for [`status`](Connector::status) (or the
@@ -258,6 +300,14 @@ pub trait Connector: Send + Sync + 'static {
     /// Proxmox task status…). `None` makes the engine probe with backoff instead.
     fn watch(&self, _target: &Target) -> Option<BoxStream<'static, PowerState>> {
         None
+    }
+    /// Lists the guests a host runs on this platform (`host` is the host node itself: its
+    /// own connector table holds the endpoint, `proxmox_url` or `docker_host`).
+    async fn discover(&self, host: &Target) -> Result<Vec<DiscoveredGuest>, ConnectorError> {
+        Err(ConnectorError::new(
+            ErrorCode::Unsupported,
+            format!("{}: this connector cannot discover guests", host.name),
+        ))
     }
     /// Checks that the platform answers and the configuration is accepted.
     async fn test_connection(&self, target: &Target) -> Result<(), ConnectorError> {

@@ -24,7 +24,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{Connector, ConnectorError, ErrorCode, PowerState, Target};
+use super::{Connector, ConnectorError, DiscoveredGuest, ErrorCode, PowerState, Target};
 use crate::model::{ConnectorConfig, Kind};
 use crate::secrets::SecretString;
 
@@ -90,6 +90,7 @@ fn parse_fingerprint(s: &str) -> Result<Vec<u8>, String> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct EndpointKey {
     url: String,
+    node: String,
     identity: String,
     fingerprint: Option<String>,
 }
@@ -135,8 +136,21 @@ impl ProxmoxConnector {
         Ok(&host.config)
     }
 
+    /// The API of the host a guest runs on.
     fn api(&self, target: &Target) -> Result<Arc<Api>, ConnectorError> {
         let host = Self::host_config(target)?;
+        self.api_at(target, host)
+    }
+
+    /// The API a node's own table describes (a Proxmox host, for discovery and shutdown).
+    fn own_api(&self, target: &Target) -> Result<Arc<Api>, ConnectorError> {
+        if target.config.str("proxmox_url").is_none() {
+            return Err(invalid(target, "proxmox: the node has no `proxmox_url`"));
+        }
+        self.api_at(target, &target.config)
+    }
+
+    fn api_at(&self, target: &Target, host: &ConnectorConfig) -> Result<Arc<Api>, ConnectorError> {
         let url = host.str("proxmox_url").unwrap_or_default().trim_end_matches('/').to_owned();
         let node = host.str("proxmox_node").unwrap_or("pve").to_owned();
         let auth = match (host.str("proxmox_token_id"), host.str("proxmox_user")) {
@@ -161,7 +175,7 @@ impl ProxmoxConnector {
             Auth::Password { user, .. } => user.clone(),
         };
         let fingerprint = host.str("proxmox_fingerprint").map(str::to_owned);
-        let key = EndpointKey { url: url.clone(), identity, fingerprint: fingerprint.clone() };
+        let key = EndpointKey { url: url.clone(), node: node.clone(), identity, fingerprint: fingerprint.clone() };
         if let Some(api) = self.apis.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return Ok(api.clone());
         }
@@ -189,6 +203,51 @@ impl ProxmoxConnector {
         let kind = if target.kind == Kind::Lxc { "lxc" } else { "qemu" };
         Ok(format!("/nodes/{}/{kind}/{vmid}", api.node))
     }
+}
+
+impl ProxmoxConnector {
+    /// Shuts a Proxmox host itself down through its API (`POST /nodes/{node}/status`,
+    /// `command=shutdown`), the alternative to SSH: `target` is the host, its own table
+    /// holds `proxmox_url`, `proxmox_node` and the credentials.
+    pub async fn shutdown_host(&self, target: &Target) -> Result<(), ConnectorError> {
+        let api = self.own_api(target)?;
+        let path = format!("/nodes/{}/status", api.node);
+        api.call(target, Method::POST, &path, &[("command", "shutdown".to_owned())]).await.map(|_| ())
+    }
+}
+
+/// One entry of `/nodes/{node}/qemu` or `/nodes/{node}/lxc` as a discovered guest
+/// (`None` for a template, which never runs).
+fn guest_of(item: &Value, kind: Kind) -> Option<DiscoveredGuest> {
+    let vmid = item["vmid"].as_i64().or_else(|| item["vmid"].as_str()?.parse().ok())?;
+    if item["template"].as_i64() == Some(1) || item["template"].as_str() == Some("1") {
+        return None;
+    }
+    let flavour = if kind == Kind::Lxc { "lxc" } else { "qemu" };
+    let name =
+        item["name"].as_str().filter(|n| !n.is_empty()).map(str::to_owned).unwrap_or(format!("{flavour}-{vmid}"));
+    let status = match item["status"].as_str() {
+        Some("running") => PowerState::On,
+        Some("stopped") => PowerState::Off,
+        _ => PowerState::Unknown,
+    };
+    let tags: Vec<&str> =
+        item["tags"].as_str().map(|t| t.split([';', ',', ' ']).filter(|t| !t.is_empty()).collect()).unwrap_or_default();
+    let mut connector = ConnectorConfig::new("proxmox");
+    connector.settings.insert("vmid".into(), crate::model::ConfigValue::Integer(vmid));
+    let mut details = serde_json::json!({
+        "vmid": vmid,
+        "type": flavour,
+        "name": name,
+        "status": item["status"],
+        "tags": tags,
+    });
+    for key in ["maxmem", "maxdisk", "cpus", "uptime", "lock"] {
+        if !item[key].is_null() {
+            details[key] = item[key].clone();
+        }
+    }
+    Some(DiscoveredGuest { key: format!("{flavour}/{vmid}"), name, kind, connector, status, details })
 }
 
 fn invalid(target: &Target, message: &str) -> ConnectorError {
@@ -387,6 +446,24 @@ impl Connector for ProxmoxConnector {
             Some(upid) => api.follow(target, upid, if hard { "stop" } else { "shutdown" }).await,
             None => Ok(()),
         }
+    }
+
+    /// The VMs and LXCs of a Proxmox host (templates left out).
+    async fn discover(&self, host: &Target) -> Result<Vec<DiscoveredGuest>, ConnectorError> {
+        let api = self.own_api(host)?;
+        let mut guests = Vec::new();
+        for (flavour, kind) in [("qemu", Kind::Vm), ("lxc", Kind::Lxc)] {
+            let list = api.call(host, Method::GET, &format!("/nodes/{}/{flavour}", api.node), &[]).await?;
+            let items = list.as_array().ok_or_else(|| {
+                ConnectorError::new(
+                    ErrorCode::PlatformError,
+                    format!("{}: proxmox: the {flavour} listing is not a list", host.name),
+                )
+            })?;
+            guests.extend(items.iter().filter_map(|item| guest_of(item, kind.clone())));
+        }
+        guests.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(guests)
     }
 
     fn validate(&self, config: &ConnectorConfig) -> Result<(), String> {

@@ -9,6 +9,10 @@
 //! up when it answers), and `ssh_host_key` (`ssh-ed25519 AAAA…`) to pin the host key up
 //! front. Without it the key seen on first contact is stored and pinned from then on; a
 //! changed key is refused with `HOST_KEY_MISMATCH`.
+//!
+//! A Proxmox host may be shut down through its API instead of SSH: `shutdown_via =
+//! "proxmox"` posts `command=shutdown` to `/nodes/{proxmox_node}/status` with the machine's
+//! own `proxmox_*` keys (the ones it offers its guests).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -24,12 +28,16 @@ use crate::model::{ConfigValue, ConnectorConfig};
 
 /// The physical-machine connector.
 #[derive(Default)]
-pub struct WolSshConnector;
+pub struct WolSshConnector {
+    /// Shuts Proxmox hosts down through their API (`shutdown_via = "proxmox"`).
+    #[cfg(feature = "proxmox")]
+    proxmox: super::proxmox::ProxmoxConnector,
+}
 
 impl WolSshConnector {
     /// The connector.
     pub fn new() -> Self {
-        Self
+        Self::default()
     }
 }
 
@@ -153,6 +161,12 @@ impl Connector for WolSshConnector {
     }
 
     async fn stop(&self, target: &Target) -> Result<(), ConnectorError> {
+        if target.config.str("shutdown_via") == Some("proxmox") {
+            #[cfg(feature = "proxmox")]
+            return self.proxmox.shutdown_host(target).await;
+            #[cfg(not(feature = "proxmox"))]
+            return Err(invalid(target, "`shutdown_via = \"proxmox\"` needs a build with the `proxmox` feature"));
+        }
         let c = &target.config;
         let host = c.str("host").ok_or_else(|| invalid(target, "`host` is required"))?.to_owned();
         let ssh_port = port(c, "ssh_port", 22).map_err(|e| invalid(target, &e))?;
@@ -264,7 +278,8 @@ impl Connector for WolSshConnector {
     }
 
     fn validate(&self, config: &ConnectorConfig) -> Result<(), String> {
-        const KEYS: [&str; 14] = [
+        const KEYS: [&str; 15] = [
+            "shutdown_via",
             "mac",
             "broadcast",
             "wol_port",
@@ -285,6 +300,14 @@ impl Connector for WolSshConnector {
             if !KEYS.contains(&key.as_str()) && !key.starts_with("docker_") && !key.starts_with("proxmox_") {
                 return Err(format!("wol-ssh: unknown key `{key}` (expected {})", KEYS.join(", ")));
             }
+        }
+        match config.str("shutdown_via") {
+            None | Some("ssh") => {}
+            Some("proxmox") if config.str("proxmox_url").is_none() => {
+                return Err("wol-ssh: `shutdown_via = \"proxmox\"` needs the machine's `proxmox_url`".into());
+            }
+            Some("proxmox") => {}
+            Some(other) => return Err(format!("wol-ssh: `shutdown_via` is \"ssh\" or \"proxmox\", not \"{other}\"")),
         }
         mac_of(config)?;
         if config.str("host").is_none_or(str::is_empty) {

@@ -36,10 +36,13 @@ use tokio_util::sync::CancellationToken;
 pub use plan::{Action, Decision, Observations, Plan, Role, Step, plan};
 pub use probe::probe_once;
 
-use crate::connector::{PowerState, Registry, Target};
+use crate::connector::{ConnectorError, ErrorCode, PowerState, Registry, Target};
 use crate::events::{Event, EventKind};
 use crate::model::{CascadeId, EventId, ModelError, NodeId, NodeState, ProposalId, Topology};
-use crate::store::{CascadeRecord, ProposalRecord, ProposalStatus, Store, StoreError, journal};
+use crate::store::{CascadeRecord, DiscoveryReport, ProposalRecord, ProposalStatus, Store, StoreError, journal};
+
+/// How long one platform listing may take.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Tunables of the engine.
 #[derive(Debug, Clone)]
@@ -93,6 +96,9 @@ pub enum EngineError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A platform refused or failed (discovery, a connection test).
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
 }
 
 impl EngineError {
@@ -105,6 +111,7 @@ impl EngineError {
             EngineError::Invalid { .. } => "VALIDATION",
             EngineError::ShuttingDown => "SHUTTING_DOWN",
             EngineError::Store(e) => e.code(),
+            EngineError::Connector(e) => e.code.as_str(),
         }
     }
 }
@@ -380,6 +387,51 @@ impl Engine {
         if let Err(e) = self.record(move |_| Ok(((), events))).await {
             tracing::error!("cannot journal a status change: {e}");
         }
+    }
+
+    /// Lists the guests `host` runs on each platform it offers (`proxmox`, `docker`) and
+    /// records them as discovered nodes under it (see [`Store::apply_discovery`]): new ones
+    /// added, known ones refreshed, vanished ones reported. Their reported power states are
+    /// noted like any observation.
+    pub async fn discover(&self, host: NodeId) -> Result<DiscoveryReport, EngineError> {
+        let topology = self.inner.store.run(|s| s.topology_shared()).await?;
+        let node = topology.get(host)?;
+        if node.spec.offers.is_empty() {
+            return Err(EngineError::Invalid {
+                message: format!(
+                    "`{}` offers no platform to discover (give it `offers = [\"proxmox\"]` or `[\"docker\"]`)",
+                    node.spec.name
+                ),
+            });
+        }
+        let target = self.target(&topology, host).ok_or_else(|| EngineError::NotFound { what: host.to_string() })?;
+        let mut report = DiscoveryReport::default();
+        for capability in node.spec.offers.iter().copied() {
+            let source = capability.as_str();
+            let connector = self.inner.connectors.get(source).ok_or_else(|| EngineError::Invalid {
+                message: format!("no `{source}` connector in this build to discover `{}`", node.spec.name),
+            })?;
+            let guests = match tokio::time::timeout(DISCOVERY_TIMEOUT, connector.discover(&target)).await {
+                Ok(result) => result?,
+                Err(_) => {
+                    return Err(ConnectorError::new(
+                        ErrorCode::Timeout,
+                        format!("{}: {source}: discovery did not finish in {DISCOVERY_TIMEOUT:?}", node.spec.name),
+                    )
+                    .into());
+                }
+            };
+            let source = source.to_owned();
+            let part = self.inner.store.run(move |s| s.apply_discovery(host, &source, &guests)).await?;
+            report.added.extend(part.added);
+            report.updated.extend(part.updated);
+            report.disappeared.extend(part.disappeared);
+        }
+        let topology = self.inner.store.run(|s| s.topology_shared()).await?;
+        let seen: Vec<(NodeId, PowerState)> =
+            report.added.iter().chain(&report.updated).map(|g| (g.node, g.status)).collect();
+        self.note_states(&topology, &seen).await;
+        Ok(report)
     }
 
     /// The last state the engine saw for each node.

@@ -132,6 +132,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (node_id, endpoint)
     ) STRICT;
     "#,
+    // 5: discovery: what a host's platform listed, per guest node.
+    r#"
+    CREATE TABLE discoveries (
+        node_id    INTEGER PRIMARY KEY REFERENCES nodes(id) ON DELETE CASCADE,
+        host_id    INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+        source     TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        details    TEXT NOT NULL,
+        status     TEXT NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL,
+        gone_at    INTEGER,
+        UNIQUE (host_id, source, key)
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

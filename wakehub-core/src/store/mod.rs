@@ -5,6 +5,7 @@
 //! in one transaction. Methods are synchronous; async callers use [`Store::run`], which moves
 //! the work to tokio's blocking pool so the runtime is never blocked.
 
+mod discovery;
 pub(crate) mod journal;
 mod migrations;
 mod nodes;
@@ -16,6 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+pub use discovery::{Disappeared, DiscoveredNode, DiscoveryRecord, DiscoveryReport};
 pub use journal::{CascadeFilter, CascadeRecord, ProposalRecord, ProposalStatus, StepRecord};
 pub use migrations::SCHEMA_VERSION;
 pub use nodes::ImportSummary;

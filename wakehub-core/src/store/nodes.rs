@@ -47,7 +47,7 @@ impl Store {
     }
 
     /// Runs a topology change in one transaction and drops the cached topology.
-    fn change<R>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<R, StoreError>) -> Result<R, StoreError> {
+    pub(super) fn change<R>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<R, StoreError>) -> Result<R, StoreError> {
         let r = self.transaction(f);
         self.invalidate_topology();
         r
@@ -322,7 +322,7 @@ fn gc_credentials(tx: &Transaction<'_>, topology: &Topology) -> Result<(), Store
     Ok(())
 }
 
-fn insert_node(tx: &Transaction<'_>, spec: &NodeSpec, parent: Option<NodeId>) -> Result<NodeId, StoreError> {
+pub(super) fn insert_node(tx: &Transaction<'_>, spec: &NodeSpec, parent: Option<NodeId>) -> Result<NodeId, StoreError> {
     let now = now_ms();
     tx.execute(
         "INSERT INTO nodes (name, kind, parent_id, confirm_auto_shutdown, start_timeout_ms, stop_timeout_ms,
@@ -335,7 +335,7 @@ fn insert_node(tx: &Transaction<'_>, spec: &NodeSpec, parent: Option<NodeId>) ->
     Ok(id)
 }
 
-fn write_node(tx: &Transaction<'_>, id: NodeId, spec: &NodeSpec) -> Result<(), StoreError> {
+pub(super) fn write_node(tx: &Transaction<'_>, id: NodeId, spec: &NodeSpec) -> Result<(), StoreError> {
     let readiness = spec.readiness.as_ref().map(|r| {
         match r {
             Readiness::Tcp { host, port } => json!({"tcp": {"host": host, "port": port}}),

@@ -3,12 +3,18 @@
 Usage: serve.py DIR. Listens on 127.0.0.1 on a free port with a fresh self-signed
 certificate written to DIR, user root@pam / secret, an API token root@pam!ci, and guests:
 VM 100 `vm-docker` and LXC 101 `lxc-jellyfin` (stopped), VM 102 `broken` whose start task
-fails. Prints one JSON line: {"url", "fingerprint", "token_id", "token_secret"}.
+fails, LXC 104 `Media-Server` (tagged, not in the tests' topologies: discovery finds it) and
+template VM 9000 (never discovered). A second PVE node `pve2` stands for a Proxmox host that
+shuts down through the API: `node_port` is a TCP port open while `pve2` is online, closed
+when `POST /nodes/pve2/status command=shutdown` arrives (as its SSH port would go away).
+Tickets live FAKEPVE_TICKET_TTL seconds (default 7200, as on real PVE). Prints one JSON
+line: {"url", "fingerprint", "token_id", "token_secret", "node_port"}.
 """
 
 import asyncio
 import hashlib
 import json
+import os
 import sys
 
 from fakepve.certs import make_cert
@@ -27,6 +33,27 @@ async def main(directory):
     ct = pve.add_ct(101, "lxc-jellyfin")
     ct.start_secs = 1
     ct.shutdown_secs = 1
+    media = pve.add_ct(104, "Media-Server")
+    media.config["tags"] = "media;nas"
+    media.start_secs = 1
+    media.shutdown_secs = 1
+    pve.add_vm(9000, "debian-template", template=True)
+    pve.ticket_ttl = float(os.environ.get("FAKEPVE_TICKET_TTL", "7200"))
+
+    # pve2: a host whose "SSH port" is open while it is online.
+    pve.add_node("pve2")
+    node_port = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    generic = pve.synthesise
+
+    async def synthesise(match, method, info, user, values):
+        data = await generic(match, method, info, user, values)
+        if (match.template, method, values.get("command")) == ("/nodes/{node}/status", "POST", "shutdown"):
+            pve.set_node_offline(values["node"])
+            if values["node"] == "pve2":
+                node_port.close()
+        return data
+
+    pve.synthesise = synthesise
     certfile, keyfile, der = make_cert(directory, hosts=("127.0.0.1",))
     await pve.start(certfile, keyfile)
     print(json.dumps({
@@ -34,6 +61,7 @@ async def main(directory):
         "fingerprint": ":".join("{0:02X}".format(b) for b in hashlib.sha256(der).digest()),
         "token_id": TOKEN_ID,
         "token_secret": TOKEN_SECRET,
+        "node_port": node_port.sockets[0].getsockname()[1],
     }), flush=True)
     await asyncio.Event().wait()
 

@@ -15,11 +15,18 @@ struct FakePve {
     fingerprint: String,
     token_id: String,
     token_secret: String,
+    /// Open while PVE node `pve2` is online (see serve.py).
+    node_port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl FakePve {
     fn start() -> FakePve {
+        Self::start_with_ticket_ttl(None)
+    }
+
+    /// Tickets expire after `ttl` seconds instead of PVE's two hours.
+    fn start_with_ticket_ttl(ttl: Option<u32>) -> FakePve {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let python = root.join(".venv/bin/python");
         assert!(python.exists(), "{} is missing: run scripts/test.sh (it installs fakepve)", python.display());
@@ -27,6 +34,7 @@ impl FakePve {
         let mut child = Command::new(&python)
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakepve/serve.py"))
             .arg(dir.path())
+            .env("FAKEPVE_TICKET_TTL", ttl.unwrap_or(7200).to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -45,6 +53,7 @@ impl FakePve {
             fingerprint: s("fingerprint"),
             token_id: s("token_id"),
             token_secret: s("token_secret"),
+            node_port: v["node_port"].as_u64().unwrap() as u16,
             child,
             _dir: dir,
         }
@@ -112,6 +121,19 @@ vmid = 999
     }
 }
 
+impl FakePve {
+    /// A raw API call with the test token (to change the platform behind the connector's back).
+    fn api(&self, method: &str, path: &str) -> serde_json::Value {
+        let out = Command::new("curl")
+            .args(["-sk", "-X", method, "-H"])
+            .arg(format!("Authorization: PVEAPIToken={}={}", self.token_id, self.token_secret))
+            .arg(format!("{}/api2/json{path}", self.url))
+            .output()
+            .expect("curl");
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{method} {path}: {out:?}"))
+    }
+}
+
 impl Drop for FakePve {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -158,7 +180,8 @@ async fn token_auth_with_a_pinned_certificate_drives_vms_and_lxcs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ticket_login_and_every_refusal_has_its_code() {
-    let pve = FakePve::start();
+    // Tickets that expire after 3 s: the connector must log in again, not fail.
+    let pve = FakePve::start_with_ticket_ttl(Some(3));
     let ticket = format!(
         "proxmox_user = \"root@pam\"\nproxmox_password = \"secret\"\nproxmox_fingerprint = \"{}\"\n",
         pve.fingerprint
@@ -166,8 +189,9 @@ async fn ticket_login_and_every_refusal_has_its_code() {
     let e = engine(&pve.lab(&ticket));
     let r = run(&e, "vm-docker", Action::Start).await;
     assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     let r = run(&e, "vm-docker", Action::Stop).await;
-    assert_eq!(r.status, CascadeStatus::Completed, "ticket + CSRF token on writes: {r:?}");
+    assert_eq!(r.status, CascadeStatus::Completed, "expired ticket renewed, CSRF token on writes: {r:?}");
 
     let wrong_password = ticket.replace("\"secret\"", "\"hunter2\"");
     let r = run(&engine(&pve.lab(&wrong_password)), "vm-docker", Action::Start).await;
@@ -187,4 +211,110 @@ async fn ticket_login_and_every_refusal_has_its_code() {
     let r = run(&engine(&pve.lab(&unpinned)), "vm-docker", Action::Start).await;
     assert_eq!(r.error_code.as_deref(), Some("UNREACHABLE"), "{r:?}");
     assert!(r.error_message.as_deref().unwrap().contains("not trusted"), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_finds_guests_links_configured_ones_and_reports_what_disappeared() {
+    use wakehub_core::model::NodeState;
+    let pve = FakePve::start();
+    let e = engine(&pve.lab(&pve.token_auth(&pve.token_secret.clone(), Some(&pve.fingerprint))));
+    let host = e.store().topology().unwrap().by_name("pve").unwrap().id;
+    let before = e.store().topology().unwrap().len();
+
+    let report = e.discover(host).await.unwrap();
+    let keys = |v: &[wakehub_core::store::DiscoveredNode]| v.iter().map(|g| g.key.clone()).collect::<Vec<_>>();
+    // The configured guests are linked (same vmid), not duplicated; the template is left out.
+    assert_eq!(keys(&report.updated), ["lxc/101", "qemu/100", "qemu/102"], "{report:?}");
+    assert!(report.updated.iter().all(|g| g.state == NodeState::Configured));
+    assert_eq!(keys(&report.added), ["lxc/104"], "{report:?}");
+    assert!(report.disappeared.is_empty());
+    let media = &report.added[0];
+    assert_eq!((media.name.as_str(), media.status), ("media-server", PowerState::Off));
+
+    let t = e.store().topology().unwrap();
+    assert_eq!(t.len(), before + 1);
+    let node = t.node(media.node).unwrap();
+    assert_eq!(node.spec.state, NodeState::Discovered);
+    assert_eq!(node.parent, Some(host));
+    assert_eq!(node.spec.kind.as_str(), "lxc");
+    assert_eq!((node.spec.connector.type_name.as_str(), node.spec.connector.int("vmid")), ("proxmox", Some(104)));
+    let record = e.store().discovery(media.node).unwrap().unwrap();
+    assert_eq!(record.details["tags"], serde_json::json!(["media", "nas"]), "{record:?}");
+    assert_eq!(record.details["name"], "Media-Server");
+    assert_eq!(e.last_seen()[&media.node], PowerState::Off);
+    // A discovered node is not driven until adopted.
+    let refused = e.request(media.node, Action::Start).await.unwrap_err();
+    assert_eq!(refused.code(), "VALIDATION");
+
+    // Again: the same nodes, refreshed; nothing added.
+    let again = e.discover(host).await.unwrap();
+    assert!(again.added.is_empty(), "{again:?}");
+    assert_eq!(keys(&again.updated), ["lxc/101", "lxc/104", "qemu/100", "qemu/102"]);
+    assert_eq!(e.store().topology().unwrap().len(), before + 1);
+
+    // Adopted, it is configured and can be started.
+    e.store().adopt_node(media.node, None).unwrap();
+    assert!(e.store().adopt_node(media.node, None).is_err(), "adopting twice is refused");
+    let r = run(&e, "media-server", Action::Start).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    let r = run(&e, "media-server", Action::Stop).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+
+    // Destroyed on the platform: reported; the adopted node stays, marked gone.
+    pve.api("DELETE", "/nodes/pve1/lxc/104");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while pve.api("GET", "/nodes/pve1/lxc")["data"].as_array().unwrap().iter().any(|c| c["vmid"] == 104) {
+        assert!(std::time::Instant::now() < deadline, "fakepve did not destroy CT 104");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let gone = e.discover(host).await.unwrap();
+    assert_eq!(gone.disappeared.len(), 1, "{gone:?}");
+    assert_eq!((gone.disappeared[0].name.as_str(), gone.disappeared[0].kept), ("media-server", Some(media.node)));
+    assert!(e.store().discovery(media.node).unwrap().unwrap().gone_at_ms.is_some());
+
+    // A host that offers nothing cannot be discovered; an unreachable API has its code.
+    let vm = e.store().topology().unwrap().by_name("vm-docker").unwrap().id;
+    assert_eq!(e.discover(vm).await.unwrap_err().code(), "VALIDATION");
+    let wrong_pin = engine(&pve.lab(&pve.token_auth(&pve.token_secret, Some(&vec!["00"; 32].join(":")))));
+    let host = wrong_pin.store().topology().unwrap().by_name("pve").unwrap().id;
+    assert_eq!(wrong_pin.discover(host).await.unwrap_err().code(), "TLS_PIN_MISMATCH");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxmox_host_shuts_down_through_its_api() {
+    let pve = FakePve::start();
+    let lab = format!(
+        r#"
+[[node]]
+name = "pve2"
+kind = "physical"
+offers = ["proxmox"]
+[node.connector]
+type = "wol-ssh"
+mac = "aa:bb:cc:dd:ee:02"
+host = "127.0.0.1"
+probe_port = {port}
+shutdown_via = "proxmox"
+proxmox_url = "{url}"
+proxmox_node = "pve2"
+{auth}
+"#,
+        port = pve.node_port,
+        url = pve.url,
+        auth = pve.token_auth(&pve.token_secret, Some(&pve.fingerprint)),
+    );
+    let e = engine(&lab);
+    assert_eq!(state(&e, "pve2").await, PowerState::On);
+    let r = run(&e, "pve2", Action::Stop).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    assert_eq!(state(&e, "pve2").await, PowerState::Off);
+
+    // `shutdown_via = "proxmox"` without a Proxmox endpoint is refused by `check`.
+    let bad = wakehub_core::topology_file::parse(
+        "[[node]]\nname = \"m\"\nkind = \"physical\"\n[node.connector]\ntype = \"wol-ssh\"\nmac = \"aa:bb:cc:dd:ee:02\"\nhost = \"h\"\nshutdown_via = \"proxmox\"\n",
+        &Default::default(),
+    )
+    .unwrap();
+    let problems = wakehub_core::connector::Registry::builtin().validate(&bad);
+    assert!(problems[0].1.contains("proxmox_url"), "{problems:?}");
 }
