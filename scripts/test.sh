@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 # System packages the tests' real peers need: Docker Engine (dockerd, started privately by
 # the tests with the host firewall untouched), a static busybox to build a local image,
 # OpenSSH's server (a private instance per test, shutdowns answered by a wrapper) and
-# Debian's reference Wake-on-LAN sender.
-APT_PACKAGES=(docker.io busybox-static openssh-server wakeonlan)
+# Debian's reference Wake-on-LAN sender; openssl (test certificates), iproute2 (network
+# namespaces for the machines that wake), curl (to change fakepve behind the connector).
+APT_PACKAGES=(docker.io busybox-static openssh-server wakeonlan openssl iproute2 curl)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -120,6 +120,14 @@ impl DockerConnector {
 
 /// A Docker failure as a stable code and a message naming the node; never a secret.
 fn map_error(target: &Target, doing: &str, e: DockerError) -> ConnectorError {
+    // The whole cause chain: the useful part of a transport error is deep inside.
+    let mut chain = Vec::new();
+    let mut source: Option<&dyn std::error::Error> = Some(&e);
+    while let Some(s) = source {
+        chain.push(s.to_string());
+        source = s.source();
+    }
+    let chain = chain.join(": ");
     let (code, detail) = match &e {
         DockerError::DockerResponseServerError { status_code, message } => (
             match status_code {
@@ -131,10 +139,14 @@ fn map_error(target: &Target, doing: &str, e: DockerError) -> ConnectorError {
         ),
         DockerError::RequestTimeoutError => (ErrorCode::Timeout, "the Docker API did not answer in time".to_owned()),
         DockerError::SocketNotFoundError(path) => (ErrorCode::Unreachable, format!("no Docker socket at {path}")),
-        DockerError::IOError { .. } | DockerError::HyperResponseError { .. } => {
-            (ErrorCode::Unreachable, format!("cannot reach the Docker engine: {e}"))
+        _ if chain.contains("certificate") || chain.contains("UnknownIssuer") => (
+            ErrorCode::Unreachable,
+            format!("the engine's TLS certificate is not trusted by `docker_tls_ca` ({chain})"),
+        ),
+        DockerError::IOError { .. } | DockerError::HyperResponseError { .. } | DockerError::HyperLegacyError { .. } => {
+            (ErrorCode::Unreachable, format!("cannot reach the Docker engine: {chain}"))
         }
-        other => (ErrorCode::PlatformError, other.to_string()),
+        _ => (ErrorCode::PlatformError, chain),
     };
     ConnectorError::new(code, format!("{}: docker: cannot {doing}: {detail}", target.name))
 }

@@ -13,14 +13,57 @@ use wakehub_core::events::{CascadeStatus, EventKind};
 const IMAGE: &str = "wakehub-test/busybox:local";
 
 /// A private `dockerd` in a temp dir; containers removed and the daemon stopped on drop.
-struct Dockerd {
+pub(crate) struct Dockerd {
     dir: tempfile::TempDir,
     child: Child,
-    socket: PathBuf,
+    pub(crate) socket: PathBuf,
+    /// With [`Dockerd::start_with_tls`]: the mutual-TLS TCP endpoint and the client's files.
+    tls: Option<Tls>,
+}
+
+struct Tls {
+    port: u16,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with `openssl`.
+fn make_certs(dir: &Path) -> Tls {
+    let sh = |script: &str| {
+        let out = Command::new("sh").arg("-ec").arg(script).current_dir(dir).output().expect("sh");
+        assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    sh("EC='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'
+        openssl req -x509 $EC -keyout ca-key.pem -out ca.pem -days 2 -subj /CN=wakehub-test-ca 2>/dev/null
+        openssl req $EC -keyout server-key.pem -out server.csr -subj /CN=127.0.0.1 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out server.pem -days 2 \
+          -extfile server.ext 2>/dev/null
+        openssl req $EC -keyout key.pem -out client.csr -subj /CN=wakehub 2>/dev/null
+        printf 'extendedKeyUsage=clientAuth\n' > client.ext
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out cert.pem -days 2 \
+          -extfile client.ext 2>/dev/null
+        openssl req -x509 $EC -keyout other-key.pem -out other-ca.pem -days 2 -subj /CN=other-ca 2>/dev/null");
+    Tls {
+        port: crate::support::free_port(),
+        ca: dir.join("ca.pem"),
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    }
 }
 
 impl Dockerd {
-    fn start() -> Dockerd {
+    pub(crate) fn start() -> Dockerd {
+        Self::launch(false)
+    }
+
+    /// Also listening on 127.0.0.1 over TCP with mutual TLS (`--tlsverify`).
+    fn start_with_tls() -> Dockerd {
+        Self::launch(true)
+    }
+
+    fn launch(with_tls: bool) -> Dockerd {
         assert!(
             Path::new("/usr/sbin/dockerd").exists(),
             "dockerd is missing: `apt-get install -y docker.io busybox-static` (scripts/test.sh does it)"
@@ -30,7 +73,16 @@ impl Dockerd {
         let d = dir.path();
         let socket = d.join("docker.sock");
         let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
+        let tls = with_tls.then(|| make_certs(d));
+        let mut tls_args: Vec<String> = Vec::new();
+        if let Some(t) = &tls {
+            tls_args.extend(["--tlsverify".into(), "--tlscacert".into(), t.ca.display().to_string()]);
+            tls_args.extend(["--tlscert".into(), d.join("server.pem").display().to_string()]);
+            tls_args.extend(["--tlskey".into(), d.join("server-key.pem").display().to_string()]);
+            tls_args.extend(["-H".into(), format!("tcp://127.0.0.1:{}", t.port)]);
+        }
         let child = Command::new("/usr/sbin/dockerd")
+            .args(&tls_args)
             .args(["--data-root", &d.join("data").display().to_string()])
             .args(["--exec-root", &d.join("exec").display().to_string()])
             .args(["--pidfile", &d.join("dockerd.pid").display().to_string()])
@@ -40,7 +92,7 @@ impl Dockerd {
             .stderr(log)
             .spawn()
             .expect("start dockerd");
-        let dockerd = Dockerd { dir, child, socket };
+        let dockerd = Dockerd { dir, child, socket, tls };
         let deadline = Instant::now() + Duration::from_secs(40);
         while dockerd.cli(&["version", "--format", "{{.Server.Version}}"]).status.code() != Some(0) {
             assert!(Instant::now() < deadline, "dockerd did not answer:\n{}", dockerd.log());
@@ -63,7 +115,7 @@ impl Dockerd {
             .expect("run the docker CLI")
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
         assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
@@ -84,7 +136,7 @@ impl Dockerd {
         self.ok(&["import", &tar.display().to_string(), IMAGE]);
     }
 
-    fn create(&self, name: &str, extra: &[&str], cmd: &[&str]) {
+    pub(crate) fn create(&self, name: &str, extra: &[&str], cmd: &[&str]) {
         let mut args = vec!["create", "--name", name, "--network", "none"];
         args.extend(extra);
         args.push(IMAGE);
@@ -92,7 +144,7 @@ impl Dockerd {
         self.ok(&args);
     }
 
-    fn running(&self, name: &str) -> bool {
+    pub(crate) fn running(&self, name: &str) -> bool {
         self.ok(&["inspect", "--format", "{{.State.Running}}", name]) == "true"
     }
 }
@@ -268,4 +320,128 @@ docker_host = "unix:///tmp/wakehub-no-such-docker.sock"
     assert!(r.error_message.as_deref().unwrap().contains("last seen starting"), "{r:?}");
     let (r, _) = run(&e, "elsewhere", Action::Start).await;
     assert_eq!(r.error_code.as_deref(), Some("UNREACHABLE"), "{r:?}");
+}
+
+/// Forwards a loopback TCP port to the engine's unix socket, byte for byte: the engine's own
+/// API over plain TCP (`tcp://`, as `dockerd -H tcp://…` without TLS serves it).
+async fn tcp_forwarder(socket: PathBuf) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                if let Ok(mut unix) = tokio::net::UnixStream::connect(&socket).await {
+                    let _ = tokio::io::copy_bidirectional(&mut tcp, &mut unix).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_and_mutual_tls_endpoints_and_discovery() {
+    use wakehub_core::model::NodeState;
+    let d = Dockerd::start_with_tls();
+    let tls = d.tls.as_ref().unwrap();
+    d.create("web", &["--label", "com.example.role=frontend"], &["sleep", "3600"]);
+    d.create("scratch", &[], &["sleep", "3600"]);
+    d.ok(&["start", "web"]);
+    let tcp = tcp_forwarder(d.socket.clone()).await;
+    let lab = format!(
+        r#"
+[[node]]
+name = "dock-tls"
+kind = "physical"
+offers = ["docker"]
+[node.connector]
+type = "sim"
+initially = "on"
+docker_host = "tcp://127.0.0.1:{port}"
+docker_tls_ca = "{ca}"
+docker_tls_cert = "{cert}"
+docker_tls_key = "{key}"
+
+[[node]]
+name = "web"
+kind = "container"
+parent = "dock-tls"
+[node.connector]
+type = "docker"
+container = "web"
+
+[[node]]
+name = "dock-tcp"
+kind = "physical"
+offers = ["docker"]
+[node.connector]
+type = "sim"
+initially = "on"
+docker_host = "tcp://127.0.0.1:{tcp}"
+
+[[node]]
+name = "scratch-tcp"
+kind = "container"
+parent = "dock-tcp"
+[node.connector]
+type = "docker"
+container = "scratch"
+
+[[node]]
+name = "untrusted"
+kind = "physical"
+offers = ["docker"]
+[node.connector]
+type = "sim"
+initially = "on"
+docker_host = "https://127.0.0.1:{port}"
+docker_tls_ca = "{other}"
+docker_tls_cert = "{cert}"
+docker_tls_key = "{key}"
+"#,
+        port = tls.port,
+        ca = tls.ca.display(),
+        cert = tls.cert.display(),
+        key = tls.key.display(),
+        other = tls.ca.with_file_name("other-ca.pem").display(),
+    );
+    let e = engine(&lab);
+    let id = |name: &str| e.store().topology().unwrap().by_name(name).unwrap().id;
+
+    // Plain TCP: start and stop through the forwarded API.
+    let (r, _) = run(&e, "scratch-tcp", Action::Start).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    assert!(d.running("scratch"));
+    let (r, _) = run(&e, "scratch-tcp", Action::Stop).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    assert!(!d.running("scratch"));
+
+    // Mutual TLS: discovery lists every container with what Docker knows.
+    let report = e.discover(id("dock-tls")).await.unwrap();
+    let keys = |v: &[wakehub_core::store::DiscoveredNode]| v.iter().map(|g| g.key.clone()).collect::<Vec<_>>();
+    assert_eq!(keys(&report.updated), ["container/web"], "the configured `web` is linked: {report:?}");
+    assert_eq!(keys(&report.added), ["container/scratch"], "{report:?}");
+    assert_eq!(report.updated[0].status, PowerState::On);
+    let scratch = report.added[0].node;
+    let t = e.store().topology().unwrap();
+    // `scratch` is taken by no node, so the container's own name is used.
+    assert_eq!(t.name_of(scratch), "scratch");
+    assert_eq!(t.node(scratch).unwrap().spec.state, NodeState::Discovered);
+    let web = e.store().discovery(id("web")).unwrap().unwrap();
+    assert_eq!(web.details["image"], IMAGE);
+    assert_eq!(web.details["labels"]["com.example.role"], "frontend");
+    assert_eq!(web.details["id"].as_str().unwrap().len(), 64);
+
+    // Removed from the engine: a discovered node that nothing uses goes away, reported.
+    d.ok(&["rm", "-f", "scratch"]);
+    let report = e.discover(id("dock-tls")).await.unwrap();
+    assert_eq!(report.disappeared.len(), 1, "{report:?}");
+    assert_eq!((report.disappeared[0].name.as_str(), report.disappeared[0].kept), ("scratch", None));
+    assert!(e.store().topology().unwrap().by_name("scratch").is_none());
+
+    // A server certificate from another CA is refused (no blanket trust).
+    let err = e.discover(id("untrusted")).await.unwrap_err();
+    assert_eq!(err.code(), "UNREACHABLE", "{err}");
+    assert!(err.to_string().contains("not trusted"), "{err}");
 }

@@ -60,3 +60,8 @@ pub async fn run_to_end(
         .expect("cascade ends")
         .unwrap()
 }
+
+/// A loopback TCP port free at the time of the call.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}

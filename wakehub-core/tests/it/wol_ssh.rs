@@ -14,9 +14,7 @@ const USER: &str = "wakehub-test";
 const PASSWORD: &str = "wh-test-Pa55";
 const MAC: &str = "52:54:00:12:34:56";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use crate::support::free_port;
 
 /// A private `sshd` on loopback; the test user's commands go through a wrapper that logs
 /// them and answers `shutdown` without running it.
