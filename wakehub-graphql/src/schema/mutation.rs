@@ -6,7 +6,7 @@ use wakehub_core::model::{CascadeId, ProposalId};
 use wakehub_core::topology_file::{self, ParseOptions};
 
 use super::error::{ApiResultExt, api_error};
-use super::types::{GqlCascade, GqlImportSummary, GqlNode, GqlProposal, View, parse_id};
+use super::types::{GqlCascade, GqlDiscoveryReport, GqlImportSummary, GqlNode, GqlProposal, View, parse_id};
 
 /// The mutation root.
 pub struct Mutation;
@@ -156,6 +156,33 @@ impl Mutation {
         let node = View::load(engine).await?.require(&id)?;
         engine.store().run(move |s| s.remove_node(node)).await.api()?;
         Ok(ID(node.to_string()))
+    }
+
+    /// Lists the guests a host runs (its Proxmox VMs and LXCs, its Docker containers) and
+    /// stores the new ones as discovered nodes under it. Running it again refreshes what is
+    /// known, never duplicates, and reports what disappeared.
+    async fn discover(&self, ctx: &Context<'_>, host: ID) -> async_graphql::Result<GqlDiscoveryReport> {
+        let engine = ctx.data::<Engine>()?;
+        let host = View::load(engine).await?.require(&host)?;
+        let report = engine.discover(host).await.api()?;
+        Ok(GqlDiscoveryReport::new(&View::load(engine).await?, report))
+    }
+
+    /// Turns a discovered node into a configured one: as discovered (its connector table is
+    /// pre-filled), or completed with `input` (without a `parent` it stays on its host).
+    async fn adopt_node(&self, ctx: &Context<'_>, id: ID, input: Option<NodeInput>) -> async_graphql::Result<GqlNode> {
+        let engine = ctx.data::<Engine>()?;
+        let node = View::load(engine).await?.require(&id)?;
+        let draft = match input {
+            Some(input) => {
+                let draft = input.draft()?;
+                validate_connector(engine, &draft)?;
+                Some(draft)
+            }
+            None => None,
+        };
+        engine.store().run(move |s| s.adopt_node(node, draft)).await.api()?;
+        node_after(engine, node).await
     }
 
     /// Makes `from` depend on `to` (refused with `CYCLE` if it would close a cycle).

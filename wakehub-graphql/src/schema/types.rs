@@ -10,7 +10,10 @@ use wakehub_core::connector::PowerState;
 use wakehub_core::engine::{Action, Engine, Role};
 use wakehub_core::events::{self, CascadeStatus, EventKind, StepStatus};
 use wakehub_core::model::{ConfigValue, NodeId, NodeState, Readiness, Topology};
-use wakehub_core::store::{CascadeRecord, ProposalRecord, ProposalStatus, StepRecord};
+use wakehub_core::store::{
+    CascadeRecord, DiscoveredNode, Disappeared, DiscoveryRecord, DiscoveryReport, ProposalRecord, ProposalStatus,
+    StepRecord,
+};
 
 use super::error::ApiResultExt;
 
@@ -390,6 +393,12 @@ impl GqlNode {
     /// Who depends on it.
     async fn dependents(&self) -> Vec<GqlNode> {
         self.view.topology.dependents(self.id).into_iter().map(|c| self.view.node(c)).collect()
+    }
+    /// What discovery knows about it (null if it was never listed by its host's platform).
+    async fn discovery(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<GqlDiscovery>> {
+        let id = self.id;
+        let record = ctx.data::<Engine>()?.store().run(move |s| s.discovery(id)).await.api()?;
+        Ok(record.map(GqlDiscovery))
     }
     /// Who currently holds it up: nodes that depend on it or run on it and may be running.
     async fn held_by(&self) -> Vec<GqlNode> {
@@ -888,6 +897,123 @@ impl GqlEvent {
                 })
             }
             _ => EventPayload::CascadeComplete(CascadeComplete { cascade: id("unknown"), node: id("unknown") }),
+        }
+    }
+}
+
+/// What a host's platform reported about a guest.
+pub struct GqlDiscovery(pub DiscoveryRecord);
+
+#[Object(name = "Discovery")]
+impl GqlDiscovery {
+    /// The connector that listed it (`proxmox`, `docker`).
+    async fn source(&self) -> &str {
+        &self.0.source
+    }
+    /// Its identity on the host (`qemu/100`, `lxc/101`, `container/paperless`).
+    async fn key(&self) -> &str {
+        &self.0.key
+    }
+    /// Everything the API said: vmid or container id, type, status, image, ports, tags or
+    /// labels.
+    async fn details(&self) -> Json<serde_json::Value> {
+        Json(self.0.details.clone())
+    }
+    /// The power state the platform reported then.
+    async fn status(&self) -> GqlPowerState {
+        self.0.status.into()
+    }
+    /// First listed.
+    async fn first_seen(&self) -> String {
+        time(self.0.first_seen_ms)
+    }
+    /// Last listed.
+    async fn last_seen(&self) -> String {
+        time(self.0.last_seen_ms)
+    }
+    /// When the platform stopped listing it (null while it is listed).
+    async fn gone_at(&self) -> Option<String> {
+        self.0.gone_at_ms.map(time)
+    }
+}
+
+/// A guest one discovery run found.
+pub struct GqlDiscoveredGuest {
+    view: View,
+    guest: DiscoveredNode,
+}
+
+#[Object(name = "DiscoveredGuest")]
+impl GqlDiscoveredGuest {
+    /// The node that stands for it (discovered, or configured and linked).
+    async fn node(&self) -> Option<GqlNode> {
+        self.view.topology.node(self.guest.node).is_some().then(|| self.view.node(self.guest.node))
+    }
+    /// Its identity on the host.
+    async fn key(&self) -> &str {
+        &self.guest.key
+    }
+    /// Configured (adopted or written by hand) or only discovered.
+    async fn state(&self) -> GqlNodeState {
+        match self.guest.state {
+            NodeState::Discovered => GqlNodeState::Discovered,
+            _ => GqlNodeState::Configured,
+        }
+    }
+    /// The power state the platform reported.
+    async fn status(&self) -> GqlPowerState {
+        self.guest.status.into()
+    }
+}
+
+/// A guest the platform listed before and no longer does.
+pub struct GqlDisappeared {
+    view: View,
+    gone: Disappeared,
+}
+
+#[Object(name = "DisappearedGuest")]
+impl GqlDisappeared {
+    /// Its node name.
+    async fn name(&self) -> &str {
+        &self.gone.name
+    }
+    /// Its identity on the host.
+    async fn key(&self) -> &str {
+        &self.gone.key
+    }
+    /// The node, when it stays (configured, or still used); null when the discovered node
+    /// was removed.
+    async fn kept(&self) -> Option<GqlNode> {
+        self.gone.kept.filter(|k| self.view.topology.node(*k).is_some()).map(|k| self.view.node(k))
+    }
+}
+
+/// What one discovery run changed.
+#[derive(SimpleObject)]
+#[graphql(name = "DiscoveryReport")]
+pub struct GqlDiscoveryReport {
+    /// Guests seen for the first time, now discovered nodes (adopt them with `adoptNode`).
+    pub added: Vec<GqlDiscoveredGuest>,
+    /// Guests already known, refreshed.
+    pub updated: Vec<GqlDiscoveredGuest>,
+    /// Guests no longer listed.
+    pub disappeared: Vec<GqlDisappeared>,
+}
+
+impl GqlDiscoveryReport {
+    pub(crate) fn new(view: &View, report: DiscoveryReport) -> Self {
+        let guests = |v: Vec<DiscoveredNode>| {
+            v.into_iter().map(|guest| GqlDiscoveredGuest { view: view.clone(), guest }).collect()
+        };
+        GqlDiscoveryReport {
+            added: guests(report.added),
+            updated: guests(report.updated),
+            disappeared: report
+                .disappeared
+                .into_iter()
+                .map(|gone| GqlDisappeared { view: view.clone(), gone })
+                .collect(),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod api;
 mod cli;
+mod discovery;
 mod gql_client;
 mod schema;
 mod support;
