@@ -256,7 +256,7 @@ impl Store {
     /// What discovery knows about `node`, if it was ever discovered.
     pub fn discovery(&self, node: NodeId) -> Result<Option<DiscoveryRecord>, StoreError> {
         self.transaction(|tx| {
-            Ok(tx.query_row(&format!("{SELECT} WHERE node_id = ?1"), [node.get()], record).optional()?.transpose()?)
+            tx.query_row(&format!("{SELECT} WHERE node_id = ?1"), [node.get()], record).optional()?.transpose()
         })
     }
 

@@ -1,6 +1,7 @@
 //! Integration tests of wakehub-core, compiled as one binary.
 
 mod docker;
+mod e2e;
 mod engine;
 mod model;
 mod model_props;

@@ -9,19 +9,19 @@ use wakehub_core::connector::PowerState;
 use wakehub_core::engine::{Action, Engine};
 use wakehub_core::events::CascadeStatus;
 
-struct FakePve {
+pub(crate) struct FakePve {
     child: Child,
-    url: String,
-    fingerprint: String,
-    token_id: String,
-    token_secret: String,
+    pub(crate) url: String,
+    pub(crate) fingerprint: String,
+    pub(crate) token_id: String,
+    pub(crate) token_secret: String,
     /// Open while PVE node `pve2` is online (see serve.py).
     node_port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl FakePve {
-    fn start() -> FakePve {
+    pub(crate) fn start() -> FakePve {
         Self::start_with_ticket_ttl(None)
     }
 
@@ -112,7 +112,7 @@ vmid = 999
         )
     }
 
-    fn token_auth(&self, secret: &str, fingerprint: Option<&str>) -> String {
+    pub(crate) fn token_auth(&self, secret: &str, fingerprint: Option<&str>) -> String {
         let mut s = format!("proxmox_token_id = \"{}\"\nproxmox_token_secret = \"{secret}\"\n", self.token_id);
         if let Some(fp) = fingerprint {
             s.push_str(&format!("proxmox_fingerprint = \"{fp}\"\n"));

@@ -10,8 +10,20 @@ use std::time::{Duration, Instant};
 use wakehub_core::engine::Action;
 use wakehub_core::events::CascadeStatus;
 
-const USER: &str = "wakehub-test";
-const PASSWORD: &str = "wh-test-Pa55";
+pub(crate) const USER: &str = "wakehub-test";
+pub(crate) const PASSWORD: &str = "wh-test-Pa55";
+
+/// The local user the private `sshd`s let in (created once, password reset each time).
+pub(crate) fn ensure_test_user() {
+    if !Command::new("id").arg(USER).output().unwrap().status.success() {
+        let out = Command::new("useradd").args(["-m", "-s", "/bin/sh", USER]).output().unwrap();
+        assert!(out.status.success() || String::from_utf8_lossy(&out.stderr).contains("already exists"), "{out:?}");
+    }
+    let mut chpasswd = Command::new("chpasswd").stdin(Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(chpasswd.stdin.as_mut().unwrap(), format!("{USER}:{PASSWORD}\n").as_bytes()).unwrap();
+    assert!(chpasswd.wait().unwrap().success());
+    std::fs::create_dir_all("/run/sshd").unwrap();
+}
 const MAC: &str = "52:54:00:12:34:56";
 
 use crate::support::free_port;
@@ -30,14 +42,7 @@ impl Sshd {
             Path::new("/usr/sbin/sshd").exists(),
             "sshd is missing: `apt-get install -y openssh-server` (scripts/test.sh does it)"
         );
-        if !Command::new("id").arg(USER).output().unwrap().status.success() {
-            let out = Command::new("useradd").args(["-m", "-s", "/bin/sh", USER]).output().unwrap();
-            assert!(out.status.success() || String::from_utf8_lossy(&out.stderr).contains("already exists"), "{out:?}");
-        }
-        let mut chpasswd = Command::new("chpasswd").stdin(Stdio::piped()).spawn().unwrap();
-        std::io::Write::write_all(chpasswd.stdin.as_mut().unwrap(), format!("{USER}:{PASSWORD}\n").as_bytes()).unwrap();
-        assert!(chpasswd.wait().unwrap().success());
-        std::fs::create_dir_all("/run/sshd").unwrap();
+        ensure_test_user();
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
         std::fs::create_dir_all(&out).unwrap();

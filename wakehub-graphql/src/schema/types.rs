@@ -11,7 +11,7 @@ use wakehub_core::engine::{Action, Engine, Role};
 use wakehub_core::events::{self, CascadeStatus, EventKind, StepStatus};
 use wakehub_core::model::{ConfigValue, NodeId, NodeState, Readiness, Topology};
 use wakehub_core::store::{
-    CascadeRecord, DiscoveredNode, Disappeared, DiscoveryRecord, DiscoveryReport, ProposalRecord, ProposalStatus,
+    CascadeRecord, Disappeared, DiscoveredNode, DiscoveryRecord, DiscoveryReport, ProposalRecord, ProposalStatus,
     StepRecord,
 };
 
