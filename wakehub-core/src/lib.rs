@@ -25,6 +25,8 @@ pub mod connector;
 pub mod engine;
 pub mod events;
 pub mod model;
+#[cfg(feature = "wasm")]
+pub mod plugin;
 pub mod secrets;
 pub mod store;
 pub mod topology_file;

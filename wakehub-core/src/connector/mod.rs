@@ -95,6 +95,16 @@ pub enum ErrorCode {
     PlatformError,
     /// The readiness probe never passed.
     NotReady,
+    /// A plugin asked for something its node's configuration does not grant.
+    CapabilityDenied,
+    /// A plugin call ran out of time.
+    PluginTimeout,
+    /// A plugin went over its memory limit.
+    PluginMemory,
+    /// A plugin trapped (a panic, an invalid operation).
+    PluginTrap,
+    /// A plugin faulted too often in a row and is no longer called.
+    PluginQuarantined,
 }
 
 impl ErrorCode {
@@ -111,6 +121,11 @@ impl ErrorCode {
             ErrorCode::Unsupported => "UNSUPPORTED",
             ErrorCode::PlatformError => "PLATFORM_ERROR",
             ErrorCode::NotReady => "NOT_READY",
+            ErrorCode::CapabilityDenied => "CAPABILITY_DENIED",
+            ErrorCode::PluginTimeout => "PLUGIN_TIMEOUT",
+            ErrorCode::PluginMemory => "PLUGIN_MEMORY",
+            ErrorCode::PluginTrap => "PLUGIN_TRAP",
+            ErrorCode::PluginQuarantined => "PLUGIN_QUARANTINED",
         }
     }
 }
@@ -264,21 +279,22 @@ pub struct DiscoveredGuest {
 
 impl DiscoveredGuest {
     /// Whether `config` (a configured node's connector table on the same host) names this
-    /// guest: same connector type and same `vmid`, or same container name or id.
+    /// guest: same connector type and the same identifying key — `vmid`, `container` (name,
+    /// or an id of at least 12 hex digits), or a plugin's `system`.
     pub fn matches(&self, config: &ConnectorConfig) -> bool {
         if config.type_name != self.connector.type_name {
             return false;
         }
-        match (config.int("vmid"), self.connector.int("vmid")) {
-            (Some(a), Some(b)) => return a == b,
-            (None, None) => {}
-            _ => return false,
+        if let Some(vmid) = self.connector.int("vmid") {
+            return config.int("vmid") == Some(vmid);
         }
-        match config.str("container") {
-            Some(c) => {
-                self.connector.str("container") == Some(c)
-                    || self.details["id"].as_str().is_some_and(|id| id == c || (c.len() >= 12 && id.starts_with(c)))
-            }
+        if let Some(name) = self.connector.str("container") {
+            return config.str("container").is_some_and(|c| {
+                c == name || self.details["id"].as_str().is_some_and(|id| c.len() >= 12 && id.starts_with(c))
+            });
+        }
+        match self.connector.str("system") {
+            Some(system) => config.str("system") == Some(system),
             None => false,
         }
     }

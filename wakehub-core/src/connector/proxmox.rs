@@ -87,6 +87,19 @@ fn parse_fingerprint(s: &str) -> Result<Vec<u8>, String> {
         .map_err(|_| "proxmox: `proxmox_fingerprint` is not hexadecimal".into())
 }
 
+/// A TLS client configuration that accepts exactly the certificate whose SHA-256 is `fp`
+/// (`AB:CD:…`), handshake signatures still verified.
+pub(crate) fn pinned_tls(fp: &str) -> Result<rustls::ClientConfig, String> {
+    let sha256 = parse_fingerprint(fp)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned { sha256, provider }))
+        .with_no_client_auth())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct EndpointKey {
     url: String,
@@ -181,15 +194,7 @@ impl ProxmoxConnector {
         }
         let mut builder = Client::builder().timeout(Duration::from_secs(30)).connect_timeout(Duration::from_secs(5));
         if let Some(fp) = &fingerprint {
-            let sha256 = parse_fingerprint(fp).map_err(|e| invalid(target, &e))?;
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-                .with_safe_default_protocol_versions()
-                .map_err(|e| invalid(target, &format!("proxmox: TLS setup: {e}")))?
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Pinned { sha256, provider }))
-                .with_no_client_auth();
-            builder = builder.use_preconfigured_tls(config);
+            builder = builder.use_preconfigured_tls(pinned_tls(fp).map_err(|e| invalid(target, &e))?);
         }
         let client = builder.build().map_err(|e| invalid(target, &format!("proxmox: HTTP client: {e}")))?;
         let api = Arc::new(Api { client, url, node, auth, ticket: tokio::sync::Mutex::new(None) });

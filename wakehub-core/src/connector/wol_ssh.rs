@@ -25,6 +25,7 @@ use tokio::net::UdpSocket;
 
 use super::{Connector, ConnectorError, ErrorCode, PowerState, Target};
 use crate::model::{ConfigValue, ConnectorConfig};
+use crate::secrets::SecretString;
 
 /// The physical-machine connector.
 #[derive(Default)]
@@ -108,6 +109,113 @@ impl Handler for Client {
     }
 }
 
+/// How an SSH session logs in.
+pub(crate) enum SshAuth {
+    /// A password.
+    Password(SecretString),
+    /// A private key (OpenSSH or PEM), with its passphrase if encrypted.
+    Key { key: SecretString, passphrase: Option<SecretString> },
+}
+
+/// Runs `command` on `host:port` as `user`, the host key pinned for the node (given as
+/// `ssh_host_key`, or learned on first contact). Returns the exit status (none if the
+/// connection dropped first, as a machine going down does) and the first 4 KiB of output.
+pub(crate) async fn ssh_exec(
+    target: &Target,
+    host: &str,
+    port: u16,
+    user: &str,
+    auth: SshAuth,
+    command: &str,
+) -> Result<(Option<u32>, String), ConnectorError> {
+    let endpoint = format!("{host}:{port}");
+    let learned = match &target.secrets {
+        Some(s) => s.0.host_key(target.node, &endpoint),
+        None => None,
+    };
+    let pinned = target.config.str("ssh_host_key").map(str::to_owned).or(learned.clone());
+    let pinning = Arc::new(Pinning { expected: pinned.clone(), seen: Mutex::new(None) });
+    let config = Arc::new(client::Config { inactivity_timeout: Some(Duration::from_secs(30)), ..Default::default() });
+    let connect = client::connect(config, (host, port), Client(pinning.clone()));
+    let session = match tokio::time::timeout(Duration::from_secs(10), connect).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let seen = pinning.seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if let (Some(expected), Some(seen)) = (&pinned, &seen)
+                && key_id(expected) != *seen
+            {
+                return Err(ConnectorError::new(
+                    ErrorCode::HostKeyMismatch,
+                    format!(
+                        "{}: wol-ssh: the host key of {endpoint} changed (pinned {}, offered {}); refusing to connect",
+                        target.name,
+                        key_id(expected),
+                        seen
+                    ),
+                ));
+            }
+            return Err(ConnectorError::new(
+                ErrorCode::Unreachable,
+                format!("{}: wol-ssh: cannot connect to {endpoint}: {e}", target.name),
+            ));
+        }
+        Err(_) => {
+            return Err(ConnectorError::new(
+                ErrorCode::Unreachable,
+                format!("{}: wol-ssh: {endpoint} does not answer", target.name),
+            ));
+        }
+    };
+    // First contact: remember the key and pin it from now on.
+    if pinned.is_none()
+        && let (Some(s), Some(seen)) = (&target.secrets, pinning.seen.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        && let Err(e) = s.0.remember_host_key(target.node, &endpoint, &seen)
+    {
+        tracing::warn!(node = %target.name, "cannot store the learned host key: {e}");
+    }
+    let mut session = session;
+    let authenticated = match auth {
+        SshAuth::Key { key, passphrase } => {
+            let key = russh::keys::decode_secret_key(key.expose(), passphrase.as_ref().map(|p| p.expose()))
+                .map_err(|e| invalid(target, &format!("the SSH private key cannot be read: {e}")))?;
+            let hash = session.best_supported_rsa_hash().await.ok().flatten().flatten();
+            session.authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), hash)).await
+        }
+        SshAuth::Password(password) => session.authenticate_password(user, password.expose()).await,
+    };
+    match authenticated {
+        Ok(r) if r.success() => {}
+        Ok(_) => {
+            return Err(ConnectorError::new(
+                ErrorCode::AuthFailed,
+                format!("{}: wol-ssh: {endpoint} refused the credentials of `{user}`", target.name),
+            ));
+        }
+        Err(e) => {
+            return Err(ConnectorError::new(
+                ErrorCode::Unreachable,
+                format!("{}: wol-ssh: {endpoint}: {e}", target.name),
+            ));
+        }
+    }
+    let ssh_err =
+        |e: russh::Error| ConnectorError::new(ErrorCode::PlatformError, format!("{}: wol-ssh: {e}", target.name));
+    let mut channel = session.channel_open_session().await.map_err(ssh_err)?;
+    channel.exec(true, command).await.map_err(ssh_err)?;
+    let (mut code, mut output) = (None, Vec::new());
+    while let Some(msg) = channel.wait().await {
+        match msg {
+            ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } if output.len() < 4096 => {
+                output.extend_from_slice(&data);
+            }
+            ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status),
+            _ => {}
+        }
+    }
+    let _ = session.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+    Ok((code, String::from_utf8_lossy(&output).into_owned()))
+}
+
 #[async_trait::async_trait]
 impl Connector for WolSshConnector {
     async fn status(&self, target: &Target) -> Result<PowerState, ConnectorError> {
@@ -174,105 +282,20 @@ impl Connector for WolSshConnector {
         let command = c.str("shutdown_command").map(str::to_owned).unwrap_or_else(|| {
             if user == "root" { "shutdown -h now".to_owned() } else { "sudo -n shutdown -h now".to_owned() }
         });
-        let endpoint = format!("{host}:{ssh_port}");
-        let learned = match &target.secrets {
-            Some(s) => s.0.host_key(target.node, &endpoint),
-            None => None,
-        };
-        let pinned = c.str("ssh_host_key").map(str::to_owned).or(learned.clone());
-        let pinning = Arc::new(Pinning { expected: pinned.clone(), seen: Mutex::new(None) });
-        let config =
-            Arc::new(client::Config { inactivity_timeout: Some(Duration::from_secs(30)), ..Default::default() });
-        let connect = client::connect(config, (host.as_str(), ssh_port), Client(pinning.clone()));
-        let session = match tokio::time::timeout(Duration::from_secs(10), connect).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                let seen = pinning.seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                if let (Some(expected), Some(seen)) = (&pinned, &seen)
-                    && key_id(expected) != *seen
-                {
-                    return Err(ConnectorError::new(
-                        ErrorCode::HostKeyMismatch,
-                        format!(
-                            "{}: wol-ssh: the host key of {endpoint} changed (pinned {}, offered {}); refusing to connect",
-                            target.name,
-                            key_id(expected),
-                            seen
-                        ),
-                    ));
-                }
-                return Err(ConnectorError::new(
-                    ErrorCode::Unreachable,
-                    format!("{}: wol-ssh: cannot connect to {endpoint}: {e}", target.name),
-                ));
-            }
-            Err(_) => {
-                return Err(ConnectorError::new(
-                    ErrorCode::Unreachable,
-                    format!("{}: wol-ssh: {endpoint} does not answer", target.name),
-                ));
-            }
-        };
-        // First contact: remember the key and pin it from now on.
-        if pinned.is_none()
-            && let (Some(s), Some(seen)) =
-                (&target.secrets, pinning.seen.lock().unwrap_or_else(|e| e.into_inner()).clone())
-            && let Err(e) = s.0.remember_host_key(target.node, &endpoint, &seen)
-        {
-            tracing::warn!(node = %target.name, "cannot store the learned host key: {e}");
-        }
-        let mut session = session;
-        let authenticated = if let Some(key) = target.secret(c, "ssh_private_key")? {
-            let passphrase = target.secret(c, "ssh_passphrase")?;
-            let key = russh::keys::decode_secret_key(key.expose(), passphrase.as_ref().map(|p| p.expose()))
-                .map_err(|e| invalid(target, &format!("`ssh_private_key` cannot be read: {e}")))?;
-            let hash = session.best_supported_rsa_hash().await.ok().flatten().flatten();
-            session.authenticate_publickey(&user, PrivateKeyWithHashAlg::new(Arc::new(key), hash)).await
+        let auth = if let Some(key) = target.secret(c, "ssh_private_key")? {
+            SshAuth::Key { key, passphrase: target.secret(c, "ssh_passphrase")? }
         } else if let Some(password) = target.secret(c, "ssh_password")? {
-            session.authenticate_password(&user, password.expose()).await
+            SshAuth::Password(password)
         } else {
             return Err(invalid(target, "give `ssh_password` or `ssh_private_key`"));
         };
-        match authenticated {
-            Ok(r) if r.success() => {}
-            Ok(_) => {
-                return Err(ConnectorError::new(
-                    ErrorCode::AuthFailed,
-                    format!("{}: wol-ssh: {endpoint} refused the credentials of `{user}`", target.name),
-                ));
-            }
-            Err(e) => {
-                return Err(ConnectorError::new(
-                    ErrorCode::Unreachable,
-                    format!("{}: wol-ssh: {endpoint}: {e}", target.name),
-                ));
-            }
-        }
-        let ssh_err =
-            |e: russh::Error| ConnectorError::new(ErrorCode::PlatformError, format!("{}: wol-ssh: {e}", target.name));
-        let mut channel = session.channel_open_session().await.map_err(ssh_err)?;
-        channel.exec(true, command.as_str()).await.map_err(ssh_err)?;
-        let (mut code, mut output) = (None, Vec::new());
-        while let Some(msg) = channel.wait().await {
-            match msg {
-                ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } if output.len() < 4096 => {
-                    output.extend_from_slice(&data);
-                }
-                ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status),
-                _ => {}
-            }
-        }
-        let _ = session.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+        let (code, output) = ssh_exec(target, &host, ssh_port, &user, auth, &command).await?;
         match code {
             // A machine going down may drop the connection before reporting a status.
             Some(0) | None => Ok(()),
             Some(n) => Err(ConnectorError::new(
                 ErrorCode::PlatformError,
-                format!(
-                    "{}: wol-ssh: `{command}` exited with {n}: {}",
-                    target.name,
-                    String::from_utf8_lossy(&output).trim()
-                ),
+                format!("{}: wol-ssh: `{command}` exited with {n}: {}", target.name, output.trim()),
             )),
         }
     }

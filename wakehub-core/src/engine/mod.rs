@@ -54,11 +54,18 @@ pub struct EngineConfig {
     /// How long [`Engine::shutdown`] lets in-flight steps finish before marking what is left
     /// `interrupted`.
     pub shutdown_grace: Duration,
+    /// Node kinds the loaded connector plugins define (accepted in topology changes).
+    pub plugin_kinds: BTreeSet<String>,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { concurrency: 4, status_timeout: Duration::from_secs(10), shutdown_grace: Duration::from_secs(10) }
+        Self {
+            concurrency: 4,
+            status_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+            plugin_kinds: BTreeSet::new(),
+        }
     }
 }
 
@@ -396,7 +403,13 @@ impl Engine {
     pub async fn discover(&self, host: NodeId) -> Result<DiscoveryReport, EngineError> {
         let topology = self.inner.store.run(|s| s.topology_shared()).await?;
         let node = topology.get(host)?;
-        if node.spec.offers.is_empty() {
+        // The platforms it offers its guests, and a plugin connector of its own (a BMC
+        // lists its systems).
+        let mut sources: Vec<String> = node.spec.offers.iter().map(|c| c.as_str().to_owned()).collect();
+        if node.spec.connector.type_name.starts_with("plugin:") {
+            sources.push(node.spec.connector.type_name.clone());
+        }
+        if sources.is_empty() {
             return Err(EngineError::Invalid {
                 message: format!(
                     "`{}` offers no platform to discover (give it `offers = [\"proxmox\"]` or `[\"docker\"]`)",
@@ -406,8 +419,8 @@ impl Engine {
         }
         let target = self.target(&topology, host).ok_or_else(|| EngineError::NotFound { what: host.to_string() })?;
         let mut report = DiscoveryReport::default();
-        for capability in node.spec.offers.iter().copied() {
-            let source = capability.as_str();
+        for source in sources {
+            let source = source.as_str();
             let connector = self.inner.connectors.get(source).ok_or_else(|| EngineError::Invalid {
                 message: format!("no `{source}` connector in this build to discover `{}`", node.spec.name),
             })?;

@@ -1,0 +1,153 @@
+//! A generic switch: on, off and status are HTTP requests the node's configuration writes.
+//!
+//! Keys, for each of `on`, `off`, `status`: `<op>_url` (required), `<op>_method` (`POST`
+//! for on/off, `GET` for status), `<op>_body` (a string), and `content_type` (default
+//! `application/json` when a body is given); `expect_status` (default: any 2xx); the state
+//! from the status answer: `state_pointer` (a JSON pointer such as `/state` or `/POWER`), or
+//! `state_match` (a substring searched in the body); `on_value` (default `on`, compared
+//! case-insensitively; a boolean `true` or the number `1` also count as on). Credentials
+//! (secrets, injected by the host): `token` (Bearer), `username` + `password` (Basic), or
+//! `header_name` + `header_value`. `tls_fingerprint` pins a self-signed certificate.
+//!
+//! Covers Home Assistant (`POST /api/services/switch/turn_on` with
+//! `{"entity_id": "switch.x"}`, status `GET /api/states/switch.x`, `state_pointer =
+//! "/state"`, a long-lived `token`), Shelly/Tasmota-style plugs and vendor APIs.
+
+use serde_json::Value;
+use wakehub_plugin_sdk::*;
+
+struct HttpSwitch;
+
+fn method(name: Option<&str>, default: http::Method) -> Result<http::Method, ConnectorError> {
+    Ok(match name.map(str::to_ascii_uppercase).as_deref() {
+        None => default,
+        Some("GET") => http::Method::Get,
+        Some("HEAD") => http::Method::Head,
+        Some("POST") => http::Method::Post,
+        Some("PUT") => http::Method::Put,
+        Some("PATCH") => http::Method::Patch,
+        Some("DELETE") => http::Method::Delete,
+        Some(other) => return Err(error(ErrorCode::InvalidConfig, format!("unknown HTTP method `{other}`"))),
+    })
+}
+
+fn send(node: &Node, op: &str, default: http::Method) -> Result<http::Response, ConnectorError> {
+    let c = config(node);
+    let url = c.require_str(&format!("{op}_url"))?.to_owned();
+    let mut req = request(method(c.str(&format!("{op}_method")), default)?, &url);
+    if let Some(body) = c.str(&format!("{op}_body")) {
+        let ct = c.str("content_type").unwrap_or("application/json");
+        req.headers.push(http::Header { name: "Content-Type".into(), value: ct.into() });
+        req.body = Some(body.as_bytes().to_vec());
+    }
+    req.auth = if c.is_secret("token") {
+        Some(http::Auth::Bearer("token".into()))
+    } else if let (Some(user), true) = (c.str("username"), c.is_secret("password")) {
+        Some(http::Auth::Basic((user.into(), "password".into())))
+    } else if let (Some(name), true) = (c.str("header_name"), c.is_secret("header_value")) {
+        Some(http::Auth::Header((name.into(), "header_value".into())))
+    } else {
+        None
+    };
+    let resp = http::send(&req)?;
+    let ok = match c.int("expect_status") {
+        Some(code) => i64::from(resp.status) == code,
+        None => (200..300).contains(&resp.status),
+    };
+    if ok {
+        return Ok(resp);
+    }
+    let code = match resp.status {
+        401 | 403 => ErrorCode::AuthFailed,
+        404 => ErrorCode::NotFound,
+        _ => ErrorCode::PlatformError,
+    };
+    let body: String = String::from_utf8_lossy(&resp.body).chars().take(200).collect();
+    Err(error(code, format!("http-switch: {op} answered {}: {}", resp.status, body.trim())))
+}
+
+fn is_on(value: &Value, on: &str) -> bool {
+    match value {
+        Value::String(s) => s.eq_ignore_ascii_case(on),
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_i64() == Some(1),
+        _ => false,
+    }
+}
+
+impl Plugin for HttpSwitch {
+    fn describe() -> PluginInfo {
+        info(
+            "http-switch",
+            env!("CARGO_PKG_VERSION"),
+            &["switch"],
+            r#"{"type":"object","required":["on_url","off_url","status_url"],"properties":{
+                "on_url":{"type":"string"},"off_url":{"type":"string"},"status_url":{"type":"string"},
+                "on_method":{"type":"string"},"off_method":{"type":"string"},"status_method":{"type":"string"},
+                "on_body":{"type":"string"},"off_body":{"type":"string"},"status_body":{"type":"string"},
+                "content_type":{"type":"string"},"expect_status":{"type":"integer"},
+                "state_pointer":{"type":"string"},"state_match":{"type":"string"},"on_value":{"type":"string"},
+                "token":{"description":"secret"},"username":{"type":"string"},"password":{"description":"secret"},
+                "header_name":{"type":"string"},"header_value":{"description":"secret"},
+                "tls_fingerprint":{"type":"string"},"allow_hosts":{"type":"array"}},
+              "additionalProperties":false}"#,
+        )
+    }
+
+    fn validate(config: &Config) -> Result<(), String> {
+        const KEYS: [&str; 21] = [
+            "on_url", "off_url", "status_url", "on_method", "off_method", "status_method", "on_body", "off_body",
+            "status_body", "content_type", "expect_status", "state_pointer", "state_match", "on_value", "token",
+            "username", "password", "header_name", "header_value", "tls_fingerprint", "allow_hosts",
+        ];
+        if let Some(bad) = config.0.as_object().and_then(|m| m.keys().find(|k| !KEYS.contains(&k.as_str()))) {
+            return Err(format!("unknown key `{bad}`"));
+        }
+        for key in ["on_url", "off_url", "status_url"] {
+            match config.str(key) {
+                Some(u) if u.starts_with("http://") || u.starts_with("https://") => {}
+                Some(_) => return Err(format!("`{key}` must be an http(s) URL")),
+                None => return Err(format!("`{key}` is required")),
+            }
+        }
+        for key in ["token", "password", "header_value"] {
+            if config.get(key).is_some() && !config.is_secret(key) {
+                return Err(format!("`{key}` must be a secret"));
+            }
+        }
+        if config.str("state_pointer").is_some_and(|p| !p.is_empty() && !p.starts_with('/')) {
+            return Err("`state_pointer` is a JSON pointer such as `/state`".into());
+        }
+        for key in ["on_method", "off_method", "status_method"] {
+            method(config.str(key), http::Method::Get).map_err(|e| e.message)?;
+        }
+        Ok(())
+    }
+
+    fn status(node: &Node) -> Result<PowerState, ConnectorError> {
+        let resp = send(node, "status", http::Method::Get)?;
+        let c = config(node);
+        let on = c.str("on_value").unwrap_or("on");
+        if let Some(needle) = c.str("state_match") {
+            return Ok(if String::from_utf8_lossy(&resp.body).contains(needle) { PowerState::On } else { PowerState::Off });
+        }
+        let pointer = c.str("state_pointer").unwrap_or("");
+        let body: Value = serde_json::from_slice(&resp.body).map_err(|e| {
+            error(ErrorCode::PlatformError, format!("http-switch: the status answer is not JSON ({e}); set `state_match`"))
+        })?;
+        match body.pointer(pointer) {
+            Some(v) => Ok(if is_on(v, on) { PowerState::On } else { PowerState::Off }),
+            None => Err(error(ErrorCode::PlatformError, format!("http-switch: no `{pointer}` in the status answer"))),
+        }
+    }
+
+    fn start(node: &Node) -> Result<(), ConnectorError> {
+        send(node, "on", http::Method::Post).map(|_| ())
+    }
+
+    fn stop(node: &Node) -> Result<(), ConnectorError> {
+        send(node, "off", http::Method::Post).map(|_| ())
+    }
+}
+
+export_plugin!(HttpSwitch);

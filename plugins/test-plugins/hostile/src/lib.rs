@@ -1,0 +1,68 @@
+//! Misbehaves as its node's `mode` says, in `status` and `start`: `loop` (forever), `alloc`
+//! (without bound), `http` (to `target_url`… through a key the host does not treat as a
+//! grant), `credential` (a bearer token from a key the node does not hold as a secret),
+//! `panic`, `trap`, `log` (floods the log), `sleep` (sleeps past its deadline); `ok` behaves.
+
+use wakehub_plugin_sdk::*;
+
+struct Hostile;
+
+fn misbehave(node: &Node) -> Result<PowerState, ConnectorError> {
+    let config = config(node);
+    match config.str("mode").unwrap_or("ok") {
+        "loop" => {
+            let mut i: u64 = 0;
+            loop {
+                i = std::hint::black_box(i.wrapping_add(1));
+            }
+        }
+        "alloc" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "http" => {
+            // `elsewhere` is not a `…url` key: the host grants nothing from it.
+            let url = config.require_str("elsewhere")?.to_owned();
+            http::send(&request(http::Method::Get, &url)).map(|_| PowerState::On)
+        }
+        "credential" => {
+            let url = config.require_str("api_url")?.to_owned();
+            let mut req = request(http::Method::Get, &url);
+            req.auth = Some(http::Auth::Bearer("admin_token".into()));
+            http::send(&req).map(|_| PowerState::On)
+        }
+        "panic" => panic!("the hostile plugin panics on purpose"),
+        "trap" => std::process::abort(),
+        "log" => {
+            for i in 0..1_000_000 {
+                log(log::Level::Info, &format!("flood {i} {}", "x".repeat(100)));
+            }
+            Ok(PowerState::On)
+        }
+        "sleep" => {
+            clock::sleep_ms(3_600_000);
+            Ok(PowerState::On)
+        }
+        _ => Ok(PowerState::On),
+    }
+}
+
+impl Plugin for Hostile {
+    fn describe() -> PluginInfo {
+        info("hostile", env!("CARGO_PKG_VERSION"), &["gremlin"], r#"{"type":"object"}"#)
+    }
+    fn status(node: &Node) -> Result<PowerState, ConnectorError> {
+        misbehave(node)
+    }
+    fn start(node: &Node) -> Result<(), ConnectorError> {
+        misbehave(node).map(|_| ())
+    }
+    fn stop(_node: &Node) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
+export_plugin!(Hostile);

@@ -1,0 +1,411 @@
+//! What a plugin may call: one implementation per capability interface of the WIT world,
+//! each checking the call against the node's configuration (the grant) first.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::wakehub::connector::{clock, http, log, ssh, tcp, types, wol};
+use crate::connector::Target;
+use crate::model::{ConfigValue, ConnectorConfig};
+
+/// Caps a store's linear memory; remembers a refusal (to report `PLUGIN_MEMORY`).
+pub(super) struct Limiter {
+    max: usize,
+    pub(super) denied: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max {
+            self.denied = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// The per-call store data: an empty WASI context, the limits, and the node the call is
+/// about (whose configuration is the grant).
+pub(super) struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) limiter: Limiter,
+    target: Option<Target>,
+    rt: Option<tokio::runtime::Handle>,
+    deadline: Instant,
+    log_left: usize,
+    plugin_log_name: String,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl State {
+    pub(super) fn new(
+        target: Option<(Target, tokio::runtime::Handle)>,
+        deadline: Instant,
+        limits: &super::PluginLimits,
+    ) -> State {
+        let (target, rt) = match target {
+            Some((t, h)) => (Some(t), Some(h)),
+            None => (None, None),
+        };
+        State {
+            // No preopened directories, no sockets, no environment, no arguments.
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limiter: Limiter { max: limits.memory_bytes, denied: false },
+            plugin_log_name: target.as_ref().map(|t| t.config.type_name.clone()).unwrap_or_default(),
+            target,
+            rt,
+            deadline,
+            log_left: limits.log_bytes,
+        }
+    }
+
+    fn error(&self, code: types::ErrorCode, message: impl Into<String>) -> types::ConnectorError {
+        let retryable = matches!(code, types::ErrorCode::Unreachable | types::ErrorCode::Timeout);
+        types::ConnectorError { code, message: message.into(), retryable }
+    }
+
+    /// A denied capability: answered to the plugin, and logged.
+    fn deny(&self, what: String) -> types::ConnectorError {
+        let node = self.target.as_ref().map(|t| t.name.as_str()).unwrap_or("-");
+        tracing::warn!(plugin = %self.plugin_log_name, node, "capability denied: {what}");
+        self.error(types::ErrorCode::CapabilityDenied, format!("capability denied: {what}"))
+    }
+
+    /// The node and the runtime, or `capability-denied` (no node: `describe`, `validate`).
+    fn context(&self) -> Result<(&Target, &tokio::runtime::Handle), types::ConnectorError> {
+        match (&self.target, &self.rt) {
+            (Some(t), Some(rt)) => Ok((t, rt)),
+            _ => Err(self.deny("no node in this call".into())),
+        }
+    }
+
+    fn time_left(&self) -> Result<Duration, types::ConnectorError> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(self.error(types::ErrorCode::Timeout, "the call's time is up"));
+        }
+        Ok(left)
+    }
+
+    /// The secret at `key` in the node's own table, else in its host's (the endpoint the
+    /// host offers, as for native connectors); anything else is not granted.
+    fn secret(&self, key: &str) -> Result<crate::secrets::SecretString, types::ConnectorError> {
+        let (target, _) = self.context()?;
+        let tables = std::iter::once(&target.config).chain(target.host.as_ref().map(|h| &h.config));
+        for table in tables {
+            match target.secret(table, key) {
+                Ok(Some(s)) => return Ok(s),
+                Ok(None) => {}
+                Err(e) => return Err(self.error(types::ErrorCode::InvalidConfig, e.message)),
+            }
+        }
+        Err(self.deny(format!("the credential `{key}`, which this node's configuration does not hold")))
+    }
+}
+
+fn from_native(e: crate::connector::ConnectorError) -> types::ConnectorError {
+    use crate::connector::ErrorCode as N;
+    use types::ErrorCode as W;
+    let code = match e.code {
+        N::AuthFailed => W::AuthFailed,
+        N::Unreachable => W::Unreachable,
+        N::Timeout => W::Timeout,
+        N::NotFound => W::NotFound,
+        N::HostKeyMismatch => W::HostKeyMismatch,
+        N::TlsPinMismatch => W::TlsPinMismatch,
+        N::InvalidConfig => W::InvalidConfig,
+        N::Unsupported => W::Unsupported,
+        N::CapabilityDenied => W::CapabilityDenied,
+        _ => W::PlatformError,
+    };
+    types::ConnectorError { code, message: e.message, retryable: e.retryable }
+}
+
+/// The hosts (`host` or `host:port`) a node's configuration names: the host of every
+/// `…url` key, its `host` key and its `allow_hosts` list, in its own table and its host's.
+pub(super) fn granted_hosts(target: &Target) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let tables = std::iter::once(&target.config).chain(target.host.as_ref().map(|h| &h.config));
+    for config in tables {
+        for (key, value) in &config.settings {
+            match value {
+                ConfigValue::String(s) if key.ends_with("url") => {
+                    if let Ok(url) = reqwest::Url::parse(s)
+                        && let Some(host) = url.host_str()
+                    {
+                        out.insert(format!("{host}:{}", url.port_or_known_default().unwrap_or(0)));
+                    }
+                }
+                ConfigValue::String(s) if key == "host" => {
+                    out.insert(s.clone());
+                }
+                ConfigValue::Array(items) if key == "allow_hosts" => {
+                    out.extend(items.iter().filter_map(|i| match i {
+                        ConfigValue::String(s) => Some(s.clone()),
+                        _ => None,
+                    }));
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Whether `host:port` is granted (a grant without a port allows every port of the host).
+fn allowed(grants: &BTreeSet<String>, host: &str, port: u16) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    grants.contains(host) || grants.contains(&format!("{host}:{port}"))
+}
+
+/// A configuration as the plugin sees it: JSON, secrets as `{"secret": true}`.
+pub(super) fn config_json(config: &ConnectorConfig) -> serde_json::Value {
+    fn value(v: &ConfigValue) -> serde_json::Value {
+        match v {
+            ConfigValue::String(s) => s.clone().into(),
+            ConfigValue::Integer(i) => (*i).into(),
+            ConfigValue::Float(f) => (*f).into(),
+            ConfigValue::Bool(b) => (*b).into(),
+            ConfigValue::Array(a) => a.iter().map(value).collect(),
+            ConfigValue::Table(t) => t.iter().map(|(k, v)| (k.clone(), value(v))).collect(),
+            _ => serde_json::json!({ "secret": true }),
+        }
+    }
+    config.settings.iter().map(|(k, v)| (k.clone(), value(v))).collect()
+}
+
+/// A JSON value a plugin returned as a configuration value (no secrets, no nulls).
+pub(super) fn config_value(v: &serde_json::Value) -> Option<ConfigValue> {
+    Some(match v {
+        serde_json::Value::String(s) => ConfigValue::String(s.clone()),
+        serde_json::Value::Bool(b) => ConfigValue::Bool(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => ConfigValue::Integer(i),
+            None => ConfigValue::Float(n.as_f64()?),
+        },
+        serde_json::Value::Array(a) => ConfigValue::Array(a.iter().filter_map(config_value).collect()),
+        serde_json::Value::Object(o) => {
+            ConfigValue::Table(o.iter().filter_map(|(k, v)| Some((k.clone(), config_value(v)?))).collect())
+        }
+        serde_json::Value::Null => return None,
+    })
+}
+
+/// The node a call is about, as the WIT record.
+pub(super) fn node_of(target: &Target) -> types::Node {
+    types::Node {
+        name: target.name.clone(),
+        kind: target.kind.as_str().to_owned(),
+        config: config_json(&target.config).to_string(),
+        host_config: target.host.as_ref().map(|h| config_json(&h.config).to_string()),
+    }
+}
+
+impl types::Host for State {}
+
+const MAX_BODY: usize = 4 << 20;
+
+impl http::Host for State {
+    fn send(&mut self, req: http::Request) -> Result<http::Response, types::ConnectorError> {
+        let left = self.time_left()?;
+        let (target, rt) = self.context()?;
+        let url = reqwest::Url::parse(&req.url)
+            .map_err(|e| self.error(types::ErrorCode::InvalidConfig, format!("bad URL `{}`: {e}", req.url)))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(self.deny(format!("scheme `{}` (only http and https)", url.scheme())));
+        }
+        let grants = granted_hosts(target);
+        let (host, port) = (url.host_str().unwrap_or_default().to_owned(), url.port_or_known_default().unwrap_or(0));
+        if !allowed(&grants, &host, port) {
+            return Err(self.deny(format!("HTTP to {host}:{port}, which this node's configuration does not name")));
+        }
+        // Redirects are followed only to granted hosts.
+        let redirect_grants = grants.clone();
+        let policy = reqwest::redirect::Policy::custom(move |attempt| {
+            let url = attempt.url();
+            let ok =
+                url.host_str().is_some_and(|h| allowed(&redirect_grants, h, url.port_or_known_default().unwrap_or(0)));
+            if attempt.previous().len() > 5 || !ok { attempt.stop() } else { attempt.follow() }
+        });
+        let timeout = req.timeout_ms.map_or(left, |ms| Duration::from_millis(ms.into()).min(left));
+        let mut builder = reqwest::Client::builder()
+            .redirect(policy)
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)));
+        if let Some(fp) = target.config.str("tls_fingerprint") {
+            let tls = crate::connector::proxmox::pinned_tls(fp)
+                .map_err(|e| self.error(types::ErrorCode::InvalidConfig, format!("`tls_fingerprint`: {e}")))?;
+            builder = builder.use_preconfigured_tls(tls);
+        }
+        let client =
+            builder.build().map_err(|e| self.error(types::ErrorCode::PlatformError, format!("HTTP client: {e}")))?;
+        let method = match req.method {
+            http::Method::Get => reqwest::Method::GET,
+            http::Method::Head => reqwest::Method::HEAD,
+            http::Method::Post => reqwest::Method::POST,
+            http::Method::Put => reqwest::Method::PUT,
+            http::Method::Patch => reqwest::Method::PATCH,
+            http::Method::Delete => reqwest::Method::DELETE,
+        };
+        let mut request = client.request(method, url);
+        for h in &req.headers {
+            request = request.header(h.name.as_str(), h.value.as_str());
+        }
+        match &req.auth {
+            None => {}
+            Some(http::Auth::Basic((user, key))) => {
+                request = request.basic_auth(user, Some(self.secret(key)?.expose()));
+            }
+            Some(http::Auth::Bearer(key)) => request = request.bearer_auth(self.secret(key)?.expose()),
+            Some(http::Auth::Header((name, key))) => {
+                request = request.header(name.as_str(), self.secret(key)?.expose());
+            }
+        }
+        if let Some(body) = req.body {
+            request = request.body(body);
+        }
+        let name = target.name.clone();
+        let result = rt.block_on(async move {
+            let resp = request.send().await?;
+            let status = resp.status().as_u16();
+            let headers: Vec<http::Header> = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| http::Header { name: k.to_string(), value: v.to_str().unwrap_or_default().to_owned() })
+                .collect();
+            let mut body = Vec::new();
+            let mut resp = resp;
+            while let Some(chunk) = resp.chunk().await? {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_BODY {
+                    body.truncate(MAX_BODY);
+                    break;
+                }
+            }
+            Ok::<_, reqwest::Error>(http::Response { status, headers, body })
+        });
+        result.map_err(|e| {
+            let mut chain = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                chain.push_str(": ");
+                chain.push_str(&s.to_string());
+                source = s.source();
+            }
+            let code = if chain.contains("certificate fingerprint does not match") {
+                types::ErrorCode::TlsPinMismatch
+            } else if e.is_timeout() {
+                types::ErrorCode::Timeout
+            } else {
+                types::ErrorCode::Unreachable
+            };
+            self.error(code, format!("{name}: HTTP: {chain}"))
+        })
+    }
+}
+
+impl ssh::Host for State {
+    fn exec(
+        &mut self,
+        user: String,
+        password_key: String,
+        command: String,
+    ) -> Result<ssh::Output, types::ConnectorError> {
+        let left = self.time_left()?;
+        let (target, rt) = self.context()?;
+        let Some(host) = target.config.str("host").map(str::to_owned) else {
+            return Err(self.deny("SSH: the node's configuration names no `host`".into()));
+        };
+        if target.config.str("ssh_user").is_some_and(|u| u != user) {
+            return Err(self.deny(format!("SSH as `{user}`: the node's configuration names another `ssh_user`")));
+        }
+        let port = match target.config.int("ssh_port") {
+            None => 22,
+            Some(p) => u16::try_from(p).map_err(|_| self.error(types::ErrorCode::InvalidConfig, "bad `ssh_port`"))?,
+        };
+        let password = self.secret(&password_key)?;
+        let auth = crate::connector::wol_ssh::SshAuth::Password(password);
+        let run = crate::connector::wol_ssh::ssh_exec(target, &host, port, &user, auth, &command);
+        match rt.block_on(async { tokio::time::timeout(left, run).await }) {
+            Ok(Ok((exit_code, output))) => Ok(ssh::Output { exit_code, output }),
+            Ok(Err(e)) => Err(from_native(e)),
+            Err(_) => Err(self.error(types::ErrorCode::Timeout, "SSH: the call's time is up")),
+        }
+    }
+}
+
+impl wol::Host for State {
+    fn wake(&mut self) -> Result<(), types::ConnectorError> {
+        let left = self.time_left()?;
+        let (target, rt) = self.context()?;
+        if target.config.str("mac").is_none() {
+            return Err(self.deny("Wake-on-LAN: the node's configuration names no `mac`".into()));
+        }
+        let connector = crate::connector::wol_ssh::WolSshConnector::new();
+        let send = crate::connector::Connector::start(&connector, target);
+        match rt.block_on(async { tokio::time::timeout(left, send).await }) {
+            Ok(r) => r.map_err(from_native),
+            Err(_) => Err(self.error(types::ErrorCode::Timeout, "Wake-on-LAN: the call's time is up")),
+        }
+    }
+}
+
+impl tcp::Host for State {
+    fn probe(&mut self, host: String, port: u16, timeout_ms: u32) -> Result<bool, types::ConnectorError> {
+        let left = self.time_left()?;
+        let (target, rt) = self.context()?;
+        if !allowed(&granted_hosts(target), &host, port) {
+            return Err(self.deny(format!("TCP to {host}:{port}, which this node's configuration does not name")));
+        }
+        let timeout = Duration::from_millis(timeout_ms.into()).min(left);
+        let connect = tokio::net::TcpStream::connect((host, port));
+        Ok(rt.block_on(async { matches!(tokio::time::timeout(timeout, connect).await, Ok(Ok(_))) }))
+    }
+}
+
+impl log::Host for State {
+    fn log(&mut self, level: log::Level, message: String) {
+        if self.log_left == 0 {
+            return;
+        }
+        let mut message: String = message.chars().take(self.log_left.min(4096)).collect();
+        self.log_left = self.log_left.saturating_sub(message.len());
+        if self.log_left == 0 {
+            message.push_str(" … (log quota reached, the rest of this call's log is dropped)");
+        }
+        let node = self.target.as_ref().map(|t| t.name.as_str()).unwrap_or("-");
+        let plugin = self.plugin_log_name.as_str();
+        match level {
+            log::Level::Debug => tracing::debug!(plugin, node, "{message}"),
+            log::Level::Info => tracing::info!(plugin, node, "{message}"),
+            log::Level::Warn => tracing::warn!(plugin, node, "{message}"),
+            log::Level::Error => tracing::error!(plugin, node, "{message}"),
+        }
+    }
+}
+
+impl clock::Host for State {
+    fn now_ms(&mut self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    }
+
+    fn sleep_ms(&mut self, ms: u32) {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        std::thread::sleep(Duration::from_millis(ms.into()).min(left));
+    }
+}
