@@ -279,7 +279,6 @@ impl http::Host for State {
         if let Some(body) = req.body {
             request = request.body(body);
         }
-        let name = target.name.clone();
         let result = rt.block_on(async move {
             let resp = request.send().await?;
             let status = resp.status().as_u16();
@@ -314,7 +313,7 @@ impl http::Host for State {
             } else {
                 types::ErrorCode::Unreachable
             };
-            self.error(code, format!("{name}: HTTP: {chain}"))
+            self.error(code, format!("HTTP: {chain}"))
         })
     }
 }

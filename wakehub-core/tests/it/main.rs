@@ -7,6 +7,8 @@ mod model;
 mod model_props;
 mod planner;
 mod planner_props;
+#[cfg(feature = "wasm")]
+mod plugins;
 mod proxmox;
 mod store;
 mod support;
