@@ -96,9 +96,27 @@ impl Plugin for HttpSwitch {
 
     fn validate(config: &Config) -> Result<(), String> {
         const KEYS: [&str; 21] = [
-            "on_url", "off_url", "status_url", "on_method", "off_method", "status_method", "on_body", "off_body",
-            "status_body", "content_type", "expect_status", "state_pointer", "state_match", "on_value", "token",
-            "username", "password", "header_name", "header_value", "tls_fingerprint", "allow_hosts",
+            "on_url",
+            "off_url",
+            "status_url",
+            "on_method",
+            "off_method",
+            "status_method",
+            "on_body",
+            "off_body",
+            "status_body",
+            "content_type",
+            "expect_status",
+            "state_pointer",
+            "state_match",
+            "on_value",
+            "token",
+            "username",
+            "password",
+            "header_name",
+            "header_value",
+            "tls_fingerprint",
+            "allow_hosts",
         ];
         if let Some(bad) = config.0.as_object().and_then(|m| m.keys().find(|k| !KEYS.contains(&k.as_str()))) {
             return Err(format!("unknown key `{bad}`"));
@@ -129,11 +147,18 @@ impl Plugin for HttpSwitch {
         let c = config(node);
         let on = c.str("on_value").unwrap_or("on");
         if let Some(needle) = c.str("state_match") {
-            return Ok(if String::from_utf8_lossy(&resp.body).contains(needle) { PowerState::On } else { PowerState::Off });
+            return Ok(if String::from_utf8_lossy(&resp.body).contains(needle) {
+                PowerState::On
+            } else {
+                PowerState::Off
+            });
         }
         let pointer = c.str("state_pointer").unwrap_or("");
         let body: Value = serde_json::from_slice(&resp.body).map_err(|e| {
-            error(ErrorCode::PlatformError, format!("http-switch: the status answer is not JSON ({e}); set `state_match`"))
+            error(
+                ErrorCode::PlatformError,
+                format!("http-switch: the status answer is not JSON ({e}); set `state_match`"),
+            )
         })?;
         match body.pointer(pointer) {
             Some(v) => Ok(if is_on(v, on) { PowerState::On } else { PowerState::Off }),

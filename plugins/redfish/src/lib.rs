@@ -40,7 +40,12 @@ fn endpoint(node: &Node) -> Result<Endpoint, ConnectorError> {
     })
 }
 
-fn call(ep: &Endpoint, method: http::Method, path: &str, body: Option<Value>) -> Result<http::Response, ConnectorError> {
+fn call(
+    ep: &Endpoint,
+    method: http::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<http::Response, ConnectorError> {
     let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", ep.base) };
     let mut req = request(method, &url);
     req.headers.push(http::Header { name: "Accept".into(), value: "application/json".into() });
@@ -74,8 +79,9 @@ fn call(ep: &Endpoint, method: http::Method, path: &str, body: Option<Value>) ->
 }
 
 fn json_of(resp: &http::Response) -> Result<Value, ConnectorError> {
-    serde_json::from_slice(&resp.body)
-        .map_err(|e| error(ErrorCode::PlatformError, format!("redfish: the BMC answered something that is not JSON: {e}")))
+    serde_json::from_slice(&resp.body).map_err(|e| {
+        error(ErrorCode::PlatformError, format!("redfish: the BMC answered something that is not JSON: {e}"))
+    })
 }
 
 /// The system's path: the configured one, or the BMC's only system.
@@ -141,7 +147,8 @@ impl Plugin for Redfish {
     }
 
     fn validate(config: &Config) -> Result<(), String> {
-        const KEYS: [&str; 6] = ["bmc_url", "username", "password", "tls_fingerprint", "system", "graceful_timeout_secs"];
+        const KEYS: [&str; 6] =
+            ["bmc_url", "username", "password", "tls_fingerprint", "system", "graceful_timeout_secs"];
         if let Some(map) = config.0.as_object() {
             if let Some(bad) = map.keys().find(|k| !KEYS.contains(&k.as_str())) {
                 return Err(format!("unknown key `{bad}` (expected {})", KEYS.join(", ")));
@@ -164,8 +171,9 @@ impl Plugin for Redfish {
     fn status(node: &Node) -> Result<PowerState, ConnectorError> {
         let ep = endpoint(node)?;
         if node.kind == "bmc" {
-            // The controller itself: up when it answers.
-            return call(&ep, http::Method::Get, "/redfish/v1", None).map(|_| PowerState::On);
+            // The controller itself: up when it answers an authenticated request (the
+            // service root `/redfish/v1` is public by the standard).
+            return call(&ep, http::Method::Get, "/redfish/v1/Systems", None).map(|_| PowerState::On);
         }
         status_of(&ep, &system_path(&ep)?)
     }
@@ -195,7 +203,10 @@ impl Plugin for Redfish {
                 }
                 clock::sleep_ms(500);
             }
-            log(log::Level::Warn, &format!("{}: no power-off after {graceful} s of GracefulShutdown; ForceOff", node.name));
+            log(
+                log::Level::Warn,
+                &format!("{}: no power-off after {graceful} s of GracefulShutdown; ForceOff", node.name),
+            );
         }
         reset(&ep, &path, "ForceOff")
     }
@@ -205,7 +216,10 @@ impl Plugin for Redfish {
         let mut out = Vec::new();
         for path in members(&ep)? {
             let system = json_of(&call(&ep, http::Method::Get, &path, None)?)?;
-            let id = system["Id"].as_str().map(str::to_owned).unwrap_or_else(|| path.rsplit('/').next().unwrap_or("").into());
+            let id = system["Id"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| path.rsplit('/').next().unwrap_or("").into());
             let name = system["Name"].as_str().unwrap_or(&id).to_owned();
             let details = json!({
                 "id": id,

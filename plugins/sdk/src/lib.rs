@@ -57,9 +57,7 @@ pub mod bindings {
     });
 }
 
-pub use bindings::wakehub::connector::types::{
-    ConnectorError, Discovered, ErrorCode, Node, PluginInfo, PowerState,
-};
+pub use bindings::wakehub::connector::types::{ConnectorError, Discovered, ErrorCode, Node, PluginInfo, PowerState};
 pub use bindings::wakehub::connector::{clock, http, log, ssh, tcp, wol};
 
 /// The WIT version this SDK builds plugins for.

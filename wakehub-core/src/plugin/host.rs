@@ -247,7 +247,9 @@ impl http::Host for State {
             .redirect(policy)
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)));
-        if let Some(fp) = target.config.str("tls_fingerprint") {
+        let fingerprint =
+            target.config.str("tls_fingerprint").or_else(|| target.host.as_ref()?.config.str("tls_fingerprint"));
+        if let Some(fp) = fingerprint {
             let tls = crate::connector::proxmox::pinned_tls(fp)
                 .map_err(|e| self.error(types::ErrorCode::InvalidConfig, format!("`tls_fingerprint`: {e}")))?;
             builder = builder.use_preconfigured_tls(tls);

@@ -206,3 +206,205 @@ async fn a_plugin_that_keeps_faulting_is_quarantined() {
     let info = &host.plugins()[0];
     assert!(info.quarantined && info.faults == 5, "{info:?}");
 }
+
+/// A Python peer started from `tests/peers/` or the venv, killed on drop.
+struct Peer {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn venv(bin: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin").join(bin);
+    assert!(path.exists(), "{} is missing: run scripts/test.sh", path.display());
+    path
+}
+
+/// The Home Assistant-shaped API (`tests/peers/homeassistant.py`) with `token`.
+fn home_assistant(token: &str) -> (Peer, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(venv("python"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/homeassistant.py"))
+        .arg(token)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("no URL: {line:?}"));
+    (Peer { child, _dir: tempfile::tempdir().unwrap() }, v["url"].as_str().unwrap().to_owned())
+}
+
+fn plug(base: &str, token: &str) -> String {
+    format!(
+        r#"
+[[node]]
+name = "nas-plug"
+kind = "switch"
+start_timeout = "10s"
+stop_timeout = "10s"
+[node.connector]
+type = "plugin:http-switch"
+on_url = "{base}/api/services/switch/turn_on"
+on_body = '{{"entity_id": "switch.nas_plug"}}'
+off_url = "{base}/api/services/switch/turn_off"
+off_body = '{{"entity_id": "switch.nas_plug"}}'
+status_url = "{base}/api/states/switch.nas_plug"
+state_pointer = "/state"
+token = "{token}"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_switch_drives_a_home_assistant_switch() {
+    let token = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.test-long-lived-token";
+    let (_ha, base) = home_assistant(token);
+    let (host, _dir) = host(PluginLimits::default(), &["http-switch"]);
+    let e = engine(&host, &plug(&base, token));
+    let connector = e.connectors().get("plugin:http-switch").unwrap();
+    assert_eq!(connector.status(&target(&e, "nas-plug")).await.unwrap(), PowerState::Off);
+    let r = run(&e, "nas-plug", Action::Start).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    assert_eq!(connector.status(&target(&e, "nas-plug")).await.unwrap(), PowerState::On);
+    let r = run(&e, "nas-plug", Action::Stop).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    assert_eq!(connector.status(&target(&e, "nas-plug")).await.unwrap(), PowerState::Off);
+    // The token was stored encrypted and never exported.
+    assert!(!e.store().export_toml().unwrap().contains(token));
+
+    // A wrong token is AUTH_FAILED; a missing URL key is refused by `check`.
+    let wrong = engine(&host, &plug(&base, "not-the-token"));
+    let err = connector.status(&target(&wrong, "nas-plug")).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::AuthFailed, "{err}");
+    assert!(!err.message.contains("not-the-token"));
+    let mut registry = Registry::builtin();
+    host.register(&mut registry);
+    let bad = plug(&base, token).replace("status_url", "statusurl");
+    let topology = wakehub_core::topology_file::parse(&bad, &ParseOptions { plugin_kinds: host.kinds() }).unwrap();
+    let problems = registry.validate(&topology);
+    assert!(problems[0].1.contains("unknown key `statusurl`"), "{problems:?}");
+}
+
+/// The `sushy-tools` Redfish emulator with its fake driver, HTTP Basic auth and TLS.
+struct Sushy {
+    _peer: Peer,
+    url: String,
+    fingerprint: String,
+}
+
+fn sushy() -> Sushy {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sh = |script: &str| {
+        let out = Command::new("sh").arg("-ec").arg(script).current_dir(d).output().unwrap();
+        assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout key.pem -out cert.pem \
+        -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null; mkdir state");
+    let fingerprint = sh("openssl x509 -in cert.pem -noout -fingerprint -sha256");
+    let fingerprint = fingerprint.split('=').nth(1).unwrap().to_owned();
+    let hash = Command::new(venv("python"))
+        .args(["-c", "import bcrypt; print(bcrypt.hashpw(b'calvin', bcrypt.gensalt(rounds=4)).decode())"])
+        .output()
+        .unwrap();
+    std::fs::write(d.join("htpasswd"), format!("root:{}", String::from_utf8_lossy(&hash.stdout))).unwrap();
+    let port = crate::support::free_port();
+    std::fs::write(
+        d.join("conf.py"),
+        format!(
+            "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\nSUSHY_EMULATOR_LISTEN_PORT = {port}\nSUSHY_EMULATOR_FAKE_DRIVER = True\n\
+             SUSHY_EMULATOR_STATE_DIR = '{d}/state'\nSUSHY_EMULATOR_AUTH_FILE = '{d}/htpasswd'\n\
+             SUSHY_EMULATOR_SSL_CERT = '{d}/cert.pem'\nSUSHY_EMULATOR_SSL_KEY = '{d}/key.pem'\n\
+             SUSHY_EMULATOR_FAKE_SYSTEMS = [\n\
+               {{'uuid': '27946b59-9e44-4fa7-8e91-f3527a1ef094', 'name': 'node-a', 'power_state': 'Off', 'external_notifier': False, 'nics': [{{'mac': '00:5c:52:31:3a:9c', 'ip': '172.22.0.100'}}]}},\n\
+               {{'uuid': '48295c3a-5c47-4d0c-97c0-c8e7b1e0d4a1', 'name': 'node-b', 'power_state': 'On', 'external_notifier': False, 'nics': [{{'mac': '00:5c:52:31:3a:9d', 'ip': '172.22.0.101'}}]}},\n\
+             ]\n",
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(venv("sushy-emulator"))
+        .arg("--config")
+        .arg(d.join("conf.py"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(d.join("sushy.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "sushy-emulator did not start: {}",
+            std::fs::read_to_string(d.join("sushy.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Sushy { _peer: Peer { child, _dir: dir }, url: format!("https://127.0.0.1:{port}"), fingerprint }
+}
+
+fn bmc(s: &Sushy, name: &str, password: &str, fingerprint: &str) -> String {
+    format!(
+        r#"
+[[node]]
+name = "{name}"
+kind = "bmc"
+[node.connector]
+type = "plugin:redfish"
+bmc_url = "{url}"
+username = "root"
+password = "{password}"
+tls_fingerprint = "{fingerprint}"
+"#,
+        url = s.url
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redfish_discovers_and_powers_servers_of_the_sushy_emulator() {
+    let s = sushy();
+    let (host, _dir) = host(PluginLimits::default(), &["redfish"]);
+    let wrong_pin = vec!["00"; 32].join(":");
+    let lab = bmc(&s, "bmc", "calvin", &s.fingerprint)
+        + &bmc(&s, "bmc-wrong-password", "tiger", &s.fingerprint)
+        + &bmc(&s, "bmc-wrong-pin", "calvin", &wrong_pin)
+        + "[[node]]\nname = \"ghost\"\nkind = \"server\"\nparent = \"bmc\"\n[node.connector]\ntype = \"plugin:redfish\"\nsystem = \"nope\"\n";
+    let e = engine(&host, &lab);
+    let id = |name: &str| e.store().topology().unwrap().by_name(name).unwrap().id;
+
+    // Discovery lists the BMC's systems as servers under it.
+    let report = e.discover(id("bmc")).await.unwrap();
+    let found: Vec<(String, PowerState)> = report.added.iter().map(|g| (g.name.clone(), g.status)).collect();
+    assert_eq!(found, [("node-a".to_owned(), PowerState::Off), ("node-b".to_owned(), PowerState::On)], "{report:?}");
+    let a = e.store().discovery(id("node-a")).unwrap().unwrap();
+    assert_eq!(a.key, "system/27946b59-9e44-4fa7-8e91-f3527a1ef094");
+    assert!(a.details["reset_types"].as_array().unwrap().contains(&"GracefulShutdown".into()), "{a:?}");
+    e.store().adopt_node(id("node-a"), None).unwrap();
+    e.store().adopt_node(id("node-b"), None).unwrap();
+
+    // Power on and graceful shutdown land after the emulator's delay: the steps wait.
+    let r = run(&e, "node-a", Action::Start).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    let connector = e.connectors().get("plugin:redfish").unwrap();
+    assert_eq!(connector.status(&target(&e, "node-a")).await.unwrap(), PowerState::On);
+    let r = run(&e, "node-b", Action::Stop).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    assert_eq!(connector.status(&target(&e, "node-b")).await.unwrap(), PowerState::Off);
+
+    // Its errors: wrong password, a certificate that is not the pinned one, an unknown system.
+    let err = connector.status(&target(&e, "bmc-wrong-password")).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::AuthFailed, "{err}");
+    assert!(!err.message.contains("tiger"));
+    let err = connector.status(&target(&e, "bmc-wrong-pin")).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::TlsPinMismatch, "{err}");
+    let err = connector.status(&target(&e, "ghost")).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotFound, "{err}");
+}

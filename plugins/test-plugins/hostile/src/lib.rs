@@ -37,7 +37,7 @@ fn misbehave(node: &Node) -> Result<PowerState, ConnectorError> {
         "panic" => panic!("the hostile plugin panics on purpose"),
         "trap" => std::process::abort(),
         "log" => {
-            for i in 0..1_000_000 {
+            for i in 0..20_000 {
                 log(log::Level::Info, &format!("flood {i} {}", "x".repeat(100)));
             }
             Ok(PowerState::On)
