@@ -20,16 +20,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
+# Connector plugins are WebAssembly components built for wasm32-wasip2 by the tests.
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  echo "== adding the wasm32-wasip2 target"
+  rustup target add wasm32-wasip2
+fi
+
 # Python peers, in a local venv: the third-party GraphQL client the server is tested with
-# (`gql`), and the Proxmox VE API emulator the Proxmox connector is tested against (`fakepve`).
-if ! .venv/bin/python -c 'import gql, websockets, aiohttp, fakepve, cryptography' >/dev/null 2>&1; then
-  echo "== installing Python gql and fakepve into .venv"
+# (`gql`), the Proxmox VE API emulator the Proxmox connector is tested against (`fakepve`),
+# and the Redfish BMC emulator the Redfish plugin is tested against (`sushy-tools`).
+if ! .venv/bin/python -c 'import gql, websockets, aiohttp, fakepve, cryptography, sushy_tools, bcrypt' >/dev/null 2>&1; then
+  echo "== installing Python gql, fakepve and sushy-tools into .venv"
   if ! python3 -m venv .venv >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
     python3 -m venv .venv
   fi
-  .venv/bin/pip install -q "gql[websockets,aiohttp]==4.4.*" "fakepve==0.5.*" cryptography
+  .venv/bin/pip install -q "gql[websockets,aiohttp]==4.4.*" "fakepve==0.5.*" cryptography "sushy-tools==2.2.*"
 fi
 
 echo "== cargo test --workspace"

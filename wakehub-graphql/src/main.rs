@@ -13,7 +13,7 @@ use wakehub_core::events::{EventKind, StepStatus};
 use wakehub_core::model::Topology;
 use wakehub_core::secrets::MasterKey;
 use wakehub_core::store::Store;
-use wakehub_core::topology_file::{self, ParseOptions};
+use wakehub_core::topology_file;
 use wakehub_graphql::render;
 
 mod serve;
@@ -46,6 +46,9 @@ enum Command {
     Check {
         /// The topology file (TOML).
         file: PathBuf,
+        /// A directory of connector plugins (`*.wasm`) whose node kinds and keys the file uses.
+        #[arg(long)]
+        plugins: Option<PathBuf>,
     },
     /// Show what starting or stopping a node would do now (a dry run).
     Plan {
@@ -96,6 +99,12 @@ enum Command {
         /// are closed at the next check).
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         token_recheck: std::time::Duration,
+        /// A directory of connector plugins (`*.wasm`, WebAssembly components) to load.
+        #[arg(long)]
+        plugins: Option<PathBuf>,
+        /// Where compiled plugins are cached (default: `plugin-cache` beside the database).
+        #[arg(long)]
+        plugin_cache: Option<PathBuf>,
     },
     /// Manage API tokens.
     Token {
@@ -143,21 +152,31 @@ enum TokenCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config, db, listen, demo, concurrency, shutdown_grace, token_recheck } => {
-            runtime().and_then(|rt| {
-                rt.block_on(serve::run(serve::Options {
-                    config,
-                    db,
-                    listen,
-                    demo,
-                    concurrency,
-                    shutdown_grace,
-                    token_recheck,
-                }))
-            })
-        }
+        Command::Serve {
+            config,
+            db,
+            listen,
+            demo,
+            concurrency,
+            shutdown_grace,
+            token_recheck,
+            plugins,
+            plugin_cache,
+        } => runtime().and_then(|rt| {
+            rt.block_on(serve::run(serve::Options {
+                config,
+                db,
+                listen,
+                demo,
+                concurrency,
+                shutdown_grace,
+                token_recheck,
+                plugins,
+                plugin_cache,
+            }))
+        }),
         Command::Token { command } => token(command),
-        Command::Check { file } => check(&file),
+        Command::Check { file, plugins } => check(&file, plugins.as_deref()),
         Command::Plan { file, action, node, json } => {
             runtime().and_then(|rt| rt.block_on(plan(&file, action.into(), &node, json)))
         }
@@ -209,12 +228,21 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Reads and validates a topology file; `Err` holds the message and exit code 1.
 fn load(file: &Path) -> anyhow::Result<Result<Topology, String>> {
+    load_with(file, None)
+}
+
+/// [`load`], with the node kinds and connectors of loaded plugins.
+fn load_with(
+    file: &Path,
+    plugins: Option<&wakehub_core::plugin::PluginHost>,
+) -> anyhow::Result<Result<Topology, String>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let topology = match topology_file::parse(&text, &ParseOptions::default()) {
+    let (registry, options) = serve::registry(plugins);
+    let topology = match topology_file::parse(&text, &options) {
         Ok(t) => t,
         Err(e) => return Ok(Err(format!("{}: {e}", file.display()))),
     };
-    let problems = Registry::builtin().validate(&topology);
+    let problems = registry.validate(&topology);
     if !problems.is_empty() {
         let lines: Vec<String> =
             problems.iter().map(|(node, p)| format!("  - node `{node}`, field `connector`: {p}")).collect();
@@ -228,8 +256,9 @@ fn load(file: &Path) -> anyhow::Result<Result<Topology, String>> {
     Ok(Ok(topology))
 }
 
-fn check(file: &Path) -> anyhow::Result<ExitCode> {
-    match load(file)? {
+fn check(file: &Path, plugins: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let host = serve::load_plugins(plugins, None)?;
+    match load_with(file, host.as_deref())? {
         Ok(topology) => {
             let links = topology.links().count();
             println!("{}: {} nodes, {} dependency links — valid\n", file.display(), topology.len(), links);

@@ -3,11 +3,13 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use wakehub_core::connector::Registry;
 use wakehub_core::engine::{Engine, EngineConfig};
+use wakehub_core::plugin::{PluginHost, PluginLimits};
 use wakehub_core::secrets::MasterKey;
 use wakehub_core::store::Store;
 use wakehub_core::topology_file::{self, ParseOptions};
@@ -24,6 +26,38 @@ pub(crate) struct Options {
     pub concurrency: usize,
     pub shutdown_grace: Duration,
     pub token_recheck: Duration,
+    pub plugins: Option<PathBuf>,
+    pub plugin_cache: Option<PathBuf>,
+}
+
+/// Loads the connector plugins of `dir` (compiled components cached in `cache`). A file that
+/// does not load is reported and skipped; nodes that use it then fail validation.
+pub(crate) fn load_plugins(dir: Option<&Path>, cache: Option<&Path>) -> anyhow::Result<Option<Arc<PluginHost>>> {
+    let Some(dir) = dir else { return Ok(None) };
+    if let Some(cache) = cache {
+        std::fs::create_dir_all(cache).with_context(|| format!("cannot create {}", cache.display()))?;
+    }
+    let host = PluginHost::new(PluginLimits::default(), cache).map_err(|e| anyhow::anyhow!(e))?;
+    let (loaded, failed) = host.load_dir(dir);
+    for p in &loaded {
+        tracing::info!(plugin = %p.name, version = %p.version, wit = %p.wit_version, kinds = ?p.kinds, "plugin loaded");
+    }
+    for e in &failed {
+        tracing::warn!(code = e.code, "plugin not loaded: {e}");
+        eprintln!("warning: plugin not loaded ({}): {e}", e.code);
+    }
+    Ok(Some(Arc::new(host)))
+}
+
+/// The built-in connectors and the loaded plugins; the plugins' node kinds.
+pub(crate) fn registry(plugins: Option<&PluginHost>) -> (Registry, ParseOptions) {
+    let mut registry = Registry::builtin();
+    let mut options = ParseOptions::default();
+    if let Some(host) = plugins {
+        host.register(&mut registry);
+        options.plugin_kinds = host.kinds();
+    }
+    (registry, options)
 }
 
 /// `--db`, or `$XDG_DATA_HOME/wakehub/wakehub.db` (`~/.local/share/…`).
@@ -59,7 +93,9 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         None => db_path(options.db)?,
     };
     let store = open_store(&db)?;
-    let registry = Registry::builtin();
+    let cache = options.plugin_cache.clone().or_else(|| db.parent().map(|d| d.join("plugin-cache")));
+    let plugins = load_plugins(options.plugins.as_deref(), cache.as_deref())?;
+    let (registry, parse_options) = registry(plugins.as_deref());
     let topology_text = match (&options.config, options.demo) {
         (Some(file), _) => {
             Some(std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?)
@@ -68,7 +104,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         (None, false) => None,
     };
     if let Some(text) = topology_text {
-        let topology = match topology_file::parse(&text, &ParseOptions::default()) {
+        let topology = match topology_file::parse(&text, &parse_options) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -96,6 +132,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         EngineConfig {
             concurrency: options.concurrency,
             shutdown_grace: options.shutdown_grace,
+            plugin_kinds: parse_options.plugin_kinds.clone(),
             ..EngineConfig::default()
         },
     )?;
@@ -107,7 +144,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let monitor = spawn_monitor(engine.clone());
     let app = server::router(
         engine.clone(),
-        ServerConfig { token_recheck: options.token_recheck, ..ServerConfig::default() },
+        ServerConfig { token_recheck: options.token_recheck, plugins, ..ServerConfig::default() },
     );
     let mut out = std::io::stdout().lock();
     writeln!(out, "WakeHub listening on http://{addr}/graphql (database {})", db.display())?;

@@ -52,6 +52,8 @@ pub struct ServerConfig {
     pub token_recheck: Duration,
     /// Query limits.
     pub limits: Limits,
+    /// The connector plugins loaded, listed by the `plugins` query.
+    pub plugins: Option<std::sync::Arc<wakehub_core::plugin::PluginHost>>,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +67,7 @@ impl Default for ServerConfig {
             ws_max_connections: 4096,
             token_recheck: Duration::from_secs(10),
             limits: Limits::default(),
+            plugins: None,
         }
     }
 }
@@ -82,7 +85,12 @@ struct App {
 pub fn router(engine: Engine, config: ServerConfig) -> Router {
     let metrics = Arc::new(Metrics::new());
     metrics.spawn_collector(&engine);
-    let schema = schema::build(engine.clone(), config.limits.clone(), Some(metrics.clone()));
+    let schema = schema::build_with_plugins(
+        engine.clone(),
+        config.limits.clone(),
+        Some(metrics.clone()),
+        config.plugins.clone(),
+    );
     let app = App {
         engine,
         schema,

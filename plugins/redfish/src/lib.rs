@@ -149,15 +149,11 @@ impl Plugin for Redfish {
     fn validate(config: &Config) -> Result<(), String> {
         const KEYS: [&str; 6] =
             ["bmc_url", "username", "password", "tls_fingerprint", "system", "graceful_timeout_secs"];
-        if let Some(map) = config.0.as_object() {
-            if let Some(bad) = map.keys().find(|k| !KEYS.contains(&k.as_str())) {
-                return Err(format!("unknown key `{bad}` (expected {})", KEYS.join(", ")));
-            }
+        if let Some(bad) = config.0.as_object().and_then(|m| m.keys().find(|k| !KEYS.contains(&k.as_str()))) {
+            return Err(format!("unknown key `{bad}` (expected {})", KEYS.join(", ")));
         }
-        if let Some(url) = config.str("bmc_url") {
-            if !url.starts_with("https://") && !url.starts_with("http://") {
-                return Err("`bmc_url` must be an http(s) URL".into());
-            }
+        if config.str("bmc_url").is_some_and(|u| !u.starts_with("https://") && !u.starts_with("http://")) {
+            return Err("`bmc_url` must be an http(s) URL".into());
         }
         if config.get("password").is_some() && !config.is_secret("password") {
             return Err("`password` must be a secret".into());

@@ -125,6 +125,13 @@ pub struct PluginHost {
     plugins: Mutex<BTreeMap<String, Arc<Plugin>>>,
 }
 
+impl std::fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.plugins().into_iter().map(|p| p.name).collect();
+        f.debug_struct("PluginHost").field("plugins", &names).field("limits", &self.shared.limits).finish()
+    }
+}
+
 impl PluginHost {
     /// A host; `cache_dir` keeps compiled components (keyed by the plugin's hash and the
     /// engine's configuration), so a restart does not compile them again.

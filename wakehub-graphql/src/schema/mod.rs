@@ -22,6 +22,11 @@ pub use query::Query;
 pub use subscription::Subscription;
 
 use crate::metrics::Metrics;
+use wakehub_core::plugin::PluginHost;
+
+/// The plugin host, if the server loads plugins.
+#[derive(Clone)]
+pub struct Plugins(pub Option<Arc<PluginHost>>);
 
 /// The WakeHub schema.
 pub type WakehubSchema = Schema<Query, Mutation, Subscription>;
@@ -45,8 +50,19 @@ impl Default for Limits {
 
 /// Builds the schema over `engine`. With `metrics`, subscriptions are counted.
 pub fn build(engine: Engine, limits: Limits, metrics: Option<Arc<Metrics>>) -> WakehubSchema {
+    build_with_plugins(engine, limits, metrics, None)
+}
+
+/// [`build`], with the plugin host whose plugins the `plugins` query lists.
+pub fn build_with_plugins(
+    engine: Engine,
+    limits: Limits,
+    metrics: Option<Arc<Metrics>>,
+    plugins: Option<Arc<PluginHost>>,
+) -> WakehubSchema {
     let mut builder = Schema::build(Query, Mutation, Subscription)
         .data(engine)
+        .data(Plugins(plugins))
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
         .limit_recursive_depth(32)

@@ -93,9 +93,14 @@ impl NodeInput {
         v
     }
 
-    fn draft(&self) -> async_graphql::Result<topology_file::NodeDraft> {
-        topology_file::parse_node(&self.to_json(), &ParseOptions::default()).api()
+    fn draft(&self, engine: &Engine) -> async_graphql::Result<topology_file::NodeDraft> {
+        topology_file::parse_node(&self.to_json(), &parse_options(engine)).api()
     }
+}
+
+/// Node kinds the loaded plugins define are accepted.
+fn parse_options(engine: &Engine) -> ParseOptions {
+    ParseOptions { plugin_kinds: engine.config().plugin_kinds.clone() }
 }
 
 fn validate_connector(engine: &Engine, draft: &topology_file::NodeDraft) -> async_graphql::Result<()> {
@@ -134,7 +139,7 @@ impl Mutation {
     /// Creates a node with its parent and dependencies.
     async fn create_node(&self, ctx: &Context<'_>, input: NodeInput) -> async_graphql::Result<GqlNode> {
         let engine = ctx.data::<Engine>()?;
-        let draft = input.draft()?;
+        let draft = input.draft(engine)?;
         validate_connector(engine, &draft)?;
         let id = engine.store().run(move |s| s.create_node(draft)).await.api()?;
         node_after(engine, id).await
@@ -144,7 +149,7 @@ impl Mutation {
     async fn update_node(&self, ctx: &Context<'_>, id: ID, input: NodeInput) -> async_graphql::Result<GqlNode> {
         let engine = ctx.data::<Engine>()?;
         let node = View::load(engine).await?.require(&id)?;
-        let draft = input.draft()?;
+        let draft = input.draft(engine)?;
         validate_connector(engine, &draft)?;
         engine.store().run(move |s| s.replace_node(node, draft)).await.api()?;
         node_after(engine, node).await
@@ -175,7 +180,7 @@ impl Mutation {
         let node = View::load(engine).await?.require(&id)?;
         let draft = match input {
             Some(input) => {
-                let draft = input.draft()?;
+                let draft = input.draft(engine)?;
                 validate_connector(engine, &draft)?;
                 Some(draft)
             }
@@ -250,7 +255,7 @@ impl Mutation {
     /// is reported in `extensions.fields`).
     async fn import_topology(&self, ctx: &Context<'_>, toml: String) -> async_graphql::Result<GqlImportSummary> {
         let engine = ctx.data::<Engine>()?;
-        let draft = topology_file::parse(&toml, &ParseOptions::default()).api()?;
+        let draft = topology_file::parse(&toml, &parse_options(engine)).api()?;
         let problems = engine.connectors().validate(&draft);
         if !problems.is_empty() {
             let message: Vec<String> =

@@ -9,8 +9,8 @@ use wakehub_core::store::CascadeFilter;
 use super::Limits;
 use super::error::{ApiResultExt, api_error};
 use super::types::{
-    GqlAction, GqlCascade, GqlCascadeStatus, GqlEvent, GqlNode, GqlNodeState, GqlPlan, GqlPowerState, GqlProposal,
-    View, parse_id,
+    GqlAction, GqlCascade, GqlCascadeStatus, GqlEvent, GqlNode, GqlNodeState, GqlPlan, GqlPlugin, GqlPowerState,
+    GqlProposal, View, parse_id,
 };
 
 /// The query root.
@@ -150,6 +150,12 @@ impl Query {
         let all = all.unwrap_or(false);
         let list = ctx.data::<Engine>()?.store().run(move |s| s.proposals(all)).await.api()?;
         Ok(list.into_iter().map(GqlProposal).collect())
+    }
+
+    /// The connector plugins loaded (empty when the server loads none).
+    async fn plugins(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GqlPlugin>> {
+        let host = &ctx.data::<super::Plugins>()?.0;
+        Ok(host.as_ref().map(|h| h.plugins().into_iter().map(GqlPlugin).collect()).unwrap_or_default())
     }
 
     /// Cascades running now.

@@ -1017,3 +1017,42 @@ impl GqlDiscoveryReport {
         }
     }
 }
+
+/// A loaded connector plugin.
+pub struct GqlPlugin(pub wakehub_core::plugin::PluginInfo);
+
+#[Object(name = "Plugin")]
+impl GqlPlugin {
+    /// Its name: nodes use it as connector type `plugin:<name>`.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Its version.
+    async fn version(&self) -> &str {
+        &self.0.version
+    }
+    /// The WIT version it targets.
+    async fn wit_version(&self) -> &str {
+        &self.0.wit_version
+    }
+    /// The node kinds it defines.
+    async fn kinds(&self) -> &[String] {
+        &self.0.kinds
+    }
+    /// The capabilities it imports (`http`, `ssh`, `wol`, `tcp`, `log`, `clock`).
+    async fn capabilities(&self) -> &[String] {
+        &self.0.capabilities
+    }
+    /// The JSON Schema of its configuration.
+    async fn config_schema(&self) -> Json<serde_json::Value> {
+        Json(serde_json::from_str(&self.0.config_schema).unwrap_or(serde_json::Value::Null))
+    }
+    /// `READY`, or `QUARANTINED` after repeated faults.
+    async fn status(&self) -> &'static str {
+        if self.0.quarantined { "QUARANTINED" } else { "READY" }
+    }
+    /// Faults (traps, timeouts, memory) since it was loaded.
+    async fn faults(&self) -> u32 {
+        self.0.faults
+    }
+}

@@ -4,6 +4,7 @@ mod api;
 mod cli;
 mod discovery;
 mod gql_client;
+mod plugins;
 mod schema;
 mod support;
 mod ws;

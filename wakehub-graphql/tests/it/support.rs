@@ -45,15 +45,20 @@ pub struct Server {
 impl Server {
     /// `serve --demo`.
     pub fn demo() -> Server {
-        Self::start(&["--demo"], None)
+        Self::start(&["--demo"], None, &[])
     }
 
     /// `serve --config FILE --db DB` with a token created by `wakehub token create`.
     pub fn with_config(toml: &str, extra: &[&str]) -> Server {
-        Self::start(extra, Some(toml))
+        Self::start(extra, Some(toml), &[])
     }
 
-    fn start(extra: &[&str], toml: Option<&str>) -> Server {
+    /// [`with_config`](Self::with_config), with environment variables for the server.
+    pub fn with_config_env(toml: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start(extra, Some(toml), env)
+    }
+
+    fn start(extra: &[&str], toml: Option<&str>, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("w.db");
         let stderr = dir.path().join("stderr.log");
@@ -71,6 +76,7 @@ impl Server {
         let mut child = Command::new(bin())
             .args(&args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()

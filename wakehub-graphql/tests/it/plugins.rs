@@ -1,0 +1,137 @@
+//! Connector plugins in the server: `serve --plugins DIR`, the `plugins` query, a plugin
+//! node driven through the API, and `check --plugins`.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::json;
+
+use crate::support::{Server, bin, repo};
+
+/// Builds `plugins/` for wasm32-wasip2 once per test process.
+fn built_plugins() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--target", "wasm32-wasip2", "-j", "2", "--manifest-path"])
+            .arg(repo().join("plugins/Cargo.toml"))
+            .output()
+            .expect("run cargo for the plugins");
+        assert!(out.status.success(), "building the plugins failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        repo().join("plugins/target/wasm32-wasip2/release")
+    })
+}
+
+/// The Home Assistant-shaped API of the core's plugin tests, killed on drop.
+struct HomeAssistant(std::process::Child, String);
+
+impl Drop for HomeAssistant {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn home_assistant(token: &str) -> HomeAssistant {
+    let mut child = Command::new(repo().join(".venv/bin/python"))
+        .arg(repo().join("wakehub-core/tests/peers/homeassistant.py"))
+        .arg(token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the Home Assistant API (run scripts/test.sh for the venv)");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    HomeAssistant(child, v["url"].as_str().unwrap().to_owned())
+}
+
+fn lab(base: &str) -> String {
+    format!(
+        r#"
+[[node]]
+name = "nas-plug"
+kind = "switch"
+[node.connector]
+type = "plugin:http-switch"
+on_url = "{base}/api/services/switch/turn_on"
+on_body = '{{"entity_id": "switch.nas_plug"}}'
+off_url = "{base}/api/services/switch/turn_off"
+off_body = '{{"entity_id": "switch.nas_plug"}}'
+status_url = "{base}/api/states/switch.nas_plug"
+state_pointer = "/state"
+token = "env:WAKEHUB_TEST_HA_TOKEN"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_loads_plugins_lists_them_and_drives_their_nodes() {
+    let token = "ha-token-for-the-api-test";
+    let ha = home_assistant(token);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(built_plugins().join("http_switch.wasm"), dir.path().join("http_switch.wasm")).unwrap();
+    std::fs::write(dir.path().join("broken.wasm"), b"garbage").unwrap();
+    // The token reaches the server through its environment (an `env:` secret).
+    let plugins = dir.path().display().to_string();
+    let server = Server::with_config_env(&lab(&ha.1), &["--plugins", &plugins], &[("WAKEHUB_TEST_HA_TOKEN", token)]);
+    assert!(server.log().contains("plugin not loaded"), "the garbage file is reported:\n{}", server.log());
+
+    let d = server
+        .gql("{ plugins { name version witVersion kinds capabilities status faults configSchema } }", json!({}))
+        .await;
+    let p = &d["plugins"][0];
+    assert_eq!(d["plugins"].as_array().unwrap().len(), 1, "{d}");
+    assert_eq!(
+        (p["name"].as_str(), p["witVersion"].as_str(), p["status"].as_str()),
+        (Some("http-switch"), Some("0.1.0"), Some("READY"))
+    );
+    assert_eq!(p["kinds"], json!(["switch"]));
+    assert!(p["capabilities"].as_array().unwrap().contains(&json!("http")), "{p}");
+    assert_eq!(p["configSchema"]["required"], json!(["on_url", "off_url", "status_url"]));
+
+    let d = server.gql("mutation { startNode(id: \"nas-plug\") { id } }", json!({})).await;
+    let id = d["startNode"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(server.wait_cascade(&id).await, "COMPLETED", "{}", server.log());
+    let d = server.gql("{ node(id: \"nas-plug\") { kind status connector { type settings } } }", json!({})).await;
+    assert_eq!(d["node"]["kind"], "switch");
+    assert_eq!(d["node"]["status"], "ON");
+    assert_eq!(d["node"]["connector"]["settings"]["token"], json!({"secret": "env:WAKEHUB_TEST_HA_TOKEN"}));
+    // A plugin kind is accepted by the API's node creation too.
+    let d = server
+        .gql(
+            "mutation($i: NodeInput!) { createNode(input: $i) { kind } }",
+            json!({"i": {"name": "other-plug", "kind": "switch", "connector": {"type": "plugin:http-switch",
+                "on_url": format!("{}/on", ha.1), "off_url": format!("{}/off", ha.1), "status_url": format!("{}/s", ha.1)}}}),
+        )
+        .await;
+    assert_eq!(d["createNode"]["kind"], "switch");
+    assert!(!server.log().contains(token), "the token never reaches the log");
+}
+
+#[test]
+fn check_validates_plugin_kinds_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(built_plugins().join("http_switch.wasm"), dir.path().join("http_switch.wasm")).unwrap();
+    let file = dir.path().join("lab.toml");
+    std::fs::write(&file, lab("http://127.0.0.1:1")).unwrap();
+    let plugins = dir.path().display().to_string();
+    let out = Command::new(bin()).args(["check", "--plugins", &plugins]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nas-plug"));
+    // Without the plugin, its kind is unknown.
+    let out = Command::new(bin()).arg("check").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("switch"), "{}", String::from_utf8_lossy(&out.stderr));
+    // The plugin's own validation: an unknown key.
+    std::fs::write(&file, lab("http://127.0.0.1:1").replace("state_pointer", "state_ponter")).unwrap();
+    let out = Command::new(bin()).args(["check", "--plugins", &plugins]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown key `state_ponter`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
