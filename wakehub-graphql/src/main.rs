@@ -105,6 +105,9 @@ enum Command {
         /// Where compiled plugins are cached (default: `plugin-cache` beside the database).
         #[arg(long)]
         plugin_cache: Option<PathBuf>,
+        /// The time one plugin call may take (its code and the requests it makes).
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        plugin_call_timeout: std::time::Duration,
     },
     /// Manage API tokens.
     Token {
@@ -162,6 +165,7 @@ fn main() -> ExitCode {
             token_recheck,
             plugins,
             plugin_cache,
+            plugin_call_timeout,
         } => runtime().and_then(|rt| {
             rt.block_on(serve::run(serve::Options {
                 config,
@@ -173,6 +177,7 @@ fn main() -> ExitCode {
                 token_recheck,
                 plugins,
                 plugin_cache,
+                plugin_call_timeout,
             }))
         }),
         Command::Token { command } => token(command),
@@ -257,7 +262,7 @@ fn load_with(
 }
 
 fn check(file: &Path, plugins: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let host = serve::load_plugins(plugins, None)?;
+    let host = serve::load_plugins(plugins, None, wakehub_core::plugin::PluginLimits::default())?;
     match load_with(file, host.as_deref())? {
         Ok(topology) => {
             let links = topology.links().count();

@@ -28,16 +28,21 @@ pub(crate) struct Options {
     pub token_recheck: Duration,
     pub plugins: Option<PathBuf>,
     pub plugin_cache: Option<PathBuf>,
+    pub plugin_call_timeout: Duration,
 }
 
 /// Loads the connector plugins of `dir` (compiled components cached in `cache`). A file that
 /// does not load is reported and skipped; nodes that use it then fail validation.
-pub(crate) fn load_plugins(dir: Option<&Path>, cache: Option<&Path>) -> anyhow::Result<Option<Arc<PluginHost>>> {
+pub(crate) fn load_plugins(
+    dir: Option<&Path>,
+    cache: Option<&Path>,
+    limits: PluginLimits,
+) -> anyhow::Result<Option<Arc<PluginHost>>> {
     let Some(dir) = dir else { return Ok(None) };
     if let Some(cache) = cache {
         std::fs::create_dir_all(cache).with_context(|| format!("cannot create {}", cache.display()))?;
     }
-    let host = PluginHost::new(PluginLimits::default(), cache).map_err(|e| anyhow::anyhow!(e))?;
+    let host = PluginHost::new(limits, cache).map_err(|e| anyhow::anyhow!(e))?;
     let (loaded, failed) = host.load_dir(dir);
     for p in &loaded {
         tracing::info!(plugin = %p.name, version = %p.version, wit = %p.wit_version, kinds = ?p.kinds, "plugin loaded");
@@ -94,7 +99,8 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     };
     let store = open_store(&db)?;
     let cache = options.plugin_cache.clone().or_else(|| db.parent().map(|d| d.join("plugin-cache")));
-    let plugins = load_plugins(options.plugins.as_deref(), cache.as_deref())?;
+    let limits = PluginLimits { call_timeout: options.plugin_call_timeout, ..PluginLimits::default() };
+    let plugins = load_plugins(options.plugins.as_deref(), cache.as_deref(), limits)?;
     let (registry, parse_options) = registry(plugins.as_deref());
     let topology_text = match (&options.config, options.demo) {
         (Some(file), _) => {

@@ -4,7 +4,8 @@
 //! for on/off, `GET` for status), `<op>_body` (a string), and `content_type` (default
 //! `application/json` when a body is given); `expect_status` (default: any 2xx); the state
 //! from the status answer: `state_pointer` (a JSON pointer such as `/state` or `/POWER`), or
-//! `state_match` (a substring searched in the body); `on_value` (default `on`, compared
+//! `state_regex` (a regular expression searched in the body: with a capture group, the
+//! group is the state; without, a match means on); `on_value` (default `on`, compared
 //! case-insensitively; a boolean `true` or the number `1` also count as on). Credentials
 //! (secrets, injected by the host): `token` (Bearer), `username` + `password` (Basic), or
 //! `header_name` + `header_value`. `tls_fingerprint` pins a self-signed certificate.
@@ -86,7 +87,7 @@ impl Plugin for HttpSwitch {
                 "on_method":{"type":"string"},"off_method":{"type":"string"},"status_method":{"type":"string"},
                 "on_body":{"type":"string"},"off_body":{"type":"string"},"status_body":{"type":"string"},
                 "content_type":{"type":"string"},"expect_status":{"type":"integer"},
-                "state_pointer":{"type":"string"},"state_match":{"type":"string"},"on_value":{"type":"string"},
+                "state_pointer":{"type":"string"},"state_regex":{"type":"string"},"on_value":{"type":"string"},
                 "token":{"description":"secret"},"username":{"type":"string"},"password":{"description":"secret"},
                 "header_name":{"type":"string"},"header_value":{"description":"secret"},
                 "tls_fingerprint":{"type":"string"},"allow_hosts":{"type":"array"}},
@@ -108,7 +109,7 @@ impl Plugin for HttpSwitch {
             "content_type",
             "expect_status",
             "state_pointer",
-            "state_match",
+            "state_regex",
             "on_value",
             "token",
             "username",
@@ -133,6 +134,9 @@ impl Plugin for HttpSwitch {
                 return Err(format!("`{key}` must be a secret"));
             }
         }
+        if let Some(re) = config.str("state_regex") {
+            regex::Regex::new(re).map_err(|e| format!("`state_regex`: {e}"))?;
+        }
         if config.str("state_pointer").is_some_and(|p| !p.is_empty() && !p.starts_with('/')) {
             return Err("`state_pointer` is a JSON pointer such as `/state`".into());
         }
@@ -146,18 +150,21 @@ impl Plugin for HttpSwitch {
         let resp = send(node, "status", http::Method::Get)?;
         let c = config(node);
         let on = c.str("on_value").unwrap_or("on");
-        if let Some(needle) = c.str("state_match") {
-            return Ok(if String::from_utf8_lossy(&resp.body).contains(needle) {
-                PowerState::On
-            } else {
-                PowerState::Off
-            });
+        if let Some(re) = c.str("state_regex") {
+            let re = regex::Regex::new(re)
+                .map_err(|e| error(ErrorCode::InvalidConfig, format!("http-switch: `state_regex`: {e}")))?;
+            let body = String::from_utf8_lossy(&resp.body);
+            let on = match re.captures(&body) {
+                Some(caps) => caps.get(1).is_none_or(|g| g.as_str().eq_ignore_ascii_case(on)),
+                None => false,
+            };
+            return Ok(if on { PowerState::On } else { PowerState::Off });
         }
         let pointer = c.str("state_pointer").unwrap_or("");
         let body: Value = serde_json::from_slice(&resp.body).map_err(|e| {
             error(
                 ErrorCode::PlatformError,
-                format!("http-switch: the status answer is not JSON ({e}); set `state_match`"),
+                format!("http-switch: the status answer is not JSON ({e}); set `state_regex`"),
             )
         })?;
         match body.pointer(pointer) {

@@ -280,6 +280,18 @@ async fn the_http_switch_drives_a_home_assistant_switch() {
     // The token was stored encrypted and never exported.
     assert!(!e.store().export_toml().unwrap().contains(token));
 
+    // The same state read with a regular expression instead of a JSON pointer.
+    let regex = plug(&base, token)
+        .replace("nas-plug", "regex-plug")
+        .replace("state_pointer = \"/state\"", "state_regex = '\"state\":\\s*\"(\\w+)\"'");
+    let both = engine(&host, &(plug(&base, token) + &regex));
+    let r = run(&both, "nas-plug", Action::Start).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    assert_eq!(connector.status(&target(&both, "regex-plug")).await.unwrap(), PowerState::On);
+    let r = run(&both, "regex-plug", Action::Stop).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    assert_eq!(connector.status(&target(&both, "nas-plug")).await.unwrap(), PowerState::Off);
+
     // A wrong token is AUTH_FAILED; a missing URL key is refused by `check`.
     let wrong = engine(&host, &plug(&base, "not-the-token"));
     let err = connector.status(&target(&wrong, "nas-plug")).await.unwrap_err();

@@ -135,3 +135,40 @@ fn check_validates_plugin_kinds_and_keys() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_plugins_fail_their_cascades_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(built_plugins().join("hostile.wasm"), dir.path().join("hostile.wasm")).unwrap();
+    let lab: String = ["loop", "alloc", "panic", "ok"]
+        .iter()
+        .map(|m| format!("[[node]]\nname = \"g-{m}\"\nkind = \"gremlin\"\n[node.connector]\ntype = \"plugin:hostile\"\nmode = \"{m}\"\nwhen = \"start\"\n\n"))
+        .collect();
+    let plugins = dir.path().display().to_string();
+    let server = Server::with_config(&lab, &["--plugins", &plugins, "--plugin-call-timeout", "2s"]);
+    // Before each start the engine observes the node (a successful plugin call), so these
+    // faults are never 3 in a row: no quarantine.
+    for (node, code) in
+        [("g-loop", "PLUGIN_TIMEOUT"), ("g-alloc", "PLUGIN_MEMORY"), ("g-ok", ""), ("g-panic", "PLUGIN_TRAP")]
+    {
+        let d = server.gql(&format!("mutation {{ startNode(id: \"{node}\") {{ id }} }}"), json!({})).await;
+        let id = d["startNode"]["id"].as_str().unwrap().to_owned();
+        let status = server.wait_cascade(&id).await;
+        let d = server.gql("query($id: ID!) { cascade(id: $id) { errorCode errorMessage } }", json!({"id": id})).await;
+        if code.is_empty() {
+            assert_eq!(status, "COMPLETED", "{d}");
+            continue;
+        }
+        assert_eq!(status, "FAILED");
+        assert_eq!(d["cascade"]["errorCode"], code, "{node}: {d}");
+    }
+    // Still serving.
+    let d = server.gql("{ nodes { name } }", json!({})).await;
+    assert_eq!(d["nodes"].as_array().unwrap().len(), 4);
+    let d = server.gql("{ plugins { name status faults } }", json!({})).await;
+    assert_eq!(
+        (d["plugins"][0]["name"].as_str(), d["plugins"][0]["status"].as_str()),
+        (Some("hostile"), Some("READY"))
+    );
+    assert!(d["plugins"][0]["faults"].as_u64().unwrap() >= 3, "{d}");
+}

@@ -2,6 +2,8 @@
 //! (without bound), `http` (to `target_url`… through a key the host does not treat as a
 //! grant), `credential` (a bearer token from a key the node does not hold as a secret),
 //! `panic`, `trap`, `log` (floods the log), `sleep` (sleeps past its deadline); `ok` behaves.
+//! With `when = "start"`, `status` behaves (off, or on in mode `ok`) and only `start`
+//! misbehaves.
 
 use wakehub_plugin_sdk::*;
 
@@ -55,6 +57,10 @@ impl Plugin for Hostile {
         info("hostile", env!("CARGO_PKG_VERSION"), &["gremlin"], r#"{"type":"object"}"#)
     }
     fn status(node: &Node) -> Result<PowerState, ConnectorError> {
+        let c = config(node);
+        if c.str("when") == Some("start") {
+            return Ok(if c.str("mode") == Some("ok") { PowerState::On } else { PowerState::Off });
+        }
         misbehave(node)
     }
     fn start(node: &Node) -> Result<(), ConnectorError> {
