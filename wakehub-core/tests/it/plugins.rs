@@ -420,3 +420,45 @@ async fn redfish_discovers_and_powers_servers_of_the_sushy_emulator() {
     let err = connector.status(&target(&e, "ghost")).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound, "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_wake_on_lan_and_tcp_capabilities_follow_the_grant() {
+    use crate::wol_ssh::{PASSWORD, Sshd, USER};
+    let sshd = Sshd::start();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let wol_port = udp.local_addr().unwrap().port();
+    let node = |mode: &str| {
+        format!(
+            "[[node]]\nname = \"g-{mode}\"\nkind = \"gremlin\"\n[node.connector]\ntype = \"plugin:hostile\"\nmode = \"{mode}\"\n\
+             host = \"127.0.0.1\"\nssh_port = {ssh}\nssh_user = \"{USER}\"\nssh_password = \"{PASSWORD}\"\nprobe_port = {ssh}\n\
+             mac = \"52:54:00:ab:cd:ef\"\nbroadcast = \"127.0.0.1\"\nwol_port = {wol_port}\nrepeats = 1\n\n",
+            ssh = sshd.port
+        )
+    };
+    let lab: String = ["ssh", "ssh-other-key", "wake", "probe", "probe-elsewhere"].map(node).concat();
+    let (host, _dir) = host(PluginLimits::default(), &["hostile"]);
+    let e = engine(&host, &lab);
+    let c = e.connectors().get("plugin:hostile").unwrap();
+
+    // SSH with the node's own credentials: the command runs (the wrapper acknowledges it),
+    // the host key is learned and pinned as for the native connector.
+    assert_eq!(c.status(&target(&e, "g-ssh")).await.unwrap(), PowerState::Off);
+    assert!(sshd.out("shutdown-requested").exists());
+    assert_eq!(std::fs::read_to_string(sshd.out("commands.log")).unwrap().trim(), "shutdown -h now");
+    let err = c.status(&target(&e, "g-ssh-other-key")).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::CapabilityDenied, "{err}");
+    assert!(err.message.contains("root_password"), "{err}");
+
+    // A magic packet to the node's own MAC, byte for byte.
+    assert_eq!(c.status(&target(&e, "g-wake")).await.unwrap(), PowerState::Starting);
+    let mut buf = [0u8; 200];
+    let (n, _) = udp.recv_from(&mut buf).unwrap();
+    assert_eq!(n, 102);
+    assert!(buf[..6] == [0xff; 6] && buf[6..102].chunks(6).all(|m| m == [0x52, 0x54, 0x00, 0xab, 0xcd, 0xef]));
+
+    // TCP probes: its own host answers; another is not granted.
+    assert_eq!(c.status(&target(&e, "g-probe")).await.unwrap(), PowerState::On);
+    let err = c.status(&target(&e, "g-probe-elsewhere")).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::CapabilityDenied, "{err}");
+}

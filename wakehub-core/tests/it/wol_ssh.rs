@@ -30,14 +30,14 @@ use crate::support::free_port;
 
 /// A private `sshd` on loopback; the test user's commands go through a wrapper that logs
 /// them and answers `shutdown` without running it.
-struct Sshd {
+pub(crate) struct Sshd {
     dir: tempfile::TempDir,
     child: Option<Child>,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Sshd {
-    fn start() -> Sshd {
+    pub(crate) fn start() -> Sshd {
         assert!(
             Path::new("/usr/sbin/sshd").exists(),
             "sshd is missing: `apt-get install -y openssh-server` (scripts/test.sh does it)"
@@ -111,7 +111,7 @@ impl Sshd {
         }
     }
 
-    fn out(&self, file: &str) -> PathBuf {
+    pub(crate) fn out(&self, file: &str) -> PathBuf {
         self.dir.path().join("out").join(file)
     }
 }

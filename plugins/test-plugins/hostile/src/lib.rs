@@ -2,6 +2,10 @@
 //! (without bound), `http` (to `target_url`… through a key the host does not treat as a
 //! grant), `credential` (a bearer token from a key the node does not hold as a secret),
 //! `panic`, `trap`, `log` (floods the log), `sleep` (sleeps past its deadline); `ok` behaves.
+//! The other capabilities: `ssh` (runs `shutdown -h now` as `ssh_user` with `ssh_password`),
+//! `ssh-other-key` (asks for `root_password`, which the node does not hold), `wake` (a
+//! magic packet to the node's `mac`), `probe` (its own `host`:`probe_port`), and
+//! `probe-elsewhere` (a host it was not granted).
 //! With `when = "start"`, `status` behaves (off, or on in mode `ok`) and only `start`
 //! misbehaves.
 
@@ -36,6 +40,24 @@ fn misbehave(node: &Node) -> Result<PowerState, ConnectorError> {
             req.auth = Some(http::Auth::Bearer("admin_token".into()));
             http::send(&req).map(|_| PowerState::On)
         }
+        // The other capabilities, granted or not.
+        "ssh" => {
+            let user = config.require_str("ssh_user")?.to_owned();
+            let out = ssh::exec(&user, "ssh_password", "shutdown -h now")?;
+            log(log::Level::Info, &format!("ssh exit {:?}: {}", out.exit_code, out.output.trim()));
+            Ok(if out.exit_code == Some(0) { PowerState::Off } else { PowerState::Error })
+        }
+        "ssh-other-key" => {
+            let user = config.require_str("ssh_user")?.to_owned();
+            ssh::exec(&user, "root_password", "id").map(|_| PowerState::On)
+        }
+        "wake" => wol::wake().map(|_| PowerState::Starting),
+        "probe" => {
+            let port = config.int("probe_port").unwrap_or(22) as u16;
+            let host = config.require_str("host")?.to_owned();
+            Ok(if tcp::probe(&host, port, 1000)? { PowerState::On } else { PowerState::Off })
+        }
+        "probe-elsewhere" => tcp::probe("127.0.0.2", 22, 1000).map(|_| PowerState::On),
         "panic" => panic!("the hostile plugin panics on purpose"),
         "trap" => std::process::abort(),
         "log" => {
