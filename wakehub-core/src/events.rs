@@ -199,6 +199,18 @@ pub enum EventKind {
         /// Confirmed (a stop cascade follows) or dismissed.
         confirmed: bool,
     },
+    /// `capability-denied`: a connector plugin asked for something its node's configuration
+    /// does not grant (a host, a credential).
+    CapabilityDenied {
+        /// The node the call was about.
+        node: NodeId,
+        /// Its name.
+        name: String,
+        /// The plugin's connector type (`plugin:<name>`).
+        plugin: String,
+        /// What it asked for.
+        what: String,
+    },
 }
 
 impl EventKind {
@@ -212,6 +224,7 @@ impl EventKind {
             EventKind::ShutdownProposed { .. } => "shutdown-proposed",
             EventKind::NodeKept { .. } => "node-kept",
             EventKind::ProposalResolved { .. } => "proposal-resolved",
+            EventKind::CapabilityDenied { .. } => "capability-denied",
         }
     }
 
@@ -223,7 +236,9 @@ impl EventKind {
             | EventKind::CascadeError { cascade, .. }
             | EventKind::ShutdownProposed { cascade, .. }
             | EventKind::NodeKept { cascade, .. } => Some(*cascade),
-            EventKind::StatusChange { .. } | EventKind::ProposalResolved { .. } => None,
+            EventKind::StatusChange { .. }
+            | EventKind::ProposalResolved { .. }
+            | EventKind::CapabilityDenied { .. } => None,
         }
     }
 
@@ -236,7 +251,8 @@ impl EventKind {
             | EventKind::CascadeError { node, .. }
             | EventKind::ShutdownProposed { node, .. }
             | EventKind::NodeKept { node, .. }
-            | EventKind::ProposalResolved { node, .. } => Some(*node),
+            | EventKind::ProposalResolved { node, .. }
+            | EventKind::CapabilityDenied { node, .. } => Some(*node),
         }
     }
 }

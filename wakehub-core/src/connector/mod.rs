@@ -192,6 +192,17 @@ impl fmt::Debug for Secrets {
     }
 }
 
+/// Where a connector records what must be journaled beside its result (a plugin's denied
+/// capability). Writing may block: call it from a blocking context.
+#[derive(Clone)]
+pub struct Journal(pub Arc<dyn Fn(crate::events::EventKind) + Send + Sync>);
+
+impl fmt::Debug for Journal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Journal(..)")
+    }
+}
+
 /// Everything a connector call needs about one node.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -207,6 +218,8 @@ pub struct Target {
     pub host: Option<HostEndpoint>,
     /// Resolves the secrets its configuration (or its host's) references.
     pub secrets: Option<Secrets>,
+    /// The engine's journal, when the call comes from an engine.
+    pub journal: Option<Journal>,
 }
 
 impl Target {
@@ -227,7 +240,14 @@ impl Target {
             config: n.spec.connector.clone(),
             host,
             secrets: None,
+            journal: None,
         })
+    }
+
+    /// The same target with a journal.
+    pub fn with_journal(mut self, journal: Journal) -> Target {
+        self.journal = Some(journal);
+        self
     }
 
     /// The same target with a secret resolver.

@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 pub use plan::{Action, Decision, Observations, Plan, Role, Step, plan};
 pub use probe::probe_once;
 
-use crate::connector::{ConnectorError, ErrorCode, PowerState, Registry, Target};
+use crate::connector::{ConnectorError, ErrorCode, Journal, PowerState, Registry, Target};
 use crate::events::{Event, EventKind};
 use crate::model::{CascadeId, EventId, ModelError, NodeId, NodeState, ProposalId, Topology};
 use crate::store::{CascadeRecord, DiscoveryReport, ProposalRecord, ProposalStatus, Store, StoreError, journal};
@@ -361,9 +361,16 @@ impl Engine {
         results.into_iter().collect()
     }
 
-    /// The connector target of `node`, carrying the store to resolve its secrets.
+    /// The connector target of `node`, carrying the store to resolve its secrets and the
+    /// journal (events a connector reports beside its result, published like any other).
     pub(crate) fn target(&self, topology: &Topology, node: NodeId) -> Option<Target> {
-        Target::of(topology, node).map(|t| t.with_secrets(Arc::new(self.inner.store.clone())))
+        let engine = self.clone();
+        let journal = Journal(Arc::new(move |kind: EventKind| {
+            if let Err(e) = engine.record_blocking(move |_| Ok(((), vec![kind]))) {
+                tracing::error!("cannot journal a connector's event: {e}");
+            }
+        }));
+        Target::of(topology, node).map(|t| t.with_secrets(Arc::new(self.inner.store.clone())).with_journal(journal))
     }
 
     /// Records a newly seen state (a `status-change` event if it differs from the last one).

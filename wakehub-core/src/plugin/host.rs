@@ -79,10 +79,21 @@ impl State {
         types::ConnectorError { code, message: message.into(), retryable }
     }
 
-    /// A denied capability: answered to the plugin, and logged.
+    /// A denied capability: answered to the plugin, logged, and journaled (a
+    /// `capability-denied` event) when the call comes from an engine.
     fn deny(&self, what: String) -> types::ConnectorError {
         let node = self.target.as_ref().map(|t| t.name.as_str()).unwrap_or("-");
         tracing::warn!(plugin = %self.plugin_log_name, node, "capability denied: {what}");
+        if let Some(target) = &self.target
+            && let Some(journal) = &target.journal
+        {
+            (journal.0)(crate::events::EventKind::CapabilityDenied {
+                node: target.node,
+                name: target.name.clone(),
+                plugin: self.plugin_log_name.clone(),
+                what: what.clone(),
+            });
+        }
         self.error(types::ErrorCode::CapabilityDenied, format!("capability denied: {what}"))
     }
 

@@ -581,6 +581,9 @@ fn encode(kind: &EventKind) -> Value {
         EventKind::ProposalResolved { proposal, node, confirmed } => {
             json!({"proposal": proposal.get(), "node": node.get(), "confirmed": confirmed})
         }
+        EventKind::CapabilityDenied { node, name, plugin, what } => {
+            json!({"node": node.get(), "name": name, "plugin": plugin, "what": what})
+        }
     }
 }
 
@@ -639,6 +642,12 @@ fn decode(kind: &str, payload: &str) -> Option<EventKind> {
             proposal: ProposalId::new(int(&v, "proposal")?),
             node: node()?,
             confirmed: v.get("confirmed")?.as_bool()?,
+        },
+        "capability-denied" => EventKind::CapabilityDenied {
+            node: node()?,
+            name: text(&v, "name")?,
+            plugin: text(&v, "plugin")?,
+            what: text(&v, "what")?,
         },
         _ => return None,
     })

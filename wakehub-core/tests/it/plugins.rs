@@ -181,6 +181,20 @@ async fn hostile_plugins_end_with_their_code_within_bounds_and_the_host_carries_
     assert_eq!(r.error_code.as_deref(), Some("PLUGIN_TIMEOUT"), "{r:?}");
     let r = run(&e, "g-http", Action::Start).await;
     assert_eq!(r.error_code.as_deref(), Some("CAPABILITY_DENIED"), "{r:?}");
+    // The denial is in the journal, as its own event (also when a plugin swallows it).
+    let denied: Vec<String> = e
+        .store()
+        .events_after(None, None, 10_000)
+        .unwrap()
+        .into_iter()
+        .filter_map(|ev| match ev.kind {
+            wakehub_core::events::EventKind::CapabilityDenied { name, plugin, what, .. } => {
+                Some(format!("{name} {plugin} {what}"))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(denied.iter().any(|d| d.starts_with("g-http plugin:hostile HTTP to 127.0.0.2:9")), "{denied:?}");
     // …and the host carries on.
     assert_eq!(connector.status(&target(&e, "g-ok")).await.unwrap(), PowerState::On);
     let info = &host.plugins()[0];

@@ -788,6 +788,20 @@ pub struct ProposalResolved {
     pub confirmed: bool,
 }
 
+/// `capability-denied`: a connector plugin asked for something its node's configuration
+/// does not grant.
+#[derive(SimpleObject)]
+pub struct CapabilityDenied {
+    /// The node.
+    pub node: ID,
+    /// Its name.
+    pub name: String,
+    /// The plugin's connector type (`plugin:<name>`).
+    pub plugin: String,
+    /// What it asked for.
+    pub what: String,
+}
+
 /// What an event says.
 #[derive(Union)]
 pub enum EventPayload {
@@ -805,6 +819,8 @@ pub enum EventPayload {
     NodeKept(NodeKept),
     /// A proposal decided.
     ProposalResolved(ProposalResolved),
+    /// A plugin's request refused.
+    CapabilityDenied(CapabilityDenied),
 }
 
 fn id<T: std::fmt::Display>(v: T) -> ID {
@@ -825,7 +841,7 @@ impl GqlEvent {
         time(self.0.at_ms)
     }
     /// `status-change`, `cascade-progress`, `cascade-complete`, `cascade-error`,
-    /// `shutdown-proposed`, `node-kept` or `proposal-resolved`.
+    /// `shutdown-proposed`, `node-kept`, `proposal-resolved` or `capability-denied`.
     async fn kind(&self) -> &'static str {
         self.0.kind.name()
     }
@@ -894,6 +910,14 @@ impl GqlEvent {
                     proposal: id(proposal),
                     node: id(node),
                     confirmed: *confirmed,
+                })
+            }
+            EventKind::CapabilityDenied { node, name, plugin, what } => {
+                EventPayload::CapabilityDenied(CapabilityDenied {
+                    node: id(node),
+                    name: name.clone(),
+                    plugin: plugin.clone(),
+                    what: what.clone(),
                 })
             }
             _ => EventPayload::CascadeComplete(CascadeComplete { cascade: id("unknown"), node: id("unknown") }),
