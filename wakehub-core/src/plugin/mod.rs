@@ -296,6 +296,18 @@ impl PluginHost {
         self.plugins.lock().unwrap_or_else(|e| e.into_inner()).values().map(|p| p.info()).collect()
     }
 
+    /// Lifts a plugin's quarantine (after its platform or configuration was fixed); its
+    /// fault count stays. `None` if no plugin has that name.
+    pub fn reset(&self, name: &str) -> Option<PluginInfo> {
+        let plugins = self.plugins.lock().unwrap_or_else(|e| e.into_inner());
+        let plugin = plugins.get(name)?;
+        plugin.in_a_row.store(0, Ordering::Relaxed);
+        if plugin.quarantined.swap(false, Ordering::Relaxed) {
+            tracing::info!(plugin = name, "plugin quarantine lifted");
+        }
+        Some(plugin.info())
+    }
+
     /// The node kinds the loaded plugins define.
     pub fn kinds(&self) -> std::collections::BTreeSet<String> {
         self.plugins().into_iter().flat_map(|p| p.kinds).collect()

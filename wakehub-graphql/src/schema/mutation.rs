@@ -6,7 +6,7 @@ use wakehub_core::model::{CascadeId, ProposalId};
 use wakehub_core::topology_file::{self, ParseOptions};
 
 use super::error::{ApiResultExt, api_error};
-use super::types::{GqlCascade, GqlDiscoveryReport, GqlImportSummary, GqlNode, GqlProposal, View, parse_id};
+use super::types::{GqlCascade, GqlDiscoveryReport, GqlImportSummary, GqlNode, GqlPlugin, GqlProposal, View, parse_id};
 
 /// The mutation root.
 pub struct Mutation;
@@ -249,6 +249,15 @@ impl Mutation {
     async fn dismiss_proposal(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<GqlProposal> {
         let engine = ctx.data::<Engine>()?;
         Ok(GqlProposal(engine.dismiss_proposal(proposal_id(&id)?).await.api()?))
+    }
+
+    /// Lifts a connector plugin's quarantine (it faulted too often in a row) once its cause
+    /// is fixed.
+    async fn reset_plugin(&self, ctx: &Context<'_>, name: String) -> async_graphql::Result<GqlPlugin> {
+        let host = ctx.data::<super::Plugins>()?.0.as_ref();
+        host.and_then(|h| h.reset(&name))
+            .map(GqlPlugin)
+            .ok_or_else(|| api_error("NOT_FOUND", format!("plugin `{name}` not found")))
     }
 
     /// Makes the configured topology exactly this TOML file (all or nothing; every problem

@@ -172,3 +172,36 @@ async fn hostile_plugins_fail_their_cascades_and_the_server_keeps_serving() {
     );
     assert!(d["plugins"][0]["faults"].as_u64().unwrap() >= 3, "{d}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_plugin_is_listed_and_can_be_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(built_plugins().join("hostile.wasm"), dir.path().join("hostile.wasm")).unwrap();
+    // Three nodes whose status panics: the monitor's first observation faults three times.
+    let lab: String = (1..=3)
+        .map(|i| format!("[[node]]\nname = \"g{i}\"\nkind = \"gremlin\"\n[node.connector]\ntype = \"plugin:hostile\"\nmode = \"panic\"\n\n"))
+        .collect();
+    let plugins = dir.path().display().to_string();
+    let server = Server::with_config(&lab, &["--plugins", &plugins]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let d = server.gql("{ plugins { status faults } }", json!({})).await;
+        if d["plugins"][0]["status"] == "QUARANTINED" {
+            assert_eq!(d["plugins"][0]["faults"], 3, "{d}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never quarantined: {d}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Its nodes fail at once while it is quarantined.
+    let d = server.gql("mutation { startNode(id: \"g1\") { id } }", json!({})).await;
+    let id = d["startNode"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(server.wait_cascade(&id).await, "FAILED");
+    let d = server.gql("query($id: ID!) { cascade(id: $id) { errorCode } }", json!({"id": id})).await;
+    assert_eq!(d["cascade"]["errorCode"], "PLUGIN_QUARANTINED");
+
+    let d = server.gql("mutation { resetPlugin(name: \"hostile\") { name status faults } }", json!({})).await;
+    assert_eq!(d["resetPlugin"], json!({"name": "hostile", "status": "READY", "faults": 3}));
+    let e = server.gql_err("mutation { resetPlugin(name: \"nope\") { name } }", json!({})).await;
+    assert_eq!(e["extensions"]["code"], "NOT_FOUND");
+}
