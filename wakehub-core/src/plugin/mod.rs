@@ -482,7 +482,15 @@ impl Connector for PluginConnector {
 
     fn validate(&self, config: &ConnectorConfig) -> Result<(), String> {
         let json = host::config_json(config).to_string();
-        let r = self.0.run_blocking(None, move |b, s| b.wakehub_connector_plugin().call_validate(s, &json));
+        let run = || self.0.run_blocking(None, move |b, s| b.wakehub_connector_plugin().call_validate(s, &json));
+        // `validate` is synchronous: on a runtime worker, tell tokio this thread blocks (a
+        // plugin may take its whole time budget) so other tasks move to other workers.
+        let r = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(run)
+            }
+            _ => run(),
+        };
         match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(format!("plugin:{}: {message}", self.0.info.name)),

@@ -165,6 +165,22 @@ async fn hostile_plugins_fail_their_cascades_and_the_server_keeps_serving() {
     // Still serving.
     let d = server.gql("{ nodes { name } }", json!({})).await;
     assert_eq!(d["nodes"].as_array().unwrap().len(), 4);
+    // A plugin whose validation loops holds up that request only: it fails when its time
+    // is up, while the server answers others meanwhile.
+    let create = server.gql_err(
+        "mutation($i: NodeInput!) { createNode(input: $i) { name } }",
+        json!({"i": {"name": "g-stuck", "kind": "gremlin", "connector": {"type": "plugin:hostile", "mode": "validate-loop"}}}),
+    );
+    let other = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let began = std::time::Instant::now();
+        server.gql("{ plugins { name } }", json!({})).await;
+        began.elapsed()
+    };
+    let (e, took) = tokio::join!(create, other);
+    assert_eq!(e["extensions"]["code"], "VALIDATION", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("did not finish"), "{e}");
+    assert!(took < std::time::Duration::from_secs(1), "another request waited {took:?}");
     let d = server.gql("{ plugins { name status faults } }", json!({})).await;
     assert_eq!(
         (d["plugins"][0]["name"].as_str(), d["plugins"][0]["status"].as_str()),

@@ -78,6 +78,17 @@ impl Plugin for Hostile {
     fn describe() -> PluginInfo {
         info("hostile", env!("CARGO_PKG_VERSION"), &["gremlin"], r#"{"type":"object"}"#)
     }
+    /// `mode = "validate-loop"` loops in `validate` (run by `check` and the API's node
+    /// creation).
+    fn validate(config: &Config) -> Result<(), String> {
+        if config.str("mode") == Some("validate-loop") {
+            let mut i: u64 = 0;
+            loop {
+                i = std::hint::black_box(i.wrapping_add(1));
+            }
+        }
+        Ok(())
+    }
     fn status(node: &Node) -> Result<PowerState, ConnectorError> {
         let c = config(node);
         if c.str("when") == Some("start") {
