@@ -39,7 +39,6 @@ pub(super) struct State {
     table: ResourceTable,
     pub(super) limiter: Limiter,
     target: Option<Target>,
-    rt: Option<tokio::runtime::Handle>,
     deadline: Instant,
     log_left: usize,
     plugin_log_name: String,
@@ -52,15 +51,7 @@ impl WasiView for State {
 }
 
 impl State {
-    pub(super) fn new(
-        target: Option<(Target, tokio::runtime::Handle)>,
-        deadline: Instant,
-        limits: &super::PluginLimits,
-    ) -> State {
-        let (target, rt) = match target {
-            Some((t, h)) => (Some(t), Some(h)),
-            None => (None, None),
-        };
+    pub(super) fn new(target: Option<Target>, deadline: Instant, limits: &super::PluginLimits) -> State {
         State {
             // No preopened directories, no sockets, no environment, no arguments.
             wasi: WasiCtx::builder().build(),
@@ -68,7 +59,6 @@ impl State {
             limiter: Limiter { max: limits.memory_bytes, denied: false },
             plugin_log_name: target.as_ref().map(|t| t.config.type_name.clone()).unwrap_or_default(),
             target,
-            rt,
             deadline,
             log_left: limits.log_bytes,
         }
@@ -97,12 +87,9 @@ impl State {
         self.error(types::ErrorCode::CapabilityDenied, format!("capability denied: {what}"))
     }
 
-    /// The node and the runtime, or `capability-denied` (no node: `describe`, `validate`).
-    fn context(&self) -> Result<(&Target, &tokio::runtime::Handle), types::ConnectorError> {
-        match (&self.target, &self.rt) {
-            (Some(t), Some(rt)) => Ok((t, rt)),
-            _ => Err(self.deny("no node in this call".into())),
-        }
+    /// The node, or `capability-denied` (no node: `describe`, `validate`).
+    fn context(&self) -> Result<&Target, types::ConnectorError> {
+        self.target.as_ref().ok_or_else(|| self.deny("no node in this call".into()))
     }
 
     fn time_left(&self) -> Result<Duration, types::ConnectorError> {
@@ -116,7 +103,7 @@ impl State {
     /// The secret at `key` in the node's own table, else in its host's (the endpoint the
     /// host offers, as for native connectors); anything else is not granted.
     fn secret(&self, key: &str) -> Result<crate::secrets::SecretString, types::ConnectorError> {
-        let (target, _) = self.context()?;
+        let target = self.context()?;
         let tables = std::iter::once(&target.config).chain(target.host.as_ref().map(|h| &h.config));
         for table in tables {
             match target.secret(table, key) {
@@ -232,9 +219,9 @@ impl types::Host for State {}
 const MAX_BODY: usize = 4 << 20;
 
 impl http::Host for State {
-    fn send(&mut self, req: http::Request) -> Result<http::Response, types::ConnectorError> {
+    async fn send(&mut self, req: http::Request) -> Result<http::Response, types::ConnectorError> {
         let left = self.time_left()?;
-        let (target, rt) = self.context()?;
+        let target = self.context()?;
         let url = reqwest::Url::parse(&req.url)
             .map_err(|e| self.error(types::ErrorCode::InvalidConfig, format!("bad URL `{}`: {e}", req.url)))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -292,7 +279,7 @@ impl http::Host for State {
         if let Some(body) = req.body {
             request = request.body(body);
         }
-        let result = rt.block_on(async move {
+        let result = async move {
             let resp = request.send().await?;
             let status = resp.status().as_u16();
             let headers: Vec<http::Header> = resp
@@ -310,7 +297,8 @@ impl http::Host for State {
                 }
             }
             Ok::<_, reqwest::Error>(http::Response { status, headers, body })
-        });
+        }
+        .await;
         result.map_err(|e| {
             let mut chain = e.to_string();
             let mut source = std::error::Error::source(&e);
@@ -332,14 +320,14 @@ impl http::Host for State {
 }
 
 impl ssh::Host for State {
-    fn exec(
+    async fn exec(
         &mut self,
         user: String,
         password_key: String,
         command: String,
     ) -> Result<ssh::Output, types::ConnectorError> {
         let left = self.time_left()?;
-        let (target, rt) = self.context()?;
+        let target = self.context()?;
         let Some(host) = target.config.str("host").map(str::to_owned) else {
             return Err(self.deny("SSH: the node's configuration names no `host`".into()));
         };
@@ -353,7 +341,7 @@ impl ssh::Host for State {
         let password = self.secret(&password_key)?;
         let auth = crate::connector::wol_ssh::SshAuth::Password(password);
         let run = crate::connector::wol_ssh::ssh_exec(target, &host, port, &user, auth, &command);
-        match rt.block_on(async { tokio::time::timeout(left, run).await }) {
+        match tokio::time::timeout(left, run).await {
             Ok(Ok((exit_code, output))) => Ok(ssh::Output { exit_code, output }),
             Ok(Err(e)) => Err(from_native(e)),
             Err(_) => Err(self.error(types::ErrorCode::Timeout, "SSH: the call's time is up")),
@@ -362,15 +350,15 @@ impl ssh::Host for State {
 }
 
 impl wol::Host for State {
-    fn wake(&mut self) -> Result<(), types::ConnectorError> {
+    async fn wake(&mut self) -> Result<(), types::ConnectorError> {
         let left = self.time_left()?;
-        let (target, rt) = self.context()?;
+        let target = self.context()?;
         if target.config.str("mac").is_none() {
             return Err(self.deny("Wake-on-LAN: the node's configuration names no `mac`".into()));
         }
         let connector = crate::connector::wol_ssh::WolSshConnector::new();
         let send = crate::connector::Connector::start(&connector, target);
-        match rt.block_on(async { tokio::time::timeout(left, send).await }) {
+        match tokio::time::timeout(left, send).await {
             Ok(r) => r.map_err(from_native),
             Err(_) => Err(self.error(types::ErrorCode::Timeout, "Wake-on-LAN: the call's time is up")),
         }
@@ -378,20 +366,20 @@ impl wol::Host for State {
 }
 
 impl tcp::Host for State {
-    fn probe(&mut self, host: String, port: u16, timeout_ms: u32) -> Result<bool, types::ConnectorError> {
+    async fn probe(&mut self, host: String, port: u16, timeout_ms: u32) -> Result<bool, types::ConnectorError> {
         let left = self.time_left()?;
-        let (target, rt) = self.context()?;
+        let target = self.context()?;
         if !allowed(&granted_hosts(target), &host, port) {
             return Err(self.deny(format!("TCP to {host}:{port}, which this node's configuration does not name")));
         }
         let timeout = Duration::from_millis(timeout_ms.into()).min(left);
         let connect = tokio::net::TcpStream::connect((host, port));
-        Ok(rt.block_on(async { matches!(tokio::time::timeout(timeout, connect).await, Ok(Ok(_))) }))
+        Ok(matches!(tokio::time::timeout(timeout, connect).await, Ok(Ok(_))))
     }
 }
 
 impl log::Host for State {
-    fn log(&mut self, level: log::Level, message: String) {
+    async fn log(&mut self, level: log::Level, message: String) {
         if self.log_left == 0 {
             return;
         }
@@ -412,12 +400,12 @@ impl log::Host for State {
 }
 
 impl clock::Host for State {
-    fn now_ms(&mut self) -> u64 {
+    async fn now_ms(&mut self) -> u64 {
         SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
     }
 
-    fn sleep_ms(&mut self, ms: u32) {
+    async fn sleep_ms(&mut self, ms: u32) {
         let left = self.deadline.saturating_duration_since(Instant::now());
-        std::thread::sleep(Duration::from_millis(ms.into()).min(left));
+        tokio::time::sleep(Duration::from_millis(ms.into()).min(left)).await;
     }
 }

@@ -29,6 +29,8 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit/since_v0.1.0",
         world: "connector",
+        imports: { default: async },
+        exports: { default: async },
     });
 }
 
@@ -162,7 +164,7 @@ impl PluginHost {
                 .map_err(|e| format!("epoch thread: {e}"))?;
         }
         let mut linker: Linker<host::State> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| format!("WASI: {e}"))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| format!("WASI: {e}"))?;
         Bindings::add_to_linker::<host::State, HasSelf<host::State>>(&mut linker, |s| s)
             .map_err(|e| format!("linker: {e}"))?;
         Ok(PluginHost {
@@ -260,9 +262,11 @@ impl PluginHost {
             in_a_row: AtomicU32::new(0),
             quarantined: AtomicBool::new(false),
         };
-        let described = plugin
-            .run_blocking(None, |bindings, store| bindings.wakehub_connector_plugin().call_describe(store))
-            .map_err(|e| fail("PLUGIN_INVALID", format!("`describe` failed: {e}")))?;
+        let described = match plugin.run_sync(Op::Describe) {
+            Ok(Out::Info(info)) => info,
+            Ok(_) => return Err(fail("PLUGIN_INVALID", "`describe` answered something else".into())),
+            Err(e) => return Err(fail("PLUGIN_INVALID", format!("`describe` failed: {e}"))),
+        };
         if described.wit_version != plugin.info.wit_version {
             return Err(fail(
                 "PLUGIN_INVALID",
@@ -335,13 +339,12 @@ impl Plugin {
         }
     }
 
-    /// Runs `f` on a fresh instance in a fresh store, on this thread, within the limits.
-    fn run_blocking<R>(
-        &self,
-        target: Option<(Target, tokio::runtime::Handle)>,
-        f: impl FnOnce(&Bindings, &mut Store<host::State>) -> wasmtime::Result<R>,
-    ) -> Result<R, ConnectorError> {
-        let name = target.as_ref().map_or_else(|| self.info.file.display().to_string(), |(t, _)| t.name.clone());
+    /// Runs one export on a fresh instance in a fresh store, within the limits. The guest
+    /// yields to the executor at every epoch tick and traps at the deadline; the whole call
+    /// (host calls included — a WASI sleep too) is dropped, with its store, when its time
+    /// is up.
+    async fn run(&self, target: Option<Target>, op: Op) -> Result<Out, ConnectorError> {
+        let name = target.as_ref().map_or_else(|| self.info.file.display().to_string(), |t| t.name.clone());
         if self.quarantined.load(Ordering::Relaxed) {
             return Err(ConnectorError::new(
                 ErrorCode::PluginQuarantined,
@@ -353,47 +356,103 @@ impl Plugin {
         let state = host::State::new(target, deadline, limits);
         let mut store = Store::new(&self.shared.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline((limits.call_timeout.as_millis() / TICK.as_millis()).max(1) as u64);
-        store.epoch_deadline_trap();
-        let result = self.pre.instantiate(&mut store).and_then(|bindings| f(&bindings, &mut store));
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                wasmtime::UpdateDeadline::Interrupt
+            } else {
+                wasmtime::UpdateDeadline::Yield(1)
+            })
+        });
+        store.set_epoch_deadline(1);
+        let call = async {
+            let bindings = self.pre.instantiate_async(&mut store).await?;
+            invoke(&bindings, &mut store, op).await
+        };
+        let result = tokio::time::timeout(limits.call_timeout + TICK * 10, call).await;
         let plugin = &self.info.name;
-        match result {
-            Ok(r) => {
+        let (code, what) = match result {
+            Ok(Ok(out)) => {
                 self.in_a_row.store(0, Ordering::Relaxed);
-                Ok(r)
+                return Ok(out);
             }
-            Err(e) => {
-                let (code, what) = if store.data().limiter.denied {
-                    (ErrorCode::PluginMemory, format!("went over its {} MiB of memory", limits.memory_bytes >> 20))
-                } else if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
-                    (ErrorCode::PluginTimeout, format!("did not finish in {:?}", limits.call_timeout))
-                } else {
-                    (ErrorCode::PluginTrap, format!("trapped: {}", first_line(&e)))
-                };
-                self.faults.fetch_add(1, Ordering::Relaxed);
-                if self.in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= limits.quarantine_after {
-                    self.quarantined.store(true, Ordering::Relaxed);
-                    tracing::error!(plugin, "plugin quarantined after {} faults in a row", limits.quarantine_after);
-                }
-                tracing::warn!(plugin, node = %name, code = code.as_str(), "plugin {what}");
-                Err(ConnectorError::new(code, format!("{name}: plugin `{plugin}` {what}")))
+            Ok(Err(_)) if store.data().limiter.denied => {
+                (ErrorCode::PluginMemory, format!("went over its {} MiB of memory", limits.memory_bytes >> 20))
             }
+            Ok(Err(e)) if !matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) => {
+                (ErrorCode::PluginTrap, format!("trapped: {}", first_line(&e)))
+            }
+            // Interrupted at the deadline, or still in a host call when the time was up.
+            _ => (ErrorCode::PluginTimeout, format!("did not finish in {:?}", limits.call_timeout)),
+        };
+        self.faults.fetch_add(1, Ordering::Relaxed);
+        if self.in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= limits.quarantine_after {
+            self.quarantined.store(true, Ordering::Relaxed);
+            tracing::error!(plugin, "plugin quarantined after {} faults in a row", limits.quarantine_after);
         }
+        tracing::warn!(plugin, node = %name, code = code.as_str(), "plugin {what}");
+        Err(ConnectorError::new(code, format!("{name}: plugin `{plugin}` {what}")))
     }
 
-    /// Runs one exported call on tokio's blocking pool.
-    async fn call<R: Send + 'static>(
-        self: &Arc<Self>,
-        target: &Target,
-        f: impl FnOnce(&Bindings, &mut Store<host::State>, &wit::Node) -> wasmtime::Result<R> + Send + 'static,
-    ) -> Result<R, ConnectorError> {
-        let plugin = self.clone();
-        let node = host::node_of(target);
-        let target = (target.clone(), tokio::runtime::Handle::current());
-        tokio::task::spawn_blocking(move || plugin.run_blocking(Some(target), |b, s| f(b, s, &node)))
-            .await
-            .map_err(|e| ConnectorError::new(ErrorCode::PluginTrap, format!("plugin call panicked: {e}")))?
+    /// [`run`](Self::run) from synchronous code (loading, `validate`).
+    fn run_sync(&self, op: Op) -> Result<Out, ConnectorError> {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let fresh = || tokio::runtime::Builder::new_current_thread().enable_all().build();
+        match Handle::try_current() {
+            // On a runtime worker: tell tokio this thread blocks, so other tasks move on.
+            Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| h.block_on(self.run(None, op)))
+            }
+            // Inside a single-threaded runtime, which cannot be blocked: another thread.
+            Ok(_) => std::thread::scope(|scope| {
+                scope
+                    .spawn(|| fresh().map_err(runtime_error).and_then(|rt| rt.block_on(self.run(None, op))))
+                    .join()
+                    .unwrap_or_else(|_| Err(runtime_error("the plugin thread panicked")))
+            }),
+            Err(_) => fresh().map_err(runtime_error).and_then(|rt| rt.block_on(self.run(None, op))),
+        }
     }
+}
+
+fn runtime_error(e: impl std::fmt::Display) -> ConnectorError {
+    ConnectorError::new(ErrorCode::PluginTrap, format!("plugin runtime: {e}"))
+}
+
+/// One export call.
+enum Op {
+    Describe,
+    Validate(String),
+    Status(wit::Node),
+    Start(wit::Node),
+    Stop(wit::Node),
+    Discover(wit::Node),
+    TestConnection(wit::Node),
+}
+
+/// What an export returned.
+enum Out {
+    Info(wit::PluginInfo),
+    Validated(Result<(), String>),
+    Power(Result<wit::PowerState, wit::ConnectorError>),
+    Done(Result<(), wit::ConnectorError>),
+    Guests(Result<Vec<wit::Discovered>, wit::ConnectorError>),
+}
+
+async fn invoke(b: &Bindings, store: &mut Store<host::State>, op: Op) -> wasmtime::Result<Out> {
+    let p = b.wakehub_connector_plugin();
+    Ok(match op {
+        Op::Describe => Out::Info(p.call_describe(&mut *store).await?),
+        Op::Validate(config) => Out::Validated(p.call_validate(&mut *store, &config).await?),
+        Op::Status(n) => Out::Power(p.call_status(&mut *store, &n).await?),
+        Op::Start(n) => Out::Done(p.call_start(&mut *store, &n).await?),
+        Op::Stop(n) => Out::Done(p.call_stop(&mut *store, &n).await?),
+        Op::Discover(n) => Out::Guests(p.call_discover(&mut *store, &n).await?),
+        Op::TestConnection(n) => Out::Done(p.call_test_connection(&mut *store, &n).await?),
+    })
+}
+
+fn mismatch() -> ConnectorError {
+    ConnectorError::new(ErrorCode::PluginTrap, "plugin call returned an unexpected result")
 }
 
 /// A loaded plugin behind the [`Connector`] trait.
@@ -428,31 +487,41 @@ fn power(p: wit::PowerState) -> PowerState {
     }
 }
 
+impl PluginConnector {
+    async fn done(&self, target: &Target, op: fn(wit::Node) -> Op) -> Result<(), ConnectorError> {
+        match self.0.run(Some(target.clone()), op(host::node_of(target))).await? {
+            Out::Done(r) => r.map_err(|e| from_wit_error(target, e)),
+            _ => Err(mismatch()),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Connector for PluginConnector {
     async fn status(&self, target: &Target) -> Result<PowerState, ConnectorError> {
-        let r = self.0.call(target, |b, s, n| b.wakehub_connector_plugin().call_status(s, n)).await?;
-        r.map(power).map_err(|e| from_wit_error(target, e))
+        match self.0.run(Some(target.clone()), Op::Status(host::node_of(target))).await? {
+            Out::Power(r) => r.map(power).map_err(|e| from_wit_error(target, e)),
+            _ => Err(mismatch()),
+        }
     }
 
     async fn start(&self, target: &Target) -> Result<(), ConnectorError> {
-        let r = self.0.call(target, |b, s, n| b.wakehub_connector_plugin().call_start(s, n)).await?;
-        r.map_err(|e| from_wit_error(target, e))
+        self.done(target, Op::Start).await
     }
 
     async fn stop(&self, target: &Target) -> Result<(), ConnectorError> {
-        let r = self.0.call(target, |b, s, n| b.wakehub_connector_plugin().call_stop(s, n)).await?;
-        r.map_err(|e| from_wit_error(target, e))
+        self.done(target, Op::Stop).await
     }
 
     async fn test_connection(&self, target: &Target) -> Result<(), ConnectorError> {
-        let r = self.0.call(target, |b, s, n| b.wakehub_connector_plugin().call_test_connection(s, n)).await?;
-        r.map_err(|e| from_wit_error(target, e))
+        self.done(target, Op::TestConnection).await
     }
 
     async fn discover(&self, host: &Target) -> Result<Vec<DiscoveredGuest>, ConnectorError> {
-        let r = self.0.call(host, |b, s, n| b.wakehub_connector_plugin().call_discover(s, n)).await?;
-        let list = r.map_err(|e| from_wit_error(host, e))?;
+        let list = match self.0.run(Some(host.clone()), Op::Discover(host::node_of(host))).await? {
+            Out::Guests(r) => r.map_err(|e| from_wit_error(host, e))?,
+            _ => return Err(mismatch()),
+        };
         let kinds: std::collections::BTreeSet<String> = self.0.info.kinds.iter().cloned().collect();
         list.into_iter()
             .map(|d| {
@@ -482,14 +551,11 @@ impl Connector for PluginConnector {
 
     fn validate(&self, config: &ConnectorConfig) -> Result<(), String> {
         let json = host::config_json(config).to_string();
-        let run = || self.0.run_blocking(None, move |b, s| b.wakehub_connector_plugin().call_validate(s, &json));
-        // `validate` is synchronous: on a runtime worker, tell tokio this thread blocks (a
-        // plugin may take its whole time budget) so other tasks move to other workers.
-        let r = match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(run)
-            }
-            _ => run(),
+        // `validate` is synchronous; a plugin may take its whole time budget (see `run_sync`).
+        let r = match self.0.run_sync(Op::Validate(json)) {
+            Ok(Out::Validated(r)) => Ok(r),
+            Ok(_) => Err(mismatch()),
+            Err(e) => Err(e),
         };
         match r {
             Ok(Ok(())) => Ok(()),

@@ -141,7 +141,7 @@ async fn hostile_plugins_end_with_their_code_within_bounds_and_the_host_carries_
         ..PluginLimits::default()
     };
     let (host, _dir) = host(limits, &["hostile"]);
-    let modes = ["ok", "loop", "alloc", "http", "credential", "panic", "trap", "log", "sleep"];
+    let modes = ["ok", "loop", "alloc", "http", "credential", "panic", "trap", "log", "sleep", "std-sleep"];
     let e = engine(&host, &gremlins(&modes));
     let connector = e.connectors().get("plugin:hostile").unwrap();
     for (mode, expected) in [
@@ -153,6 +153,7 @@ async fn hostile_plugins_end_with_their_code_within_bounds_and_the_host_carries_
         ("trap", Some(ErrorCode::PluginTrap)),
         ("log", None),
         ("sleep", None),
+        ("std-sleep", Some(ErrorCode::PluginTimeout)),
         ("ok", None),
     ] {
         let began = Instant::now();

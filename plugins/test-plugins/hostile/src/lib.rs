@@ -1,7 +1,8 @@
 //! Misbehaves as its node's `mode` says, in `status` and `start`: `loop` (forever), `alloc`
 //! (without bound), `http` (to `target_url`… through a key the host does not treat as a
 //! grant), `credential` (a bearer token from a key the node does not hold as a secret),
-//! `panic`, `trap`, `log` (floods the log), `sleep` (sleeps past its deadline); `ok` behaves.
+//! `panic`, `trap`, `log` (floods the log), `sleep` (sleeps past its deadline through the
+//! host's clock), `std-sleep` (an hour through WASI's own clock); `ok` behaves.
 //! The other capabilities: `ssh` (runs `shutdown -h now` as `ssh_user` with `ssh_password`),
 //! `ssh-other-key` (asks for `root_password`, which the node does not hold), `wake` (a
 //! magic packet to the node's `mac`), `probe` (its own `host`:`probe_port`), and
@@ -68,6 +69,11 @@ fn misbehave(node: &Node) -> Result<PowerState, ConnectorError> {
         }
         "sleep" => {
             clock::sleep_ms(3_600_000);
+            Ok(PowerState::On)
+        }
+        // Through WASI's own clock (`wasi:clocks` + `wasi:io/poll`), not the host's.
+        "std-sleep" => {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
             Ok(PowerState::On)
         }
         _ => Ok(PowerState::On),
