@@ -24,7 +24,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use futures::stream::{BoxStream, SplitStream};
-use futures::{Stream, StreamExt};
+use futures::{SinkExt, Stream, StreamExt};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -169,13 +169,34 @@ async fn graphql_get(State(app): State<App>, req: axum::extract::Request) -> Res
         })
 }
 
+/// Why the server ended a WebSocket: sent to the client as the close frame's code and
+/// reason (1008 policy violation: rate or subscriptions; 4403 forbidden: token revoked).
+type CloseReason = Arc<std::sync::Mutex<Option<(u16, &'static str)>>>;
+
+fn set_reason(reason: &CloseReason, code: u16, text: &'static str) {
+    reason.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert((code, text));
+}
+
 async fn serve_socket(app: App, socket: WebSocket, protocol: GraphQLProtocol, header_token: Option<String>) {
-    let (sink, stream) = socket.split();
+    let (mut sink, stream) = socket.split();
+    // The GraphQL session writes through a channel, so that the server can still send a
+    // close frame with its reason once the session is over.
+    let (tx, mut rx) = futures::channel::mpsc::channel::<Message>(16);
+    let forward = tokio::spawn(async move {
+        while let Some(m) = rx.next().await {
+            if sink.send(m).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
     let closed = CancellationToken::new();
+    let reason: CloseReason = Arc::default();
     let (token_tx, token_rx) = watch::channel(None::<String>);
     // Revocation: once authenticated, the token is checked again periodically.
     let watcher = {
         let (engine, closed, every) = (app.engine.clone(), closed.clone(), app.config.token_recheck);
+        let reason = reason.clone();
         let mut token_rx = token_rx;
         tokio::spawn(async move {
             let token = loop {
@@ -190,15 +211,16 @@ async fn serve_socket(app: App, socket: WebSocket, protocol: GraphQLProtocol, he
                 tokio::time::sleep(every).await;
                 if !valid(&engine, Some(token.clone())).await {
                     tracing::info!("closing a WebSocket whose token was revoked");
+                    set_reason(&reason, 4403, "API token revoked");
                     closed.cancel();
                     return;
                 }
             }
         })
     };
-    let input = guarded(stream, &app.config, closed.clone());
+    let input = guarded(stream, &app.config, closed.clone(), reason.clone());
     let engine = app.engine.clone();
-    GraphQLWebSocket::new_with_pair(sink, input, app.schema.clone(), protocol)
+    GraphQLWebSocket::new_with_pair(tx.clone(), input, app.schema.clone(), protocol)
         .on_connection_init(move |payload| async move {
             let token = init_token(&payload).or(header_token);
             if valid(&engine, token.clone()).await {
@@ -212,6 +234,13 @@ async fn serve_socket(app: App, socket: WebSocket, protocol: GraphQLProtocol, he
         .await;
     closed.cancel();
     watcher.abort();
+    let why = reason.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some((code, text)) = why {
+        let frame = axum::extract::ws::CloseFrame { code, reason: text.into() };
+        let _ = futures::SinkExt::send(&mut tx.clone(), Message::Close(Some(frame))).await;
+    }
+    drop(tx);
+    let _ = forward.await;
 }
 
 /// The token from a `connection_init` payload.
@@ -233,6 +262,7 @@ fn guarded(
     stream: SplitStream<WebSocket>,
     config: &ServerConfig,
     closed: CancellationToken,
+    reason: CloseReason,
 ) -> impl Stream<Item = Result<Message, axum::Error>> + Send + 'static {
     struct Guard {
         inner: BoxStream<'static, Result<Message, axum::Error>>,
@@ -243,6 +273,7 @@ fn guarded(
         subscriptions: usize,
         max_subscriptions: usize,
         closed: CancellationToken,
+        reason: CloseReason,
         done: bool,
     }
     let guard = Guard {
@@ -254,6 +285,7 @@ fn guarded(
         subscriptions: 0,
         max_subscriptions: config.ws_max_subscriptions,
         closed,
+        reason,
         done: false,
     };
     futures::stream::unfold(guard, |mut g| async move {
@@ -274,6 +306,7 @@ fn guarded(
         g.refilled = now;
         if g.tokens < 1.0 {
             tracing::warn!("closing a WebSocket that exceeds the message rate");
+            set_reason(&g.reason, 1008, "message rate exceeded");
             return Some((Err(axum::Error::new("message rate exceeded")), Guard { done: true, ..g }));
         }
         g.tokens -= 1.0;
@@ -287,6 +320,7 @@ fn guarded(
             }
             if g.subscriptions > g.max_subscriptions {
                 tracing::warn!("closing a WebSocket that holds too many subscriptions");
+                set_reason(&g.reason, 1008, "too many subscriptions");
                 return Some((Err(axum::Error::new("too many subscriptions")), Guard { done: true, ..g }));
             }
         }

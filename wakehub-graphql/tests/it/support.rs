@@ -248,6 +248,19 @@ impl Ws {
         }
     }
 
+    /// Reads until the server closes the connection; its close frame's code and reason.
+    pub async fn close_frame(&mut self, timeout: Duration) -> Option<(u16, String)> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await.ok()?? {
+                Ok(Message::Close(frame)) => return frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                Ok(Message::Text(t)) if t.contains("\"ping\"") => self.send(json!({"type": "pong"})).await,
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// The next `data` payload of a subscription (`next` or legacy `data`).
     pub async fn next_data(&mut self, timeout: Duration) -> Option<Value> {
         loop {
