@@ -108,6 +108,10 @@ enum Command {
         /// The time one plugin call may take (its code and the requests it makes).
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         plugin_call_timeout: std::time::Duration,
+        /// How often hosts that offer a platform are discovered again (`0s`: only on
+        /// request, through the `discover` mutation).
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        discover_every: std::time::Duration,
     },
     /// Manage API tokens.
     Token {
@@ -166,6 +170,7 @@ fn main() -> ExitCode {
             plugins,
             plugin_cache,
             plugin_call_timeout,
+            discover_every,
         } => runtime().and_then(|rt| {
             rt.block_on(serve::run(serve::Options {
                 config,
@@ -178,6 +183,7 @@ fn main() -> ExitCode {
                 plugins,
                 plugin_cache,
                 plugin_call_timeout,
+                discover_every,
             }))
         }),
         Command::Token { command } => token(command),

@@ -29,6 +29,7 @@ pub(crate) struct Options {
     pub plugins: Option<PathBuf>,
     pub plugin_cache: Option<PathBuf>,
     pub plugin_call_timeout: Duration,
+    pub discover_every: Duration,
 }
 
 /// Loads the connector plugins of `dir` (compiled components cached in `cache`). A file that
@@ -147,7 +148,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         Err(e) => bail!("cannot listen on {}: {e}", options.listen),
     };
     let addr = listener.local_addr()?;
-    let monitor = spawn_monitor(engine.clone());
+    let monitor = spawn_monitor(engine.clone(), options.discover_every);
     let app = server::router(
         engine.clone(),
         ServerConfig { token_recheck: options.token_recheck, plugins, ..ServerConfig::default() },
@@ -176,18 +177,52 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
 
 /// Observes every node at start-up and then every 30 s, so statuses stay current and
 /// changes made outside WakeHub are journaled.
-fn spawn_monitor(engine: Engine) -> tokio::task::JoinHandle<()> {
+fn spawn_monitor(engine: Engine, discover_every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut last_discovery: Option<std::time::Instant> = None;
         loop {
             match engine.store().run(|s| s.topology()).await {
                 Ok(t) => {
                     engine.observe(&t).await;
+                    let due = last_discovery.is_none_or(|at| at.elapsed() >= discover_every);
+                    if !discover_every.is_zero() && due {
+                        last_discovery = Some(std::time::Instant::now());
+                        discover_all(&engine, &t).await;
+                    }
                 }
                 Err(e) => tracing::error!("cannot load the topology: {e}"),
             }
-            tokio::time::sleep(Duration::from_secs(30)).await;
+            tokio::time::sleep(Duration::from_secs(30).min(discover_every.max(Duration::from_secs(1)))).await;
         }
     })
+}
+
+/// Runs discovery on every configured host that offers a platform (plugin hosts, such as a
+/// BMC, are discovered on request); hosts without an endpoint configured are skipped
+/// quietly.
+async fn discover_all(engine: &Engine, topology: &wakehub_core::model::Topology) {
+    use wakehub_core::model::NodeState;
+    let hosts: Vec<_> = topology
+        .nodes()
+        .filter(|n| n.spec.state == NodeState::Configured)
+        .filter(|n| !n.spec.offers.is_empty())
+        .map(|n| (n.id, n.spec.name.clone()))
+        .collect();
+    for (id, name) in hosts {
+        match engine.discover(id).await {
+            Ok(r) if !r.added.is_empty() || !r.disappeared.is_empty() => tracing::info!(
+                host = %name,
+                added = r.added.len(),
+                disappeared = r.disappeared.len(),
+                "discovery"
+            ),
+            Ok(_) => {}
+            Err(e) if matches!(e.code(), "INVALID_CONFIG" | "UNSUPPORTED" | "VALIDATION") => {
+                tracing::debug!(host = %name, "not discovered: {e}");
+            }
+            Err(e) => tracing::warn!(host = %name, code = e.code(), "discovery failed: {e}"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

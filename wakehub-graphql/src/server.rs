@@ -23,7 +23,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use futures::stream::{BoxStream, SplitStream};
+use futures::stream::BoxStream;
 use futures::{SinkExt, Stream, StreamExt};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
@@ -178,7 +178,28 @@ fn set_reason(reason: &CloseReason, code: u16, text: &'static str) {
 }
 
 async fn serve_socket(app: App, socket: WebSocket, protocol: GraphQLProtocol, header_token: Option<String>) {
-    let (mut sink, stream) = socket.split();
+    let (mut sink, mut stream) = socket.split();
+    // The client's messages come through a reader task that, once the session no longer
+    // wants them, drains what the client still sends until its close (or 2 s): closing with
+    // unread data would reset the connection and lose the close frame.
+    let (in_tx, in_rx) = futures::channel::mpsc::channel::<Result<Message, axum::Error>>(64);
+    let mut reader = tokio::spawn(async move {
+        let mut in_tx = in_tx;
+        while let Some(m) = stream.next().await {
+            let closing = matches!(m, Ok(Message::Close(_)));
+            if in_tx.send(m).await.is_err() || closing {
+                break;
+            }
+        }
+        let drain = async {
+            while let Some(Ok(m)) = stream.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    });
     // The GraphQL session writes through a channel, so that the server can still send a
     // close frame with its reason once the session is over.
     let (tx, mut rx) = futures::channel::mpsc::channel::<Message>(16);
@@ -218,7 +239,7 @@ async fn serve_socket(app: App, socket: WebSocket, protocol: GraphQLProtocol, he
             }
         })
     };
-    let input = guarded(stream, &app.config, closed.clone(), reason.clone());
+    let input = guarded(in_rx.boxed(), &app.config, closed.clone(), reason.clone());
     let engine = app.engine.clone();
     GraphQLWebSocket::new_with_pair(tx.clone(), input, app.schema.clone(), protocol)
         .on_connection_init(move |payload| async move {
@@ -241,6 +262,10 @@ async fn serve_socket(app: App, socket: WebSocket, protocol: GraphQLProtocol, he
     }
     drop(tx);
     let _ = forward.await;
+    // Wait for the client's side of the closing handshake (bounded).
+    if tokio::time::timeout(Duration::from_secs(3), &mut reader).await.is_err() {
+        reader.abort();
+    }
 }
 
 /// The token from a `connection_init` payload.
@@ -259,7 +284,7 @@ fn init_token(payload: &serde_json::Value) -> Option<String> {
 /// The client's messages, ended (which closes the connection) when the client exceeds the
 /// message rate or the subscription count, or when `closed` fires (revoked token).
 fn guarded(
-    stream: SplitStream<WebSocket>,
+    stream: BoxStream<'static, Result<Message, axum::Error>>,
     config: &ServerConfig,
     closed: CancellationToken,
     reason: CloseReason,
@@ -277,7 +302,7 @@ fn guarded(
         done: bool,
     }
     let guard = Guard {
-        inner: stream.boxed(),
+        inner: stream,
         tokens: f64::from(config.ws_burst),
         refilled: Instant::now(),
         burst: f64::from(config.ws_burst),

@@ -75,7 +75,8 @@ vmid = 101
         secret = s("token_secret"),
         fp = s("fingerprint"),
     );
-    let server = Server::with_config(&lab, &[]);
+    // Only on request here (the periodic discovery is tested below).
+    let server = Server::with_config(&lab, &["--discover-every", "0s"]);
 
     let d = server.gql(&format!("mutation {{ discover(host: \"pve\") {{ {REPORT} }} }}"), json!({})).await;
     let report = &d["discover"];
@@ -151,4 +152,31 @@ vmid = 101
     assert_eq!(e["extensions"]["code"], "NOT_FOUND", "{e}");
     // The token secret never comes back.
     assert!(!server.log().contains(&s("token_secret")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_discovers_hosts_periodically() {
+    let pve = FakePve::start();
+    let s = |k: &str| pve.info[k].as_str().unwrap().to_owned();
+    let lab = format!(
+        "[[node]]\nname = \"pve\"\nkind = \"physical\"\noffers = [\"proxmox\"]\n[node.connector]\ntype = \"sim\"\ninitially = \"on\"\n\
+         proxmox_url = \"{}\"\nproxmox_node = \"pve1\"\nproxmox_token_id = \"{}\"\nproxmox_token_secret = \"{}\"\nproxmox_fingerprint = \"{}\"\n\n\
+         [[node]]\nname = \"nas\"\nkind = \"physical\"\noffers = [\"docker\"]\n[node.connector]\ntype = \"sim\"\n",
+        s("url"),
+        s("token_id"),
+        s("token_secret"),
+        s("fingerprint")
+    );
+    let server = Server::with_config(&lab, &["--discover-every", "1s"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let d = server.gql("{ nodes(state: DISCOVERED) { name } }", json!({})).await;
+        if d["nodes"].as_array().unwrap().len() == 4 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not discovered: {d}\n{}", server.log());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // `nas` offers Docker but names no endpoint: skipped quietly, not an error in the log.
+    assert!(!server.log().contains("discovery failed"), "{}", server.log());
 }
