@@ -199,6 +199,17 @@ pub enum EventKind {
         /// Confirmed (a stop cascade follows) or dismissed.
         confirmed: bool,
     },
+    /// `host-discovered`: a discovery run of a host found new guests or lost some.
+    HostDiscovered {
+        /// The host.
+        node: NodeId,
+        /// Its name.
+        name: String,
+        /// Node names of the guests seen for the first time.
+        added: Vec<String>,
+        /// Node names of the guests no longer listed.
+        disappeared: Vec<String>,
+    },
     /// `capability-denied`: a connector plugin asked for something its node's configuration
     /// does not grant (a host, a credential).
     CapabilityDenied {
@@ -225,6 +236,7 @@ impl EventKind {
             EventKind::NodeKept { .. } => "node-kept",
             EventKind::ProposalResolved { .. } => "proposal-resolved",
             EventKind::CapabilityDenied { .. } => "capability-denied",
+            EventKind::HostDiscovered { .. } => "host-discovered",
         }
     }
 
@@ -238,7 +250,8 @@ impl EventKind {
             | EventKind::NodeKept { cascade, .. } => Some(*cascade),
             EventKind::StatusChange { .. }
             | EventKind::ProposalResolved { .. }
-            | EventKind::CapabilityDenied { .. } => None,
+            | EventKind::CapabilityDenied { .. }
+            | EventKind::HostDiscovered { .. } => None,
         }
     }
 
@@ -252,7 +265,8 @@ impl EventKind {
             | EventKind::ShutdownProposed { node, .. }
             | EventKind::NodeKept { node, .. }
             | EventKind::ProposalResolved { node, .. }
-            | EventKind::CapabilityDenied { node, .. } => Some(*node),
+            | EventKind::CapabilityDenied { node, .. }
+            | EventKind::HostDiscovered { node, .. } => Some(*node),
         }
     }
 }

@@ -447,6 +447,15 @@ impl Engine {
             report.updated.extend(part.updated);
             report.disappeared.extend(part.disappeared);
         }
+        if !report.added.is_empty() || !report.disappeared.is_empty() {
+            let event = EventKind::HostDiscovered {
+                node: host,
+                name: node.spec.name.clone(),
+                added: report.added.iter().map(|g| g.name.clone()).collect(),
+                disappeared: report.disappeared.iter().map(|g| g.name.clone()).collect(),
+            };
+            self.record(move |_| Ok(((), vec![event]))).await?;
+        }
         let topology = self.inner.store.run(|s| s.topology_shared()).await?;
         let seen: Vec<(NodeId, PowerState)> =
             report.added.iter().chain(&report.updated).map(|g| (g.node, g.status)).collect();

@@ -584,6 +584,9 @@ fn encode(kind: &EventKind) -> Value {
         EventKind::CapabilityDenied { node, name, plugin, what } => {
             json!({"node": node.get(), "name": name, "plugin": plugin, "what": what})
         }
+        EventKind::HostDiscovered { node, name, added, disappeared } => {
+            json!({"node": node.get(), "name": name, "added": added, "disappeared": disappeared})
+        }
     }
 }
 
@@ -643,6 +646,17 @@ fn decode(kind: &str, payload: &str) -> Option<EventKind> {
             node: node()?,
             confirmed: v.get("confirmed")?.as_bool()?,
         },
+        "host-discovered" => {
+            let names = |k: &str| -> Option<Vec<String>> {
+                v.get(k)?.as_array()?.iter().map(|n| n.as_str().map(str::to_owned)).collect()
+            };
+            EventKind::HostDiscovered {
+                node: node()?,
+                name: text(&v, "name")?,
+                added: names("added")?,
+                disappeared: names("disappeared")?,
+            }
+        }
         "capability-denied" => EventKind::CapabilityDenied {
             node: node()?,
             name: text(&v, "name")?,

@@ -802,6 +802,19 @@ pub struct CapabilityDenied {
     pub what: String,
 }
 
+/// `host-discovered`: a discovery run found new guests on a host or lost some.
+#[derive(SimpleObject)]
+pub struct HostDiscovered {
+    /// The host.
+    pub node: ID,
+    /// Its name.
+    pub name: String,
+    /// Node names of the guests seen for the first time.
+    pub added: Vec<String>,
+    /// Node names of the guests no longer listed.
+    pub disappeared: Vec<String>,
+}
+
 /// What an event says.
 #[derive(Union)]
 pub enum EventPayload {
@@ -821,6 +834,8 @@ pub enum EventPayload {
     ProposalResolved(ProposalResolved),
     /// A plugin's request refused.
     CapabilityDenied(CapabilityDenied),
+    /// Guests found or lost on a host.
+    HostDiscovered(HostDiscovered),
 }
 
 fn id<T: std::fmt::Display>(v: T) -> ID {
@@ -841,7 +856,8 @@ impl GqlEvent {
         time(self.0.at_ms)
     }
     /// `status-change`, `cascade-progress`, `cascade-complete`, `cascade-error`,
-    /// `shutdown-proposed`, `node-kept`, `proposal-resolved` or `capability-denied`.
+    /// `shutdown-proposed`, `node-kept`, `proposal-resolved`, `capability-denied` or
+    /// `host-discovered`.
     async fn kind(&self) -> &'static str {
         self.0.kind.name()
     }
@@ -918,6 +934,14 @@ impl GqlEvent {
                     name: name.clone(),
                     plugin: plugin.clone(),
                     what: what.clone(),
+                })
+            }
+            EventKind::HostDiscovered { node, name, added, disappeared } => {
+                EventPayload::HostDiscovered(HostDiscovered {
+                    node: id(node),
+                    name: name.clone(),
+                    added: added.clone(),
+                    disappeared: disappeared.clone(),
                 })
             }
             _ => EventPayload::CascadeComplete(CascadeComplete { cascade: id("unknown"), node: id("unknown") }),

@@ -145,6 +145,24 @@ vmid = 101
     let count = server.gql("{ nodes { name } }", json!({})).await;
     assert_eq!(count["nodes"].as_array().unwrap().len(), 5);
 
+    // The run that added guests is in the journal, as its own event.
+    let d = server
+        .gql(
+            "{ events(first: 500) { edges { node { kind payload { ... on HostDiscovered { name added disappeared } } } } } }",
+            json!({}),
+        )
+        .await;
+    let found: Vec<&serde_json::Value> = d["events"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["node"]["kind"] == "host-discovered")
+        .map(|e| &e["node"]["payload"])
+        .collect();
+    assert_eq!(found.len(), 1, "only the first run changed something: {found:?}");
+    assert_eq!(found[0]["name"], "pve");
+    assert_eq!(found[0]["added"], json!(["media-server", "vm-docker", "broken"]));
+
     // Errors: a host offering nothing, an unknown node.
     let e = server.gql_err("mutation { discover(host: \"jellyfin\") { added { key } } }", json!({})).await;
     assert_eq!(e["extensions"]["code"], "VALIDATION", "{e}");
