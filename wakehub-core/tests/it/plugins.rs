@@ -426,6 +426,15 @@ async fn redfish_discovers_and_powers_servers_of_the_sushy_emulator() {
     assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
     assert_eq!(connector.status(&target(&e, "node-b")).await.unwrap(), PowerState::Off);
 
+    // Without a graceful attempt (`graceful_timeout_secs = 0`) it is a hard ForceOff.
+    let a = id("node-a");
+    let mut spec = e.store().topology().unwrap().node(a).unwrap().spec.clone();
+    spec.connector.settings.insert("graceful_timeout_secs".into(), wakehub_core::model::ConfigValue::Integer(0));
+    e.store().update_node(a, spec).unwrap();
+    let r = run(&e, "node-a", Action::Stop).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    assert_eq!(connector.status(&target(&e, "node-a")).await.unwrap(), PowerState::Off);
+
     // Its errors: wrong password, a certificate that is not the pinned one, an unknown system.
     let err = connector.status(&target(&e, "bmc-wrong-password")).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::AuthFailed, "{err}");
