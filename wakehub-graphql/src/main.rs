@@ -73,46 +73,7 @@ enum Command {
         concurrency: usize,
     },
     /// Run the WakeHub server: the GraphQL API over a SQLite store.
-    Serve {
-        /// A topology file to import at start-up (all or nothing).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// The database (default: `$XDG_DATA_HOME/wakehub/wakehub.db`). The master key is read
-        /// from `WAKEHUB_MASTER_KEY` or `master.key` beside the database.
-        #[arg(long)]
-        db: Option<PathBuf>,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: String,
-        /// Start on a fresh temporary database with the demo homelab (simulated connectors)
-        /// and print a demo token.
-        #[arg(long)]
-        demo: bool,
-        /// Steps of one cascade that may run at once.
-        #[arg(long, default_value_t = 4)]
-        concurrency: usize,
-        /// On SIGTERM, how long steps in flight may finish before what is left is marked
-        /// interrupted.
-        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-        shutdown_grace: std::time::Duration,
-        /// How often an open WebSocket's token is checked again (a revoked token's sockets
-        /// are closed at the next check).
-        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-        token_recheck: std::time::Duration,
-        /// A directory of connector plugins (`*.wasm`, WebAssembly components) to load.
-        #[arg(long)]
-        plugins: Option<PathBuf>,
-        /// Where compiled plugins are cached (default: `plugin-cache` beside the database).
-        #[arg(long)]
-        plugin_cache: Option<PathBuf>,
-        /// The time one plugin call may take (its code and the requests it makes).
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-        plugin_call_timeout: std::time::Duration,
-        /// How often hosts that offer a platform are discovered again (`0s`: only on
-        /// request, through the `discover` mutation).
-        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
-        discover_every: std::time::Duration,
-    },
+    Serve(serve::Options),
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -159,33 +120,7 @@ enum TokenCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve {
-            config,
-            db,
-            listen,
-            demo,
-            concurrency,
-            shutdown_grace,
-            token_recheck,
-            plugins,
-            plugin_cache,
-            plugin_call_timeout,
-            discover_every,
-        } => runtime().and_then(|rt| {
-            rt.block_on(serve::run(serve::Options {
-                config,
-                db,
-                listen,
-                demo,
-                concurrency,
-                shutdown_grace,
-                token_recheck,
-                plugins,
-                plugin_cache,
-                plugin_call_timeout,
-                discover_every,
-            }))
-        }),
+        Command::Serve(options) => runtime().and_then(|rt| rt.block_on(serve::run(options))),
         Command::Token { command } => token(command),
         Command::Check { file, plugins } => check(&file, plugins.as_deref()),
         Command::Plan { file, action, node, json } => {

@@ -18,17 +18,46 @@ use wakehub_graphql::server::{self, ServerConfig};
 /// The demo homelab, built in so `serve --demo` works from any directory.
 const DEMO: &str = include_str!("../../examples/homelab.toml");
 
+/// `wakehub serve`'s options.
+#[derive(clap::Args)]
 pub(crate) struct Options {
+    /// A topology file to import at start-up (all or nothing).
+    #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The database (default: `$XDG_DATA_HOME/wakehub/wakehub.db`). The master key is read
+    /// from `WAKEHUB_MASTER_KEY` or `master.key` beside the database.
+    #[arg(long)]
     pub db: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// Start on a fresh temporary database with the demo homelab (simulated connectors)
+    /// and print a demo token.
+    #[arg(long)]
     pub demo: bool,
+    /// Steps of one cascade that may run at once.
+    #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// On SIGTERM, how long steps in flight may finish before what is left is marked
+    /// interrupted.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+    /// How often an open WebSocket's token is checked again (a revoked token's sockets
+    /// are closed at the next check).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub token_recheck: Duration,
+    /// A directory of connector plugins (`*.wasm`, WebAssembly components) to load.
+    #[arg(long)]
     pub plugins: Option<PathBuf>,
+    /// Where compiled plugins are cached (default: `plugin-cache` beside the database).
+    #[arg(long)]
     pub plugin_cache: Option<PathBuf>,
+    /// The time one plugin call may take (its code and the requests it makes).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub plugin_call_timeout: Duration,
+    /// How often hosts that offer a platform are discovered again (`0s`: only on
+    /// request, through the `discover` mutation).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub discover_every: Duration,
 }
 
