@@ -120,14 +120,7 @@ impl DockerConnector {
 
 /// A Docker failure as a stable code and a message naming the node; never a secret.
 fn map_error(target: &Target, doing: &str, e: DockerError) -> ConnectorError {
-    // The whole cause chain: the useful part of a transport error is deep inside.
-    let mut chain = Vec::new();
-    let mut source: Option<&dyn std::error::Error> = Some(&e);
-    while let Some(s) = source {
-        chain.push(s.to_string());
-        source = s.source();
-    }
-    let chain = chain.join(": ");
+    let chain = super::cause_chain(&e);
     let (code, detail) = match &e {
         DockerError::DockerResponseServerError { status_code, message } => (
             match status_code {

@@ -151,6 +151,20 @@ impl ConnectorError {
     }
 }
 
+/// An error and its causes, `outer: inner: …` — the useful part of a transport error
+/// (refused, certificate, pin) is usually deep inside.
+#[cfg(any(feature = "docker", feature = "proxmox"))]
+pub(crate) fn cause_chain(e: &dyn std::error::Error) -> String {
+    let mut chain = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    chain
+}
+
 /// The host a node runs on, as its connector needs it: the parent's connector table (the
 /// Proxmox URL and credentials of a VM's machine, the Docker endpoint of a container's VM).
 #[derive(Debug, Clone)]

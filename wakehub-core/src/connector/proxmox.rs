@@ -30,7 +30,7 @@ use crate::secrets::SecretString;
 
 /// Tickets are valid two hours; renew well before.
 const TICKET_RENEW: Duration = Duration::from_secs(90 * 60);
-const PIN_MISMATCH: &str = "wakehub: certificate fingerprint does not match the pinned one";
+pub(crate) const PIN_MISMATCH: &str = "wakehub: certificate fingerprint does not match the pinned one";
 
 /// Accepts exactly the certificate whose SHA-256 is pinned (signatures still verified).
 #[derive(Debug)]
@@ -261,13 +261,7 @@ fn invalid(target: &Target, message: &str) -> ConnectorError {
 
 /// A transport failure as a code: a pin mismatch, or the API cannot be reached.
 fn transport_error(target: &Target, e: &reqwest::Error) -> ConnectorError {
-    let mut chain = String::new();
-    let mut source: Option<&dyn std::error::Error> = Some(e);
-    while let Some(s) = source {
-        chain.push_str(&s.to_string());
-        chain.push_str(": ");
-        source = s.source();
-    }
+    let chain = super::cause_chain(e);
     if chain.contains(PIN_MISMATCH) {
         return ConnectorError::new(
             ErrorCode::TlsPinMismatch,

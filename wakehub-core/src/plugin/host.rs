@@ -300,14 +300,8 @@ impl http::Host for State {
         }
         .await;
         result.map_err(|e| {
-            let mut chain = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                chain.push_str(": ");
-                chain.push_str(&s.to_string());
-                source = s.source();
-            }
-            let code = if chain.contains("certificate fingerprint does not match") {
+            let chain = crate::connector::cause_chain(&e);
+            let code = if chain.contains(crate::connector::proxmox::PIN_MISMATCH) {
                 types::ErrorCode::TlsPinMismatch
             } else if e.is_timeout() {
                 types::ErrorCode::Timeout
