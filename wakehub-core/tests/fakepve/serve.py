@@ -8,7 +8,7 @@ template VM 9000 (never discovered). A second PVE node `pve2` stands for a Proxm
 shuts down through the API: `node_port` is a TCP port open while `pve2` is online, closed
 when `POST /nodes/pve2/status command=shutdown` arrives (as its SSH port would go away).
 Tickets live FAKEPVE_TICKET_TTL seconds (default 7200, as on real PVE). Prints one JSON
-line: {"url", "fingerprint", "token_id", "token_secret", "node_port"}.
+line: {"url", "fingerprint", "token_id", "token_secret", "node_port", "cert"}.
 """
 
 import asyncio
@@ -62,6 +62,7 @@ async def main(directory):
         "token_id": TOKEN_ID,
         "token_secret": TOKEN_SECRET,
         "node_port": node_port.sockets[0].getsockname()[1],
+        "cert": certfile,
     }), flush=True)
     await asyncio.Event().wait()
 

@@ -17,6 +17,8 @@ pub(crate) struct FakePve {
     pub(crate) token_secret: String,
     /// Open while PVE node `pve2` is online (see serve.py).
     node_port: u16,
+    /// Its self-signed certificate (the harness's own requests trust exactly it).
+    cert: String,
     _dir: tempfile::TempDir,
 }
 
@@ -54,6 +56,7 @@ impl FakePve {
             token_id: s("token_id"),
             token_secret: s("token_secret"),
             node_port: v["node_port"].as_u64().unwrap() as u16,
+            cert: s("cert"),
             child,
             _dir: dir,
         }
@@ -125,7 +128,7 @@ impl FakePve {
     /// A raw API call with the test token (to change the platform behind the connector's back).
     fn api(&self, method: &str, path: &str) -> serde_json::Value {
         let out = Command::new("curl")
-            .args(["-sk", "-X", method, "-H"])
+            .args(["-s", "--cacert", &self.cert, "-X", method, "-H"])
             .arg(format!("Authorization: PVEAPIToken={}={}", self.token_id, self.token_secret))
             .arg(format!("{}/api2/json{path}", self.url))
             .output()
