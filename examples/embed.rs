@@ -13,7 +13,7 @@ use wakehub_core::engine::{Engine, EngineConfig};
 use wakehub_core::events::EventKind;
 use wakehub_core::secrets::MasterKey;
 use wakehub_core::store::Store;
-use wakehub_core::topology_file::ParseOptions;
+use wakehub_core::topology_file::{self, ParseOptions};
 
 /// Your platform: here, plugs identified by the `outlet` key of each node's connector table.
 #[derive(Default)]
@@ -79,7 +79,7 @@ outlet = 2
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let store = Store::open_in_memory(MasterKey::generate())?;
-    store.import_toml(LAB, &ParseOptions::default())?;
+    store.import(&topology_file::parse(LAB, &ParseOptions::default())?)?;
     let mut connectors = Registry::builtin();
     connectors.register("plug", SmartPlugs::default());
     let engine = Engine::new(store, connectors, EngineConfig::default())?;

@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 
 use wakehub_core::connector::sim::SimConnector;
 use wakehub_core::connector::{Connector, PowerState, Registry, Target};
-use wakehub_core::engine::{Action, Engine, EngineConfig, Observations, plan};
+use wakehub_core::engine::{Engine, EngineConfig};
+use wakehub_core::model::Action;
 use wakehub_core::model::{Capability, ConfigValue, ConnectorConfig, Kind, NodeId, NodeSpec, Topology};
+use wakehub_core::plan::{Observations, plan};
 use wakehub_core::secrets::MasterKey;
 use wakehub_core::store::Store;
 

@@ -11,11 +11,10 @@
 //!    code with a reused client.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wakehub_core::connector::{PowerState, Registry, Target};
+use wakehub_core::connector::{PowerState, Registry};
 use wakehub_core::engine::{Engine, EngineConfig};
 use wakehub_core::plugin::{PluginHost, PluginLimits};
 use wakehub_core::secrets::MasterKey;
@@ -130,7 +129,7 @@ fn main() {
     let t = engine.store().topology().unwrap_or_else(|e| panic!("{e}"));
     let target = |name: &str| {
         let id = t.by_name(name).unwrap_or_else(|| panic!("{name}")).id;
-        Target::of(&t, id).unwrap_or_else(|| panic!("{name}")).with_secrets(Arc::new(engine.store().clone()))
+        engine.target(&t, id).unwrap_or_else(|| panic!("{name}"))
     };
     let (g, s, plug) = (target("g"), target("s"), target("plug"));
     let hostile = engine.connectors().get("plugin:hostile").unwrap_or_else(|| panic!("hostile"));

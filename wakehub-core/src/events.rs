@@ -1,12 +1,11 @@
 //! The journal's events: what happened, in the order it happened. Every event is written to
 //! the store (which gives it its monotonic [`EventId`]) before it is published on the bus.
 
-use crate::connector::PowerState;
-use crate::engine::Action;
-use crate::model::{CascadeId, EventId, NodeId, ProposalId};
+use crate::model::{Action, CascadeId, ErrorCode, EventId, NodeId, PowerState, ProposalId};
 
 /// A journal event.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Event {
     /// Monotonic id: "everything after N" is exactly the events that happened after N.
     pub id: EventId,
@@ -102,6 +101,7 @@ impl StepStatus {
 
 /// The node a progress event is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CurrentNode {
     /// Its id.
     pub node: NodeId,
@@ -162,7 +162,7 @@ pub enum EventKind {
         /// The step that failed, if one did.
         failed_step: Option<usize>,
         /// Stable error code (`TIMEOUT`, `CANCELLED`, `INTERRUPTED`, …).
-        code: String,
+        code: ErrorCode,
         /// Human message.
         message: String,
     },

@@ -25,8 +25,15 @@ pub mod connector;
 pub mod engine;
 pub mod events;
 pub mod model;
+pub mod plan;
 #[cfg(feature = "wasm")]
 pub mod plugin;
 pub mod secrets;
 pub mod store;
 pub mod topology_file;
+
+/// The attribute connector implementations put on `impl Connector for …`.
+pub use async_trait::async_trait;
+/// The stream type of [`Connector::watch`](connector::Connector::watch) and
+/// [`Engine::subscribe`](engine::Engine::subscribe).
+pub use futures::stream::BoxStream;

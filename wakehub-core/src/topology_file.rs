@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use toml::Value;
 
+pub use crate::model::NodeDraft;
 use crate::model::{
-    Capability, ConfigValue, ConnectorConfig, Kind, ModelError, NodeId, NodeSpec, NodeState, Readiness, SecretRef,
-    Topology, is_secret_key,
+    Capability, ConfigValue, ConnectorConfig, ErrorCode, Kind, ModelError, NodeId, NodeSpec, NodeState, Readiness,
+    SecretRef, Topology, is_secret_key,
 };
 
 /// What the parser needs to know beyond the file.
@@ -32,7 +33,7 @@ pub struct FieldError {
     /// What is wrong.
     pub message: String,
     /// The model's code when the model refused it (`CYCLE`…), else `VALIDATION`.
-    pub code: &'static str,
+    pub code: ErrorCode,
 }
 
 impl fmt::Display for FieldError {
@@ -97,7 +98,7 @@ impl Errors {
             node: Some(node.to_owned()),
             field: (!field.is_empty()).then(|| field.to_owned()),
             message: message.into(),
-            code: "VALIDATION",
+            code: ErrorCode::Validation,
         });
     }
     fn model(&mut self, node: &str, field: &str, err: &ModelError) {
@@ -118,7 +119,7 @@ pub fn parse(text: &str, options: &ParseOptions) -> Result<Topology, ParseError>
             node: None,
             field: None,
             message: format!("not valid TOML: {}", e.to_string().trim_end()),
-            code: "VALIDATION",
+            code: ErrorCode::Validation,
         }],
     })?;
     let mut errors = Errors(Vec::new());
@@ -132,7 +133,7 @@ pub fn parse(text: &str, options: &ParseOptions) -> Result<Topology, ParseError>
                 node: None,
                 field: Some(key.clone()),
                 message: "unknown top-level key (expected `[[node]]` entries)".into(),
-                code: "VALIDATION",
+                code: ErrorCode::Validation,
             });
             continue;
         }
@@ -141,7 +142,7 @@ pub fn parse(text: &str, options: &ParseOptions) -> Result<Topology, ParseError>
                 node: None,
                 field: Some("node".into()),
                 message: "`node` must be an array of tables (`[[node]]`)".into(),
-                code: "VALIDATION",
+                code: ErrorCode::Validation,
             });
             continue;
         };
@@ -417,18 +418,6 @@ fn setting(key: &str, v: &Value) -> Result<ConfigValue, (String, String)> {
     })
 }
 
-/// One node as given through an API (the same fields as a `[[node]]` table), before its
-/// links are resolved against a topology.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeDraft {
-    /// Everything but the links.
-    pub spec: NodeSpec,
-    /// The parent's name or id, if any.
-    pub parent: Option<String>,
-    /// Names or ids of what it depends on.
-    pub depends_on: Vec<String>,
-}
-
 /// Parses one node given as JSON with the topology file's fields (`name`, `kind`, `parent`,
 /// `depends_on`, …, `connector: {type, …}`), reporting every problem with its field.
 pub fn parse_node(value: &serde_json::Value, options: &ParseOptions) -> Result<NodeDraft, ParseError> {
@@ -437,7 +426,7 @@ pub fn parse_node(value: &serde_json::Value, options: &ParseOptions) -> Result<N
         Ok(v) => v,
         Err(message) => {
             return Err(ParseError {
-                errors: vec![FieldError { node: None, field: None, message, code: "VALIDATION" }],
+                errors: vec![FieldError { node: None, field: None, message, code: ErrorCode::Validation }],
             });
         }
     };

@@ -110,7 +110,7 @@ impl Metrics {
                         let outcome = status.as_str().to_owned();
                         metrics.cascades.get_or_create(&CascadeLabels { action, outcome }).inc();
                         if failed_step.is_some() {
-                            metrics.errors.get_or_create(&CodeLabels { code }).inc();
+                            metrics.errors.get_or_create(&CodeLabels { code: code.as_str().to_owned() }).inc();
                         }
                         began.retain(|(c, _), _| *c != cascade.get());
                     }

@@ -59,7 +59,7 @@ fn line(topology: &Topology, id: NodeId, lead: &str, child_lead: &str, out: &mut
 }
 
 /// A plan as a person reads it.
-pub fn plan(topology: &Topology, plan: &wakehub_core::engine::Plan) -> String {
+pub fn plan(topology: &Topology, plan: &wakehub_core::plan::Plan) -> String {
     let mut out = String::new();
     let name = |id: NodeId| topology.name_of(id);
     let _ = writeln!(
@@ -78,7 +78,7 @@ pub fn plan(topology: &Topology, plan: &wakehub_core::engine::Plan) -> String {
             let after: Vec<String> = s.after.iter().map(|a| format!("#{a}")).collect();
             let _ = write!(line, "  after {}", after.join(", "));
         }
-        if s.role == wakehub_core::engine::Role::Unused {
+        if s.role == wakehub_core::plan::Role::Unused {
             line.push_str("  (no longer used)");
         }
         let _ = writeln!(out, "{}", line.trim_end());
@@ -112,10 +112,10 @@ pub fn short(d: std::time::Duration) -> String {
 }
 
 /// The `wakehub plan --json` shape (a stable contract for scripts).
-pub fn plan_json(topology: &Topology, plan: &wakehub_core::engine::Plan) -> serde_json::Value {
+pub fn plan_json(topology: &Topology, plan: &wakehub_core::plan::Plan) -> serde_json::Value {
     use serde_json::json;
     let name = |id: NodeId| topology.name_of(id);
-    let decisions = |list: &[wakehub_core::engine::Decision]| -> Vec<serde_json::Value> {
+    let decisions = |list: &[wakehub_core::plan::Decision]| -> Vec<serde_json::Value> {
         list.iter().map(|d| json!({"node": name(d.node), "reason": d.reason})).collect()
     };
     json!({

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use wakehub_core::connector::Registry;
 use wakehub_core::engine::{Engine, EngineConfig};
+use wakehub_core::model::ErrorCode;
 use wakehub_core::plugin::{PluginHost, PluginLimits};
 use wakehub_core::secrets::MasterKey;
 use wakehub_core::store::Store;
@@ -78,7 +79,7 @@ pub(crate) fn load_plugins(
         tracing::info!(plugin = %p.name, version = %p.version, wit = %p.wit_version, kinds = ?p.kinds, "plugin loaded");
     }
     for e in &failed {
-        tracing::warn!(code = e.code, "plugin not loaded: {e}");
+        tracing::warn!(code = e.code.as_str(), "plugin not loaded: {e}");
         eprintln!("warning: plugin not loaded ({}): {e}", e.code);
     }
     Ok(Some(Arc::new(host)))
@@ -246,10 +247,10 @@ async fn discover_all(engine: &Engine, topology: &wakehub_core::model::Topology)
                 "discovery"
             ),
             Ok(_) => {}
-            Err(e) if matches!(e.code(), "INVALID_CONFIG" | "UNSUPPORTED" | "VALIDATION") => {
+            Err(e) if matches!(e.code(), ErrorCode::InvalidConfig | ErrorCode::Unsupported | ErrorCode::Validation) => {
                 tracing::debug!(host = %name, "not discovered: {e}");
             }
-            Err(e) => tracing::warn!(host = %name, code = e.code(), "discovery failed: {e}"),
+            Err(e) => tracing::warn!(host = %name, code = e.code().as_str(), "discovery failed: {e}"),
         }
     }
 }

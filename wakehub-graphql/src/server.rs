@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wakehub_core::model::ErrorCode;
 
 use async_graphql::Data;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
@@ -248,7 +249,7 @@ async fn serve_socket(app: App, socket: WebSocket, protocol: GraphQLProtocol, he
                 let _ = token_tx.send(token);
                 Ok(Data::default())
             } else {
-                Err(schema::api_error("UNAUTHENTICATED", "missing, unknown or revoked API token"))
+                Err(schema::api_error(ErrorCode::Unauthenticated, "missing, unknown or revoked API token"))
             }
         })
         .serve()

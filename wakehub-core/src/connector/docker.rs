@@ -22,7 +22,8 @@ use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuild
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-use super::{Connector, ConnectorError, DiscoveredGuest, ErrorCode, PowerState, Target};
+use super::transport::cause_chain;
+use super::{ConfigError, Connector, ConnectorError, DiscoveredGuest, ErrorCode, PowerState, Target};
 use crate::model::{ConnectorConfig, Kind};
 
 /// How long one Docker API call may take.
@@ -120,7 +121,7 @@ impl DockerConnector {
 
 /// A Docker failure as a stable code and a message naming the node; never a secret.
 fn map_error(target: &Target, doing: &str, e: DockerError) -> ConnectorError {
-    let chain = super::cause_chain(&e);
+    let chain = cause_chain(&e);
     let (code, detail) = match &e {
         DockerError::DockerResponseServerError { status_code, message } => (
             match status_code {
@@ -289,21 +290,25 @@ impl Connector for DockerConnector {
         client.ping().await.map(|_| ()).map_err(|e| map_error(target, "ping the engine", e))
     }
 
-    fn validate(&self, config: &ConnectorConfig) -> Result<(), String> {
-        for key in config.settings.keys() {
-            if !["container", "docker_host", "docker_tls_ca", "docker_tls_cert", "docker_tls_key", "stop_grace_secs"]
-                .contains(&key.as_str())
-            {
-                return Err(format!(
-                    "docker: unknown key `{key}` (expected container, docker_host, docker_tls_ca, docker_tls_cert, docker_tls_key, stop_grace_secs)"
-                ));
-            }
-        }
-        if config.str("container").is_none_or(str::is_empty) {
-            return Err("docker: `container` (a name or id) is required".into());
-        }
-        endpoint_of(config).map(|_| ())
+    fn validate(&self, config: &ConnectorConfig) -> Result<(), ConfigError> {
+        validate(config).map_err(ConfigError::new)
     }
+}
+
+fn validate(config: &ConnectorConfig) -> Result<(), String> {
+    for key in config.settings.keys() {
+        if !["container", "docker_host", "docker_tls_ca", "docker_tls_cert", "docker_tls_key", "stop_grace_secs"]
+            .contains(&key.as_str())
+        {
+            return Err(format!(
+                "docker: unknown key `{key}` (expected container, docker_host, docker_tls_ca, docker_tls_cert, docker_tls_key, stop_grace_secs)"
+            ));
+        }
+    }
+    if config.str("container").is_none_or(str::is_empty) {
+        return Err("docker: `container` (a name or id) is required".into());
+    }
+    endpoint_of(config).map(|_| ())
 }
 
 #[cfg(test)]

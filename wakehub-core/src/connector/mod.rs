@@ -5,10 +5,12 @@
 
 #[cfg(feature = "docker")]
 pub mod docker;
+pub mod probe;
 #[cfg(feature = "proxmox")]
 pub mod proxmox;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub(crate) mod transport;
 #[cfg(feature = "wol-ssh")]
 pub mod wol_ssh;
 
@@ -18,122 +20,15 @@ use std::sync::Arc;
 
 use futures::stream::BoxStream;
 
-use crate::model::{Capability, ConnectorConfig, Kind, NodeId, Topology};
-
-/// What a node's connector reports (or the engine last observed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum PowerState {
-    /// Running.
-    On,
-    /// Not running.
-    Off,
-    /// Coming up.
-    Starting,
-    /// Going down.
-    Stopping,
-    /// Could not be determined (unreachable platform…).
-    Unknown,
-    /// The platform reports a fault.
-    Error,
-}
-
-impl PowerState {
-    /// The lowercase name used in events and the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PowerState::On => "on",
-            PowerState::Off => "off",
-            PowerState::Starting => "starting",
-            PowerState::Stopping => "stopping",
-            PowerState::Unknown => "unknown",
-            PowerState::Error => "error",
-        }
-    }
-
-    /// Parses [`as_str`](Self::as_str).
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::On, Self::Off, Self::Starting, Self::Stopping, Self::Unknown, Self::Error]
-            .into_iter()
-            .find(|p| p.as_str() == s)
-    }
-
-    /// Whether a node in this state may be using what it depends on. Anything but `off`
-    /// counts: an unknown node is assumed to be running, so nothing is stopped under it.
-    pub fn may_be_running(self) -> bool {
-        self != PowerState::Off
-    }
-}
-
-impl fmt::Display for PowerState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The stable code of a connector failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorCode {
-    /// Credentials were refused.
-    AuthFailed,
-    /// The platform could not be reached.
-    Unreachable,
-    /// The operation did not finish in time.
-    Timeout,
-    /// The platform does not know the node (unknown vmid, container…).
-    NotFound,
-    /// An SSH host key differs from the pinned one.
-    HostKeyMismatch,
-    /// A TLS certificate differs from the pinned one.
-    TlsPinMismatch,
-    /// The node's connector configuration is invalid.
-    InvalidConfig,
-    /// The connector does not support this operation.
-    Unsupported,
-    /// The platform reported an error.
-    PlatformError,
-    /// The readiness probe never passed.
-    NotReady,
-    /// A plugin asked for something its node's configuration does not grant.
-    CapabilityDenied,
-    /// A plugin call ran out of time.
-    PluginTimeout,
-    /// A plugin went over its memory limit.
-    PluginMemory,
-    /// A plugin trapped (a panic, an invalid operation).
-    PluginTrap,
-    /// A plugin faulted too often in a row and is no longer called.
-    PluginQuarantined,
-}
-
-impl ErrorCode {
-    /// The code as written in the journal and the API (`AUTH_FAILED`…).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::AuthFailed => "AUTH_FAILED",
-            ErrorCode::Unreachable => "UNREACHABLE",
-            ErrorCode::Timeout => "TIMEOUT",
-            ErrorCode::NotFound => "NOT_FOUND",
-            ErrorCode::HostKeyMismatch => "HOST_KEY_MISMATCH",
-            ErrorCode::TlsPinMismatch => "TLS_PIN_MISMATCH",
-            ErrorCode::InvalidConfig => "INVALID_CONFIG",
-            ErrorCode::Unsupported => "UNSUPPORTED",
-            ErrorCode::PlatformError => "PLATFORM_ERROR",
-            ErrorCode::NotReady => "NOT_READY",
-            ErrorCode::CapabilityDenied => "CAPABILITY_DENIED",
-            ErrorCode::PluginTimeout => "PLUGIN_TIMEOUT",
-            ErrorCode::PluginMemory => "PLUGIN_MEMORY",
-            ErrorCode::PluginTrap => "PLUGIN_TRAP",
-            ErrorCode::PluginQuarantined => "PLUGIN_QUARANTINED",
-        }
-    }
-}
+pub use crate::model::{Action, ErrorCode, PowerState};
+use crate::model::{Capability, ConfigValue, ConnectorConfig, Kind, NodeId, SecretRef, Topology};
+use crate::secrets::{SecretError, SecretString};
 
 /// A connector failure: a stable code, a human message naming the node and platform (never
 /// a secret), and whether retrying may help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
+#[non_exhaustive]
 pub struct ConnectorError {
     /// The stable code.
     pub code: ErrorCode,
@@ -146,23 +41,31 @@ pub struct ConnectorError {
 impl ConnectorError {
     /// A new error.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        let retryable = matches!(code, ErrorCode::Unreachable | ErrorCode::Timeout);
-        Self { code, message: message.into(), retryable }
+        Self { code, message: message.into(), retryable: code.is_retryable() }
     }
 }
 
-/// An error and its causes, `outer: inner: …` — the useful part of a transport error
-/// (refused, certificate, pin) is usually deep inside.
-#[cfg(any(feature = "docker", feature = "proxmox"))]
-pub(crate) fn cause_chain(e: &dyn std::error::Error) -> String {
-    let mut chain = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        source = s.source();
+/// A connector table a connector refuses ([`Connector::validate`]): which key, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+#[non_exhaustive]
+pub struct ConfigError {
+    /// The key at fault, when one is.
+    pub key: Option<String>,
+    /// What is wrong (naming the connector and the key).
+    pub message: String,
+}
+
+impl ConfigError {
+    /// A refusal of the table as a whole (or of a key the message names).
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { key: None, message: message.into() }
     }
-    chain
+
+    /// A refusal of `key`.
+    pub fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { key: Some(key.into()), message: message.into() }
+    }
 }
 
 /// The host a node runs on, as its connector needs it: the parent's connector table (the
@@ -181,39 +84,54 @@ pub struct HostEndpoint {
     pub config: ConnectorConfig,
 }
 
-/// Reads the secrets a node's configuration references (`credential:N`, `env:VAR`,
-/// `file:PATH`). The store implements it; a connector only ever holds a handle.
-pub trait SecretResolver: Send + Sync {
-    /// The plaintext of `secret`, for the one request that needs it.
-    fn resolve(&self, secret: &crate::model::SecretRef) -> Result<crate::secrets::SecretString, String>;
+/// What a connector needs from whoever drives it, for the node a call is about: its secrets,
+/// the SSH host keys learned for it, and a place to report what must be journaled beside
+/// the call's result. Defined here, on the connector's floor; the engine implements it over
+/// its store and journal, and a test or an embedder may implement it over anything.
+pub trait NodeContext: Send + Sync {
+    /// The plaintext of `secret`, a secret setting of `node`'s (or its host's) table, for
+    /// the one request that needs it.
+    fn secret(&self, node: NodeId, secret: &SecretRef) -> Result<SecretString, SecretError>;
     /// The SSH host key learned for `endpoint` (`host:port`) of `node`, if any.
     fn host_key(&self, _node: NodeId, _endpoint: &str) -> Option<String> {
         None
     }
     /// Remembers the host key first seen at `endpoint`, to pin it from then on.
-    fn remember_host_key(&self, _node: NodeId, _endpoint: &str, _key: &str) -> Result<(), String> {
-        Err("no place to store host keys".into())
+    fn remember_host_key(&self, _node: NodeId, _endpoint: &str, _key: &str) -> Result<(), SecretError> {
+        Err(SecretError::Unavailable {
+            reference: "host key".into(),
+            message: "no place to store learned host keys".into(),
+        })
     }
+    /// Reports something that happened during a call and must be recorded (journaled,
+    /// logged). Writing may block: it is called from a blocking-safe context.
+    fn notify(&self, _notice: Notice) {}
 }
 
-/// The secret resolver a target carries (its `Debug` shows nothing).
-#[derive(Clone)]
-pub struct Secrets(pub Arc<dyn SecretResolver>);
-
-impl fmt::Debug for Secrets {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secrets(..)")
-    }
+/// What a connector reports through [`NodeContext::notify`]: a closed list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Notice {
+    /// A connector plugin asked for something its node's configuration does not grant.
+    CapabilityDenied {
+        /// The node the call was about.
+        node: NodeId,
+        /// Its name.
+        name: String,
+        /// The plugin's connector type (`plugin:<name>`).
+        plugin: String,
+        /// What it asked for.
+        what: String,
+    },
 }
 
-/// Where a connector records what must be journaled beside its result (a plugin's denied
-/// capability). Writing may block: call it from a blocking context.
+/// The context a target carries (its `Debug` shows nothing).
 #[derive(Clone)]
-pub struct Journal(pub Arc<dyn Fn(crate::events::EventKind) + Send + Sync>);
+pub struct Context(pub Arc<dyn NodeContext>);
 
-impl fmt::Debug for Journal {
+impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Journal(..)")
+        f.write_str("Context(..)")
     }
 }
 
@@ -230,10 +148,9 @@ pub struct Target {
     pub config: ConnectorConfig,
     /// The host it runs on, if any.
     pub host: Option<HostEndpoint>,
-    /// Resolves the secrets its configuration (or its host's) references.
-    pub secrets: Option<Secrets>,
-    /// The engine's journal, when the call comes from an engine.
-    pub journal: Option<Journal>,
+    /// Resolves its secrets, learned host keys, and takes its notices (the engine's store
+    /// and journal when the call comes from an engine).
+    pub context: Option<Context>,
 }
 
 impl Target {
@@ -253,39 +170,35 @@ impl Target {
             kind: n.spec.kind.clone(),
             config: n.spec.connector.clone(),
             host,
-            secrets: None,
-            journal: None,
+            context: None,
         })
     }
 
-    /// The same target with a journal.
-    pub fn with_journal(mut self, journal: Journal) -> Target {
-        self.journal = Some(journal);
+    /// The same target with a context (secrets, host keys, notices).
+    pub fn with_context(mut self, context: Arc<dyn NodeContext>) -> Target {
+        self.context = Some(Context(context));
         self
     }
 
-    /// The same target with a secret resolver.
-    pub fn with_secrets(mut self, secrets: Arc<dyn SecretResolver>) -> Target {
-        self.secrets = Some(Secrets(secrets));
-        self
+    /// Reports a notice to the context, if there is one.
+    pub fn notify(&self, notice: Notice) {
+        if let Some(c) = &self.context {
+            c.0.notify(notice);
+        }
     }
 
     /// Resolves the secret setting `key` of `config` (the node's or its host's table).
-    pub fn secret(
-        &self,
-        config: &ConnectorConfig,
-        key: &str,
-    ) -> Result<Option<crate::secrets::SecretString>, ConnectorError> {
-        let Some(crate::model::ConfigValue::Secret(secret)) = config.settings.get(key) else {
+    pub fn secret(&self, config: &ConnectorConfig, key: &str) -> Result<Option<SecretString>, ConnectorError> {
+        let Some(ConfigValue::Secret(secret)) = config.settings.get(key) else {
             return Ok(None);
         };
-        let resolver = self.secrets.as_ref().ok_or_else(|| {
+        let context = self.context.as_ref().ok_or_else(|| {
             ConnectorError::new(
                 ErrorCode::InvalidConfig,
                 format!("{}: no secret store to read `{key}` from", self.name),
             )
         })?;
-        resolver.0.resolve(secret).map(Some).map_err(|e| {
+        context.0.secret(self.node, secret).map(Some).map_err(|e| {
             ConnectorError::new(ErrorCode::InvalidConfig, format!("{}: secret `{key}` is unavailable: {e}", self.name))
         })
     }
@@ -365,11 +278,12 @@ pub trait Connector: Send + Sync + 'static {
     }
     /// How long `action` usually takes on this node, if the connector can tell (used for
     /// plan estimates until the journal has observed durations).
-    fn typical_duration(&self, _target: &Target, _action: crate::engine::Action) -> Option<std::time::Duration> {
+    fn typical_duration(&self, _target: &Target, _action: Action) -> Option<std::time::Duration> {
         None
     }
-    /// Checks a node's connector table before anything runs (`wakehub check`).
-    fn validate(&self, _config: &ConnectorConfig) -> Result<(), String> {
+    /// Checks a node's connector table before anything runs: when it is written (a file
+    /// import, the API) and by `wakehub check`.
+    fn validate(&self, _config: &ConnectorConfig) -> Result<(), ConfigError> {
         Ok(())
     }
 }
@@ -437,7 +351,7 @@ impl Registry {
                 )),
                 Some(c) => {
                     if let Err(e) = c.validate(config) {
-                        problems.push((node.spec.name.clone(), e));
+                        problems.push((node.spec.name.clone(), e.message));
                     }
                 }
             }

@@ -18,87 +18,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, Method, StatusCode};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-use super::{Connector, ConnectorError, DiscoveredGuest, ErrorCode, PowerState, Target};
+use super::transport::cause_chain;
+use super::transport::tls::{PIN_MISMATCH, pinned_tls};
+use super::{ConfigError, Connector, ConnectorError, DiscoveredGuest, ErrorCode, PowerState, Target};
 use crate::model::{ConnectorConfig, Kind};
 use crate::secrets::SecretString;
 
 /// Tickets are valid two hours; renew well before.
 const TICKET_RENEW: Duration = Duration::from_secs(90 * 60);
-pub(crate) const PIN_MISMATCH: &str = "wakehub: certificate fingerprint does not match the pinned one";
-
-/// Accepts exactly the certificate whose SHA-256 is pinned (signatures still verified).
-#[derive(Debug)]
-struct Pinned {
-    sha256: Vec<u8>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if Sha256::digest(end_entity.as_ref()).as_slice() == self.sha256.as_slice() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(PIN_MISMATCH.into()))
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// Parses `AB:CD:…` (or plain hex) into 32 bytes.
-fn parse_fingerprint(s: &str) -> Result<Vec<u8>, String> {
-    let hex: String = s.chars().filter(|c| *c != ':').collect();
-    if hex.len() != 64 {
-        return Err("proxmox: `proxmox_fingerprint` must be a SHA-256 fingerprint (64 hex digits, `:` allowed)".into());
-    }
-    (0..32)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
-        .collect::<Result<_, _>>()
-        .map_err(|_| "proxmox: `proxmox_fingerprint` is not hexadecimal".into())
-}
-
-/// A TLS client configuration that accepts exactly the certificate whose SHA-256 is `fp`
-/// (`AB:CD:…`), handshake signatures still verified.
-pub(crate) fn pinned_tls(fp: &str) -> Result<rustls::ClientConfig, String> {
-    let sha256 = parse_fingerprint(fp)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned { sha256, provider }))
-        .with_no_client_auth())
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct EndpointKey {
@@ -261,7 +190,7 @@ fn invalid(target: &Target, message: &str) -> ConnectorError {
 
 /// A transport failure as a code: a pin mismatch, or the API cannot be reached.
 fn transport_error(target: &Target, e: &reqwest::Error) -> ConnectorError {
-    let chain = super::cause_chain(e);
+    let chain = cause_chain(e);
     if chain.contains(PIN_MISMATCH) {
         return ConnectorError::new(
             ErrorCode::TlsPinMismatch,
@@ -465,23 +394,27 @@ impl Connector for ProxmoxConnector {
         Ok(guests)
     }
 
-    fn validate(&self, config: &ConnectorConfig) -> Result<(), String> {
-        for key in config.settings.keys() {
-            if !["vmid", "stop", "force_stop", "shutdown_timeout_secs"].contains(&key.as_str()) {
-                return Err(format!(
-                    "proxmox: unknown key `{key}` (expected vmid, stop, force_stop, shutdown_timeout_secs)"
-                ));
-            }
-        }
-        if config.int("vmid").is_none_or(|v| v < 1) {
-            return Err("proxmox: `vmid` (a positive number) is required".into());
-        }
-        match config.str("stop") {
-            None | Some("shutdown" | "stop") => {}
-            Some(other) => return Err(format!("proxmox: `stop` is \"shutdown\" or \"stop\", not \"{other}\"")),
-        }
-        Ok(())
+    fn validate(&self, config: &ConnectorConfig) -> Result<(), ConfigError> {
+        validate(config).map_err(ConfigError::new)
     }
+}
+
+fn validate(config: &ConnectorConfig) -> Result<(), String> {
+    for key in config.settings.keys() {
+        if !["vmid", "stop", "force_stop", "shutdown_timeout_secs"].contains(&key.as_str()) {
+            return Err(format!(
+                "proxmox: unknown key `{key}` (expected vmid, stop, force_stop, shutdown_timeout_secs)"
+            ));
+        }
+    }
+    if config.int("vmid").is_none_or(|v| v < 1) {
+        return Err("proxmox: `vmid` (a positive number) is required".into());
+    }
+    match config.str("stop") {
+        None | Some("shutdown" | "stop") => {}
+        Some(other) => return Err(format!("proxmox: `stop` is \"shutdown\" or \"stop\", not \"{other}\"")),
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -489,11 +422,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fingerprints_and_upids_parse() {
-        let fp = "AB:".repeat(31) + "AB";
-        assert_eq!(parse_fingerprint(&fp).unwrap(), vec![0xAB; 32]);
-        assert!(parse_fingerprint("AB:CD").is_err());
-        assert!(parse_fingerprint(&"ZZ".repeat(32)).is_err());
+    fn upids_are_encoded() {
         assert_eq!(
             encode_segment("UPID:pve1:0001:qmstart:100:root@pam:"),
             "UPID%3Apve1%3A0001%3Aqmstart%3A100%3Aroot%40pam%3A"

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::sync::watch;
 
-use super::{Connector, ConnectorError, ErrorCode, PowerState, Target};
+use super::{Action, ConfigError, Connector, ConnectorError, ErrorCode, PowerState, Target};
 use crate::model::{ConfigValue, ConnectorConfig, NodeId};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -110,10 +110,10 @@ impl SimConnector {
     }
 
     /// Starts or stops a node: fails if configured to, else begins the transition.
-    fn power(&self, target: &Target, action: crate::engine::Action) -> Result<(), ConnectorError> {
+    fn power(&self, target: &Target, action: Action) -> Result<(), ConnectorError> {
         let cfg = Self::config(target)?;
         let (fail, via, to, delay) = match action {
-            crate::engine::Action::Stop => (cfg.fail_stop, PowerState::Stopping, PowerState::Off, cfg.stop_delay),
+            Action::Stop => (cfg.fail_stop, PowerState::Stopping, PowerState::Off, cfg.stop_delay),
             _ => (cfg.fail_start, PowerState::Starting, PowerState::On, cfg.start_delay),
         };
         if fail {
@@ -165,11 +165,11 @@ impl Connector for SimConnector {
     }
 
     async fn start(&self, target: &Target) -> Result<(), ConnectorError> {
-        self.power(target, crate::engine::Action::Start)
+        self.power(target, Action::Start)
     }
 
     async fn stop(&self, target: &Target) -> Result<(), ConnectorError> {
-        self.power(target, crate::engine::Action::Stop)
+        self.power(target, Action::Stop)
     }
 
     fn watch(&self, target: &Target) -> Option<BoxStream<'static, PowerState>> {
@@ -178,16 +178,16 @@ impl Connector for SimConnector {
         Some(tokio_stream_from_watch(rx))
     }
 
-    fn typical_duration(&self, target: &Target, action: crate::engine::Action) -> Option<Duration> {
+    fn typical_duration(&self, target: &Target, action: Action) -> Option<Duration> {
         let cfg = Self::config(target).ok()?;
         Some(match action {
-            crate::engine::Action::Start => cfg.start_delay,
-            crate::engine::Action::Stop => cfg.stop_delay,
+            Action::Start => cfg.start_delay,
+            Action::Stop => cfg.stop_delay,
         })
     }
 
-    fn validate(&self, config: &ConnectorConfig) -> Result<(), String> {
-        parse(config).map(|_| ())
+    fn validate(&self, config: &ConnectorConfig) -> Result<(), ConfigError> {
+        parse(config).map(|_| ()).map_err(ConfigError::new)
     }
 }
 

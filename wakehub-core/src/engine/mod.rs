@@ -20,8 +20,7 @@
 //!   they are published; a subscriber can replay everything after any event id. On start-up,
 //!   cascades a crash left unfinished become `interrupted`.
 
-mod plan;
-mod probe;
+mod context;
 mod run;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -33,13 +32,13 @@ use futures::stream::BoxStream;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-pub use plan::{Action, Decision, Observations, Plan, Role, Step, plan};
-pub use probe::probe_once;
-
-use crate::connector::{ConnectorError, ErrorCode, Journal, PowerState, Registry, Target};
+use crate::connector::{ConnectorError, Registry, Target};
 use crate::events::{Event, EventKind};
-use crate::model::{CascadeId, EventId, ModelError, NodeId, NodeState, ProposalId, Topology};
-use crate::store::{CascadeRecord, DiscoveryReport, ProposalRecord, ProposalStatus, Store, StoreError, journal};
+use crate::model::{
+    Action, CascadeId, ErrorCode, EventId, ModelError, NodeId, NodeState, PowerState, ProposalId, Topology,
+};
+use crate::plan::{Observations, Plan, plan};
+use crate::store::{CascadeRecord, DiscoveryReport, JournalTx, ProposalRecord, ProposalStatus, Store, StoreError};
 
 /// How long one platform listing may take.
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -110,15 +109,15 @@ pub enum EngineError {
 
 impl EngineError {
     /// The stable machine-readable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            EngineError::NotFound { .. } => "NOT_FOUND",
-            EngineError::CascadeInProgress { .. } => "CASCADE_IN_PROGRESS",
-            EngineError::Conflict { .. } => "CONFLICT",
-            EngineError::Invalid { .. } => "VALIDATION",
-            EngineError::ShuttingDown => "SHUTTING_DOWN",
+            EngineError::NotFound { .. } => ErrorCode::NotFound,
+            EngineError::CascadeInProgress { .. } => ErrorCode::CascadeInProgress,
+            EngineError::Conflict { .. } => ErrorCode::Conflict,
+            EngineError::Invalid { .. } => ErrorCode::Validation,
+            EngineError::ShuttingDown => ErrorCode::ShuttingDown,
             EngineError::Store(e) => e.code(),
-            EngineError::Connector(e) => e.code.as_str(),
+            EngineError::Connector(e) => e.code,
         }
     }
 }
@@ -202,7 +201,7 @@ impl Engine {
                 finished: watch::Sender::new(0),
             }),
         };
-        let interrupted = engine.record_blocking(journal::interrupt_unfinished_tx)?;
+        let interrupted = engine.record_blocking(|tx| tx.interrupt_unfinished())?;
         if interrupted > 0 {
             tracing::warn!(interrupted, "cascades left unfinished by the previous run are marked interrupted");
         }
@@ -232,15 +231,24 @@ impl Engine {
     async fn record<R, F>(&self, f: F) -> Result<R, EngineError>
     where
         R: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<(R, Vec<EventKind>), StoreError> + Send + 'static,
+        F: FnOnce(&mut JournalTx<'_>) -> Result<R, StoreError> + Send + 'static,
     {
         let engine = self.clone();
         self.inner.store.run(move |_| engine.record_blocking(f)).await
     }
 
+    /// Journals `events` alone (no other write).
+    async fn emit(&self, events: Vec<EventKind>) -> Result<(), EngineError> {
+        self.record(move |tx| {
+            events.into_iter().for_each(|e| tx.emit(e));
+            Ok(())
+        })
+        .await
+    }
+
     fn record_blocking<R>(
         &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(R, Vec<EventKind>), StoreError>,
+        f: impl FnOnce(&mut JournalTx<'_>) -> Result<R, StoreError>,
     ) -> Result<R, EngineError> {
         self.record_blocking_then(f, || {})
     }
@@ -249,7 +257,7 @@ impl Engine {
     /// that sees the cascade end can immediately request another one on the same node.
     async fn record_end<F>(&self, id: CascadeId, f: F) -> Result<(), EngineError>
     where
-        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<((), Vec<EventKind>), StoreError> + Send + 'static,
+        F: FnOnce(&mut JournalTx<'_>) -> Result<(), StoreError> + Send + 'static,
     {
         let engine = self.clone();
         self.inner
@@ -271,7 +279,7 @@ impl Engine {
 
     fn record_blocking_then<R>(
         &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(R, Vec<EventKind>), StoreError>,
+        f: impl FnOnce(&mut JournalTx<'_>) -> Result<R, StoreError>,
         after_commit: impl FnOnce(),
     ) -> Result<R, EngineError> {
         let _order = self.inner.publish.lock().unwrap_or_else(|e| e.into_inner());
@@ -361,16 +369,11 @@ impl Engine {
         results.into_iter().collect()
     }
 
-    /// The connector target of `node`, carrying the store to resolve its secrets and the
-    /// journal (events a connector reports beside its result, published like any other).
-    pub(crate) fn target(&self, topology: &Topology, node: NodeId) -> Option<Target> {
-        let engine = self.clone();
-        let journal = Journal(Arc::new(move |kind: EventKind| {
-            if let Err(e) = engine.record_blocking(move |_| Ok(((), vec![kind]))) {
-                tracing::error!("cannot journal a connector's event: {e}");
-            }
-        }));
-        Target::of(topology, node).map(|t| t.with_secrets(Arc::new(self.inner.store.clone())).with_journal(journal))
+    /// The connector target of `node`, with the engine as its context: the store resolves
+    /// its secrets and host keys, the journal records its notices (published like any
+    /// other event).
+    pub fn target(&self, topology: &Topology, node: NodeId) -> Option<Target> {
+        Target::of(topology, node).map(|t| t.with_context(Arc::new(context::EngineContext(self.clone()))))
     }
 
     /// Records a newly seen state (a `status-change` event if it differs from the last one).
@@ -398,7 +401,7 @@ impl Engine {
         if events.is_empty() {
             return;
         }
-        if let Err(e) = self.record(move |_| Ok(((), events))).await {
+        if let Err(e) = self.emit(events).await {
             tracing::error!("cannot journal a status change: {e}");
         }
     }
@@ -454,7 +457,7 @@ impl Engine {
                 added: report.added.iter().map(|g| g.name.clone()).collect(),
                 disappeared: report.disappeared.iter().map(|g| g.name.clone()).collect(),
             };
-            self.record(move |_| Ok(((), vec![event]))).await?;
+            self.emit(vec![event]).await?;
         }
         let topology = self.inner.store.run(|s| s.topology_shared()).await?;
         let seen: Vec<(NodeId, PowerState)> =
@@ -614,9 +617,7 @@ impl Engine {
                 }
             }
         }
-        let record = self
-            .record(move |tx| Ok((journal::insert_cascade(tx, node, &name, action, rerun_of)?, Vec::new())))
-            .await?;
+        let record = self.record(move |tx| tx.insert_cascade(node, &name, action, rerun_of)).await?;
         let cancel = CancellationToken::new();
         {
             let mut st = self.state();
@@ -705,8 +706,9 @@ impl Engine {
         let cascade = self.request(proposal.node, Action::Stop).await?;
         let node = proposal.node;
         self.record(move |tx| {
-            journal::resolve_proposal(tx, id, ProposalStatus::Confirmed)?;
-            Ok(((), vec![EventKind::ProposalResolved { proposal: id, node, confirmed: true }]))
+            tx.resolve_proposal(id, ProposalStatus::Confirmed)?;
+            tx.emit(EventKind::ProposalResolved { proposal: id, node, confirmed: true });
+            Ok(())
         })
         .await?;
         Ok(cascade)
@@ -717,8 +719,9 @@ impl Engine {
         let proposal = self.pending_proposal(id).await?;
         let node = proposal.node;
         self.record(move |tx| {
-            journal::resolve_proposal(tx, id, ProposalStatus::Dismissed)?;
-            Ok(((), vec![EventKind::ProposalResolved { proposal: id, node, confirmed: false }]))
+            tx.resolve_proposal(id, ProposalStatus::Dismissed)?;
+            tx.emit(EventKind::ProposalResolved { proposal: id, node, confirmed: false });
+            Ok(())
         })
         .await?;
         self.inner
@@ -756,7 +759,7 @@ impl Engine {
             }
         }
         let engine = self.clone();
-        if let Err(e) = self.inner.store.run(move |_| engine.record_blocking(journal::interrupt_unfinished_tx)).await {
+        if let Err(e) = self.inner.store.run(move |_| engine.record_blocking(|tx| tx.interrupt_unfinished())).await {
             tracing::error!("cannot mark unfinished cascades interrupted: {e}");
         }
     }

@@ -9,23 +9,34 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::probe::{Backoff, probe_once};
-use super::{Action, Engine, EngineError, Observations, Op, Plan, Role, Step, plan};
-use crate::connector::{Connector, ConnectorError, PowerState, Target};
+use super::{Engine, EngineError, Op};
+use crate::connector::probe::{Backoff, probe_once};
+use crate::connector::{Connector, ConnectorError, Target};
 use crate::events::{CascadeStatus, CurrentNode, EventKind, StepStatus};
-use crate::model::{CascadeId, NodeId, Topology};
-use crate::store::journal::{self, NewStep};
+use crate::model::{Action, CascadeId, ErrorCode, NodeId, PowerState, Topology};
+use crate::plan::{Observations, Plan, Role, Step, plan};
+use crate::store::NewStep;
 
 /// Why a step failed: a stable code and a human message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StepFailure {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
+}
+
+impl StepFailure {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        StepFailure { code, message: message.into() }
+    }
+
+    fn abandoned() -> Self {
+        StepFailure::new(ErrorCode::Interrupted, "the operation was abandoned")
+    }
 }
 
 impl From<ConnectorError> for StepFailure {
     fn from(e: ConnectorError) -> Self {
-        StepFailure { code: e.code.as_str().to_owned(), message: e.message }
+        StepFailure { code: e.code, message: e.message }
     }
 }
 
@@ -58,10 +69,7 @@ impl OpGuard {
 impl Drop for OpGuard {
     fn drop(&mut self) {
         if self.done.borrow().is_none() {
-            self.done.send_replace(Some(Err(StepFailure {
-                code: "INTERRUPTED".into(),
-                message: "the operation was abandoned".into(),
-            })));
+            self.done.send_replace(Some(Err(StepFailure::abandoned())));
         }
         self.engine.state().ops.remove(&self.node);
     }
@@ -73,9 +81,7 @@ async fn wait_done(mut rx: watch::Receiver<Option<Result<(), StepFailure>>>) -> 
             return r;
         }
         if rx.changed().await.is_err() {
-            return rx.borrow().clone().unwrap_or_else(|| {
-                Err(StepFailure { code: "INTERRUPTED".into(), message: "the operation was abandoned".into() })
-            });
+            return rx.borrow().clone().unwrap_or_else(|| Err(StepFailure::abandoned()));
         }
     }
 }
@@ -83,22 +89,20 @@ async fn wait_done(mut rx: watch::Receiver<Option<Result<(), StepFailure>>>) -> 
 impl Engine {
     pub(super) async fn run_cascade(&self, id: CascadeId, node: NodeId, action: Action, cancel: CancellationToken) {
         if let Err(e) = self.try_run(id, node, action, &cancel).await {
-            let (code, message) = (e.code().to_owned(), e.to_string());
+            let (code, message) = (e.code(), e.to_string());
             tracing::error!(cascade = %id, "cascade failed before its steps: {message}");
             let recorded = self
                 .record_end(id, move |tx| {
-                    journal::finish_cascade(tx, id, CascadeStatus::Failed, None, Some((&code, &message)))?;
-                    Ok((
-                        (),
-                        vec![EventKind::CascadeError {
-                            cascade: id,
-                            node,
-                            status: CascadeStatus::Failed,
-                            failed_step: None,
-                            code,
-                            message,
-                        }],
-                    ))
+                    tx.finish_cascade(id, CascadeStatus::Failed, None, Some((code, &message)))?;
+                    tx.emit(EventKind::CascadeError {
+                        cascade: id,
+                        node,
+                        status: CascadeStatus::Failed,
+                        failed_step: None,
+                        code,
+                        message,
+                    });
+                    Ok(())
                 })
                 .await;
             if let Err(e) = recorded {
@@ -132,8 +136,7 @@ impl Engine {
                     after,
                 })
                 .collect();
-            journal::begin_cascade(tx, id, &steps)?;
-            Ok(((), Vec::new()))
+            tx.begin_cascade(id, &steps)
         })
         .await?;
         tracing::info!(cascade = %id, node = %topology.name_of(node), %action, steps = plan.steps.len(), "cascade started");
@@ -168,30 +171,29 @@ impl Engine {
                 CascadeStatus::Cancelled,
                 Vec::new(),
                 None,
-                Some(("CANCELLED".to_owned(), "cancelled before every step ran".to_owned())),
+                Some((ErrorCode::Cancelled, "cancelled before every step ran".to_owned())),
             ),
         };
         let topo = topology.clone();
         self.record_end(id, move |tx| {
-            let mut kinds = Vec::new();
             for (n, reason, propose) in events {
                 let name = topo.name_of(n);
                 if propose {
-                    let proposal = journal::insert_proposal(tx, n, &name, id, &reason)?;
-                    kinds.push(EventKind::ShutdownProposed { proposal, cascade: id, node: n, name, reason });
+                    let proposal = tx.insert_proposal(n, &name, id, &reason)?;
+                    tx.emit(EventKind::ShutdownProposed { proposal, cascade: id, node: n, name, reason });
                 } else {
-                    kinds.push(EventKind::NodeKept { cascade: id, node: n, name, reason });
+                    tx.emit(EventKind::NodeKept { cascade: id, node: n, name, reason });
                 }
             }
-            let err = error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()));
-            journal::finish_cascade(tx, id, status, failed, err)?;
-            kinds.push(match error {
+            let err = error.as_ref().map(|(c, m)| (*c, m.as_str()));
+            tx.finish_cascade(id, status, failed, err)?;
+            tx.emit(match error {
                 None => EventKind::CascadeComplete { cascade: id, node },
                 Some((code, message)) => {
                     EventKind::CascadeError { cascade: id, node, status, failed_step: failed, code, message }
                 }
             });
-            Ok(((), kinds))
+            Ok(())
         })
         .await?;
         tracing::info!(cascade = %id, status = status.as_str(), "cascade ended");
@@ -249,7 +251,7 @@ impl Engine {
                     }
                     Some(Err(e)) => {
                         tracing::error!(cascade = %id, "a step task panicked: {e}");
-                        failed.get_or_insert((0, StepFailure { code: "INTERNAL".into(), message: "a step crashed".into() }));
+                        failed.get_or_insert((0, StepFailure::new(ErrorCode::Internal, "a step crashed")));
                     }
                     None => {}
                 },
@@ -290,7 +292,7 @@ impl Engine {
         let result = self.perform(id, &step, topology, scope).await;
         let (status, reason, error, state) = match &result {
             Ok(o) => (o.status, o.reason.clone(), None, o.state),
-            Err(f) => (StepStatus::Failed, None, Some((f.code.clone(), f.message.clone())), PowerState::Error),
+            Err(f) => (StepStatus::Failed, None, Some((f.code, f.message.clone())), PowerState::Error),
         };
         self.record_step(id, index, status, reason, error, progress(0, state, status)).await?;
         result.map(|_| ())
@@ -304,19 +306,20 @@ impl Engine {
         index: usize,
         status: StepStatus,
         reason: Option<String>,
-        error: Option<(String, String)>,
+        error: Option<(ErrorCode, String)>,
         mut event: EventKind,
     ) -> Result<(), StepFailure> {
         self.record(move |tx| {
-            let err = error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()));
-            let done = journal::set_step(tx, id, index, status, reason.as_deref(), err)?;
+            let err = error.as_ref().map(|(c, m)| (*c, m.as_str()));
+            let done = tx.set_step(id, index, status, reason.as_deref(), err)?;
             if let EventKind::CascadeProgress { step, .. } = &mut event {
                 *step = done;
             }
-            Ok(((), vec![event]))
+            tx.emit(event);
+            Ok(())
         })
         .await
-        .map_err(|e| StepFailure { code: e.code().into(), message: e.to_string() })
+        .map_err(|e| StepFailure::new(e.code(), e.to_string()))
     }
 
     async fn perform(
@@ -329,13 +332,15 @@ impl Engine {
         let name = topology.name_of(step.node);
         let node = topology
             .node(step.node)
-            .ok_or_else(|| StepFailure { code: "NOT_FOUND".into(), message: format!("node `{name}` vanished") })?;
+            .ok_or_else(|| StepFailure::new(ErrorCode::NotFound, format!("node `{name}` vanished")))?;
         let target = self
             .target(topology, step.node)
-            .ok_or_else(|| StepFailure { code: "NOT_FOUND".into(), message: format!("node `{name}` vanished") })?;
-        let connector = self.inner.connectors.get(&node.spec.connector.type_name).ok_or_else(|| StepFailure {
-            code: "INVALID_CONFIG".into(),
-            message: format!("`{name}`: no connector of type `{}` is registered", node.spec.connector.type_name),
+            .ok_or_else(|| StepFailure::new(ErrorCode::NotFound, format!("node `{name}` vanished")))?;
+        let connector = self.inner.connectors.get(&node.spec.connector.type_name).ok_or_else(|| {
+            StepFailure::new(
+                ErrorCode::InvalidConfig,
+                format!("`{name}`: no connector of type `{}` is registered", node.spec.connector.type_name),
+            )
         })?;
 
         if step.action == Action::Stop {
@@ -349,10 +354,10 @@ impl Engine {
                         state: seen,
                     });
                 }
-                return Err(StepFailure {
-                    code: "CONFLICT".into(),
-                    message: format!("`{name}` is now needed by start {other}; this stop is superseded"),
-                });
+                return Err(StepFailure::new(
+                    ErrorCode::Conflict,
+                    format!("`{name}` is now needed by start {other}; this stop is superseded"),
+                ));
             }
             if step.role == Role::Unused {
                 let seen = self.last_seen();
@@ -418,10 +423,10 @@ impl Engine {
             Err(_) => {
                 let verb = if step.action == Action::Start { "come up" } else { "go down" };
                 let last = last.lock().map(|l| l.clone()).unwrap_or_default();
-                Err(StepFailure {
-                    code: "TIMEOUT".into(),
-                    message: format!("`{name}` did not {verb} within {} ({last})", humantime::format_duration(timeout)),
-                })
+                Err(StepFailure::new(
+                    ErrorCode::Timeout,
+                    format!("`{name}` did not {verb} within {} ({last})", humantime::format_duration(timeout)),
+                ))
             }
         };
         guard.finish(result.as_ref().map(|_| ()).map_err(Clone::clone));
@@ -490,10 +495,10 @@ impl Engine {
             note(format!("last seen {s}"));
             match s {
                 s if s == desired => Some(Ok(())),
-                PowerState::Error => Some(Err(StepFailure {
-                    code: "PLATFORM_ERROR".into(),
-                    message: format!("`{}` reports state `{s}`", target.name),
-                })),
+                PowerState::Error => Some(Err(StepFailure::new(
+                    ErrorCode::PlatformError,
+                    format!("`{}` reports state `{s}`", target.name),
+                ))),
                 _ => None,
             }
         };

@@ -1,5 +1,7 @@
 //! Errors of the topology model.
 
+use super::ErrorCode;
+
 /// A change the topology refuses. Each variant has a stable [`code`](ModelError::code).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -90,18 +92,18 @@ pub enum ModelError {
 
 impl ModelError {
     /// The stable machine-readable code (`NOT_FOUND`, `CYCLE`, `VALIDATION`, `CONFLICT`).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ModelError::UnknownNode { .. } | ModelError::UnknownDependency { .. } => "NOT_FOUND",
-            ModelError::Cycle { .. } => "CYCLE",
+            ModelError::UnknownNode { .. } | ModelError::UnknownDependency { .. } => ErrorCode::NotFound,
+            ModelError::Cycle { .. } => ErrorCode::Cycle,
             ModelError::DuplicateName { .. }
             | ModelError::DuplicateId { .. }
             | ModelError::DuplicateDependency { .. }
-            | ModelError::HostsNodes { .. } => "CONFLICT",
+            | ModelError::HostsNodes { .. } => ErrorCode::Conflict,
             ModelError::InvalidName { .. }
             | ModelError::InvalidParent { .. }
             | ModelError::CannotOffer { .. }
-            | ModelError::SelfDependency { .. } => "VALIDATION",
+            | ModelError::SelfDependency { .. } => ErrorCode::Validation,
         }
     }
 }

@@ -1,15 +1,19 @@
 //! The topology model: nodes, kinds, the hosting tree and the dependency graph, with their
 //! validation. Pure data and functions: no I/O, no clock, no async.
 
+mod code;
 mod error;
 mod ids;
 mod node;
+mod power;
 mod topology;
 
+pub use code::ErrorCode;
 pub use error::ModelError;
 pub use ids::{CascadeId, CredentialId, EventId, NodeId, ProposalId};
 pub use node::{
-    Capability, ConfigValue, ConnectorConfig, Kind, Node, NodeSpec, NodeState, Readiness, SecretRef, Timeouts,
-    is_secret_key, validate_name,
+    Capability, ConfigValue, ConnectorConfig, Kind, Node, NodeDraft, NodeSpec, NodeState, Readiness, SecretRef,
+    Timeouts, is_secret_key, validate_name,
 };
+pub use power::{Action, PowerState};
 pub use topology::Topology;

@@ -321,6 +321,18 @@ impl NodeSpec {
     }
 }
 
+/// One node as given through an API or a form (the same fields as a topology file's
+/// `[[node]]` table), before its links are resolved against a topology.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeDraft {
+    /// Everything but the links.
+    pub spec: NodeSpec,
+    /// The parent's name or id, if any.
+    pub parent: Option<String>,
+    /// Names or ids of what it depends on.
+    pub depends_on: Vec<String>,
+}
+
 /// A node in a [`Topology`](super::Topology).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {

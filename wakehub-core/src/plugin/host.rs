@@ -9,7 +9,8 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::wakehub::connector::{clock, http, log, ssh, tcp, types, wol};
-use crate::connector::Target;
+use crate::connector::transport::{cause_chain, ssh as ssh_exec, tls, wol as magic};
+use crate::connector::{Notice, Target};
 use crate::model::{ConfigValue, ConnectorConfig};
 
 /// Caps a store's linear memory; remembers a refusal (to report `PLUGIN_MEMORY`).
@@ -74,10 +75,8 @@ impl State {
     fn deny(&self, what: String) -> types::ConnectorError {
         let node = self.target.as_ref().map(|t| t.name.as_str()).unwrap_or("-");
         tracing::warn!(plugin = %self.plugin_log_name, node, "capability denied: {what}");
-        if let Some(target) = &self.target
-            && let Some(journal) = &target.journal
-        {
-            (journal.0)(crate::events::EventKind::CapabilityDenied {
+        if let Some(target) = &self.target {
+            target.notify(Notice::CapabilityDenied {
                 node: target.node,
                 name: target.name.clone(),
                 plugin: self.plugin_log_name.clone(),
@@ -248,7 +247,7 @@ impl http::Host for State {
         let fingerprint =
             target.config.str("tls_fingerprint").or_else(|| target.host.as_ref()?.config.str("tls_fingerprint"));
         if let Some(fp) = fingerprint {
-            let tls = crate::connector::proxmox::pinned_tls(fp)
+            let tls = tls::pinned_tls(fp)
                 .map_err(|e| self.error(types::ErrorCode::InvalidConfig, format!("`tls_fingerprint`: {e}")))?;
             builder = builder.use_preconfigured_tls(tls);
         }
@@ -300,8 +299,8 @@ impl http::Host for State {
         }
         .await;
         result.map_err(|e| {
-            let chain = crate::connector::cause_chain(&e);
-            let code = if chain.contains(crate::connector::proxmox::PIN_MISMATCH) {
+            let chain = cause_chain(&e);
+            let code = if chain.contains(tls::PIN_MISMATCH) {
                 types::ErrorCode::TlsPinMismatch
             } else if e.is_timeout() {
                 types::ErrorCode::Timeout
@@ -333,8 +332,8 @@ impl ssh::Host for State {
             Some(p) => u16::try_from(p).map_err(|_| self.error(types::ErrorCode::InvalidConfig, "bad `ssh_port`"))?,
         };
         let password = self.secret(&password_key)?;
-        let auth = crate::connector::wol_ssh::SshAuth::Password(password);
-        let run = crate::connector::wol_ssh::ssh_exec(target, &host, port, &user, auth, &command);
+        let auth = ssh_exec::SshAuth::Password(password);
+        let run = ssh_exec::ssh_exec(target, &host, port, &user, auth, &command);
         match tokio::time::timeout(left, run).await {
             Ok(Ok((exit_code, output))) => Ok(ssh::Output { exit_code, output }),
             Ok(Err(e)) => Err(from_native(e)),
@@ -350,8 +349,7 @@ impl wol::Host for State {
         if target.config.str("mac").is_none() {
             return Err(self.deny("Wake-on-LAN: the node's configuration names no `mac`".into()));
         }
-        let connector = crate::connector::wol_ssh::WolSshConnector::new();
-        let send = crate::connector::Connector::start(&connector, target);
+        let send = magic::wake(target);
         match tokio::time::timeout(left, send).await {
             Ok(r) => r.map_err(from_native),
             Err(_) => Err(self.error(types::ErrorCode::Timeout, "Wake-on-LAN: the call's time is up")),

@@ -13,9 +13,8 @@ use serde_json::Value;
 
 use super::nodes::{insert_node, load, write_node};
 use super::{Store, StoreError, now_ms};
-use crate::connector::{DiscoveredGuest, PowerState};
-use crate::model::{NodeId, NodeSpec, NodeState, Topology, validate_name};
-use crate::topology_file::NodeDraft;
+use crate::connector::DiscoveredGuest;
+use crate::model::{NodeDraft, NodeId, NodeSpec, NodeState, PowerState, Topology, validate_name};
 
 /// A guest one discovery run found, and the node that stands for it.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,13 +9,13 @@ use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde_json::{Value, json};
 
 use super::{Store, StoreError, now_ms};
-use crate::connector::PowerState;
-use crate::engine::{Action, Role};
 use crate::events::{CascadeStatus, CurrentNode, Event, EventKind, StepStatus};
-use crate::model::{CascadeId, EventId, NodeId, ProposalId};
+use crate::model::{Action, CascadeId, ErrorCode, EventId, NodeId, PowerState, ProposalId};
+use crate::plan::Role;
 
 /// A cascade as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CascadeRecord {
     /// Its id.
     pub id: CascadeId,
@@ -34,7 +34,7 @@ pub struct CascadeRecord {
     /// The step that failed.
     pub failed_step: Option<usize>,
     /// Stable error code when it did not complete.
-    pub error_code: Option<String>,
+    pub error_code: Option<ErrorCode>,
     /// Human error message.
     pub error_message: Option<String>,
     /// The interrupted cascade this one re-runs.
@@ -49,6 +49,7 @@ pub struct CascadeRecord {
 
 /// One step of a cascade as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StepRecord {
     /// Index in the plan.
     pub index: usize,
@@ -67,7 +68,7 @@ pub struct StepRecord {
     /// Why it was skipped or joined.
     pub reason: Option<String>,
     /// Error code if it failed.
-    pub error_code: Option<String>,
+    pub error_code: Option<ErrorCode>,
     /// Error message if it failed.
     pub error_message: Option<String>,
     /// Began at.
@@ -101,6 +102,7 @@ impl ProposalStatus {
 
 /// A shutdown proposal.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProposalRecord {
     /// Its id.
     pub id: ProposalId,
@@ -134,14 +136,17 @@ pub struct CascadeFilter {
 }
 
 impl Store {
-    /// Runs `f` in a transaction and appends the events it returns in the same transaction.
-    pub(crate) fn journal<R>(
+    /// Runs `f` in one transaction with the journal's writers, and appends the events it
+    /// emitted in the same transaction: committed together, or not at all. Returns the
+    /// events with their ids, to be published once committed.
+    pub fn journal<R>(
         &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<(R, Vec<EventKind>), StoreError>,
+        f: impl FnOnce(&mut JournalTx<'_>) -> Result<R, StoreError>,
     ) -> Result<(R, Vec<Event>), StoreError> {
         self.transaction(|tx| {
-            let (r, kinds) = f(tx)?;
-            let events = kinds.into_iter().map(|k| append_event(tx, k)).collect::<Result<_, _>>()?;
+            let mut jtx = JournalTx { tx, events: Vec::new() };
+            let r = f(&mut jtx)?;
+            let events = jtx.events.into_iter().map(|k| append_event(tx, k)).collect::<Result<_, _>>()?;
             Ok((r, events))
         })
     }
@@ -192,7 +197,7 @@ impl Store {
                         after: serde_json::from_str(&after).unwrap_or_default(),
                         status: StepStatus::Pending,
                         reason: r.get(7)?,
-                        error_code: r.get(8)?,
+                        error_code: code_of(r.get(8)?),
                         error_message: r.get(9)?,
                         started_at_ms: r.get(10)?,
                         completed_at_ms: r.get(11)?,
@@ -302,6 +307,12 @@ impl Store {
     }
 }
 
+/// A stored failure code; one this build does not know (it cannot happen: a newer database
+/// is refused at open) reads as `INTERNAL` rather than failing the whole listing.
+fn code_of(stored: Option<String>) -> Option<ErrorCode> {
+    stored.map(|c| ErrorCode::parse(&c).unwrap_or(ErrorCode::Internal))
+}
+
 fn bad(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt { message: format!("bad {what} `{value}`") }
 }
@@ -324,7 +335,7 @@ fn cascade_row(r: &Row<'_>) -> rusqlite::Result<Result<CascadeRecord, StoreError
         current_step: r.get::<_, i64>(5)? as usize,
         total_steps: r.get::<_, i64>(6)? as usize,
         failed_step: r.get::<_, Option<i64>>(7)?.map(|s| s as usize),
-        error_code: r.get(8)?,
+        error_code: code_of(r.get(8)?),
         error_message: r.get(9)?,
         rerun_of: r.get::<_, Option<i64>>(10)?.map(CascadeId::new),
         created_at_ms: r.get(11)?,
@@ -369,177 +380,211 @@ pub(crate) fn proposal(tx: &Transaction<'_>, id: ProposalId) -> Result<Option<Pr
 
 // ----- writers (called inside `Store::journal`) -----
 
-pub(crate) fn insert_cascade(
-    tx: &Transaction<'_>,
-    node: NodeId,
-    node_name: &str,
-    action: Action,
-    rerun_of: Option<CascadeId>,
-) -> Result<CascadeRecord, StoreError> {
-    tx.execute(
-        "INSERT INTO cascades (node_id, node_name, action, status, rerun_of, created_at)
-         VALUES (?1, ?2, ?3, 'pending', ?4, ?5)",
-        params![node.get(), node_name, action.as_str(), rerun_of.map(CascadeId::get), now_ms()],
-    )?;
-    let id = CascadeId::new(tx.last_insert_rowid());
-    cascade(tx, id)?.ok_or_else(|| bad("cascade", "just inserted"))
+/// The journal's writers, inside one transaction ([`Store::journal`]): cascades, steps,
+/// proposals, and the events that record them.
+pub struct JournalTx<'a> {
+    tx: &'a Transaction<'a>,
+    events: Vec<EventKind>,
+}
+
+impl std::fmt::Debug for JournalTx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournalTx").field("events", &self.events.len()).finish_non_exhaustive()
+    }
 }
 
 /// One planned step to record.
-pub(crate) struct NewStep<'a> {
+#[derive(Debug, Clone, Copy)]
+pub struct NewStep<'a> {
+    /// The node.
     pub node: NodeId,
+    /// Its name now.
     pub node_name: &'a str,
+    /// Start or stop.
     pub action: Action,
+    /// Why it is in the plan.
     pub role: Role,
+    /// Steps it waits for.
     pub after: &'a [usize],
 }
 
-pub(crate) fn begin_cascade(tx: &Transaction<'_>, id: CascadeId, steps: &[NewStep<'_>]) -> Result<(), StoreError> {
-    tx.execute(
-        "UPDATE cascades SET status = 'in_progress', started_at = ?1, total_steps = ?2 WHERE id = ?3",
-        params![now_ms(), steps.len() as i64, id.get()],
-    )?;
-    for (i, s) in steps.iter().enumerate() {
-        tx.execute(
-            "INSERT INTO cascade_steps (cascade_id, idx, node_id, node_name, action, role, after, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending')",
-            params![
-                id.get(),
-                i as i64,
-                s.node.get(),
-                s.node_name,
-                s.action.as_str(),
-                s.role.as_str(),
-                serde_json::to_string(s.after).unwrap_or_else(|_| "[]".into())
-            ],
-        )?;
+impl JournalTx<'_> {
+    /// Appends `event` to the journal (with the transaction's other writes).
+    pub fn emit(&mut self, event: EventKind) {
+        self.events.push(event);
     }
-    Ok(())
-}
 
-pub(crate) fn set_step(
-    tx: &Transaction<'_>,
-    id: CascadeId,
-    index: usize,
-    status: StepStatus,
-    reason: Option<&str>,
-    error: Option<(&str, &str)>,
-) -> Result<usize, StoreError> {
-    let now = now_ms();
-    let (started, completed) = match status {
-        StepStatus::Running => (Some(now), None),
-        StepStatus::Pending => (None, None),
-        _ => (None, Some(now)),
-    };
-    // Hot path (three writes per step): statements are prepared once per connection.
-    tx.prepare_cached(
-        "UPDATE cascade_steps SET status = ?1, reason = COALESCE(?2, reason), error_code = ?3, error_message = ?4,
+    /// A new cascade, `pending`.
+    pub fn insert_cascade(
+        &mut self,
+        node: NodeId,
+        node_name: &str,
+        action: Action,
+        rerun_of: Option<CascadeId>,
+    ) -> Result<CascadeRecord, StoreError> {
+        let tx = self.tx;
+        tx.execute(
+            "INSERT INTO cascades (node_id, node_name, action, status, rerun_of, created_at)
+         VALUES (?1, ?2, ?3, 'pending', ?4, ?5)",
+            params![node.get(), node_name, action.as_str(), rerun_of.map(CascadeId::get), now_ms()],
+        )?;
+        let id = CascadeId::new(tx.last_insert_rowid());
+        cascade(tx, id)?.ok_or_else(|| bad("cascade", "just inserted"))
+    }
+
+    /// The cascade begins: `in_progress`, with its planned steps.
+    pub fn begin_cascade(&mut self, id: CascadeId, steps: &[NewStep<'_>]) -> Result<(), StoreError> {
+        let tx = self.tx;
+        tx.execute(
+            "UPDATE cascades SET status = 'in_progress', started_at = ?1, total_steps = ?2 WHERE id = ?3",
+            params![now_ms(), steps.len() as i64, id.get()],
+        )?;
+        for (i, s) in steps.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO cascade_steps (cascade_id, idx, node_id, node_name, action, role, after, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending')",
+                params![
+                    id.get(),
+                    i as i64,
+                    s.node.get(),
+                    s.node_name,
+                    s.action.as_str(),
+                    s.role.as_str(),
+                    serde_json::to_string(s.after).unwrap_or_else(|_| "[]".into())
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A step's new status; returns how many steps of the cascade are finished.
+    pub fn set_step(
+        &mut self,
+        id: CascadeId,
+        index: usize,
+        status: StepStatus,
+        reason: Option<&str>,
+        error: Option<(ErrorCode, &str)>,
+    ) -> Result<usize, StoreError> {
+        let tx = self.tx;
+        let now = now_ms();
+        let (started, completed) = match status {
+            StepStatus::Running => (Some(now), None),
+            StepStatus::Pending => (None, None),
+            _ => (None, Some(now)),
+        };
+        // Hot path (three writes per step): statements are prepared once per connection.
+        tx.prepare_cached(
+            "UPDATE cascade_steps SET status = ?1, reason = COALESCE(?2, reason), error_code = ?3, error_message = ?4,
                 started_at = COALESCE(?5, started_at), completed_at = COALESCE(?6, completed_at)
          WHERE cascade_id = ?7 AND idx = ?8",
-    )?
-    .execute(params![
-        status.as_str(),
-        reason,
-        error.map(|e| e.0),
-        error.map(|e| e.1),
-        started,
-        completed,
-        id.get(),
-        index as i64
-    ])?;
-    let finished: i64 = tx
-        .prepare_cached(
-            "SELECT COUNT(*) FROM cascade_steps WHERE cascade_id = ?1 AND status IN ('done', 'skipped', 'joined')",
         )?
-        .query_row([id.get()], |r| r.get(0))?;
-    tx.prepare_cached("UPDATE cascades SET current_step = ?1 WHERE id = ?2")?.execute(params![finished, id.get()])?;
-    Ok(finished as usize)
-}
+        .execute(params![
+            status.as_str(),
+            reason,
+            error.map(|e| e.0.as_str()),
+            error.map(|e| e.1),
+            started,
+            completed,
+            id.get(),
+            index as i64
+        ])?;
+        let finished: i64 = tx
+            .prepare_cached(
+                "SELECT COUNT(*) FROM cascade_steps WHERE cascade_id = ?1 AND status IN ('done', 'skipped', 'joined')",
+            )?
+            .query_row([id.get()], |r| r.get(0))?;
+        tx.prepare_cached("UPDATE cascades SET current_step = ?1 WHERE id = ?2")?
+            .execute(params![finished, id.get()])?;
+        Ok(finished as usize)
+    }
 
-pub(crate) fn finish_cascade(
-    tx: &Transaction<'_>,
-    id: CascadeId,
-    status: CascadeStatus,
-    failed_step: Option<usize>,
-    error: Option<(&str, &str)>,
-) -> Result<(), StoreError> {
-    tx.execute(
+    /// The cascade ends with `status` (steps not begun become `cancelled`).
+    pub fn finish_cascade(
+        &mut self,
+        id: CascadeId,
+        status: CascadeStatus,
+        failed_step: Option<usize>,
+        error: Option<(ErrorCode, &str)>,
+    ) -> Result<(), StoreError> {
+        let tx = self.tx;
+        tx.execute(
         "UPDATE cascade_steps SET status = 'cancelled', completed_at = ?1 WHERE cascade_id = ?2 AND status = 'pending'",
         params![now_ms(), id.get()],
     )?;
-    tx.execute(
-        "UPDATE cascades SET status = ?1, failed_step = ?2, error_code = ?3, error_message = ?4, completed_at = ?5
-         WHERE id = ?6",
-        params![
-            status.as_str(),
-            failed_step.map(|s| s as i64),
-            error.map(|e| e.0),
-            error.map(|e| e.1),
-            now_ms(),
-            id.get()
-        ],
-    )?;
-    Ok(())
-}
-
-pub(crate) fn insert_proposal(
-    tx: &Transaction<'_>,
-    node: NodeId,
-    node_name: &str,
-    cascade: CascadeId,
-    reason: &str,
-) -> Result<ProposalId, StoreError> {
-    // A node has at most one pending proposal: a newer one replaces the older.
-    tx.execute(
-        "UPDATE proposals SET status = 'dismissed', resolved_at = ?1 WHERE node_id = ?2 AND status = 'pending'",
-        params![now_ms(), node.get()],
-    )?;
-    tx.execute(
-        "INSERT INTO proposals (node_id, node_name, cascade_id, reason, status, created_at)
-         VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
-        params![node.get(), node_name, cascade.get(), reason, now_ms()],
-    )?;
-    Ok(ProposalId::new(tx.last_insert_rowid()))
-}
-
-pub(crate) fn resolve_proposal(tx: &Transaction<'_>, id: ProposalId, status: ProposalStatus) -> Result<(), StoreError> {
-    tx.execute(
-        "UPDATE proposals SET status = ?1, resolved_at = ?2 WHERE id = ?3",
-        params![status.as_str(), now_ms(), id.get()],
-    )?;
-    Ok(())
-}
-
-/// Marks every unfinished cascade `interrupted` (and its running steps), returning the
-/// events that record it.
-pub(crate) fn interrupt_unfinished(tx: &Transaction<'_>) -> Result<Vec<EventKind>, StoreError> {
-    let mut stmt = tx.prepare("SELECT id, node_id FROM cascades WHERE status IN ('pending', 'in_progress')")?;
-    let rows: Vec<(i64, i64)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-    let mut events = Vec::new();
-    for (id, node) in rows {
         tx.execute(
-            "UPDATE cascade_steps SET status = 'interrupted', completed_at = ?1
-             WHERE cascade_id = ?2 AND status = 'running'",
-            params![now_ms(), id],
+            "UPDATE cascades SET status = ?1, failed_step = ?2, error_code = ?3, error_message = ?4, completed_at = ?5
+         WHERE id = ?6",
+            params![
+                status.as_str(),
+                failed_step.map(|s| s as i64),
+                error.map(|e| e.0.as_str()),
+                error.map(|e| e.1),
+                now_ms(),
+                id.get()
+            ],
         )?;
-        let message = "WakeHub stopped while this cascade ran; it can be re-run";
-        finish_cascade(tx, CascadeId::new(id), CascadeStatus::Interrupted, None, Some(("INTERRUPTED", message)))?;
-        events.push(EventKind::CascadeError {
-            cascade: CascadeId::new(id),
-            node: NodeId::new(node),
-            status: CascadeStatus::Interrupted,
-            failed_step: None,
-            code: "INTERRUPTED".into(),
-            message: message.into(),
-        });
+        Ok(())
     }
-    Ok(events)
-}
 
-/// [`interrupt_unfinished`] in the shape [`Store::journal`] takes.
-pub(crate) fn interrupt_unfinished_tx(tx: &Transaction<'_>) -> Result<(usize, Vec<EventKind>), StoreError> {
-    let events = interrupt_unfinished(tx)?;
-    Ok((events.len(), events))
+    /// A pending shutdown proposal (replacing an older pending one of the node).
+    pub fn insert_proposal(
+        &mut self,
+        node: NodeId,
+        node_name: &str,
+        cascade: CascadeId,
+        reason: &str,
+    ) -> Result<ProposalId, StoreError> {
+        let tx = self.tx;
+        // A node has at most one pending proposal: a newer one replaces the older.
+        tx.execute(
+            "UPDATE proposals SET status = 'dismissed', resolved_at = ?1 WHERE node_id = ?2 AND status = 'pending'",
+            params![now_ms(), node.get()],
+        )?;
+        tx.execute(
+            "INSERT INTO proposals (node_id, node_name, cascade_id, reason, status, created_at)
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
+            params![node.get(), node_name, cascade.get(), reason, now_ms()],
+        )?;
+        Ok(ProposalId::new(tx.last_insert_rowid()))
+    }
+
+    /// A proposal confirmed or dismissed.
+    pub fn resolve_proposal(&mut self, id: ProposalId, status: ProposalStatus) -> Result<(), StoreError> {
+        let tx = self.tx;
+        tx.execute(
+            "UPDATE proposals SET status = ?1, resolved_at = ?2 WHERE id = ?3",
+            params![status.as_str(), now_ms(), id.get()],
+        )?;
+        Ok(())
+    }
+
+    /// Marks every unfinished cascade `interrupted` (and its running steps), with a
+    /// `cascade-error` event each; returns how many.
+    pub fn interrupt_unfinished(&mut self) -> Result<usize, StoreError> {
+        let tx = self.tx;
+        let mut stmt = tx.prepare("SELECT id, node_id FROM cascades WHERE status IN ('pending', 'in_progress')")?;
+        let rows: Vec<(i64, i64)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        for (id, node) in &rows {
+            tx.execute(
+                "UPDATE cascade_steps SET status = 'interrupted', completed_at = ?1
+             WHERE cascade_id = ?2 AND status = 'running'",
+                params![now_ms(), id],
+            )?;
+            let message = "WakeHub stopped while this cascade ran; it can be re-run";
+            let id = CascadeId::new(*id);
+            self.finish_cascade(id, CascadeStatus::Interrupted, None, Some((ErrorCode::Interrupted, message)))?;
+            self.emit(EventKind::CascadeError {
+                cascade: id,
+                node: NodeId::new(*node),
+                status: CascadeStatus::Interrupted,
+                failed_step: None,
+                code: ErrorCode::Interrupted,
+                message: message.into(),
+            });
+        }
+        Ok(rows.len())
+    }
 }
 
 fn append_event(tx: &Transaction<'_>, kind: EventKind) -> Result<Event, StoreError> {
@@ -570,7 +615,7 @@ fn encode(kind: &EventKind) -> Value {
         EventKind::CascadeComplete { cascade, node } => json!({"cascade": cascade.get(), "node": node.get()}),
         EventKind::CascadeError { cascade, node, status, failed_step, code, message } => json!({
             "cascade": cascade.get(), "node": node.get(), "status": status.as_str(), "failed_step": failed_step,
-            "code": code, "message": message
+            "code": code.as_str(), "message": message
         }),
         EventKind::ShutdownProposed { proposal, cascade, node, name, reason } => json!({
             "proposal": proposal.get(), "cascade": cascade.get(), "node": node.get(), "name": name, "reason": reason
@@ -625,7 +670,7 @@ fn decode(kind: &str, payload: &str) -> Option<EventKind> {
             node: node()?,
             status: CascadeStatus::parse(&text(&v, "status")?)?,
             failed_step: int(&v, "failed_step").map(|s| s as usize),
-            code: text(&v, "code")?,
+            code: ErrorCode::parse(&text(&v, "code")?).unwrap_or(ErrorCode::Internal),
             message: text(&v, "message")?,
         },
         "shutdown-proposed" => EventKind::ShutdownProposed {

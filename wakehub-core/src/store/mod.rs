@@ -6,7 +6,7 @@
 //! the work to tokio's blocking pool so the runtime is never blocked.
 
 mod discovery;
-pub(crate) mod journal;
+mod journal;
 mod migrations;
 mod nodes;
 mod tokens;
@@ -18,12 +18,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use discovery::{Disappeared, DiscoveredNode, DiscoveryRecord, DiscoveryReport};
-pub use journal::{CascadeFilter, CascadeRecord, ProposalRecord, ProposalStatus, StepRecord};
+pub use journal::{CascadeFilter, CascadeRecord, JournalTx, NewStep, ProposalRecord, ProposalStatus, StepRecord};
 pub use migrations::SCHEMA_VERSION;
 pub use nodes::ImportSummary;
 pub use tokens::TokenRecord;
 
-use crate::model::{CredentialId, ModelError, SecretRef};
+use crate::model::{CredentialId, ErrorCode, ModelError, NodeId, SecretRef};
 use crate::secrets::{MasterKey, Sealed, SecretError, SecretString};
 
 /// Why a store operation failed.
@@ -53,9 +53,6 @@ pub enum StoreError {
     /// The topology refused the change.
     #[error(transparent)]
     Model(#[from] ModelError),
-    /// The topology file had problems.
-    #[error(transparent)]
-    Import(#[from] crate::topology_file::ParseError),
     /// A secret could not be sealed, opened or read.
     #[error(transparent)]
     Secret(#[from] SecretError),
@@ -84,17 +81,16 @@ pub enum StoreError {
 
 impl StoreError {
     /// The stable machine-readable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             StoreError::Model(e) => e.code(),
-            StoreError::Import(_) => "VALIDATION",
-            StoreError::TooNew { .. } => "STORE_TOO_NEW",
-            StoreError::Corrupt { .. } | StoreError::Database { .. } => "INTERNAL",
-            StoreError::Secret(SecretError::Unavailable { .. }) => "SECRET_UNAVAILABLE",
-            StoreError::Secret(_) | StoreError::WrongMasterKey => "SECRET",
-            StoreError::NotFound { .. } => "NOT_FOUND",
-            StoreError::Conflict { .. } => "CONFLICT",
-            StoreError::Invalid { .. } => "VALIDATION",
+            StoreError::TooNew { .. } => ErrorCode::StoreTooNew,
+            StoreError::Corrupt { .. } | StoreError::Database { .. } => ErrorCode::Internal,
+            StoreError::Secret(SecretError::Unavailable { .. }) => ErrorCode::SecretUnavailable,
+            StoreError::Secret(_) | StoreError::WrongMasterKey => ErrorCode::Secret,
+            StoreError::NotFound { .. } => ErrorCode::NotFound,
+            StoreError::Conflict { .. } => ErrorCode::Conflict,
+            StoreError::Invalid { .. } => ErrorCode::Validation,
         }
     }
 }
@@ -291,12 +287,9 @@ pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-impl crate::connector::SecretResolver for Store {
-    fn resolve(&self, secret: &SecretRef) -> Result<SecretString, String> {
-        self.resolve_secret(secret).map_err(|e| e.to_string())
-    }
-
-    fn host_key(&self, node: crate::model::NodeId, endpoint: &str) -> Option<String> {
+impl Store {
+    /// The SSH host key learned for `endpoint` (`host:port`) of `node`, if any.
+    pub fn host_key(&self, node: NodeId, endpoint: &str) -> Option<String> {
         self.conn()
             .query_row(
                 "SELECT key FROM host_keys WHERE node_id = ?1 AND endpoint = ?2",
@@ -308,7 +301,8 @@ impl crate::connector::SecretResolver for Store {
             .flatten()
     }
 
-    fn remember_host_key(&self, node: crate::model::NodeId, endpoint: &str, key: &str) -> Result<(), String> {
+    /// Remembers the SSH host key first seen at `endpoint` of `node` (the first one stays).
+    pub fn remember_host_key(&self, node: NodeId, endpoint: &str, key: &str) -> Result<(), StoreError> {
         self.conn()
             .execute(
                 "INSERT INTO host_keys (node_id, endpoint, key, learned_at) VALUES (?1, ?2, ?3, ?4)
@@ -316,6 +310,6 @@ impl crate::connector::SecretResolver for Store {
                 params![node.get(), endpoint, key, now_ms()],
             )
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(StoreError::from)
     }
 }

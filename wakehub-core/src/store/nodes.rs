@@ -10,10 +10,9 @@ use serde_json::{Value, json};
 
 use super::{Store, StoreError, now_ms};
 use crate::model::{
-    Capability, ConfigValue, ConnectorConfig, Kind, NodeId, NodeSpec, NodeState, Readiness, SecretRef, Timeouts,
-    Topology,
+    Capability, ConfigValue, ConnectorConfig, Kind, NodeDraft, NodeId, NodeSpec, NodeState, Readiness, SecretRef,
+    Timeouts, Topology,
 };
-use crate::topology_file::{self, NodeDraft, ParseOptions};
 
 /// What an import changed, by node name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -163,13 +162,6 @@ impl Store {
         })
     }
 
-    /// Parses a topology file and makes the store's configured nodes exactly that, in one
-    /// transaction. Nodes keep their ids across imports (matched by name).
-    pub fn import_toml(&self, text: &str, options: &ParseOptions) -> Result<ImportSummary, StoreError> {
-        let desired = topology_file::parse(text, options)?;
-        self.import(&desired)
-    }
-
     /// Makes the store's configured nodes exactly `desired` (matched by name), in one
     /// transaction. Discovered nodes stay while their host does. Inline secrets are
     /// encrypted; credentials nothing refers to any more are deleted.
@@ -258,12 +250,6 @@ impl Store {
             gc_credentials(tx, &after)?;
             Ok(summary)
         })
-    }
-
-    /// The configured topology in the file format (secrets as references only).
-    pub fn export_toml(&self) -> Result<String, StoreError> {
-        let topology = self.topology()?;
-        topology_file::export(&topology).map_err(|e| StoreError::Corrupt { message: e.to_string() })
     }
 
     /// Replaces inline secrets by sealed credentials; checks that stored references exist.

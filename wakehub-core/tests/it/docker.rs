@@ -7,8 +7,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use wakehub_core::connector::PowerState;
-use wakehub_core::engine::{Action, Engine};
+use wakehub_core::engine::Engine;
 use wakehub_core::events::{CascadeStatus, EventKind};
+use wakehub_core::model::Action;
 
 const IMAGE: &str = "wakehub-test/busybox:local";
 
@@ -278,11 +279,11 @@ async fn real_containers_start_stop_and_gate_on_their_healthcheck() {
     // An unhealthy container fails its start.
     let (r, _) = run(&e, "sick", Action::Start).await;
     assert_eq!(r.status, CascadeStatus::Failed);
-    assert_eq!(r.error_code.as_deref(), Some("PLATFORM_ERROR"), "{r:?}");
+    assert_eq!(r.error_code.map(|c| c.as_str()), Some("PLATFORM_ERROR"), "{r:?}");
 
     // An unknown container.
     let (r, _) = run(&e, "ghost", Action::Start).await;
-    assert_eq!(r.error_code.as_deref(), Some("NOT_FOUND"), "{r:?}");
+    assert_eq!(r.error_code.map(|c| c.as_str()), Some("NOT_FOUND"), "{r:?}");
     assert!(r.error_message.as_deref().unwrap().contains("ghost: docker"), "{r:?}");
 
     // Stop of everything on the host, bottom-up, through the engine.
@@ -316,10 +317,10 @@ docker_host = "unix:///tmp/wakehub-no-such-docker.sock"
 "#;
     let e = engine(&lab(&d, extra));
     let (r, _) = run(&e, "slow", Action::Start).await;
-    assert_eq!(r.error_code.as_deref(), Some("TIMEOUT"), "{r:?}");
+    assert_eq!(r.error_code.map(|c| c.as_str()), Some("TIMEOUT"), "{r:?}");
     assert!(r.error_message.as_deref().unwrap().contains("last seen starting"), "{r:?}");
     let (r, _) = run(&e, "elsewhere", Action::Start).await;
-    assert_eq!(r.error_code.as_deref(), Some("UNREACHABLE"), "{r:?}");
+    assert_eq!(r.error_code.map(|c| c.as_str()), Some("UNREACHABLE"), "{r:?}");
 }
 
 /// Forwards a loopback TCP port to the engine's unix socket, byte for byte: the engine's own
@@ -442,6 +443,6 @@ docker_tls_key = "{key}"
 
     // A server certificate from another CA is refused (no blanket trust).
     let err = e.discover(id("untrusted")).await.unwrap_err();
-    assert_eq!(err.code(), "UNREACHABLE", "{err}");
+    assert_eq!(err.code().as_str(), "UNREACHABLE", "{err}");
     assert!(err.to_string().contains("not trusted"), "{err}");
 }

@@ -16,8 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wakehub_core::connector::PowerState;
-use wakehub_core::engine::{Action, Engine};
+use wakehub_core::engine::Engine;
 use wakehub_core::events::{CascadeStatus, StepStatus};
+use wakehub_core::model::Action;
 use wakehub_core::store::ProposalStatus;
 
 use crate::docker::Dockerd;

@@ -1,5 +1,6 @@
 //! The engine through the `Connector` trait, with the simulated connector as the platform.
 
+use crate::support::StoreToml as _;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -7,8 +8,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use wakehub_core::connector::sim::SimConnector;
 use wakehub_core::connector::{Connector, ConnectorError, PowerState, Registry, Target};
-use wakehub_core::engine::{Action, Engine, EngineConfig};
+use wakehub_core::engine::{Engine, EngineConfig};
 use wakehub_core::events::{CascadeStatus, Event, EventKind, StepStatus};
+use wakehub_core::model::Action;
 use wakehub_core::model::{CascadeId, NodeId, Topology};
 use wakehub_core::secrets::MasterKey;
 use wakehub_core::store::{ProposalStatus, Store};
@@ -238,7 +240,7 @@ async fn a_failing_step_fails_the_cascade_without_rollback() {
     let record = lab.engine.store().cascade(id).unwrap().unwrap();
     assert_eq!(record.status, CascadeStatus::Failed);
     assert_eq!(record.failed_step, Some(1));
-    assert_eq!(record.error_code.as_deref(), Some("PLATFORM_ERROR"));
+    assert_eq!(record.error_code.map(|c| c.as_str()), Some("PLATFORM_ERROR"));
     assert!(record.error_message.unwrap().contains("machine2"));
     let steps = lab.engine.store().steps(id).unwrap();
     let status: Vec<(&str, StepStatus)> = steps.iter().map(|s| (s.node_name.as_str(), s.status)).collect();
@@ -266,7 +268,7 @@ async fn a_step_that_takes_too_long_times_out() {
     let lab = Lab::new(text, 4);
     let (id, _) = lab.run(Action::Start, "slow").await;
     let record = lab.engine.store().cascade(id).unwrap().unwrap();
-    assert_eq!(record.error_code.as_deref(), Some("TIMEOUT"));
+    assert_eq!(record.error_code.map(|c| c.as_str()), Some("TIMEOUT"));
     assert_eq!(record.error_message.as_deref(), Some("`slow` did not come up within 300ms (last seen starting)"));
 }
 
@@ -298,7 +300,7 @@ async fn readiness_gates_the_step() {
     let lab = Lab::new(&text, 4);
     let (id, _) = lab.run(Action::Start, "web").await;
     let record = lab.engine.store().cascade(id).unwrap().unwrap();
-    assert_eq!(record.error_code.as_deref(), Some("TIMEOUT"));
+    assert_eq!(record.error_code.map(|c| c.as_str()), Some("TIMEOUT"));
     assert!(
         record.error_message.as_deref().unwrap().contains(&format!("readiness: tcp 127.0.0.1:{port}")),
         "{record:?}"
@@ -321,11 +323,11 @@ async fn a_running_cascade_can_be_cancelled() {
     lab.engine.cancel(record.id).unwrap();
     let done = lab.engine.wait(record.id).await.unwrap();
     assert_eq!(done.status, CascadeStatus::Cancelled);
-    assert_eq!(done.error_code.as_deref(), Some("CANCELLED"));
+    assert_eq!(done.error_code.map(|c| c.as_str()), Some("CANCELLED"));
     let steps = lab.engine.store().steps(record.id).unwrap();
     assert_eq!(steps[0].status, StepStatus::Done, "the step in flight finished");
     assert!(steps[1..].iter().all(|s| s.status == StepStatus::Cancelled), "{steps:?}");
-    assert_eq!(lab.engine.cancel(record.id).unwrap_err().code(), "VALIDATION");
+    assert_eq!(lab.engine.cancel(record.id).unwrap_err().code().as_str(), "VALIDATION");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,9 +375,9 @@ async fn a_stop_cannot_take_what_a_running_start_needs() {
     let lab = Lab::new(&fast(HOMELAB), 4);
     let start = lab.engine.start(lab.id("sandbox")).await.unwrap();
     let err = lab.engine.stop(lab.id("machine2")).await.unwrap_err();
-    assert_eq!(err.code(), "CONFLICT");
+    assert_eq!(err.code().as_str(), "CONFLICT");
     assert!(err.to_string().contains("needed by"), "{err}");
-    assert_eq!(lab.engine.start(lab.id("sandbox")).await.unwrap_err().code(), "CASCADE_IN_PROGRESS");
+    assert_eq!(lab.engine.start(lab.id("sandbox")).await.unwrap_err().code().as_str(), "CASCADE_IN_PROGRESS");
     assert_eq!(lab.engine.wait(start.id).await.unwrap().status, CascadeStatus::Completed);
     // Once the start is over, the stop is accepted.
     let (id, _) = lab.run(Action::Stop, "machine2").await;
@@ -405,7 +407,7 @@ async fn a_start_accepted_during_a_stop_wins() {
     let start = lab.engine.wait(start.id).await.unwrap();
     assert_eq!(start.status, CascadeStatus::Completed);
     assert_eq!(stop.status, CascadeStatus::Failed);
-    assert_eq!(stop.error_code.as_deref(), Some("CONFLICT"));
+    assert_eq!(stop.error_code.map(|c| c.as_str()), Some("CONFLICT"));
     assert!(stop.error_message.as_deref().unwrap().contains("`machine2` is now needed by start"), "{stop:?}");
     // The stop in flight finished, then the start brought lxc-jellyfin back; machine2 was
     // never stopped under it.
@@ -431,7 +433,7 @@ async fn a_start_that_finishes_first_still_protects_its_nodes_from_the_stop() {
     };
     assert_eq!(start.status, CascadeStatus::Completed);
     let stop = lab.engine.wait(stop.id).await.unwrap();
-    assert_eq!(stop.error_code.as_deref(), Some("CONFLICT"), "{stop:?}");
+    assert_eq!(stop.error_code.map(|c| c.as_str()), Some("CONFLICT"), "{stop:?}");
     assert_eq!(lab.state("machine2").await, PowerState::On);
     assert_eq!(lab.sim.count(lab.id("machine2"), "stop"), 0);
 }
@@ -458,7 +460,7 @@ async fn reevaluation_proposes_and_a_proposal_can_be_confirmed_or_dismissed() {
     // In use again: confirming is refused.
     let (_, _) = lab.run(Action::Start, "lxc-jellyfin").await;
     let err = lab.engine.confirm_proposal(proposals[0].id).await.unwrap_err();
-    assert_eq!(err.code(), "CONFLICT");
+    assert_eq!(err.code().as_str(), "CONFLICT");
     assert!(err.to_string().contains("lxc-jellyfin"), "{err}");
 
     // Unused again: confirming stops the NAS.
@@ -469,7 +471,7 @@ async fn reevaluation_proposes_and_a_proposal_can_be_confirmed_or_dismissed() {
     assert_eq!(lab.engine.wait(cascade.id).await.unwrap().status, CascadeStatus::Completed);
     assert_eq!(lab.state("nas").await, PowerState::Off);
     assert_eq!(lab.engine.store().proposal(pending[0].id).unwrap().unwrap().status, ProposalStatus::Confirmed);
-    assert_eq!(lab.engine.confirm_proposal(pending[0].id).await.unwrap_err().code(), "VALIDATION");
+    assert_eq!(lab.engine.confirm_proposal(pending[0].id).await.unwrap_err().code().as_str(), "VALIDATION");
 
     // Dismissing keeps it on.
     let (_, _) = lab.run(Action::Start, "lxc-jellyfin").await;
@@ -553,7 +555,7 @@ fn a_crash_leaves_no_cascade_in_progress_forever() {
         let engine = Engine::new(store, Registry::builtin(), config).unwrap();
         let record = engine.store().cascade(id).unwrap().unwrap();
         assert_eq!(record.status, CascadeStatus::Interrupted);
-        assert_eq!(record.error_code.as_deref(), Some("INTERRUPTED"));
+        assert_eq!(record.error_code.map(|c| c.as_str()), Some("INTERRUPTED"));
         let steps = engine.store().steps(id).unwrap();
         assert!(steps.iter().all(|s| matches!(s.status, StepStatus::Interrupted | StepStatus::Cancelled)), "{steps:?}");
         let last = engine.store().events_after(None, None, 10_000).unwrap().pop().unwrap();
@@ -577,5 +579,5 @@ async fn shutdown_leaves_nothing_in_progress() {
     tokio::time::timeout(Duration::from_secs(10), lab.engine.shutdown()).await.expect("shutdown is bounded");
     let r = lab.engine.store().cascade(record.id).unwrap().unwrap();
     assert_eq!(r.status, CascadeStatus::Interrupted, "{r:?}");
-    assert_eq!(lab.engine.start(lab.id("nas")).await.unwrap_err().code(), "SHUTTING_DOWN");
+    assert_eq!(lab.engine.start(lab.id("nas")).await.unwrap_err().code().as_str(), "SHUTTING_DOWN");
 }

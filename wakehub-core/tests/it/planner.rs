@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use expect_test::{Expect, expect};
 use wakehub_core::connector::PowerState;
-use wakehub_core::engine::{Action, Observations, plan};
+use wakehub_core::model::Action;
 use wakehub_core::model::{NodeId, Topology};
+use wakehub_core::plan::{Observations, plan};
 
 use crate::support::{homelab, parse};
 

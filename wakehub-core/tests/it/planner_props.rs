@@ -4,8 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use wakehub_core::connector::PowerState;
-use wakehub_core::engine::{Action, Observations, Plan, plan};
+use wakehub_core::model::Action;
 use wakehub_core::model::{Capability, Kind, NodeId, Topology};
+use wakehub_core::plan::{Observations, Plan, plan};
 
 use crate::support::spec;
 

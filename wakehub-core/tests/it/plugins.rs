@@ -3,14 +3,16 @@
 //! plugins against their peers (the HTTP switch against a Home Assistant-shaped API, Redfish
 //! against the `sushy-tools` emulator).
 
+use crate::support::StoreToml as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use wakehub_core::connector::{ErrorCode, PowerState, Registry, Target};
-use wakehub_core::engine::{Action, Engine, EngineConfig};
+use wakehub_core::engine::{Engine, EngineConfig};
 use wakehub_core::events::CascadeStatus;
+use wakehub_core::model::Action;
 use wakehub_core::plugin::{PluginHost, PluginLimits};
 use wakehub_core::topology_file::ParseOptions;
 
@@ -75,7 +77,7 @@ fn engine(host: &PluginHost, text: &str) -> Engine {
 
 fn target(e: &Engine, name: &str) -> Target {
     let t = e.store().topology().unwrap();
-    Target::of(&t, t.by_name(name).unwrap().id).unwrap().with_secrets(Arc::new(e.store().clone()))
+    e.target(&t, t.by_name(name).unwrap().id).unwrap()
 }
 
 #[test]
@@ -108,7 +110,7 @@ fn loading_reports_every_file_that_is_not_a_connector_of_a_known_version() {
         ("partial.wasm", "PLUGIN_INVALID", "does not match the connector world"),
     ] {
         let e = by_file(file);
-        assert_eq!(e.code, code, "{e}");
+        assert_eq!(e.code.as_str(), code, "{e}");
         assert!(e.message.contains(says), "{file}: {e}");
     }
 
@@ -179,9 +181,9 @@ async fn hostile_plugins_end_with_their_code_within_bounds_and_the_host_carries_
     // Through the engine, a hostile start fails its step with the code, journaled.
     let r = run(&e, "g-loop", Action::Start).await;
     assert_eq!(r.status, CascadeStatus::Failed);
-    assert_eq!(r.error_code.as_deref(), Some("PLUGIN_TIMEOUT"), "{r:?}");
+    assert_eq!(r.error_code.map(|c| c.as_str()), Some("PLUGIN_TIMEOUT"), "{r:?}");
     let r = run(&e, "g-http", Action::Start).await;
-    assert_eq!(r.error_code.as_deref(), Some("CAPABILITY_DENIED"), "{r:?}");
+    assert_eq!(r.error_code.map(|c| c.as_str()), Some("CAPABILITY_DENIED"), "{r:?}");
     // The denial is in the journal, as its own event (also when a plugin swallows it).
     let denied: Vec<String> = e
         .store()

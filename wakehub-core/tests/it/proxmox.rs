@@ -1,13 +1,15 @@
 //! The Proxmox connector against `fakepve` (PyPI), the Proxmox VE API emulator, run by the
 //! test on loopback with its own self-signed certificate.
 
+use crate::support::StoreToml as _;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use wakehub_core::connector::PowerState;
-use wakehub_core::engine::{Action, Engine};
+use wakehub_core::engine::Engine;
 use wakehub_core::events::CascadeStatus;
+use wakehub_core::model::Action;
 
 pub(crate) struct FakePve {
     child: Child,
@@ -175,10 +177,10 @@ async fn token_auth_with_a_pinned_certificate_drives_vms_and_lxcs() {
 
     // A failing task reports its exit status; an unknown vmid is NOT_FOUND.
     let r = run(&e, "broken", Action::Start).await;
-    assert_eq!(r.error_code.as_deref(), Some("PLATFORM_ERROR"), "{r:?}");
+    assert_eq!(r.error_code.map(|c| c.as_str()), Some("PLATFORM_ERROR"), "{r:?}");
     assert!(r.error_message.as_deref().unwrap().contains("QEMU exited with code 1"), "{r:?}");
     let r = run(&e, "ghost", Action::Start).await;
-    assert_eq!(r.error_code.as_deref(), Some("NOT_FOUND"), "{r:?}");
+    assert_eq!(r.error_code.map(|c| c.as_str()), Some("NOT_FOUND"), "{r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,21 +200,21 @@ async fn ticket_login_and_every_refusal_has_its_code() {
 
     let wrong_password = ticket.replace("\"secret\"", "\"hunter2\"");
     let r = run(&engine(&pve.lab(&wrong_password)), "vm-docker", Action::Start).await;
-    assert_eq!(r.error_code.as_deref(), Some("AUTH_FAILED"), "{r:?}");
+    assert_eq!(r.error_code.map(|c| c.as_str()), Some("AUTH_FAILED"), "{r:?}");
     assert!(!r.error_message.as_deref().unwrap().contains("hunter2"), "no secret in messages");
 
     let wrong_token = pve.token_auth("00000000-0000-0000-0000-000000000000", Some(&pve.fingerprint));
     let r = run(&engine(&pve.lab(&wrong_token)), "vm-docker", Action::Start).await;
-    assert_eq!(r.error_code.as_deref(), Some("AUTH_FAILED"), "{r:?}");
+    assert_eq!(r.error_code.map(|c| c.as_str()), Some("AUTH_FAILED"), "{r:?}");
     assert!(!r.error_message.as_deref().unwrap().contains(&pve.token_secret));
 
     let wrong_pin = pve.token_auth(&pve.token_secret, Some(&vec!["00"; 32].join(":")));
     let r = run(&engine(&pve.lab(&wrong_pin)), "vm-docker", Action::Start).await;
-    assert_eq!(r.error_code.as_deref(), Some("TLS_PIN_MISMATCH"), "{r:?}");
+    assert_eq!(r.error_code.map(|c| c.as_str()), Some("TLS_PIN_MISMATCH"), "{r:?}");
 
     let unpinned = pve.token_auth(&pve.token_secret, None);
     let r = run(&engine(&pve.lab(&unpinned)), "vm-docker", Action::Start).await;
-    assert_eq!(r.error_code.as_deref(), Some("UNREACHABLE"), "{r:?}");
+    assert_eq!(r.error_code.map(|c| c.as_str()), Some("UNREACHABLE"), "{r:?}");
     assert!(r.error_message.as_deref().unwrap().contains("not trusted"), "{r:?}");
 }
 
@@ -247,7 +249,7 @@ async fn discovery_finds_guests_links_configured_ones_and_reports_what_disappear
     assert_eq!(e.last_seen()[&media.node], PowerState::Off);
     // A discovered node is not driven until adopted.
     let refused = e.request(media.node, Action::Start).await.unwrap_err();
-    assert_eq!(refused.code(), "VALIDATION");
+    assert_eq!(refused.code().as_str(), "VALIDATION");
 
     // Again: the same nodes, refreshed; nothing added.
     let again = e.discover(host).await.unwrap();
@@ -277,10 +279,10 @@ async fn discovery_finds_guests_links_configured_ones_and_reports_what_disappear
 
     // A host that offers nothing cannot be discovered; an unreachable API has its code.
     let vm = e.store().topology().unwrap().by_name("vm-docker").unwrap().id;
-    assert_eq!(e.discover(vm).await.unwrap_err().code(), "VALIDATION");
+    assert_eq!(e.discover(vm).await.unwrap_err().code().as_str(), "VALIDATION");
     let wrong_pin = engine(&pve.lab(&pve.token_auth(&pve.token_secret, Some(&vec!["00"; 32].join(":")))));
     let host = wrong_pin.store().topology().unwrap().by_name("pve").unwrap().id;
-    assert_eq!(wrong_pin.discover(host).await.unwrap_err().code(), "TLS_PIN_MISMATCH");
+    assert_eq!(wrong_pin.discover(host).await.unwrap_err().code().as_str(), "TLS_PIN_MISMATCH");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

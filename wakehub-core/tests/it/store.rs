@@ -1,7 +1,9 @@
 //! The SQLite store: migrations (against a committed fixture of every schema version),
 //! transactional import, encrypted credentials.
 
+use crate::support::StoreToml as _;
 use std::path::{Path, PathBuf};
+use wakehub_core::model::ErrorCode;
 
 use wakehub_core::model::{ConfigValue, Kind, SecretRef};
 use wakehub_core::secrets::MasterKey;
@@ -70,7 +72,7 @@ fn a_database_from_a_newer_wakehub_is_refused() {
     let conn = rusqlite_free_bump(&db);
     assert!(conn.is_ok());
     let err = Store::open(&db, key()).unwrap_err();
-    assert_eq!(err.code(), "STORE_TOO_NEW");
+    assert_eq!(err.code().as_str(), "STORE_TOO_NEW");
 }
 
 /// Bumps `user_version` with the sqlite3 CLI-free path: reopen through the store's own file
@@ -108,7 +110,7 @@ fn credentials_are_encrypted_at_rest_and_never_exported() {
     // A reference to a credential that does not exist is refused.
     let store = Store::open(&db, key()).unwrap();
     let bad = exported.replacen("credential:", "credential:999", 1);
-    assert_eq!(store.import_toml(&bad, &ParseOptions::default()).unwrap_err().code(), "SECRET_UNAVAILABLE");
+    assert_eq!(store.import_toml(&bad, &ParseOptions::default()).unwrap_err().code(), ErrorCode::SecretUnavailable);
 }
 
 #[test]
@@ -123,7 +125,7 @@ fn import_is_all_or_nothing_and_keeps_ids() {
     let broken =
         format!("{HOMELAB}\n[[node]]\nname = \"nas\"\nkind = \"physical\"\n[node.connector]\ntype = \"sim\"\n");
     let err = store.import_toml(&broken, &ParseOptions::default()).unwrap_err();
-    assert_eq!(err.code(), "VALIDATION");
+    assert_eq!(err.code(), ErrorCode::Validation);
     assert_eq!(store.export_toml().unwrap(), wakehub_core::topology_file::export(&before).unwrap());
 
     // Removing a node and changing another keeps the others' ids.
@@ -156,15 +158,18 @@ fn single_changes_are_validated_in_the_store() {
     let t = store.topology().unwrap();
     let n = |name: &str| t.by_name(name).unwrap().id;
     let err = store.add_dependency(n("nas"), n("sandbox")).unwrap_err();
-    assert_eq!(err.code(), "CYCLE");
+    assert_eq!(err.code().as_str(), "CYCLE");
     assert_eq!(err.to_string(), "this would close a cycle: nas → sandbox → lxc-jellyfin → nas");
     store.add_dependency(n("vm-ubuntu"), n("nas")).unwrap();
-    assert_eq!(store.add_dependency(n("vm-ubuntu"), n("nas")).unwrap_err().code(), "CONFLICT");
+    assert_eq!(store.add_dependency(n("vm-ubuntu"), n("nas")).unwrap_err().code().as_str(), "CONFLICT");
     store.remove_dependency(n("vm-ubuntu"), n("nas")).unwrap();
-    assert_eq!(store.remove_node(n("machine1")).unwrap_err().code(), "CONFLICT");
+    assert_eq!(store.remove_node(n("machine1")).unwrap_err().code().as_str(), "CONFLICT");
     let id = store.add_node(spec("pi", Kind::Physical, &[wakehub_core::model::Capability::Docker]), None).unwrap();
     let c = store.add_node(spec("grafana", Kind::Container, &[]), Some(id)).unwrap();
-    assert_eq!(store.add_node(spec("bad", Kind::Container, &[]), Some(n("nas"))).unwrap_err().code(), "VALIDATION");
+    assert_eq!(
+        store.add_node(spec("bad", Kind::Container, &[]), Some(n("nas"))).unwrap_err().code().as_str(),
+        "VALIDATION"
+    );
     store.set_parent(c, Some(n("vm-docker"))).unwrap();
     store.remove_node(id).unwrap();
     let t = store.topology().unwrap();
@@ -197,7 +202,7 @@ fn a_cycle_planted_in_the_database_by_hand_is_refused_at_load() {
     drop(conn);
     let store = Store::open(&db, key()).unwrap();
     let err = store.topology().unwrap_err();
-    assert_eq!(err.code(), "INTERNAL");
+    assert_eq!(err.code().as_str(), "INTERNAL");
     assert!(err.to_string().contains("cycle"), "{err}");
     assert!(err.to_string().contains("nas") && err.to_string().contains("sandbox"), "{err}");
 }

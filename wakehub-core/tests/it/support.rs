@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use wakehub_core::model::{Capability, ConnectorConfig, Kind, NodeId, NodeSpec, Topology};
+use wakehub_core::store::ImportSummary;
 use wakehub_core::topology_file::{self, ParseOptions};
 
 /// A node spec with a `sim` connector.
@@ -51,7 +52,7 @@ pub fn engine_with_builtins(text: &str) -> wakehub_core::engine::Engine {
 pub async fn run_to_end(
     engine: &wakehub_core::engine::Engine,
     name: &str,
-    action: wakehub_core::engine::Action,
+    action: wakehub_core::model::Action,
 ) -> wakehub_core::store::CascadeRecord {
     let id = engine.store().topology().unwrap().by_name(name).unwrap().id;
     let record = engine.request(id, action).await.unwrap();
@@ -64,4 +65,46 @@ pub async fn run_to_end(
 /// A loopback TCP port free at the time of the call.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Why a topology file could not be imported: the file, or the store.
+#[derive(Debug)]
+pub enum TomlImportError {
+    /// The file has problems.
+    Parse(topology_file::ParseError),
+    /// The store refused it.
+    Store(wakehub_core::store::StoreError),
+}
+
+impl TomlImportError {
+    /// The stable code.
+    pub fn code(&self) -> wakehub_core::model::ErrorCode {
+        match self {
+            TomlImportError::Parse(e) => {
+                use wakehub_core::model::ErrorCode;
+                e.errors.iter().map(|f| f.code).find(|c| *c != ErrorCode::Validation).unwrap_or(ErrorCode::Validation)
+            }
+            TomlImportError::Store(e) => e.code(),
+        }
+    }
+}
+
+/// A topology file in and out of a store (the file format is not the store's business).
+pub trait StoreToml {
+    /// Parses `text` and makes the store's configured nodes exactly that.
+    fn import_toml(&self, text: &str, options: &ParseOptions) -> Result<ImportSummary, TomlImportError>;
+    /// The configured topology as a file.
+    fn export_toml(&self) -> Result<String, topology_file::ExportError>;
+}
+
+impl StoreToml for wakehub_core::store::Store {
+    fn import_toml(&self, text: &str, options: &ParseOptions) -> Result<ImportSummary, TomlImportError> {
+        let desired = topology_file::parse(text, options).map_err(TomlImportError::Parse)?;
+        self.import(&desired).map_err(TomlImportError::Store)
+    }
+
+    fn export_toml(&self) -> Result<String, topology_file::ExportError> {
+        let topology = self.topology_shared().expect("the store loads its topology");
+        topology_file::export(&topology)
+    }
 }

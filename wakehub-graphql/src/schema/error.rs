@@ -17,18 +17,18 @@
 
 use async_graphql::ErrorExtensions;
 use wakehub_core::engine::EngineError;
-use wakehub_core::model::ModelError;
+use wakehub_core::model::{ErrorCode, ModelError};
 use wakehub_core::store::StoreError;
 use wakehub_core::topology_file::ParseError;
 
 /// Builds an error with a stable code.
-pub fn api_error(code: &'static str, message: impl Into<String>) -> async_graphql::Error {
-    async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code))
+pub fn api_error(code: ErrorCode, message: impl Into<String>) -> async_graphql::Error {
+    async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code.as_str()))
 }
 
 fn internal(e: &dyn std::fmt::Display) -> async_graphql::Error {
     tracing::error!("internal error: {e}");
-    api_error("INTERNAL", "internal error (see the server log)")
+    api_error(ErrorCode::Internal, "internal error (see the server log)")
 }
 
 /// Converts a core error; `INTERNAL` ones are logged and replaced by a generic message.
@@ -46,7 +46,8 @@ impl IntoApi for ModelError {
 impl IntoApi for ParseError {
     fn into_api(self) -> async_graphql::Error {
         let summary = self.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-        let code = self.errors.iter().map(|e| e.code).find(|c| *c != "VALIDATION").unwrap_or("VALIDATION");
+        let code =
+            self.errors.iter().map(|e| e.code).find(|c| *c != ErrorCode::Validation).unwrap_or(ErrorCode::Validation);
         let fields: Vec<async_graphql::Value> = self
             .errors
             .iter()
@@ -65,7 +66,7 @@ impl IntoApi for ParseError {
             })
             .collect();
         async_graphql::Error::new(summary).extend_with(move |_, ext| {
-            ext.set("code", code);
+            ext.set("code", code.as_str());
             ext.set("fields", async_graphql::Value::List(fields.clone()));
         })
     }
@@ -75,9 +76,8 @@ impl IntoApi for StoreError {
     fn into_api(self) -> async_graphql::Error {
         match self {
             StoreError::Model(e) => e.into_api(),
-            StoreError::Import(e) => e.into_api(),
             e => match e.code() {
-                "INTERNAL" | "SECRET" | "STORE_TOO_NEW" => internal(&e),
+                ErrorCode::Internal | ErrorCode::Secret | ErrorCode::StoreTooNew => internal(&e),
                 code => api_error(code, e.to_string()),
             },
         }

@@ -1,7 +1,9 @@
 //! Mutations: they change the topology, or enqueue work and return at once.
 
 use async_graphql::{Context, ID, InputObject, Json, Object};
-use wakehub_core::engine::{Action, Engine};
+use wakehub_core::engine::Engine;
+use wakehub_core::model::Action;
+use wakehub_core::model::ErrorCode;
 use wakehub_core::model::{CascadeId, ProposalId};
 use wakehub_core::topology_file::{self, ParseOptions};
 
@@ -107,14 +109,14 @@ fn validate_connector(engine: &Engine, draft: &topology_file::NodeDraft) -> asyn
     let c = &draft.spec.connector;
     match engine.connectors().get(&c.type_name) {
         None => Err(api_error(
-            "VALIDATION",
+            ErrorCode::Validation,
             format!(
                 "connector: unknown type `{}` (known: {})",
                 c.type_name,
                 engine.connectors().type_names().join(", ")
             ),
         )),
-        Some(conn) => conn.validate(c).map_err(|e| api_error("VALIDATION", format!("connector: {e}"))),
+        Some(conn) => conn.validate(c).map_err(|e| api_error(ErrorCode::Validation, format!("connector: {e}"))),
     }
 }
 
@@ -125,13 +127,13 @@ async fn node_after(engine: &Engine, id: wakehub_core::model::NodeId) -> async_g
 fn cascade_id(id: &ID) -> async_graphql::Result<CascadeId> {
     parse_id(id, "cascade")
         .map(CascadeId::new)
-        .ok_or_else(|| api_error("NOT_FOUND", format!("cascade `{}` not found", id.0)))
+        .ok_or_else(|| api_error(ErrorCode::NotFound, format!("cascade `{}` not found", id.0)))
 }
 
 fn proposal_id(id: &ID) -> async_graphql::Result<ProposalId> {
     parse_id(id, "proposal")
         .map(ProposalId::new)
-        .ok_or_else(|| api_error("NOT_FOUND", format!("proposal `{}` not found", id.0)))
+        .ok_or_else(|| api_error(ErrorCode::NotFound, format!("proposal `{}` not found", id.0)))
 }
 
 #[Object]
@@ -230,7 +232,7 @@ impl Mutation {
         let cascade = cascade_id(&id)?;
         engine.cancel(cascade).api()?;
         let record = engine.cascade(cascade).await.api()?;
-        record.map(GqlCascade).ok_or_else(|| api_error("NOT_FOUND", format!("cascade `{}` not found", id.0)))
+        record.map(GqlCascade).ok_or_else(|| api_error(ErrorCode::NotFound, format!("cascade `{}` not found", id.0)))
     }
 
     /// Runs an ended cascade (interrupted, failed, cancelled…) again, as a new cascade.
@@ -257,7 +259,7 @@ impl Mutation {
         let host = ctx.data::<super::Plugins>()?.0.as_ref();
         host.and_then(|h| h.reset(&name))
             .map(GqlPlugin)
-            .ok_or_else(|| api_error("NOT_FOUND", format!("plugin `{name}` not found")))
+            .ok_or_else(|| api_error(ErrorCode::NotFound, format!("plugin `{name}` not found")))
     }
 
     /// Makes the configured topology exactly this TOML file (all or nothing; every problem
@@ -269,7 +271,7 @@ impl Mutation {
         if !problems.is_empty() {
             let message: Vec<String> =
                 problems.iter().map(|(n, p)| format!("node `{n}`, field `connector`: {p}")).collect();
-            return Err(api_error("VALIDATION", message.join("; ")));
+            return Err(api_error(ErrorCode::Validation, message.join("; ")));
         }
         let summary = engine.store().run(move |s| s.import(&draft)).await.api()?;
         Ok(GqlImportSummary {
@@ -282,6 +284,7 @@ impl Mutation {
 
     /// The configured topology as a TOML file (secrets as references only).
     async fn export_topology(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
-        ctx.data::<Engine>()?.store().run(|s| s.export_toml()).await.api()
+        let topology = ctx.data::<Engine>()?.store().run(|s| s.topology_shared()).await.api()?;
+        topology_file::export(&topology).map_err(|e| api_error(ErrorCode::Internal, e.to_string()))
     }
 }

@@ -3,6 +3,7 @@
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, ID, Object};
 use wakehub_core::engine::Engine;
+use wakehub_core::model::ErrorCode;
 use wakehub_core::model::{CascadeId, EventId, NodeState};
 use wakehub_core::store::CascadeFilter;
 
@@ -20,8 +21,8 @@ fn page(ctx: &Context<'_>, first: Option<i32>) -> async_graphql::Result<usize> {
     let max = ctx.data::<Limits>()?.max_page;
     match first {
         None => Ok(max.min(50)),
-        Some(n) if n < 0 => Err(api_error("VALIDATION", "`first` must not be negative")),
-        Some(n) if n as usize > max => Err(api_error("VALIDATION", format!("`first` is at most {max}"))),
+        Some(n) if n < 0 => Err(api_error(ErrorCode::Validation, "`first` must not be negative")),
+        Some(n) if n as usize > max => Err(api_error(ErrorCode::Validation, format!("`first` is at most {max}"))),
         Some(n) => Ok(n as usize),
     }
 }
@@ -95,7 +96,7 @@ impl Query {
         };
         let before = match after {
             Some(c) => Some(CascadeId::new(
-                parse_id(&c, "cascade").ok_or_else(|| api_error("VALIDATION", format!("bad cursor `{c}`")))?,
+                parse_id(&c, "cascade").ok_or_else(|| api_error(ErrorCode::Validation, format!("bad cursor `{c}`")))?,
             )),
             None => None,
         };
@@ -120,7 +121,8 @@ impl Query {
         let limit = page(ctx, first)?;
         let after = match after {
             Some(a) => Some(EventId::new(
-                parse_id(&a, "event").ok_or_else(|| api_error("VALIDATION", format!("bad event id `{}`", a.0)))?,
+                parse_id(&a, "event")
+                    .ok_or_else(|| api_error(ErrorCode::Validation, format!("bad event id `{}`", a.0)))?,
             )),
             None => None,
         };

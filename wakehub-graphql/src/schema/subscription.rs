@@ -5,6 +5,7 @@ use async_graphql::{Context, ID, Subscription};
 use futures::{Stream, StreamExt};
 use wakehub_core::engine::Engine;
 use wakehub_core::events::EventKind;
+use wakehub_core::model::ErrorCode;
 use wakehub_core::model::{CascadeId, EventId};
 
 use super::error::{ApiResultExt, api_error};
@@ -15,7 +16,9 @@ use crate::metrics::Metrics;
 pub struct Subscription;
 
 fn event_id(id: &ID) -> async_graphql::Result<EventId> {
-    parse_id(id, "event").map(EventId::new).ok_or_else(|| api_error("VALIDATION", format!("bad event id `{}`", id.0)))
+    parse_id(id, "event")
+        .map(EventId::new)
+        .ok_or_else(|| api_error(ErrorCode::Validation, format!("bad event id `{}`", id.0)))
 }
 
 /// Counts the subscription while its stream lives.
@@ -80,9 +83,9 @@ impl Subscription {
         let engine = ctx.data::<Engine>()?;
         let id = parse_id(&cascade, "cascade")
             .map(CascadeId::new)
-            .ok_or_else(|| api_error("NOT_FOUND", format!("cascade `{}` not found", cascade.0)))?;
+            .ok_or_else(|| api_error(ErrorCode::NotFound, format!("cascade `{}` not found", cascade.0)))?;
         if engine.cascade(id).await.api()?.is_none() {
-            return Err(api_error("NOT_FOUND", format!("cascade `{}` not found", cascade.0)));
+            return Err(api_error(ErrorCode::NotFound, format!("cascade `{}` not found", cascade.0)));
         }
         let first = engine.store().run(move |s| s.first_event_of_cascade(id)).await.api()?;
         let from = match first {

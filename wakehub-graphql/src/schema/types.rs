@@ -4,12 +4,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
+use wakehub_core::model::ErrorCode;
 
 use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject, Union};
 use wakehub_core::connector::PowerState;
-use wakehub_core::engine::{Action, Engine, Role};
+use wakehub_core::engine::Engine;
 use wakehub_core::events::{self, CascadeStatus, EventKind, StepStatus};
+use wakehub_core::model::Action;
 use wakehub_core::model::{ConfigValue, NodeId, NodeState, Readiness, Topology};
+use wakehub_core::plan::Role;
 use wakehub_core::store::{
     CascadeRecord, Disappeared, DiscoveredNode, DiscoveryRecord, DiscoveryReport, ProposalRecord, ProposalStatus,
     StepRecord,
@@ -252,7 +255,7 @@ impl View {
 
     pub(crate) fn require(&self, id_or_name: &str) -> async_graphql::Result<NodeId> {
         self.resolve(id_or_name)
-            .ok_or_else(|| super::error::api_error("NOT_FOUND", format!("node `{id_or_name}` not found")))
+            .ok_or_else(|| super::error::api_error(ErrorCode::NotFound, format!("node `{id_or_name}` not found")))
     }
 
     fn state(&self, id: NodeId) -> PowerState {
@@ -452,7 +455,7 @@ impl GqlCascade {
     }
     /// Stable error code when it did not complete.
     async fn error_code(&self) -> Option<&str> {
-        self.0.error_code.as_deref()
+        self.0.error_code.map(|c| c.as_str())
     }
     /// Human error message.
     async fn error_message(&self) -> Option<&str> {
@@ -521,7 +524,7 @@ impl GqlStep {
     }
     /// Error code if it failed.
     async fn error_code(&self) -> Option<&str> {
-        self.0.error_code.as_deref()
+        self.0.error_code.map(|c| c.as_str())
     }
     /// Error message if it failed.
     async fn error_message(&self) -> Option<&str> {
@@ -631,8 +634,8 @@ pub struct GqlPlan {
 }
 
 impl GqlPlan {
-    pub(crate) fn new(t: &Topology, p: &wakehub_core::engine::Plan) -> Self {
-        let decisions = |list: &[wakehub_core::engine::Decision]| {
+    pub(crate) fn new(t: &Topology, p: &wakehub_core::plan::Plan) -> Self {
+        let decisions = |list: &[wakehub_core::plan::Decision]| {
             list.iter()
                 .map(|d| GqlDecision {
                     node: ID(d.node.to_string()),
@@ -902,7 +905,7 @@ impl GqlEvent {
                     node: id(node),
                     status: (*status).into(),
                     failed_step: failed_step.map(|s| s as i32),
-                    code: code.clone(),
+                    code: code.as_str().to_owned(),
                     message: message.clone(),
                 })
             }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::connector::{ConnectorError, ErrorCode};
+use super::{ConnectorError, ErrorCode};
 use crate::model::Readiness;
 
 /// One attempt of the probe, bounded by `timeout`.

@@ -15,45 +15,10 @@
 //! its `confirm_auto_shutdown` is on. Auto-stopped nodes' dependencies are re-evaluated too.
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
-use std::fmt;
 use std::time::Duration;
 
-use crate::connector::PowerState;
-use crate::model::{CascadeId, ModelError, NodeId, Topology};
-
-/// Start or stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum Action {
-    /// Power on.
-    Start,
-    /// Power off.
-    Stop,
-}
-
-impl Action {
-    /// `start` or `stop`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Start => "start",
-            Action::Stop => "stop",
-        }
-    }
-    /// Parses `start` or `stop`.
-    pub fn parse(s: &str) -> Option<Action> {
-        match s {
-            "start" => Some(Action::Start),
-            "stop" => Some(Action::Stop),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::model::Action;
+use crate::model::{CascadeId, ModelError, NodeId, PowerState, Topology};
 
 /// Why a step is in the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,0 +1,152 @@
+//! SSH command execution (russh) with the host key pinned: given in the node's
+//! `ssh_host_key`, or learned on first contact through the node's context and pinned from
+//! then on. Used by the wol-ssh connector and by the plugin host's SSH capability.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::ChannelMsg;
+use russh::client::{self, Handler};
+use russh::keys::PrivateKeyWithHashAlg;
+
+use crate::connector::{ConnectorError, ErrorCode, Target};
+use crate::secrets::SecretString;
+
+fn invalid(target: &Target, m: &str) -> ConnectorError {
+    ConnectorError::new(ErrorCode::InvalidConfig, format!("{}: wol-ssh: {m}", target.name))
+}
+
+struct Pinning {
+    expected: Option<String>,
+    seen: Mutex<Option<String>>,
+}
+
+/// Accepts the server key only if it matches the pinned one (or, with none pinned yet,
+/// records it to be learned).
+struct Client(Arc<Pinning>);
+
+/// `type base64`, without the comment.
+fn key_id(openssh: &str) -> String {
+    openssh.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+impl Handler for Client {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &russh::keys::PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let seen = match key {
+            russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } => {
+                key.to_openssh().map(|k| key_id(&k)).unwrap_or_default()
+            }
+            // Host certificates are not supported: no key to compare, so it is refused.
+            _ => String::new(),
+        };
+        let ok = !seen.is_empty() && self.0.expected.as_ref().is_none_or(|e| key_id(e) == seen);
+        *self.0.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(seen);
+        Ok(ok)
+    }
+}
+
+/// How an SSH session logs in.
+pub(crate) enum SshAuth {
+    /// A password.
+    Password(SecretString),
+    /// A private key (OpenSSH or PEM), with its passphrase if encrypted.
+    Key { key: SecretString, passphrase: Option<SecretString> },
+}
+
+/// Runs `command` on `host:port` as `user`, the host key pinned for the node (given as
+/// `ssh_host_key`, or learned on first contact). Returns the exit status (none if the
+/// connection dropped first, as a machine going down does) and the first 4 KiB of output.
+pub(crate) async fn ssh_exec(
+    target: &Target,
+    host: &str,
+    port: u16,
+    user: &str,
+    auth: SshAuth,
+    command: &str,
+) -> Result<(Option<u32>, String), ConnectorError> {
+    let endpoint = format!("{host}:{port}");
+    let learned = target.context.as_ref().and_then(|c| c.0.host_key(target.node, &endpoint));
+    let pinned = target.config.str("ssh_host_key").map(str::to_owned).or(learned.clone());
+    let pinning = Arc::new(Pinning { expected: pinned.clone(), seen: Mutex::new(None) });
+    let config = Arc::new(client::Config { inactivity_timeout: Some(Duration::from_secs(30)), ..Default::default() });
+    let connect = client::connect(config, (host, port), Client(pinning.clone()));
+    let session = match tokio::time::timeout(Duration::from_secs(10), connect).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let seen = pinning.seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if let (Some(expected), Some(seen)) = (&pinned, &seen)
+                && key_id(expected) != *seen
+            {
+                return Err(ConnectorError::new(
+                    ErrorCode::HostKeyMismatch,
+                    format!(
+                        "{}: wol-ssh: the host key of {endpoint} changed (pinned {}, offered {}); refusing to connect",
+                        target.name,
+                        key_id(expected),
+                        seen
+                    ),
+                ));
+            }
+            return Err(ConnectorError::new(
+                ErrorCode::Unreachable,
+                format!("{}: wol-ssh: cannot connect to {endpoint}: {e}", target.name),
+            ));
+        }
+        Err(_) => {
+            return Err(ConnectorError::new(
+                ErrorCode::Unreachable,
+                format!("{}: wol-ssh: {endpoint} does not answer", target.name),
+            ));
+        }
+    };
+    // First contact: remember the key and pin it from now on.
+    if pinned.is_none()
+        && let (Some(c), Some(seen)) = (&target.context, pinning.seen.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        && let Err(e) = c.0.remember_host_key(target.node, &endpoint, &seen)
+    {
+        tracing::warn!(node = %target.name, "cannot store the learned host key: {e}");
+    }
+    let mut session = session;
+    let authenticated = match auth {
+        SshAuth::Key { key, passphrase } => {
+            let key = russh::keys::decode_secret_key(key.expose(), passphrase.as_ref().map(|p| p.expose()))
+                .map_err(|e| invalid(target, &format!("the SSH private key cannot be read: {e}")))?;
+            let hash = session.best_supported_rsa_hash().await.ok().flatten().flatten();
+            session.authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), hash)).await
+        }
+        SshAuth::Password(password) => session.authenticate_password(user, password.expose()).await,
+    };
+    match authenticated {
+        Ok(r) if r.success() => {}
+        Ok(_) => {
+            return Err(ConnectorError::new(
+                ErrorCode::AuthFailed,
+                format!("{}: wol-ssh: {endpoint} refused the credentials of `{user}`", target.name),
+            ));
+        }
+        Err(e) => {
+            return Err(ConnectorError::new(
+                ErrorCode::Unreachable,
+                format!("{}: wol-ssh: {endpoint}: {e}", target.name),
+            ));
+        }
+    }
+    let ssh_err =
+        |e: russh::Error| ConnectorError::new(ErrorCode::PlatformError, format!("{}: wol-ssh: {e}", target.name));
+    let mut channel = session.channel_open_session().await.map_err(ssh_err)?;
+    channel.exec(true, command).await.map_err(ssh_err)?;
+    let (mut code, mut output) = (None, Vec::new());
+    while let Some(msg) = channel.wait().await {
+        match msg {
+            ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } if output.len() < 4096 => {
+                output.extend_from_slice(&data);
+            }
+            ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status),
+            _ => {}
+        }
+    }
+    let _ = session.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+    Ok((code, String::from_utf8_lossy(&output).into_owned()))
+}

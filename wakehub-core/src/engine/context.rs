@@ -1,0 +1,50 @@
+//! The engine's side of the connector floor's delegate: [`NodeContext`] over the store
+//! (secrets, learned host keys) and the journal (a connector's notices become events).
+
+use crate::connector::{NodeContext, Notice};
+use crate::events::EventKind;
+use crate::model::{NodeId, SecretRef};
+use crate::secrets::{SecretError, SecretString};
+use crate::store::StoreError;
+
+use super::Engine;
+
+/// What a connector call driven by the engine sees as its context.
+pub(super) struct EngineContext(pub(super) Engine);
+
+impl NodeContext for EngineContext {
+    fn secret(&self, _node: NodeId, secret: &SecretRef) -> Result<SecretString, SecretError> {
+        self.0.inner.store.resolve_secret(secret).map_err(|e| match e {
+            StoreError::Secret(e) => e,
+            other => SecretError::Unavailable {
+                reference: secret.to_reference().unwrap_or_else(|| "<inline>".into()),
+                message: other.to_string(),
+            },
+        })
+    }
+
+    fn host_key(&self, node: NodeId, endpoint: &str) -> Option<String> {
+        self.0.inner.store.host_key(node, endpoint)
+    }
+
+    fn remember_host_key(&self, node: NodeId, endpoint: &str, key: &str) -> Result<(), SecretError> {
+        self.0.inner.store.remember_host_key(node, endpoint, key).map_err(|e| SecretError::Unavailable {
+            reference: format!("host key of {endpoint}"),
+            message: e.to_string(),
+        })
+    }
+
+    fn notify(&self, notice: Notice) {
+        let event = match notice {
+            Notice::CapabilityDenied { node, name, plugin, what } => {
+                EventKind::CapabilityDenied { node, name, plugin, what }
+            }
+        };
+        if let Err(e) = self.0.record_blocking(move |tx| {
+            tx.emit(event);
+            Ok(())
+        }) {
+            tracing::error!("cannot journal a connector's notice: {e}");
+        }
+    }
+}
