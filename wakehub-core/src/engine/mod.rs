@@ -35,10 +35,12 @@ use tokio_util::sync::CancellationToken;
 use crate::connector::{ConnectorError, Registry, Target};
 use crate::events::{Event, EventKind};
 use crate::model::{
-    Action, CascadeId, ErrorCode, EventId, ModelError, NodeId, NodeState, PowerState, ProposalId, Topology,
+    Action, CascadeId, ErrorCode, EventId, ModelError, NodeId, NodeRef, NodeState, PowerState, ProposalId, Topology,
 };
 use crate::plan::{Observations, Plan, plan};
-use crate::store::{CascadeRecord, DiscoveryReport, JournalTx, ProposalRecord, ProposalStatus, Store, StoreError};
+use crate::store::{
+    CascadeRecord, DiscoveryReport, ImportSummary, JournalTx, ProposalRecord, ProposalStatus, Store, StoreError,
+};
 
 /// How long one platform listing may take.
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -170,6 +172,8 @@ struct Inner {
     admission: tokio::sync::Mutex<()>,
     /// Bumped whenever a cascade ends.
     finished: watch::Sender<u64>,
+    /// Cancelled once [`Engine::shutdown`] has finished: subscriptions end.
+    closed: CancellationToken,
 }
 
 /// The cascade engine. Cheap to clone; clones share everything.
@@ -187,6 +191,9 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// An engine over `store` with `connectors`. Cascades a previous process left unfinished
     /// are marked `interrupted` first (each with a `cascade-error` event).
+    ///
+    /// Refused (`VALIDATION`) when a node in the store names a connector type that
+    /// `connectors` does not have: register it (or load its plugin) first.
     pub fn new(store: Store, connectors: Registry, config: EngineConfig) -> Result<Engine, EngineError> {
         let (bus, _) = broadcast::channel(4096);
         let engine = Engine {
@@ -199,8 +206,11 @@ impl Engine {
                 state: Mutex::new(State::default()),
                 admission: tokio::sync::Mutex::new(()),
                 finished: watch::Sender::new(0),
+                closed: CancellationToken::new(),
             }),
         };
+        let topology = engine.inner.store.topology_shared()?;
+        engine.check_connectors(&topology, topology.nodes().map(|n| n.id))?;
         let interrupted = engine.record_blocking(|tx| tx.interrupt_unfinished())?;
         if interrupted > 0 {
             tracing::warn!(interrupted, "cascades left unfinished by the previous run are marked interrupted");
@@ -293,17 +303,22 @@ impl Engine {
     }
 
     /// Every event after `after` (from the journal), then live events, with no gap and no
-    /// duplicate — also when the subscriber falls behind the live bus.
+    /// duplicate — also when the subscriber falls behind the live bus. The stream ends once
+    /// [`shutdown`](Self::shutdown) is over, after the last events it journaled.
     pub fn subscribe(&self, after: Option<EventId>) -> BoxStream<'static, Result<Event, EngineError>> {
         let rx = self.inner.bus.subscribe();
         let store = self.inner.store.clone();
+        let closed = self.inner.closed.clone();
         enum Phase {
             Replay,
             Live,
+            /// The engine shut down: what the journal still holds, then the end.
+            Last,
         }
         let init = (rx, after, Phase::Replay, std::collections::VecDeque::<Event>::new());
         futures::stream::unfold(Some(init), move |state| {
             let store = store.clone();
+            let closed = closed.clone();
             async move {
                 let (mut rx, mut last, mut phase, mut buffer) = state?;
                 loop {
@@ -325,12 +340,29 @@ impl Engine {
                                 Err(e) => return Some((Err(EngineError::Store(e)), None)),
                             }
                         }
-                        Phase::Live => match rx.recv().await {
-                            Ok(e) if last.is_none_or(|l| e.id > l) => buffer.push_back(e),
-                            Ok(_) => {}
-                            Err(broadcast::error::RecvError::Lagged(_)) => phase = Phase::Replay,
-                            Err(broadcast::error::RecvError::Closed) => return None,
-                        },
+                        Phase::Live => {
+                            let received = tokio::select! {
+                                r = rx.recv() => r,
+                                () = closed.cancelled() => {
+                                    phase = Phase::Last;
+                                    continue;
+                                }
+                            };
+                            match received {
+                                Ok(e) if last.is_none_or(|l| e.id > l) => buffer.push_back(e),
+                                Ok(_) => {}
+                                Err(broadcast::error::RecvError::Lagged(_)) => phase = Phase::Replay,
+                                Err(broadcast::error::RecvError::Closed) => return None,
+                            }
+                        }
+                        Phase::Last => {
+                            let page = store.run(move |s| s.events_after(last, None, 512)).await;
+                            match page {
+                                Ok(events) if events.is_empty() => return None,
+                                Ok(events) => buffer.extend(events),
+                                Err(e) => return Some((Err(EngineError::Store(e)), None)),
+                            }
+                        }
                     }
                 }
             }
@@ -342,6 +374,13 @@ impl Engine {
     /// changes as `status-change` events, and returns the states (`unknown` where a call
     /// failed).
     pub async fn observe(&self, topology: &Topology) -> BTreeMap<NodeId, PowerState> {
+        let results = self.poll(topology).await;
+        self.note_states(topology, &results).await;
+        results.into_iter().collect()
+    }
+
+    /// Asks every node's connector for its state, recording nothing.
+    async fn poll(&self, topology: &Topology) -> Vec<(NodeId, PowerState)> {
         let timeout = self.inner.config.status_timeout;
         let targets: Vec<Target> = topology.nodes().filter_map(|n| self.target(topology, n.id)).collect();
         let results: Vec<(NodeId, PowerState)> = futures::stream::iter(targets)
@@ -365,8 +404,7 @@ impl Engine {
             .buffer_unordered(32)
             .collect()
             .await;
-        self.note_states(topology, &results).await;
-        results.into_iter().collect()
+        results
     }
 
     /// The connector target of `node`, with the engine as its context: the store resolves
@@ -486,10 +524,11 @@ impl Engine {
     }
 
     /// The dry run: what `action` on `node` would do now, and roughly how long it would take.
-    pub async fn plan(&self, node: NodeId, action: Action) -> Result<Plan, EngineError> {
-        let topology = self.inner.store.run(|s| s.topology()).await?;
-        topology.get(node)?;
-        let states = self.observe(&topology).await;
+    /// It asks the connectors for the nodes' states and writes nothing (no journal entry).
+    pub async fn plan(&self, node: impl Into<NodeRef>, action: Action) -> Result<Plan, EngineError> {
+        let topology = self.inner.store.run(|s| s.topology_shared()).await?;
+        let node = topology.find(&node.into())?.id;
+        let states: BTreeMap<NodeId, PowerState> = self.poll(&topology).await.into_iter().collect();
         let durations = self.durations(&topology).await?;
         let held = self.held(None);
         Ok(plan(&topology, Observations { states: &states, held: &held, durations: &durations }, node, action)?)
@@ -545,18 +584,52 @@ impl Engine {
     ///
     /// So the most recent intent wins, and a node is never stopped from under a start
     /// that was accepted before the stop was issued.
-    pub async fn request(&self, node: NodeId, action: Action) -> Result<CascadeRecord, EngineError> {
-        self.admit(node, action, None).await
+    ///
+    /// `node` is an id or a name. Refused at once when a node the cascade may touch names
+    /// a connector type that is not registered.
+    pub async fn request(&self, node: impl Into<NodeRef>, action: Action) -> Result<CascadeRecord, EngineError> {
+        self.admit(node.into(), action, None).await
     }
 
     /// Shorthand for [`request`](Self::request) with [`Action::Start`].
-    pub async fn start(&self, node: NodeId) -> Result<CascadeRecord, EngineError> {
+    pub async fn start(&self, node: impl Into<NodeRef>) -> Result<CascadeRecord, EngineError> {
         self.request(node, Action::Start).await
     }
 
     /// Shorthand for [`request`](Self::request) with [`Action::Stop`].
-    pub async fn stop(&self, node: NodeId) -> Result<CascadeRecord, EngineError> {
+    pub async fn stop(&self, node: impl Into<NodeRef>) -> Result<CascadeRecord, EngineError> {
         self.request(node, Action::Stop).await
+    }
+
+    /// Makes the store's configured nodes exactly `desired` (see [`Store::import`]), after
+    /// checking that every node's connector type is registered and accepts its table.
+    pub async fn import(&self, desired: Topology) -> Result<ImportSummary, EngineError> {
+        let problems = self.inner.connectors.validate(&desired);
+        if !problems.is_empty() {
+            let message: Vec<String> =
+                problems.iter().map(|(n, p)| format!("node `{n}`, field `connector`: {p}")).collect();
+            return Err(EngineError::Invalid { message: message.join("; ") });
+        }
+        Ok(self.inner.store.run(move |s| s.import(&desired)).await?)
+    }
+
+    /// Refuses nodes whose connector type is not registered.
+    fn check_connectors(&self, topology: &Topology, nodes: impl Iterator<Item = NodeId>) -> Result<(), EngineError> {
+        let missing: Vec<String> = nodes
+            .filter_map(|id| topology.node(id))
+            .filter(|n| self.inner.connectors.get(&n.spec.connector.type_name).is_none())
+            .map(|n| format!("`{}` (type `{}`)", n.spec.name, n.spec.connector.type_name))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(EngineError::Invalid {
+            message: format!(
+                "no connector is registered for {} (registered: {})",
+                missing.join(", "),
+                self.inner.connectors.type_names().join(", ")
+            ),
+        })
     }
 
     /// Runs an interrupted, failed or cancelled cascade again (a new cascade, linked to it).
@@ -570,18 +643,20 @@ impl Engine {
         if !old.status.is_final() {
             return Err(EngineError::CascadeInProgress { cascade });
         }
-        self.admit(old.node, old.action, Some(cascade)).await
+        self.admit(old.node.into(), old.action, Some(cascade)).await
     }
 
     async fn admit(
         &self,
-        node: NodeId,
+        node: NodeRef,
         action: Action,
         rerun_of: Option<CascadeId>,
     ) -> Result<CascadeRecord, EngineError> {
         let _admission = self.inner.admission.lock().await;
-        let topology = self.inner.store.run(|s| s.topology()).await?;
-        let n = topology.get(node)?;
+        // One snapshot from admission to the end of the cascade.
+        let topology = self.inner.store.run(|s| s.topology_shared()).await?;
+        let n = topology.find(&node)?;
+        let node = n.id;
         if n.spec.state != NodeState::Configured {
             return Err(EngineError::Invalid {
                 message: format!("`{}` is discovered but not configured; adopt it first", n.spec.name),
@@ -595,6 +670,7 @@ impl Engine {
         .into_iter()
         .chain([node])
         .collect();
+        self.check_connectors(&topology, scope.iter().copied())?;
         {
             let st = self.state();
             if st.shutting_down {
@@ -642,7 +718,7 @@ impl Engine {
         let engine = self.clone();
         let id = record.id;
         tokio::spawn(async move {
-            engine.run_cascade(id, node, action, cancel).await;
+            engine.run_cascade(id, topology, node, action, cancel).await;
             // Normally done when the end is recorded; this covers a store failure.
             engine.unregister(id);
         });
@@ -689,7 +765,7 @@ impl Engine {
     /// starts a stop cascade for it.
     pub async fn confirm_proposal(&self, id: ProposalId) -> Result<CascadeRecord, EngineError> {
         let proposal = self.pending_proposal(id).await?;
-        let topology = self.inner.store.run(|s| s.topology()).await?;
+        let topology = self.inner.store.run(|s| s.topology_shared()).await?;
         topology.get(proposal.node)?;
         let states = self.observe(&topology).await;
         let users = topology.users(proposal.node, |u| states.get(&u).is_none_or(|s| s.may_be_running()));
@@ -762,6 +838,7 @@ impl Engine {
         if let Err(e) = self.inner.store.run(move |_| engine.record_blocking(|tx| tx.interrupt_unfinished())).await {
             tracing::error!("cannot mark unfinished cascades interrupted: {e}");
         }
+        self.inner.closed.cancel();
     }
 
     /// The status of the cascade as last recorded (`None` if unknown).

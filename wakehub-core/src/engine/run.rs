@@ -87,8 +87,15 @@ async fn wait_done(mut rx: watch::Receiver<Option<Result<(), StepFailure>>>) -> 
 }
 
 impl Engine {
-    pub(super) async fn run_cascade(&self, id: CascadeId, node: NodeId, action: Action, cancel: CancellationToken) {
-        if let Err(e) = self.try_run(id, node, action, &cancel).await {
+    pub(super) async fn run_cascade(
+        &self,
+        id: CascadeId,
+        topology: Arc<Topology>,
+        node: NodeId,
+        action: Action,
+        cancel: CancellationToken,
+    ) {
+        if let Err(e) = self.try_run(id, topology, node, action, &cancel).await {
             let (code, message) = (e.code(), e.to_string());
             tracing::error!(cascade = %id, "cascade failed before its steps: {message}");
             let recorded = self
@@ -114,11 +121,11 @@ impl Engine {
     async fn try_run(
         &self,
         id: CascadeId,
+        topology: Arc<Topology>,
         node: NodeId,
         action: Action,
         cancel: &CancellationToken,
     ) -> Result<(), EngineError> {
-        let topology = Arc::new(self.inner.store.run(|s| s.topology()).await?);
         let states = self.observe(&topology).await;
         let durations = self.durations(&topology).await?;
         let held = self.held(Some(id));

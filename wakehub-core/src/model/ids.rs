@@ -53,3 +53,49 @@ typed_id!(
     ProposalId,
     "proposal:"
 );
+
+/// A node named the way a caller has it: by id, or by name (or a `node:N` id written as
+/// text). [`Topology::find`](super::Topology::find) resolves it; the engine's requests
+/// take anything that converts into one, so `engine.start("jellyfin")` and
+/// `engine.start(id)` both work.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NodeRef {
+    /// By id.
+    Id(NodeId),
+    /// By name, or by id written as `node:N`.
+    Name(String),
+}
+
+impl From<NodeId> for NodeRef {
+    fn from(id: NodeId) -> Self {
+        NodeRef::Id(id)
+    }
+}
+
+impl From<&str> for NodeRef {
+    fn from(name: &str) -> Self {
+        NodeRef::Name(name.to_owned())
+    }
+}
+
+impl From<String> for NodeRef {
+    fn from(name: String) -> Self {
+        NodeRef::Name(name)
+    }
+}
+
+impl From<&String> for NodeRef {
+    fn from(name: &String) -> Self {
+        NodeRef::Name(name.clone())
+    }
+}
+
+impl fmt::Display for NodeRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeRef::Id(id) => id.fmt(f),
+            NodeRef::Name(name) => f.write_str(name),
+        }
+    }
+}

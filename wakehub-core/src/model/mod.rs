@@ -10,7 +10,7 @@ mod topology;
 
 pub use code::ErrorCode;
 pub use error::ModelError;
-pub use ids::{CascadeId, CredentialId, EventId, NodeId, ProposalId};
+pub use ids::{CascadeId, CredentialId, EventId, NodeId, NodeRef, ProposalId};
 pub use node::{
     Capability, ConfigValue, ConnectorConfig, Kind, Node, NodeDraft, NodeSpec, NodeState, Readiness, SecretRef,
     Timeouts, is_secret_key, validate_name,

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use super::error::ModelError;
-use super::ids::NodeId;
+use super::ids::{NodeId, NodeRef};
 use super::node::{Capability, Kind, Node, NodeSpec, validate_name};
 
 /// The hosting tree and the dependency graph over a set of nodes.
@@ -69,6 +69,14 @@ impl Topology {
         by_id
             .or_else(|| self.by_name(name_or_id))
             .ok_or_else(|| ModelError::UnknownNode { node: name_or_id.to_owned() })
+    }
+
+    /// Resolves a [`NodeRef`] (an id, a name or a `node:N` id as text), or `NOT_FOUND`.
+    pub fn find(&self, node: &NodeRef) -> Result<&Node, ModelError> {
+        match node {
+            NodeRef::Id(id) => self.get(*id),
+            NodeRef::Name(name) => self.resolve(name),
+        }
     }
 
     /// The name of a node, for messages (`node:N` if unknown).

@@ -3,6 +3,7 @@
 mod docker;
 mod e2e;
 mod engine;
+mod layers;
 mod model;
 mod model_props;
 mod planner;

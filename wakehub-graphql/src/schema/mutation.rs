@@ -267,13 +267,7 @@ impl Mutation {
     async fn import_topology(&self, ctx: &Context<'_>, toml: String) -> async_graphql::Result<GqlImportSummary> {
         let engine = ctx.data::<Engine>()?;
         let draft = topology_file::parse(&toml, &parse_options(engine)).api()?;
-        let problems = engine.connectors().validate(&draft);
-        if !problems.is_empty() {
-            let message: Vec<String> =
-                problems.iter().map(|(n, p)| format!("node `{n}`, field `connector`: {p}")).collect();
-            return Err(api_error(ErrorCode::Validation, message.join("; ")));
-        }
-        let summary = engine.store().run(move |s| s.import(&draft)).await.api()?;
+        let summary = engine.import(draft).await.api()?;
         Ok(GqlImportSummary {
             added: summary.added,
             updated: summary.updated,
