@@ -17,7 +17,7 @@ use wakehub_core::topology_file::{self, ParseOptions};
 use wakehub_graphql::server::{self, ServerConfig};
 
 /// The demo homelab, built in so `serve --demo` works from any directory.
-const DEMO: &str = include_str!("../../examples/homelab.toml");
+const DEMO: &str = include_str!("../../../../examples/homelab.toml");
 
 /// `wakehub serve`'s options.
 #[derive(clap::Args)]

@@ -1,4 +1,7 @@
-//! `wakehub`: the reference WakeHub binary.
+//! `wakehub`: the reference WakeHub binary. This file holds the command line and the
+//! one-shot commands over an in-memory store (`check`, `plan`, `start`, `stop`) and `token`;
+//! [`serve`] runs the server (through `wakehub_graphql::server`), [`render`] draws what a
+//! person reads in a terminal.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,8 +18,8 @@ use wakehub_core::model::Topology;
 use wakehub_core::secrets::MasterKey;
 use wakehub_core::store::Store;
 use wakehub_core::topology_file;
-use wakehub_graphql::render;
 
+mod render;
 mod serve;
 
 #[derive(Parser)]
