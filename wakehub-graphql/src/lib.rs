@@ -7,6 +7,15 @@
 //! - [`schema`]: the schema (queries, mutations, subscriptions), embeddable in any axum app.
 //! - [`server`]: the reference HTTP server: auth, limits, GraphiQL, WebSockets, metrics.
 //! - [`metrics`]: Prometheus metrics fed from the engine's events.
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `plugins` | on | connector plugins (WebAssembly components, wasmtime): the `plugins` query and `resetPlugin` mutation, `schema::build_with_plugins`, `server::ServerConfig::plugins`, the binary's `--plugins` options |
+//!
+//! Without `plugins`, wasmtime is not compiled and the schema has no `plugins` or
+//! `resetPlugin` field.
 
 pub mod metrics;
 pub mod schema;

@@ -54,6 +54,7 @@ pub struct ServerConfig {
     /// Query limits.
     pub limits: Limits,
     /// The connector plugins loaded, listed by the `plugins` query.
+    #[cfg(feature = "plugins")]
     pub plugins: Option<std::sync::Arc<wakehub_core::plugin::PluginHost>>,
 }
 
@@ -68,6 +69,7 @@ impl Default for ServerConfig {
             ws_max_connections: 4096,
             token_recheck: Duration::from_secs(10),
             limits: Limits::default(),
+            #[cfg(feature = "plugins")]
             plugins: None,
         }
     }
@@ -86,12 +88,15 @@ struct App {
 pub fn router(engine: Engine, config: ServerConfig) -> Router {
     let metrics = Arc::new(Metrics::new());
     metrics.spawn_collector(&engine);
+    #[cfg(feature = "plugins")]
     let schema = schema::build_with_plugins(
         engine.clone(),
         config.limits.clone(),
         Some(metrics.clone()),
         config.plugins.clone(),
     );
+    #[cfg(not(feature = "plugins"))]
+    let schema = schema::build(engine.clone(), config.limits.clone(), Some(metrics.clone()));
     let app = App {
         engine,
         schema,

@@ -13,7 +13,7 @@ mod types;
 
 use std::sync::Arc;
 
-use async_graphql::Schema;
+use async_graphql::{Schema, SchemaBuilder};
 use wakehub_core::engine::Engine;
 
 pub use error::api_error;
@@ -22,9 +22,12 @@ pub use query::Query;
 pub use subscription::Subscription;
 
 use crate::metrics::Metrics;
+#[cfg(feature = "plugins")]
 use wakehub_core::plugin::PluginHost;
 
-/// The plugin host, if the server loads plugins.
+/// The plugin host, if the server loads plugins (schema data read by `plugins` and
+/// `resetPlugin`).
+#[cfg(feature = "plugins")]
 #[derive(Clone)]
 pub struct Plugins(pub Option<Arc<PluginHost>>);
 
@@ -48,21 +51,33 @@ impl Default for Limits {
     }
 }
 
-/// Builds the schema over `engine`. With `metrics`, subscriptions are counted.
+/// Builds the schema over `engine`. With `metrics`, subscriptions are counted. (With the
+/// `plugins` feature, the `plugins` query lists none.)
 pub fn build(engine: Engine, limits: Limits, metrics: Option<Arc<Metrics>>) -> WakehubSchema {
-    build_with_plugins(engine, limits, metrics, None)
+    let builder = builder(engine, limits, metrics);
+    #[cfg(feature = "plugins")]
+    let builder = builder.data(Plugins(None));
+    builder.finish()
 }
 
 /// [`build`], with the plugin host whose plugins the `plugins` query lists.
+#[cfg(feature = "plugins")]
 pub fn build_with_plugins(
     engine: Engine,
     limits: Limits,
     metrics: Option<Arc<Metrics>>,
     plugins: Option<Arc<PluginHost>>,
 ) -> WakehubSchema {
+    builder(engine, limits, metrics).data(Plugins(plugins)).finish()
+}
+
+fn builder(
+    engine: Engine,
+    limits: Limits,
+    metrics: Option<Arc<Metrics>>,
+) -> SchemaBuilder<Query, Mutation, Subscription> {
     let mut builder = Schema::build(Query, Mutation, Subscription)
         .data(engine)
-        .data(Plugins(plugins))
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
         .limit_recursive_depth(32)
@@ -70,7 +85,7 @@ pub fn build_with_plugins(
     if let Some(m) = metrics {
         builder = builder.data(m);
     }
-    builder.data(limits).finish()
+    builder.data(limits)
 }
 
 /// The schema's SDL (committed as `schema.graphql`).

@@ -8,7 +8,9 @@ use wakehub_core::model::{CascadeId, ProposalId};
 use wakehub_core::topology_file::{self, ParseOptions};
 
 use super::error::{ApiResultExt, api_error};
-use super::types::{GqlCascade, GqlDiscoveryReport, GqlImportSummary, GqlNode, GqlPlugin, GqlProposal, View, parse_id};
+#[cfg(feature = "plugins")]
+use super::types::GqlPlugin;
+use super::types::{GqlCascade, GqlDiscoveryReport, GqlImportSummary, GqlNode, GqlProposal, View, parse_id};
 
 /// The mutation root.
 pub struct Mutation;
@@ -255,6 +257,7 @@ impl Mutation {
 
     /// Lifts a connector plugin's quarantine (it faulted too often in a row) once its cause
     /// is fixed.
+    #[cfg(feature = "plugins")]
     async fn reset_plugin(&self, ctx: &Context<'_>, name: String) -> async_graphql::Result<GqlPlugin> {
         let host = ctx.data::<super::Plugins>()?.0.as_ref();
         host.and_then(|h| h.reset(&name))

@@ -9,9 +9,11 @@ use wakehub_core::store::CascadeFilter;
 
 use super::Limits;
 use super::error::{ApiResultExt, api_error};
+#[cfg(feature = "plugins")]
+use super::types::GqlPlugin;
 use super::types::{
-    GqlAction, GqlCascade, GqlCascadeStatus, GqlEvent, GqlNode, GqlNodeState, GqlPlan, GqlPlugin, GqlPowerState,
-    GqlProposal, View, parse_id,
+    GqlAction, GqlCascade, GqlCascadeStatus, GqlEvent, GqlNode, GqlNodeState, GqlPlan, GqlPowerState, GqlProposal,
+    View, parse_id,
 };
 
 /// The query root.
@@ -155,6 +157,7 @@ impl Query {
     }
 
     /// The connector plugins loaded (empty when the server loads none).
+    #[cfg(feature = "plugins")]
     async fn plugins(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GqlPlugin>> {
         let host = &ctx.data::<super::Plugins>()?.0;
         Ok(host.as_ref().map(|h| h.plugins().into_iter().map(GqlPlugin).collect()).unwrap_or_default())

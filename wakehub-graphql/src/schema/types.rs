@@ -1070,8 +1070,10 @@ impl GqlDiscoveryReport {
 }
 
 /// A loaded connector plugin.
+#[cfg(feature = "plugins")]
 pub struct GqlPlugin(pub wakehub_core::plugin::PluginInfo);
 
+#[cfg(feature = "plugins")]
 #[Object(name = "Plugin")]
 impl GqlPlugin {
     /// Its name: nodes use it as connector type `plugin:<name>`.

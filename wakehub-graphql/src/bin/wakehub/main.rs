@@ -1,7 +1,8 @@
 //! `wakehub`: the reference WakeHub binary. This file holds the command line and the
 //! one-shot commands over an in-memory store (`check`, `plan`, `start`, `stop`) and `token`;
-//! [`serve`] runs the server (through `wakehub_graphql::server`), [`render`] draws what a
-//! person reads in a terminal.
+//! [`serve`] runs the server (through `wakehub_graphql::server`), [`plugins`] loads
+//! connector plugins (the `plugins` feature), [`render`] draws what a person reads in a
+//! terminal.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,6 +20,7 @@ use wakehub_core::secrets::MasterKey;
 use wakehub_core::store::Store;
 use wakehub_core::topology_file;
 
+mod plugins;
 mod render;
 mod serve;
 
@@ -50,9 +52,9 @@ enum Command {
     Check {
         /// The topology file (TOML).
         file: PathBuf,
-        /// A directory of connector plugins (`*.wasm`) whose node kinds and keys the file uses.
-        #[arg(long)]
-        plugins: Option<PathBuf>,
+        /// `--plugins` (with the `plugins` feature).
+        #[command(flatten)]
+        plugins: plugins::CheckOptions,
     },
     /// Show what starting or stopping a node would do now (a dry run).
     Plan {
@@ -126,7 +128,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(options) => runtime().and_then(|rt| rt.block_on(serve::run(options))),
         Command::Token { command } => token(command),
-        Command::Check { file, plugins } => check(&file, plugins.as_deref()),
+        Command::Check { file, plugins } => check(&file, &plugins),
         Command::Plan { file, action, node, json } => {
             runtime().and_then(|rt| rt.block_on(plan(&file, action.into(), &node, json)))
         }
@@ -178,16 +180,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Reads and validates a topology file; `Err` holds the message and exit code 1.
 fn load(file: &Path) -> anyhow::Result<Result<Topology, String>> {
-    load_with(file, None)
+    load_with(file, &plugins::Loaded::default())
 }
 
 /// [`load`], with the node kinds and connectors of loaded plugins.
-fn load_with(
-    file: &Path,
-    plugins: Option<&wakehub_core::plugin::PluginHost>,
-) -> anyhow::Result<Result<Topology, String>> {
+fn load_with(file: &Path, plugins: &plugins::Loaded) -> anyhow::Result<Result<Topology, String>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let (registry, options) = serve::registry(plugins);
+    let (registry, options) = plugins.registry();
     let topology = match topology_file::parse(&text, &options) {
         Ok(t) => t,
         Err(e) => return Ok(Err(format!("{}: {e}", file.display()))),
@@ -206,9 +205,8 @@ fn load_with(
     Ok(Ok(topology))
 }
 
-fn check(file: &Path, plugins: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let host = serve::load_plugins(plugins, None, wakehub_core::plugin::PluginLimits::default())?;
-    match load_with(file, host.as_deref())? {
+fn check(file: &Path, plugins: &plugins::CheckOptions) -> anyhow::Result<ExitCode> {
+    match load_with(file, &plugins.load()?)? {
         Ok(topology) => {
             let links = topology.links().count();
             println!("{}: {} nodes, {} dependency links — valid\n", file.display(), topology.len(), links);

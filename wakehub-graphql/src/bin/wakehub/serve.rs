@@ -1,20 +1,20 @@
-//! `wakehub serve`: the store, the engine, the HTTP server, graceful shutdown.
+//! `wakehub serve`: the store (and `token`'s access to it), the plugins, the engine, the
+//! monitor and periodic discovery, the HTTP server, graceful shutdown.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use wakehub_core::connector::Registry;
 use wakehub_core::engine::{Engine, EngineConfig};
 use wakehub_core::model::ErrorCode;
-use wakehub_core::plugin::{PluginHost, PluginLimits};
 use wakehub_core::secrets::MasterKey;
 use wakehub_core::store::Store;
-use wakehub_core::topology_file::{self, ParseOptions};
+use wakehub_core::topology_file;
 use wakehub_graphql::server::{self, ServerConfig};
+
+use crate::plugins;
 
 /// The demo homelab, built in so `serve --demo` works from any directory.
 const DEMO: &str = include_str!("../../../../examples/homelab.toml");
@@ -47,53 +47,13 @@ pub(crate) struct Options {
     /// are closed at the next check).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub token_recheck: Duration,
-    /// A directory of connector plugins (`*.wasm`, WebAssembly components) to load.
-    #[arg(long)]
-    pub plugins: Option<PathBuf>,
-    /// Where compiled plugins are cached (default: `plugin-cache` beside the database).
-    #[arg(long)]
-    pub plugin_cache: Option<PathBuf>,
-    /// The time one plugin call may take (its code and the requests it makes).
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-    pub plugin_call_timeout: Duration,
+    /// `--plugins`, `--plugin-cache`, `--plugin-call-timeout` (with the `plugins` feature).
+    #[command(flatten)]
+    pub plugins: plugins::ServeOptions,
     /// How often hosts that offer a platform are discovered again (`0s`: only on
     /// request, through the `discover` mutation).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub discover_every: Duration,
-}
-
-/// Loads the connector plugins of `dir` (compiled components cached in `cache`). A file that
-/// does not load is reported and skipped; nodes that use it then fail validation.
-pub(crate) fn load_plugins(
-    dir: Option<&Path>,
-    cache: Option<&Path>,
-    limits: PluginLimits,
-) -> anyhow::Result<Option<Arc<PluginHost>>> {
-    let Some(dir) = dir else { return Ok(None) };
-    if let Some(cache) = cache {
-        std::fs::create_dir_all(cache).with_context(|| format!("cannot create {}", cache.display()))?;
-    }
-    let host = PluginHost::new(limits, cache).map_err(|e| anyhow::anyhow!(e))?;
-    let (loaded, failed) = host.load_dir(dir);
-    for p in &loaded {
-        tracing::info!(plugin = %p.name, version = %p.version, wit = %p.wit_version, kinds = ?p.kinds, "plugin loaded");
-    }
-    for e in &failed {
-        tracing::warn!(code = e.code.as_str(), "plugin not loaded: {e}");
-        eprintln!("warning: plugin not loaded ({}): {e}", e.code);
-    }
-    Ok(Some(Arc::new(host)))
-}
-
-/// The built-in connectors and the loaded plugins; the plugins' node kinds.
-pub(crate) fn registry(plugins: Option<&PluginHost>) -> (Registry, ParseOptions) {
-    let mut registry = Registry::builtin();
-    let mut options = ParseOptions::default();
-    if let Some(host) = plugins {
-        host.register(&mut registry);
-        options.plugin_kinds = host.kinds();
-    }
-    (registry, options)
 }
 
 /// `--db`, or `$XDG_DATA_HOME/wakehub/wakehub.db` (`~/.local/share/…`).
@@ -129,10 +89,8 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         None => db_path(options.db)?,
     };
     let store = open_store(&db)?;
-    let cache = options.plugin_cache.clone().or_else(|| db.parent().map(|d| d.join("plugin-cache")));
-    let limits = PluginLimits { call_timeout: options.plugin_call_timeout, ..PluginLimits::default() };
-    let plugins = load_plugins(options.plugins.as_deref(), cache.as_deref(), limits)?;
-    let (registry, parse_options) = registry(plugins.as_deref());
+    let plugins = options.plugins.load(&db)?;
+    let (registry, parse_options) = plugins.registry();
     let topology_text = match (&options.config, options.demo) {
         (Some(file), _) => {
             Some(std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?)
@@ -181,7 +139,12 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let monitor = spawn_monitor(engine.clone(), options.discover_every);
     let app = server::router(
         engine.clone(),
-        ServerConfig { token_recheck: options.token_recheck, plugins, ..ServerConfig::default() },
+        ServerConfig {
+            token_recheck: options.token_recheck,
+            #[cfg(feature = "plugins")]
+            plugins: plugins.host(),
+            ..ServerConfig::default()
+        },
     );
     let mut out = std::io::stdout().lock();
     writeln!(out, "WakeHub listening on http://{addr}/graphql (database {})", db.display())?;
