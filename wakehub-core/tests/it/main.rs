@@ -1,17 +1,13 @@
-//! Integration tests of wakehub-core, compiled as one binary.
+//! Integration tests of wakehub-core, compiled as one binary. None needs root, a daemon or
+//! the network: the model, the planner, the engine on the simulated connector, the store
+//! and the topology file. Tests against real peers live in the top-level `tests/` crate.
 
-mod docker;
-mod e2e;
 mod engine;
 mod layers;
 mod model;
 mod model_props;
 mod planner;
 mod planner_props;
-#[cfg(feature = "wasm")]
-mod plugins;
-mod proxmox;
 mod store;
 mod support;
 mod topology_file;
-mod wol_ssh;

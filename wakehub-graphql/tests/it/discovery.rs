@@ -6,39 +6,8 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, repo};
-
-/// `wakehub-core/tests/fakepve/serve.py`, killed on drop.
-struct FakePve {
-    child: Child,
-    info: Value,
-    _dir: tempfile::TempDir,
-}
-
-impl FakePve {
-    fn start() -> FakePve {
-        let python = repo().join(".venv/bin/python");
-        assert!(python.exists(), "{} is missing: run scripts/test.sh (it installs fakepve)", python.display());
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(python)
-            .arg(repo().join("wakehub-core/tests/fakepve/serve.py"))
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start fakepve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let info = serde_json::from_str(&line).unwrap_or_else(|_| panic!("fakepve did not start: {line:?}"));
-        FakePve { child, info, _dir: dir }
-    }
-}
-
-impl Drop for FakePve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::Server;
+use wakehub_tests::FakePve;
 
 const REPORT: &str = "added { key state status node { id name state } } updated { key state node { name } } \
                       disappeared { name key kept { name } }";
@@ -46,7 +15,6 @@ const REPORT: &str = "added { key state status node { id name state } } updated 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discover_lists_guests_and_adopt_configures_them() {
     let pve = FakePve::start();
-    let s = |k: &str| pve.info[k].as_str().unwrap().to_owned();
     let lab = format!(
         r#"
 [[node]]
@@ -70,10 +38,10 @@ parent = "pve"
 type = "proxmox"
 vmid = 101
 "#,
-        url = s("url"),
-        id = s("token_id"),
-        secret = s("token_secret"),
-        fp = s("fingerprint"),
+        url = pve.url,
+        id = pve.token_id,
+        secret = pve.token_secret,
+        fp = pve.fingerprint,
     );
     // Only on request here (the periodic discovery is tested below).
     let server = Server::with_config(&lab, &["--discover-every", "0s"]);
@@ -169,21 +137,17 @@ vmid = 101
     let e = server.gql_err("mutation { discover(host: \"nope\") { added { key } } }", json!({})).await;
     assert_eq!(e["extensions"]["code"], "NOT_FOUND", "{e}");
     // The token secret never comes back.
-    assert!(!server.log().contains(&s("token_secret")));
+    assert!(!server.log().contains(&pve.token_secret));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_discovers_hosts_periodically() {
     let pve = FakePve::start();
-    let s = |k: &str| pve.info[k].as_str().unwrap().to_owned();
     let lab = format!(
         "[[node]]\nname = \"pve\"\nkind = \"physical\"\noffers = [\"proxmox\"]\n[node.connector]\ntype = \"sim\"\ninitially = \"on\"\n\
          proxmox_url = \"{}\"\nproxmox_node = \"pve1\"\nproxmox_token_id = \"{}\"\nproxmox_token_secret = \"{}\"\nproxmox_fingerprint = \"{}\"\n\n\
          [[node]]\nname = \"nas\"\nkind = \"physical\"\noffers = [\"docker\"]\n[node.connector]\ntype = \"sim\"\n",
-        s("url"),
-        s("token_id"),
-        s("token_secret"),
-        s("fingerprint")
+        pve.url, pve.token_id, pve.token_secret, pve.fingerprint
     );
     let server = Server::with_config(&lab, &["--discover-every", "1s"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

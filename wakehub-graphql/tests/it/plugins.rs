@@ -8,45 +8,8 @@ use std::sync::OnceLock;
 
 use serde_json::json;
 
-use crate::support::{Server, bin, repo};
-
-/// Builds `plugins/` for wasm32-wasip2 once per test process.
-fn built_plugins() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let out = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--target", "wasm32-wasip2", "-j", "2", "--manifest-path"])
-            .arg(repo().join("plugins/Cargo.toml"))
-            .output()
-            .expect("run cargo for the plugins");
-        assert!(out.status.success(), "building the plugins failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        repo().join("plugins/target/wasm32-wasip2/release")
-    })
-}
-
-/// The Home Assistant-shaped API of the core's plugin tests, killed on drop.
-struct HomeAssistant(std::process::Child, String);
-
-impl Drop for HomeAssistant {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn home_assistant(token: &str) -> HomeAssistant {
-    let mut child = Command::new(repo().join(".venv/bin/python"))
-        .arg(repo().join("wakehub-core/tests/peers/homeassistant.py"))
-        .arg(token)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the Home Assistant API (run scripts/test.sh for the venv)");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-    HomeAssistant(child, v["url"].as_str().unwrap().to_owned())
-}
+use crate::support::{Server, bin};
+use wakehub_tests::{HomeAssistant, plugins};
 
 fn lab(base: &str) -> String {
     format!(
@@ -70,13 +33,12 @@ token = "env:WAKEHUB_TEST_HA_TOKEN"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_loads_plugins_lists_them_and_drives_their_nodes() {
     let token = "ha-token-for-the-api-test";
-    let ha = home_assistant(token);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(built_plugins().join("http_switch.wasm"), dir.path().join("http_switch.wasm")).unwrap();
+    let ha = HomeAssistant::start(token);
+    let dir = plugins::copy(&["http-switch"]);
     std::fs::write(dir.path().join("broken.wasm"), b"garbage").unwrap();
     // The token reaches the server through its environment (an `env:` secret).
     let plugins = dir.path().display().to_string();
-    let server = Server::with_config_env(&lab(&ha.1), &["--plugins", &plugins], &[("WAKEHUB_TEST_HA_TOKEN", token)]);
+    let server = Server::with_config_env(&lab(&ha.url), &["--plugins", &plugins], &[("WAKEHUB_TEST_HA_TOKEN", token)]);
     assert!(server.log().contains("plugin not loaded"), "the garbage file is reported:\n{}", server.log());
 
     let d = server
@@ -104,7 +66,7 @@ async fn the_server_loads_plugins_lists_them_and_drives_their_nodes() {
         .gql(
             "mutation($i: NodeInput!) { createNode(input: $i) { kind } }",
             json!({"i": {"name": "other-plug", "kind": "switch", "connector": {"type": "plugin:http-switch",
-                "on_url": format!("{}/on", ha.1), "off_url": format!("{}/off", ha.1), "status_url": format!("{}/s", ha.1)}}}),
+                "on_url": format!("{}/on", ha.url), "off_url": format!("{}/off", ha.url), "status_url": format!("{}/s", ha.url)}}}),
         )
         .await;
     assert_eq!(d["createNode"]["kind"], "switch");
@@ -113,8 +75,7 @@ async fn the_server_loads_plugins_lists_them_and_drives_their_nodes() {
 
 #[test]
 fn check_validates_plugin_kinds_and_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(built_plugins().join("http_switch.wasm"), dir.path().join("http_switch.wasm")).unwrap();
+    let dir = plugins::copy(&["http-switch"]);
     let file = dir.path().join("lab.toml");
     std::fs::write(&file, lab("http://127.0.0.1:1")).unwrap();
     let plugins = dir.path().display().to_string();
@@ -138,8 +99,7 @@ fn check_validates_plugin_kinds_and_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_plugins_fail_their_cascades_and_the_server_keeps_serving() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(built_plugins().join("hostile.wasm"), dir.path().join("hostile.wasm")).unwrap();
+    let dir = plugins::copy(&["hostile"]);
     let lab: String = ["loop", "alloc", "panic", "ok"]
         .iter()
         .map(|m| format!("[[node]]\nname = \"g-{m}\"\nkind = \"gremlin\"\n[node.connector]\ntype = \"plugin:hostile\"\nmode = \"{m}\"\nwhen = \"start\"\n\n"))
@@ -191,8 +151,7 @@ async fn hostile_plugins_fail_their_cascades_and_the_server_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quarantined_plugin_is_listed_and_can_be_reset() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(built_plugins().join("hostile.wasm"), dir.path().join("hostile.wasm")).unwrap();
+    let dir = plugins::copy(&["hostile"]);
     // Three nodes whose status panics: the monitor's first observation faults three times.
     let lab: String = (1..=3)
         .map(|i| format!("[[node]]\nname = \"g{i}\"\nkind = \"gremlin\"\n[node.connector]\ntype = \"plugin:hostile\"\nmode = \"panic\"\n\n"))

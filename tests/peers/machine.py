@@ -1,6 +1,6 @@
 """A physical machine that really wakes up, for the end-to-end test.
 
-Run inside the machine's own network namespace: `listener.py MAC SSHD_CONFIG MARKER`.
+Run inside the machine's own network namespace: `machine.py MAC SSHD_CONFIG MARKER`.
 It listens for Wake-on-LAN packets on UDP port 9. A valid magic packet for MAC (six 0xFF
 bytes, then the MAC sixteen times, optionally a SecureOn password) boots the machine: its
 `sshd` starts with SSHD_CONFIG, so its SSH port starts answering. When MARKER appears (the

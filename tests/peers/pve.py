@@ -1,6 +1,6 @@
 """Starts fakepve (the PyPI Proxmox VE API emulator) for the connector tests.
 
-Usage: serve.py DIR. Listens on 127.0.0.1 on a free port with a fresh self-signed
+Usage: pve.py DIR (a module named `fakepve.py` would shadow the package). Listens on 127.0.0.1 on a free port with a fresh self-signed
 certificate written to DIR, user root@pam / secret, an API token root@pam!ci, and guests:
 VM 100 `vm-docker` and LXC 101 `lxc-jellyfin` (stopped), VM 102 `broken` whose start task
 fails, LXC 104 `Media-Server` (tagged, not in the tests' topologies: discovery finds it) and

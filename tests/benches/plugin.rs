@@ -1,6 +1,6 @@
 //! What a connector plugin costs, printed as ratios against native code in the same run.
 //!
-//! Run with `cargo bench -p wakehub-core --bench plugin --features wasm`.
+//! Run with `cargo bench -p wakehub-tests --bench plugin`.
 //!
 //! 1. Loading: compiling a component from scratch against loading it from the on-disk cache.
 //! 2. A call with no I/O: the `hostile` test plugin's `status` in its well-behaved mode (a
@@ -10,7 +10,7 @@
 //!    (grant check, request, JSON pointer) against the same GET and JSON pointer in native
 //!    code with a reused client.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,14 +22,7 @@ use wakehub_core::store::Store;
 use wakehub_core::topology_file::ParseOptions;
 
 fn plugins() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
-    let out = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--release", "--target", "wasm32-wasip2", "-j", "2", "--manifest-path"])
-        .arg(root.join("Cargo.toml"))
-        .output()
-        .unwrap_or_else(|e| panic!("cargo: {e}"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    root.join("target/wasm32-wasip2/release")
+    wakehub_tests::plugins::dir().to_owned()
 }
 
 fn time<R>(n: usize, mut f: impl FnMut() -> R) -> Duration {

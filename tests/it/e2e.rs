@@ -9,11 +9,9 @@
 //! NAS, which nobody uses any more: a physical machine, so its shutdown is proposed, and
 //! confirming it powers the NAS off over SSH.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use wakehub_core::connector::PowerState;
 use wakehub_core::engine::Engine;
@@ -21,150 +19,8 @@ use wakehub_core::events::{CascadeStatus, StepStatus};
 use wakehub_core::model::Action;
 use wakehub_core::store::ProposalStatus;
 
-use crate::docker::Dockerd;
-use crate::proxmox::FakePve;
-use crate::support::{engine_with_builtins as engine, run_to_end as run};
-use crate::wol_ssh::{PASSWORD, USER, ensure_test_user};
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("`ip` is missing: apt-get install -y iproute2");
-    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A machine in its own network namespace, reachable at 10.231.N.2 through a veth link
-/// (10.231.N.1 on this side); off until a magic packet for its MAC arrives.
-struct Machine {
-    ns: String,
-    veth: String,
-    dir: tempfile::TempDir,
-    listener: Child,
-    events: Arc<Mutex<Vec<String>>>,
-    net: u8,
-    mac: String,
-}
-
-impl Machine {
-    fn start(net: u8, mac: &str) -> Machine {
-        let pid = std::process::id();
-        let (ns, veth, peer) = (format!("wh{net}-{pid}"), format!("wh{net}a{pid}"), format!("wh{net}b{pid}"));
-        // Leftovers of an interrupted run would shadow the route to the subnet.
-        if let Ok(out) = Command::new("ip").args(["-o", "-4", "addr"]).output() {
-            let subnet = format!(" 10.231.{net}.1/24");
-            for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains(&subnet)) {
-                if let Some(name) = line.split_whitespace().nth(1) {
-                    let _ = Command::new("ip").args(["link", "del", name.split('@').next().unwrap()]).status();
-                }
-            }
-        }
-        ip(&["netns", "add", &ns]);
-        ip(&["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
-        ip(&["link", "add", &veth, "type", "veth", "peer", "name", &peer]);
-        ip(&["link", "set", &peer, "netns", &ns]);
-        ip(&["addr", "add", &format!("10.231.{net}.1/24"), "dev", &veth]);
-        ip(&["link", "set", &veth, "up"]);
-        ip(&["netns", "exec", &ns, "ip", "addr", "add", &format!("10.231.{net}.2/24"), "dev", &peer]);
-        ip(&["netns", "exec", &ns, "ip", "link", "set", &peer, "up"]);
-
-        // Its sshd: only the test user, whose commands go through a wrapper that turns
-        // `shutdown` into the marker the listener powers off on.
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let out = d.join("out");
-        std::fs::create_dir_all(&out).unwrap();
-        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let key = d.join("host_key");
-        assert!(
-            Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-                .arg(&key)
-                .status()
-                .unwrap()
-                .success()
-        );
-        std::fs::write(
-            d.join("wrapper.sh"),
-            format!(
-                "#!/bin/sh\necho \"$SSH_ORIGINAL_COMMAND\" >> {out}/commands.log\ncase \"$SSH_ORIGINAL_COMMAND\" in\n  *shutdown*|*poweroff*) echo 'going down'; touch {out}/power-off; exit 0;;\n  *) echo 'this machine only shuts down' >&2; exit 1;;\nesac\n",
-                out = out.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(d.join("wrapper.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let config = d.join("sshd_config");
-        std::fs::write(
-            &config,
-            format!(
-                "Port 22\nListenAddress 10.231.{net}.2\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM yes\nAllowUsers {USER}\nMatch User {USER}\n  ForceCommand {d}/wrapper.sh\n",
-                d = d.display()
-            ),
-        )
-        .unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/machine/listener.py");
-        let mut listener = Command::new("ip")
-            .args(["netns", "exec", &ns, "python3"])
-            .arg(script)
-            .arg(mac)
-            .arg(&config)
-            .arg(out.join("power-off"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the machine's listener");
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let mut lines = BufReader::new(listener.stdout.take().unwrap()).lines();
-        assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("ready"), "the listener did not start");
-        let sink = events.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Machine { ns, veth, dir, listener, events, net, mac: mac.to_owned() }
-    }
-
-    fn addr(&self) -> String {
-        format!("10.231.{}.2", self.net)
-    }
-
-    fn is_up(&self) -> bool {
-        std::net::TcpStream::connect_timeout(&format!("{}:22", self.addr()).parse().unwrap(), Duration::from_secs(1))
-            .is_ok()
-    }
-
-    fn events(&self) -> Vec<String> {
-        self.events.lock().unwrap().clone()
-    }
-
-    fn commands(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("out/commands.log")).unwrap_or_default()
-    }
-
-    /// Its `[[node]]` connector keys.
-    fn connector(&self) -> String {
-        format!(
-            "type = \"wol-ssh\"\nmac = \"{mac}\"\nbroadcast = \"10.231.{net}.255\"\nhost = \"{addr}\"\nssh_user = \"{USER}\"\nssh_password = \"{PASSWORD}\"\n",
-            mac = self.mac,
-            net = self.net,
-            addr = self.addr()
-        )
-    }
-}
-
-impl Drop for Machine {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.listener.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.listener.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.listener.kill();
-        let _ = self.listener.wait();
-        let _ = Command::new("ip").args(["link", "del", &self.veth]).status();
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-    }
-}
+use crate::lab::{engine_with_builtins as engine, run_to_end as run};
+use wakehub_tests::{Dockerd, FakePve, Machine, ensure_test_user};
 
 fn lab(nas: &Machine, machine2: &Machine, pve: &FakePve, docker_socket: &Path) -> String {
     format!(

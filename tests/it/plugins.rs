@@ -4,9 +4,6 @@
 //! against the `sushy-tools` emulator).
 
 use crate::support::StoreToml as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use wakehub_core::connector::{ErrorCode, PowerState, Registry, Target};
@@ -16,46 +13,10 @@ use wakehub_core::model::Action;
 use wakehub_core::plugin::{PluginHost, PluginLimits};
 use wakehub_core::topology_file::ParseOptions;
 
-use crate::support::run_to_end as run;
-
-/// Builds `plugins/` for wasm32-wasip2 once per test process; returns the output directory.
-pub(crate) fn built_plugins() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
-        let out = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--target", "wasm32-wasip2", "-j", "2", "--manifest-path"])
-            .arg(root.join("Cargo.toml"))
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_TARGET_DIR")
-            .output()
-            .expect("run cargo for the plugins");
-        assert!(
-            out.status.success(),
-            "building the plugins failed (is the wasm32-wasip2 target installed? scripts/test.sh adds it):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        root.join("target/wasm32-wasip2/release")
-    })
-}
-
-/// A directory holding copies of the named plugins.
-fn plugin_dir(names: &[&str]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for name in names {
-        // Libraries are named with `_`, binaries keep their `-`.
-        let file = [name.replace('-', "_"), name.to_string()]
-            .map(|n| format!("{n}.wasm"))
-            .into_iter()
-            .find(|f| built_plugins().join(f).exists())
-            .unwrap_or_else(|| panic!("no {name}.wasm in {}", built_plugins().display()));
-        std::fs::copy(built_plugins().join(&file), dir.path().join(&file)).unwrap();
-    }
-    dir
-}
+use crate::lab::run_to_end as run;
 
 fn host(limits: PluginLimits, names: &[&str]) -> (PluginHost, tempfile::TempDir) {
-    let dir = plugin_dir(names);
+    let dir = wakehub_tests::plugins::copy(names);
     let host = PluginHost::new(limits, None).unwrap();
     let (_, failed) = host.load_dir(dir.path());
     assert!(failed.is_empty(), "{failed:?}");
@@ -82,7 +43,7 @@ fn target(e: &Engine, name: &str) -> Target {
 
 #[test]
 fn loading_reports_every_file_that_is_not_a_connector_of_a_known_version() {
-    let dir = plugin_dir(&["hostile", "http-switch", "redfish", "cli-app", "future", "partial"]);
+    let dir = wakehub_tests::plugins::copy(&["hostile", "http-switch", "redfish", "cli-app", "future", "partial"]);
     std::fs::write(dir.path().join("garbage.wasm"), b"this is not WebAssembly at all").unwrap();
     // A core module (no component): valid WebAssembly, wrong kind.
     std::fs::write(dir.path().join("core-module.wasm"), b"\0asm\x01\0\0\0").unwrap();
@@ -224,41 +185,6 @@ async fn a_plugin_that_keeps_faulting_is_quarantined() {
     assert!(info.quarantined && info.faults == 5, "{info:?}");
 }
 
-/// A Python peer started from `tests/peers/` or the venv, killed on drop.
-struct Peer {
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn venv(bin: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin").join(bin);
-    assert!(path.exists(), "{} is missing: run scripts/test.sh", path.display());
-    path
-}
-
-/// The Home Assistant-shaped API (`tests/peers/homeassistant.py`) with `token`.
-fn home_assistant(token: &str) -> (Peer, String) {
-    use std::io::BufRead;
-    let mut child = Command::new(venv("python"))
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/homeassistant.py"))
-        .arg(token)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("no URL: {line:?}"));
-    (Peer { child, _dir: tempfile::tempdir().unwrap() }, v["url"].as_str().unwrap().to_owned())
-}
-
 fn plug(base: &str, token: &str) -> String {
     format!(
         r#"
@@ -283,7 +209,8 @@ token = "{token}"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_switch_drives_a_home_assistant_switch() {
     let token = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.test-long-lived-token";
-    let (_ha, base) = home_assistant(token);
+    let ha = wakehub_tests::HomeAssistant::start(token);
+    let base = ha.url.clone();
     let (host, _dir) = host(PluginLimits::default(), &["http-switch"]);
     let e = engine(&host, &plug(&base, token));
     let connector = e.connectors().get("plugin:http-switch").unwrap();
@@ -322,65 +249,7 @@ async fn the_http_switch_drives_a_home_assistant_switch() {
     assert!(problems[0].1.contains("unknown key `statusurl`"), "{problems:?}");
 }
 
-/// The `sushy-tools` Redfish emulator with its fake driver, HTTP Basic auth and TLS.
-struct Sushy {
-    _peer: Peer,
-    url: String,
-    fingerprint: String,
-}
-
-fn sushy() -> Sushy {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let sh = |script: &str| {
-        let out = Command::new("sh").arg("-ec").arg(script).current_dir(d).output().unwrap();
-        assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
-    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout key.pem -out cert.pem \
-        -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null; mkdir state");
-    let fingerprint = sh("openssl x509 -in cert.pem -noout -fingerprint -sha256");
-    let fingerprint = fingerprint.split('=').nth(1).unwrap().to_owned();
-    let hash = Command::new(venv("python"))
-        .args(["-c", "import bcrypt; print(bcrypt.hashpw(b'calvin', bcrypt.gensalt(rounds=4)).decode())"])
-        .output()
-        .unwrap();
-    std::fs::write(d.join("htpasswd"), format!("root:{}", String::from_utf8_lossy(&hash.stdout))).unwrap();
-    let port = crate::support::free_port();
-    std::fs::write(
-        d.join("conf.py"),
-        format!(
-            "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\nSUSHY_EMULATOR_LISTEN_PORT = {port}\nSUSHY_EMULATOR_FAKE_DRIVER = True\n\
-             SUSHY_EMULATOR_STATE_DIR = '{d}/state'\nSUSHY_EMULATOR_AUTH_FILE = '{d}/htpasswd'\n\
-             SUSHY_EMULATOR_SSL_CERT = '{d}/cert.pem'\nSUSHY_EMULATOR_SSL_KEY = '{d}/key.pem'\n\
-             SUSHY_EMULATOR_FAKE_SYSTEMS = [\n\
-               {{'uuid': '27946b59-9e44-4fa7-8e91-f3527a1ef094', 'name': 'node-a', 'power_state': 'Off', 'external_notifier': False, 'nics': [{{'mac': '00:5c:52:31:3a:9c', 'ip': '172.22.0.100'}}]}},\n\
-               {{'uuid': '48295c3a-5c47-4d0c-97c0-c8e7b1e0d4a1', 'name': 'node-b', 'power_state': 'On', 'external_notifier': False, 'nics': [{{'mac': '00:5c:52:31:3a:9d', 'ip': '172.22.0.101'}}]}},\n\
-             ]\n",
-            d = d.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(venv("sushy-emulator"))
-        .arg("--config")
-        .arg(d.join("conf.py"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(d.join("sushy.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "sushy-emulator did not start: {}",
-            std::fs::read_to_string(d.join("sushy.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Sushy { _peer: Peer { child, _dir: dir }, url: format!("https://127.0.0.1:{port}"), fingerprint }
-}
-
-fn bmc(s: &Sushy, name: &str, password: &str, fingerprint: &str) -> String {
+fn bmc(s: &wakehub_tests::Sushy, name: &str, password: &str, fingerprint: &str) -> String {
     format!(
         r#"
 [[node]]
@@ -399,7 +268,7 @@ tls_fingerprint = "{fingerprint}"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redfish_discovers_and_powers_servers_of_the_sushy_emulator() {
-    let s = sushy();
+    let s = wakehub_tests::Sushy::start();
     let (host, _dir) = host(PluginLimits::default(), &["redfish"]);
     let wrong_pin = vec!["00"; 32].join(":");
     let lab = bmc(&s, "bmc", "calvin", &s.fingerprint)
@@ -449,7 +318,7 @@ async fn redfish_discovers_and_powers_servers_of_the_sushy_emulator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssh_wake_on_lan_and_tcp_capabilities_follow_the_grant() {
-    use crate::wol_ssh::{PASSWORD, Sshd, USER};
+    use wakehub_tests::{PASSWORD, Sshd, USER};
     let sshd = Sshd::start();
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -2,72 +2,19 @@
 //! test on loopback with its own self-signed certificate.
 
 use crate::support::StoreToml as _;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
 use wakehub_core::connector::PowerState;
 use wakehub_core::engine::Engine;
 use wakehub_core::events::CascadeStatus;
 use wakehub_core::model::Action;
 
-pub(crate) struct FakePve {
-    child: Child,
-    pub(crate) url: String,
-    pub(crate) fingerprint: String,
-    pub(crate) token_id: String,
-    pub(crate) token_secret: String,
-    /// Open while PVE node `pve2` is online (see serve.py).
-    node_port: u16,
-    /// Its self-signed certificate (the harness's own requests trust exactly it).
-    cert: String,
-    _dir: tempfile::TempDir,
-}
+use crate::lab::{engine_with_builtins as engine, run_to_end as run};
+use wakehub_tests::FakePve;
 
-impl FakePve {
-    pub(crate) fn start() -> FakePve {
-        Self::start_with_ticket_ttl(None)
-    }
-
-    /// Tickets expire after `ttl` seconds instead of PVE's two hours.
-    fn start_with_ticket_ttl(ttl: Option<u32>) -> FakePve {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let python = root.join(".venv/bin/python");
-        assert!(python.exists(), "{} is missing: run scripts/test.sh (it installs fakepve)", python.display());
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(&python)
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakepve/serve.py"))
-            .arg(dir.path())
-            .env("FAKEPVE_TICKET_TTL", ttl.unwrap_or(7200).to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start fakepve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        if line.trim().is_empty() {
-            let mut err = String::new();
-            let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
-            panic!("fakepve did not start: {err}");
-        }
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        let s = |k: &str| v[k].as_str().unwrap().to_owned();
-        FakePve {
-            url: s("url"),
-            fingerprint: s("fingerprint"),
-            token_id: s("token_id"),
-            token_secret: s("token_secret"),
-            node_port: v["node_port"].as_u64().unwrap() as u16,
-            cert: s("cert"),
-            child,
-            _dir: dir,
-        }
-    }
-
-    /// The lab, with the host's connector keys given by `auth`.
-    fn lab(&self, auth: &str) -> String {
-        format!(
-            r#"
+/// The lab, with the host's connector keys given by `auth`.
+fn lab(pve: &FakePve, auth: &str) -> String {
+    format!(
+        r#"
 [[node]]
 name = "pve"
 kind = "physical"
@@ -113,40 +60,9 @@ parent = "pve"
 type = "proxmox"
 vmid = 999
 "#,
-            url = self.url
-        )
-    }
-
-    pub(crate) fn token_auth(&self, secret: &str, fingerprint: Option<&str>) -> String {
-        let mut s = format!("proxmox_token_id = \"{}\"\nproxmox_token_secret = \"{secret}\"\n", self.token_id);
-        if let Some(fp) = fingerprint {
-            s.push_str(&format!("proxmox_fingerprint = \"{fp}\"\n"));
-        }
-        s
-    }
+        url = pve.url
+    )
 }
-
-impl FakePve {
-    /// A raw API call with the test token (to change the platform behind the connector's back).
-    fn api(&self, method: &str, path: &str) -> serde_json::Value {
-        let out = Command::new("curl")
-            .args(["-s", "--cacert", &self.cert, "-X", method, "-H"])
-            .arg(format!("Authorization: PVEAPIToken={}={}", self.token_id, self.token_secret))
-            .arg(format!("{}/api2/json{path}", self.url))
-            .output()
-            .expect("curl");
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{method} {path}: {out:?}"))
-    }
-}
-
-impl Drop for FakePve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-use crate::support::{engine_with_builtins as engine, run_to_end as run};
 
 async fn state(engine: &Engine, name: &str) -> PowerState {
     let t = engine.store().topology().unwrap();
@@ -156,7 +72,7 @@ async fn state(engine: &Engine, name: &str) -> PowerState {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_auth_with_a_pinned_certificate_drives_vms_and_lxcs() {
     let pve = FakePve::start();
-    let e = engine(&pve.lab(&pve.token_auth(&pve.token_secret.clone(), Some(&pve.fingerprint))));
+    let e = engine(&lab(&pve, &pve.token_auth(&pve.token_secret.clone(), Some(&pve.fingerprint))));
     // The token secret was given inline: it is stored encrypted, never exported.
     assert!(!e.store().export_toml().unwrap().contains(&pve.token_secret));
 
@@ -191,7 +107,7 @@ async fn ticket_login_and_every_refusal_has_its_code() {
         "proxmox_user = \"root@pam\"\nproxmox_password = \"secret\"\nproxmox_fingerprint = \"{}\"\n",
         pve.fingerprint
     );
-    let e = engine(&pve.lab(&ticket));
+    let e = engine(&lab(&pve, &ticket));
     let r = run(&e, "vm-docker", Action::Start).await;
     assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
@@ -199,21 +115,21 @@ async fn ticket_login_and_every_refusal_has_its_code() {
     assert_eq!(r.status, CascadeStatus::Completed, "expired ticket renewed, CSRF token on writes: {r:?}");
 
     let wrong_password = ticket.replace("\"secret\"", "\"hunter2\"");
-    let r = run(&engine(&pve.lab(&wrong_password)), "vm-docker", Action::Start).await;
+    let r = run(&engine(&lab(&pve, &wrong_password)), "vm-docker", Action::Start).await;
     assert_eq!(r.error_code.map(|c| c.as_str()), Some("AUTH_FAILED"), "{r:?}");
     assert!(!r.error_message.as_deref().unwrap().contains("hunter2"), "no secret in messages");
 
     let wrong_token = pve.token_auth("00000000-0000-0000-0000-000000000000", Some(&pve.fingerprint));
-    let r = run(&engine(&pve.lab(&wrong_token)), "vm-docker", Action::Start).await;
+    let r = run(&engine(&lab(&pve, &wrong_token)), "vm-docker", Action::Start).await;
     assert_eq!(r.error_code.map(|c| c.as_str()), Some("AUTH_FAILED"), "{r:?}");
     assert!(!r.error_message.as_deref().unwrap().contains(&pve.token_secret));
 
     let wrong_pin = pve.token_auth(&pve.token_secret, Some(&vec!["00"; 32].join(":")));
-    let r = run(&engine(&pve.lab(&wrong_pin)), "vm-docker", Action::Start).await;
+    let r = run(&engine(&lab(&pve, &wrong_pin)), "vm-docker", Action::Start).await;
     assert_eq!(r.error_code.map(|c| c.as_str()), Some("TLS_PIN_MISMATCH"), "{r:?}");
 
     let unpinned = pve.token_auth(&pve.token_secret, None);
-    let r = run(&engine(&pve.lab(&unpinned)), "vm-docker", Action::Start).await;
+    let r = run(&engine(&lab(&pve, &unpinned)), "vm-docker", Action::Start).await;
     assert_eq!(r.error_code.map(|c| c.as_str()), Some("UNREACHABLE"), "{r:?}");
     assert!(r.error_message.as_deref().unwrap().contains("not trusted"), "{r:?}");
 }
@@ -222,7 +138,7 @@ async fn ticket_login_and_every_refusal_has_its_code() {
 async fn discovery_finds_guests_links_configured_ones_and_reports_what_disappeared() {
     use wakehub_core::model::NodeState;
     let pve = FakePve::start();
-    let e = engine(&pve.lab(&pve.token_auth(&pve.token_secret.clone(), Some(&pve.fingerprint))));
+    let e = engine(&lab(&pve, &pve.token_auth(&pve.token_secret.clone(), Some(&pve.fingerprint))));
     let host = e.store().topology().unwrap().by_name("pve").unwrap().id;
     let before = e.store().topology().unwrap().len();
 
@@ -280,7 +196,7 @@ async fn discovery_finds_guests_links_configured_ones_and_reports_what_disappear
     // A host that offers nothing cannot be discovered; an unreachable API has its code.
     let vm = e.store().topology().unwrap().by_name("vm-docker").unwrap().id;
     assert_eq!(e.discover(vm).await.unwrap_err().code().as_str(), "VALIDATION");
-    let wrong_pin = engine(&pve.lab(&pve.token_auth(&pve.token_secret, Some(&vec!["00"; 32].join(":")))));
+    let wrong_pin = engine(&lab(&pve, &pve.token_auth(&pve.token_secret, Some(&vec!["00"; 32].join(":")))));
     let host = wrong_pin.store().topology().unwrap().by_name("pve").unwrap().id;
     assert_eq!(wrong_pin.discover(host).await.unwrap_err().code().as_str(), "TLS_PIN_MISMATCH");
 }

@@ -1,0 +1,94 @@
+//! `fakepve` (PyPI), the Proxmox VE API emulator, started on loopback with its own
+//! self-signed certificate by `tests/peers/pve.py`; killed on drop.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// The emulator on a free loopback port: nodes `pve1` (guests 100 `vm-docker`, 101 an LXC,
+/// 102 whose tasks fail) and `pve2`, an API token and a user with password.
+#[derive(Debug)]
+pub struct FakePve {
+    child: Child,
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// The SHA-256 fingerprint of its certificate.
+    pub fingerprint: String,
+    /// The API token's id (`user@realm!name`).
+    pub token_id: String,
+    /// The API token's secret.
+    pub token_secret: String,
+    /// Open while PVE node `pve2` is online (see serve.py).
+    pub node_port: u16,
+    /// Its self-signed certificate (the harness's own requests trust exactly it).
+    cert: String,
+    _dir: tempfile::TempDir,
+}
+
+impl FakePve {
+    /// Starts it (tickets valid two hours, like PVE).
+    pub fn start() -> FakePve {
+        Self::start_with_ticket_ttl(None)
+    }
+
+    /// Tickets expire after `ttl` seconds instead of PVE's two hours.
+    pub fn start_with_ticket_ttl(ttl: Option<u32>) -> FakePve {
+        let python = crate::venv("python");
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(&python)
+            .arg(crate::repo().join("tests/peers/pve.py"))
+            .arg(dir.path())
+            .env("FAKEPVE_TICKET_TTL", ttl.unwrap_or(7200).to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start fakepve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        if line.trim().is_empty() {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+            panic!("fakepve did not start: {err}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let s = |k: &str| v[k].as_str().unwrap().to_owned();
+        FakePve {
+            url: s("url"),
+            fingerprint: s("fingerprint"),
+            token_id: s("token_id"),
+            token_secret: s("token_secret"),
+            node_port: v["node_port"].as_u64().unwrap() as u16,
+            cert: s("cert"),
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// A host's connector keys for token auth with `secret`, pinned to `fingerprint`.
+    pub fn token_auth(&self, secret: &str, fingerprint: Option<&str>) -> String {
+        let mut s = format!("proxmox_token_id = \"{}\"\nproxmox_token_secret = \"{secret}\"\n", self.token_id);
+        if let Some(fp) = fingerprint {
+            s.push_str(&format!("proxmox_fingerprint = \"{fp}\"\n"));
+        }
+        s
+    }
+}
+
+impl FakePve {
+    /// A raw API call with the test token (to change the platform behind the connector's back).
+    pub fn api(&self, method: &str, path: &str) -> serde_json::Value {
+        let out = Command::new("curl")
+            .args(["-s", "--cacert", &self.cert, "-X", method, "-H"])
+            .arg(format!("Authorization: PVEAPIToken={}={}", self.token_id, self.token_secret))
+            .arg(format!("{}/api2/json{path}", self.url))
+            .output()
+            .expect("curl");
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{method} {path}: {out:?}"))
+    }
+}
+
+impl Drop for FakePve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
