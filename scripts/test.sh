@@ -20,7 +20,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
-# Connector plugins are WebAssembly components built for wasm32-wasip2 by the tests.
+# Connector plugins are WebAssembly components, built for wasm32-wasip2 by the build
+# script of the `tests` crate.
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   echo "== adding the wasm32-wasip2 target"
   rustup target add wasm32-wasip2
@@ -39,6 +40,17 @@ if ! .venv/bin/python -c 'import gql, websockets, aiohttp, fakepve, cryptography
   .venv/bin/pip install -q "gql[websockets,aiohttp]==4.4.*" "fakepve==0.5.*" cryptography "sushy-tools==2.2.*"
 fi
 
-echo "== cargo test --workspace"
-cargo test -j 2 --workspace --all-targets
+# Tests: cargo-nextest when the machine has it (every test in its own process, all test
+# binaries sharing one pool of threads), else cargo's own runner. The benchmarks run as
+# quick smoke tests (they go full size under `cargo bench` only); doc tests last.
+if cargo nextest --version >/dev/null 2>&1; then
+  echo "== cargo nextest run --workspace"
+  cargo nextest run -j 2 --workspace --lib --bins --tests --no-fail-fast
+else
+  echo "== cargo test --workspace (cargo-nextest not found)"
+  cargo test -j 2 --workspace --lib --bins --tests --no-fail-fast
+fi
+echo "== benchmarks and examples, as smoke tests"
+cargo test -j 2 --workspace --benches --examples
+echo "== doc tests"
 cargo test -j 2 --workspace --doc

@@ -13,12 +13,18 @@ fn main() {
         println!("cargo::rerun-if-changed={}", plugins.join(watched).display());
     }
     println!("cargo::rerun-if-changed={}", manifest.join("../wit").display());
+    // CI keeps the plugins' build beside its cached target dir (see .ci/run).
+    println!("cargo::rerun-if-env-changed=WAKEHUB_PLUGINS_TARGET_DIR");
+    let target_dir =
+        std::env::var_os("WAKEHUB_PLUGINS_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| plugins.join("target"));
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build
         .args(["build", "--release", "--target", "wasm32-wasip2", "-j", "2", "--manifest-path"])
         .arg(plugins.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
         // The outer build's settings are for the host target, not for the plugins.
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -35,7 +41,7 @@ fn main() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let dir = plugins.join("target/wasm32-wasip2/release");
+    let dir = target_dir.join("wasm32-wasip2/release");
     assert!(Path::new(&dir).join("redfish.wasm").exists(), "no redfish.wasm in {}", dir.display());
     println!("cargo::rustc-env=WAKEHUB_PLUGINS_DIR={}", dir.display());
 }

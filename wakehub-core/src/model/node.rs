@@ -11,6 +11,11 @@ use super::ids::{CredentialId, NodeId};
 
 /// What a node is. The built-in kinds have fixed hosting rules; plugin kinds are declared by
 /// a loaded connector plugin.
+///
+/// A kind decides **only** the hosting rules (what may be its parent, what it may offer
+/// its guests) and defaults (timeouts, `confirm_auto_shutdown`). It does not choose how the
+/// node is powered: that is its connector's `type` — a `physical` machine may be driven by
+/// `wol-ssh`, a Redfish plugin or a smart plug, and a `vm` by `proxmox` or by `sim`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum Kind {
@@ -247,6 +252,42 @@ pub enum ConfigValue {
     Secret(SecretRef),
 }
 
+impl From<&str> for ConfigValue {
+    fn from(s: &str) -> Self {
+        ConfigValue::String(s.to_owned())
+    }
+}
+
+impl From<String> for ConfigValue {
+    fn from(s: String) -> Self {
+        ConfigValue::String(s)
+    }
+}
+
+impl From<i64> for ConfigValue {
+    fn from(i: i64) -> Self {
+        ConfigValue::Integer(i)
+    }
+}
+
+impl From<bool> for ConfigValue {
+    fn from(b: bool) -> Self {
+        ConfigValue::Bool(b)
+    }
+}
+
+impl From<f64> for ConfigValue {
+    fn from(f: f64) -> Self {
+        ConfigValue::Float(f)
+    }
+}
+
+impl From<SecretRef> for ConfigValue {
+    fn from(s: SecretRef) -> Self {
+        ConfigValue::Secret(s)
+    }
+}
+
 /// A node's connector configuration: the connector's type name and its own keys, kept as
 /// given. Each connector validates its keys.
 #[derive(Debug, Clone, PartialEq)]
@@ -261,6 +302,27 @@ impl ConnectorConfig {
     /// A configuration with no keys.
     pub fn new(type_name: impl Into<String>) -> Self {
         Self { type_name: type_name.into(), settings: BTreeMap::new() }
+    }
+
+    /// The same configuration with `key` set to `value`. A string given for a secret key
+    /// ([`is_secret_key`]: `…password`, `…token`…) is kept as an inline secret, which the
+    /// store encrypts.
+    ///
+    /// ```
+    /// use wakehub_core::model::{ConfigValue, ConnectorConfig};
+    /// let c = ConnectorConfig::new("wol-ssh").with("mac", "52:54:00:12:34:56").with("ssh_port", 22)
+    ///     .with("ssh_password", "hunter2");
+    /// assert_eq!(c.str("mac"), Some("52:54:00:12:34:56"));
+    /// assert!(matches!(c.settings["ssh_password"], ConfigValue::Secret(_)));
+    /// ```
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<ConfigValue>) -> Self {
+        let key = key.into();
+        let value = match value.into() {
+            ConfigValue::String(s) if is_secret_key(&key) => ConfigValue::Secret(SecretRef::Inline(s)),
+            other => other,
+        };
+        self.settings.insert(key, value);
+        self
     }
 
     /// A string setting.
@@ -318,6 +380,36 @@ impl NodeSpec {
             state: NodeState::Configured,
             kind,
         }
+    }
+
+    /// The same spec, shown on the dashboard (`pinned`) or not.
+    pub fn with_pinned(mut self, pinned: bool) -> Self {
+        self.pinned = pinned;
+        self
+    }
+
+    /// The same spec, offering `capability` to the nodes it hosts.
+    pub fn with_offer(mut self, capability: Capability) -> Self {
+        self.offers.insert(capability);
+        self
+    }
+
+    /// The same spec with this readiness probe: "up" also needs it to pass.
+    pub fn with_readiness(mut self, readiness: Readiness) -> Self {
+        self.readiness = Some(readiness);
+        self
+    }
+
+    /// The same spec with these start and stop timeouts.
+    pub fn with_timeouts(mut self, start: Duration, stop: Duration) -> Self {
+        self.timeouts = Timeouts { start, stop };
+        self
+    }
+
+    /// The same spec, proposing its shutdown on re-evaluation (`true`) or stopping it.
+    pub fn with_confirm_auto_shutdown(mut self, confirm: bool) -> Self {
+        self.confirm_auto_shutdown = confirm;
+        self
     }
 }
 

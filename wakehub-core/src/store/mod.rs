@@ -124,6 +124,14 @@ const KEY_CHECK_AAD: &[u8] = b"wakehub:key-check";
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it.
+    ///
+    /// **The key.** Credentials are sealed with `key`, and the first open records a sealed
+    /// marker: every later open must pass the *same* key, or it is refused at once with
+    /// [`StoreError::WrongMasterKey`] (nothing is read or changed). Keep it with
+    /// [`MasterKey::from_env_or_file`] (the `WAKEHUB_MASTER_KEY` variable, else a 0600 key
+    /// file created on first use); a key from [`MasterKey::generate`] suits a database
+    /// that lives as long as the process. A database written by a newer WakeHub is refused
+    /// with [`StoreError::TooNew`].
     pub fn open(path: &Path, key: MasterKey) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
         Self::init(conn, key)

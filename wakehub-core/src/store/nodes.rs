@@ -163,8 +163,17 @@ impl Store {
     }
 
     /// Makes the store's configured nodes exactly `desired` (matched by name), in one
-    /// transaction. Discovered nodes stay while their host does. Inline secrets are
-    /// encrypted; credentials nothing refers to any more are deleted.
+    /// transaction: all of it, or nothing.
+    ///
+    /// - **Ids are the store's.** The ids inside `desired` are ignored; a node keeps its
+    ///   id across imports when its name is the same, and a new node gets a new id.
+    /// - **Absent means deleted.** A configured node whose name is not in `desired` is
+    ///   deleted (with its links). Discovered nodes stay while their host does.
+    /// - Inline secrets are encrypted; credentials nothing refers to any more are deleted.
+    ///
+    /// The store checks the model's rules, not connectors: use
+    /// [`Engine::import`](crate::engine::Engine::import) to have every node's connector
+    /// type and keys checked first.
     pub fn import(&self, desired: &Topology) -> Result<ImportSummary, StoreError> {
         self.change(|tx| {
             let current = load(tx)?;
