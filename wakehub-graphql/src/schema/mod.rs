@@ -4,32 +4,81 @@
 //!
 //! The schema itself does not authenticate: that is the transport's job
 //! ([`crate::server`]), so an embedder can put it behind their own auth.
+//!
+//! One module per resource, each with its types, its queries and its mutations: `nodes`,
+//! `links`, `discovery`, `cascades`, `events`, `plan`, `proposals`, `plugins` (the
+//! `plugins` feature) and `topology`. [`Query`] and [`Mutation`] merge the per-resource
+//! objects; `subscription` holds the subscriptions. Shared by all: `enums` (power states,
+//! actions, statuses), `shared` (the per-request view, id parsing, times, page sizes) and
+//! `error` (the stable `extensions.code` list).
 
+mod cascades;
+mod discovery;
+mod enums;
 mod error;
-mod mutation;
-mod query;
+mod events;
+mod links;
+mod nodes;
+mod plan;
+#[cfg(feature = "plugins")]
+mod plugins;
+mod proposals;
+mod shared;
 mod subscription;
-mod types;
+mod topology;
 
 use std::sync::Arc;
 
-use async_graphql::{Schema, SchemaBuilder};
+use async_graphql::{MergedObject, Schema, SchemaBuilder};
 use wakehub_core::engine::Engine;
 
 pub use error::api_error;
-pub use mutation::Mutation;
-pub use query::Query;
+#[cfg(feature = "plugins")]
+pub use plugins::Plugins;
 pub use subscription::Subscription;
 
 use crate::metrics::Metrics;
 #[cfg(feature = "plugins")]
 use wakehub_core::plugin::PluginHost;
 
-/// The plugin host, if the server loads plugins (schema data read by `plugins` and
-/// `resetPlugin`).
-#[cfg(feature = "plugins")]
-#[derive(Clone)]
-pub struct Plugins(pub Option<Arc<PluginHost>>);
+// `Query` and `Mutation` carry their rustdoc under `cfg(doc)` only: async-graphql publishes a
+// merged object's doc comment as its SDL description, and the committed SDL has none.
+#[derive(MergedObject, Default)]
+#[cfg_attr(
+    doc,
+    doc = "The query root: the per-resource queries, merged. The merge order is the field order \
+           of `Query` in the SDL (`schema.graphql`): node, nodes, cascade, cascades, events, plan, \
+           proposals, plugins, runningCascades."
+)]
+#[cfg_attr(not(doc), allow(missing_docs))]
+pub struct Query(
+    nodes::NodesQuery,
+    cascades::CascadesQuery,
+    events::EventsQuery,
+    plan::PlanQuery,
+    proposals::ProposalsQuery,
+    #[cfg(feature = "plugins")] plugins::PluginsQuery,
+    cascades::RunningQuery,
+);
+
+#[derive(MergedObject, Default)]
+#[cfg_attr(
+    doc,
+    doc = "The mutation root: the per-resource mutations, merged. The merge order is the field \
+           order of `Mutation` in the SDL: nodes (create, update, delete), discovery (discover, \
+           adopt), links, cascades (start, stop, cancel, rerun), proposals, plugins, topology \
+           (import, export)."
+)]
+#[cfg_attr(not(doc), allow(missing_docs))]
+pub struct Mutation(
+    nodes::NodesMutation,
+    discovery::DiscoveryMutation,
+    links::LinksMutation,
+    cascades::CascadesMutation,
+    proposals::ProposalsMutation,
+    #[cfg(feature = "plugins")] plugins::PluginsMutation,
+    topology::TopologyMutation,
+);
 
 /// The WakeHub schema.
 pub type WakehubSchema = Schema<Query, Mutation, Subscription>;
@@ -71,12 +120,13 @@ pub fn build_with_plugins(
     builder(engine, limits, metrics).data(Plugins(plugins)).finish()
 }
 
+/// The schema over `engine`, with its limits and data, but no plugin host.
 fn builder(
     engine: Engine,
     limits: Limits,
     metrics: Option<Arc<Metrics>>,
 ) -> SchemaBuilder<Query, Mutation, Subscription> {
-    let mut builder = Schema::build(Query, Mutation, Subscription)
+    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription)
         .data(engine)
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
@@ -90,5 +140,5 @@ fn builder(
 
 /// The schema's SDL (committed as `schema.graphql`).
 pub fn sdl() -> String {
-    Schema::build(Query, Mutation, Subscription).finish().sdl()
+    Schema::build(Query::default(), Mutation::default(), Subscription).finish().sdl()
 }

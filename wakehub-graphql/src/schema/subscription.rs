@@ -9,7 +9,8 @@ use wakehub_core::model::ErrorCode;
 use wakehub_core::model::{CascadeId, EventId};
 
 use super::error::{ApiResultExt, api_error};
-use super::types::{GqlEvent, View, parse_id};
+use super::events::GqlEvent;
+use super::shared::{View, parse_id};
 use crate::metrics::Metrics;
 
 /// The subscription root.

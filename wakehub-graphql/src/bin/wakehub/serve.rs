@@ -77,6 +77,7 @@ pub(crate) fn open_store(db: &Path) -> anyhow::Result<Store> {
     Store::open(db, key).with_context(|| format!("cannot open {}", db.display()))
 }
 
+/// Runs the server until SIGTERM (or Ctrl-C), then lets cascades in flight finish.
 pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -1,0 +1,247 @@
+//! Cascades: the `Cascade` and `Step` types, the `cascade`, `cascades` (a cursor connection)
+//! and `runningCascades` queries, and the mutations that start, stop, cancel or re-run one.
+//! Mutations that power things return at once (`PENDING`); the work runs in the engine.
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, ID, Object};
+use wakehub_core::engine::Engine;
+use wakehub_core::model::{Action, CascadeId, ErrorCode};
+use wakehub_core::store::{CascadeFilter, CascadeRecord, StepRecord};
+
+use super::enums::{GqlAction, GqlCascadeStatus, GqlRole, GqlStepStatus};
+use super::error::{ApiResultExt, api_error};
+use super::nodes::GqlNode;
+use super::shared::{View, page, parse_id, time};
+
+/// A cascade: one start or stop request and its steps.
+pub struct GqlCascade(pub CascadeRecord);
+
+#[Object(name = "Cascade")]
+impl GqlCascade {
+    /// Its id (`cascade:N`).
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// The node asked for (null if it was deleted since).
+    async fn node(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<GqlNode>> {
+        let view = View::load(ctx.data::<Engine>()?).await?;
+        Ok(view.topology.node(self.0.node).is_some().then(|| view.node(self.0.node)))
+    }
+    /// The node's name when the cascade was requested.
+    async fn node_name(&self) -> &str {
+        &self.0.node_name
+    }
+    /// Start or stop.
+    async fn action(&self) -> GqlAction {
+        self.0.action.into()
+    }
+    /// Where it is.
+    async fn status(&self) -> GqlCascadeStatus {
+        self.0.status.into()
+    }
+    /// Steps finished.
+    async fn current_step(&self) -> i32 {
+        self.0.current_step as i32
+    }
+    /// Steps planned.
+    async fn total_steps(&self) -> i32 {
+        self.0.total_steps as i32
+    }
+    /// The step that failed.
+    async fn failed_step(&self) -> Option<i32> {
+        self.0.failed_step.map(|s| s as i32)
+    }
+    /// Stable error code when it did not complete.
+    async fn error_code(&self) -> Option<&str> {
+        self.0.error_code.map(|c| c.as_str())
+    }
+    /// Human error message.
+    async fn error_message(&self) -> Option<&str> {
+        self.0.error_message.as_deref()
+    }
+    /// The cascade this one re-runs.
+    async fn rerun_of(&self) -> Option<ID> {
+        self.0.rerun_of.map(|c| ID(c.to_string()))
+    }
+    /// Accepted at (RFC 3339).
+    async fn created_at(&self) -> String {
+        time(self.0.created_at_ms)
+    }
+    /// Began at.
+    async fn started_at(&self) -> Option<String> {
+        self.0.started_at_ms.map(time)
+    }
+    /// Ended at.
+    async fn completed_at(&self) -> Option<String> {
+        self.0.completed_at_ms.map(time)
+    }
+    /// Its steps, in plan order.
+    async fn steps(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GqlStep>> {
+        let id = self.0.id;
+        let steps = ctx.data::<Engine>()?.store().run(move |s| s.steps(id)).await.api()?;
+        Ok(steps.into_iter().map(GqlStep).collect())
+    }
+}
+
+/// One step of a cascade.
+pub struct GqlStep(pub StepRecord);
+
+#[Object(name = "Step")]
+impl GqlStep {
+    /// Index in the plan.
+    async fn index(&self) -> i32 {
+        self.0.index as i32
+    }
+    /// The node.
+    async fn node(&self) -> ID {
+        ID(self.0.node.to_string())
+    }
+    /// Its name.
+    async fn node_name(&self) -> &str {
+        &self.0.node_name
+    }
+    /// Start or stop.
+    async fn action(&self) -> GqlAction {
+        self.0.action.into()
+    }
+    /// Why it is in the plan.
+    async fn role(&self) -> GqlRole {
+        self.0.role.into()
+    }
+    /// Steps it waited for.
+    async fn after(&self) -> Vec<i32> {
+        self.0.after.iter().map(|a| *a as i32).collect()
+    }
+    /// Where it is.
+    async fn status(&self) -> GqlStepStatus {
+        self.0.status.into()
+    }
+    /// Why it was skipped or joined.
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
+    }
+    /// Error code if it failed.
+    async fn error_code(&self) -> Option<&str> {
+        self.0.error_code.map(|c| c.as_str())
+    }
+    /// Error message if it failed.
+    async fn error_message(&self) -> Option<&str> {
+        self.0.error_message.as_deref()
+    }
+    /// Began at.
+    async fn started_at(&self) -> Option<String> {
+        self.0.started_at_ms.map(time)
+    }
+    /// Ended at.
+    async fn completed_at(&self) -> Option<String> {
+        self.0.completed_at_ms.map(time)
+    }
+}
+
+/// A cascade id (`cascade:N` or `N`), or `NOT_FOUND`.
+fn cascade_id(id: &ID) -> async_graphql::Result<CascadeId> {
+    parse_id(id, "cascade")
+        .map(CascadeId::new)
+        .ok_or_else(|| api_error(ErrorCode::NotFound, format!("cascade `{}` not found", id.0)))
+}
+
+/// Part of [`Query`](super::Query): `cascade`, `cascades` (`runningCascades` is in [`RunningQuery`], merged last).
+#[derive(Default)]
+pub struct CascadesQuery;
+
+#[Object]
+impl CascadesQuery {
+    /// A cascade by id.
+    async fn cascade(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<GqlCascade>> {
+        let Some(n) = parse_id(&id, "cascade") else { return Ok(None) };
+        let record = ctx.data::<Engine>()?.cascade(CascadeId::new(n)).await.api()?;
+        Ok(record.map(GqlCascade))
+    }
+
+    /// Cascades, newest first, with cursor pagination (`after` is an `endCursor`).
+    async fn cascades(
+        &self,
+        ctx: &Context<'_>,
+        node: Option<ID>,
+        status: Option<GqlCascadeStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, GqlCascade>> {
+        let engine = ctx.data::<Engine>()?;
+        let limit = page(ctx, first)?;
+        let node = match node {
+            Some(n) => Some(View::load(engine).await?.require(&n)?),
+            None => None,
+        };
+        let before = match after {
+            Some(c) => Some(CascadeId::new(
+                parse_id(&c, "cascade").ok_or_else(|| api_error(ErrorCode::Validation, format!("bad cursor `{c}`")))?,
+            )),
+            None => None,
+        };
+        let filter = CascadeFilter { node, status: status.map(Into::into), before, limit: Some(limit + 1) };
+        let mut records = engine.store().run(move |s| s.cascades(&filter)).await.api()?;
+        let more = records.len() > limit;
+        records.truncate(limit);
+        let mut conn = Connection::new(before.is_some(), more);
+        conn.edges.extend(records.into_iter().map(|r| Edge::new(r.id.to_string(), GqlCascade(r))));
+        Ok(conn)
+    }
+}
+
+/// Part of [`Query`](super::Query): `runningCascades`, an object of its own so that it comes last in the SDL.
+#[derive(Default)]
+pub struct RunningQuery;
+
+#[Object]
+impl RunningQuery {
+    /// Cascades running now.
+    async fn running_cascades(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GqlCascade>> {
+        let engine = ctx.data::<Engine>()?;
+        let mut out = Vec::new();
+        for id in engine.running() {
+            if let Some(r) = engine.cascade(id).await.api()? {
+                out.push(GqlCascade(r));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Part of [`Mutation`](super::Mutation): `startNode`, `stopNode`, `cancelCascade`, `rerunCascade`.
+#[derive(Default)]
+pub struct CascadesMutation;
+
+#[Object]
+impl CascadesMutation {
+    /// Starts a node and everything it needs. Returns the cascade at once (`PENDING`); follow
+    /// it with the `cascadeProgress` subscription.
+    async fn start_node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<GqlCascade> {
+        let engine = ctx.data::<Engine>()?;
+        let node = View::load(engine).await?.require(&id)?;
+        Ok(GqlCascade(engine.request(node, Action::Start).await.api()?))
+    }
+
+    /// Stops a node and everything that cannot run without it, then re-evaluates its
+    /// dependencies. Returns the cascade at once (`PENDING`).
+    async fn stop_node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<GqlCascade> {
+        let engine = ctx.data::<Engine>()?;
+        let node = View::load(engine).await?.require(&id)?;
+        Ok(GqlCascade(engine.request(node, Action::Stop).await.api()?))
+    }
+
+    /// Cancels a running cascade: no new step begins; steps in flight finish.
+    async fn cancel_cascade(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<GqlCascade> {
+        let engine = ctx.data::<Engine>()?;
+        let cascade = cascade_id(&id)?;
+        engine.cancel(cascade).api()?;
+        let record = engine.cascade(cascade).await.api()?;
+        record.map(GqlCascade).ok_or_else(|| api_error(ErrorCode::NotFound, format!("cascade `{}` not found", id.0)))
+    }
+
+    /// Runs an ended cascade (interrupted, failed, cancelled…) again, as a new cascade.
+    async fn rerun_cascade(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<GqlCascade> {
+        let engine = ctx.data::<Engine>()?;
+        Ok(GqlCascade(engine.rerun(cascade_id(&id)?).await.api()?))
+    }
+}

@@ -1,0 +1,317 @@
+//! Journal events: the `Event` type, its `EventPayload` union (one object per event kind) and
+//! the `events` query. The subscriptions (`subscription.rs`) stream the same `Event`.
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, ID, Object, SimpleObject, Union};
+use wakehub_core::engine::Engine;
+use wakehub_core::events::{self, EventKind};
+use wakehub_core::model::{ErrorCode, EventId};
+
+use super::enums::{GqlAction, GqlCascadeStatus, GqlPowerState, GqlStepStatus};
+use super::error::{ApiResultExt, api_error};
+use super::shared::{View, page, parse_id, time};
+
+/// `status-change`: a node's observed power state changed.
+#[derive(SimpleObject)]
+pub struct StatusChange {
+    /// The node.
+    pub node: ID,
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: String,
+    /// The new state.
+    pub state: GqlPowerState,
+}
+
+/// The node a progress event is about.
+#[derive(SimpleObject)]
+pub struct StepProgress {
+    /// The node.
+    pub node: ID,
+    /// Its name.
+    pub name: String,
+    /// Start or stop.
+    pub action: GqlAction,
+    /// Its power state as last seen.
+    pub state: GqlPowerState,
+    /// The step's status.
+    pub step_status: GqlStepStatus,
+}
+
+/// `cascade-progress`: a step began or ended.
+#[derive(SimpleObject)]
+pub struct CascadeProgress {
+    /// The cascade.
+    pub cascade: ID,
+    /// Its target node.
+    pub node: ID,
+    /// Steps finished so far.
+    pub step: i32,
+    /// Steps planned.
+    pub total_steps: i32,
+    /// The step's node.
+    pub current: StepProgress,
+}
+
+/// `cascade-complete`: every step done.
+#[derive(SimpleObject)]
+pub struct CascadeComplete {
+    /// The cascade.
+    pub cascade: ID,
+    /// Its target node.
+    pub node: ID,
+}
+
+/// `cascade-error`: the cascade ended without completing.
+#[derive(SimpleObject)]
+pub struct CascadeError {
+    /// The cascade.
+    pub cascade: ID,
+    /// Its target node.
+    pub node: ID,
+    /// `FAILED`, `CANCELLED` or `INTERRUPTED`.
+    pub status: GqlCascadeStatus,
+    /// The step that failed.
+    pub failed_step: Option<i32>,
+    /// Stable error code.
+    pub code: String,
+    /// Human message.
+    pub message: String,
+}
+
+/// `shutdown-proposed`: a dependency is no longer used and awaits confirmation.
+#[derive(SimpleObject)]
+pub struct ShutdownProposed {
+    /// The proposal.
+    pub proposal: ID,
+    /// The cascade that proposed it.
+    pub cascade: ID,
+    /// The node.
+    pub node: ID,
+    /// Its name.
+    pub name: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// `node-kept`: a dependency stays on, and why.
+#[derive(SimpleObject)]
+pub struct NodeKept {
+    /// The cascade.
+    pub cascade: ID,
+    /// The node.
+    pub node: ID,
+    /// Its name.
+    pub name: String,
+    /// Why ("used by plex").
+    pub reason: String,
+}
+
+/// `proposal-resolved`: a proposal was confirmed or dismissed.
+#[derive(SimpleObject)]
+pub struct ProposalResolved {
+    /// The proposal.
+    pub proposal: ID,
+    /// Its node.
+    pub node: ID,
+    /// Confirmed (a stop cascade follows) or dismissed.
+    pub confirmed: bool,
+}
+
+/// `capability-denied`: a connector plugin asked for something its node's configuration
+/// does not grant.
+#[derive(SimpleObject)]
+pub struct CapabilityDenied {
+    /// The node.
+    pub node: ID,
+    /// Its name.
+    pub name: String,
+    /// The plugin's connector type (`plugin:<name>`).
+    pub plugin: String,
+    /// What it asked for.
+    pub what: String,
+}
+
+/// `host-discovered`: a discovery run found new guests on a host or lost some.
+#[derive(SimpleObject)]
+pub struct HostDiscovered {
+    /// The host.
+    pub node: ID,
+    /// Its name.
+    pub name: String,
+    /// Node names of the guests seen for the first time.
+    pub added: Vec<String>,
+    /// Node names of the guests no longer listed.
+    pub disappeared: Vec<String>,
+}
+
+/// What an event says.
+#[derive(Union)]
+pub enum EventPayload {
+    /// A status change.
+    StatusChange(StatusChange),
+    /// Progress of a cascade.
+    CascadeProgress(CascadeProgress),
+    /// A cascade completed.
+    CascadeComplete(CascadeComplete),
+    /// A cascade ended without completing.
+    CascadeError(CascadeError),
+    /// A shutdown proposal.
+    ShutdownProposed(ShutdownProposed),
+    /// A dependency kept on.
+    NodeKept(NodeKept),
+    /// A proposal decided.
+    ProposalResolved(ProposalResolved),
+    /// A plugin's request refused.
+    CapabilityDenied(CapabilityDenied),
+    /// Guests found or lost on a host.
+    HostDiscovered(HostDiscovered),
+}
+
+fn id<T: std::fmt::Display>(v: T) -> ID {
+    ID(v.to_string())
+}
+
+/// A journal event.
+pub struct GqlEvent(pub events::Event);
+
+#[Object(name = "Event")]
+impl GqlEvent {
+    /// Monotonic id (`event:N`): subscribe with `after` to resume after it.
+    async fn id(&self) -> ID {
+        id(self.0.id)
+    }
+    /// When it happened (RFC 3339).
+    async fn at(&self) -> String {
+        time(self.0.at_ms)
+    }
+    /// `status-change`, `cascade-progress`, `cascade-complete`, `cascade-error`,
+    /// `shutdown-proposed`, `node-kept`, `proposal-resolved`, `capability-denied` or
+    /// `host-discovered`.
+    async fn kind(&self) -> &'static str {
+        self.0.kind.name()
+    }
+    /// The cascade it belongs to.
+    async fn cascade(&self) -> Option<ID> {
+        self.0.kind.cascade().map(id)
+    }
+    /// The node it is about.
+    async fn node(&self) -> Option<ID> {
+        self.0.kind.node().map(id)
+    }
+    /// The details.
+    async fn payload(&self) -> EventPayload {
+        match &self.0.kind {
+            EventKind::StatusChange { node, name, kind, state } => EventPayload::StatusChange(StatusChange {
+                node: id(node),
+                name: name.clone(),
+                kind: kind.clone(),
+                state: (*state).into(),
+            }),
+            EventKind::CascadeProgress { cascade, node, step, total_steps, current } => {
+                EventPayload::CascadeProgress(CascadeProgress {
+                    cascade: id(cascade),
+                    node: id(node),
+                    step: *step as i32,
+                    total_steps: *total_steps as i32,
+                    current: StepProgress {
+                        node: id(current.node),
+                        name: current.name.clone(),
+                        action: current.action.into(),
+                        state: current.state.into(),
+                        step_status: current.step_status.into(),
+                    },
+                })
+            }
+            EventKind::CascadeComplete { cascade, node } => {
+                EventPayload::CascadeComplete(CascadeComplete { cascade: id(cascade), node: id(node) })
+            }
+            EventKind::CascadeError { cascade, node, status, failed_step, code, message } => {
+                EventPayload::CascadeError(CascadeError {
+                    cascade: id(cascade),
+                    node: id(node),
+                    status: (*status).into(),
+                    failed_step: failed_step.map(|s| s as i32),
+                    code: code.as_str().to_owned(),
+                    message: message.clone(),
+                })
+            }
+            EventKind::ShutdownProposed { proposal, cascade, node, name, reason } => {
+                EventPayload::ShutdownProposed(ShutdownProposed {
+                    proposal: id(proposal),
+                    cascade: id(cascade),
+                    node: id(node),
+                    name: name.clone(),
+                    reason: reason.clone(),
+                })
+            }
+            EventKind::NodeKept { cascade, node, name, reason } => EventPayload::NodeKept(NodeKept {
+                cascade: id(cascade),
+                node: id(node),
+                name: name.clone(),
+                reason: reason.clone(),
+            }),
+            EventKind::ProposalResolved { proposal, node, confirmed } => {
+                EventPayload::ProposalResolved(ProposalResolved {
+                    proposal: id(proposal),
+                    node: id(node),
+                    confirmed: *confirmed,
+                })
+            }
+            EventKind::CapabilityDenied { node, name, plugin, what } => {
+                EventPayload::CapabilityDenied(CapabilityDenied {
+                    node: id(node),
+                    name: name.clone(),
+                    plugin: plugin.clone(),
+                    what: what.clone(),
+                })
+            }
+            EventKind::HostDiscovered { node, name, added, disappeared } => {
+                EventPayload::HostDiscovered(HostDiscovered {
+                    node: id(node),
+                    name: name.clone(),
+                    added: added.clone(),
+                    disappeared: disappeared.clone(),
+                })
+            }
+            _ => EventPayload::CascadeComplete(CascadeComplete { cascade: id("unknown"), node: id("unknown") }),
+        }
+    }
+}
+
+/// Part of [`Query`](super::Query): `events`.
+#[derive(Default)]
+pub struct EventsQuery;
+
+#[Object]
+impl EventsQuery {
+    /// Journal events after `after` (an event id), oldest first, optionally about one node.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<ID>,
+        node: Option<ID>,
+        first: Option<i32>,
+    ) -> async_graphql::Result<Connection<String, GqlEvent>> {
+        let engine = ctx.data::<Engine>()?;
+        let limit = page(ctx, first)?;
+        let after = match after {
+            Some(a) => Some(EventId::new(
+                parse_id(&a, "event")
+                    .ok_or_else(|| api_error(ErrorCode::Validation, format!("bad event id `{}`", a.0)))?,
+            )),
+            None => None,
+        };
+        let node = match node {
+            Some(n) => Some(View::load(engine).await?.require(&n)?),
+            None => None,
+        };
+        let mut events = engine.store().run(move |s| s.events_after(after, node, limit + 1)).await.api()?;
+        let more = events.len() > limit;
+        events.truncate(limit);
+        let mut conn = Connection::new(after.is_some(), more);
+        conn.edges.extend(events.into_iter().map(|e| Edge::new(e.id.to_string(), GqlEvent(e))));
+        Ok(conn)
+    }
+}

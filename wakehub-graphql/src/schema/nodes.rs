@@ -1,0 +1,369 @@
+//! Nodes: the `Node` type (with its connector settings, secrets as references only), the
+//! `node` and `nodes` queries, and `createNode`, `updateNode`, `deleteNode` with their
+//! `NodeInput`.
+
+use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
+use wakehub_core::engine::Engine;
+use wakehub_core::model::{ConfigValue, ErrorCode, NodeId, NodeState, Readiness};
+use wakehub_core::topology_file::{self, ParseOptions};
+
+use super::discovery::GqlDiscovery;
+use super::enums::{GqlNodeState, GqlPowerState};
+use super::error::{ApiResultExt, api_error};
+use super::shared::View;
+
+/// A readiness probe.
+#[derive(SimpleObject)]
+pub struct GqlReadiness {
+    /// `tcp` or `http`.
+    pub kind: String,
+    /// `host:port` or the URL.
+    pub target: String,
+    /// The expected HTTP status (http probes).
+    pub status: Option<i32>,
+}
+
+/// A node's connector: its type and its keys. Secrets appear only as references
+/// (`{"secret": "env:VAR"}`, `{"secret": "credential:3"}`), never as values.
+#[derive(SimpleObject)]
+pub struct GqlConnector {
+    /// The connector type (`sim`, `proxmox`…).
+    #[graphql(name = "type")]
+    pub type_name: String,
+    /// Its keys.
+    pub settings: Json<serde_json::Value>,
+}
+
+fn settings_json(v: &ConfigValue) -> serde_json::Value {
+    match v {
+        ConfigValue::String(s) => s.clone().into(),
+        ConfigValue::Integer(i) => (*i).into(),
+        ConfigValue::Float(f) => (*f).into(),
+        ConfigValue::Bool(b) => (*b).into(),
+        ConfigValue::Array(a) => a.iter().map(settings_json).collect(),
+        ConfigValue::Table(t) => t.iter().map(|(k, v)| (k.clone(), settings_json(v))).collect(),
+        ConfigValue::Secret(s) => {
+            serde_json::json!({ "secret": s.to_reference().unwrap_or_else(|| "<inline>".into()) })
+        }
+        _ => serde_json::Value::Null,
+    }
+}
+
+/// A node: a machine, VM, LXC, container, or a plugin-defined thing.
+pub struct GqlNode {
+    view: View,
+    id: NodeId,
+}
+
+impl GqlNode {
+    /// The node `id` as seen in `view`.
+    pub(crate) fn new(view: View, id: NodeId) -> Self {
+        GqlNode { view, id }
+    }
+}
+
+#[Object(name = "Node")]
+impl GqlNode {
+    /// Stable id (`node:N`).
+    async fn id(&self) -> ID {
+        ID(self.id.to_string())
+    }
+    /// Unique name.
+    async fn name(&self) -> String {
+        self.view.topology.name_of(self.id)
+    }
+    /// `physical`, `vm`, `lxc`, `container`, or a plugin kind.
+    async fn kind(&self) -> String {
+        self.view.topology.node(self.id).map(|n| n.spec.kind.to_string()).unwrap_or_default()
+    }
+    /// Configured or discovered.
+    async fn state(&self) -> GqlNodeState {
+        match self.view.topology.node(self.id).map(|n| n.spec.state) {
+            Some(NodeState::Discovered) => GqlNodeState::Discovered,
+            _ => GqlNodeState::Configured,
+        }
+    }
+    /// The power state last observed.
+    async fn status(&self) -> GqlPowerState {
+        self.view.state(self.id).into()
+    }
+    /// Shown on the dashboard.
+    async fn pinned(&self) -> bool {
+        self.view.topology.node(self.id).is_some_and(|n| n.spec.pinned)
+    }
+    /// Re-evaluation proposes its shutdown instead of doing it.
+    async fn confirm_auto_shutdown(&self) -> bool {
+        self.view.topology.node(self.id).is_some_and(|n| n.spec.confirm_auto_shutdown)
+    }
+    /// Start timeout (`"5m"`).
+    async fn start_timeout(&self) -> String {
+        self.view
+            .topology
+            .node(self.id)
+            .map(|n| humantime::format_duration(n.spec.timeouts.start).to_string())
+            .unwrap_or_default()
+    }
+    /// Stop timeout.
+    async fn stop_timeout(&self) -> String {
+        self.view
+            .topology
+            .node(self.id)
+            .map(|n| humantime::format_duration(n.spec.timeouts.stop).to_string())
+            .unwrap_or_default()
+    }
+    /// The readiness probe, if any.
+    async fn readiness(&self) -> Option<GqlReadiness> {
+        match self.view.topology.node(self.id)?.spec.readiness.as_ref()? {
+            Readiness::Tcp { host, port } => {
+                Some(GqlReadiness { kind: "tcp".into(), target: format!("{host}:{port}"), status: None })
+            }
+            Readiness::Http { url, status } => {
+                Some(GqlReadiness { kind: "http".into(), target: url.clone(), status: Some(i32::from(*status)) })
+            }
+            _ => None,
+        }
+    }
+    /// Capabilities offered to hosted nodes.
+    async fn offers(&self) -> Vec<String> {
+        self.view
+            .topology
+            .node(self.id)
+            .map(|n| n.spec.offers.iter().map(|c| c.to_string()).collect())
+            .unwrap_or_default()
+    }
+    /// Its connector (secrets as references only).
+    async fn connector(&self) -> Option<GqlConnector> {
+        let c = &self.view.topology.node(self.id)?.spec.connector;
+        let settings = c.settings.iter().map(|(k, v)| (k.clone(), settings_json(v))).collect();
+        Some(GqlConnector { type_name: c.type_name.clone(), settings: Json(settings) })
+    }
+    /// The host it runs on.
+    async fn parent(&self) -> Option<GqlNode> {
+        self.view.topology.parent(self.id).map(|p| self.view.node(p))
+    }
+    /// What runs on it.
+    async fn children(&self) -> Vec<GqlNode> {
+        self.view.topology.children(self.id).into_iter().map(|c| self.view.node(c)).collect()
+    }
+    /// What it depends on.
+    async fn depends_on(&self) -> Vec<GqlNode> {
+        self.view.topology.dependencies(self.id).into_iter().map(|c| self.view.node(c)).collect()
+    }
+    /// Who depends on it.
+    async fn dependents(&self) -> Vec<GqlNode> {
+        self.view.topology.dependents(self.id).into_iter().map(|c| self.view.node(c)).collect()
+    }
+    /// What discovery knows about it (null if it was never listed by its host's platform).
+    async fn discovery(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<GqlDiscovery>> {
+        let id = self.id;
+        let record = ctx.data::<Engine>()?.store().run(move |s| s.discovery(id)).await.api()?;
+        Ok(record.map(GqlDiscovery))
+    }
+    /// Who currently holds it up: nodes that depend on it or run on it and may be running.
+    async fn held_by(&self) -> Vec<GqlNode> {
+        let seen = &self.view.seen;
+        self.view
+            .topology
+            .users(self.id, |u| seen.get(&u).is_none_or(|s| s.may_be_running()))
+            .into_iter()
+            .map(|c| self.view.node(c))
+            .collect()
+    }
+}
+
+/// A readiness probe: either `tcp` (`host:port`) or `http` (a URL, with the expected
+/// `status`, 200 by default).
+#[derive(InputObject)]
+pub struct ReadinessInput {
+    /// `host:port`.
+    pub tcp: Option<String>,
+    /// A URL.
+    pub http: Option<String>,
+    /// Expected HTTP status.
+    pub status: Option<i32>,
+}
+
+/// A node, with the fields of a `[[node]]` table in the topology file.
+#[derive(InputObject)]
+pub struct NodeInput {
+    /// Unique name, `[a-z0-9][a-z0-9-_]*`.
+    pub name: String,
+    /// `physical`, `vm`, `lxc`, `container`, or a plugin kind.
+    pub kind: String,
+    /// The host it runs on (id or name).
+    pub parent: Option<ID>,
+    /// What it depends on (ids or names).
+    pub depends_on: Option<Vec<ID>>,
+    /// Shown on the dashboard.
+    pub pinned: Option<bool>,
+    /// Propose its shutdown instead of doing it on re-evaluation.
+    pub confirm_auto_shutdown: Option<bool>,
+    /// `"90s"`, `"5m"`…
+    pub start_timeout: Option<String>,
+    /// `"90s"`, `"5m"`…
+    pub stop_timeout: Option<String>,
+    /// Readiness probe.
+    pub readiness: Option<ReadinessInput>,
+    /// `proxmox`, `docker`.
+    pub offers: Option<Vec<String>>,
+    /// The connector table: `{"type": "sim", …keys}`. Secrets may be inline (stored
+    /// encrypted, never returned), `env:VAR` or `file:PATH`.
+    pub connector: Json<serde_json::Value>,
+}
+
+impl NodeInput {
+    fn to_json(&self) -> serde_json::Value {
+        use serde_json::{Value, json};
+        let mut v = json!({ "name": self.name, "kind": self.kind, "connector": self.connector.0 });
+        let m = v.as_object_mut().expect("an object literal");
+        if let Some(p) = &self.parent {
+            m.insert("parent".into(), p.0.clone().into());
+        }
+        if let Some(d) = &self.depends_on {
+            m.insert("depends_on".into(), d.iter().map(|i| Value::from(i.0.clone())).collect());
+        }
+        if let Some(p) = self.pinned {
+            m.insert("pinned".into(), p.into());
+        }
+        if let Some(c) = self.confirm_auto_shutdown {
+            m.insert("confirm_auto_shutdown".into(), c.into());
+        }
+        if let Some(t) = &self.start_timeout {
+            m.insert("start_timeout".into(), t.clone().into());
+        }
+        if let Some(t) = &self.stop_timeout {
+            m.insert("stop_timeout".into(), t.clone().into());
+        }
+        if let Some(o) = &self.offers {
+            m.insert("offers".into(), o.iter().map(|s| Value::from(s.clone())).collect());
+        }
+        if let Some(r) = &self.readiness {
+            let mut rm = serde_json::Map::new();
+            if let Some(t) = &r.tcp {
+                rm.insert("tcp".into(), t.clone().into());
+            }
+            if let Some(h) = &r.http {
+                rm.insert("http".into(), h.clone().into());
+            }
+            if let Some(s) = r.status {
+                rm.insert("status".into(), s.into());
+            }
+            m.insert("readiness".into(), Value::Object(rm));
+        }
+        v
+    }
+
+    /// Parses the input as the topology file's `[[node]]` table.
+    pub(crate) fn draft(&self, engine: &Engine) -> async_graphql::Result<topology_file::NodeDraft> {
+        topology_file::parse_node(&self.to_json(), &parse_options(engine)).api()
+    }
+}
+
+/// Node kinds the loaded plugins define are accepted.
+pub(crate) fn parse_options(engine: &Engine) -> ParseOptions {
+    ParseOptions { plugin_kinds: engine.config().plugin_kinds.clone() }
+}
+
+/// Refuses a connector type the engine does not know, or keys its connector rejects.
+pub(crate) fn validate_connector(engine: &Engine, draft: &topology_file::NodeDraft) -> async_graphql::Result<()> {
+    let c = &draft.spec.connector;
+    match engine.connectors().get(&c.type_name) {
+        None => Err(api_error(
+            ErrorCode::Validation,
+            format!(
+                "connector: unknown type `{}` (known: {})",
+                c.type_name,
+                engine.connectors().type_names().join(", ")
+            ),
+        )),
+        Some(conn) => conn.validate(c).map_err(|e| api_error(ErrorCode::Validation, format!("connector: {e}"))),
+    }
+}
+
+/// The node `id` as it is now (after a change).
+pub(crate) async fn node_after(engine: &Engine, id: NodeId) -> async_graphql::Result<GqlNode> {
+    Ok(View::load(engine).await?.node(id))
+}
+
+/// Part of [`Query`](super::Query): `node`, `nodes`.
+#[derive(Default)]
+pub struct NodesQuery;
+
+#[Object]
+impl NodesQuery {
+    /// A node by id (`node:N`) or by name.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<GqlNode>> {
+        let view = View::load(ctx.data::<Engine>()?).await?;
+        Ok(view.resolve(&id).map(|n| view.node(n)))
+    }
+
+    /// Nodes, configured and discovered, optionally filtered. Hosts come before what they host.
+    async fn nodes(
+        &self,
+        ctx: &Context<'_>,
+        kind: Option<String>,
+        parent: Option<ID>,
+        pinned: Option<bool>,
+        state: Option<GqlNodeState>,
+        status: Option<GqlPowerState>,
+    ) -> async_graphql::Result<Vec<GqlNode>> {
+        let view = View::load(ctx.data::<Engine>()?).await?;
+        let parent = parent.map(|p| view.require(&p)).transpose()?;
+        let mut roots: Vec<_> = view.topology.nodes().filter(|n| n.parent.is_none()).map(|n| n.id).collect();
+        roots.sort_by_key(|r| view.topology.name_of(*r));
+        let order = roots.into_iter().flat_map(|r| std::iter::once(r).chain(view.topology.hosted_descendants(r)));
+        let mut out = Vec::new();
+        for id in order {
+            let Some(n) = view.topology.node(id) else { continue };
+            let node_state = match n.spec.state {
+                NodeState::Discovered => GqlNodeState::Discovered,
+                _ => GqlNodeState::Configured,
+            };
+            let node_status: GqlPowerState = view.state(id).into();
+            if kind.as_ref().is_some_and(|k| *k != n.spec.kind.as_str())
+                || parent.is_some_and(|p| n.parent != Some(p))
+                || pinned.is_some_and(|p| p != n.spec.pinned)
+                || state.is_some_and(|s| s != node_state)
+                || status.is_some_and(|s| s != node_status)
+            {
+                continue;
+            }
+            out.push(view.node(id));
+        }
+        Ok(out)
+    }
+}
+
+/// Part of [`Mutation`](super::Mutation): `createNode`, `updateNode`, `deleteNode`.
+#[derive(Default)]
+pub struct NodesMutation;
+
+#[Object]
+impl NodesMutation {
+    /// Creates a node with its parent and dependencies.
+    async fn create_node(&self, ctx: &Context<'_>, input: NodeInput) -> async_graphql::Result<GqlNode> {
+        let engine = ctx.data::<Engine>()?;
+        let draft = input.draft(engine)?;
+        validate_connector(engine, &draft)?;
+        let id = engine.store().run(move |s| s.create_node(draft)).await.api()?;
+        node_after(engine, id).await
+    }
+
+    /// Replaces a node's configuration, parent and dependencies (its id stays).
+    async fn update_node(&self, ctx: &Context<'_>, id: ID, input: NodeInput) -> async_graphql::Result<GqlNode> {
+        let engine = ctx.data::<Engine>()?;
+        let node = View::load(engine).await?.require(&id)?;
+        let draft = input.draft(engine)?;
+        validate_connector(engine, &draft)?;
+        engine.store().run(move |s| s.replace_node(node, draft)).await.api()?;
+        node_after(engine, node).await
+    }
+
+    /// Deletes a node and its links (refused while it hosts others). Returns its id.
+    async fn delete_node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+        let engine = ctx.data::<Engine>()?;
+        let node = View::load(engine).await?.require(&id)?;
+        engine.store().run(move |s| s.remove_node(node)).await.api()?;
+        Ok(ID(node.to_string()))
+    }
+}

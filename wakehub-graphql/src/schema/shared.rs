@@ -1,0 +1,77 @@
+//! Helpers every resource uses: the per-request [`View`] of the topology and observed
+//! states, id parsing (`prefix:N`), RFC 3339 times and page sizes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use async_graphql::Context;
+use wakehub_core::connector::PowerState;
+use wakehub_core::engine::Engine;
+use wakehub_core::model::{ErrorCode, NodeId, Topology};
+
+use super::Limits;
+use super::error::{ApiResultExt, api_error};
+use super::nodes::GqlNode;
+
+/// Milliseconds since the epoch as RFC 3339.
+pub(crate) fn time(ms: i64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
+}
+
+/// Parses `prefix:N` or `N`.
+pub(crate) fn parse_id(id: &str, prefix: &str) -> Option<i64> {
+    id.strip_prefix(prefix).and_then(|r| r.strip_prefix(':')).unwrap_or(id).parse().ok()
+}
+
+/// The page size asked for with `first`: 50 by default, at most [`Limits::max_page`].
+pub(crate) fn page(ctx: &Context<'_>, first: Option<i32>) -> async_graphql::Result<usize> {
+    let max = ctx.data::<Limits>()?.max_page;
+    match first {
+        None => Ok(max.min(50)),
+        Some(n) if n < 0 => Err(api_error(ErrorCode::Validation, "`first` must not be negative")),
+        Some(n) if n as usize > max => Err(api_error(ErrorCode::Validation, format!("`first` is at most {max}"))),
+        Some(n) => Ok(n as usize),
+    }
+}
+
+/// A consistent view for one request: the topology and the last observed states.
+#[derive(Clone)]
+pub(crate) struct View {
+    /// The topology.
+    pub topology: Arc<Topology>,
+    /// The power states last observed.
+    pub seen: Arc<HashMap<NodeId, PowerState>>,
+}
+
+impl View {
+    /// The topology now and the states last observed.
+    pub(crate) async fn load(engine: &Engine) -> async_graphql::Result<View> {
+        let topology = engine.store().run(|s| s.topology_shared()).await.api()?;
+        Ok(View { topology, seen: Arc::new(engine.last_seen()) })
+    }
+
+    /// The node `id`, resolved in this view.
+    pub(crate) fn node(&self, id: NodeId) -> GqlNode {
+        GqlNode::new(self.clone(), id)
+    }
+
+    /// A node by id (`node:N`, `N`) or name.
+    pub(crate) fn resolve(&self, id_or_name: &str) -> Option<NodeId> {
+        self.topology
+            .resolve(id_or_name)
+            .map(|n| n.id)
+            .ok()
+            .or_else(|| parse_id(id_or_name, "node").map(NodeId::new).filter(|id| self.topology.node(*id).is_some()))
+    }
+
+    /// [`View::resolve`], or `NOT_FOUND`.
+    pub(crate) fn require(&self, id_or_name: &str) -> async_graphql::Result<NodeId> {
+        self.resolve(id_or_name).ok_or_else(|| api_error(ErrorCode::NotFound, format!("node `{id_or_name}` not found")))
+    }
+
+    /// The power state last observed (`UNKNOWN` if never).
+    pub(crate) fn state(&self, id: NodeId) -> PowerState {
+        self.seen.get(&id).copied().unwrap_or(PowerState::Unknown)
+    }
+}
