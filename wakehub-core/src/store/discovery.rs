@@ -12,7 +12,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::Value;
 
 use super::nodes::{insert_node, load, write_node};
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError, db, now_ms};
 use crate::connector::DiscoveredGuest;
 use crate::model::{NodeDraft, NodeId, NodeSpec, NodeState, PowerState, Topology, validate_name};
 
@@ -127,12 +127,13 @@ impl Store {
                         params![host.get(), source, guest.key],
                         |r| r.get(0),
                     )
-                    .optional()?;
+                    .optional()
+                    .map_err(db)?;
                 // A record whose node moved to another host no longer describes it.
                 let known = match known.map(NodeId::new) {
                     Some(id) if topology.parent(id) == Some(host) => Some(id),
                     Some(id) => {
-                        tx.execute("DELETE FROM discoveries WHERE node_id = ?1", [id.get()])?;
+                        tx.execute("DELETE FROM discoveries WHERE node_id = ?1", [id.get()]).map_err(db)?;
                         None
                     }
                     None => None,
@@ -162,7 +163,8 @@ impl Store {
                              ON CONFLICT (node_id) DO UPDATE SET details = ?5, status = ?6, last_seen = ?7,
                                                                   gone_at = NULL",
                             params![id.get(), host.get(), source, guest.key, details, guest.status.as_str(), now],
-                        )?;
+                        )
+                        .map_err(db)?;
                         report.updated.push(DiscoveredNode {
                             node: id,
                             name: node.spec.name.clone(),
@@ -182,7 +184,8 @@ impl Store {
                                                       last_seen, gone_at)
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, NULL)",
                             params![id.get(), host.get(), source, guest.key, details, guest.status.as_str(), now],
-                        )?;
+                        )
+                        .map_err(db)?;
                         // Keep the probe topology's ids in step with the database.
                         topology = load(tx)?;
                         report.added.push(DiscoveredNode {
@@ -197,9 +200,12 @@ impl Store {
             }
             // What was listed before and is not any more.
             let previous: Vec<(i64, String, Option<i64>)> = tx
-                .prepare("SELECT node_id, key, gone_at FROM discoveries WHERE host_id = ?1 AND source = ?2")?
-                .query_map(params![host.get(), source], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<Result<_, _>>()?;
+                .prepare("SELECT node_id, key, gone_at FROM discoveries WHERE host_id = ?1 AND source = ?2")
+                .map_err(db)?
+                .query_map(params![host.get(), source], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(db)?
+                .collect::<Result<_, _>>()
+                .map_err(db)?;
             for (id, key, gone_at) in previous {
                 if seen_keys.contains(&key) {
                     continue;
@@ -209,12 +215,13 @@ impl Store {
                 let mut probe = topology.clone();
                 let removable = node.spec.state == NodeState::Discovered && probe.remove_node(id).is_ok();
                 if removable {
-                    tx.execute("DELETE FROM nodes WHERE id = ?1", [id.get()])?;
+                    tx.execute("DELETE FROM nodes WHERE id = ?1", [id.get()]).map_err(db)?;
                     topology = probe;
                     report.disappeared.push(Disappeared { name: node.spec.name, key, kept: None });
                 } else {
                     if gone_at.is_none() {
-                        tx.execute("UPDATE discoveries SET gone_at = ?1 WHERE node_id = ?2", params![now, id.get()])?;
+                        tx.execute("UPDATE discoveries SET gone_at = ?1 WHERE node_id = ?2", params![now, id.get()])
+                            .map_err(db)?;
                     }
                     report.disappeared.push(Disappeared { name: node.spec.name, key, kept: Some(id) });
                 }
@@ -255,16 +262,21 @@ impl Store {
     /// What discovery knows about `node`, if it was ever discovered.
     pub fn discovery(&self, node: NodeId) -> Result<Option<DiscoveryRecord>, StoreError> {
         self.transaction(|tx| {
-            tx.query_row(&format!("{SELECT} WHERE node_id = ?1"), [node.get()], record).optional()?.transpose()
+            tx.query_row(&format!("{SELECT} WHERE node_id = ?1"), [node.get()], record)
+                .optional()
+                .map_err(db)?
+                .transpose()
         })
     }
 
     /// Everything discovery knows about the guests of `host`, by key.
     pub fn discoveries(&self, host: NodeId) -> Result<Vec<DiscoveryRecord>, StoreError> {
         self.transaction(|tx| {
-            tx.prepare(&format!("{SELECT} WHERE host_id = ?1 ORDER BY source, key"))?
-                .query_map([host.get()], record)?
-                .map(|r| r?)
+            tx.prepare(&format!("{SELECT} WHERE host_id = ?1 ORDER BY source, key"))
+                .map_err(db)?
+                .query_map([host.get()], record)
+                .map_err(db)?
+                .map(|r| r.map_err(db)?)
                 .collect()
         })
     }
@@ -295,7 +307,11 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<DiscoveryRecord, Sto
 }
 
 fn has_record(tx: &Transaction<'_>, node: NodeId) -> Result<bool, StoreError> {
-    Ok(tx.query_row("SELECT 1 FROM discoveries WHERE node_id = ?1", [node.get()], |_| Ok(())).optional()?.is_some())
+    Ok(tx
+        .query_row("SELECT 1 FROM discoveries WHERE node_id = ?1", [node.get()], |_| Ok(()))
+        .optional()
+        .map_err(db)?
+        .is_some())
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde_json::{Value, json};
 
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError, db, now_ms};
 use crate::events::{CascadeStatus, CurrentNode, Event, EventKind, StepStatus};
 use crate::model::{Action, CascadeId, ErrorCode, EventId, NodeId, PowerState, ProposalId};
 use crate::plan::Role;
@@ -159,56 +159,64 @@ impl Store {
     /// Cascades matching `filter`, newest first.
     pub fn cascades(&self, filter: &CascadeFilter) -> Result<Vec<CascadeRecord>, StoreError> {
         self.transaction(|tx| {
-            let mut stmt = tx.prepare(&format!(
-                "SELECT {CASCADE_COLUMNS} FROM cascades
+            let mut stmt = tx
+                .prepare(&format!(
+                    "SELECT {CASCADE_COLUMNS} FROM cascades
                  WHERE (?1 IS NULL OR node_id = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id < ?3)
                  ORDER BY id DESC LIMIT ?4"
-            ))?;
-            let rows = stmt.query_map(
-                params![
-                    filter.node.map(NodeId::get),
-                    filter.status.map(CascadeStatus::as_str),
-                    filter.before.map(CascadeId::get),
-                    filter.limit.unwrap_or(50) as i64
-                ],
-                cascade_row,
-            )?;
-            rows.map(|r| r.map_err(StoreError::from).and_then(|r| r)).collect()
+                ))
+                .map_err(db)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        filter.node.map(NodeId::get),
+                        filter.status.map(CascadeStatus::as_str),
+                        filter.before.map(CascadeId::get),
+                        filter.limit.unwrap_or(50) as i64
+                    ],
+                    cascade_row,
+                )
+                .map_err(db)?;
+            rows.map(|r| r.map_err(super::db).and_then(|r| r)).collect()
         })
     }
 
     /// The steps of a cascade, in plan order.
     pub fn steps(&self, id: CascadeId) -> Result<Vec<StepRecord>, StoreError> {
         self.transaction(|tx| {
-            let mut stmt = tx.prepare(
-                "SELECT idx, node_id, node_name, action, role, after, status, reason, error_code, error_message,
+            let mut stmt = tx
+                .prepare(
+                    "SELECT idx, node_id, node_name, action, role, after, status, reason, error_code, error_message,
                         started_at, completed_at
                  FROM cascade_steps WHERE cascade_id = ?1 ORDER BY idx",
-            )?;
-            let rows = stmt.query_map([id.get()], |r| {
-                let after: String = r.get(5)?;
-                Ok((
-                    StepRecord {
-                        index: r.get::<_, i64>(0)? as usize,
-                        node: NodeId::new(r.get(1)?),
-                        node_name: r.get(2)?,
-                        action: Action::Start,
-                        role: Role::Requested,
-                        after: serde_json::from_str(&after).unwrap_or_default(),
-                        status: StepStatus::Pending,
-                        reason: r.get(7)?,
-                        error_code: code_of(r.get(8)?),
-                        error_message: r.get(9)?,
-                        started_at_ms: r.get(10)?,
-                        completed_at_ms: r.get(11)?,
-                    },
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(6)?,
-                ))
-            })?;
+                )
+                .map_err(db)?;
+            let rows = stmt
+                .query_map([id.get()], |r| {
+                    let after: String = r.get(5)?;
+                    Ok((
+                        StepRecord {
+                            index: r.get::<_, i64>(0)? as usize,
+                            node: NodeId::new(r.get(1)?),
+                            node_name: r.get(2)?,
+                            action: Action::Start,
+                            role: Role::Requested,
+                            after: serde_json::from_str(&after).unwrap_or_default(),
+                            status: StepStatus::Pending,
+                            reason: r.get(7)?,
+                            error_code: code_of(r.get(8)?),
+                            error_message: r.get(9)?,
+                            started_at_ms: r.get(10)?,
+                            completed_at_ms: r.get(11)?,
+                        },
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(6)?,
+                    ))
+                })
+                .map_err(db)?;
             rows.map(|row| {
-                let (mut step, action, role, status) = row?;
+                let (mut step, action, role, status) = row.map_err(db)?;
                 step.action = Action::parse(&action).ok_or_else(|| bad("step action", &action))?;
                 step.role = Role::parse(&role).ok_or_else(|| bad("step role", &role))?;
                 step.status = StepStatus::parse(&status).ok_or_else(|| bad("step status", &status))?;
@@ -221,11 +229,13 @@ impl Store {
     /// Shutdown proposals, newest first; only pending ones unless `all`.
     pub fn proposals(&self, all: bool) -> Result<Vec<ProposalRecord>, StoreError> {
         self.transaction(|tx| {
-            let mut stmt = tx.prepare(&format!(
-                "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE ?1 OR status = 'pending' ORDER BY id DESC"
-            ))?;
-            let rows = stmt.query_map([all], proposal_row)?;
-            rows.map(|r| r.map_err(StoreError::from).and_then(|r| r)).collect()
+            let mut stmt = tx
+                .prepare(&format!(
+                    "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE ?1 OR status = 'pending' ORDER BY id DESC"
+                ))
+                .map_err(db)?;
+            let rows = stmt.query_map([all], proposal_row).map_err(db)?;
+            rows.map(|r| r.map_err(super::db).and_then(|r| r)).collect()
         })
     }
 
@@ -242,16 +252,19 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
         self.transaction(|tx| {
-            let mut stmt = tx.prepare(
-                "SELECT id, at, kind, payload FROM events
+            let mut stmt = tx
+                .prepare(
+                    "SELECT id, at, kind, payload FROM events
                  WHERE id > ?1 AND (?2 IS NULL OR node_id = ?2) ORDER BY id LIMIT ?3",
-            )?;
+                )
+                .map_err(db)?;
             let rows = stmt
                 .query_map(params![after.map_or(0, EventId::get), node.map(NodeId::get), limit as i64], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
-                })?;
+                })
+                .map_err(db)?;
             rows.map(|row| {
-                let (id, at, kind, payload) = row?;
+                let (id, at, kind, payload) = row.map_err(db)?;
                 let kind = decode(&kind, &payload).ok_or_else(|| bad("event", &format!("{id}")))?;
                 Ok(Event { id: EventId::new(id), at_ms: at, kind })
             })
@@ -265,7 +278,8 @@ impl Store {
             Ok(tx
                 .query_row("SELECT MIN(id) FROM events WHERE cascade_id = ?1", [id.get()], |r| {
                     r.get::<_, Option<i64>>(0)
-                })?
+                })
+                .map_err(db)?
                 .map(EventId::new))
         })
     }
@@ -273,7 +287,10 @@ impl Store {
     /// The id of the newest event (None if the journal is empty).
     pub fn last_event_id(&self) -> Result<Option<EventId>, StoreError> {
         self.transaction(|tx| {
-            Ok(tx.query_row("SELECT MAX(id) FROM events", [], |r| r.get::<_, Option<i64>>(0))?.map(EventId::new))
+            Ok(tx
+                .query_row("SELECT MAX(id) FROM events", [], |r| r.get::<_, Option<i64>>(0))
+                .map_err(db)?
+                .map(EventId::new))
         })
     }
 
@@ -281,14 +298,19 @@ impl Store {
     /// estimates).
     pub fn typical_durations(&self) -> Result<BTreeMap<(NodeId, Action), Duration>, StoreError> {
         self.transaction(|tx| {
-            let mut stmt = tx.prepare(
-                "SELECT node_id, action, completed_at - started_at FROM cascade_steps
+            let mut stmt = tx
+                .prepare(
+                    "SELECT node_id, action, completed_at - started_at FROM cascade_steps
                  WHERE status = 'done' AND started_at IS NOT NULL AND completed_at IS NOT NULL
                  ORDER BY cascade_id DESC LIMIT 5000",
-            )?;
+                )
+                .map_err(db)?;
             let mut samples: BTreeMap<(NodeId, Action), Vec<i64>> = BTreeMap::new();
-            for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))? {
-                let (node, action, ms) = row?;
+            for row in stmt
+                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+                .map_err(db)?
+            {
+                let (node, action, ms) = row.map_err(db)?;
                 if let Some(action) = Action::parse(&action) {
                     let v = samples.entry((NodeId::new(node), action)).or_default();
                     if v.len() < 20 {
@@ -346,7 +368,8 @@ fn cascade_row(r: &Row<'_>) -> rusqlite::Result<Result<CascadeRecord, StoreError
 
 pub(crate) fn cascade(tx: &Transaction<'_>, id: CascadeId) -> Result<Option<CascadeRecord>, StoreError> {
     tx.query_row(&format!("SELECT {CASCADE_COLUMNS} FROM cascades WHERE id = ?1"), [id.get()], cascade_row)
-        .optional()?
+        .optional()
+        .map_err(db)?
         .transpose()
 }
 
@@ -374,7 +397,8 @@ fn proposal_row(r: &Row<'_>) -> rusqlite::Result<Result<ProposalRecord, StoreErr
 
 pub(crate) fn proposal(tx: &Transaction<'_>, id: ProposalId) -> Result<Option<ProposalRecord>, StoreError> {
     tx.query_row(&format!("SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE id = ?1"), [id.get()], proposal_row)
-        .optional()?
+        .optional()
+        .map_err(db)?
         .transpose()
 }
 
@@ -427,7 +451,8 @@ impl JournalTx<'_> {
             "INSERT INTO cascades (node_id, node_name, action, status, rerun_of, created_at)
          VALUES (?1, ?2, ?3, 'pending', ?4, ?5)",
             params![node.get(), node_name, action.as_str(), rerun_of.map(CascadeId::get), now_ms()],
-        )?;
+        )
+        .map_err(db)?;
         let id = CascadeId::new(tx.last_insert_rowid());
         cascade(tx, id)?.ok_or_else(|| bad("cascade", "just inserted"))
     }
@@ -438,7 +463,8 @@ impl JournalTx<'_> {
         tx.execute(
             "UPDATE cascades SET status = 'in_progress', started_at = ?1, total_steps = ?2 WHERE id = ?3",
             params![now_ms(), steps.len() as i64, id.get()],
-        )?;
+        )
+        .map_err(db)?;
         for (i, s) in steps.iter().enumerate() {
             tx.execute(
                 "INSERT INTO cascade_steps (cascade_id, idx, node_id, node_name, action, role, after, status)
@@ -452,7 +478,8 @@ impl JournalTx<'_> {
                     s.role.as_str(),
                     serde_json::to_string(s.after).unwrap_or_else(|_| "[]".into())
                 ],
-            )?;
+            )
+            .map_err(db)?;
         }
         Ok(())
     }
@@ -478,7 +505,8 @@ impl JournalTx<'_> {
             "UPDATE cascade_steps SET status = ?1, reason = COALESCE(?2, reason), error_code = ?3, error_message = ?4,
                 started_at = COALESCE(?5, started_at), completed_at = COALESCE(?6, completed_at)
          WHERE cascade_id = ?7 AND idx = ?8",
-        )?
+        )
+        .map_err(db)?
         .execute(params![
             status.as_str(),
             reason,
@@ -488,14 +516,19 @@ impl JournalTx<'_> {
             completed,
             id.get(),
             index as i64
-        ])?;
+        ])
+        .map_err(db)?;
         let finished: i64 = tx
             .prepare_cached(
                 "SELECT COUNT(*) FROM cascade_steps WHERE cascade_id = ?1 AND status IN ('done', 'skipped', 'joined')",
-            )?
-            .query_row([id.get()], |r| r.get(0))?;
-        tx.prepare_cached("UPDATE cascades SET current_step = ?1 WHERE id = ?2")?
-            .execute(params![finished, id.get()])?;
+            )
+            .map_err(db)?
+            .query_row([id.get()], |r| r.get(0))
+            .map_err(db)?;
+        tx.prepare_cached("UPDATE cascades SET current_step = ?1 WHERE id = ?2")
+            .map_err(db)?
+            .execute(params![finished, id.get()])
+            .map_err(db)?;
         Ok(finished as usize)
     }
 
@@ -511,7 +544,7 @@ impl JournalTx<'_> {
         tx.execute(
         "UPDATE cascade_steps SET status = 'cancelled', completed_at = ?1 WHERE cascade_id = ?2 AND status = 'pending'",
         params![now_ms(), id.get()],
-    )?;
+    ).map_err(db)?;
         tx.execute(
             "UPDATE cascades SET status = ?1, failed_step = ?2, error_code = ?3, error_message = ?4, completed_at = ?5
          WHERE id = ?6",
@@ -523,7 +556,8 @@ impl JournalTx<'_> {
                 now_ms(),
                 id.get()
             ],
-        )?;
+        )
+        .map_err(db)?;
         Ok(())
     }
 
@@ -540,12 +574,14 @@ impl JournalTx<'_> {
         tx.execute(
             "UPDATE proposals SET status = 'dismissed', resolved_at = ?1 WHERE node_id = ?2 AND status = 'pending'",
             params![now_ms(), node.get()],
-        )?;
+        )
+        .map_err(db)?;
         tx.execute(
             "INSERT INTO proposals (node_id, node_name, cascade_id, reason, status, created_at)
          VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
             params![node.get(), node_name, cascade.get(), reason, now_ms()],
-        )?;
+        )
+        .map_err(db)?;
         Ok(ProposalId::new(tx.last_insert_rowid()))
     }
 
@@ -555,7 +591,8 @@ impl JournalTx<'_> {
         tx.execute(
             "UPDATE proposals SET status = ?1, resolved_at = ?2 WHERE id = ?3",
             params![status.as_str(), now_ms(), id.get()],
-        )?;
+        )
+        .map_err(db)?;
         Ok(())
     }
 
@@ -563,14 +600,17 @@ impl JournalTx<'_> {
     /// `cascade-error` event each; returns how many.
     pub fn interrupt_unfinished(&mut self) -> Result<usize, StoreError> {
         let tx = self.tx;
-        let mut stmt = tx.prepare("SELECT id, node_id FROM cascades WHERE status IN ('pending', 'in_progress')")?;
-        let rows: Vec<(i64, i64)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        let mut stmt =
+            tx.prepare("SELECT id, node_id FROM cascades WHERE status IN ('pending', 'in_progress')").map_err(db)?;
+        let rows: Vec<(i64, i64)> =
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db)?.collect::<Result<_, _>>().map_err(db)?;
         for (id, node) in &rows {
             tx.execute(
                 "UPDATE cascade_steps SET status = 'interrupted', completed_at = ?1
              WHERE cascade_id = ?2 AND status = 'running'",
                 params![now_ms(), id],
-            )?;
+            )
+            .map_err(db)?;
             let message = "WakeHub stopped while this cascade ran; it can be re-run";
             let id = CascadeId::new(*id);
             self.finish_cascade(id, CascadeStatus::Interrupted, None, Some((ErrorCode::Interrupted, message)))?;
@@ -589,14 +629,16 @@ impl JournalTx<'_> {
 
 fn append_event(tx: &Transaction<'_>, kind: EventKind) -> Result<Event, StoreError> {
     let at = now_ms();
-    tx.prepare_cached("INSERT INTO events (at, kind, cascade_id, node_id, payload) VALUES (?1, ?2, ?3, ?4, ?5)")?
+    tx.prepare_cached("INSERT INTO events (at, kind, cascade_id, node_id, payload) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .map_err(db)?
         .execute(params![
             at,
             kind.name(),
             kind.cascade().map(CascadeId::get),
             kind.node().map(NodeId::get),
             encode(&kind).to_string()
-        ])?;
+        ])
+        .map_err(db)?;
     Ok(Event { id: EventId::new(tx.last_insert_rowid()), at_ms: at, kind })
 }
 

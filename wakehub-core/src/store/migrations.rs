@@ -4,7 +4,7 @@
 
 use rusqlite::Connection;
 
-use super::StoreError;
+use super::{StoreError, db};
 
 /// The migrations, in order; version N is `MIGRATIONS[N - 1]`.
 pub(super) const MIGRATIONS: &[&str] = &[
@@ -154,16 +154,16 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Brings the database to [`SCHEMA_VERSION`]. Refuses a database from a newer WakeHub.
 pub(super) fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)?;
     if current > SCHEMA_VERSION {
         return Err(StoreError::TooNew { found: current, supported: SCHEMA_VERSION });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = i as i64 + 1;
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", version)?;
-        tx.commit()?;
+        let tx = conn.transaction().map_err(db)?;
+        tx.execute_batch(sql).map_err(db)?;
+        tx.pragma_update(None, "user_version", version).map_err(db)?;
+        tx.commit().map_err(db)?;
         tracing::info!(version, "applied schema migration");
     }
     Ok(current)

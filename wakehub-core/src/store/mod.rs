@@ -95,10 +95,10 @@ impl StoreError {
     }
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Database { message: e.to_string() }
-    }
+/// SQLite's error as a [`StoreError`]. A function, not a `From` impl: rusqlite's types stay
+/// out of the store's public API.
+pub(crate) fn db(e: rusqlite::Error) -> StoreError {
+    StoreError::Database { message: e.to_string() }
 }
 
 struct Inner {
@@ -133,20 +133,20 @@ impl Store {
     /// that lives as long as the process. A database written by a newer WakeHub is refused
     /// with [`StoreError::TooNew`].
     pub fn open(path: &Path, key: MasterKey) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
+        let conn = Connection::open(path).map_err(db)?;
         Self::init(conn, key)
     }
 
     /// A private in-memory database (tests, `wakehub plan`).
     pub fn open_in_memory(key: MasterKey) -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory()?, key)
+        Self::init(Connection::open_in_memory().map_err(db)?, key)
     }
 
     fn init(mut conn: Connection, key: MasterKey) -> Result<Self, StoreError> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
+        conn.pragma_update(None, "foreign_keys", true).map_err(db)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db)?;
         migrations::migrate(&mut conn)?;
         check_master_key(&conn, &key)?;
         Ok(Self { inner: Arc::new(Inner { conn: Mutex::new(conn), key, topology: Mutex::new((0, None)) }) })
@@ -167,7 +167,7 @@ impl Store {
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self.conn().query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        self.conn().query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -208,9 +208,9 @@ impl Store {
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction().map_err(db)?;
         let r = f(&tx)?;
-        tx.commit()?;
+        tx.commit().map_err(db)?;
         Ok(r)
     }
 
@@ -234,7 +234,8 @@ impl Store {
                     .query_row("SELECT nonce, ciphertext FROM credentials WHERE id = ?1", [id.get()], |r| {
                         Ok((r.get(0)?, r.get(1)?))
                     })
-                    .optional()?;
+                    .optional()
+                    .map_err(db)?;
                 let (nonce, ciphertext) = row.ok_or_else(|| unavailable("no such credential".into()))?;
                 let plain = self.inner.key.open(&Sealed { nonce, ciphertext }, id.to_string().as_bytes())?;
                 String::from_utf8(plain).map(SecretString::new).map_err(|_| StoreError::Secret(SecretError::Decrypt))
@@ -248,13 +249,15 @@ impl Store {
         tx: &rusqlite::Transaction<'_>,
         plaintext: &str,
     ) -> Result<CredentialId, StoreError> {
-        tx.execute("INSERT INTO credentials (nonce, ciphertext, created_at) VALUES (x'', x'', ?1)", [now_ms()])?;
+        tx.execute("INSERT INTO credentials (nonce, ciphertext, created_at) VALUES (x'', x'', ?1)", [now_ms()])
+            .map_err(db)?;
         let id = CredentialId::new(tx.last_insert_rowid());
         let sealed = self.inner.key.seal(plaintext.as_bytes(), id.to_string().as_bytes());
         tx.execute(
             "UPDATE credentials SET nonce = ?1, ciphertext = ?2 WHERE id = ?3",
             params![sealed.nonce, sealed.ciphertext, id.get()],
-        )?;
+        )
+        .map_err(db)?;
         Ok(id)
     }
 }
@@ -263,7 +266,7 @@ impl Store {
 /// key is reported at once instead of at the first credential use.
 fn check_master_key(conn: &Connection, key: &MasterKey) -> Result<(), StoreError> {
     let stored: Option<String> =
-        conn.query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| r.get(0)).optional()?;
+        conn.query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| r.get(0)).optional().map_err(db)?;
     match stored {
         Some(value) => {
             let (nonce, ciphertext) = value.split_once(':').ok_or(StoreError::WrongMasterKey)?;
@@ -274,7 +277,7 @@ fn check_master_key(conn: &Connection, key: &MasterKey) -> Result<(), StoreError
         None => {
             let sealed = key.seal(b"wakehub", KEY_CHECK_AAD);
             let value = format!("{}:{}", base64_encode(&sealed.nonce), base64_encode(&sealed.ciphertext));
-            conn.execute("INSERT INTO meta (key, value) VALUES ('key_check', ?1)", [value])?;
+            conn.execute("INSERT INTO meta (key, value) VALUES ('key_check', ?1)", [value]).map_err(db)?;
             Ok(())
         }
     }
@@ -318,6 +321,6 @@ impl Store {
                 params![node.get(), endpoint, key, now_ms()],
             )
             .map(|_| ())
-            .map_err(StoreError::from)
+            .map_err(db)
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::{Value, json};
 
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError, db, now_ms};
 use crate::model::{
     Capability, ConfigValue, ConnectorConfig, Kind, NodeDraft, NodeId, NodeSpec, NodeState, Readiness, SecretRef,
     Timeouts, Topology,
@@ -77,7 +77,8 @@ impl Store {
             }
             let id = insert_node(tx, &spec, parent)?;
             for d in deps {
-                tx.execute("INSERT INTO dependencies (from_id, to_id) VALUES (?1, ?2)", [id.get(), d.get()])?;
+                tx.execute("INSERT INTO dependencies (from_id, to_id) VALUES (?1, ?2)", [id.get(), d.get()])
+                    .map_err(db)?;
             }
             Ok(id)
         })
@@ -102,10 +103,12 @@ impl Store {
                 topology.add_dependency(id, *new)?;
             }
             write_node(tx, id, &spec)?;
-            tx.execute("UPDATE nodes SET parent_id = ?1 WHERE id = ?2", params![parent.map(NodeId::get), id.get()])?;
-            tx.execute("DELETE FROM dependencies WHERE from_id = ?1", [id.get()])?;
+            tx.execute("UPDATE nodes SET parent_id = ?1 WHERE id = ?2", params![parent.map(NodeId::get), id.get()])
+                .map_err(db)?;
+            tx.execute("DELETE FROM dependencies WHERE from_id = ?1", [id.get()]).map_err(db)?;
             for d in deps {
-                tx.execute("INSERT INTO dependencies (from_id, to_id) VALUES (?1, ?2)", [id.get(), d.get()])?;
+                tx.execute("INSERT INTO dependencies (from_id, to_id) VALUES (?1, ?2)", [id.get(), d.get()])
+                    .map_err(db)?;
             }
             gc_credentials(tx, &topology)
         })
@@ -129,7 +132,8 @@ impl Store {
             tx.execute(
                 "UPDATE nodes SET parent_id = ?1, updated_at = ?2 WHERE id = ?3",
                 params![parent.map(NodeId::get), now_ms(), id.get()],
-            )?;
+            )
+            .map_err(db)?;
             Ok(())
         })
     }
@@ -139,7 +143,7 @@ impl Store {
         self.change(|tx| {
             let mut topology = load(tx)?;
             topology.remove_node(id)?;
-            tx.execute("DELETE FROM nodes WHERE id = ?1", [id.get()])?;
+            tx.execute("DELETE FROM nodes WHERE id = ?1", [id.get()]).map_err(db)?;
             gc_credentials(tx, &topology)
         })
     }
@@ -148,7 +152,8 @@ impl Store {
     pub fn add_dependency(&self, from: NodeId, to: NodeId) -> Result<(), StoreError> {
         self.change(|tx| {
             load(tx)?.add_dependency(from, to)?;
-            tx.execute("INSERT INTO dependencies (from_id, to_id) VALUES (?1, ?2)", [from.get(), to.get()])?;
+            tx.execute("INSERT INTO dependencies (from_id, to_id) VALUES (?1, ?2)", [from.get(), to.get()])
+                .map_err(db)?;
             Ok(())
         })
     }
@@ -157,7 +162,8 @@ impl Store {
     pub fn remove_dependency(&self, from: NodeId, to: NodeId) -> Result<(), StoreError> {
         self.change(|tx| {
             load(tx)?.remove_dependency(from, to)?;
-            tx.execute("DELETE FROM dependencies WHERE from_id = ?1 AND to_id = ?2", [from.get(), to.get()])?;
+            tx.execute("DELETE FROM dependencies WHERE from_id = ?1 AND to_id = ?2", [from.get(), to.get()])
+                .map_err(db)?;
             Ok(())
         })
     }
@@ -190,10 +196,10 @@ impl Store {
                                 .is_some_and(|pn| wanted.contains(pn.name()) || pn.spec.state == NodeState::Discovered)
                         })
             };
-            tx.execute("UPDATE nodes SET parent_id = NULL", [])?;
+            tx.execute("UPDATE nodes SET parent_id = NULL", []).map_err(db)?;
             for node in current.nodes() {
                 if !survives(node.id) {
-                    tx.execute("DELETE FROM nodes WHERE id = ?1", [node.id.get()])?;
+                    tx.execute("DELETE FROM nodes WHERE id = ?1", [node.id.get()]).map_err(db)?;
                     summary.removed.push(node.name().to_owned());
                 }
             }
@@ -234,7 +240,8 @@ impl Store {
                     tx.execute(
                         "UPDATE nodes SET parent_id = ?1 WHERE id = ?2",
                         [id_of(&current.name_of(p))?.get(), node.id.get()],
-                    )?;
+                    )
+                    .map_err(db)?;
                 }
             }
             for node in desired.nodes() {
@@ -242,18 +249,21 @@ impl Store {
                     tx.execute(
                         "UPDATE nodes SET parent_id = ?1 WHERE id = ?2",
                         [id_of(&desired.name_of(p))?.get(), id_of(node.name())?.get()],
-                    )?;
+                    )
+                    .map_err(db)?;
                 }
             }
             tx.execute(
                 "DELETE FROM dependencies WHERE from_id IN (SELECT id FROM nodes WHERE state = 'configured')",
                 [],
-            )?;
+            )
+            .map_err(db)?;
             for (from, to) in desired.links() {
                 tx.execute(
                     "INSERT INTO dependencies (from_id, to_id) VALUES (?1, ?2)",
                     [id_of(&desired.name_of(from))?.get(), id_of(&desired.name_of(to))?.get()],
-                )?;
+                )
+                .map_err(db)?;
             }
             let after = load(tx)?;
             gc_credentials(tx, &after)?;
@@ -272,7 +282,8 @@ impl Store {
                 ConfigValue::Secret(SecretRef::Stored(id)) => {
                     let exists: Option<i64> = tx
                         .query_row("SELECT id FROM credentials WHERE id = ?1", [id.get()], |r| r.get(0))
-                        .optional()?;
+                        .optional()
+                        .map_err(db)?;
                     if exists.is_none() {
                         return Err(StoreError::Secret(crate::secrets::SecretError::Unavailable {
                             reference: id.to_string(),
@@ -309,10 +320,15 @@ fn gc_credentials(tx: &Transaction<'_>, topology: &Topology) -> Result<(), Store
     for node in topology.nodes() {
         node.spec.connector.settings.values().for_each(|v| walk(v, &mut used));
     }
-    let all: Vec<i64> =
-        tx.prepare("SELECT id FROM credentials")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let all: Vec<i64> = tx
+        .prepare("SELECT id FROM credentials")
+        .map_err(db)?
+        .query_map([], |r| r.get(0))
+        .map_err(db)?
+        .collect::<Result<_, _>>()
+        .map_err(db)?;
     for id in all.into_iter().filter(|id| !used.contains(id)) {
-        tx.execute("DELETE FROM credentials WHERE id = ?1", [id])?;
+        tx.execute("DELETE FROM credentials WHERE id = ?1", [id]).map_err(db)?;
     }
     Ok(())
 }
@@ -324,7 +340,8 @@ pub(super) fn insert_node(tx: &Transaction<'_>, spec: &NodeSpec, parent: Option<
                             connector_type, created_at, updated_at)
          VALUES (?1, ?2, ?3, 0, 0, 0, '', ?4, ?4)",
         params![spec.name, spec.kind.as_str(), parent.map(NodeId::get), now],
-    )?;
+    )
+    .map_err(db)?;
     let id = NodeId::new(tx.last_insert_rowid());
     write_node(tx, id, spec)?;
     Ok(id)
@@ -363,7 +380,8 @@ pub(super) fn write_node(tx: &Transaction<'_>, id: NodeId, spec: &NodeSpec) -> R
             now_ms(),
             id.get()
         ],
-    )?;
+    )
+    .map_err(db)?;
     Ok(())
 }
 
@@ -412,32 +430,36 @@ fn corrupt(id: i64, what: impl std::fmt::Display) -> StoreError {
 /// Loads the topology, checking every rule again (a database edited by hand cannot smuggle
 /// in a cycle).
 pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
-    let mut stmt = tx.prepare(
-        "SELECT id, name, kind, parent_id, state, pinned, confirm_auto_shutdown, start_timeout_ms, stop_timeout_ms,
+    let mut stmt = tx
+        .prepare(
+            "SELECT id, name, kind, parent_id, state, pinned, confirm_auto_shutdown, start_timeout_ms, stop_timeout_ms,
                 readiness, offers, connector_type, connector_settings
          FROM nodes ORDER BY id",
-    )?;
-    let raw = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, Option<i64>>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, bool>(5)?,
-            r.get::<_, bool>(6)?,
-            r.get::<_, i64>(7)?,
-            r.get::<_, i64>(8)?,
-            r.get::<_, Option<String>>(9)?,
-            r.get::<_, String>(10)?,
-            r.get::<_, String>(11)?,
-            r.get::<_, String>(12)?,
-        ))
-    })?;
+        )
+        .map_err(db)?;
+    let raw = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, bool>(5)?,
+                r.get::<_, bool>(6)?,
+                r.get::<_, i64>(7)?,
+                r.get::<_, i64>(8)?,
+                r.get::<_, Option<String>>(9)?,
+                r.get::<_, String>(10)?,
+                r.get::<_, String>(11)?,
+                r.get::<_, String>(12)?,
+            ))
+        })
+        .map_err(db)?;
     let mut rows = Vec::new();
     for r in raw {
         let (id, name, kind, parent, state, pinned, confirm, start_ms, stop_ms, readiness, offers, ctype, settings) =
-            r?;
+            r.map_err(db)?;
         let kind = Kind::parse(&kind, &BTreeSet::from([kind.clone()])).ok_or_else(|| corrupt(id, "bad kind"))?;
         let offers: Vec<String> = serde_json::from_str(&offers).map_err(|e| corrupt(id, e))?;
         let offers = offers
@@ -494,9 +516,12 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
         }
         rows = waiting;
     }
-    let mut stmt = tx.prepare("SELECT from_id, to_id FROM dependencies ORDER BY from_id, to_id")?;
-    let links: Vec<(NodeId, NodeId)> =
-        stmt.query_map([], |r| Ok((NodeId::new(r.get(0)?), NodeId::new(r.get(1)?))))?.collect::<Result<_, _>>()?;
+    let mut stmt = tx.prepare("SELECT from_id, to_id FROM dependencies ORDER BY from_id, to_id").map_err(db)?;
+    let links: Vec<(NodeId, NodeId)> = stmt
+        .query_map([], |r| Ok((NodeId::new(r.get(0)?), NodeId::new(r.get(1)?))))
+        .map_err(db)?
+        .collect::<Result<_, _>>()
+        .map_err(db)?;
     topology.add_dependencies(&links).map_err(|e| StoreError::Corrupt { message: e.to_string() })?;
     Ok(topology)
 }

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError, db, now_ms};
 use crate::secrets::SecretString;
 
 /// An API token as stored (never the token itself).
@@ -50,17 +50,20 @@ impl Store {
         self.transaction(|tx| {
             let taken: Option<i64> = tx
                 .query_row("SELECT id FROM api_tokens WHERE name = ?1 AND revoked_at IS NULL", [name], |r| r.get(0))
-                .optional()?;
+                .optional()
+                .map_err(db)?;
             if taken.is_some() {
                 return Err(StoreError::Conflict { message: format!("an active token named `{name}` already exists") });
             }
             tx.execute(
                 "INSERT INTO api_tokens (name, hash, created_at) VALUES (?1, ?2, ?3)",
                 params![name, hash(&token), now_ms()],
-            )?;
+            )
+            .map_err(db)?;
             let id = tx.last_insert_rowid();
-            let record =
-                tx.query_row("SELECT id, name, created_at, revoked_at FROM api_tokens WHERE id = ?1", [id], row)?;
+            let record = tx
+                .query_row("SELECT id, name, created_at, revoked_at FROM api_tokens WHERE id = ?1", [id], row)
+                .map_err(db)?;
             Ok((record, SecretString::new(token)))
         })
     }
@@ -68,9 +71,10 @@ impl Store {
     /// Every token, active and revoked, oldest first.
     pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         self.transaction(|tx| {
-            let mut stmt = tx.prepare("SELECT id, name, created_at, revoked_at FROM api_tokens ORDER BY id")?;
-            let rows = stmt.query_map([], row)?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            let mut stmt =
+                tx.prepare("SELECT id, name, created_at, revoked_at FROM api_tokens ORDER BY id").map_err(db)?;
+            let rows = stmt.query_map([], row).map_err(db)?;
+            rows.collect::<Result<_, _>>().map_err(db)
         })
     }
 
@@ -83,10 +87,11 @@ impl Store {
                     [name_or_id],
                     |r| r.get(0),
                 )
-                .optional()?;
+                .optional()
+                .map_err(db)?;
             let id = id.ok_or_else(|| StoreError::NotFound { what: format!("active token `{name_or_id}`") })?;
-            tx.execute("UPDATE api_tokens SET revoked_at = ?1 WHERE id = ?2", params![now_ms(), id])?;
-            Ok(tx.query_row("SELECT id, name, created_at, revoked_at FROM api_tokens WHERE id = ?1", [id], row)?)
+            tx.execute("UPDATE api_tokens SET revoked_at = ?1 WHERE id = ?2", params![now_ms(), id]).map_err(db)?;
+            tx.query_row("SELECT id, name, created_at, revoked_at FROM api_tokens WHERE id = ?1", [id], row).map_err(db)
         })
     }
 
@@ -96,12 +101,13 @@ impl Store {
             return Ok(None);
         }
         self.transaction(|tx| {
-            Ok(tx
-                .prepare_cached(
-                    "SELECT id, name, created_at, revoked_at FROM api_tokens WHERE hash = ?1 AND revoked_at IS NULL",
-                )?
-                .query_row([hash(token)], row)
-                .optional()?)
+            tx.prepare_cached(
+                "SELECT id, name, created_at, revoked_at FROM api_tokens WHERE hash = ?1 AND revoked_at IS NULL",
+            )
+            .map_err(db)?
+            .query_row([hash(token)], row)
+            .optional()
+            .map_err(db)
         })
     }
 }

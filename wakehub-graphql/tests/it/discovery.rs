@@ -1,10 +1,7 @@
 //! Discovery through the API: `discover(host)`, `nodes(state: DISCOVERED)`, `adoptNode`,
 //! against `fakepve` (the Proxmox VE API emulator the core's connector tests use).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::Server;
 use wakehub_tests::FakePve;

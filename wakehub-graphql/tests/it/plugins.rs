@@ -1,10 +1,7 @@
 //! Connector plugins in the server: `serve --plugins DIR`, the `plugins` query, a plugin
 //! node driven through the API, and `check --plugins`.
 
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::process::Command;
 
 use serde_json::json;
 

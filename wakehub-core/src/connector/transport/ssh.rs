@@ -51,7 +51,9 @@ impl Handler for Client {
 pub(crate) enum SshAuth {
     /// A password.
     Password(SecretString),
-    /// A private key (OpenSSH or PEM), with its passphrase if encrypted.
+    /// A private key (OpenSSH or PEM), with its passphrase if encrypted. (The plugin host's
+    /// SSH capability logs in with a password only.)
+    #[cfg_attr(not(feature = "wol-ssh"), allow(dead_code))]
     Key { key: SecretString, passphrase: Option<SecretString> },
 }
 
