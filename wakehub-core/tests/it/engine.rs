@@ -581,3 +581,71 @@ async fn shutdown_leaves_nothing_in_progress() {
     assert_eq!(r.status, CascadeStatus::Interrupted, "{r:?}");
     assert_eq!(lab.engine.start(lab.id("nas")).await.unwrap_err().code().as_str(), "SHUTTING_DOWN");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_writes_nothing_and_nodes_are_addressable_by_name() {
+    let lab = Lab::new(&fast(HOMELAB), 4);
+    let before = lab.engine.store().last_event_id().unwrap();
+    // Every node is off in the file but its first observation is a change: a dry run that
+    // journaled what it saw would append status-change events.
+    let plan = lab.engine.plan("lxc-jellyfin", Action::Start).await.unwrap();
+    assert_eq!(plan.target, lab.id("lxc-jellyfin"));
+    assert!(!plan.steps.is_empty());
+    assert_eq!(lab.engine.store().last_event_id().unwrap(), before, "the dry run journaled something");
+    assert_eq!(lab.engine.store().cascades(&Default::default()).unwrap().len(), 0);
+
+    // Requests take a name, a `node:N` id as text, or a NodeId.
+    let by_name = lab.engine.start("nas").await.unwrap();
+    assert_eq!(by_name.node, lab.id("nas"));
+    lab.engine.wait(by_name.id).await.unwrap();
+    let by_text = lab.engine.stop(lab.id("nas").to_string()).await.unwrap();
+    assert_eq!(by_text.node, lab.id("nas"));
+    lab.engine.wait(by_text.id).await.unwrap();
+    let unknown = lab.engine.start("no-such-node").await.unwrap_err();
+    assert_eq!(unknown.code().as_str(), "NOT_FOUND");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unregistered_connector_type_is_refused_when_it_enters() {
+    let topology = crate::support::parse(&fast(HOMELAB));
+    // At Engine::new: the store names `sim`, the registry has no such connector.
+    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    store.import(&topology).unwrap();
+    let err = Engine::new(store, Registry::new(), EngineConfig::default()).unwrap_err();
+    assert_eq!(err.code().as_str(), "VALIDATION");
+    assert!(err.to_string().contains("type `sim`"), "{err}");
+
+    // At import through the engine: nothing is written.
+    let lab = Lab::new(&fast(HOMELAB), 4);
+    let mut with_plug = topology.clone();
+    let plug = wakehub_core::model::NodeSpec::new(
+        "plug",
+        wakehub_core::model::Kind::Physical,
+        wakehub_core::model::ConnectorConfig::new("plug"),
+    );
+    with_plug.add_node(plug.clone(), None).unwrap();
+    let err = lab.engine.import(with_plug).await.unwrap_err();
+    assert_eq!(err.code().as_str(), "VALIDATION");
+    assert!(lab.engine.store().topology().unwrap().by_name("plug").is_none());
+
+    // At a request: a node added behind the engine's back is refused at once, not by a
+    // failing step.
+    let id = lab.engine.store().add_node(plug, None).unwrap();
+    let err = lab.engine.start(id).await.unwrap_err();
+    assert_eq!(err.code().as_str(), "VALIDATION");
+    assert!(err.to_string().contains("`plug` (type `plug`)"), "{err}");
+    assert_eq!(lab.engine.store().cascades(&Default::default()).unwrap().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_ends_after_shutdown_with_the_last_events() {
+    let lab = Lab::new(&fast(HOMELAB), 4);
+    let events = lab.engine.subscribe(None);
+    let record = lab.engine.start("nas").await.unwrap();
+    lab.engine.wait(record.id).await.unwrap();
+    lab.engine.shutdown().await;
+    let all: Vec<Event> = tokio::time::timeout(Duration::from_secs(10), events.map(|e| e.unwrap()).collect::<Vec<_>>())
+        .await
+        .expect("the subscription ends after shutdown");
+    assert!(matches!(all.last().map(|e| &e.kind), Some(EventKind::CascadeComplete { .. })), "{all:?}");
+}
