@@ -52,6 +52,7 @@ impl Role {
 
 /// One power operation of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Step {
     /// Index in [`Plan::steps`].
     pub id: usize,
@@ -67,6 +68,7 @@ pub struct Step {
 
 /// A node the plan leaves alone, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Decision {
     /// The node.
     pub node: NodeId,
@@ -76,6 +78,7 @@ pub struct Decision {
 
 /// What a cascade will do.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Plan {
     /// The node asked for.
     pub target: NodeId,

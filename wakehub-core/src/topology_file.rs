@@ -25,6 +25,7 @@ pub struct ParseOptions {
 
 /// One problem in a topology file: which node, which field, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FieldError {
     /// The node's name (or `node #N` when it has none); `None` for file-level problems.
     pub node: Option<String>,
@@ -50,6 +51,7 @@ impl fmt::Display for FieldError {
 /// Every problem found in a topology file. Nothing is applied when there is any.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{} problem(s) in the topology file:\n{}", errors.len(), errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+#[non_exhaustive]
 pub struct ParseError {
     /// The problems, in file order.
     pub errors: Vec<FieldError>,

@@ -35,7 +35,8 @@ use tokio_util::sync::CancellationToken;
 use crate::connector::{ConnectorError, Registry, Target};
 use crate::events::{Event, EventKind};
 use crate::model::{
-    Action, CascadeId, ErrorCode, EventId, ModelError, NodeId, NodeRef, NodeState, PowerState, ProposalId, Topology,
+    Action, CascadeId, ErrorCode, EventId, ModelError, NodeId, NodeRef, NodeState, PowerState, ProposalId, Refusal,
+    Topology,
 };
 use crate::plan::{Observations, Plan, plan};
 use crate::store::{
@@ -86,18 +87,11 @@ pub enum EngineError {
         /// The running cascade.
         cascade: CascadeId,
     },
-    /// The request conflicts with a cascade in flight (see [`Engine::request`]).
-    #[error("{message}")]
-    Conflict {
-        /// What conflicts.
-        message: String,
-    },
-    /// The request is not valid (a discovered node, a proposal already decided…).
-    #[error("{message}")]
-    Invalid {
-        /// Why.
-        message: String,
-    },
+    /// The request breaks a rule: it conflicts with a cascade in flight (see
+    /// [`Engine::request`]), or is not valid (a discovered node, a proposal already
+    /// decided, an unregistered connector type…).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// The engine is shutting down.
     #[error("WakeHub is shutting down")]
     ShuttingDown,
@@ -115,8 +109,7 @@ impl EngineError {
         match self {
             EngineError::NotFound { .. } => ErrorCode::NotFound,
             EngineError::CascadeInProgress { .. } => ErrorCode::CascadeInProgress,
-            EngineError::Conflict { .. } => ErrorCode::Conflict,
-            EngineError::Invalid { .. } => ErrorCode::Validation,
+            EngineError::Refused(r) => r.code,
             EngineError::ShuttingDown => ErrorCode::ShuttingDown,
             EngineError::Store(e) => e.code(),
             EngineError::Connector(e) => e.code,
@@ -458,19 +451,20 @@ impl Engine {
             sources.push(node.spec.connector.type_name.clone());
         }
         if sources.is_empty() {
-            return Err(EngineError::Invalid {
-                message: format!(
-                    "`{}` offers no platform to discover (give it `offers = [\"proxmox\"]` or `[\"docker\"]`)",
-                    node.spec.name
-                ),
-            });
+            return Err(EngineError::from(Refusal::invalid(format!(
+                "`{}` offers no platform to discover (give it `offers = [\"proxmox\"]` or `[\"docker\"]`)",
+                node.spec.name
+            ))));
         }
         let target = self.target(&topology, host).ok_or_else(|| EngineError::NotFound { what: host.to_string() })?;
         let mut report = DiscoveryReport::default();
         for source in sources {
             let source = source.as_str();
-            let connector = self.inner.connectors.get(source).ok_or_else(|| EngineError::Invalid {
-                message: format!("no `{source}` connector in this build to discover `{}`", node.spec.name),
+            let connector = self.inner.connectors.get(source).ok_or_else(|| {
+                EngineError::from(Refusal::invalid(format!(
+                    "no `{source}` connector in this build to discover `{}`",
+                    node.spec.name
+                )))
             })?;
             let guests = match tokio::time::timeout(DISCOVERY_TIMEOUT, connector.discover(&target)).await {
                 Ok(result) => result?,
@@ -608,7 +602,7 @@ impl Engine {
         if !problems.is_empty() {
             let message: Vec<String> =
                 problems.iter().map(|(n, p)| format!("node `{n}`, field `connector`: {p}")).collect();
-            return Err(EngineError::Invalid { message: message.join("; ") });
+            return Err(EngineError::from(Refusal::invalid(message.join("; "))));
         }
         Ok(self.inner.store.run(move |s| s.import(&desired)).await?)
     }
@@ -623,13 +617,11 @@ impl Engine {
         if missing.is_empty() {
             return Ok(());
         }
-        Err(EngineError::Invalid {
-            message: format!(
-                "no connector is registered for {} (registered: {})",
-                missing.join(", "),
-                self.inner.connectors.type_names().join(", ")
-            ),
-        })
+        Err(EngineError::from(Refusal::invalid(format!(
+            "no connector is registered for {} (registered: {})",
+            missing.join(", "),
+            self.inner.connectors.type_names().join(", ")
+        ))))
     }
 
     /// Runs an interrupted, failed or cancelled cascade again (a new cascade, linked to it).
@@ -658,9 +650,10 @@ impl Engine {
         let n = topology.find(&node)?;
         let node = n.id;
         if n.spec.state != NodeState::Configured {
-            return Err(EngineError::Invalid {
-                message: format!("`{}` is discovered but not configured; adopt it first", n.spec.name),
-            });
+            return Err(EngineError::from(Refusal::invalid(format!(
+                "`{}` is discovered but not configured; adopt it first",
+                n.spec.name
+            ))));
         }
         let name = n.spec.name.clone();
         let scope: BTreeSet<NodeId> = match action {
@@ -682,13 +675,11 @@ impl Engine {
             if action == Action::Stop {
                 for (id, r) in st.running.iter().filter(|(_, r)| r.action == Action::Start) {
                     if let Some(clash) = r.needs.intersection(&scope).next() {
-                        return Err(EngineError::Conflict {
-                            message: format!(
-                                "cannot stop `{name}`: `{}` is needed by {id} (start of `{}`) in progress",
-                                topology.name_of(*clash),
-                                topology.name_of(r.target)
-                            ),
-                        });
+                        return Err(EngineError::from(Refusal::conflict(format!(
+                            "cannot stop `{name}`: `{}` is needed by {id} (start of `{}`) in progress",
+                            topology.name_of(*clash),
+                            topology.name_of(r.target)
+                        ))));
                     }
                 }
             }
@@ -747,8 +738,8 @@ impl Engine {
     /// ends `cancelled`.
     pub fn cancel(&self, cascade: CascadeId) -> Result<(), EngineError> {
         let st = self.state();
-        let running = st.running.get(&cascade).ok_or_else(|| EngineError::Invalid {
-            message: format!("{cascade} is not running (already finished, or unknown)"),
+        let running = st.running.get(&cascade).ok_or_else(|| {
+            EngineError::from(Refusal::invalid(format!("{cascade} is not running (already finished, or unknown)")))
         })?;
         running.cancel.cancel();
         Ok(())
@@ -771,13 +762,11 @@ impl Engine {
         let users = topology.users(proposal.node, |u| states.get(&u).is_none_or(|s| s.may_be_running()));
         if !users.is_empty() || self.held(None).contains_key(&proposal.node) {
             let names: Vec<String> = users.iter().map(|u| topology.name_of(*u)).collect();
-            return Err(EngineError::Conflict {
-                message: format!(
-                    "`{}` is in use again{}; dismiss the proposal or stop its users first",
-                    proposal.node_name,
-                    if names.is_empty() { String::new() } else { format!(" (by {})", names.join(", ")) }
-                ),
-            });
+            return Err(EngineError::from(Refusal::conflict(format!(
+                "`{}` is in use again{}; dismiss the proposal or stop its users first",
+                proposal.node_name,
+                if names.is_empty() { String::new() } else { format!(" (by {})", names.join(", ")) }
+            ))));
         }
         let cascade = self.request(proposal.node, Action::Stop).await?;
         let node = proposal.node;
@@ -811,7 +800,7 @@ impl Engine {
         let p = self.inner.store.run(move |s| s.proposal(id)).await?;
         let p = p.ok_or_else(|| EngineError::NotFound { what: id.to_string() })?;
         if p.status != ProposalStatus::Pending {
-            return Err(EngineError::Invalid { message: format!("{id} is already {}", p.status.as_str()) });
+            return Err(EngineError::from(Refusal::invalid(format!("{id} is already {}", p.status.as_str()))));
         }
         Ok(p)
     }

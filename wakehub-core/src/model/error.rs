@@ -107,3 +107,28 @@ impl ModelError {
         }
     }
 }
+
+/// A request refused by a rule, with its code — `CONFLICT` (it clashes with what exists or
+/// with work in flight) or `VALIDATION` (it is not valid) — and why. The store and the
+/// engine both refuse with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+#[non_exhaustive]
+pub struct Refusal {
+    /// `CONFLICT` or `VALIDATION`.
+    pub code: ErrorCode,
+    /// Why, for a person.
+    pub message: String,
+}
+
+impl Refusal {
+    /// A conflict with what exists or with work in flight (`CONFLICT`).
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Refusal { code: ErrorCode::Conflict, message: message.into() }
+    }
+
+    /// A request that is not valid (`VALIDATION`).
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Refusal { code: ErrorCode::Validation, message: message.into() }
+    }
+}

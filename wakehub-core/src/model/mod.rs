@@ -9,7 +9,7 @@ mod power;
 mod topology;
 
 pub use code::ErrorCode;
-pub use error::ModelError;
+pub use error::{ModelError, Refusal};
 pub use ids::{CascadeId, CredentialId, EventId, NodeId, NodeRef, ProposalId};
 pub use node::{
     Capability, ConfigValue, ConnectorConfig, Kind, Node, NodeDraft, NodeSpec, NodeState, Readiness, SecretRef,

@@ -100,6 +100,7 @@ pub struct PluginLoadError {
 
 /// A loaded plugin, as listed by the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PluginInfo {
     /// Its name (connector type `plugin:<name>`).
     pub name: String,

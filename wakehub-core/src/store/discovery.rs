@@ -14,10 +14,11 @@ use serde_json::Value;
 use super::nodes::{insert_node, load, write_node};
 use super::{Store, StoreError, db, now_ms};
 use crate::connector::DiscoveredGuest;
-use crate::model::{NodeDraft, NodeId, NodeSpec, NodeState, PowerState, Topology, validate_name};
+use crate::model::{NodeDraft, NodeId, NodeSpec, NodeState, PowerState, Refusal, Topology, validate_name};
 
 /// A guest one discovery run found, and the node that stands for it.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct DiscoveredNode {
     /// The node (discovered, or configured and linked).
     pub node: NodeId,
@@ -33,6 +34,7 @@ pub struct DiscoveredNode {
 
 /// A guest the platform listed before and no longer does.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Disappeared {
     /// Its node name.
     pub name: String,
@@ -45,6 +47,7 @@ pub struct Disappeared {
 
 /// What one discovery run of one host changed.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct DiscoveryReport {
     /// Guests seen for the first time, now discovered nodes.
     pub added: Vec<DiscoveredNode>,
@@ -56,6 +59,7 @@ pub struct DiscoveryReport {
 
 /// What discovery knows about one node.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct DiscoveryRecord {
     /// The node.
     pub node: NodeId,
@@ -237,7 +241,7 @@ impl Store {
             let topology = self.topology_shared()?;
             let node = topology.get(id)?;
             if node.spec.state != NodeState::Discovered {
-                return Err(StoreError::Conflict { message: format!("`{}` is already configured", node.spec.name) });
+                return Err(StoreError::from(Refusal::conflict(format!("`{}` is already configured", node.spec.name))));
             }
             node.parent
         };

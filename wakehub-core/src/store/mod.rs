@@ -23,7 +23,7 @@ pub use migrations::SCHEMA_VERSION;
 pub use nodes::ImportSummary;
 pub use tokens::TokenRecord;
 
-use crate::model::{CredentialId, ErrorCode, ModelError, NodeId, SecretRef};
+use crate::model::{CredentialId, ErrorCode, ModelError, NodeId, Refusal, SecretRef};
 use crate::secrets::{MasterKey, Sealed, SecretError, SecretString};
 
 /// Why a store operation failed.
@@ -65,18 +65,9 @@ pub enum StoreError {
         /// What was asked for.
         what: String,
     },
-    /// The change conflicts with what exists.
-    #[error("{message}")]
-    Conflict {
-        /// What conflicts.
-        message: String,
-    },
-    /// The input is not valid.
-    #[error("{message}")]
-    Invalid {
-        /// Why.
-        message: String,
-    },
+    /// The change breaks a rule: it conflicts with what exists, or is not valid.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
 }
 
 impl StoreError {
@@ -89,8 +80,7 @@ impl StoreError {
             StoreError::Secret(SecretError::Unavailable { .. }) => ErrorCode::SecretUnavailable,
             StoreError::Secret(_) | StoreError::WrongMasterKey => ErrorCode::Secret,
             StoreError::NotFound { .. } => ErrorCode::NotFound,
-            StoreError::Conflict { .. } => ErrorCode::Conflict,
-            StoreError::Invalid { .. } => ErrorCode::Validation,
+            StoreError::Refused(r) => r.code,
         }
     }
 }

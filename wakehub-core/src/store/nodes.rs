@@ -16,6 +16,7 @@ use crate::model::{
 
 /// What an import changed, by node name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ImportSummary {
     /// Nodes created.
     pub added: Vec<String>,

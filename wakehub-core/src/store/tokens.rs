@@ -10,10 +10,12 @@ use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::{Store, StoreError, db, now_ms};
+use crate::model::Refusal;
 use crate::secrets::SecretString;
 
 /// An API token as stored (never the token itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TokenRecord {
     /// Its id.
     pub id: i64,
@@ -40,9 +42,9 @@ impl Store {
             && name.len() <= 64
             && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !valid {
-            return Err(StoreError::Invalid {
-                message: format!("token name `{name}`: use 1 to 64 letters, digits, `-`, `_` or `.`"),
-            });
+            return Err(StoreError::from(Refusal::invalid(format!(
+                "token name `{name}`: use 1 to 64 letters, digits, `-`, `_` or `.`"
+            ))));
         }
         let mut bytes = [0u8; 32];
         OsRng.fill_bytes(&mut bytes);
@@ -53,7 +55,9 @@ impl Store {
                 .optional()
                 .map_err(db)?;
             if taken.is_some() {
-                return Err(StoreError::Conflict { message: format!("an active token named `{name}` already exists") });
+                return Err(StoreError::from(Refusal::conflict(format!(
+                    "an active token named `{name}` already exists"
+                ))));
             }
             tx.execute(
                 "INSERT INTO api_tokens (name, hash, created_at) VALUES (?1, ?2, ?3)",
