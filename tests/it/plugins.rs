@@ -186,24 +186,7 @@ async fn a_plugin_that_keeps_faulting_is_quarantined() {
 }
 
 fn plug(base: &str, token: &str) -> String {
-    format!(
-        r#"
-[[node]]
-name = "nas-plug"
-kind = "switch"
-start_timeout = "10s"
-stop_timeout = "10s"
-[node.connector]
-type = "plugin:http-switch"
-on_url = "{base}/api/services/switch/turn_on"
-on_body = '{{"entity_id": "switch.nas_plug"}}'
-off_url = "{base}/api/services/switch/turn_off"
-off_body = '{{"entity_id": "switch.nas_plug"}}'
-status_url = "{base}/api/states/switch.nas_plug"
-state_pointer = "/state"
-token = "{token}"
-"#
-    )
+    wakehub_tests::homeassistant::nas_plug(base, token, "start_timeout = \"10s\"\nstop_timeout = \"10s\"")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,18 +14,7 @@ use wakehub_tests::FakePve;
 /// The lab, with the host's connector keys given by `auth`.
 fn lab(pve: &FakePve, auth: &str) -> String {
     format!(
-        r#"
-[[node]]
-name = "pve"
-kind = "physical"
-offers = ["proxmox"]
-[node.connector]
-type = "sim"
-initially = "on"
-proxmox_url = "{url}"
-proxmox_node = "pve1"
-{auth}
-
+        r#"{host}
 [[node]]
 name = "vm-docker"
 kind = "vm"
@@ -60,7 +49,7 @@ parent = "pve"
 type = "proxmox"
 vmid = 999
 "#,
-        url = pve.url
+        host = pve.host_node(auth)
     )
 }
 

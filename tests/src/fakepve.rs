@@ -63,6 +63,17 @@ impl FakePve {
         }
     }
 
+    /// The `[[node]]` table of a Proxmox host `pve` (a `sim` machine that is on) whose API
+    /// is this emulator's node `pve1`, with `auth` (from [`token_auth`](Self::token_auth),
+    /// or ticket keys) among its connector keys.
+    pub fn host_node(&self, auth: &str) -> String {
+        format!(
+            "[[node]]\nname = \"pve\"\nkind = \"physical\"\noffers = [\"proxmox\"]\n[node.connector]\ntype = \"sim\"\n\
+             initially = \"on\"\nproxmox_url = \"{}\"\nproxmox_node = \"pve1\"\n{auth}\n",
+            self.url
+        )
+    }
+
     /// A host's connector keys for token auth with `secret`, pinned to `fingerprint`.
     pub fn token_auth(&self, secret: &str, fingerprint: Option<&str>) -> String {
         let mut s = format!("proxmox_token_id = \"{}\"\nproxmox_token_secret = \"{secret}\"\n", self.token_id);

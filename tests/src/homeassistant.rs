@@ -35,3 +35,26 @@ impl HomeAssistant {
         HomeAssistant { _peer: Peer::new(child, None), url }
     }
 }
+
+/// The `[[node]]` table of `nas-plug`, the Home Assistant switch `switch.nas_plug` at `base`
+/// driven by the `http-switch` plugin; `token` is its `token` key as written (a value, or
+/// `env:VAR`), `node_keys` more node keys (`start_timeout = "10s"`).
+pub fn nas_plug(base: &str, token: &str, node_keys: &str) -> String {
+    format!(
+        r#"
+[[node]]
+name = "nas-plug"
+kind = "switch"
+{node_keys}
+[node.connector]
+type = "plugin:http-switch"
+on_url = "{base}/api/services/switch/turn_on"
+on_body = '{{"entity_id": "switch.nas_plug"}}'
+off_url = "{base}/api/services/switch/turn_off"
+off_body = '{{"entity_id": "switch.nas_plug"}}'
+status_url = "{base}/api/states/switch.nas_plug"
+state_pointer = "/state"
+token = "{token}"
+"#
+    )
+}

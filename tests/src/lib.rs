@@ -19,7 +19,7 @@
 
 mod dockerd;
 mod fakepve;
-mod homeassistant;
+pub mod homeassistant;
 mod machine;
 pub mod plugins;
 mod sshd;

@@ -13,20 +13,7 @@ const REPORT: &str = "added { key state status node { id name state } } updated 
 async fn discover_lists_guests_and_adopt_configures_them() {
     let pve = FakePve::start();
     let lab = format!(
-        r#"
-[[node]]
-name = "pve"
-kind = "physical"
-offers = ["proxmox"]
-[node.connector]
-type = "sim"
-initially = "on"
-proxmox_url = "{url}"
-proxmox_node = "pve1"
-proxmox_token_id = "{id}"
-proxmox_token_secret = "{secret}"
-proxmox_fingerprint = "{fp}"
-
+        r#"{host}
 [[node]]
 name = "jellyfin"
 kind = "lxc"
@@ -35,10 +22,7 @@ parent = "pve"
 type = "proxmox"
 vmid = 101
 "#,
-        url = pve.url,
-        id = pve.token_id,
-        secret = pve.token_secret,
-        fp = pve.fingerprint,
+        host = pve.host_node(&pve.token_auth(&pve.token_secret, Some(&pve.fingerprint))),
     );
     // Only on request here (the periodic discovery is tested below).
     let server = Server::with_config(&lab, &["--discover-every", "0s"]);
@@ -141,10 +125,8 @@ vmid = 101
 async fn the_server_discovers_hosts_periodically() {
     let pve = FakePve::start();
     let lab = format!(
-        "[[node]]\nname = \"pve\"\nkind = \"physical\"\noffers = [\"proxmox\"]\n[node.connector]\ntype = \"sim\"\ninitially = \"on\"\n\
-         proxmox_url = \"{}\"\nproxmox_node = \"pve1\"\nproxmox_token_id = \"{}\"\nproxmox_token_secret = \"{}\"\nproxmox_fingerprint = \"{}\"\n\n\
-         [[node]]\nname = \"nas\"\nkind = \"physical\"\noffers = [\"docker\"]\n[node.connector]\ntype = \"sim\"\n",
-        pve.url, pve.token_id, pve.token_secret, pve.fingerprint
+        "{}\n[[node]]\nname = \"nas\"\nkind = \"physical\"\noffers = [\"docker\"]\n[node.connector]\ntype = \"sim\"\n",
+        pve.host_node(&pve.token_auth(&pve.token_secret, Some(&pve.fingerprint)))
     );
     let server = Server::with_config(&lab, &["--discover-every", "1s"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

@@ -9,22 +9,7 @@ use crate::support::{Server, bin};
 use wakehub_tests::{HomeAssistant, plugins};
 
 fn lab(base: &str) -> String {
-    format!(
-        r#"
-[[node]]
-name = "nas-plug"
-kind = "switch"
-[node.connector]
-type = "plugin:http-switch"
-on_url = "{base}/api/services/switch/turn_on"
-on_body = '{{"entity_id": "switch.nas_plug"}}'
-off_url = "{base}/api/services/switch/turn_off"
-off_body = '{{"entity_id": "switch.nas_plug"}}'
-status_url = "{base}/api/states/switch.nas_plug"
-state_pointer = "/state"
-token = "env:WAKEHUB_TEST_HA_TOKEN"
-"#
-    )
+    wakehub_tests::homeassistant::nas_plug(base, "env:WAKEHUB_TEST_HA_TOKEN", "")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
