@@ -11,6 +11,7 @@ use futures::StreamExt;
 use wakehub_core::connector::{Connector, ConnectorError, ErrorCode, PowerState, Registry, Target};
 use wakehub_core::engine::{Engine, EngineConfig};
 use wakehub_core::events::EventKind;
+use wakehub_core::model::Origin;
 use wakehub_core::secrets::MasterKey;
 use wakehub_core::store::Store;
 use wakehub_core::topology_file::{self, ParseOptions};
@@ -79,7 +80,7 @@ outlet = 2
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let store = Store::open_in_memory(MasterKey::generate())?;
-    store.import(&topology_file::parse(LAB, &ParseOptions::default())?)?;
+    store.import(&topology_file::parse(LAB, &ParseOptions::operator())?, Origin::Operator)?;
     let mut connectors = Registry::builtin();
     connectors.register("plug", SmartPlugs::default());
     let engine = Engine::new(store, connectors, EngineConfig::default())?;

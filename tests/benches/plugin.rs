@@ -114,10 +114,10 @@ fn main() {
     );
     let mut registry = Registry::builtin();
     host.register(&mut registry);
-    let topology = wakehub_core::topology_file::parse(&lab, &ParseOptions { plugin_kinds: host.kinds() })
+    let topology = wakehub_core::topology_file::parse(&lab, &ParseOptions::operator().with_plugin_kinds(host.kinds()))
         .unwrap_or_else(|e| panic!("{e}"));
     let store = Store::open_in_memory(MasterKey::generate()).unwrap_or_else(|e| panic!("{e}"));
-    store.import(&topology).unwrap_or_else(|e| panic!("{e}"));
+    store.import(&topology, wakehub_core::model::Origin::Operator).unwrap_or_else(|e| panic!("{e}"));
     let engine = Engine::new(store, registry, EngineConfig::default()).unwrap_or_else(|e| panic!("{e}"));
     let t = engine.store().topology().unwrap_or_else(|e| panic!("{e}"));
     let target = |name: &str| {

@@ -9,7 +9,7 @@ pub fn engine_with_builtins(text: &str) -> wakehub_core::engine::Engine {
     let topology = crate::support::parse(text);
     let problems = Registry::builtin().validate(&topology);
     assert!(problems.is_empty(), "{problems:?}");
-    store.import(&topology).unwrap();
+    store.import(&topology, wakehub_core::model::Origin::Operator).unwrap();
     wakehub_core::engine::Engine::new(store, Registry::builtin(), wakehub_core::engine::EngineConfig::default())
         .unwrap()
 }

@@ -27,12 +27,12 @@ fn host(limits: PluginLimits, names: &[&str]) -> (PluginHost, tempfile::TempDir)
 fn engine(host: &PluginHost, text: &str) -> Engine {
     let mut registry = Registry::builtin();
     host.register(&mut registry);
-    let options = ParseOptions { plugin_kinds: host.kinds() };
+    let options = ParseOptions::operator().with_plugin_kinds(host.kinds());
     let topology = wakehub_core::topology_file::parse(text, &options).unwrap();
     let problems = registry.validate(&topology);
     assert!(problems.is_empty(), "{problems:?}");
     let store = wakehub_core::store::Store::open_in_memory(wakehub_core::secrets::MasterKey::generate()).unwrap();
-    store.import(&topology).unwrap();
+    store.import(&topology, wakehub_core::model::Origin::Operator).unwrap();
     Engine::new(store, registry, EngineConfig { plugin_kinds: host.kinds(), ..EngineConfig::default() }).unwrap()
 }
 
@@ -227,7 +227,8 @@ async fn the_http_switch_drives_a_home_assistant_switch() {
     let mut registry = Registry::builtin();
     host.register(&mut registry);
     let bad = plug(&base, token).replace("status_url", "statusurl");
-    let topology = wakehub_core::topology_file::parse(&bad, &ParseOptions { plugin_kinds: host.kinds() }).unwrap();
+    let topology =
+        wakehub_core::topology_file::parse(&bad, &ParseOptions::operator().with_plugin_kinds(host.kinds())).unwrap();
     let problems = registry.validate(&topology);
     assert!(problems[0].1.contains("unknown key `statusurl`"), "{problems:?}");
 }
@@ -268,8 +269,8 @@ async fn redfish_discovers_and_powers_servers_of_the_sushy_emulator() {
     let a = e.store().discovery(id("node-a")).unwrap().unwrap();
     assert_eq!(a.key, "system/27946b59-9e44-4fa7-8e91-f3527a1ef094");
     assert!(a.details["reset_types"].as_array().unwrap().contains(&"GracefulShutdown".into()), "{a:?}");
-    e.store().adopt_node(id("node-a"), None).unwrap();
-    e.store().adopt_node(id("node-b"), None).unwrap();
+    e.store().adopt_node(id("node-a"), None, wakehub_core::model::Origin::Api).unwrap();
+    e.store().adopt_node(id("node-b"), None, wakehub_core::model::Origin::Api).unwrap();
 
     // Power on and graceful shutdown land after the emulator's delay: the steps wait.
     let r = run(&e, "node-a", Action::Start).await;
@@ -284,7 +285,7 @@ async fn redfish_discovers_and_powers_servers_of_the_sushy_emulator() {
     let a = id("node-a");
     let mut spec = e.store().topology().unwrap().node(a).unwrap().spec.clone();
     spec.connector.settings.insert("graceful_timeout_secs".into(), wakehub_core::model::ConfigValue::Integer(0));
-    e.store().update_node(a, spec).unwrap();
+    e.store().update_node(a, spec, wakehub_core::model::Origin::Api).unwrap();
     let r = run(&e, "node-a", Action::Stop).await;
     assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
     assert_eq!(connector.status(&target(&e, "node-a")).await.unwrap(), PowerState::Off);

@@ -163,8 +163,11 @@ async fn discovery_finds_guests_links_configured_ones_and_reports_what_disappear
     assert_eq!(e.store().topology().unwrap().len(), before + 1);
 
     // Adopted, it is configured and can be started.
-    e.store().adopt_node(media.node, None).unwrap();
-    assert!(e.store().adopt_node(media.node, None).is_err(), "adopting twice is refused");
+    e.store().adopt_node(media.node, None, wakehub_core::model::Origin::Api).unwrap();
+    assert!(
+        e.store().adopt_node(media.node, None, wakehub_core::model::Origin::Api).is_err(),
+        "adopting twice is refused"
+    );
     let r = run(&e, "media-server", Action::Start).await;
     assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
     let r = run(&e, "media-server", Action::Stop).await;

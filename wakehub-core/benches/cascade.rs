@@ -119,7 +119,7 @@ fn chain(n: usize, delay_ms: i64) -> Topology {
 
 fn engine(t: &Topology, concurrency: usize) -> Engine {
     let store = Store::open_in_memory(MasterKey::generate()).unwrap_or_else(|e| panic!("{e}"));
-    store.import(t).unwrap_or_else(|e| panic!("{e}"));
+    store.import(t, wakehub_core::model::Origin::Operator).unwrap_or_else(|e| panic!("{e}"));
     Engine::new(store, Registry::builtin(), EngineConfig { concurrency, ..EngineConfig::default() })
         .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -12,8 +12,8 @@ use toml::Value;
 
 pub use crate::model::NodeDraft;
 use crate::model::{
-    Capability, ConfigValue, ConnectorConfig, ErrorCode, Kind, ModelError, NodeId, NodeSpec, NodeState, Readiness,
-    SecretRef, Topology, is_secret_key,
+    Capability, ConfigValue, ConnectorConfig, ErrorCode, Kind, ModelError, NodeId, NodeSpec, NodeState, Origin,
+    Readiness, SecretRef, Topology, is_secret_key,
 };
 
 /// What the parser needs to know beyond the file.
@@ -21,6 +21,22 @@ use crate::model::{
 pub struct ParseOptions {
     /// Node kinds declared by loaded plugins.
     pub plugin_kinds: BTreeSet<String>,
+    /// Who wrote it: the operator (whose file may use `env:`/`file:` secret references) or a
+    /// client of the API (the default, which may not).
+    pub origin: Origin,
+}
+
+impl ParseOptions {
+    /// The options for the operator's own file (`serve --config`, the command line).
+    pub fn operator() -> Self {
+        ParseOptions { plugin_kinds: BTreeSet::new(), origin: Origin::Operator }
+    }
+
+    /// The same options with these plugin kinds.
+    pub fn with_plugin_kinds(mut self, kinds: BTreeSet<String>) -> Self {
+        self.plugin_kinds = kinds;
+        self
+    }
 }
 
 /// One problem in a topology file: which node, which field, what is wrong.
@@ -252,7 +268,7 @@ fn parse_entry(index: usize, item: &Value, options: &ParseOptions, errors: &mut 
             errors.push(&label, "connector", "missing (a `[node.connector]` table with a `type`)");
             None
         }
-        Some(Value::Table(c)) => parse_connector(c, &label, errors),
+        Some(Value::Table(c)) => parse_connector(c, &label, options.origin, errors),
         Some(_) => {
             errors.push(&label, "connector", "must be a table");
             None
@@ -372,7 +388,7 @@ fn parse_readiness(v: &Value, label: &str, errors: &mut Errors) -> Option<Readin
     }
 }
 
-fn parse_connector(t: &toml::Table, label: &str, errors: &mut Errors) -> Option<ConnectorConfig> {
+fn parse_connector(t: &toml::Table, label: &str, origin: Origin, errors: &mut Errors) -> Option<ConnectorConfig> {
     let type_name = match t.get("type") {
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
         Some(_) => {
@@ -386,7 +402,7 @@ fn parse_connector(t: &toml::Table, label: &str, errors: &mut Errors) -> Option<
     };
     let mut settings = BTreeMap::new();
     for (key, value) in t.iter().filter(|(k, _)| *k != "type") {
-        match setting(key, value) {
+        match setting(key, value, origin) {
             Ok(v) => {
                 settings.insert(key.clone(), v);
             }
@@ -398,15 +414,24 @@ fn parse_connector(t: &toml::Table, label: &str, errors: &mut Errors) -> Option<
 
 /// One connector setting; keys named like secrets (at any depth) become [`SecretRef`]s.
 /// An error carries the dotted path of the offending key.
-fn setting(key: &str, v: &Value) -> Result<ConfigValue, (String, String)> {
+fn setting(key: &str, v: &Value, origin: Origin) -> Result<ConfigValue, (String, String)> {
+    if key.starts_with('$') {
+        return Err((key.to_owned(), "keys starting with `$` are reserved".into()));
+    }
     if is_secret_key(key) {
         return match v.as_str().map(SecretRef::parse) {
+            Some(Ok(SecretRef::Env(_) | SecretRef::File(_))) if origin == Origin::Api => Err((
+                key.to_owned(),
+                "`env:` and `file:` references are read only from the operator's own topology file \
+                 (`serve --config`, the command line); through the API, give the secret itself"
+                    .into(),
+            )),
             Some(Ok(secret)) => Ok(ConfigValue::Secret(secret)),
             Some(Err(e)) => Err((key.to_owned(), e)),
             None => Err((key.to_owned(), "a secret must be a string (inline, \"env:VAR\" or \"file:PATH\")".into())),
         };
     }
-    let nested = |k: &str, v: &Value| setting(k, v).map_err(|(path, e)| (format!("{key}.{path}"), e));
+    let nested = |k: &str, v: &Value| setting(k, v, origin).map_err(|(path, e)| (format!("{key}.{path}"), e));
     Ok(match v {
         Value::String(s) => ConfigValue::String(s.clone()),
         Value::Integer(i) => ConfigValue::Integer(*i),

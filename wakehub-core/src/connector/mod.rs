@@ -21,7 +21,10 @@ use std::sync::Arc;
 use futures::stream::BoxStream;
 
 pub use crate::model::{Action, ErrorCode, PowerState};
-use crate::model::{Capability, ConfigValue, ConnectorConfig, Kind, NodeId, SecretRef, Topology};
+use crate::model::{
+    Capability, ConfigValue, ConnectorConfig, Kind, NodeId, SecretRef, Topology, is_command_key, is_endpoint_key,
+    is_secret_key,
+};
 use crate::secrets::{SecretError, SecretString};
 
 /// A connector failure: a stable code, a human message naming the node and platform (never
@@ -89,9 +92,9 @@ pub struct HostEndpoint {
 /// the call's result. Defined here, on the connector's floor; the engine implements it over
 /// its store and journal, and a test or an embedder may implement it over anything.
 pub trait NodeContext: Send + Sync {
-    /// The plaintext of `secret`, a secret setting of `node`'s (or its host's) table, for
-    /// the one request that needs it.
-    fn secret(&self, node: NodeId, secret: &SecretRef) -> Result<SecretString, SecretError>;
+    /// The plaintext of `secret`, the setting `key` of node `owner`'s table (the node's own
+    /// or its host's), for the one request that needs it.
+    fn secret(&self, owner: NodeId, key: &str, secret: &SecretRef) -> Result<SecretString, SecretError>;
     /// The SSH host key learned for `endpoint` (`host:port`) of `node`, if any.
     fn host_key(&self, _node: NodeId, _endpoint: &str) -> Option<String> {
         None
@@ -187,7 +190,8 @@ impl Target {
         }
     }
 
-    /// Resolves the secret setting `key` of `config` (the node's or its host's table).
+    /// Resolves the secret setting `key` of `config`, which is `self.config` or
+    /// `self.host`'s table (the secret is bound to the node that table belongs to).
     pub fn secret(&self, config: &ConnectorConfig, key: &str) -> Result<Option<SecretString>, ConnectorError> {
         let Some(ConfigValue::Secret(secret)) = config.settings.get(key) else {
             return Ok(None);
@@ -198,7 +202,12 @@ impl Target {
                 format!("{}: no secret store to read `{key}` from", self.name),
             )
         })?;
-        context.0.secret(self.node, secret).map(Some).map_err(|e| {
+        // The table is the node's own or its host's: the secret is its owner's.
+        let owner = match &self.host {
+            Some(h) if std::ptr::eq(config, &h.config) => h.node,
+            _ => self.node,
+        };
+        context.0.secret(owner, key, secret).map(Some).map_err(|e| {
             ConnectorError::new(ErrorCode::InvalidConfig, format!("{}: secret `{key}` is unavailable: {e}", self.name))
         })
     }
@@ -225,6 +234,34 @@ pub struct DiscoveredGuest {
 }
 
 impl DiscoveredGuest {
+    /// The guest as a platform (or a plugin) may report it: its connector table loses every
+    /// secret, every key that says where secrets go or what a plugin may reach (hosts,
+    /// URLs, ports, pins, `allow_hosts`), every command key and every `$`-key. What a
+    /// host reports can then never grant a node anything: a discovered node reaches the
+    /// world only through its host's table, and the user's adoption.
+    pub fn sanitized(mut self) -> DiscoveredGuest {
+        fn clean(v: ConfigValue) -> Option<ConfigValue> {
+            match v {
+                ConfigValue::Secret(_) => None,
+                ConfigValue::Array(items) => Some(ConfigValue::Array(items.into_iter().filter_map(clean).collect())),
+                ConfigValue::Table(t) => Some(ConfigValue::Table(
+                    t.into_iter()
+                        .filter(|(k, _)| !k.starts_with('$'))
+                        .filter_map(|(k, v)| Some((k, clean(v)?)))
+                        .collect(),
+                )),
+                other => Some(other),
+            }
+        }
+        let settings = std::mem::take(&mut self.connector.settings);
+        self.connector.settings = settings
+            .into_iter()
+            .filter(|(k, _)| !(k.starts_with('$') || is_secret_key(k) || is_endpoint_key(k) || is_command_key(k)))
+            .filter_map(|(k, v)| Some((k, clean(v)?)))
+            .collect();
+        self
+    }
+
     /// Whether `config` (a configured node's connector table on the same host) names this
     /// guest: same connector type and the same identifying key — `vmid`, `container` (name,
     /// or an id of at least 12 hex digits), or a plugin's `system`.

@@ -83,10 +83,14 @@ impl Connector for WolSshConnector {
         match code {
             // A machine going down may drop the connection before reporting a status.
             Some(0) | None => Ok(()),
-            Some(n) => Err(ConnectorError::new(
-                ErrorCode::PlatformError,
-                format!("{}: wol-ssh: `{command}` exited with {n}: {}", target.name, output.trim()),
-            )),
+            Some(n) => {
+                // The output stays in WakeHub's log; the step's error says only what failed.
+                tracing::warn!(node = %target.name, exit = n, "`{command}` failed: {}", output.trim());
+                Err(ConnectorError::new(
+                    ErrorCode::PlatformError,
+                    format!("{}: wol-ssh: `{command}` exited with {n} (its output is in WakeHub's log)", target.name),
+                ))
+            }
         }
     }
 

@@ -13,8 +13,8 @@ use super::Engine;
 pub(super) struct EngineContext(pub(super) Engine);
 
 impl NodeContext for EngineContext {
-    fn secret(&self, _node: NodeId, secret: &SecretRef) -> Result<SecretString, SecretError> {
-        self.0.inner.store.resolve_secret(secret).map_err(|e| match e {
+    fn secret(&self, owner: NodeId, key: &str, secret: &SecretRef) -> Result<SecretString, SecretError> {
+        self.0.inner.store.resolve_secret(owner, key, secret).map_err(|e| match e {
             StoreError::Secret(e) => e,
             other => SecretError::Unavailable {
                 reference: secret.to_reference().unwrap_or_else(|| "<inline>".into()),

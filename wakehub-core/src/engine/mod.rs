@@ -35,8 +35,8 @@ use tokio_util::sync::CancellationToken;
 use crate::connector::{ConnectorError, Registry, Target};
 use crate::events::{Event, EventKind};
 use crate::model::{
-    Action, CascadeId, ErrorCode, EventId, ModelError, NodeId, NodeRef, NodeState, PowerState, ProposalId, Refusal,
-    Topology,
+    Action, CascadeId, ErrorCode, EventId, ModelError, NodeId, NodeRef, NodeState, Origin, PowerState, ProposalId,
+    Refusal, Topology,
 };
 use crate::plan::{Observations, Plan, plan};
 use crate::store::{
@@ -375,7 +375,13 @@ impl Engine {
     /// Asks every node's connector for its state, recording nothing.
     async fn poll(&self, topology: &Topology) -> Vec<(NodeId, PowerState)> {
         let timeout = self.inner.config.status_timeout;
-        let targets: Vec<Target> = topology.nodes().filter_map(|n| self.target(topology, n.id)).collect();
+        // Discovered nodes are not called until they are adopted (their tables come from a
+        // platform, not from the user).
+        let targets: Vec<Target> = topology
+            .nodes()
+            .filter(|n| n.spec.state == NodeState::Configured)
+            .filter_map(|n| self.target(topology, n.id))
+            .collect();
         let results: Vec<(NodeId, PowerState)> = futures::stream::iter(targets)
             .map(|target| {
                 let connector = self.inner.connectors.get(&target.config.type_name);
@@ -476,6 +482,20 @@ impl Engine {
                     .into());
                 }
             };
+            // A platform lists its own guests: anything naming another connector is dropped,
+            // and every listed table is checked by its connector before it is stored.
+            let guests: Vec<_> = guests
+                .into_iter()
+                .map(crate::connector::DiscoveredGuest::sanitized)
+                .filter(|g| {
+                    let ok = g.connector.type_name == source && connector.validate(&g.connector).is_ok();
+                    if !ok {
+                        tracing::warn!(host = %node.spec.name, source, key = %g.key, "a listed guest is dropped: \
+                                       its connector table is not one `{source}` accepts");
+                    }
+                    ok
+                })
+                .collect();
             let source = source.to_owned();
             let part = self.inner.store.run(move |s| s.apply_discovery(host, &source, &guests)).await?;
             report.added.extend(part.added);
@@ -596,15 +616,16 @@ impl Engine {
     }
 
     /// Makes the store's configured nodes exactly `desired` (see [`Store::import`]), after
-    /// checking that every node's connector type is registered and accepts its table.
-    pub async fn import(&self, desired: Topology) -> Result<ImportSummary, EngineError> {
+    /// checking that every node's connector type is registered and accepts its table;
+    /// `origin` says who wrote it ([`Origin`]).
+    pub async fn import(&self, desired: Topology, origin: Origin) -> Result<ImportSummary, EngineError> {
         let problems = self.inner.connectors.validate(&desired);
         if !problems.is_empty() {
             let message: Vec<String> =
                 problems.iter().map(|(n, p)| format!("node `{n}`, field `connector`: {p}")).collect();
             return Err(EngineError::from(Refusal::invalid(message.join("; "))));
         }
-        Ok(self.inner.store.run(move |s| s.import(&desired)).await?)
+        Ok(self.inner.store.run(move |s| s.import(&desired, origin)).await?)
     }
 
     /// Refuses nodes whose connector type is not registered.

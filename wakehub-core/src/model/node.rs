@@ -225,6 +225,72 @@ impl fmt::Debug for SecretRef {
     }
 }
 
+/// Who writes a node's configuration, which decides what it may say.
+///
+/// - [`Origin::Operator`]: the operator's own topology file (`serve --config`, the CLI) or
+///   the embedding program. Secrets may be references (`env:VAR`, `file:PATH`), and command
+///   keys (`shutdown_command`) may hold any command.
+/// - [`Origin::Api`]: a client of the API. A secret is a value (or the `credential:N` this
+///   very node already holds for this very key), never a reference that would make WakeHub
+///   read a file or an environment variable; a command key is one of
+///   [`STANDARD_COMMANDS`] or the command the operator already set on that node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Origin {
+    /// The operator's own files and code.
+    Operator,
+    /// A client of the API (the default: the least trusted).
+    #[default]
+    Api,
+}
+
+/// The commands a client of the API may choose for a command key; anything else comes from
+/// the operator's topology file.
+pub const STANDARD_COMMANDS: &[&str] = &[
+    "shutdown -h now",
+    "poweroff",
+    "systemctl poweroff",
+    "sudo -n shutdown -h now",
+    "sudo -n poweroff",
+    "sudo -n systemctl poweroff",
+];
+
+/// Whether a connector key holds a command WakeHub runs on the node (`shutdown_command`).
+pub fn is_command_key(key: &str) -> bool {
+    key.ends_with("_command")
+}
+
+/// Whether a connector key says where the node's secrets are sent: a host, a URL, a port,
+/// a broadcast address, a certificate pin or the hosts a plugin may reach. A stored
+/// credential is kept only while these stay as they were when it was given.
+pub fn is_endpoint_key(key: &str) -> bool {
+    matches!(key, "host" | "broadcast" | "allow_hosts")
+        || ["url", "_host", "port", "fingerprint"].iter().any(|s| key.ends_with(s))
+}
+
+/// The endpoint a table's secrets are bound to: its endpoint keys and their values, in a
+/// canonical form (`host=10.0.0.5;ssh_port=22`).
+pub fn endpoint_of(config: &ConnectorConfig) -> String {
+    fn text(v: &ConfigValue) -> String {
+        match v {
+            ConfigValue::String(s) => s.clone(),
+            ConfigValue::Integer(i) => i.to_string(),
+            ConfigValue::Float(f) => f.to_string(),
+            ConfigValue::Bool(b) => b.to_string(),
+            ConfigValue::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(","),
+            ConfigValue::Table(t) => t.iter().map(|(k, v)| format!("{k}:{}", text(v))).collect::<Vec<_>>().join(","),
+            ConfigValue::Secret(_) => String::new(),
+        }
+    }
+    config
+        .settings
+        .iter()
+        .filter(|(k, _)| is_endpoint_key(k))
+        .map(|(k, v)| format!("{k}={}", text(v)))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
 /// Whether a connector key holds a secret. Connectors name their secret keys with one of
 /// these suffixes (`password`, `ssh_password`, `token_secret`, `api_key`…).
 pub fn is_secret_key(key: &str) -> bool {

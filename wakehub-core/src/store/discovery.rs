@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::nodes::{insert_node, load, write_node};
 use super::{Store, StoreError, db, now_ms};
 use crate::connector::DiscoveredGuest;
-use crate::model::{NodeDraft, NodeId, NodeSpec, NodeState, PowerState, Refusal, Topology, validate_name};
+use crate::model::{NodeDraft, NodeId, NodeSpec, NodeState, Origin, PowerState, Refusal, Topology, validate_name};
 
 /// A guest one discovery run found, and the node that stands for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,7 +122,9 @@ impl Store {
             let now = now_ms();
             let mut report = DiscoveryReport::default();
             let mut seen_keys = Vec::new();
-            for guest in guests {
+            // What a platform reports never carries secrets or grants into the store.
+            let guests: Vec<DiscoveredGuest> = guests.iter().cloned().map(DiscoveredGuest::sanitized).collect();
+            for guest in &guests {
                 seen_keys.push(guest.key.clone());
                 let details = guest.details.to_string();
                 let known: Option<i64> = tx
@@ -236,7 +238,7 @@ impl Store {
 
     /// Turns a discovered node into a configured one: as discovered (pre-filled), or with
     /// `draft` (the form the user completed; without a parent it stays on its host).
-    pub fn adopt_node(&self, id: NodeId, draft: Option<NodeDraft>) -> Result<(), StoreError> {
+    pub fn adopt_node(&self, id: NodeId, draft: Option<NodeDraft>, origin: Origin) -> Result<(), StoreError> {
         let parent = {
             let topology = self.topology_shared()?;
             let node = topology.get(id)?;
@@ -251,7 +253,7 @@ impl Store {
                 if draft.parent.is_none() {
                     draft.parent = parent.map(|p| p.to_string());
                 }
-                self.replace_node(id, draft)
+                self.replace_node(id, draft, origin)
             }
             None => self.change(|tx| {
                 let mut topology = load(tx)?;

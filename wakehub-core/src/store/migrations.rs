@@ -147,6 +147,13 @@ pub(super) const MIGRATIONS: &[&str] = &[
         UNIQUE (host_id, source, key)
     ) STRICT;
     "#,
+    // 6: a credential is bound to the node and key it was given for, and to the endpoint
+    // (host, URLs, ports, pins) its node had then; rows of older versions are bound at open.
+    r#"
+    ALTER TABLE credentials ADD COLUMN node_id INTEGER;
+    ALTER TABLE credentials ADD COLUMN key TEXT;
+    ALTER TABLE credentials ADD COLUMN endpoint TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -94,6 +94,9 @@ pub(crate) fn db(e: rusqlite::Error) -> StoreError {
 struct Inner {
     conn: Mutex<Connection>,
     key: MasterKey,
+    /// The database's directory (where the master key file lives by default): no `file:`
+    /// secret may point into it.
+    dir: Option<std::path::PathBuf>,
     /// The last loaded topology and the generation it was loaded at.
     topology: Mutex<(u64, Option<Arc<crate::model::Topology>>)>,
 }
@@ -124,22 +127,31 @@ impl Store {
     /// with [`StoreError::TooNew`].
     pub fn open(path: &Path, key: MasterKey) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(db)?;
-        Self::init(conn, key)
+        let dir = path.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d });
+        Self::init(conn, key, dir.and_then(|d| d.canonicalize().ok()))
     }
 
     /// A private in-memory database (tests, `wakehub plan`).
     pub fn open_in_memory(key: MasterKey) -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory().map_err(db)?, key)
+        Self::init(Connection::open_in_memory().map_err(db)?, key, None)
     }
 
-    fn init(mut conn: Connection, key: MasterKey) -> Result<Self, StoreError> {
+    fn init(mut conn: Connection, key: MasterKey, dir: Option<std::path::PathBuf>) -> Result<Self, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
         conn.pragma_update(None, "foreign_keys", true).map_err(db)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(db)?;
         migrations::migrate(&mut conn)?;
         check_master_key(&conn, &key)?;
-        Ok(Self { inner: Arc::new(Inner { conn: Mutex::new(conn), key, topology: Mutex::new((0, None)) }) })
+        {
+            let tx = conn.transaction().map_err(db)?;
+            let bound = nodes::bind_legacy_credentials(&tx)?;
+            tx.commit().map_err(db)?;
+            if bound > 0 {
+                tracing::info!(bound, "credentials of an older version bound to their nodes");
+            }
+        }
+        Ok(Self { inner: Arc::new(Inner { conn: Mutex::new(conn), key, dir, topology: Mutex::new((0, None)) }) })
     }
 
     /// Runs `f` on tokio's blocking pool, for async callers.
@@ -204,8 +216,11 @@ impl Store {
         Ok(r)
     }
 
-    /// Reads a secret wherever it lives: the environment, a file, or the encrypted store.
-    pub fn resolve_secret(&self, secret: &SecretRef) -> Result<SecretString, StoreError> {
+    /// Reads secret `key` of node `owner`'s table wherever it lives: the environment, a
+    /// file, or the encrypted store. A stored credential is read only for the node and key
+    /// it was given for; a reference never reads the master key or the database's
+    /// directory.
+    pub fn resolve_secret(&self, owner: NodeId, key: &str, secret: &SecretRef) -> Result<SecretString, StoreError> {
         let unavailable = |message: String| {
             StoreError::Secret(SecretError::Unavailable {
                 reference: secret.to_reference().unwrap_or_else(|| "<inline>".into()),
@@ -214,22 +229,66 @@ impl Store {
         };
         match secret {
             SecretRef::Inline(s) => Ok(SecretString::new(s.clone())),
-            SecretRef::Env(var) => std::env::var(var).map(SecretString::new).map_err(|_| unavailable("not set".into())),
-            SecretRef::File(path) => std::fs::read_to_string(path)
-                .map(|s| SecretString::new(s.trim_end_matches(['\r', '\n'])))
-                .map_err(|e| unavailable(e.to_string())),
+            SecretRef::Env(var) => {
+                self.check_reference(secret)?;
+                std::env::var(var).map(SecretString::new).map_err(|_| unavailable("not set".into()))
+            }
+            SecretRef::File(path) => {
+                self.check_reference(secret)?;
+                std::fs::read_to_string(path)
+                    .map(|s| SecretString::new(s.trim_end_matches(['\r', '\n'])))
+                    .map_err(|e| unavailable(e.to_string()))
+            }
             SecretRef::Stored(id) => {
-                let row: Option<(Vec<u8>, Vec<u8>)> = self
-                    .conn()
-                    .query_row("SELECT nonce, ciphertext FROM credentials WHERE id = ?1", [id.get()], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
+                let conn = self.conn();
+                let row: Option<(Vec<u8>, Vec<u8>, Option<i64>, Option<String>)> = conn
+                    .query_row(
+                        "SELECT nonce, ciphertext, node_id, key FROM credentials WHERE id = ?1",
+                        [id.get()],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
                     .optional()
                     .map_err(db)?;
-                let (nonce, ciphertext) = row.ok_or_else(|| unavailable("no such credential".into()))?;
+                let (nonce, ciphertext, node, bound_key) =
+                    row.ok_or_else(|| unavailable("no such credential".into()))?;
+                if node != Some(owner.get()) || bound_key.as_deref() != Some(key) {
+                    return Err(unavailable(format!("it is not the `{key}` of {owner}")));
+                }
                 let plain = self.inner.key.open(&Sealed { nonce, ciphertext }, id.to_string().as_bytes())?;
                 String::from_utf8(plain).map(SecretString::new).map_err(|_| StoreError::Secret(SecretError::Decrypt))
             }
+        }
+    }
+
+    /// Refuses `env:`/`file:` references to the master key or into the database's
+    /// directory (which holds the database and, by default, the key file).
+    pub(crate) fn check_reference(&self, secret: &SecretRef) -> Result<(), StoreError> {
+        let refused =
+            |why: &str| Err(Refusal::invalid(format!("{}: {why}", secret.to_reference().unwrap_or_default())).into());
+        match secret {
+            SecretRef::Env(var) if var == crate::secrets::MASTER_KEY_ENV => {
+                refused("the master key is never a node's secret")
+            }
+            SecretRef::File(path) => {
+                let Some(dir) = &self.inner.dir else { return Ok(()) };
+                // A file that does not exist yet cannot be canonicalized; its parent can.
+                let resolved = path
+                    .canonicalize()
+                    .or_else(|_| {
+                        path.parent().map_or(Ok(path.clone()), |p| {
+                            p.canonicalize().map(|p| p.join(path.file_name().unwrap_or_default()))
+                        })
+                    })
+                    .unwrap_or_else(|_| path.clone());
+                if resolved.starts_with(dir) {
+                    refused(
+                        "files of WakeHub's own database directory (the database, the master key) are never a node's secret",
+                    )
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
         }
     }
 
@@ -238,9 +297,16 @@ impl Store {
         &self,
         tx: &rusqlite::Transaction<'_>,
         plaintext: &str,
+        node: NodeId,
+        key: &str,
+        endpoint: &str,
     ) -> Result<CredentialId, StoreError> {
-        tx.execute("INSERT INTO credentials (nonce, ciphertext, created_at) VALUES (x'', x'', ?1)", [now_ms()])
-            .map_err(db)?;
+        tx.execute(
+            "INSERT INTO credentials (nonce, ciphertext, created_at, node_id, key, endpoint)
+             VALUES (x'', x'', ?1, ?2, ?3, ?4)",
+            params![now_ms(), node.get(), key, endpoint],
+        )
+        .map_err(db)?;
         let id = CredentialId::new(tx.last_insert_rowid());
         let sealed = self.inner.key.seal(plaintext.as_bytes(), id.to_string().as_bytes());
         tx.execute(

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::{Store, StoreError, db, now_ms};
 use crate::model::{
-    Capability, ConfigValue, ConnectorConfig, Kind, NodeDraft, NodeId, NodeSpec, NodeState, Readiness, SecretRef,
-    Timeouts, Topology,
+    Capability, ConfigValue, ConnectorConfig, CredentialId, Kind, NodeDraft, NodeId, NodeSpec, NodeState, Origin,
+    Readiness, Refusal, STANDARD_COMMANDS, SecretRef, Timeouts, Topology, endpoint_of, is_command_key,
 };
 
 /// What an import changed, by node name.
@@ -53,30 +53,44 @@ impl Store {
         r
     }
 
-    /// Creates a node under `parent`.
+    /// Creates a node under `parent` (written by the operator's own code: see [`Origin`]).
     pub fn add_node(&self, spec: NodeSpec, parent: Option<NodeId>) -> Result<NodeId, StoreError> {
         self.change(|tx| {
             let mut topology = load(tx)?;
-            let spec = self.seal_settings(tx, spec)?;
             topology.add_node(spec.clone(), parent)?;
-            insert_node(tx, &spec, parent)
+            self.insert_sealed(tx, spec, parent, Origin::Operator)
         })
     }
 
+    /// Inserts a node, then seals its inline secrets bound to its new id.
+    fn insert_sealed(
+        &self,
+        tx: &Transaction<'_>,
+        spec: NodeSpec,
+        parent: Option<NodeId>,
+        origin: Origin,
+    ) -> Result<NodeId, StoreError> {
+        let mut bare = spec.clone();
+        bare.connector.settings.clear();
+        let id = insert_node(tx, &bare, parent)?;
+        let sealed = self.seal_settings(tx, id, spec, None, origin)?;
+        write_node(tx, id, &sealed)?;
+        Ok(id)
+    }
+
     /// Creates a node with its parent and dependencies (given by name or id), in one
-    /// transaction.
-    pub fn create_node(&self, draft: NodeDraft) -> Result<NodeId, StoreError> {
+    /// transaction; `origin` says who wrote it ([`Origin`]).
+    pub fn create_node(&self, draft: NodeDraft, origin: Origin) -> Result<NodeId, StoreError> {
         self.change(|tx| {
             let mut topology = load(tx)?;
             let parent = draft.parent.as_deref().map(|p| topology.resolve(p).map(|n| n.id)).transpose()?;
             let deps: Vec<NodeId> =
                 draft.depends_on.iter().map(|d| topology.resolve(d).map(|n| n.id)).collect::<Result<_, _>>()?;
-            let spec = self.seal_settings(tx, draft.spec)?;
-            let probe = topology.add_node(spec.clone(), parent)?;
+            let probe = topology.add_node(draft.spec.clone(), parent)?;
             for d in &deps {
                 topology.add_dependency(probe, *d)?;
             }
-            let id = insert_node(tx, &spec, parent)?;
+            let id = self.insert_sealed(tx, draft.spec, parent, origin)?;
             for d in deps {
                 tx.execute("INSERT INTO dependencies (from_id, to_id) VALUES (?1, ?2)", [id.get(), d.get()])
                     .map_err(db)?;
@@ -86,15 +100,15 @@ impl Store {
     }
 
     /// Replaces a node's configuration, parent and dependencies (by name or id), keeping its
-    /// id, in one transaction.
-    pub fn replace_node(&self, id: NodeId, draft: NodeDraft) -> Result<(), StoreError> {
+    /// id, in one transaction; `origin` says who wrote it ([`Origin`]).
+    pub fn replace_node(&self, id: NodeId, draft: NodeDraft, origin: Origin) -> Result<(), StoreError> {
         self.change(|tx| {
             let mut topology = load(tx)?;
-            topology.get(id)?;
+            let current = topology.get(id)?.spec.clone();
             let parent = draft.parent.as_deref().map(|p| topology.resolve(p).map(|n| n.id)).transpose()?;
             let deps: BTreeSet<NodeId> =
                 draft.depends_on.iter().map(|d| topology.resolve(d).map(|n| n.id)).collect::<Result<_, _>>()?;
-            let spec = self.seal_settings(tx, draft.spec)?;
+            let spec = self.seal_settings(tx, id, draft.spec, Some(&current), origin)?;
             let old: BTreeSet<NodeId> = topology.dependencies(id).into_iter().collect();
             for gone in old.difference(&deps) {
                 topology.remove_dependency(id, *gone)?;
@@ -115,11 +129,13 @@ impl Store {
         })
     }
 
-    /// Replaces a node's configuration, keeping its id, parent and links.
-    pub fn update_node(&self, id: NodeId, spec: NodeSpec) -> Result<(), StoreError> {
+    /// Replaces a node's configuration, keeping its id, parent and links; `origin` says who
+    /// wrote it ([`Origin`]).
+    pub fn update_node(&self, id: NodeId, spec: NodeSpec, origin: Origin) -> Result<(), StoreError> {
         self.change(|tx| {
             let mut topology = load(tx)?;
-            let spec = self.seal_settings(tx, spec)?;
+            let current = topology.get(id)?.spec.clone();
+            let spec = self.seal_settings(tx, id, spec, Some(&current), origin)?;
             topology.update_node(id, spec.clone())?;
             write_node(tx, id, &spec)?;
             gc_credentials(tx, &topology)
@@ -181,7 +197,7 @@ impl Store {
     /// The store checks the model's rules, not connectors: use
     /// [`Engine::import`](crate::engine::Engine::import) to have every node's connector
     /// type and keys checked first.
-    pub fn import(&self, desired: &Topology) -> Result<ImportSummary, StoreError> {
+    pub fn import(&self, desired: &Topology, origin: Origin) -> Result<ImportSummary, StoreError> {
         self.change(|tx| {
             let current = load(tx)?;
             let mut summary = ImportSummary::default();
@@ -209,9 +225,9 @@ impl Store {
                 ids.insert(node.name().to_owned(), node.id);
             }
             for node in desired.nodes() {
-                let spec = self.seal_settings(tx, node.spec.clone())?;
                 match current.by_name(node.name()) {
                     Some(old) => {
+                        let spec = self.seal_settings(tx, old.id, node.spec.clone(), Some(&old.spec), origin)?;
                         let same_parent =
                             old.parent.map(|p| current.name_of(p)) == node.parent.map(|p| desired.name_of(p));
                         let names = |t: &Topology, ids: Vec<NodeId>| -> BTreeSet<String> {
@@ -227,7 +243,7 @@ impl Store {
                         write_node(tx, old.id, &spec)?;
                     }
                     None => {
-                        let id = insert_node(tx, &spec, None)?;
+                        let id = self.insert_sealed(tx, node.spec.clone(), None, origin)?;
                         ids.insert(node.name().to_owned(), id);
                         summary.added.push(node.name().to_owned());
                     }
@@ -272,37 +288,155 @@ impl Store {
         })
     }
 
-    /// Replaces inline secrets by sealed credentials; checks that stored references exist.
-    fn seal_settings(&self, tx: &Transaction<'_>, mut spec: NodeSpec) -> Result<NodeSpec, StoreError> {
-        fn walk(store: &Store, tx: &Transaction<'_>, v: &mut ConfigValue) -> Result<(), StoreError> {
-            match v {
-                ConfigValue::Secret(SecretRef::Inline(plain)) => {
-                    let id = store.seal_credential(tx, plain)?;
-                    *v = ConfigValue::Secret(SecretRef::Stored(id));
-                }
-                ConfigValue::Secret(SecretRef::Stored(id)) => {
-                    let exists: Option<i64> = tx
-                        .query_row("SELECT id FROM credentials WHERE id = ?1", [id.get()], |r| r.get(0))
-                        .optional()
-                        .map_err(db)?;
-                    if exists.is_none() {
-                        return Err(StoreError::Secret(crate::secrets::SecretError::Unavailable {
-                            reference: id.to_string(),
-                            message: "no such credential".into(),
-                        }));
+    /// Checks what `origin` may write into node `id`'s connector table (replacing
+    /// `current`, if it exists) and seals its inline secrets, bound to the node, the key and
+    /// the table's endpoint:
+    ///
+    /// - a `credential:N` must be this node's, for this key, given while the table's
+    ///   endpoint (hosts, URLs, ports, pins) was what it is now: changing where a secret
+    ///   goes keeps it only if it is supplied again;
+    /// - `env:`/`file:` references only from the operator, never naming the master key or
+    ///   the database's directory;
+    /// - a command key from the API only as one of [`STANDARD_COMMANDS`] or unchanged.
+    fn seal_settings(
+        &self,
+        tx: &Transaction<'_>,
+        id: NodeId,
+        mut spec: NodeSpec,
+        current: Option<&NodeSpec>,
+        origin: Origin,
+    ) -> Result<NodeSpec, StoreError> {
+        let endpoint = endpoint_of(&spec.connector);
+        let node = spec.name.clone();
+        let walk = |path: &str, v: &mut ConfigValue| -> Result<(), StoreError> {
+            let mut stack: Vec<(String, &mut ConfigValue)> = vec![(path.to_owned(), v)];
+            while let Some((path, v)) = stack.pop() {
+                match v {
+                    ConfigValue::Secret(SecretRef::Inline(plain)) => {
+                        let sealed = self.seal_credential(tx, plain, id, &path, &endpoint)?;
+                        *v = ConfigValue::Secret(SecretRef::Stored(sealed));
                     }
+                    ConfigValue::Secret(SecretRef::Stored(cred)) => {
+                        check_binding(tx, *cred, id, &node, &path, Some(&endpoint))?;
+                    }
+                    ConfigValue::Secret(r @ (SecretRef::Env(_) | SecretRef::File(_))) => {
+                        if origin == Origin::Api {
+                            return Err(Refusal::invalid(format!(
+                                "node `{node}`, `{path}`: `env:` and `file:` references are read only from the \
+                                 operator's own topology file; through the API, give the secret itself"
+                            ))
+                            .into());
+                        }
+                        self.check_reference(r)?;
+                    }
+                    ConfigValue::Array(items) => {
+                        stack.extend(items.iter_mut().map(|i| (path.clone(), i)));
+                    }
+                    ConfigValue::Table(t) => {
+                        stack.extend(t.iter_mut().map(|(k, i)| (format!("{path}.{k}"), i)));
+                    }
+                    _ => {}
                 }
-                ConfigValue::Array(items) => items.iter_mut().try_for_each(|i| walk(store, tx, i))?,
-                ConfigValue::Table(t) => t.values_mut().try_for_each(|i| walk(store, tx, i))?,
-                _ => {}
             }
             Ok(())
-        }
-        for v in spec.connector.settings.values_mut() {
-            walk(self, tx, v)?;
+        };
+        for (key, value) in spec.connector.settings.iter_mut() {
+            walk(key, value)?;
+            if origin == Origin::Api && is_command_key(key) {
+                let unchanged = current.and_then(|c| c.connector.settings.get(key)) == Some(&*value);
+                let standard = matches!(&*value, ConfigValue::String(c) if STANDARD_COMMANDS.contains(&c.as_str()));
+                if !unchanged && !standard {
+                    return Err(Refusal::invalid(format!(
+                        "node `{node}`, `{key}`: through the API a command is one of {}; any other command is \
+                         set in the operator's topology file",
+                        STANDARD_COMMANDS.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                    ))
+                    .into());
+                }
+            }
         }
         Ok(spec)
     }
+}
+
+/// Checks that credential `cred` belongs to node `id` and `key` and, when `endpoint` is
+/// given, that it was given for that endpoint.
+pub(super) fn check_binding(
+    tx: &Transaction<'_>,
+    cred: CredentialId,
+    id: NodeId,
+    node: &str,
+    key: &str,
+    endpoint: Option<&str>,
+) -> Result<(), StoreError> {
+    let row: Option<(Option<i64>, Option<String>, Option<String>)> = tx
+        .query_row("SELECT node_id, key, endpoint FROM credentials WHERE id = ?1", [cred.get()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()
+        .map_err(db)?;
+    let Some((owner, bound_key, bound_endpoint)) = row else {
+        return Err(StoreError::Secret(crate::secrets::SecretError::Unavailable {
+            reference: cred.to_string(),
+            message: "no such credential".into(),
+        }));
+    };
+    if owner != Some(id.get()) || bound_key.as_deref() != Some(key) {
+        return Err(Refusal::invalid(format!(
+            "node `{node}`, `{key}`: {cred} is not this node's `{key}`; give the secret itself"
+        ))
+        .into());
+    }
+    if let Some(endpoint) = endpoint
+        && bound_endpoint.as_deref() != Some(endpoint)
+    {
+        return Err(Refusal::invalid(format!(
+            "node `{node}`, `{key}`: the secret was given for another endpoint ({}); since the node's host, URL, \
+             port or pin changed, supply the secret again",
+            bound_endpoint.unwrap_or_default()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Binds credentials written before schema version 6 to the (first) node and key that
+/// refer to them, with that node's current endpoint.
+pub(super) fn bind_legacy_credentials(tx: &Transaction<'_>) -> Result<usize, StoreError> {
+    let unbound: BTreeSet<i64> = tx
+        .prepare("SELECT id FROM credentials WHERE node_id IS NULL")
+        .map_err(db)?
+        .query_map([], |r| r.get(0))
+        .map_err(db)?
+        .collect::<Result<_, _>>()
+        .map_err(db)?;
+    if unbound.is_empty() {
+        return Ok(0);
+    }
+    let topology = load(tx)?;
+    let mut bound = 0;
+    for node in topology.nodes() {
+        let endpoint = endpoint_of(&node.spec.connector);
+        let mut stack: Vec<(String, &ConfigValue)> =
+            node.spec.connector.settings.iter().map(|(k, v)| (k.clone(), v)).collect();
+        while let Some((path, v)) = stack.pop() {
+            match v {
+                ConfigValue::Secret(SecretRef::Stored(id)) if unbound.contains(&id.get()) => {
+                    bound += tx
+                        .execute(
+                            "UPDATE credentials SET node_id = ?1, key = ?2, endpoint = ?3
+                             WHERE id = ?4 AND node_id IS NULL",
+                            params![node.id.get(), path, endpoint, id.get()],
+                        )
+                        .map_err(db)?;
+                }
+                ConfigValue::Array(items) => stack.extend(items.iter().map(|i| (path.clone(), i))),
+                ConfigValue::Table(t) => stack.extend(t.iter().map(|(k, i)| (format!("{path}.{k}"), i))),
+                _ => {}
+            }
+        }
+    }
+    Ok(bound)
 }
 
 /// Deletes credentials no node refers to any more.

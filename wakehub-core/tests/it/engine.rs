@@ -10,7 +10,7 @@ use wakehub_core::connector::sim::SimConnector;
 use wakehub_core::connector::{Connector, ConnectorError, PowerState, Registry, Target};
 use wakehub_core::engine::{Engine, EngineConfig};
 use wakehub_core::events::{CascadeStatus, Event, EventKind, StepStatus};
-use wakehub_core::model::Action;
+use wakehub_core::model::{Action, Origin};
 use wakehub_core::model::{CascadeId, NodeId, Topology};
 use wakehub_core::secrets::MasterKey;
 use wakehub_core::store::{ProposalStatus, Store};
@@ -84,7 +84,7 @@ impl Lab {
     }
 
     fn on(store: Store, text: &str, config: EngineConfig) -> Lab {
-        store.import_toml(text, &ParseOptions::default()).unwrap();
+        store.import_toml(text, &ParseOptions::operator()).unwrap();
         let sim = Counting::default();
         let mut registry = Registry::new();
         registry.register("sim", sim.clone());
@@ -610,7 +610,7 @@ async fn an_unregistered_connector_type_is_refused_when_it_enters() {
     let topology = crate::support::parse(&fast(HOMELAB));
     // At Engine::new: the store names `sim`, the registry has no such connector.
     let store = Store::open_in_memory(MasterKey::generate()).unwrap();
-    store.import(&topology).unwrap();
+    store.import(&topology, Origin::Operator).unwrap();
     let err = Engine::new(store, Registry::new(), EngineConfig::default()).unwrap_err();
     assert_eq!(err.code().as_str(), "VALIDATION");
     assert!(err.to_string().contains("type `sim`"), "{err}");
@@ -624,7 +624,7 @@ async fn an_unregistered_connector_type_is_refused_when_it_enters() {
         wakehub_core::model::ConnectorConfig::new("plug"),
     );
     with_plug.add_node(plug.clone(), None).unwrap();
-    let err = lab.engine.import(with_plug).await.unwrap_err();
+    let err = lab.engine.import(with_plug, Origin::Operator).await.unwrap_err();
     assert_eq!(err.code().as_str(), "VALIDATION");
     assert!(lab.engine.store().topology().unwrap().by_name("plug").is_none());
 

@@ -8,6 +8,7 @@ mod model;
 mod model_props;
 mod planner;
 mod planner_props;
+mod secrets;
 mod store;
 mod support;
 mod topology_file;

@@ -40,7 +40,7 @@ fn databases_of_every_released_version_open_and_migrate() {
         let path = fixture(SCHEMA_VERSION);
         let _ = std::fs::remove_file(&path);
         let store = Store::open(&path, key()).unwrap();
-        store.import_toml(&with_secret(), &ParseOptions::default()).unwrap();
+        store.import_toml(&with_secret(), &ParseOptions::operator()).unwrap();
         drop(store);
     }
     for version in 1..=SCHEMA_VERSION {
@@ -57,7 +57,7 @@ fn databases_of_every_released_version_open_and_migrate() {
         let m1 = t.by_name("machine1").unwrap();
         let ConfigValue::Secret(secret) = &m1.spec.connector.settings["ssh_password"] else { panic!("secret") };
         assert!(matches!(secret, SecretRef::Stored(_)));
-        assert_eq!(store.resolve_secret(secret).unwrap().expose(), "hunter2");
+        assert_eq!(store.resolve_secret(m1.id, "ssh_password", secret).unwrap().expose(), "hunter2");
         // A wrong key is refused at open, not at first use.
         drop(store);
         assert!(matches!(Store::open(&db, MasterKey::generate()), Err(StoreError::WrongMasterKey)));
@@ -92,16 +92,16 @@ fn credentials_are_encrypted_at_rest_and_never_exported() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("w.db");
     let store = Store::open(&db, key()).unwrap();
-    store.import_toml(&with_secret(), &ParseOptions::default()).unwrap();
+    store.import_toml(&with_secret(), &ParseOptions::operator()).unwrap();
     let exported = store.export_toml().unwrap();
     assert!(!exported.contains("hunter2"));
     assert!(exported.contains("ssh_password = \"credential:"), "{exported}");
     // Re-importing the export keeps the same credential.
-    let summary = store.import_toml(&exported, &ParseOptions::default()).unwrap();
+    let summary = store.import_toml(&exported, &ParseOptions::operator()).unwrap();
     assert_eq!(summary.unchanged.len(), 11, "{summary:?}");
     let m1 = store.topology().unwrap().by_name("machine1").unwrap().clone();
     let ConfigValue::Secret(secret) = &m1.spec.connector.settings["ssh_password"] else { panic!() };
-    assert_eq!(store.resolve_secret(secret).unwrap().expose(), "hunter2");
+    assert_eq!(store.resolve_secret(m1.id, "ssh_password", secret).unwrap().expose(), "hunter2");
     drop(store);
     for file in std::fs::read_dir(dir.path()).unwrap() {
         let bytes = std::fs::read(file.unwrap().path()).unwrap();
@@ -110,13 +110,13 @@ fn credentials_are_encrypted_at_rest_and_never_exported() {
     // A reference to a credential that does not exist is refused.
     let store = Store::open(&db, key()).unwrap();
     let bad = exported.replacen("credential:", "credential:999", 1);
-    assert_eq!(store.import_toml(&bad, &ParseOptions::default()).unwrap_err().code(), ErrorCode::SecretUnavailable);
+    assert_eq!(store.import_toml(&bad, &ParseOptions::operator()).unwrap_err().code(), ErrorCode::SecretUnavailable);
 }
 
 #[test]
 fn import_is_all_or_nothing_and_keeps_ids() {
     let store = Store::open_in_memory(key()).unwrap();
-    let summary = store.import_toml(HOMELAB, &ParseOptions::default()).unwrap();
+    let summary = store.import_toml(HOMELAB, &ParseOptions::operator()).unwrap();
     assert_eq!(summary.added.len(), 11);
     let before = store.topology().unwrap();
     let jelly = before.by_name("lxc-jellyfin").unwrap().id;
@@ -124,7 +124,7 @@ fn import_is_all_or_nothing_and_keeps_ids() {
     // A file with an error changes nothing.
     let broken =
         format!("{HOMELAB}\n[[node]]\nname = \"nas\"\nkind = \"physical\"\n[node.connector]\ntype = \"sim\"\n");
-    let err = store.import_toml(&broken, &ParseOptions::default()).unwrap_err();
+    let err = store.import_toml(&broken, &ParseOptions::operator()).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Validation);
     assert_eq!(store.export_toml().unwrap(), wakehub_core::topology_file::export(&before).unwrap());
 
@@ -135,7 +135,7 @@ fn import_is_all_or_nothing_and_keeps_ids() {
             "name = \"lxc-cloudflared\"\nkind = \"lxc\"\npinned = true",
         )
         .replace("depends_on = [\"lxc-jellyfin\"]\n", "");
-    let summary = store.import_toml(&changed, &ParseOptions::default()).unwrap();
+    let summary = store.import_toml(&changed, &ParseOptions::operator()).unwrap();
     assert_eq!(summary.updated, ["sandbox", "lxc-cloudflared"]);
     assert!(summary.added.is_empty() && summary.removed.is_empty());
     let after = store.topology().unwrap();
@@ -147,14 +147,14 @@ fn import_is_all_or_nothing_and_keeps_ids() {
         "",
     );
     assert_ne!(without_ubuntu, changed);
-    let summary = store.import_toml(&without_ubuntu, &ParseOptions::default()).unwrap();
+    let summary = store.import_toml(&without_ubuntu, &ParseOptions::operator()).unwrap();
     assert_eq!(summary.removed, ["vm-ubuntu"]);
 }
 
 #[test]
 fn single_changes_are_validated_in_the_store() {
     let store = Store::open_in_memory(key()).unwrap();
-    store.import_toml(HOMELAB, &ParseOptions::default()).unwrap();
+    store.import_toml(HOMELAB, &ParseOptions::operator()).unwrap();
     let t = store.topology().unwrap();
     let n = |name: &str| t.by_name(name).unwrap().id;
     let err = store.add_dependency(n("nas"), n("sandbox")).unwrap_err();
@@ -182,7 +182,7 @@ fn single_changes_are_validated_in_the_store() {
 #[tokio::test]
 async fn usable_from_async_code() {
     let store = Store::open_in_memory(key()).unwrap();
-    let summary = store.run(|s| s.import_toml(HOMELAB, &ParseOptions::default())).await.unwrap();
+    let summary = store.run(|s| s.import_toml(HOMELAB, &ParseOptions::operator())).await.unwrap();
     assert_eq!(summary.added.len(), 11);
     let len = store.run(|s| s.topology().map(|t| t.len())).await.unwrap();
     assert_eq!(len, 11);
@@ -193,7 +193,7 @@ fn a_cycle_planted_in_the_database_by_hand_is_refused_at_load() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("w.db");
     let store = Store::open(&db, key()).unwrap();
-    store.import_toml(HOMELAB, &ParseOptions::default()).unwrap();
+    store.import_toml(HOMELAB, &ParseOptions::operator()).unwrap();
     let t = store.topology().unwrap();
     let (nas, sandbox) = (t.by_name("nas").unwrap().id, t.by_name("sandbox").unwrap().id);
     drop(store);

@@ -15,7 +15,7 @@ pub fn spec(name: &str, kind: Kind, offers: &[Capability]) -> NodeSpec {
 
 /// Parses a topology file, panicking with every error on failure.
 pub fn parse(text: &str) -> Topology {
-    topology_file::parse(text, &ParseOptions::default()).unwrap_or_else(|e| panic!("{e}"))
+    topology_file::parse(text, &ParseOptions::operator()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The id of a node by name.
@@ -68,7 +68,7 @@ pub trait StoreToml {
 impl StoreToml for wakehub_core::store::Store {
     fn import_toml(&self, text: &str, options: &ParseOptions) -> Result<ImportSummary, TomlImportError> {
         let desired = topology_file::parse(text, options).map_err(TomlImportError::Parse)?;
-        self.import(&desired).map_err(TomlImportError::Store)
+        self.import(&desired, options.origin).map_err(TomlImportError::Store)
     }
 
     fn export_toml(&self) -> Result<String, topology_file::ExportError> {

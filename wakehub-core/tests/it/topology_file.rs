@@ -8,7 +8,7 @@ use wakehub_core::topology_file::{self, ParseOptions};
 use crate::support::{homelab, id, parse};
 
 fn errors(text: &str) -> String {
-    let e = topology_file::parse(text, &ParseOptions::default()).expect_err("should be refused");
+    let e = topology_file::parse(text, &ParseOptions::operator()).expect_err("should be refused");
     e.errors.iter().map(|e| format!("{} [{}]\n", e, e.code)).collect()
 }
 
@@ -265,7 +265,7 @@ fn export_never_writes_a_plaintext_secret() {
 fn plugin_kinds_are_accepted_only_when_declared() {
     let text = "[[node]]\nname='bmc'\nkind='redfish-server'\n[node.connector]\ntype='plugin:redfish'\n";
     assert!(errors(text).contains("unknown kind `redfish-server`"));
-    let options = ParseOptions { plugin_kinds: ["redfish-server".to_owned()].into() };
+    let options = ParseOptions::operator().with_plugin_kinds(["redfish-server".to_owned()].into());
     let t = topology_file::parse(text, &options).unwrap();
     assert_eq!(t.by_name("bmc").unwrap().spec.kind, Kind::Plugin("redfish-server".into()));
 }
@@ -300,10 +300,10 @@ mod mutations {
     proptest! {
         #[test]
         fn edited_files_parse_or_fail_cleanly(text in edited()) {
-            match topology_file::parse(&text, &ParseOptions::default()) {
+            match topology_file::parse(&text, &ParseOptions::operator()) {
                 Ok(t) => {
                     if let Ok(out) = topology_file::export(&t) {
-                        let again = topology_file::parse(&out, &ParseOptions::default());
+                        let again = topology_file::parse(&out, &ParseOptions::operator());
                         prop_assert!(again.is_ok(), "export does not parse back:\n{}", out);
                         prop_assert_eq!(topology_file::export(&again.unwrap()).ok(), Some(out));
                     }

@@ -5,6 +5,7 @@
 use async_graphql::{Context, ID, Json, Object, SimpleObject};
 use wakehub_core::engine::Engine;
 use wakehub_core::model::NodeState;
+use wakehub_core::model::Origin;
 use wakehub_core::store::{Disappeared, DiscoveredNode, DiscoveryRecord, DiscoveryReport};
 
 use super::enums::{GqlNodeState, GqlPowerState};
@@ -159,7 +160,7 @@ impl DiscoveryMutation {
             }
             None => None,
         };
-        engine.store().run(move |s| s.adopt_node(node, draft)).await.api()?;
+        engine.store().run(move |s| s.adopt_node(node, draft, Origin::Api)).await.api()?;
         node_after(engine, node).await
     }
 }

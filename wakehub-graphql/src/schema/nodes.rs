@@ -4,7 +4,7 @@
 
 use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
 use wakehub_core::engine::Engine;
-use wakehub_core::model::{ConfigValue, ErrorCode, NodeId, NodeState, Readiness};
+use wakehub_core::model::{ConfigValue, ErrorCode, NodeId, NodeState, Origin, Readiness};
 use wakehub_core::topology_file::{self, ParseOptions};
 
 use super::discovery::GqlDiscovery;
@@ -261,7 +261,8 @@ impl NodeInput {
 
 /// Node kinds the loaded plugins define are accepted.
 pub(crate) fn parse_options(engine: &Engine) -> ParseOptions {
-    ParseOptions { plugin_kinds: engine.config().plugin_kinds.clone() }
+    // Through the API: secrets are values, never `env:`/`file:` references.
+    ParseOptions { plugin_kinds: engine.config().plugin_kinds.clone(), origin: Origin::Api }
 }
 
 /// Refuses a connector type the engine does not know, or keys its connector rejects.
@@ -345,7 +346,7 @@ impl NodesMutation {
         let engine = ctx.data::<Engine>()?;
         let draft = input.draft(engine)?;
         validate_connector(engine, &draft)?;
-        let id = engine.store().run(move |s| s.create_node(draft)).await.api()?;
+        let id = engine.store().run(move |s| s.create_node(draft, Origin::Api)).await.api()?;
         node_after(engine, id).await
     }
 
@@ -355,7 +356,7 @@ impl NodesMutation {
         let node = View::load(engine).await?.require(&id)?;
         let draft = input.draft(engine)?;
         validate_connector(engine, &draft)?;
-        engine.store().run(move |s| s.replace_node(node, draft)).await.api()?;
+        engine.store().run(move |s| s.replace_node(node, draft, Origin::Api)).await.api()?;
         node_after(engine, node).await
     }
 

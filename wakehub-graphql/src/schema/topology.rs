@@ -4,6 +4,7 @@
 use async_graphql::{Context, Object, SimpleObject};
 use wakehub_core::engine::Engine;
 use wakehub_core::model::ErrorCode;
+use wakehub_core::model::Origin;
 use wakehub_core::topology_file;
 
 use super::error::{ApiResultExt, api_error};
@@ -34,7 +35,7 @@ impl TopologyMutation {
     async fn import_topology(&self, ctx: &Context<'_>, toml: String) -> async_graphql::Result<GqlImportSummary> {
         let engine = ctx.data::<Engine>()?;
         let draft = topology_file::parse(&toml, &parse_options(engine)).api()?;
-        let summary = engine.import(draft).await.api()?;
+        let summary = engine.import(draft, Origin::Api).await.api()?;
         Ok(GqlImportSummary {
             added: summary.added,
             updated: summary.updated,

@@ -14,8 +14,8 @@ use futures::StreamExt;
 use wakehub_core::connector::Registry;
 use wakehub_core::engine::{Engine, EngineConfig};
 use wakehub_core::events::{EventKind, StepStatus};
-use wakehub_core::model::Action;
 use wakehub_core::model::Topology;
+use wakehub_core::model::{Action, Origin};
 use wakehub_core::secrets::MasterKey;
 use wakehub_core::store::Store;
 use wakehub_core::topology_file;
@@ -223,7 +223,7 @@ fn check(file: &Path, plugins: &plugins::CheckOptions) -> anyhow::Result<ExitCod
 /// An engine over a private in-memory store holding the file's topology.
 fn engine_for(topology: &Topology, concurrency: usize) -> anyhow::Result<Engine> {
     let store = Store::open_in_memory(MasterKey::generate())?;
-    store.import(topology)?;
+    store.import(topology, Origin::Operator)?;
     Ok(Engine::new(store, Registry::builtin(), EngineConfig { concurrency, ..EngineConfig::default() })?)
 }
 

@@ -74,7 +74,8 @@ impl Loaded {
     /// The built-in connectors and the loaded plugins; the plugins' node kinds.
     pub(crate) fn registry(&self) -> (Registry, ParseOptions) {
         let mut registry = Registry::builtin();
-        let mut options = ParseOptions::default();
+        // The operator's own files: `env:`/`file:` secret references are honoured.
+        let mut options = ParseOptions::operator();
         if let Some(host) = &self.host {
             host.register(&mut registry);
             options.plugin_kinds = host.kinds();
@@ -130,6 +131,6 @@ impl ServeOptions {
 impl Loaded {
     /// The built-in connectors.
     pub(crate) fn registry(&self) -> (Registry, ParseOptions) {
-        (Registry::builtin(), ParseOptions::default())
+        (Registry::builtin(), ParseOptions::operator())
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use wakehub_core::engine::{Engine, EngineConfig};
-use wakehub_core::model::ErrorCode;
+use wakehub_core::model::{ErrorCode, Origin};
 use wakehub_core::secrets::MasterKey;
 use wakehub_core::store::Store;
 use wakehub_core::topology_file;
@@ -114,7 +114,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::from(1));
         }
-        let summary = store.import(&topology)?;
+        let summary = store.import(&topology, Origin::Operator)?;
         tracing::info!(
             added = summary.added.len(),
             updated = summary.updated.len(),
