@@ -293,6 +293,19 @@ impl Connector for DockerConnector {
     fn validate(&self, config: &ConnectorConfig) -> Result<(), ConfigError> {
         validate(config).map_err(ConfigError::new)
     }
+
+    fn validate_host(&self, host: &ConnectorConfig) -> Result<(), ConfigError> {
+        const KEYS: [&str; 4] = ["docker_host", "docker_tls_ca", "docker_tls_cert", "docker_tls_key"];
+        for key in host.settings.keys().filter(|k| k.starts_with("docker_")) {
+            if !KEYS.contains(&key.as_str()) {
+                return Err(ConfigError::key(
+                    key,
+                    format!("docker: unknown key `{key}` (expected {})", KEYS.join(", ")),
+                ));
+            }
+        }
+        endpoint_of(host).map(|_| ()).map_err(ConfigError::new)
+    }
 }
 
 fn validate(config: &ConnectorConfig) -> Result<(), String> {

@@ -233,7 +233,73 @@ pub struct DiscoveredGuest {
     pub details: serde_json::Value,
 }
 
+/// One guest as a connector plugin reports it across the WIT boundary: plain strings,
+/// untrusted ([`DiscoveredGuest::from_report`] checks and converts them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestReport {
+    /// Its identity on the host.
+    pub key: String,
+    /// Its name there.
+    pub name: String,
+    /// A node kind the plugin declares.
+    pub kind: String,
+    /// Its pre-filled connector table, a JSON object.
+    pub config: String,
+    /// Its power state.
+    pub status: PowerState,
+    /// What the platform said, a JSON object.
+    pub details: String,
+}
+
+/// A JSON value a plugin returned as a configuration value (no secrets, no nulls).
+pub(crate) fn config_value(v: &serde_json::Value) -> Option<ConfigValue> {
+    Some(match v {
+        serde_json::Value::String(s) => ConfigValue::String(s.clone()),
+        serde_json::Value::Bool(b) => ConfigValue::Bool(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => ConfigValue::Integer(i),
+            None => ConfigValue::Float(n.as_f64()?),
+        },
+        serde_json::Value::Array(a) => ConfigValue::Array(a.iter().filter_map(config_value).collect()),
+        serde_json::Value::Object(o) => {
+            ConfigValue::Table(o.iter().filter_map(|(k, v)| Some((k.clone(), config_value(v)?))).collect())
+        }
+        serde_json::Value::Null => return None,
+    })
+}
+
 impl DiscoveredGuest {
+    /// Checks and converts what a plugin of connector type `connector_type` reported:
+    /// bounded sizes, a kind it declares (`kinds`), JSON where JSON is due; the result is
+    /// [`sanitized`](Self::sanitized). Never panics, whatever the input.
+    pub fn from_report(
+        connector_type: &str,
+        kinds: &std::collections::BTreeSet<String>,
+        report: GuestReport,
+    ) -> Result<DiscoveredGuest, String> {
+        const MAX_TEXT: usize = 256;
+        const MAX_JSON: usize = 64 << 10;
+        if report.key.is_empty() || report.key.len() > MAX_TEXT || report.name.len() > MAX_TEXT {
+            return Err(format!("a key or name is empty or longer than {MAX_TEXT} bytes"));
+        }
+        if report.config.len() > MAX_JSON || report.details.len() > MAX_JSON {
+            return Err(format!("a configuration or details longer than {} KiB", MAX_JSON >> 10));
+        }
+        let kind = Kind::parse(&report.kind, kinds).ok_or_else(|| format!("unknown kind `{}`", report.kind))?;
+        let config: serde_json::Value =
+            serde_json::from_str(&report.config).map_err(|e| format!("config is not JSON: {e}"))?;
+        let object = config.as_object().ok_or("config is not a JSON object")?;
+        let mut connector = ConnectorConfig::new(connector_type);
+        for (k, v) in object {
+            if let Some(v) = config_value(v) {
+                connector.settings.insert(k.clone(), v);
+            }
+        }
+        let details = serde_json::from_str(&report.details).unwrap_or(serde_json::Value::Null);
+        Ok(DiscoveredGuest { key: report.key, name: report.name, kind, connector, status: report.status, details }
+            .sanitized())
+    }
+
     /// The guest as a platform (or a plugin) may report it: its connector table loses every
     /// secret, every key that says where secrets go or what a plugin may reach (hosts,
     /// URLs, ports, pins, `allow_hosts`), every command key and every `$`-key. What a
@@ -319,8 +385,13 @@ pub trait Connector: Send + Sync + 'static {
         None
     }
     /// Checks a node's connector table before anything runs: when it is written (a file
-    /// import, the API) and by `wakehub check`.
+    /// import, the API, discovery) and by `wakehub check`.
     fn validate(&self, _config: &ConnectorConfig) -> Result<(), ConfigError> {
+        Ok(())
+    }
+    /// Checks the keys a host gives its guests for the capability this connector drives
+    /// (`proxmox_url`…, `docker_host`…), whatever the host's own connector is.
+    fn validate_host(&self, _host: &ConnectorConfig) -> Result<(), ConfigError> {
         Ok(())
     }
 }
@@ -376,21 +447,36 @@ impl Registry {
         v
     }
 
+    /// Checks one connector table as it is written: its type is registered, its connector
+    /// accepts it, and the endpoint keys it offers guests (`proxmox_…`, `docker_…`) are
+    /// accepted by that capability's connector.
+    pub fn validate_config(&self, config: &ConnectorConfig) -> Result<(), ConfigError> {
+        let connector = self.get(&config.type_name).ok_or_else(|| {
+            ConfigError::new(format!(
+                "unknown connector type `{}` (known: {})",
+                config.type_name,
+                self.type_names().join(", ")
+            ))
+        })?;
+        connector.validate(config)?;
+        for capability in Capability::ALL {
+            let prefix = format!("{}_", capability.as_str());
+            if config.settings.keys().any(|k| k.starts_with(&prefix))
+                && let Some(c) = self.get(capability.as_str())
+            {
+                c.validate_host(config)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Checks every node's connector type and table; one message per problem.
     pub fn validate(&self, topology: &Topology) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         for node in topology.nodes() {
             let config = &node.spec.connector;
-            match self.get(&config.type_name) {
-                None => problems.push((
-                    node.spec.name.clone(),
-                    format!("unknown connector type `{}` (known: {})", config.type_name, self.type_names().join(", ")),
-                )),
-                Some(c) => {
-                    if let Err(e) = c.validate(config) {
-                        problems.push((node.spec.name.clone(), e.message));
-                    }
-                }
+            if let Err(e) = self.validate_config(config) {
+                problems.push((node.spec.name.clone(), e.message));
             }
         }
         problems

@@ -397,6 +397,43 @@ impl Connector for ProxmoxConnector {
     fn validate(&self, config: &ConnectorConfig) -> Result<(), ConfigError> {
         validate(config).map_err(ConfigError::new)
     }
+
+    fn validate_host(&self, host: &ConnectorConfig) -> Result<(), ConfigError> {
+        const KEYS: [&str; 7] = [
+            "proxmox_url",
+            "proxmox_node",
+            "proxmox_token_id",
+            "proxmox_token_secret",
+            "proxmox_user",
+            "proxmox_password",
+            "proxmox_fingerprint",
+        ];
+        for key in host.settings.keys().filter(|k| k.starts_with("proxmox_")) {
+            if !KEYS.contains(&key.as_str()) {
+                return Err(ConfigError::key(
+                    key,
+                    format!("proxmox: unknown key `{key}` (expected {})", KEYS.join(", ")),
+                ));
+            }
+        }
+        if let Some(url) = host.settings.get("proxmox_url") {
+            let ok = matches!(url, crate::model::ConfigValue::String(u)
+                if reqwest::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some()));
+            if !ok {
+                return Err(ConfigError::key("proxmox_url", "proxmox: `proxmox_url` must be an http(s) URL"));
+            }
+        }
+        if let Some(fp) = host.settings.get("proxmox_fingerprint") {
+            match fp {
+                crate::model::ConfigValue::String(fp) => {
+                    crate::connector::transport::tls::parse_fingerprint(fp)
+                        .map_err(|e| ConfigError::key("proxmox_fingerprint", e))?;
+                }
+                _ => return Err(ConfigError::key("proxmox_fingerprint", "proxmox: `proxmox_fingerprint` is a string")),
+            }
+        }
+        Ok(())
+    }
 }
 
 fn validate(config: &ConnectorConfig) -> Result<(), String> {

@@ -24,16 +24,17 @@ mod context;
 mod run;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::connector::{ConnectorError, Registry, Target};
-use crate::events::{Event, EventKind};
+use crate::events::{CascadeStatus, Event, EventKind};
 use crate::model::{
     Action, CascadeId, ErrorCode, EventId, ModelError, NodeId, NodeRef, NodeState, Origin, PowerState, ProposalId,
     Refusal, Topology,
@@ -388,14 +389,25 @@ impl Engine {
                 async move {
                     let state = match connector {
                         None => PowerState::Unknown,
-                        Some(c) => match tokio::time::timeout(timeout, c.status(&target)).await {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                tracing::debug!(node = %target.name, code = e.code.as_str(), "status failed: {e}");
-                                PowerState::Unknown
+                        // Isolated: a connector that panics on one node makes that node
+                        // `unknown`, nothing else.
+                        Some(c) => {
+                            match tokio::time::timeout(timeout, AssertUnwindSafe(c.status(&target)).catch_unwind())
+                                .await
+                            {
+                                Ok(Ok(Ok(s))) => s,
+                                Ok(Ok(Err(e))) => {
+                                    tracing::debug!(node = %target.name, code = e.code.as_str(), "status failed: {e}");
+                                    PowerState::Unknown
+                                }
+                                Ok(Err(_)) => {
+                                    tracing::error!(node = %target.name, connector = %target.config.type_name,
+                                                "the connector panicked while reading the status");
+                                    PowerState::Unknown
+                                }
+                                Err(_) => PowerState::Unknown,
                             }
-                            Err(_) => PowerState::Unknown,
-                        },
+                        }
                     };
                     (target.node, state)
                 }
@@ -488,7 +500,8 @@ impl Engine {
                 .into_iter()
                 .map(crate::connector::DiscoveredGuest::sanitized)
                 .filter(|g| {
-                    let ok = g.connector.type_name == source && connector.validate(&g.connector).is_ok();
+                    let ok =
+                        g.connector.type_name == source && self.inner.connectors.validate_config(&g.connector).is_ok();
                     if !ok {
                         tracing::warn!(host = %node.spec.name, source, key = %g.key, "a listed guest is dropped: \
                                        its connector table is not one `{source}` accepts");
@@ -729,12 +742,46 @@ impl Engine {
         }
         let engine = self.clone();
         let id = record.id;
+        // Supervised: whatever happens to the cascade's task (a panic included), it ends
+        // recorded and unregistered, so the node never stays `CASCADE_IN_PROGRESS`.
+        let run = tokio::spawn({
+            let engine = engine.clone();
+            async move { engine.run_cascade(id, topology, node, action, cancel).await }
+        });
         tokio::spawn(async move {
-            engine.run_cascade(id, topology, node, action, cancel).await;
+            if let Err(e) = run.await {
+                tracing::error!(cascade = %id, "the cascade's task ended abnormally: {e}");
+                engine.fail_abandoned(id, node).await;
+            }
             // Normally done when the end is recorded; this covers a store failure.
             engine.unregister(id);
         });
         Ok(record)
+    }
+
+    /// Records the end of a cascade whose task died (`INTERNAL`), unless it already ended.
+    async fn fail_abandoned(&self, id: CascadeId, node: NodeId) {
+        let message = "the cascade stopped unexpectedly (see WakeHub's log)".to_owned();
+        let recorded = self
+            .record_end(id, move |tx| {
+                let ended = tx.cascade_status(id)?.is_none_or(|s| s.is_final());
+                if !ended {
+                    tx.finish_cascade(id, CascadeStatus::Failed, None, Some((ErrorCode::Internal, &message)))?;
+                    tx.emit(EventKind::CascadeError {
+                        cascade: id,
+                        node,
+                        status: CascadeStatus::Failed,
+                        failed_step: None,
+                        code: ErrorCode::Internal,
+                        message,
+                    });
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::error!(cascade = %id, "cannot record the end of an abandoned cascade: {e}");
+        }
     }
 
     /// Waits until the cascade has ended and returns its final record.

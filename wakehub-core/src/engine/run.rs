@@ -2,9 +2,10 @@
 //! publish every transition.
 
 use std::collections::{BTreeSet, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -296,7 +297,16 @@ impl Engine {
         let index = step.id;
         self.record_step(id, index, StepStatus::Running, None, None, progress(0, transitional, StepStatus::Running))
             .await?;
-        let result = self.perform(id, &step, topology, scope).await;
+        // A connector that panics fails this step (and so the cascade), nothing else: the
+        // operation's guard unwinds and frees the node for the next request.
+        let result =
+            AssertUnwindSafe(self.perform(id, &step, topology, scope)).catch_unwind().await.unwrap_or_else(|_| {
+                tracing::error!(cascade = %id, node = %name, "the connector panicked");
+                Err(StepFailure::new(
+                    ErrorCode::Internal,
+                    format!("`{name}`: the connector failed unexpectedly (see WakeHub's log)"),
+                ))
+            });
         let (status, reason, error, state) = match &result {
             Ok(o) => (o.status, o.reason.clone(), None, o.state),
             Err(f) => (StepStatus::Failed, None, Some((f.code, f.message.clone())), PowerState::Error),

@@ -186,23 +186,6 @@ pub(super) fn config_json(config: &ConnectorConfig) -> serde_json::Value {
     config.settings.iter().map(|(k, v)| (k.clone(), value(v))).collect()
 }
 
-/// A JSON value a plugin returned as a configuration value (no secrets, no nulls).
-pub(super) fn config_value(v: &serde_json::Value) -> Option<ConfigValue> {
-    Some(match v {
-        serde_json::Value::String(s) => ConfigValue::String(s.clone()),
-        serde_json::Value::Bool(b) => ConfigValue::Bool(*b),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => ConfigValue::Integer(i),
-            None => ConfigValue::Float(n.as_f64()?),
-        },
-        serde_json::Value::Array(a) => ConfigValue::Array(a.iter().filter_map(config_value).collect()),
-        serde_json::Value::Object(o) => {
-            ConfigValue::Table(o.iter().filter_map(|(k, v)| Some((k.clone(), config_value(v)?))).collect())
-        }
-        serde_json::Value::Null => return None,
-    })
-}
-
 /// The node a call is about, as the WIT record.
 pub(super) fn node_of(target: &Target) -> types::Node {
     types::Node {

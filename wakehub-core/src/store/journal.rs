@@ -438,6 +438,11 @@ impl JournalTx<'_> {
         self.events.push(event);
     }
 
+    /// The recorded status of cascade `id`, if it exists.
+    pub fn cascade_status(&mut self, id: CascadeId) -> Result<Option<CascadeStatus>, StoreError> {
+        Ok(cascade(self.tx, id)?.map(|c| c.status))
+    }
+
     /// A new cascade, `pending`.
     pub fn insert_cascade(
         &mut self,

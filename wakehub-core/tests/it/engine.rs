@@ -649,3 +649,59 @@ async fn a_subscription_ends_after_shutdown_with_the_last_events() {
         .expect("the subscription ends after shutdown");
     assert!(matches!(all.last().map(|e| &e.kind), Some(EventKind::CascadeComplete { .. })), "{all:?}");
 }
+
+/// A connector that panics: in `status` for nodes named `bomb-status`, in `start` for nodes
+/// named `bomb-start` (which otherwise report `off`); other nodes are the simulator's.
+#[derive(Clone, Default)]
+struct Bomb(SimConnector);
+
+#[async_trait::async_trait]
+impl Connector for Bomb {
+    async fn status(&self, t: &Target) -> Result<PowerState, ConnectorError> {
+        match t.name.as_str() {
+            "bomb-status" => panic!("status exploded"),
+            "bomb-start" => Ok(PowerState::Off),
+            _ => self.0.status(t).await,
+        }
+    }
+    async fn start(&self, t: &Target) -> Result<(), ConnectorError> {
+        if t.name == "bomb-start" {
+            panic!("start exploded");
+        }
+        self.0.start(t).await
+    }
+    async fn stop(&self, t: &Target) -> Result<(), ConnectorError> {
+        self.0.stop(t).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_connector_fails_only_what_needs_it() {
+    let text = "[[node]]\nname = \"a\"\nkind = \"physical\"\n[node.connector]\ntype = \"boom\"\ninitially = \"off\"\nstart_delay_ms = 10\n\n\
+                [[node]]\nname = \"bomb-status\"\nkind = \"physical\"\n[node.connector]\ntype = \"boom\"\n\n\
+                [[node]]\nname = \"bomb-start\"\nkind = \"physical\"\n[node.connector]\ntype = \"boom\"\n";
+    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    store.import_toml(text, &ParseOptions::operator()).unwrap();
+    let mut registry = Registry::new();
+    registry.register("boom", Bomb::default());
+    let engine = Engine::new(store, registry, EngineConfig::default()).unwrap();
+
+    // Observing everything, and the dry run, survive a panicking status.
+    let t = engine.store().topology().unwrap();
+    let states = engine.observe(&t).await;
+    assert_eq!(states[&t.by_name("bomb-status").unwrap().id], PowerState::Unknown);
+    assert_eq!(states[&t.by_name("a").unwrap().id], PowerState::Off);
+    engine.plan("a", Action::Start).await.unwrap();
+
+    // A start whose connector panics fails with INTERNAL, and the node is free again.
+    for _ in 0..2 {
+        let r = engine.start("bomb-start").await.expect("not stuck in CASCADE_IN_PROGRESS");
+        let done = tokio::time::timeout(Duration::from_secs(10), engine.wait(r.id)).await.unwrap().unwrap();
+        assert_eq!(done.status, CascadeStatus::Failed, "{done:?}");
+        assert_eq!(done.error_code.map(|c| c.as_str()), Some("INTERNAL"), "{done:?}");
+        assert!(engine.running().is_empty());
+    }
+    // Everything else still works.
+    let r = engine.start("a").await.unwrap();
+    assert_eq!(engine.wait(r.id).await.unwrap().status, CascadeStatus::Completed);
+}

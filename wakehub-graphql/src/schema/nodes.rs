@@ -268,17 +268,18 @@ pub(crate) fn parse_options(engine: &Engine) -> ParseOptions {
 /// Refuses a connector type the engine does not know, or keys its connector rejects.
 pub(crate) fn validate_connector(engine: &Engine, draft: &topology_file::NodeDraft) -> async_graphql::Result<()> {
     let c = &draft.spec.connector;
-    match engine.connectors().get(&c.type_name) {
-        None => Err(api_error(
+    if engine.connectors().get(&c.type_name).is_none() {
+        return Err(api_error(
             ErrorCode::Validation,
             format!(
                 "connector: unknown type `{}` (known: {})",
                 c.type_name,
                 engine.connectors().type_names().join(", ")
             ),
-        )),
-        Some(conn) => conn.validate(c).map_err(|e| api_error(ErrorCode::Validation, format!("connector: {e}"))),
+        ));
     }
+    // The node's own keys, and the endpoint keys it offers its guests.
+    engine.connectors().validate_config(c).map_err(|e| api_error(ErrorCode::Validation, format!("connector: {e}")))
 }
 
 /// The node `id` as it is now (after a change).

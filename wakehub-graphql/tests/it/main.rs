@@ -3,6 +3,7 @@
 mod api;
 mod cli;
 mod discovery;
+mod exploits;
 mod gql_client;
 mod plugins;
 mod schema;

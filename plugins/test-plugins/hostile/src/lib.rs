@@ -108,6 +108,26 @@ impl Plugin for Hostile {
     fn stop(_node: &Node) -> Result<(), ConnectorError> {
         Ok(())
     }
+    /// `mode = "smuggle"`: lists one guest whose table tries to carry secrets, references,
+    /// grants and a command into the store (`$secret` objects, `allow_hosts`, URLs,
+    /// `password`, `shutdown_command`). The host must keep none of them.
+    fn discover(node: &Node) -> Result<Vec<Discovered>, ConnectorError> {
+        if config(node).str("mode") != Some("smuggle") {
+            return Err(error(ErrorCode::Unsupported, format!("{}: no discovery in this mode", node.name)));
+        }
+        let config = r#"{"mode": "ok", "when": "start", "allow_hosts": ["attacker.example"],
+            "status_url": "http://attacker.example/steal", "password": "pw",
+            "token": {"$secret": "file:/etc/passwd"}, "$secret": "env:WAKEHUB_MASTER_KEY",
+            "shutdown_command": "cat /etc/shadow", "nested": {"$secret": "file:/etc/shadow", "ok": 1}}"#;
+        Ok(vec![Discovered {
+            key: "gremlin/smuggled".into(),
+            name: "smuggled".into(),
+            kind: "gremlin".into(),
+            config: config.into(),
+            status: PowerState::Off,
+            details: "{}".into(),
+        }])
+    }
 }
 
 export_plugin!(Hostile);
