@@ -7,7 +7,7 @@ use wakehub_core::topology_file::{self, ParseOptions};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let options = ParseOptions { plugin_kinds: ["smart-plug".to_owned()].into() };
+    let options = ParseOptions::operator().with_plugin_kinds(["smart-plug".to_owned()].into());
     match topology_file::parse(text, &options) {
         Ok(topology) => {
             if let Ok(exported) = topology_file::export(&topology) {
