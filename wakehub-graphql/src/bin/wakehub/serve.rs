@@ -170,21 +170,32 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
 }
 
 /// Observes every node at start-up and then every 30 s, so statuses stay current and
-/// changes made outside WakeHub are journaled.
+/// changes made outside WakeHub are journaled. Supervised: each round runs as its own task,
+/// so a round that fails (or panics) is logged and the next one runs all the same.
 fn spawn_monitor(engine: Engine, discover_every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut last_discovery: Option<std::time::Instant> = None;
         loop {
-            match engine.store().run(|s| s.topology()).await {
-                Ok(t) => {
-                    engine.observe(&t).await;
-                    let due = last_discovery.is_none_or(|at| at.elapsed() >= discover_every);
-                    if !discover_every.is_zero() && due {
-                        last_discovery = Some(std::time::Instant::now());
-                        discover_all(&engine, &t).await;
+            let due = !discover_every.is_zero() && last_discovery.is_none_or(|at| at.elapsed() >= discover_every);
+            if due {
+                last_discovery = Some(std::time::Instant::now());
+            }
+            let round = tokio::spawn({
+                let engine = engine.clone();
+                async move {
+                    match engine.store().run(|s| s.topology_shared()).await {
+                        Ok(t) => {
+                            engine.observe(&t).await;
+                            if due {
+                                discover_all(&engine, &t).await;
+                            }
+                        }
+                        Err(e) => tracing::error!("cannot load the topology: {e}"),
                     }
                 }
-                Err(e) => tracing::error!("cannot load the topology: {e}"),
+            });
+            if let Err(e) = round.await {
+                tracing::error!("a monitoring round ended abnormally (the next one runs as usual): {e}");
             }
             tokio::time::sleep(Duration::from_secs(30).min(discover_every.max(Duration::from_secs(1)))).await;
         }
