@@ -168,6 +168,8 @@ struct Inner {
     finished: watch::Sender<u64>,
     /// Cancelled once [`Engine::shutdown`] has finished: subscriptions end.
     closed: CancellationToken,
+    /// Held while a proposal is confirmed or dismissed: one decision per proposal.
+    decisions: tokio::sync::Mutex<()>,
 }
 
 /// The cascade engine. Cheap to clone; clones share everything.
@@ -201,6 +203,7 @@ impl Engine {
                 admission: tokio::sync::Mutex::new(()),
                 finished: watch::Sender::new(0),
                 closed: CancellationToken::new(),
+                decisions: tokio::sync::Mutex::new(()),
             }),
         };
         let topology = engine.inner.store.topology_shared()?;
@@ -703,7 +706,13 @@ impl Engine {
             if st.shutting_down {
                 return Err(EngineError::ShuttingDown);
             }
-            if let Some((id, _)) = st.running.iter().find(|(_, r)| r.target == node) {
+            // The same request twice waits for the first; a start of a node whose stop runs
+            // supersedes it (rule 3 below), like a start of anything that stop touches.
+            if let Some((id, _)) = st
+                .running
+                .iter()
+                .find(|(_, r)| r.target == node && !(action == Action::Start && r.action == Action::Stop))
+            {
                 return Err(EngineError::CascadeInProgress { cascade: *id });
             }
             if action == Action::Stop {
@@ -718,7 +727,21 @@ impl Engine {
                 }
             }
         }
-        let record = self.record(move |tx| tx.insert_cascade(node, &name, action, rerun_of)).await?;
+        let stale = scope.clone();
+        let record = self
+            .record(move |tx| {
+                let record = tx.insert_cascade(node, &name, action, rerun_of)?;
+                // A start needs these nodes on: their pending shutdown proposals are stale.
+                if action == Action::Start {
+                    for p in tx.pending_proposals_of(&stale)? {
+                        if tx.resolve_proposal(p.id, ProposalStatus::Dismissed)? {
+                            tx.emit(EventKind::ProposalResolved { proposal: p.id, node: p.node, confirmed: false });
+                        }
+                    }
+                }
+                Ok(record)
+            })
+            .await?;
         let cancel = CancellationToken::new();
         {
             let mut st = self.state();
@@ -764,9 +787,7 @@ impl Engine {
         let message = "the cascade stopped unexpectedly (see WakeHub's log)".to_owned();
         let recorded = self
             .record_end(id, move |tx| {
-                let ended = tx.cascade_status(id)?.is_none_or(|s| s.is_final());
-                if !ended {
-                    tx.finish_cascade(id, CascadeStatus::Failed, None, Some((ErrorCode::Internal, &message)))?;
+                if tx.finish_cascade(id, CascadeStatus::Failed, None, Some((ErrorCode::Internal, &message)))? {
                     tx.emit(EventKind::CascadeError {
                         cascade: id,
                         node,
@@ -823,6 +844,7 @@ impl Engine {
     /// Confirms a pending shutdown proposal: checks again that nothing uses the node, then
     /// starts a stop cascade for it.
     pub async fn confirm_proposal(&self, id: ProposalId) -> Result<CascadeRecord, EngineError> {
+        let _decision = self.inner.decisions.lock().await;
         let proposal = self.pending_proposal(id).await?;
         let topology = self.inner.store.run(|s| s.topology_shared()).await?;
         topology.get(proposal.node)?;
@@ -839,8 +861,9 @@ impl Engine {
         let cascade = self.request(proposal.node, Action::Stop).await?;
         let node = proposal.node;
         self.record(move |tx| {
-            tx.resolve_proposal(id, ProposalStatus::Confirmed)?;
-            tx.emit(EventKind::ProposalResolved { proposal: id, node, confirmed: true });
+            if tx.resolve_proposal(id, ProposalStatus::Confirmed)? {
+                tx.emit(EventKind::ProposalResolved { proposal: id, node, confirmed: true });
+            }
             Ok(())
         })
         .await?;
@@ -849,14 +872,21 @@ impl Engine {
 
     /// Dismisses a pending shutdown proposal: the node stays on.
     pub async fn dismiss_proposal(&self, id: ProposalId) -> Result<ProposalRecord, EngineError> {
+        let _decision = self.inner.decisions.lock().await;
         let proposal = self.pending_proposal(id).await?;
         let node = proposal.node;
-        self.record(move |tx| {
-            tx.resolve_proposal(id, ProposalStatus::Dismissed)?;
-            tx.emit(EventKind::ProposalResolved { proposal: id, node, confirmed: false });
-            Ok(())
-        })
-        .await?;
+        let dismissed = self
+            .record(move |tx| {
+                let dismissed = tx.resolve_proposal(id, ProposalStatus::Dismissed)?;
+                if dismissed {
+                    tx.emit(EventKind::ProposalResolved { proposal: id, node, confirmed: false });
+                }
+                Ok(dismissed)
+            })
+            .await?;
+        if !dismissed {
+            return Err(Refusal::invalid(format!("{id} was decided meanwhile")).into());
+        }
         self.inner
             .store
             .run(move |s| s.proposal(id))

@@ -101,15 +101,16 @@ impl Engine {
             tracing::error!(cascade = %id, "cascade failed before its steps: {message}");
             let recorded = self
                 .record_end(id, move |tx| {
-                    tx.finish_cascade(id, CascadeStatus::Failed, None, Some((code, &message)))?;
-                    tx.emit(EventKind::CascadeError {
-                        cascade: id,
-                        node,
-                        status: CascadeStatus::Failed,
-                        failed_step: None,
-                        code,
-                        message,
-                    });
+                    if tx.finish_cascade(id, CascadeStatus::Failed, None, Some((code, &message)))? {
+                        tx.emit(EventKind::CascadeError {
+                            cascade: id,
+                            node,
+                            status: CascadeStatus::Failed,
+                            failed_step: None,
+                            code,
+                            message,
+                        });
+                    }
                     Ok(())
                 })
                 .await;
@@ -184,6 +185,11 @@ impl Engine {
         };
         let topo = topology.clone();
         self.record_end(id, move |tx| {
+            let err = error.as_ref().map(|(c, m)| (*c, m.as_str()));
+            if !tx.finish_cascade(id, status, failed, err)? {
+                // Ended already (a shutdown marked it interrupted): its end stays as it was.
+                return Ok(());
+            }
             for (n, reason, propose) in events {
                 let name = topo.name_of(n);
                 if propose {
@@ -193,8 +199,6 @@ impl Engine {
                     tx.emit(EventKind::NodeKept { cascade: id, node: n, name, reason });
                 }
             }
-            let err = error.as_ref().map(|(c, m)| (*c, m.as_str()));
-            tx.finish_cascade(id, status, failed, err)?;
             tx.emit(match error {
                 None => EventKind::CascadeComplete { cascade: id, node },
                 Some((code, message)) => {
@@ -234,6 +238,8 @@ impl Engine {
         let mut cancelled = false;
         let limit = self.inner.config.concurrency;
         loop {
+            // A cancel that came before (or between) steps launches nothing more.
+            cancelled |= cancel.is_cancelled();
             while failed.is_none() && !cancelled && set.len() < limit {
                 let Some(i) = ready.pop_front() else { break };
                 let engine = self.clone();

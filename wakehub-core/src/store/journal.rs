@@ -438,11 +438,6 @@ impl JournalTx<'_> {
         self.events.push(event);
     }
 
-    /// The recorded status of cascade `id`, if it exists.
-    pub fn cascade_status(&mut self, id: CascadeId) -> Result<Option<CascadeStatus>, StoreError> {
-        Ok(cascade(self.tx, id)?.map(|c| c.status))
-    }
-
     /// A new cascade, `pending`.
     pub fn insert_cascade(
         &mut self,
@@ -537,33 +532,40 @@ impl JournalTx<'_> {
         Ok(finished as usize)
     }
 
-    /// The cascade ends with `status` (steps not begun become `cancelled`).
+    /// The cascade ends with `status` (steps not begun become `cancelled`); `false` (and
+    /// nothing written) when it had already ended.
     pub fn finish_cascade(
         &mut self,
         id: CascadeId,
         status: CascadeStatus,
         failed_step: Option<usize>,
         error: Option<(ErrorCode, &str)>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let tx = self.tx;
-        tx.execute(
-        "UPDATE cascade_steps SET status = 'cancelled', completed_at = ?1 WHERE cascade_id = ?2 AND status = 'pending'",
-        params![now_ms(), id.get()],
-    ).map_err(db)?;
-        tx.execute(
-            "UPDATE cascades SET status = ?1, failed_step = ?2, error_code = ?3, error_message = ?4, completed_at = ?5
-         WHERE id = ?6",
-            params![
-                status.as_str(),
-                failed_step.map(|s| s as i64),
-                error.map(|e| e.0.as_str()),
-                error.map(|e| e.1),
-                now_ms(),
-                id.get()
-            ],
-        )
-        .map_err(db)?;
-        Ok(())
+        // A terminal status never changes: only a cascade still pending or in progress ends.
+        let ended = tx
+            .execute(
+                "UPDATE cascades SET status = ?1, failed_step = ?2, error_code = ?3, error_message = ?4, completed_at = ?5
+                 WHERE id = ?6 AND status IN ('pending', 'in_progress')",
+                params![
+                    status.as_str(),
+                    failed_step.map(|s| s as i64),
+                    error.map(|e| e.0.as_str()),
+                    error.map(|e| e.1),
+                    now_ms(),
+                    id.get()
+                ],
+            )
+            .map_err(db)?
+            > 0;
+        if ended {
+            tx.execute(
+                "UPDATE cascade_steps SET status = 'cancelled', completed_at = ?1 WHERE cascade_id = ?2 AND status = 'pending'",
+                params![now_ms(), id.get()],
+            )
+            .map_err(db)?;
+        }
+        Ok(ended)
     }
 
     /// A pending shutdown proposal (replacing an older pending one of the node).
@@ -590,15 +592,37 @@ impl JournalTx<'_> {
         Ok(ProposalId::new(tx.last_insert_rowid()))
     }
 
-    /// A proposal confirmed or dismissed.
-    pub fn resolve_proposal(&mut self, id: ProposalId, status: ProposalStatus) -> Result<(), StoreError> {
+    /// A proposal confirmed or dismissed; `false` (nothing written) when it was already
+    /// decided.
+    pub fn resolve_proposal(&mut self, id: ProposalId, status: ProposalStatus) -> Result<bool, StoreError> {
         let tx = self.tx;
-        tx.execute(
-            "UPDATE proposals SET status = ?1, resolved_at = ?2 WHERE id = ?3",
-            params![status.as_str(), now_ms(), id.get()],
-        )
-        .map_err(db)?;
-        Ok(())
+        let changed = tx
+            .execute(
+                "UPDATE proposals SET status = ?1, resolved_at = ?2 WHERE id = ?3 AND status = 'pending'",
+                params![status.as_str(), now_ms(), id.get()],
+            )
+            .map_err(db)?;
+        Ok(changed > 0)
+    }
+
+    /// The pending proposals of `nodes`.
+    pub fn pending_proposals_of(
+        &mut self,
+        nodes: &std::collections::BTreeSet<NodeId>,
+    ) -> Result<Vec<ProposalRecord>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare(&format!("SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE status = 'pending' ORDER BY id"))
+            .map_err(db)?;
+        let rows = stmt.query_map([], proposal_row).map_err(db)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let p = row.map_err(db)??;
+            if nodes.contains(&p.node) {
+                out.push(p);
+            }
+        }
+        Ok(out)
     }
 
     /// Marks every unfinished cascade `interrupted` (and its running steps), with a
@@ -618,7 +642,9 @@ impl JournalTx<'_> {
             .map_err(db)?;
             let message = "WakeHub stopped while this cascade ran; it can be re-run";
             let id = CascadeId::new(*id);
-            self.finish_cascade(id, CascadeStatus::Interrupted, None, Some((ErrorCode::Interrupted, message)))?;
+            if !self.finish_cascade(id, CascadeStatus::Interrupted, None, Some((ErrorCode::Interrupted, message)))? {
+                continue;
+            }
             self.emit(EventKind::CascadeError {
                 cascade: id,
                 node: NodeId::new(*node),

@@ -457,11 +457,16 @@ async fn reevaluation_proposes_and_a_proposal_can_be_confirmed_or_dismissed() {
     let proposals = lab.engine.store().proposals(false).unwrap();
     assert_eq!(proposals.len(), 1);
 
-    // In use again: confirming is refused.
-    let (_, _) = lab.run(Action::Start, "lxc-jellyfin").await;
+    // Needed again: the start that needs the NAS dismisses the stale proposal, and
+    // confirming it afterwards is refused.
+    let (_, events) = lab.run(Action::Start, "lxc-jellyfin").await;
+    assert!(
+        events.iter().any(|e| matches!(&e.kind, EventKind::ProposalResolved { proposal, confirmed: false, .. } if *proposal == proposals[0].id)),
+        "{events:?}"
+    );
+    assert_eq!(lab.engine.store().proposal(proposals[0].id).unwrap().unwrap().status, ProposalStatus::Dismissed);
     let err = lab.engine.confirm_proposal(proposals[0].id).await.unwrap_err();
-    assert_eq!(err.code().as_str(), "CONFLICT");
-    assert!(err.to_string().contains("lxc-jellyfin"), "{err}");
+    assert_eq!(err.code().as_str(), "VALIDATION");
 
     // Unused again: confirming stops the NAS.
     let (_, _) = lab.run(Action::Stop, "lxc-jellyfin").await;
@@ -704,4 +709,94 @@ async fn a_panicking_connector_fails_only_what_needs_it() {
     // Everything else still works.
     let r = engine.start("a").await.unwrap();
     assert_eq!(engine.wait(r.id).await.unwrap().status, CascadeStatus::Completed);
+}
+
+/// The simulator behind a gate: `status` waits until the gate opens.
+#[derive(Clone)]
+struct Gated {
+    inner: Counting,
+    open: tokio::sync::watch::Receiver<bool>,
+}
+
+#[async_trait::async_trait]
+impl Connector for Gated {
+    async fn status(&self, t: &Target) -> Result<PowerState, ConnectorError> {
+        let mut open = self.open.clone();
+        let _ = open.wait_for(|o| *o).await;
+        self.inner.status(t).await
+    }
+    async fn start(&self, t: &Target) -> Result<(), ConnectorError> {
+        self.inner.start(t).await
+    }
+    async fn stop(&self, t: &Target) -> Result<(), ConnectorError> {
+        self.inner.stop(t).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_cascade_that_has_not_begun_launches_nothing() {
+    let (gate, open) = tokio::sync::watch::channel(false);
+    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    store.import_toml(&fast(HOMELAB), &ParseOptions::operator()).unwrap();
+    let counting = Counting::default();
+    let mut registry = Registry::new();
+    registry.register("sim", Gated { inner: counting.clone(), open });
+    let engine = Engine::new(store, registry, EngineConfig::default()).unwrap();
+    let nas = engine.store().topology().unwrap().by_name("nas").unwrap().id;
+    // The cascade is accepted, then blocks observing the nodes; cancel it there.
+    let record = engine.start("nas").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    engine.cancel(record.id).unwrap();
+    gate.send_replace(true);
+    let done = tokio::time::timeout(Duration::from_secs(10), engine.wait(record.id)).await.unwrap().unwrap();
+    assert_eq!(done.status, CascadeStatus::Cancelled, "{done:?}");
+    assert_eq!(counting.count(nas, "start"), 0, "a cancelled cascade launched a power operation");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_never_gives_a_cascade_two_ends() {
+    let config = EngineConfig { shutdown_grace: Duration::from_millis(100), ..EngineConfig::default() };
+    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    // nas boots in 600 ms: longer than the grace, shorter than the test.
+    let lab = Lab::on(store, &HOMELAB.replace("start_delay_ms = 2500", "start_delay_ms = 600"), config);
+    let events = lab.engine.subscribe(lab.engine.store().last_event_id().unwrap());
+    let record = lab.engine.start(lab.id("nas")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    lab.engine.shutdown().await;
+    assert_eq!(lab.engine.store().cascade(record.id).unwrap().unwrap().status, CascadeStatus::Interrupted);
+    // The step in flight ends after the grace; the cascade's own end must not follow.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(lab.engine.store().cascade(record.id).unwrap().unwrap().status, CascadeStatus::Interrupted);
+    let all: Vec<Event> = lab.engine.store().events_after(None, None, 10_000).unwrap();
+    let ends = all
+        .iter()
+        .filter(|e| matches!(&e.kind, EventKind::CascadeComplete { cascade, .. } | EventKind::CascadeError { cascade, .. } if *cascade == record.id))
+        .count();
+    assert_eq!(ends, 1, "{all:?}");
+    drop(events);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_supersedes_the_running_stop_of_the_same_node() {
+    let lab = Lab::new(&all_on(&HOMELAB.replace("stop_delay_ms = 2000", "stop_delay_ms = 400")), 4);
+    let stop = lab.engine.stop(lab.id("nas")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let start = lab.engine.start(lab.id("nas")).await.expect("a start supersedes the stop, it is not refused");
+    let start = tokio::time::timeout(Duration::from_secs(10), lab.engine.wait(start.id)).await.unwrap().unwrap();
+    assert_eq!(start.status, CascadeStatus::Completed, "{start:?}");
+    lab.engine.wait(stop.id).await.unwrap();
+    assert_eq!(lab.state("nas").await, PowerState::On, "the most recent intent wins");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_proposal_is_confirmed_or_dismissed_never_both() {
+    for _ in 0..5 {
+        let lab = Lab::new(&all_on(&fast(HOMELAB)), 4);
+        let (_, _) = lab.run(Action::Stop, "lxc-jellyfin").await;
+        let p = lab.engine.store().proposals(false).unwrap().remove(0);
+        let (confirm, dismiss) = tokio::join!(lab.engine.confirm_proposal(p.id), lab.engine.dismiss_proposal(p.id));
+        assert!(confirm.is_ok() != dismiss.is_ok(), "exactly one decision wins: {confirm:?} / {dismiss:?}");
+        let status = lab.engine.store().proposal(p.id).unwrap().unwrap().status;
+        assert_eq!(status, if confirm.is_ok() { ProposalStatus::Confirmed } else { ProposalStatus::Dismissed });
+    }
 }
