@@ -79,20 +79,16 @@ fn planner(machines: usize) {
     let (held, durations) = (BTreeMap::new(), BTreeMap::new());
     let walk = time(20, || t.upstream_closure(target).len());
     let start = time(20, || {
-        plan(&t, Observations { states: &states, held: &held, durations: &durations }, target, Action::Start)
-            .map(|p| p.steps.len())
+        plan(&t, Observations::new(&states, &held, &durations), target, Action::Start).map(|p| p.steps.len())
     });
-    let steps = plan(&t, Observations { states: &states, held: &held, durations: &durations }, target, Action::Start)
+    let steps = plan(&t, Observations::new(&states, &held, &durations), target, Action::Start)
         .map(|p| p.steps.len())
         .unwrap_or(0);
     let root = t.by_name("m0").map(|n| n.id).unwrap_or(target);
-    let stop = time(5, || {
-        plan(&t, Observations { states: &on, held: &held, durations: &durations }, root, Action::Stop)
-            .map(|p| p.steps.len())
-    });
-    let stop_steps = plan(&t, Observations { states: &on, held: &held, durations: &durations }, root, Action::Stop)
-        .map(|p| p.steps.len())
-        .unwrap_or(0);
+    let stop =
+        time(5, || plan(&t, Observations::new(&on, &held, &durations), root, Action::Stop).map(|p| p.steps.len()));
+    let stop_steps =
+        plan(&t, Observations::new(&on, &held, &durations), root, Action::Stop).map(|p| p.steps.len()).unwrap_or(0);
     println!("planner, {} nodes:", t.len());
     println!("  start plan ({steps} steps): {start:?}  — {:.1}× a bare closure walk ({walk:?})", ratio(start, walk));
     println!("  stop plan of a root ({stop_steps} steps, with re-evaluation): {stop:?}");

@@ -107,9 +107,28 @@ pub struct Observations<'a> {
     pub held: &'a BTreeMap<NodeId, CascadeId>,
     /// Typical durations of past steps, for the estimate.
     pub durations: &'a BTreeMap<(NodeId, Action), Duration>,
+    /// Nodes with a power operation in flight (in another cascade): never skipped, whatever
+    /// their state says, so the plan joins or waits for that operation.
+    pub busy: &'a BTreeSet<NodeId>,
 }
 
-impl Observations<'_> {
+static NOTHING_BUSY: BTreeSet<NodeId> = BTreeSet::new();
+
+impl<'a> Observations<'a> {
+    /// Observations with no operation in flight.
+    pub fn new(
+        states: &'a BTreeMap<NodeId, PowerState>,
+        held: &'a BTreeMap<NodeId, CascadeId>,
+        durations: &'a BTreeMap<(NodeId, Action), Duration>,
+    ) -> Self {
+        Observations { states, held, durations, busy: &NOTHING_BUSY }
+    }
+
+    /// The same observations with these nodes' operations in flight.
+    pub fn with_busy(self, busy: &'a BTreeSet<NodeId>) -> Self {
+        Observations { busy, ..self }
+    }
+
     fn state(&self, n: NodeId) -> PowerState {
         self.states.get(&n).copied().unwrap_or(PowerState::Unknown)
     }
@@ -153,7 +172,10 @@ impl Builder<'_> {
         let mut seen = BTreeSet::new();
         self.start_order(target, &mut seen, &mut order);
         for n in order {
-            if self.obs.state(n) == PowerState::On {
+            // Up means on *and* ready: a node with a readiness probe gets a step (which finds
+            // it on and waits for the probe), and so does one another cascade is operating.
+            let probed = self.topology.node(n).is_some_and(|node| node.spec.readiness.is_some());
+            if self.obs.state(n) == PowerState::On && !probed && !self.obs.busy.contains(&n) {
                 plan.skipped.push(Decision { node: n, reason: "already on".into() });
                 continue;
             }
@@ -184,7 +206,7 @@ impl Builder<'_> {
         self.stop_order(target, &mut seen, &mut order);
         let mut stopping: BTreeSet<NodeId> = order.iter().copied().collect();
         for &n in &order {
-            if self.obs.state(n) == PowerState::Off {
+            if self.obs.state(n) == PowerState::Off && !self.obs.busy.contains(&n) {
                 plan.skipped.push(Decision { node: n, reason: "already off".into() });
                 continue;
             }

@@ -553,6 +553,12 @@ impl Engine {
         held
     }
 
+    /// Nodes with a power operation in flight (a cascade plans a step for them, to join or
+    /// wait for it, whatever their state says).
+    fn busy(&self) -> BTreeSet<NodeId> {
+        self.state().ops.keys().copied().collect()
+    }
+
     /// The dry run: what `action` on `node` would do now, and roughly how long it would take.
     /// It asks the connectors for the nodes' states and writes nothing (no journal entry).
     pub async fn plan(&self, node: impl Into<NodeRef>, action: Action) -> Result<Plan, EngineError> {
@@ -561,7 +567,8 @@ impl Engine {
         let states: BTreeMap<NodeId, PowerState> = self.poll(&topology).await.into_iter().collect();
         let durations = self.durations(&topology).await?;
         let held = self.held(None);
-        Ok(plan(&topology, Observations { states: &states, held: &held, durations: &durations }, node, action)?)
+        let busy = self.busy();
+        Ok(plan(&topology, Observations::new(&states, &held, &durations).with_busy(&busy), node, action)?)
     }
 
     /// The start that claimed `node` from stop cascade `stop`: a start in flight that needs

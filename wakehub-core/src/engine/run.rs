@@ -131,7 +131,8 @@ impl Engine {
         let states = self.observe(&topology).await;
         let durations = self.durations(&topology).await?;
         let held = self.held(Some(id));
-        let plan = plan(&topology, Observations { states: &states, held: &held, durations: &durations }, node, action)?;
+        let busy = self.busy();
+        let plan = plan(&topology, Observations::new(&states, &held, &durations).with_busy(&busy), node, action)?;
         let new_steps: Vec<(NodeId, String, Action, Role, Vec<usize>)> =
             plan.steps.iter().map(|s| (s.node, topology.name_of(s.node), s.action, s.role, s.after.clone())).collect();
         self.record(move |tx| {

@@ -800,3 +800,31 @@ async fn one_proposal_is_confirmed_or_dismissed_never_both() {
         assert_eq!(status, if confirm.is_ok() { ProposalStatus::Confirmed } else { ProposalStatus::Dismissed });
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_already_on_is_up_only_once_its_probe_passes() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    // `web` is already on (its connector says so) but does not serve yet.
+    let text = format!(
+        "[[node]]\nname = \"web\"\nkind = \"physical\"\nreadiness = {{ tcp = \"127.0.0.1:{port}\" }}\nstart_timeout = \"10s\"\n[node.connector]\ntype = \"sim\"\ninitially = \"on\"\n\n\
+         [[node]]\nname = \"client\"\nkind = \"physical\"\ndepends_on = [\"web\"]\n[node.connector]\ntype = \"sim\"\n"
+    );
+    let lab = Lab::new(&text, 4);
+    let plan = lab.engine.plan("client", Action::Start).await.unwrap();
+    assert!(plan.steps.iter().any(|s| s.node == lab.id("web")), "web gets a step to wait for its probe: {plan:?}");
+    let record = lab.engine.start("client").await.unwrap();
+    // A second cascade needing web, while the first waits on web's probe, waits too.
+    let second = lab.engine.start("web").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(lab.sim.count(lab.id("client"), "start"), 0, "client started before web was ready");
+    assert_eq!(lab.sim.count(lab.id("web"), "start"), 0, "web is on: it is probed, not started again");
+    assert!(lab.engine.store().cascade(second.id).unwrap().unwrap().status == CascadeStatus::InProgress);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(10), lab.engine.wait(record.id)).await.unwrap().unwrap();
+    assert_eq!(done.status, CascadeStatus::Completed, "{done:?}");
+    assert_eq!(lab.engine.wait(second.id).await.unwrap().status, CascadeStatus::Completed);
+    drop(listener);
+}

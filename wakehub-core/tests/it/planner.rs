@@ -16,7 +16,7 @@ fn check(t: &Topology, action: Action, target: &str, on: &[&str], expect: Expect
         t.nodes().map(|n| (n.id, if on.contains(&n.name()) { PowerState::On } else { PowerState::Off })).collect();
     let held = BTreeMap::new();
     let durations = BTreeMap::new();
-    let obs = Observations { states: &states, held: &held, durations: &durations };
+    let obs = Observations::new(&states, &held, &durations);
     let p = plan(t, obs, t.by_name(target).unwrap().id, action).unwrap();
     let mut out = String::new();
     for s in &p.steps {
@@ -229,7 +229,7 @@ fn nodes_an_in_flight_start_needs_are_kept() {
     let nas = t.by_name("nas").unwrap().id;
     let held = BTreeMap::from([(nas, wakehub_core::model::CascadeId::new(7))]);
     let durations = BTreeMap::new();
-    let obs = Observations { states: &states, held: &held, durations: &durations };
+    let obs = Observations::new(&states, &held, &durations);
     let p = plan(&t, obs, t.by_name("sandbox").unwrap().id, Action::Stop).unwrap();
     let names: Vec<String> = p.steps.iter().map(|s| t.name_of(s.node)).collect();
     assert_eq!(names, ["sandbox", "lxc-jellyfin"]);

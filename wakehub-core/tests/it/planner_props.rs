@@ -68,7 +68,7 @@ proptest! {
         let states: BTreeMap<NodeId, PowerState> = ids.iter().enumerate().map(|(i, id)| (*id, state_of(codes[i % codes.len()]))).collect();
         let target = ids[pick.index(ids.len())];
         let (held, durations) = (BTreeMap::new(), BTreeMap::new());
-        let p = plan(&t, Observations { states: &states, held: &held, durations: &durations }, target, Action::Start).unwrap();
+        let p = plan(&t, Observations::new(&states, &held, &durations), target, Action::Start).unwrap();
         let step_of: BTreeMap<NodeId, usize> = p.steps.iter().map(|s| (s.node, s.id)).collect();
         // Every node is started at most once, and only nodes of the closure.
         prop_assert_eq!(step_of.len(), p.steps.len());
@@ -90,7 +90,7 @@ proptest! {
         }
         // Starting what is already up plans nothing.
         let all_on: BTreeMap<NodeId, PowerState> = ids.iter().map(|id| (*id, PowerState::On)).collect();
-        let p = plan(&t, Observations { states: &all_on, held: &held, durations: &durations }, target, Action::Start).unwrap();
+        let p = plan(&t, Observations::new(&all_on, &held, &durations), target, Action::Start).unwrap();
         prop_assert!(p.steps.is_empty());
     }
 
@@ -106,7 +106,7 @@ proptest! {
             .into_iter()
             .collect();
         let durations = BTreeMap::new();
-        let p = plan(&t, Observations { states: &states, held: &held, durations: &durations }, target, Action::Stop).unwrap();
+        let p = plan(&t, Observations::new(&states, &held, &durations), target, Action::Stop).unwrap();
         let step_of: BTreeMap<NodeId, usize> = p.steps.iter().map(|s| (s.node, s.id)).collect();
         prop_assert_eq!(step_of.len(), p.steps.len());
         let scope: BTreeSet<NodeId> = t.downstream_closure(target).into_iter().chain([target]).collect();
