@@ -210,6 +210,19 @@ pub enum EventKind {
         /// Node names of the guests no longer listed.
         disappeared: Vec<String>,
     },
+    /// `power-refused`: a caller asked for a power action its role or scope does not allow.
+    PowerRefused {
+        /// The node asked for.
+        node: NodeId,
+        /// Its name.
+        name: String,
+        /// Start or stop (a confirmed proposal is a stop).
+        action: Action,
+        /// Who asked (a token's or user's name).
+        actor: String,
+        /// Why (`FORBIDDEN`…).
+        code: ErrorCode,
+    },
     /// `capability-denied`: a connector plugin asked for something its node's configuration
     /// does not grant (a host, a credential).
     CapabilityDenied {
@@ -237,6 +250,7 @@ impl EventKind {
             EventKind::ProposalResolved { .. } => "proposal-resolved",
             EventKind::CapabilityDenied { .. } => "capability-denied",
             EventKind::HostDiscovered { .. } => "host-discovered",
+            EventKind::PowerRefused { .. } => "power-refused",
         }
     }
 
@@ -251,6 +265,7 @@ impl EventKind {
             EventKind::StatusChange { .. }
             | EventKind::ProposalResolved { .. }
             | EventKind::CapabilityDenied { .. }
+            | EventKind::PowerRefused { .. }
             | EventKind::HostDiscovered { .. } => None,
         }
     }
@@ -266,6 +281,7 @@ impl EventKind {
             | EventKind::NodeKept { node, .. }
             | EventKind::ProposalResolved { node, .. }
             | EventKind::CapabilityDenied { node, .. }
+            | EventKind::PowerRefused { node, .. }
             | EventKind::HostDiscovered { node, .. } => Some(*node),
         }
     }

@@ -87,7 +87,7 @@ pub enum ExportError {
     },
 }
 
-const NODE_FIELDS: [&str; 11] = [
+const NODE_FIELDS: [&str; 12] = [
     "name",
     "kind",
     "parent",
@@ -98,6 +98,7 @@ const NODE_FIELDS: [&str; 11] = [
     "stop_timeout",
     "readiness",
     "offers",
+    "tags",
     "connector",
 ];
 
@@ -263,6 +264,24 @@ fn parse_entry(index: usize, item: &Value, options: &ParseOptions, errors: &mut 
         }
         Some(_) => errors.push(&label, "offers", "must be a list such as [\"proxmox\", \"docker\"]"),
     }
+    let mut tags = BTreeSet::new();
+    match t.get("tags") {
+        None => {}
+        Some(Value::Array(items)) => {
+            for v in items {
+                match v.as_str() {
+                    Some(tag) => match crate::model::validate_tag(tag) {
+                        Ok(()) => {
+                            tags.insert(tag.to_owned());
+                        }
+                        Err(e) => errors.push(&label, "tags", e),
+                    },
+                    None => errors.push(&label, "tags", format!("{v} is not a tag (a string)")),
+                }
+            }
+        }
+        Some(_) => errors.push(&label, "tags", "must be a list such as [\"media\", \"lab\"]"),
+    }
     let connector = match t.get("connector") {
         None => {
             errors.push(&label, "connector", "missing (a `[node.connector]` table with a `type`)");
@@ -291,6 +310,7 @@ fn parse_entry(index: usize, item: &Value, options: &ParseOptions, errors: &mut 
     }
     spec.readiness = readiness;
     spec.offers = offers;
+    spec.tags = tags;
     Some(Entry { label, spec, parent, depends_on })
 }
 
@@ -531,6 +551,7 @@ fn build(entries: Vec<Entry>, named: &BTreeSet<String>, errors: &mut Errors) -> 
                     let field = match e {
                         ModelError::InvalidParent { .. } => "parent",
                         ModelError::CannotOffer { .. } => "offers",
+                        ModelError::InvalidTag { .. } => "tags",
                         _ => "name",
                     };
                     errors.model(&entry.label, field, &e);
@@ -600,6 +621,9 @@ pub fn export(topology: &Topology) -> Result<String, ExportError> {
         }
         if !spec.offers.is_empty() {
             t.insert("offers".into(), Value::Array(spec.offers.iter().map(|c| Value::from(c.as_str())).collect()));
+        }
+        if !spec.tags.is_empty() {
+            t.insert("tags".into(), Value::Array(spec.tags.iter().map(|t| Value::from(t.as_str())).collect()));
         }
         if spec.pinned {
             t.insert("pinned".into(), true.into());

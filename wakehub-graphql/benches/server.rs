@@ -61,7 +61,9 @@ struct Running {
 async fn serve(t: &Topology) -> Running {
     let store = Store::open_in_memory(MasterKey::generate()).unwrap_or_else(|e| panic!("{e}"));
     store.import(t, wakehub_core::model::Origin::Operator).unwrap_or_else(|e| panic!("{e}"));
-    let (_, token) = store.create_token("bench").unwrap_or_else(|e| panic!("{e}"));
+    let (_, token) = store
+        .create_token("bench", wakehub_core::model::Role::Admin, &wakehub_core::model::Scope::All, None)
+        .unwrap_or_else(|e| panic!("{e}"));
     let engine = Engine::new(store, Registry::builtin(), EngineConfig::default()).unwrap_or_else(|e| panic!("{e}"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));

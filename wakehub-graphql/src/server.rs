@@ -32,6 +32,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use wakehub_core::engine::Engine;
 
 use crate::metrics::Metrics;
+use crate::schema::Caller;
 use crate::schema::{self, Limits, WakehubSchema};
 
 /// Server limits and timings.
@@ -118,15 +119,21 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
 }
 
-async fn valid(engine: &Engine, token: Option<String>) -> bool {
-    let Some(token) = token else { return false };
+/// The caller a token stands for: its name, role and scope (`None`: missing, unknown,
+/// revoked or expired).
+async fn authenticate(engine: &Engine, token: Option<String>) -> Option<Caller> {
+    let token = token?;
     match engine.store().run(move |s| s.verify_token(&token)).await {
-        Ok(found) => found.is_some(),
+        Ok(found) => found.map(|t| Caller { name: t.name, role: t.role, scope: t.scope }),
         Err(e) => {
             tracing::error!("token check failed: {e}");
-            false
+            None
         }
     }
+}
+
+async fn valid(engine: &Engine, token: Option<String>) -> bool {
+    authenticate(engine, token).await.is_some()
 }
 
 fn unauthenticated() -> Response {
@@ -138,10 +145,10 @@ fn unauthenticated() -> Response {
 }
 
 async fn graphql_post(State(app): State<App>, headers: HeaderMap, request: GraphQLRequest) -> Response {
-    if !valid(&app.engine, bearer(&headers)).await {
+    let Some(caller) = authenticate(&app.engine, bearer(&headers)).await else {
         return unauthenticated();
-    }
-    GraphQLResponse::from(app.schema.execute(request.into_inner()).await).into_response()
+    };
+    GraphQLResponse::from(app.schema.execute(request.into_inner().data(caller)).await).into_response()
 }
 
 async fn metrics_get(State(app): State<App>) -> Response {
@@ -250,9 +257,11 @@ async fn serve_socket(app: App, socket: WebSocket, protocol: GraphQLProtocol, he
     GraphQLWebSocket::new_with_pair(tx.clone(), input, app.schema.clone(), protocol)
         .on_connection_init(move |payload| async move {
             let token = init_token(&payload).or(header_token);
-            if valid(&engine, token.clone()).await {
+            if let Some(caller) = authenticate(&engine, token.clone()).await {
                 let _ = token_tx.send(token);
-                Ok(Data::default())
+                let mut data = Data::default();
+                data.insert(caller);
+                Ok(data)
             } else {
                 Err(schema::api_error(ErrorCode::Unauthenticated, "missing, unknown or revoked API token"))
             }

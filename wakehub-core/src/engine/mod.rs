@@ -625,7 +625,31 @@ impl Engine {
     /// `node` is an id or a name. Refused at once when a node the cascade may touch names
     /// a connector type that is not registered.
     pub async fn request(&self, node: impl Into<NodeRef>, action: Action) -> Result<CascadeRecord, EngineError> {
-        self.admit(node.into(), action, None).await
+        self.admit(node.into(), action, None, None).await
+    }
+
+    /// [`request`](Self::request) on behalf of `actor` (a token's or user's name), recorded
+    /// as the cascade's `requested_by`.
+    pub async fn request_by(
+        &self,
+        node: impl Into<NodeRef>,
+        action: Action,
+        actor: &str,
+    ) -> Result<CascadeRecord, EngineError> {
+        self.admit(node.into(), action, None, Some(actor.to_owned())).await
+    }
+
+    /// Journals that `actor` was refused `action` on `node` (a `power-refused` event).
+    pub async fn journal_refusal(
+        &self,
+        node: NodeId,
+        action: Action,
+        actor: &str,
+        code: ErrorCode,
+    ) -> Result<(), EngineError> {
+        let topology = self.inner.store.run(|s| s.topology_shared()).await?;
+        let name = topology.name_of(node);
+        self.emit(vec![EventKind::PowerRefused { node, name, action, actor: actor.to_owned(), code }]).await
     }
 
     /// Shorthand for [`request`](Self::request) with [`Action::Start`].
@@ -670,6 +694,11 @@ impl Engine {
 
     /// Runs an interrupted, failed or cancelled cascade again (a new cascade, linked to it).
     pub async fn rerun(&self, cascade: CascadeId) -> Result<CascadeRecord, EngineError> {
+        self.rerun_by(cascade, None).await
+    }
+
+    /// [`rerun`](Self::rerun) on behalf of `actor`, if given.
+    pub async fn rerun_by(&self, cascade: CascadeId, actor: Option<&str>) -> Result<CascadeRecord, EngineError> {
         let old = self
             .inner
             .store
@@ -679,7 +708,7 @@ impl Engine {
         if !old.status.is_final() {
             return Err(EngineError::CascadeInProgress { cascade });
         }
-        self.admit(old.node.into(), old.action, Some(cascade)).await
+        self.admit(old.node.into(), old.action, Some(cascade), actor.map(str::to_owned)).await
     }
 
     async fn admit(
@@ -687,6 +716,7 @@ impl Engine {
         node: NodeRef,
         action: Action,
         rerun_of: Option<CascadeId>,
+        actor: Option<String>,
     ) -> Result<CascadeRecord, EngineError> {
         let _admission = self.inner.admission.lock().await;
         // One snapshot from admission to the end of the cascade.
@@ -737,7 +767,7 @@ impl Engine {
         let stale = scope.clone();
         let record = self
             .record(move |tx| {
-                let record = tx.insert_cascade(node, &name, action, rerun_of)?;
+                let record = tx.insert_cascade(node, &name, action, rerun_of, actor.as_deref())?;
                 // A start needs these nodes on: their pending shutdown proposals are stale.
                 if action == Action::Start {
                     for p in tx.pending_proposals_of(&stale)? {
@@ -851,6 +881,11 @@ impl Engine {
     /// Confirms a pending shutdown proposal: checks again that nothing uses the node, then
     /// starts a stop cascade for it.
     pub async fn confirm_proposal(&self, id: ProposalId) -> Result<CascadeRecord, EngineError> {
+        self.confirm_proposal_by(id, None).await
+    }
+
+    /// [`confirm_proposal`](Self::confirm_proposal) on behalf of `actor`, if given.
+    pub async fn confirm_proposal_by(&self, id: ProposalId, actor: Option<&str>) -> Result<CascadeRecord, EngineError> {
         let _decision = self.inner.decisions.lock().await;
         let proposal = self.pending_proposal(id).await?;
         let topology = self.inner.store.run(|s| s.topology_shared()).await?;
@@ -865,7 +900,7 @@ impl Engine {
                 if names.is_empty() { String::new() } else { format!(" (by {})", names.join(", ")) }
             ))));
         }
-        let cascade = self.request(proposal.node, Action::Stop).await?;
+        let cascade = self.admit(proposal.node.into(), Action::Stop, None, actor.map(str::to_owned)).await?;
         let node = proposal.node;
         self.record(move |tx| {
             if tx.resolve_proposal(id, ProposalStatus::Confirmed)? {

@@ -20,6 +20,16 @@ pub enum ModelError {
         /// Why it is refused.
         reason: String,
     },
+    /// A tag is not valid.
+    #[error("`{node}`: tag `{tag}`: {reason}")]
+    InvalidTag {
+        /// The node.
+        node: String,
+        /// The tag.
+        tag: String,
+        /// Why.
+        reason: String,
+    },
     /// Another node already has this name.
     #[error("a node named `{name}` already exists")]
     DuplicateName {
@@ -101,6 +111,7 @@ impl ModelError {
             | ModelError::DuplicateDependency { .. }
             | ModelError::HostsNodes { .. } => ErrorCode::Conflict,
             ModelError::InvalidName { .. }
+            | ModelError::InvalidTag { .. }
             | ModelError::InvalidParent { .. }
             | ModelError::CannotOffer { .. }
             | ModelError::SelfDependency { .. } => ErrorCode::Validation,

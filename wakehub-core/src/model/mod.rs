@@ -1,6 +1,7 @@
 //! The topology model: nodes, kinds, the hosting tree and the dependency graph, with their
 //! validation. Pure data and functions: no I/O, no clock, no async.
 
+mod access;
 mod code;
 mod error;
 mod ids;
@@ -8,6 +9,7 @@ mod node;
 mod power;
 mod topology;
 
+pub use access::{Role, Scope, validate_tag};
 pub use code::ErrorCode;
 pub use error::{ModelError, Refusal};
 pub use ids::{CascadeId, CredentialId, EventId, NodeId, NodeRef, ProposalId};

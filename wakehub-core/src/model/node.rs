@@ -430,6 +430,9 @@ pub struct NodeSpec {
     pub connector: ConnectorConfig,
     /// Configured or only discovered.
     pub state: NodeState,
+    /// Free labels (`media`, `lab`): groups on the dashboard, and what an access
+    /// [`Scope`](super::Scope) can select.
+    pub tags: BTreeSet<String>,
 }
 
 impl NodeSpec {
@@ -444,8 +447,15 @@ impl NodeSpec {
             offers: BTreeSet::new(),
             connector,
             state: NodeState::Configured,
+            tags: BTreeSet::new(),
             kind,
         }
+    }
+
+    /// The same spec with tag `tag` (checked when the spec enters a topology).
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.insert(tag.into());
+        self
     }
 
     /// The same spec, shown on the dashboard (`pinned`) or not.

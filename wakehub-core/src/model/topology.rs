@@ -108,6 +108,7 @@ impl Topology {
             return Err(ModelError::DuplicateName { name: spec.name.clone() });
         }
         self.check_offers(&spec)?;
+        check_tags(&spec)?;
         let parent_node = parent.map(|p| self.get(p)).transpose()?;
         check_hosting(&spec, parent_node)?;
         // A brand-new node has no inbound edges, so its parent edge cannot close a cycle.
@@ -144,6 +145,7 @@ impl Topology {
             return Err(ModelError::DuplicateName { name: spec.name.clone() });
         }
         self.check_offers(&spec)?;
+        check_tags(&spec)?;
         let old_parent = current.parent;
         let old_name = current.spec.name.clone();
         if parent == Some(id) {
@@ -478,4 +480,17 @@ fn check_hosting(child: &NodeSpec, parent: Option<&Node>) -> Result<(), ModelErr
         }
         _ => Ok(()),
     }
+}
+
+/// Tags are names (`[a-z0-9][a-z0-9-_]*`), at most 32 per node.
+fn check_tags(spec: &NodeSpec) -> Result<(), ModelError> {
+    let invalid =
+        |tag: &str, reason: String| ModelError::InvalidTag { node: spec.name.clone(), tag: tag.to_owned(), reason };
+    if spec.tags.len() > 32 {
+        return Err(invalid("", "at most 32 tags per node".into()));
+    }
+    for tag in &spec.tags {
+        super::validate_tag(tag).map_err(|reason| invalid(tag, reason))?;
+    }
+    Ok(())
 }

@@ -45,6 +45,8 @@ pub struct CascadeRecord {
     pub started_at_ms: Option<i64>,
     /// Ended at.
     pub completed_at_ms: Option<i64>,
+    /// Who asked for it (a token's or user's name), when it came through the API.
+    pub requested_by: Option<String>,
 }
 
 /// One step of a cascade as recorded.
@@ -340,7 +342,7 @@ fn bad(what: &str, value: &str) -> StoreError {
 }
 
 const CASCADE_COLUMNS: &str = "id, node_id, node_name, action, status, current_step, total_steps, failed_step, \
-     error_code, error_message, rerun_of, created_at, started_at, completed_at";
+     error_code, error_message, rerun_of, created_at, started_at, completed_at, requested_by";
 
 fn cascade_row(r: &Row<'_>) -> rusqlite::Result<Result<CascadeRecord, StoreError>> {
     let action: String = r.get(3)?;
@@ -363,6 +365,7 @@ fn cascade_row(r: &Row<'_>) -> rusqlite::Result<Result<CascadeRecord, StoreError
         created_at_ms: r.get(11)?,
         started_at_ms: r.get(12)?,
         completed_at_ms: r.get(13)?,
+        requested_by: r.get(14)?,
     }))
 }
 
@@ -445,12 +448,13 @@ impl JournalTx<'_> {
         node_name: &str,
         action: Action,
         rerun_of: Option<CascadeId>,
+        requested_by: Option<&str>,
     ) -> Result<CascadeRecord, StoreError> {
         let tx = self.tx;
         tx.execute(
-            "INSERT INTO cascades (node_id, node_name, action, status, rerun_of, created_at)
-         VALUES (?1, ?2, ?3, 'pending', ?4, ?5)",
-            params![node.get(), node_name, action.as_str(), rerun_of.map(CascadeId::get), now_ms()],
+            "INSERT INTO cascades (node_id, node_name, action, status, rerun_of, created_at, requested_by)
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6)",
+            params![node.get(), node_name, action.as_str(), rerun_of.map(CascadeId::get), now_ms(), requested_by],
         )
         .map_err(db)?;
         let id = CascadeId::new(tx.last_insert_rowid());
@@ -702,6 +706,9 @@ fn encode(kind: &EventKind) -> Value {
         EventKind::CapabilityDenied { node, name, plugin, what } => {
             json!({"node": node.get(), "name": name, "plugin": plugin, "what": what})
         }
+        EventKind::PowerRefused { node, name, action, actor, code } => json!({
+            "node": node.get(), "name": name, "action": action.as_str(), "actor": actor, "code": code.as_str()
+        }),
         EventKind::HostDiscovered { node, name, added, disappeared } => {
             json!({"node": node.get(), "name": name, "added": added, "disappeared": disappeared})
         }
@@ -775,6 +782,13 @@ fn decode(kind: &str, payload: &str) -> Option<EventKind> {
                 disappeared: names("disappeared")?,
             }
         }
+        "power-refused" => EventKind::PowerRefused {
+            node: node()?,
+            name: text(&v, "name")?,
+            action: Action::parse(&text(&v, "action")?)?,
+            actor: text(&v, "actor")?,
+            code: ErrorCode::parse(&text(&v, "code")?).unwrap_or(ErrorCode::Forbidden),
+        },
         "capability-denied" => EventKind::CapabilityDenied {
             node: node()?,
             name: text(&v, "name")?,

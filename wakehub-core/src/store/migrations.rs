@@ -154,6 +154,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE credentials ADD COLUMN key TEXT;
     ALTER TABLE credentials ADD COLUMN endpoint TEXT;
     "#,
+    // 7: node tags; tokens with a role, a scope and an expiry; who requested a cascade.
+    r#"
+    ALTER TABLE nodes ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE api_tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin' CHECK (role IN ('viewer', 'operator', 'admin'));
+    ALTER TABLE api_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT '*';
+    ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER;
+    ALTER TABLE cascades ADD COLUMN requested_by TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

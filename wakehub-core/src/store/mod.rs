@@ -101,6 +101,9 @@ struct Inner {
     topology: Mutex<(u64, Option<Arc<crate::model::Topology>>)>,
 }
 
+/// A stored credential: nonce, ciphertext, and the node and key it is bound to.
+type SealedRow = (Vec<u8>, Vec<u8>, Option<i64>, Option<String>);
+
 /// A handle to the store. Cheap to clone; all clones share one connection.
 #[derive(Clone)]
 pub struct Store {
@@ -144,7 +147,7 @@ impl Store {
         migrations::migrate(&mut conn)?;
         check_master_key(&conn, &key)?;
         {
-            let tx = conn.transaction().map_err(db)?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
             let bound = nodes::bind_legacy_credentials(&tx)?;
             tx.commit().map_err(db)?;
             if bound > 0 {
@@ -210,7 +213,10 @@ impl Store {
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db)?;
+        // IMMEDIATE: the write lock is taken up front, so another process writing the same
+        // database (the CLI creating a token beside a running server) makes this wait
+        // (busy timeout) instead of failing when a read would have to become a write.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
         let r = f(&tx)?;
         tx.commit().map_err(db)?;
         Ok(r)
@@ -241,7 +247,7 @@ impl Store {
             }
             SecretRef::Stored(id) => {
                 let conn = self.conn();
-                let row: Option<(Vec<u8>, Vec<u8>, Option<i64>, Option<String>)> = conn
+                let row: Option<SealedRow> = conn
                     .query_row(
                         "SELECT nonce, ciphertext, node_id, key FROM credentials WHERE id = ?1",
                         [id.get()],

@@ -492,10 +492,11 @@ pub(super) fn write_node(tx: &Transaction<'_>, id: NodeId, spec: &NodeSpec) -> R
     });
     let offers = Value::from(spec.offers.iter().map(|c| c.as_str()).collect::<Vec<_>>()).to_string();
     let settings = Value::Object(spec.connector.settings.iter().map(|(k, v)| (k.clone(), to_json(v))).collect());
+    let tags = Value::from(spec.tags.iter().map(String::as_str).collect::<Vec<_>>()).to_string();
     tx.execute(
         "UPDATE nodes SET name = ?1, kind = ?2, state = ?3, pinned = ?4, confirm_auto_shutdown = ?5,
                 start_timeout_ms = ?6, stop_timeout_ms = ?7, readiness = ?8, offers = ?9, connector_type = ?10,
-                connector_settings = ?11, updated_at = ?12
+                connector_settings = ?11, updated_at = ?12, tags = ?14
          WHERE id = ?13",
         params![
             spec.name,
@@ -513,7 +514,8 @@ pub(super) fn write_node(tx: &Transaction<'_>, id: NodeId, spec: &NodeSpec) -> R
             spec.connector.type_name,
             settings.to_string(),
             now_ms(),
-            id.get()
+            id.get(),
+            tags
         ],
     )
     .map_err(db)?;
@@ -568,7 +570,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
     let mut stmt = tx
         .prepare(
             "SELECT id, name, kind, parent_id, state, pinned, confirm_auto_shutdown, start_timeout_ms, stop_timeout_ms,
-                readiness, offers, connector_type, connector_settings
+                readiness, offers, connector_type, connector_settings, tags
          FROM nodes ORDER BY id",
         )
         .map_err(db)?;
@@ -588,13 +590,29 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
                 r.get::<_, String>(10)?,
                 r.get::<_, String>(11)?,
                 r.get::<_, String>(12)?,
+                r.get::<_, String>(13)?,
             ))
         })
         .map_err(db)?;
     let mut rows = Vec::new();
     for r in raw {
-        let (id, name, kind, parent, state, pinned, confirm, start_ms, stop_ms, readiness, offers, ctype, settings) =
-            r.map_err(db)?;
+        let (
+            id,
+            name,
+            kind,
+            parent,
+            state,
+            pinned,
+            confirm,
+            start_ms,
+            stop_ms,
+            readiness,
+            offers,
+            ctype,
+            settings,
+            tags,
+        ) = r.map_err(db)?;
+        let tags: BTreeSet<String> = serde_json::from_str(&tags).map_err(|e| corrupt(id, e))?;
         let kind = Kind::parse(&kind, &BTreeSet::from([kind.clone()])).ok_or_else(|| corrupt(id, "bad kind"))?;
         let offers: Vec<String> = serde_json::from_str(&offers).map_err(|e| corrupt(id, e))?;
         let offers = offers
@@ -631,6 +649,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
                 offers,
                 connector: ConnectorConfig { type_name: ctype, settings },
                 state,
+                tags,
             },
         });
     }

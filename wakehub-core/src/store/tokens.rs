@@ -10,7 +10,7 @@ use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::{Store, StoreError, db, now_ms};
-use crate::model::Refusal;
+use crate::model::{Refusal, Role, Scope};
 use crate::secrets::SecretString;
 
 /// An API token as stored (never the token itself).
@@ -25,19 +25,45 @@ pub struct TokenRecord {
     pub created_at_ms: i64,
     /// Revoked at, if revoked.
     pub revoked_at_ms: Option<i64>,
+    /// What it may do.
+    pub role: Role,
+    /// Which nodes it may see and act on.
+    pub scope: Scope,
+    /// When it stops being valid (ms since epoch), if ever.
+    pub expires_at_ms: Option<i64>,
 }
+
+const COLUMNS: &str = "id, name, created_at, revoked_at, role, scope, expires_at";
 
 fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
-    Ok(TokenRecord { id: r.get(0)?, name: r.get(1)?, created_at_ms: r.get(2)?, revoked_at_ms: r.get(3)? })
+    let bad = |i: usize, e: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into());
+    let role: String = r.get(4)?;
+    let scope: String = r.get(5)?;
+    Ok(TokenRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        created_at_ms: r.get(2)?,
+        revoked_at_ms: r.get(3)?,
+        role: role.parse().map_err(|e| bad(4, e))?,
+        scope: scope.parse().map_err(|e| bad(5, e))?,
+        expires_at_ms: r.get(6)?,
+    })
 }
 
 impl Store {
-    /// Creates a token named `name` and returns it — the only time it is ever visible.
-    pub fn create_token(&self, name: &str) -> Result<(TokenRecord, SecretString), StoreError> {
+    /// Creates a token named `name` with `role`, limited to `scope`, valid until
+    /// `expires_at_ms` (if given), and returns it — the only time it is ever visible.
+    pub fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        scope: &Scope,
+        expires_at_ms: Option<i64>,
+    ) -> Result<(TokenRecord, SecretString), StoreError> {
         let valid = !name.is_empty()
             && name.len() <= 64
             && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
@@ -60,13 +86,13 @@ impl Store {
                 ))));
             }
             tx.execute(
-                "INSERT INTO api_tokens (name, hash, created_at) VALUES (?1, ?2, ?3)",
-                params![name, hash(&token), now_ms()],
+                "INSERT INTO api_tokens (name, hash, created_at, role, scope, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![name, hash(&token), now_ms(), role.as_str(), scope.to_string(), expires_at_ms],
             )
             .map_err(db)?;
             let id = tx.last_insert_rowid();
             let record = tx
-                .query_row("SELECT id, name, created_at, revoked_at FROM api_tokens WHERE id = ?1", [id], row)
+                .query_row(&format!("SELECT {COLUMNS} FROM api_tokens WHERE id = ?1"), [id], row)
                 .map_err(db)?;
             Ok((record, SecretString::new(token)))
         })
@@ -75,8 +101,7 @@ impl Store {
     /// Every token, active and revoked, oldest first.
     pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         self.transaction(|tx| {
-            let mut stmt =
-                tx.prepare("SELECT id, name, created_at, revoked_at FROM api_tokens ORDER BY id").map_err(db)?;
+            let mut stmt = tx.prepare(&format!("SELECT {COLUMNS} FROM api_tokens ORDER BY id")).map_err(db)?;
             let rows = stmt.query_map([], row).map_err(db)?;
             rows.collect::<Result<_, _>>().map_err(db)
         })
@@ -95,21 +120,22 @@ impl Store {
                 .map_err(db)?;
             let id = id.ok_or_else(|| StoreError::NotFound { what: format!("active token `{name_or_id}`") })?;
             tx.execute("UPDATE api_tokens SET revoked_at = ?1 WHERE id = ?2", params![now_ms(), id]).map_err(db)?;
-            tx.query_row("SELECT id, name, created_at, revoked_at FROM api_tokens WHERE id = ?1", [id], row).map_err(db)
+            tx.query_row(&format!("SELECT {COLUMNS} FROM api_tokens WHERE id = ?1"), [id], row).map_err(db)
         })
     }
 
-    /// The active token matching `token`, if any.
+    /// The active (not revoked, not expired) token matching `token`, if any.
     pub fn verify_token(&self, token: &str) -> Result<Option<TokenRecord>, StoreError> {
         if !token.starts_with("whk_") || token.len() > 128 {
             return Ok(None);
         }
         self.transaction(|tx| {
-            tx.prepare_cached(
-                "SELECT id, name, created_at, revoked_at FROM api_tokens WHERE hash = ?1 AND revoked_at IS NULL",
-            )
+            tx.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM api_tokens
+                 WHERE hash = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)"
+            ))
             .map_err(db)?
-            .query_row([hash(token)], row)
+            .query_row(params![hash(token), now_ms()], row)
             .optional()
             .map_err(db)
         })

@@ -8,6 +8,7 @@ use wakehub_core::engine::Engine;
 use wakehub_core::model::{Action, CascadeId, ErrorCode};
 use wakehub_core::store::{CascadeFilter, CascadeRecord, StepRecord};
 
+use super::access::authorize_power;
 use super::enums::{GqlAction, GqlCascadeStatus, GqlRole, GqlStepStatus};
 use super::error::{ApiResultExt, api_error};
 use super::nodes::GqlNode;
@@ -24,7 +25,7 @@ impl GqlCascade {
     }
     /// The node asked for (null if it was deleted since).
     async fn node(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<GqlNode>> {
-        let view = View::load(ctx.data::<Engine>()?).await?;
+        let view = View::load(ctx).await?;
         Ok(view.topology.node(self.0.node).is_some().then(|| view.node(self.0.node)))
     }
     /// The node's name when the cascade was requested.
@@ -74,6 +75,10 @@ impl GqlCascade {
     /// Ended at.
     async fn completed_at(&self) -> Option<String> {
         self.0.completed_at_ms.map(time)
+    }
+    /// Who asked for it (an API token's name), when it came through the API.
+    async fn requested_by(&self) -> Option<&str> {
+        self.0.requested_by.as_deref()
     }
     /// Its steps, in plan order.
     async fn steps(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GqlStep>> {
@@ -155,7 +160,8 @@ impl CascadesQuery {
     async fn cascade(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<GqlCascade>> {
         let Some(n) = parse_id(&id, "cascade") else { return Ok(None) };
         let record = ctx.data::<Engine>()?.cascade(CascadeId::new(n)).await.api()?;
-        Ok(record.map(GqlCascade))
+        let view = View::load(ctx).await?;
+        Ok(record.filter(|r| view.visible(r.node)).map(GqlCascade))
     }
 
     /// Cascades, newest first, with cursor pagination (`after` is an `endCursor`).
@@ -170,7 +176,7 @@ impl CascadesQuery {
         let engine = ctx.data::<Engine>()?;
         let limit = page(ctx, first)?;
         let node = match node {
-            Some(n) => Some(View::load(engine).await?.require(&n)?),
+            Some(n) => Some(View::load(ctx).await?.require(&n)?),
             None => None,
         };
         let before = match after {
@@ -182,6 +188,9 @@ impl CascadesQuery {
         let filter = CascadeFilter { node, status: status.map(Into::into), before, limit: Some(limit + 1) };
         let mut records = engine.store().run(move |s| s.cascades(&filter)).await.api()?;
         let more = records.len() > limit;
+        let view = View::load(ctx).await?;
+        // What the caller may not see is left out of the page.
+        records.retain(|r| view.visible(r.node));
         records.truncate(limit);
         let mut conn = Connection::new(before.is_some(), more);
         conn.edges.extend(records.into_iter().map(|r| Edge::new(r.id.to_string(), GqlCascade(r))));
@@ -198,9 +207,10 @@ impl RunningQuery {
     /// Cascades running now.
     async fn running_cascades(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GqlCascade>> {
         let engine = ctx.data::<Engine>()?;
+        let view = View::load(ctx).await?;
         let mut out = Vec::new();
         for id in engine.running() {
-            if let Some(r) = engine.cascade(id).await.api()? {
+            if let Some(r) = engine.cascade(id).await.api()?.filter(|r| view.visible(r.node)) {
                 out.push(GqlCascade(r));
             }
         }
@@ -218,22 +228,28 @@ impl CascadesMutation {
     /// it with the `cascadeProgress` subscription.
     async fn start_node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<GqlCascade> {
         let engine = ctx.data::<Engine>()?;
-        let node = View::load(engine).await?.require(&id)?;
-        Ok(GqlCascade(engine.request(node, Action::Start).await.api()?))
+        let node = View::load(ctx).await?.resolve_any(&id)?;
+        let caller = authorize_power(ctx, node, Action::Start).await?;
+        Ok(GqlCascade(engine.request_by(node, Action::Start, &caller.name).await.api()?))
     }
 
     /// Stops a node and everything that cannot run without it, then re-evaluates its
     /// dependencies. Returns the cascade at once (`PENDING`).
     async fn stop_node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<GqlCascade> {
         let engine = ctx.data::<Engine>()?;
-        let node = View::load(engine).await?.require(&id)?;
-        Ok(GqlCascade(engine.request(node, Action::Stop).await.api()?))
+        let node = View::load(ctx).await?.resolve_any(&id)?;
+        let caller = authorize_power(ctx, node, Action::Stop).await?;
+        Ok(GqlCascade(engine.request_by(node, Action::Stop, &caller.name).await.api()?))
     }
 
     /// Cancels a running cascade: no new step begins; steps in flight finish.
     async fn cancel_cascade(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<GqlCascade> {
         let engine = ctx.data::<Engine>()?;
         let cascade = cascade_id(&id)?;
+        let target = engine.cascade(cascade).await.api()?;
+        if let Some(t) = &target {
+            authorize_power(ctx, t.node, t.action).await?;
+        }
         engine.cancel(cascade).api()?;
         let record = engine.cascade(cascade).await.api()?;
         record.map(GqlCascade).ok_or_else(|| api_error(ErrorCode::NotFound, format!("cascade `{}` not found", id.0)))
@@ -242,6 +258,11 @@ impl CascadesMutation {
     /// Runs an ended cascade (interrupted, failed, cancelled…) again, as a new cascade.
     async fn rerun_cascade(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<GqlCascade> {
         let engine = ctx.data::<Engine>()?;
-        Ok(GqlCascade(engine.rerun(cascade_id(&id)?).await.api()?))
+        let cascade = cascade_id(&id)?;
+        let caller = match engine.cascade(cascade).await.api()? {
+            Some(t) => authorize_power(ctx, t.node, t.action).await?,
+            None => return Err(api_error(ErrorCode::NotFound, format!("cascade `{}` not found", id.0))),
+        };
+        Ok(GqlCascade(engine.rerun_by(cascade, Some(&caller.name)).await.api()?))
     }
 }

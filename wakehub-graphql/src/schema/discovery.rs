@@ -6,8 +6,10 @@ use async_graphql::{Context, ID, Json, Object, SimpleObject};
 use wakehub_core::engine::Engine;
 use wakehub_core::model::NodeState;
 use wakehub_core::model::Origin;
+use wakehub_core::model::Role;
 use wakehub_core::store::{Disappeared, DiscoveredNode, DiscoveryRecord, DiscoveryReport};
 
+use super::access::RoleGuard;
 use super::enums::{GqlNodeState, GqlPowerState};
 use super::error::ApiResultExt;
 use super::nodes::{GqlNode, NodeInput, node_after, validate_connector};
@@ -140,18 +142,20 @@ impl DiscoveryMutation {
     /// Lists the guests a host runs (its Proxmox VMs and LXCs, its Docker containers) and
     /// stores the new ones as discovered nodes under it. Running it again refreshes what is
     /// known, never duplicates, and reports what disappeared.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn discover(&self, ctx: &Context<'_>, host: ID) -> async_graphql::Result<GqlDiscoveryReport> {
         let engine = ctx.data::<Engine>()?;
-        let host = View::load(engine).await?.require(&host)?;
+        let host = View::load(ctx).await?.require(&host)?;
         let report = engine.discover(host).await.api()?;
-        Ok(GqlDiscoveryReport::new(&View::load(engine).await?, report))
+        Ok(GqlDiscoveryReport::new(&View::load(ctx).await?, report))
     }
 
     /// Turns a discovered node into a configured one: as discovered (its connector table is
     /// pre-filled), or completed with `input` (without a `parent` it stays on its host).
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn adopt_node(&self, ctx: &Context<'_>, id: ID, input: Option<NodeInput>) -> async_graphql::Result<GqlNode> {
         let engine = ctx.data::<Engine>()?;
-        let node = View::load(engine).await?.require(&id)?;
+        let node = View::load(ctx).await?.require(&id)?;
         let draft = match input {
             Some(input) => {
                 let draft = input.draft(engine)?;
@@ -161,6 +165,6 @@ impl DiscoveryMutation {
             None => None,
         };
         engine.store().run(move |s| s.adopt_node(node, draft, Origin::Api)).await.api()?;
-        node_after(engine, node).await
+        node_after(ctx, node).await
     }
 }

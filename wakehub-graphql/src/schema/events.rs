@@ -133,6 +133,21 @@ pub struct CapabilityDenied {
     pub what: String,
 }
 
+/// `power-refused`: a caller asked for a power action its role or scope does not allow.
+#[derive(SimpleObject)]
+pub struct PowerRefused {
+    /// The node asked for.
+    pub node: ID,
+    /// Its name.
+    pub name: String,
+    /// Start or stop.
+    pub action: GqlAction,
+    /// Who asked (an API token's name).
+    pub actor: String,
+    /// Why (`FORBIDDEN`).
+    pub code: String,
+}
+
 /// `host-discovered`: a discovery run found new guests on a host or lost some.
 #[derive(SimpleObject)]
 pub struct HostDiscovered {
@@ -167,6 +182,8 @@ pub enum EventPayload {
     CapabilityDenied(CapabilityDenied),
     /// Guests found or lost on a host.
     HostDiscovered(HostDiscovered),
+    /// A power action refused to its caller.
+    PowerRefused(PowerRefused),
 }
 
 fn id<T: std::fmt::Display>(v: T) -> ID {
@@ -275,6 +292,13 @@ impl GqlEvent {
                     disappeared: disappeared.clone(),
                 })
             }
+            EventKind::PowerRefused { node, name, action, actor, code } => EventPayload::PowerRefused(PowerRefused {
+                node: id(node),
+                name: name.clone(),
+                action: (*action).into(),
+                actor: actor.clone(),
+                code: code.as_str().to_owned(),
+            }),
             _ => EventPayload::CascadeComplete(CascadeComplete { cascade: id("unknown"), node: id("unknown") }),
         }
     }
@@ -303,13 +327,12 @@ impl EventsQuery {
             )),
             None => None,
         };
-        let node = match node {
-            Some(n) => Some(View::load(engine).await?.require(&n)?),
-            None => None,
-        };
+        let view = View::load(ctx).await?;
+        let node = node.map(|n| view.require(&n)).transpose()?;
         let mut events = engine.store().run(move |s| s.events_after(after, node, limit + 1)).await.api()?;
         let more = events.len() > limit;
         events.truncate(limit);
+        events.retain(|e| view.sees(e));
         let mut conn = Connection::new(after.is_some(), more);
         conn.edges.extend(events.into_iter().map(|e| Edge::new(e.id.to_string(), GqlEvent(e))));
         Ok(conn)

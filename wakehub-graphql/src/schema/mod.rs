@@ -12,6 +12,7 @@
 //! actions, statuses), `shared` (the per-request view, id parsing, times, page sizes) and
 //! `error` (the stable `extensions.code` list).
 
+mod access;
 mod cascades;
 mod discovery;
 mod enums;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 use async_graphql::{MergedObject, Schema, SchemaBuilder};
 use wakehub_core::engine::Engine;
 
+pub use access::Caller;
 pub use error::api_error;
 #[cfg(feature = "plugins")]
 pub use plugins::Plugins;

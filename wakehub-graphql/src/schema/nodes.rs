@@ -4,9 +4,11 @@
 
 use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
 use wakehub_core::engine::Engine;
+use wakehub_core::model::Role;
 use wakehub_core::model::{ConfigValue, ErrorCode, NodeId, NodeState, Origin, Readiness};
 use wakehub_core::topology_file::{self, ParseOptions};
 
+use super::access::RoleGuard;
 use super::discovery::GqlDiscovery;
 use super::enums::{GqlNodeState, GqlPowerState};
 use super::error::{ApiResultExt, api_error};
@@ -59,6 +61,11 @@ impl GqlNode {
     /// The node `id` as seen in `view`.
     pub(crate) fn new(view: View, id: NodeId) -> Self {
         GqlNode { view, id }
+    }
+
+    /// The nodes among `ids` the caller may see.
+    fn visible(&self, ids: impl IntoIterator<Item = NodeId>) -> Vec<GqlNode> {
+        ids.into_iter().filter(|c| self.view.visible(*c)).map(|c| self.view.node(c)).collect()
     }
 }
 
@@ -137,21 +144,25 @@ impl GqlNode {
         let settings = c.settings.iter().map(|(k, v)| (k.clone(), settings_json(v))).collect();
         Some(GqlConnector { type_name: c.type_name.clone(), settings: Json(settings) })
     }
-    /// The host it runs on.
+    /// Its tags.
+    async fn tags(&self) -> Vec<String> {
+        self.view.topology.node(self.id).map(|n| n.spec.tags.iter().cloned().collect()).unwrap_or_default()
+    }
+    /// The host it runs on (null also when the caller's scope does not hold it).
     async fn parent(&self) -> Option<GqlNode> {
-        self.view.topology.parent(self.id).map(|p| self.view.node(p))
+        self.view.topology.parent(self.id).filter(|p| self.view.visible(*p)).map(|p| self.view.node(p))
     }
     /// What runs on it.
     async fn children(&self) -> Vec<GqlNode> {
-        self.view.topology.children(self.id).into_iter().map(|c| self.view.node(c)).collect()
+        self.visible(self.view.topology.children(self.id))
     }
     /// What it depends on.
     async fn depends_on(&self) -> Vec<GqlNode> {
-        self.view.topology.dependencies(self.id).into_iter().map(|c| self.view.node(c)).collect()
+        self.visible(self.view.topology.dependencies(self.id))
     }
     /// Who depends on it.
     async fn dependents(&self) -> Vec<GqlNode> {
-        self.view.topology.dependents(self.id).into_iter().map(|c| self.view.node(c)).collect()
+        self.visible(self.view.topology.dependents(self.id))
     }
     /// What discovery knows about it (null if it was never listed by its host's platform).
     async fn discovery(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<GqlDiscovery>> {
@@ -166,6 +177,7 @@ impl GqlNode {
             .topology
             .users(self.id, |u| seen.get(&u).is_none_or(|s| s.may_be_running()))
             .into_iter()
+            .filter(|c| self.view.visible(*c))
             .map(|c| self.view.node(c))
             .collect()
     }
@@ -206,8 +218,11 @@ pub struct NodeInput {
     pub readiness: Option<ReadinessInput>,
     /// `proxmox`, `docker`.
     pub offers: Option<Vec<String>>,
-    /// The connector table: `{"type": "sim", …keys}`. Secrets may be inline (stored
-    /// encrypted, never returned), `env:VAR` or `file:PATH`.
+    /// Free labels (`media`, `lab`): dashboard groups and what access scopes select.
+    pub tags: Option<Vec<String>>,
+    /// The connector table: `{"type": "sim", …keys}`. Secrets are values (stored
+    /// encrypted, never returned) or this node's own `credential:N`; `env:`/`file:`
+    /// references are read only from the operator's topology file.
     pub connector: Json<serde_json::Value>,
 }
 
@@ -236,6 +251,9 @@ impl NodeInput {
         }
         if let Some(o) = &self.offers {
             m.insert("offers".into(), o.iter().map(|s| Value::from(s.clone())).collect());
+        }
+        if let Some(t) = &self.tags {
+            m.insert("tags".into(), t.iter().map(|s| Value::from(s.clone())).collect());
         }
         if let Some(r) = &self.readiness {
             let mut rm = serde_json::Map::new();
@@ -283,8 +301,8 @@ pub(crate) fn validate_connector(engine: &Engine, draft: &topology_file::NodeDra
 }
 
 /// The node `id` as it is now (after a change).
-pub(crate) async fn node_after(engine: &Engine, id: NodeId) -> async_graphql::Result<GqlNode> {
-    Ok(View::load(engine).await?.node(id))
+pub(crate) async fn node_after(ctx: &Context<'_>, id: NodeId) -> async_graphql::Result<GqlNode> {
+    Ok(View::load(ctx).await?.node(id))
 }
 
 /// Part of [`Query`](super::Query): `node`, `nodes`.
@@ -295,7 +313,7 @@ pub struct NodesQuery;
 impl NodesQuery {
     /// A node by id (`node:N`) or by name.
     async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<GqlNode>> {
-        let view = View::load(ctx.data::<Engine>()?).await?;
+        let view = View::load(ctx).await?;
         Ok(view.resolve(&id).map(|n| view.node(n)))
     }
 
@@ -309,13 +327,13 @@ impl NodesQuery {
         state: Option<GqlNodeState>,
         status: Option<GqlPowerState>,
     ) -> async_graphql::Result<Vec<GqlNode>> {
-        let view = View::load(ctx.data::<Engine>()?).await?;
+        let view = View::load(ctx).await?;
         let parent = parent.map(|p| view.require(&p)).transpose()?;
         let mut roots: Vec<_> = view.topology.nodes().filter(|n| n.parent.is_none()).map(|n| n.id).collect();
         roots.sort_by_key(|r| view.topology.name_of(*r));
         let order = roots.into_iter().flat_map(|r| std::iter::once(r).chain(view.topology.hosted_descendants(r)));
         let mut out = Vec::new();
-        for id in order {
+        for id in order.filter(|id| view.visible(*id)) {
             let Some(n) = view.topology.node(id) else { continue };
             let node_state = match n.spec.state {
                 NodeState::Discovered => GqlNodeState::Discovered,
@@ -343,28 +361,31 @@ pub struct NodesMutation;
 #[Object]
 impl NodesMutation {
     /// Creates a node with its parent and dependencies.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn create_node(&self, ctx: &Context<'_>, input: NodeInput) -> async_graphql::Result<GqlNode> {
         let engine = ctx.data::<Engine>()?;
         let draft = input.draft(engine)?;
         validate_connector(engine, &draft)?;
         let id = engine.store().run(move |s| s.create_node(draft, Origin::Api)).await.api()?;
-        node_after(engine, id).await
+        node_after(ctx, id).await
     }
 
     /// Replaces a node's configuration, parent and dependencies (its id stays).
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn update_node(&self, ctx: &Context<'_>, id: ID, input: NodeInput) -> async_graphql::Result<GqlNode> {
         let engine = ctx.data::<Engine>()?;
-        let node = View::load(engine).await?.require(&id)?;
+        let node = View::load(ctx).await?.require(&id)?;
         let draft = input.draft(engine)?;
         validate_connector(engine, &draft)?;
         engine.store().run(move |s| s.replace_node(node, draft, Origin::Api)).await.api()?;
-        node_after(engine, node).await
+        node_after(ctx, node).await
     }
 
     /// Deletes a node and its links (refused while it hosts others). Returns its id.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn delete_node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let engine = ctx.data::<Engine>()?;
-        let node = View::load(engine).await?.require(&id)?;
+        let node = View::load(ctx).await?.require(&id)?;
         engine.store().run(move |s| s.remove_node(node)).await.api()?;
         Ok(ID(node.to_string()))
     }

@@ -109,7 +109,7 @@ impl PlanQuery {
     /// The dry run: what starting or stopping a node would do now, and roughly how long.
     async fn plan(&self, ctx: &Context<'_>, node: ID, action: GqlAction) -> async_graphql::Result<GqlPlan> {
         let engine = ctx.data::<Engine>()?;
-        let view = View::load(engine).await?;
+        let view = View::load(ctx).await?;
         let id = view.require(&node)?;
         let plan = engine.plan(id, action.into()).await.api()?;
         Ok(GqlPlan::new(&view.topology, &plan))

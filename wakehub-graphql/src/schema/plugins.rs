@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use async_graphql::{Context, Json, Object};
 use wakehub_core::model::ErrorCode;
+use wakehub_core::model::Role;
 use wakehub_core::plugin::{PluginHost, PluginInfo};
 
+use super::access::RoleGuard;
 use super::error::api_error;
 
 /// The plugin host, if the server loads plugins (schema data read by `plugins` and
@@ -74,6 +76,7 @@ pub struct PluginsMutation;
 impl PluginsMutation {
     /// Lifts a connector plugin's quarantine (it faulted too often in a row) once its cause
     /// is fixed.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn reset_plugin(&self, ctx: &Context<'_>, name: String) -> async_graphql::Result<GqlPlugin> {
         let host = ctx.data::<Plugins>()?.0.as_ref();
         host.and_then(|h| h.reset(&name))

@@ -8,7 +8,7 @@ use wakehub_core::store::{ProposalRecord, ProposalStatus};
 
 use super::cascades::GqlCascade;
 use super::error::{ApiResultExt, api_error};
-use super::shared::{parse_id, time};
+use super::shared::{View, parse_id, time};
 
 /// Decision on a shutdown proposal.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -88,7 +88,8 @@ impl ProposalsQuery {
     async fn proposals(&self, ctx: &Context<'_>, all: Option<bool>) -> async_graphql::Result<Vec<GqlProposal>> {
         let all = all.unwrap_or(false);
         let list = ctx.data::<Engine>()?.store().run(move |s| s.proposals(all)).await.api()?;
-        Ok(list.into_iter().map(GqlProposal).collect())
+        let view = View::load(ctx).await?;
+        Ok(list.into_iter().filter(|p| view.visible(p.node)).map(GqlProposal).collect())
     }
 }
 
@@ -101,12 +102,29 @@ impl ProposalsMutation {
     /// Confirms a shutdown proposal: checks the node is still unused, then stops it.
     async fn confirm_proposal(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<GqlCascade> {
         let engine = ctx.data::<Engine>()?;
-        Ok(GqlCascade(engine.confirm_proposal(proposal_id(&id)?).await.api()?))
+        let id = proposal_id(&id)?;
+        let caller = authorize_proposal(ctx, id).await?;
+        Ok(GqlCascade(engine.confirm_proposal_by(id, Some(&caller.name)).await.api()?))
     }
 
     /// Dismisses a shutdown proposal: the node stays on.
     async fn dismiss_proposal(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<GqlProposal> {
         let engine = ctx.data::<Engine>()?;
-        Ok(GqlProposal(engine.dismiss_proposal(proposal_id(&id)?).await.api()?))
+        let id = proposal_id(&id)?;
+        authorize_proposal(ctx, id).await?;
+        Ok(GqlProposal(engine.dismiss_proposal(id).await.api()?))
     }
+}
+
+/// A proposal is decided by an operator whose scope holds its node (a confirmed proposal
+/// is a stop of that node).
+async fn authorize_proposal(ctx: &Context<'_>, id: ProposalId) -> async_graphql::Result<super::access::Caller> {
+    let engine = ctx.data::<Engine>()?;
+    let proposal = engine
+        .store()
+        .run(move |s| s.proposal(id))
+        .await
+        .api()?
+        .ok_or_else(|| api_error(ErrorCode::NotFound, format!("{id} not found")))?;
+    super::access::authorize_power(ctx, proposal.node, wakehub_core::model::Action::Stop).await
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use async_graphql::Context;
 use wakehub_core::connector::PowerState;
 use wakehub_core::engine::Engine;
-use wakehub_core::model::{ErrorCode, NodeId, Topology};
+use wakehub_core::model::{ErrorCode, NodeId, Scope, Topology};
 
 use super::Limits;
 use super::error::{ApiResultExt, api_error};
@@ -42,13 +42,39 @@ pub(crate) struct View {
     pub topology: Arc<Topology>,
     /// The power states last observed.
     pub seen: Arc<HashMap<NodeId, PowerState>>,
+    /// What the caller may see: nodes outside it do not exist for this request.
+    pub scope: Arc<Scope>,
 }
 
 impl View {
-    /// The topology now and the states last observed.
-    pub(crate) async fn load(engine: &Engine) -> async_graphql::Result<View> {
+    /// The topology now and the states last observed, as the caller may see them.
+    pub(crate) async fn load(ctx: &Context<'_>) -> async_graphql::Result<View> {
+        let engine = ctx.data::<Engine>()?;
         let topology = engine.store().run(|s| s.topology_shared()).await.api()?;
-        Ok(View { topology, seen: Arc::new(engine.last_seen()) })
+        let scope = Arc::new(super::access::caller(ctx).scope);
+        Ok(View { topology, seen: Arc::new(engine.last_seen()), scope })
+    }
+
+    /// Whether the caller may see node `id` (a caller of every node sees also the nodes
+    /// created after this view was taken).
+    pub(crate) fn visible(&self, id: NodeId) -> bool {
+        self.scope.is_all() || self.topology.node(id).is_some_and(|n| self.scope.allows(n))
+    }
+
+    /// Whether the caller may see an event: it is about a node the caller sees.
+    pub(crate) fn sees(&self, event: &wakehub_core::events::Event) -> bool {
+        event.kind.node().is_none_or(|n| self.visible(n))
+    }
+
+    /// A node by id or name whether or not the caller may see it (for power checks,
+    /// which answer `FORBIDDEN` rather than `NOT_FOUND`).
+    pub(crate) fn resolve_any(&self, id_or_name: &str) -> async_graphql::Result<NodeId> {
+        self.topology
+            .resolve(id_or_name)
+            .map(|n| n.id)
+            .ok()
+            .or_else(|| parse_id(id_or_name, "node").map(NodeId::new).filter(|id| self.topology.node(*id).is_some()))
+            .ok_or_else(|| api_error(ErrorCode::NotFound, format!("node `{id_or_name}` not found")))
     }
 
     /// The node `id`, resolved in this view.
@@ -56,16 +82,12 @@ impl View {
         GqlNode::new(self.clone(), id)
     }
 
-    /// A node by id (`node:N`, `N`) or name.
+    /// A node by id (`node:N`, `N`) or name, if the caller may see it.
     pub(crate) fn resolve(&self, id_or_name: &str) -> Option<NodeId> {
-        self.topology
-            .resolve(id_or_name)
-            .map(|n| n.id)
-            .ok()
-            .or_else(|| parse_id(id_or_name, "node").map(NodeId::new).filter(|id| self.topology.node(*id).is_some()))
+        self.resolve_any(id_or_name).ok().filter(|id| self.visible(*id))
     }
 
-    /// [`View::resolve`], or `NOT_FOUND`.
+    /// [`View::resolve`], or `NOT_FOUND` (also for a node the caller may not see).
     pub(crate) fn require(&self, id_or_name: &str) -> async_graphql::Result<NodeId> {
         self.resolve(id_or_name).ok_or_else(|| api_error(ErrorCode::NotFound, format!("node `{id_or_name}` not found")))
     }

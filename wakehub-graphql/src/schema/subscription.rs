@@ -67,9 +67,10 @@ impl Subscription {
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<GqlEvent>> + use<>> {
         let engine = ctx.data::<Engine>()?;
         let after = after.as_ref().map(event_id).transpose()?;
+        let view = View::load(ctx).await?;
         let gauge = Gauge::new(ctx);
         let s = stream(engine, after).await?;
-        Ok(s.map(move |e| {
+        Ok(s.filter(move |e| futures::future::ready(e.as_ref().map_or(true, |e| view.sees(e)))).map(move |e| {
             let _keep = &gauge;
             e.map(GqlEvent)
         }))
@@ -85,7 +86,8 @@ impl Subscription {
         let id = parse_id(&cascade, "cascade")
             .map(CascadeId::new)
             .ok_or_else(|| api_error(ErrorCode::NotFound, format!("cascade `{}` not found", cascade.0)))?;
-        if engine.cascade(id).await.api()?.is_none() {
+        let view = View::load(ctx).await?;
+        if !engine.cascade(id).await.api()?.is_some_and(|c| view.visible(c.node)) {
             return Err(api_error(ErrorCode::NotFound, format!("cascade `{}` not found", cascade.0)));
         }
         let first = engine.store().run(move |s| s.first_event_of_cascade(id)).await.api()?;
@@ -94,10 +96,9 @@ impl Subscription {
             None => engine.store().run(|s| s.last_event_id()).await.api()?,
         };
         let gauge = Gauge::new(ctx);
-        let events = engine
-            .subscribe(from)
-            .map(|r| r.api())
-            .filter(move |e| futures::future::ready(e.as_ref().map_or(true, |e| e.kind.cascade() == Some(id))));
+        let events = engine.subscribe(from).map(|r| r.api()).filter(move |e| {
+            futures::future::ready(e.as_ref().map_or(true, |e| e.kind.cascade() == Some(id) && view.sees(e)))
+        });
         // Ends right after the cascade's last event (not at the next unrelated one).
         let s = futures::stream::unfold((events.boxed(), false, gauge), |(mut events, ended, gauge)| async move {
             if ended {
@@ -121,7 +122,7 @@ impl Subscription {
         after: Option<ID>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<GqlEvent>> + use<>> {
         let engine = ctx.data::<Engine>()?;
-        let id = View::load(engine).await?.require(&node)?;
+        let id = View::load(ctx).await?.require(&node)?;
         let after = after.as_ref().map(event_id).transpose()?;
         let gauge = Gauge::new(ctx);
         let s = stream(engine, after).await?;

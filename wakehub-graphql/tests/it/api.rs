@@ -201,7 +201,7 @@ async fn every_operation_needs_a_valid_token() {
     assert_eq!(status, 401);
     // A token made with the CLI works until it is revoked.
     let out = std::process::Command::new(crate::support::bin())
-        .args(["token", "create", "ci", "--db"])
+        .args(["token", "create", "ci", "--role", "admin", "--db"])
         .arg(&s.db)
         .output()
         .unwrap();

@@ -1,5 +1,6 @@
 //! Integration tests of the `wakehub` binary and the GraphQL server, as one test binary.
 
+mod access;
 mod api;
 mod cli;
 mod discovery;

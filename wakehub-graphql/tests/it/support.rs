@@ -67,7 +67,11 @@ impl Server {
         if let Some(text) = toml {
             let file = dir.path().join("lab.toml");
             std::fs::write(&file, text).unwrap();
-            let out = Command::new(bin()).args(["token", "create", "tests", "--db"]).arg(&db).output().unwrap();
+            let out = Command::new(bin())
+                .args(["token", "create", "tests", "--role", "admin", "--db"])
+                .arg(&db)
+                .output()
+                .unwrap();
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
             token = Some(String::from_utf8(out.stdout).unwrap().trim().to_owned());
             args.extend(["--config".into(), file.display().to_string(), "--db".into(), db.display().to_string()]);

@@ -172,7 +172,7 @@ async fn a_flooding_client_is_disconnected_and_the_server_carries_on() {
 async fn revoking_a_token_closes_its_open_websockets() {
     let mut s = Server::with_config(&homelab_faster(20), &["--token-recheck", "200ms"]);
     let out = std::process::Command::new(crate::support::bin())
-        .args(["token", "create", "phone", "--db"])
+        .args(["token", "create", "phone", "--role", "viewer", "--db"])
         .arg(&s.db)
         .output()
         .unwrap();

@@ -15,7 +15,7 @@ use wakehub_core::connector::Registry;
 use wakehub_core::engine::{Engine, EngineConfig};
 use wakehub_core::events::{EventKind, StepStatus};
 use wakehub_core::model::Topology;
-use wakehub_core::model::{Action, Origin};
+use wakehub_core::model::{Action, Origin, Role, Scope};
 use wakehub_core::secrets::MasterKey;
 use wakehub_core::store::Store;
 use wakehub_core::topology_file;
@@ -101,8 +101,19 @@ enum Command {
 enum TokenCommand {
     /// Create a token; prints it alone on stdout, once (only its hash is stored).
     Create {
-        /// A name to recognise it by.
+        /// A name to recognise it by (journaled with what it does).
         name: String,
+        /// What it may do: `viewer` (read), `operator` (also power things), `admin` (also
+        /// change the lab).
+        #[arg(long)]
+        role: Role,
+        /// The nodes it may see and act on: `*` (all, the default), or a comma-separated
+        /// list of `tag:TAG` and node names.
+        #[arg(long, default_value = "*")]
+        nodes: Scope,
+        /// How long it is valid (`30d`, `12h`); forever when left out.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<std::time::Duration>,
         /// The database.
         #[arg(long)]
         db: Option<PathBuf>,
@@ -150,19 +161,27 @@ fn main() -> ExitCode {
 
 fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
     match command {
-        TokenCommand::Create { name, db } => {
+        TokenCommand::Create { name, role, nodes, expires, db } => {
             let store = serve::open_store(&serve::db_path(db)?)?;
-            let (_, token) = store.create_token(&name)?;
+            let expires_at = expires.map(|d| {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                (now + d).as_millis() as i64
+            });
+            let (_, token) = store.create_token(&name, role, &nodes, expires_at)?;
             println!("{}", token.expose());
         }
         TokenCommand::List { db } => {
             let store = serve::open_store(&serve::db_path(db)?)?;
             for t in store.tokens()? {
-                let state = match t.revoked_at_ms {
-                    Some(_) => "revoked",
-                    None => "active",
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                let state = match (t.revoked_at_ms, t.expires_at_ms) {
+                    (Some(_), _) => "revoked",
+                    (None, Some(at)) if at <= now => "expired",
+                    (None, _) => "active",
                 };
-                println!("{}\t{}\t{}", t.id, t.name, state);
+                println!("{}\t{}\t{}\t{}\t{}", t.id, t.name, state, t.role, t.scope);
             }
         }
         TokenCommand::Revoke { name, db } => {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use wakehub_core::engine::{Engine, EngineConfig};
-use wakehub_core::model::{ErrorCode, Origin};
+use wakehub_core::model::{ErrorCode, Origin, Role, Scope};
 use wakehub_core::secrets::MasterKey;
 use wakehub_core::store::Store;
 use wakehub_core::topology_file;
@@ -150,7 +150,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "WakeHub listening on http://{addr}/graphql (database {})", db.display())?;
     if options.demo {
-        let (_, token) = engine.store().create_token("demo")?;
+        let (_, token) = engine.store().create_token("demo", Role::Admin, &Scope::All, None)?;
         writeln!(out, "demo token: {}", token.expose())?;
     }
     out.flush()?;
