@@ -21,14 +21,16 @@
 //!   cascades a crash left unfinished become `interrupted`.
 
 mod context;
+mod discovery;
+mod proposals;
 mod run;
+mod subscribe;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
@@ -36,13 +38,10 @@ use tokio_util::sync::CancellationToken;
 use crate::connector::{ConnectorError, Registry, Target};
 use crate::events::{CascadeStatus, Event, EventKind};
 use crate::model::{
-    Action, CascadeId, ErrorCode, EventId, ModelError, NodeId, NodeRef, NodeState, Origin, PowerState, ProposalId,
-    Refusal, Topology,
+    Action, CascadeId, ErrorCode, ModelError, NodeId, NodeRef, NodeState, Origin, PowerState, Refusal, Topology,
 };
 use crate::plan::{Observations, Plan, plan};
-use crate::store::{
-    CascadeRecord, DiscoveryReport, ImportSummary, JournalTx, ProposalRecord, ProposalStatus, Store, StoreError,
-};
+use crate::store::{CascadeRecord, ImportSummary, JournalTx, ProposalStatus, Store, StoreError};
 
 /// How long one platform listing may take.
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -299,74 +298,6 @@ impl Engine {
         Ok(r)
     }
 
-    /// Every event after `after` (from the journal), then live events, with no gap and no
-    /// duplicate — also when the subscriber falls behind the live bus. The stream ends once
-    /// [`shutdown`](Self::shutdown) is over, after the last events it journaled.
-    pub fn subscribe(&self, after: Option<EventId>) -> BoxStream<'static, Result<Event, EngineError>> {
-        let rx = self.inner.bus.subscribe();
-        let store = self.inner.store.clone();
-        let closed = self.inner.closed.clone();
-        enum Phase {
-            Replay,
-            Live,
-            /// The engine shut down: what the journal still holds, then the end.
-            Last,
-        }
-        let init = (rx, after, Phase::Replay, std::collections::VecDeque::<Event>::new());
-        futures::stream::unfold(Some(init), move |state| {
-            let store = store.clone();
-            let closed = closed.clone();
-            async move {
-                let (mut rx, mut last, mut phase, mut buffer) = state?;
-                loop {
-                    if let Some(e) = buffer.pop_front() {
-                        last = Some(e.id);
-                        return Some((Ok(e), Some((rx, last, phase, buffer))));
-                    }
-                    match phase {
-                        Phase::Replay => {
-                            const PAGE: usize = 512;
-                            let page = store.run(move |s| s.events_after(last, None, PAGE)).await;
-                            match page {
-                                Ok(events) => {
-                                    if events.len() < PAGE {
-                                        phase = Phase::Live;
-                                    }
-                                    buffer.extend(events);
-                                }
-                                Err(e) => return Some((Err(EngineError::Store(e)), None)),
-                            }
-                        }
-                        Phase::Live => {
-                            let received = tokio::select! {
-                                r = rx.recv() => r,
-                                () = closed.cancelled() => {
-                                    phase = Phase::Last;
-                                    continue;
-                                }
-                            };
-                            match received {
-                                Ok(e) if last.is_none_or(|l| e.id > l) => buffer.push_back(e),
-                                Ok(_) => {}
-                                Err(broadcast::error::RecvError::Lagged(_)) => phase = Phase::Replay,
-                                Err(broadcast::error::RecvError::Closed) => return None,
-                            }
-                        }
-                        Phase::Last => {
-                            let page = store.run(move |s| s.events_after(last, None, 512)).await;
-                            match page {
-                                Ok(events) if events.is_empty() => return None,
-                                Ok(events) => buffer.extend(events),
-                                Err(e) => return Some((Err(EngineError::Store(e)), None)),
-                            }
-                        }
-                    }
-                }
-            }
-        })
-        .boxed()
-    }
-
     /// Asks every node's connector for its state (concurrently, each call bounded), records
     /// changes as `status-change` events, and returns the states (`unknown` where a call
     /// failed).
@@ -456,82 +387,6 @@ impl Engine {
         if let Err(e) = self.emit(events).await {
             tracing::error!("cannot journal a status change: {e}");
         }
-    }
-
-    /// Lists the guests `host` runs on each platform it offers (`proxmox`, `docker`) and
-    /// records them as discovered nodes under it (see [`Store::apply_discovery`]): new ones
-    /// added, known ones refreshed, vanished ones reported. Their reported power states are
-    /// noted like any observation.
-    pub async fn discover(&self, host: NodeId) -> Result<DiscoveryReport, EngineError> {
-        let topology = self.inner.store.run(|s| s.topology_shared()).await?;
-        let node = topology.get(host)?;
-        // The platforms it offers its guests, and a plugin connector of its own (a BMC
-        // lists its systems).
-        let mut sources: Vec<String> = node.spec.offers.iter().map(|c| c.as_str().to_owned()).collect();
-        if node.spec.connector.type_name.starts_with("plugin:") {
-            sources.push(node.spec.connector.type_name.clone());
-        }
-        if sources.is_empty() {
-            return Err(EngineError::from(Refusal::invalid(format!(
-                "`{}` offers no platform to discover (give it `offers = [\"proxmox\"]` or `[\"docker\"]`)",
-                node.spec.name
-            ))));
-        }
-        let target = self.target(&topology, host).ok_or_else(|| EngineError::NotFound { what: host.to_string() })?;
-        let mut report = DiscoveryReport::default();
-        for source in sources {
-            let source = source.as_str();
-            let connector = self.inner.connectors.get(source).ok_or_else(|| {
-                EngineError::from(Refusal::invalid(format!(
-                    "no `{source}` connector in this build to discover `{}`",
-                    node.spec.name
-                )))
-            })?;
-            let guests = match tokio::time::timeout(DISCOVERY_TIMEOUT, connector.discover(&target)).await {
-                Ok(result) => result?,
-                Err(_) => {
-                    return Err(ConnectorError::new(
-                        ErrorCode::Timeout,
-                        format!("{}: {source}: discovery did not finish in {DISCOVERY_TIMEOUT:?}", node.spec.name),
-                    )
-                    .into());
-                }
-            };
-            // A platform lists its own guests: anything naming another connector is dropped,
-            // and every listed table is checked by its connector before it is stored.
-            let guests: Vec<_> = guests
-                .into_iter()
-                .map(crate::connector::DiscoveredGuest::sanitized)
-                .filter(|g| {
-                    let ok =
-                        g.connector.type_name == source && self.inner.connectors.validate_config(&g.connector).is_ok();
-                    if !ok {
-                        tracing::warn!(host = %node.spec.name, source, key = %g.key, "a listed guest is dropped: \
-                                       its connector table is not one `{source}` accepts");
-                    }
-                    ok
-                })
-                .collect();
-            let source = source.to_owned();
-            let part = self.inner.store.run(move |s| s.apply_discovery(host, &source, &guests)).await?;
-            report.added.extend(part.added);
-            report.updated.extend(part.updated);
-            report.disappeared.extend(part.disappeared);
-        }
-        if !report.added.is_empty() || !report.disappeared.is_empty() {
-            let event = EventKind::HostDiscovered {
-                node: host,
-                name: node.spec.name.clone(),
-                added: report.added.iter().map(|g| g.name.clone()).collect(),
-                disappeared: report.disappeared.iter().map(|g| g.name.clone()).collect(),
-            };
-            self.emit(vec![event]).await?;
-        }
-        let topology = self.inner.store.run(|s| s.topology_shared()).await?;
-        let seen: Vec<(NodeId, PowerState)> =
-            report.added.iter().chain(&report.updated).map(|g| (g.node, g.status)).collect();
-        self.note_states(&topology, &seen).await;
-        Ok(report)
     }
 
     /// The last state the engine saw for each node.
@@ -876,73 +731,6 @@ impl Engine {
         let mut v: Vec<CascadeId> = self.state().running.keys().copied().collect();
         v.sort();
         v
-    }
-
-    /// Confirms a pending shutdown proposal: checks again that nothing uses the node, then
-    /// starts a stop cascade for it.
-    pub async fn confirm_proposal(&self, id: ProposalId) -> Result<CascadeRecord, EngineError> {
-        self.confirm_proposal_by(id, None).await
-    }
-
-    /// [`confirm_proposal`](Self::confirm_proposal) on behalf of `actor`, if given.
-    pub async fn confirm_proposal_by(&self, id: ProposalId, actor: Option<&str>) -> Result<CascadeRecord, EngineError> {
-        let _decision = self.inner.decisions.lock().await;
-        let proposal = self.pending_proposal(id).await?;
-        let topology = self.inner.store.run(|s| s.topology_shared()).await?;
-        topology.get(proposal.node)?;
-        let states = self.observe(&topology).await;
-        let users = topology.users(proposal.node, |u| states.get(&u).is_none_or(|s| s.may_be_running()));
-        if !users.is_empty() || self.held(None).contains_key(&proposal.node) {
-            let names: Vec<String> = users.iter().map(|u| topology.name_of(*u)).collect();
-            return Err(EngineError::from(Refusal::conflict(format!(
-                "`{}` is in use again{}; dismiss the proposal or stop its users first",
-                proposal.node_name,
-                if names.is_empty() { String::new() } else { format!(" (by {})", names.join(", ")) }
-            ))));
-        }
-        let cascade = self.admit(proposal.node.into(), Action::Stop, None, actor.map(str::to_owned)).await?;
-        let node = proposal.node;
-        self.record(move |tx| {
-            if tx.resolve_proposal(id, ProposalStatus::Confirmed)? {
-                tx.emit(EventKind::ProposalResolved { proposal: id, node, confirmed: true });
-            }
-            Ok(())
-        })
-        .await?;
-        Ok(cascade)
-    }
-
-    /// Dismisses a pending shutdown proposal: the node stays on.
-    pub async fn dismiss_proposal(&self, id: ProposalId) -> Result<ProposalRecord, EngineError> {
-        let _decision = self.inner.decisions.lock().await;
-        let proposal = self.pending_proposal(id).await?;
-        let node = proposal.node;
-        let dismissed = self
-            .record(move |tx| {
-                let dismissed = tx.resolve_proposal(id, ProposalStatus::Dismissed)?;
-                if dismissed {
-                    tx.emit(EventKind::ProposalResolved { proposal: id, node, confirmed: false });
-                }
-                Ok(dismissed)
-            })
-            .await?;
-        if !dismissed {
-            return Err(Refusal::invalid(format!("{id} was decided meanwhile")).into());
-        }
-        self.inner
-            .store
-            .run(move |s| s.proposal(id))
-            .await?
-            .ok_or_else(|| EngineError::NotFound { what: id.to_string() })
-    }
-
-    async fn pending_proposal(&self, id: ProposalId) -> Result<ProposalRecord, EngineError> {
-        let p = self.inner.store.run(move |s| s.proposal(id)).await?;
-        let p = p.ok_or_else(|| EngineError::NotFound { what: id.to_string() })?;
-        if p.status != ProposalStatus::Pending {
-            return Err(EngineError::from(Refusal::invalid(format!("{id} is already {}", p.status.as_str()))));
-        }
-        Ok(p)
     }
 
     /// Stops accepting requests, cancels every running cascade and waits for them (steps in
