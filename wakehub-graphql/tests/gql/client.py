@@ -1,6 +1,6 @@
 """A third-party GraphQL client (Python `gql`) against a running `wakehub serve`.
 
-Usage: client.py URL TOKEN. Prints one JSON object with what it saw; the Rust test
+Usage: client.py URL TOKEN VIEWER_TOKEN (an admin's, and a viewer's). Prints one JSON object with what it saw; the Rust test
 (`tests/it/gql_client.rs`) asserts on it. Every step uses gql's own transports:
 aiohttp for queries and mutations, websockets for subscriptions in both protocols.
 """
@@ -14,7 +14,7 @@ from gql.transport.aiohttp import AIOHTTPTransport
 from gql.transport.exceptions import TransportQueryError, TransportServerError
 from gql.transport.websockets import WebsocketsTransport
 
-URL, TOKEN = sys.argv[1], sys.argv[2]
+URL, TOKEN, VIEWER = sys.argv[1], sys.argv[2], sys.argv[3]
 WS_URL = URL.replace("http://", "ws://", 1)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -76,6 +76,15 @@ async def main():
         out["cycle"] = "accepted"
     except TransportQueryError as e:
         out["cycle"] = e.errors[0]["extensions"]["code"]
+    # A viewer reads, and is refused power with a stable code.
+    viewer = {"Authorization": f"Bearer {VIEWER}"}
+    data = await http("{ nodes { name } }", headers=viewer)
+    out["viewer_nodes"] = len(data["nodes"])
+    try:
+        await http('mutation { startNode(id: "nas") { id } }', headers=viewer)
+        out["viewer_start"] = "accepted"
+    except TransportQueryError as e:
+        out["viewer_start"] = e.errors[0]["extensions"]["code"]
     print(json.dumps(out))
 
 

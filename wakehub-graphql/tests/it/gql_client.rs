@@ -1,6 +1,6 @@
 //! A real third-party client: the Python `gql` library (installed into `.venv` by
 //! `scripts/test.sh`) runs a query, a mutation, and a subscription over each WebSocket
-//! protocol against `wakehub serve`.
+//! protocol against `wakehub serve`, and a viewer's token is refused power (`FORBIDDEN`).
 
 use crate::support::{Server, homelab_faster, repo};
 
@@ -13,9 +13,16 @@ fn the_python_gql_client_speaks_to_the_server() {
         python.display()
     );
     let s = Server::with_config(&homelab_faster(20), &[]);
+    let viewer = std::process::Command::new(crate::support::bin())
+        .args(["token", "create", "py-viewer", "--role", "viewer", "--db"])
+        .arg(&s.db)
+        .output()
+        .unwrap();
+    assert!(viewer.status.success(), "{}", String::from_utf8_lossy(&viewer.stderr));
+    let viewer = String::from_utf8(viewer.stdout).unwrap().trim().to_owned();
     let out = std::process::Command::new(&python)
         .arg(repo().join("wakehub-graphql/tests/gql/client.py"))
-        .args([&s.url, &s.token])
+        .args([&s.url, &s.token, &viewer])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -37,4 +44,6 @@ fn the_python_gql_client_speaks_to_the_server() {
     assert!(legacy.iter().any(|e| e[0] == "sandbox" || e[0] == "lxc-jellyfin"), "{legacy:?}");
     assert_eq!(v["no_token"], "UNAUTHENTICATED");
     assert_eq!(v["cycle"], "CYCLE");
+    assert_eq!(v["viewer_nodes"], 11);
+    assert_eq!(v["viewer_start"], "FORBIDDEN");
 }
