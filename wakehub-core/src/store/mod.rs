@@ -143,7 +143,9 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
         conn.pragma_update(None, "foreign_keys", true).map_err(db)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db)?;
+        // FULL: a committed transaction survives a power loss, so an event id that was
+        // published (after its commit) is never handed out again.
+        conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
         migrations::migrate(&mut conn)?;
         check_master_key(&conn, &key)?;
         {

@@ -150,3 +150,23 @@ fn start_and_stop_run_a_cascade_live() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn one_server_per_database_and_the_database_is_its_owners() {
+    let s = crate::support::Server::with_config(&crate::support::homelab_faster(10), &[]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&s.db).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the database is readable by its owner only");
+    let second = std::process::Command::new(crate::support::bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(&s.db)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("another WakeHub server is already using"), "{err}");
+    // The command line still works beside it (token create writes the same database).
+    let out =
+        std::process::Command::new(crate::support::bin()).args(["token", "list", "--db"]).arg(&s.db).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

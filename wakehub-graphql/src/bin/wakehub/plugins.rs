@@ -96,6 +96,10 @@ fn load(dir: Option<&Path>, cache: Option<&Path>, limits: PluginLimits) -> anyho
     let Some(dir) = dir else { return Ok(Loaded::default()) };
     if let Some(cache) = cache {
         std::fs::create_dir_all(cache).with_context(|| format!("cannot create {}", cache.display()))?;
+        // Compiled native code: its owner's only.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(cache, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict {} to its owner", cache.display()))?;
     }
     let host = PluginHost::new(limits, cache).map_err(|e| anyhow::anyhow!(e))?;
     let (loaded, failed) = host.load_dir(dir);

@@ -74,7 +74,34 @@ pub(crate) fn open_store(db: &Path) -> anyhow::Result<Store> {
     let dir = db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let key = MasterKey::from_env_or_file(&dir.join("master.key"))?;
-    Store::open(db, key).with_context(|| format!("cannot open {}", db.display()))
+    let store = Store::open(db, key).with_context(|| format!("cannot open {}", db.display()))?;
+    // The database holds every node's sealed credentials and the journal: its owner's only
+    // (SQLite gives its -wal and -shm files the same mode).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(db, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {} to its owner", db.display()))?;
+    Ok(store)
+}
+
+/// One server per database: an advisory lock on `DB.lock`, held while the server runs
+/// (the command line's one-shot writes, such as `token create`, do not take it).
+fn lock_database(db: &Path) -> anyhow::Result<std::fs::File> {
+    let path = db.with_extension("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another WakeHub server is already using {} (it holds {}); stop it first, or give this one its own --db",
+            db.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+    }
 }
 
 /// Runs the server until SIGTERM (or Ctrl-C), then lets cascades in flight finish.
@@ -90,6 +117,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         None => db_path(options.db)?,
     };
     let store = open_store(&db)?;
+    let _lock = lock_database(&db)?;
     let plugins = options.plugins.load(&db)?;
     let (registry, parse_options) = plugins.registry();
     let topology_text = match (&options.config, options.demo) {
