@@ -115,6 +115,27 @@ pub struct CurrentNode {
     pub step_status: StepStatus,
 }
 
+/// One step of a plan, as a `cascade-planned` event carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PlannedStep {
+    /// The node.
+    pub node: NodeId,
+    /// Its name.
+    pub name: String,
+    /// Start or stop.
+    pub action: Action,
+    /// The steps (indexes) it waits for.
+    pub after: Vec<usize>,
+}
+
+impl PlannedStep {
+    /// A planned step.
+    pub fn new(node: NodeId, name: String, action: Action, after: Vec<usize>) -> Self {
+        PlannedStep { node, name, action, after }
+    }
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -143,12 +164,25 @@ pub enum EventKind {
         /// The step's node.
         current: CurrentNode,
     },
+    /// `cascade-planned`: the cascade began, with its plan.
+    CascadePlanned {
+        /// The cascade.
+        cascade: CascadeId,
+        /// Its target node.
+        node: NodeId,
+        /// Start or stop.
+        action: Action,
+        /// Its steps, in plan order.
+        steps: Vec<PlannedStep>,
+    },
     /// `cascade-complete`: every step done.
     CascadeComplete {
         /// The cascade.
         cascade: CascadeId,
         /// Its target node.
         node: NodeId,
+        /// Start or stop.
+        action: Action,
     },
     /// `cascade-error`: the cascade ended without completing (failed, cancelled,
     /// interrupted).
@@ -157,6 +191,8 @@ pub enum EventKind {
         cascade: CascadeId,
         /// Its target node.
         node: NodeId,
+        /// Start or stop.
+        action: Action,
         /// How it ended.
         status: CascadeStatus,
         /// The step that failed, if one did.
@@ -242,6 +278,7 @@ impl EventKind {
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::StatusChange { .. } => "status-change",
+            EventKind::CascadePlanned { .. } => "cascade-planned",
             EventKind::CascadeProgress { .. } => "cascade-progress",
             EventKind::CascadeComplete { .. } => "cascade-complete",
             EventKind::CascadeError { .. } => "cascade-error",
@@ -258,6 +295,7 @@ impl EventKind {
     pub fn cascade(&self) -> Option<CascadeId> {
         match self {
             EventKind::CascadeProgress { cascade, .. }
+            | EventKind::CascadePlanned { cascade, .. }
             | EventKind::CascadeComplete { cascade, .. }
             | EventKind::CascadeError { cascade, .. }
             | EventKind::ShutdownProposed { cascade, .. }
@@ -275,6 +313,7 @@ impl EventKind {
         match self {
             EventKind::CascadeProgress { current, .. } => Some(current.node),
             EventKind::StatusChange { node, .. }
+            | EventKind::CascadePlanned { node, .. }
             | EventKind::CascadeComplete { node, .. }
             | EventKind::CascadeError { node, .. }
             | EventKind::ShutdownProposed { node, .. }

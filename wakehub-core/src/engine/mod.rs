@@ -666,7 +666,7 @@ impl Engine {
         tokio::spawn(async move {
             if let Err(e) = run.await {
                 tracing::error!(cascade = %id, "the cascade's task ended abnormally: {e}");
-                engine.fail_abandoned(id, node).await;
+                engine.fail_abandoned(id, node, action).await;
             }
             // Normally done when the end is recorded; this covers a store failure.
             engine.unregister(id);
@@ -675,7 +675,7 @@ impl Engine {
     }
 
     /// Records the end of a cascade whose task died (`INTERNAL`), unless it already ended.
-    async fn fail_abandoned(&self, id: CascadeId, node: NodeId) {
+    async fn fail_abandoned(&self, id: CascadeId, node: NodeId, action: Action) {
         let message = "the cascade stopped unexpectedly (see WakeHub's log)".to_owned();
         let recorded = self
             .record_end(id, move |tx| {
@@ -683,6 +683,7 @@ impl Engine {
                     tx.emit(EventKind::CascadeError {
                         cascade: id,
                         node,
+                        action,
                         status: CascadeStatus::Failed,
                         failed_step: None,
                         code: ErrorCode::Internal,

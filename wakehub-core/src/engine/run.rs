@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Engine, EngineError, Op};
 use crate::connector::probe::{Backoff, probe_once};
 use crate::connector::{Connector, ConnectorError, Target};
-use crate::events::{CascadeStatus, CurrentNode, EventKind, StepStatus};
+use crate::events::{CascadeStatus, CurrentNode, EventKind, PlannedStep, StepStatus};
 use crate::model::{Action, CascadeId, ErrorCode, NodeId, PowerState, Topology};
 use crate::plan::{Observations, Plan, Role, Step, plan};
 use crate::store::NewStep;
@@ -46,6 +46,27 @@ struct StepOutcome {
     status: StepStatus,
     reason: Option<String>,
     state: PowerState,
+    /// Kept on at run time (a re-evaluation stop that found the node needed again).
+    kept: bool,
+}
+
+/// The nodes a cascade's plan touches, and those of them it kept on at run time: a kept
+/// node counts as a user of what it depends on, so re-evaluation does not stop that from
+/// under it.
+struct CascadeScope {
+    nodes: BTreeSet<NodeId>,
+    kept: Mutex<BTreeSet<NodeId>>,
+}
+
+impl CascadeScope {
+    fn keep(&self, node: NodeId) {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).insert(node);
+    }
+
+    /// Whether `node` counts as a user from outside this cascade's stops.
+    fn outside(&self, node: NodeId) -> bool {
+        !self.nodes.contains(&node) || self.kept.lock().unwrap_or_else(|e| e.into_inner()).contains(&node)
+    }
 }
 
 enum Outcome {
@@ -105,6 +126,7 @@ impl Engine {
                         tx.emit(EventKind::CascadeError {
                             cascade: id,
                             node,
+                            action,
                             status: CascadeStatus::Failed,
                             failed_step: None,
                             code,
@@ -146,7 +168,15 @@ impl Engine {
                     after,
                 })
                 .collect();
-            tx.begin_cascade(id, &steps)
+            tx.begin_cascade(id, &steps)?;
+            let planned = new_steps
+                .iter()
+                .map(|(node, name, step_action, _, after)| {
+                    PlannedStep::new(*node, name.clone(), *step_action, after.clone())
+                })
+                .collect();
+            tx.emit(EventKind::CascadePlanned { cascade: id, node, action, steps: planned });
+            Ok(())
         })
         .await?;
         tracing::info!(cascade = %id, node = %topology.name_of(node), %action, steps = plan.steps.len(), "cascade started");
@@ -201,9 +231,9 @@ impl Engine {
                 }
             }
             tx.emit(match error {
-                None => EventKind::CascadeComplete { cascade: id, node },
+                None => EventKind::CascadeComplete { cascade: id, node, action },
                 Some((code, message)) => {
-                    EventKind::CascadeError { cascade: id, node, status, failed_step: failed, code, message }
+                    EventKind::CascadeError { cascade: id, node, action, status, failed_step: failed, code, message }
                 }
             });
             Ok(())
@@ -232,8 +262,10 @@ impl Engine {
             }
         }
         let mut ready: VecDeque<usize> = plan.steps.iter().filter(|s| s.after.is_empty()).map(|s| s.id).collect();
-        let scope: Arc<BTreeSet<NodeId>> =
-            Arc::new(plan.steps.iter().map(|s| s.node).chain(plan.skipped.iter().map(|d| d.node)).collect());
+        let scope = Arc::new(CascadeScope {
+            nodes: plan.steps.iter().map(|s| s.node).chain(plan.skipped.iter().map(|d| d.node)).collect(),
+            kept: Mutex::new(BTreeSet::new()),
+        });
         let mut set = JoinSet::new();
         let mut failed: Option<(usize, StepFailure)> = None;
         let mut cancelled = false;
@@ -287,7 +319,7 @@ impl Engine {
         total: usize,
         step: Step,
         topology: &Topology,
-        scope: &BTreeSet<NodeId>,
+        scope: &CascadeScope,
     ) -> Result<(), StepFailure> {
         let name = topology.name_of(step.node);
         let transitional = match step.action {
@@ -302,8 +334,16 @@ impl Engine {
             current: CurrentNode { node: step.node, name: name.clone(), action: step.action, state, step_status },
         };
         let index = step.id;
-        self.record_step(id, index, StepStatus::Running, None, None, progress(0, transitional, StepStatus::Running))
-            .await?;
+        self.record_step(
+            id,
+            index,
+            StepStatus::Running,
+            None,
+            None,
+            progress(0, transitional, StepStatus::Running),
+            None,
+        )
+        .await?;
         // A connector that panics fails this step (and so the cascade), nothing else: the
         // operation's guard unwinds and frees the node for the next request.
         let result =
@@ -318,7 +358,17 @@ impl Engine {
             Ok(o) => (o.status, o.reason.clone(), None, o.state),
             Err(f) => (StepStatus::Failed, None, Some((f.code, f.message.clone())), PowerState::Error),
         };
-        self.record_step(id, index, status, reason, error, progress(0, state, status)).await?;
+        // A keep decided at run time is an event of its own, as at plan time.
+        let kept = match &result {
+            Ok(o) if o.kept => Some(EventKind::NodeKept {
+                cascade: id,
+                node: step.node,
+                name: name.clone(),
+                reason: o.reason.clone().unwrap_or_default(),
+            }),
+            _ => None,
+        };
+        self.record_step(id, index, status, reason, error, progress(0, state, status), kept).await?;
         result.map(|_| ())
     }
 
@@ -332,6 +382,7 @@ impl Engine {
         reason: Option<String>,
         error: Option<(ErrorCode, String)>,
         mut event: EventKind,
+        also: Option<EventKind>,
     ) -> Result<(), StepFailure> {
         self.record(move |tx| {
             let err = error.as_ref().map(|(c, m)| (*c, m.as_str()));
@@ -340,6 +391,7 @@ impl Engine {
                 *step = done;
             }
             tx.emit(event);
+            also.into_iter().for_each(|e| tx.emit(e));
             Ok(())
         })
         .await
@@ -351,7 +403,7 @@ impl Engine {
         id: CascadeId,
         step: &Step,
         topology: &Topology,
-        scope: &BTreeSet<NodeId>,
+        scope: &CascadeScope,
     ) -> Result<StepOutcome, StepFailure> {
         let name = topology.name_of(step.node);
         let node = topology
@@ -372,10 +424,12 @@ impl Engine {
             if let Some(other) = self.claimed_from(id, step.node) {
                 let seen = self.last_seen().get(&step.node).copied().unwrap_or(PowerState::Unknown);
                 if step.role == Role::Unused {
+                    scope.keep(step.node);
                     return Ok(StepOutcome {
                         status: StepStatus::Skipped,
                         reason: Some(format!("kept: needed by start {other} in progress")),
                         state: seen,
+                        kept: true,
                     });
                 }
                 return Err(StepFailure::new(
@@ -385,14 +439,16 @@ impl Engine {
             }
             if step.role == Role::Unused {
                 let seen = self.last_seen();
-                let users = topology
-                    .users(step.node, |u| !scope.contains(&u) && seen.get(&u).is_none_or(|s| s.may_be_running()));
+                let users =
+                    topology.users(step.node, |u| scope.outside(u) && seen.get(&u).is_none_or(|s| s.may_be_running()));
                 if !users.is_empty() {
                     let names: Vec<String> = users.iter().map(|u| topology.name_of(*u)).collect();
+                    scope.keep(step.node);
                     return Ok(StepOutcome {
                         status: StepStatus::Skipped,
                         reason: Some(format!("kept: now used by {}", names.join(", "))),
                         state: seen.get(&step.node).copied().unwrap_or(PowerState::Unknown),
+                        kept: true,
                     });
                 }
             }
@@ -427,6 +483,7 @@ impl Engine {
                         status: StepStatus::Joined,
                         reason: Some(format!("joined the {} already in flight in {other}", step.action)),
                         state: desired,
+                        kept: false,
                     });
                 }
                 Wait::Behind(rx) => {
@@ -500,6 +557,7 @@ impl Engine {
             status: if already { StepStatus::Skipped } else { StepStatus::Done },
             reason: already.then(|| format!("already {}", desired.as_str())),
             state: desired,
+            kept: false,
         })
     }
 

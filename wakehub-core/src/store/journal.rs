@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde_json::{Value, json};
 
 use super::{Store, StoreError, db, now_ms};
-use crate::events::{CascadeStatus, CurrentNode, Event, EventKind, StepStatus};
+use crate::events::{CascadeStatus, CurrentNode, Event, EventKind, PlannedStep, StepStatus};
 use crate::model::{Action, CascadeId, ErrorCode, EventId, NodeId, PowerState, ProposalId};
 use crate::plan::Role;
 
@@ -633,11 +633,16 @@ impl JournalTx<'_> {
     /// `cascade-error` event each; returns how many.
     pub fn interrupt_unfinished(&mut self) -> Result<usize, StoreError> {
         let tx = self.tx;
-        let mut stmt =
-            tx.prepare("SELECT id, node_id FROM cascades WHERE status IN ('pending', 'in_progress')").map_err(db)?;
-        let rows: Vec<(i64, i64)> =
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db)?.collect::<Result<_, _>>().map_err(db)?;
-        for (id, node) in &rows {
+        let mut stmt = tx
+            .prepare("SELECT id, node_id, action FROM cascades WHERE status IN ('pending', 'in_progress')")
+            .map_err(db)?;
+        let rows: Vec<(i64, i64, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        for (id, node, action) in &rows {
+            let action = Action::parse(action).ok_or_else(|| bad("cascade action", action))?;
             tx.execute(
                 "UPDATE cascade_steps SET status = 'interrupted', completed_at = ?1
              WHERE cascade_id = ?2 AND status = 'running'",
@@ -652,6 +657,7 @@ impl JournalTx<'_> {
             self.emit(EventKind::CascadeError {
                 cascade: id,
                 node: NodeId::new(*node),
+                action,
                 status: CascadeStatus::Interrupted,
                 failed_step: None,
                 code: ErrorCode::Interrupted,
@@ -689,10 +695,17 @@ fn encode(kind: &EventKind) -> Value {
             "current": {"node": current.node.get(), "name": current.name, "action": current.action.as_str(),
                         "state": current.state.as_str(), "step_status": current.step_status.as_str()}
         }),
-        EventKind::CascadeComplete { cascade, node } => json!({"cascade": cascade.get(), "node": node.get()}),
-        EventKind::CascadeError { cascade, node, status, failed_step, code, message } => json!({
-            "cascade": cascade.get(), "node": node.get(), "status": status.as_str(), "failed_step": failed_step,
-            "code": code.as_str(), "message": message
+        EventKind::CascadePlanned { cascade, node, action, steps } => json!({
+            "cascade": cascade.get(), "node": node.get(), "action": action.as_str(),
+            "steps": steps.iter().map(|s| json!({"node": s.node.get(), "name": s.name, "action": s.action.as_str(),
+                                                  "after": s.after})).collect::<Vec<_>>()
+        }),
+        EventKind::CascadeComplete { cascade, node, action } => {
+            json!({"cascade": cascade.get(), "node": node.get(), "action": action.as_str()})
+        }
+        EventKind::CascadeError { cascade, node, action, status, failed_step, code, message } => json!({
+            "cascade": cascade.get(), "node": node.get(), "action": action.as_str(), "status": status.as_str(),
+            "failed_step": failed_step, "code": code.as_str(), "message": message
         }),
         EventKind::ShutdownProposed { proposal, cascade, node, name, reason } => json!({
             "proposal": proposal.get(), "cascade": cascade.get(), "node": node.get(), "name": name, "reason": reason
@@ -744,10 +757,37 @@ fn decode(kind: &str, payload: &str) -> Option<EventKind> {
                 },
             }
         }
-        "cascade-complete" => EventKind::CascadeComplete { cascade: cascade()?, node: node()? },
+        "cascade-planned" => EventKind::CascadePlanned {
+            cascade: cascade()?,
+            node: node()?,
+            action: Action::parse(&text(&v, "action")?)?,
+            steps: v
+                .get("steps")?
+                .as_array()?
+                .iter()
+                .map(|s| {
+                    Some(PlannedStep::new(
+                        NodeId::new(int(s, "node")?),
+                        text(s, "name")?,
+                        Action::parse(&text(s, "action")?)?,
+                        s.get("after")?
+                            .as_array()?
+                            .iter()
+                            .map(|a| a.as_u64().map(|a| a as usize))
+                            .collect::<Option<_>>()?,
+                    ))
+                })
+                .collect::<Option<_>>()?,
+        },
+        "cascade-complete" => EventKind::CascadeComplete {
+            cascade: cascade()?,
+            node: node()?,
+            action: Action::parse(&text(&v, "action")?)?,
+        },
         "cascade-error" => EventKind::CascadeError {
             cascade: cascade()?,
             node: node()?,
+            action: Action::parse(&text(&v, "action")?)?,
             status: CascadeStatus::parse(&text(&v, "status")?)?,
             failed_step: int(&v, "failed_step").map(|s| s as usize),
             code: ErrorCode::parse(&text(&v, "code")?).unwrap_or(ErrorCode::Internal),

@@ -162,6 +162,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER;
     ALTER TABLE cascades ADD COLUMN requested_by TEXT;
     "#,
+    // 8: end events say start or stop: older ones get their cascade's action.
+    r#"
+    UPDATE events SET payload = json_set(payload, '$.action', (SELECT action FROM cascades WHERE cascades.id = events.cascade_id))
+    WHERE kind IN ('cascade-complete', 'cascade-error')
+      AND EXISTS (SELECT 1 FROM cascades WHERE cascades.id = events.cascade_id);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -828,3 +828,61 @@ async fn a_node_already_on_is_up_only_once_its_probe_passes() {
     assert_eq!(lab.engine.wait(second.id).await.unwrap().status, CascadeStatus::Completed);
     drop(listener);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_kept_at_run_time_keeps_what_it_depends_on_and_every_end_says_its_action() {
+    let node = |name: &str, deps: &str, initially: &str, stop_ms: u64| {
+        format!(
+            "[[node]]\nname = \"{name}\"\nkind = \"physical\"\nconfirm_auto_shutdown = false\ndepends_on = [{deps}]\n\
+             [node.connector]\ntype = \"sim\"\ninitially = \"{initially}\"\nstop_delay_ms = {stop_ms}\nstart_delay_ms = 0\n\n"
+        )
+    };
+    let text = node("m", "", "on", 10)
+        + &node("n", "\"m\"", "on", 10)
+        + &node("x", "\"n\"", "on", 600)
+        + &node("w", "\"n\"", "off", 10);
+    let lab = Lab::new(&text, 4);
+    let after = lab.engine.store().last_event_id().unwrap();
+    let events = lab.engine.subscribe(after);
+    let record = lab.engine.stop(lab.id("x")).await.unwrap();
+    // While x stops, w is turned on outside WakeHub, and the engine sees it.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let w = Target::of(&lab.topology, lab.id("w")).unwrap();
+    lab.sim.sim.start(&w).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    lab.engine.observe(&lab.topology).await;
+    let events = until_end(events, record.id).await;
+
+    assert_eq!(lab.state("x").await, PowerState::Off);
+    assert_eq!(lab.state("n").await, PowerState::On, "n is used by w now");
+    assert_eq!(lab.state("m").await, PowerState::On, "m is used by n, which was kept");
+    let kinds: Vec<&str> =
+        events.iter().filter(|e| e.kind.cascade() == Some(record.id)).map(|e| e.kind.name()).collect();
+    assert_eq!(kinds.first(), Some(&"cascade-planned"), "{kinds:?}");
+    match &events.iter().find(|e| e.kind.name() == "cascade-planned").unwrap().kind {
+        EventKind::CascadePlanned { action, steps, .. } => {
+            assert_eq!(*action, Action::Stop);
+            let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names, ["x", "n", "m"], "{steps:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let kept: Vec<(String, String)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::NodeKept { name, reason, cascade, .. } if *cascade == record.id => {
+                Some((name.clone(), reason.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        [("n".to_owned(), "kept: now used by w".to_owned()), ("m".to_owned(), "kept: now used by n".to_owned())]
+    );
+    assert!(
+        matches!(events.last().unwrap().kind, EventKind::CascadeComplete { action: Action::Stop, .. }),
+        "{:?}",
+        events.last()
+    );
+}

@@ -61,6 +61,38 @@ pub struct CascadeComplete {
     pub cascade: ID,
     /// Its target node.
     pub node: ID,
+    /// Start or stop.
+    pub action: GqlAction,
+}
+
+/// One step of a plan.
+#[derive(SimpleObject)]
+pub struct PlannedStep {
+    /// Its index in the plan.
+    pub index: i32,
+    /// The node.
+    pub node: ID,
+    /// Its name.
+    pub name: String,
+    /// Start or stop.
+    pub action: GqlAction,
+    /// The steps it waits for.
+    pub after: Vec<i32>,
+}
+
+/// `cascade-planned`: the cascade began, with its plan.
+#[derive(SimpleObject)]
+pub struct CascadePlanned {
+    /// The cascade.
+    pub cascade: ID,
+    /// Its target node.
+    pub node: ID,
+    /// Start or stop.
+    pub action: GqlAction,
+    /// How many steps.
+    pub total_steps: i32,
+    /// The steps, in plan order.
+    pub steps: Vec<PlannedStep>,
 }
 
 /// `cascade-error`: the cascade ended without completing.
@@ -70,6 +102,8 @@ pub struct CascadeError {
     pub cascade: ID,
     /// Its target node.
     pub node: ID,
+    /// Start or stop.
+    pub action: GqlAction,
     /// `FAILED`, `CANCELLED` or `INTERRUPTED`.
     pub status: GqlCascadeStatus,
     /// The step that failed.
@@ -166,6 +200,8 @@ pub struct HostDiscovered {
 pub enum EventPayload {
     /// A status change.
     StatusChange(StatusChange),
+    /// A cascade's plan, as it begins.
+    CascadePlanned(CascadePlanned),
     /// Progress of a cascade.
     CascadeProgress(CascadeProgress),
     /// A cascade completed.
@@ -241,13 +277,35 @@ impl GqlEvent {
                     },
                 })
             }
-            EventKind::CascadeComplete { cascade, node } => {
-                EventPayload::CascadeComplete(CascadeComplete { cascade: id(cascade), node: id(node) })
+            EventKind::CascadePlanned { cascade, node, action, steps } => {
+                EventPayload::CascadePlanned(CascadePlanned {
+                    cascade: id(cascade),
+                    node: id(node),
+                    action: (*action).into(),
+                    total_steps: steps.len() as i32,
+                    steps: steps
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| PlannedStep {
+                            index: i as i32,
+                            node: id(s.node),
+                            name: s.name.clone(),
+                            action: s.action.into(),
+                            after: s.after.iter().map(|a| *a as i32).collect(),
+                        })
+                        .collect(),
+                })
             }
-            EventKind::CascadeError { cascade, node, status, failed_step, code, message } => {
+            EventKind::CascadeComplete { cascade, node, action } => EventPayload::CascadeComplete(CascadeComplete {
+                cascade: id(cascade),
+                node: id(node),
+                action: (*action).into(),
+            }),
+            EventKind::CascadeError { cascade, node, action, status, failed_step, code, message } => {
                 EventPayload::CascadeError(CascadeError {
                     cascade: id(cascade),
                     node: id(node),
+                    action: (*action).into(),
                     status: (*status).into(),
                     failed_step: failed_step.map(|s| s as i32),
                     code: code.as_str().to_owned(),
@@ -299,7 +357,11 @@ impl GqlEvent {
                 actor: actor.clone(),
                 code: code.as_str().to_owned(),
             }),
-            _ => EventPayload::CascadeComplete(CascadeComplete { cascade: id("unknown"), node: id("unknown") }),
+            _ => EventPayload::CascadeComplete(CascadeComplete {
+                cascade: id("unknown"),
+                node: id("unknown"),
+                action: GqlAction::Start,
+            }),
         }
     }
 }

@@ -31,7 +31,8 @@ fn the_python_gql_client_speaks_to_the_server() {
     assert_eq!(v["nodes"], 11);
     assert_eq!(v["start_status"], "PENDING");
     let modern: Vec<String> = v["modern"].as_array().unwrap().iter().map(|e| e.to_string()).collect();
-    assert_eq!(modern.len(), 7, "3 steps × (running, done) + complete: {modern:?}");
+    assert_eq!(modern.len(), 8, "planned + 3 steps × (running, done) + complete: {modern:?}");
+    assert_eq!(modern[0], "[\"cascade-planned\"]");
     assert_eq!(modern.last().unwrap(), "[\"cascade-complete\"]");
     assert!(modern.contains(&"[\"lxc-jellyfin\",\"DONE\",3]".to_owned()), "{modern:?}");
     let pos = |name: &str, status: &str| {
