@@ -41,6 +41,13 @@ impl From<ConnectorError> for StepFailure {
     }
 }
 
+/// A step's new status, as recorded.
+struct StepEnd {
+    status: StepStatus,
+    reason: Option<String>,
+    error: Option<(ErrorCode, String)>,
+}
+
 /// How a step ended well.
 struct StepOutcome {
     status: StepStatus,
@@ -334,16 +341,8 @@ impl Engine {
             current: CurrentNode { node: step.node, name: name.clone(), action: step.action, state, step_status },
         };
         let index = step.id;
-        self.record_step(
-            id,
-            index,
-            StepStatus::Running,
-            None,
-            None,
-            progress(0, transitional, StepStatus::Running),
-            None,
-        )
-        .await?;
+        let running = StepEnd { status: StepStatus::Running, reason: None, error: None };
+        self.record_step(id, index, running, progress(0, transitional, StepStatus::Running), None).await?;
         // A connector that panics fails this step (and so the cascade), nothing else: the
         // operation's guard unwinds and frees the node for the next request.
         let result =
@@ -368,7 +367,7 @@ impl Engine {
             }),
             _ => None,
         };
-        self.record_step(id, index, status, reason, error, progress(0, state, status), kept).await?;
+        self.record_step(id, index, StepEnd { status, reason, error }, progress(0, state, status), kept).await?;
         result.map(|_| ())
     }
 
@@ -378,12 +377,11 @@ impl Engine {
         &self,
         id: CascadeId,
         index: usize,
-        status: StepStatus,
-        reason: Option<String>,
-        error: Option<(ErrorCode, String)>,
+        end: StepEnd,
         mut event: EventKind,
         also: Option<EventKind>,
     ) -> Result<(), StepFailure> {
+        let StepEnd { status, reason, error } = end;
         self.record(move |tx| {
             let err = error.as_ref().map(|(c, m)| (*c, m.as_str()));
             let done = tx.set_step(id, index, status, reason.as_deref(), err)?;
