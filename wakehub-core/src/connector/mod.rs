@@ -23,7 +23,7 @@ use futures::stream::BoxStream;
 pub use crate::model::{Action, ErrorCode, PowerState};
 use crate::model::{
     Capability, ConfigValue, ConnectorConfig, Kind, NodeId, SecretRef, Topology, is_command_key, is_endpoint_key,
-    is_secret_key,
+    is_file_key, is_secret_key,
 };
 use crate::secrets::{SecretError, SecretString};
 
@@ -322,7 +322,9 @@ impl DiscoveredGuest {
         let settings = std::mem::take(&mut self.connector.settings);
         self.connector.settings = settings
             .into_iter()
-            .filter(|(k, _)| !(k.starts_with('$') || is_secret_key(k) || is_endpoint_key(k) || is_command_key(k)))
+            .filter(|(k, _)| {
+                !(k.starts_with('$') || is_secret_key(k) || is_endpoint_key(k) || is_command_key(k) || is_file_key(k))
+            })
             .filter_map(|(k, v)| Some((k, clean(v)?)))
             .collect();
         self

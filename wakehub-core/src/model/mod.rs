@@ -15,7 +15,8 @@ pub use error::{ModelError, Refusal};
 pub use ids::{CascadeId, CredentialId, EventId, NodeId, NodeRef, ProposalId};
 pub use node::{
     Capability, ConfigValue, ConnectorConfig, Kind, Node, NodeDraft, NodeSpec, NodeState, Origin, Readiness,
-    STANDARD_COMMANDS, SecretRef, Timeouts, endpoint_of, is_command_key, is_endpoint_key, is_secret_key, validate_name,
+    STANDARD_COMMANDS, SecretRef, Timeouts, endpoint_of, is_command_key, is_endpoint_key, is_file_key, is_secret_key,
+    validate_name,
 };
 pub use power::{Action, PowerState};
 pub use topology::Topology;

@@ -260,6 +260,13 @@ pub fn is_command_key(key: &str) -> bool {
     key.ends_with("_command")
 }
 
+/// Whether a connector key names a file on WakeHub's machine that a connector reads (the
+/// Docker client's certificates `docker_tls_ca`, `docker_tls_cert`, `docker_tls_key`):
+/// only the operator sets those; through the API they are kept as they are.
+pub fn is_file_key(key: &str) -> bool {
+    key.starts_with("docker_tls_")
+}
+
 /// Whether a connector key says where the node's secrets are sent: a host, a URL, a port,
 /// a broadcast address, a certificate pin or the hosts a plugin may reach. A stored
 /// credential is kept only while these stay as they were when it was given.

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::{Store, StoreError, db, now_ms};
 use crate::model::{
     Capability, ConfigValue, ConnectorConfig, CredentialId, Kind, NodeDraft, NodeId, NodeSpec, NodeState, Origin,
-    Readiness, Refusal, STANDARD_COMMANDS, SecretRef, Timeouts, Topology, endpoint_of, is_command_key,
+    Readiness, Refusal, STANDARD_COMMANDS, SecretRef, Timeouts, Topology, endpoint_of, is_command_key, is_file_key,
 };
 
 /// What an import changed, by node name.
@@ -342,6 +342,16 @@ impl Store {
         };
         for (key, value) in spec.connector.settings.iter_mut() {
             walk(key, value)?;
+            if origin == Origin::Api && is_file_key(key) {
+                let unchanged = current.and_then(|c| c.connector.settings.get(key)) == Some(&*value);
+                if !unchanged {
+                    return Err(Refusal::invalid(format!(
+                        "node `{node}`, `{key}`: names a file on WakeHub's machine; it is set in the operator's \
+                         topology file, not through the API"
+                    ))
+                    .into());
+                }
+            }
             if origin == Origin::Api && is_command_key(key) {
                 let unchanged = current.and_then(|c| c.connector.settings.get(key)) == Some(&*value);
                 let standard = matches!(&*value, ConfigValue::String(c) if STANDARD_COMMANDS.contains(&c.as_str()));

@@ -205,3 +205,24 @@ fn what_a_platform_reports_never_carries_secrets_or_grants() {
     let reopened = store.topology().unwrap();
     assert!(!format!("{:?}", reopened.by_name("node-a").unwrap().spec.connector).contains("passwd"));
 }
+
+#[test]
+fn files_a_connector_reads_are_named_by_the_operator_only() {
+    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    let host = |ca: &str| {
+        NodeSpec::new(
+            "docker-host",
+            Kind::Physical,
+            ConnectorConfig::new("sim").with("docker_host", "https://10.0.0.7:2376").with("docker_tls_ca", ca),
+        )
+    };
+    let err = store.create_node(draft(host("/etc/shadow")), Origin::Api).unwrap_err();
+    assert!(err.to_string().contains("names a file on WakeHub's machine"), "{err}");
+    let id = store.add_node(host("/etc/wakehub/docker-ca.pem"), None).unwrap();
+    // Through the API it stays as the operator set it, or the write is refused.
+    store.update_node(id, host("/etc/wakehub/docker-ca.pem"), Origin::Api).unwrap();
+    assert_eq!(
+        code(store.update_node(id, host("/root/.ssh/id_ed25519"), Origin::Api).unwrap_err()),
+        ErrorCode::Validation
+    );
+}
