@@ -13,6 +13,8 @@
 //! the cascade — through a dependency *or* because it runs on it — or needed by an in-flight
 //! start is kept (with the reason); an unused node is stopped, or proposed for shutdown when
 //! its `confirm_auto_shutdown` is on. Auto-stopped nodes' dependencies are re-evaluated too.
+//! So are the hosts the stop leaves with no running guest and no user: proposed for
+//! shutdown, or stopped when they opt in with `stop_when_empty`.
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::Duration;
@@ -215,26 +217,41 @@ impl Builder<'_> {
             self.push(n, Action::Stop, after, role);
         }
 
-        // Re-evaluation, users before what they use.
+        // Re-evaluation, users before what they use: the dependencies of everything stopped,
+        // and the hosts a stop may leave empty.
         let rank = topo_rank(t);
         let mut queue: BinaryHeap<(usize, NodeId)> = BinaryHeap::new();
         let mut queued = BTreeSet::new();
-        let enqueue_deps = |n: NodeId, queue: &mut BinaryHeap<(usize, NodeId)>, queued: &mut BTreeSet<NodeId>| {
+        // Candidates reached as a dependency (re-evaluated as such), the others as hosts.
+        let mut as_dependency = BTreeSet::new();
+        let enqueue = |n: NodeId,
+                       queue: &mut BinaryHeap<(usize, NodeId)>,
+                       queued: &mut BTreeSet<NodeId>,
+                       as_dependency: &mut BTreeSet<NodeId>| {
             for d in t.dependencies(n) {
+                as_dependency.insert(d);
                 if queued.insert(d) {
                     queue.push((rank[&d], d));
                 }
             }
+            if let Some(host) = t.parent(n)
+                && queued.insert(host)
+            {
+                queue.push((rank[&host], host));
+            }
         };
         for &n in &order {
-            enqueue_deps(n, &mut queue, &mut queued);
+            enqueue(n, &mut queue, &mut queued, &mut as_dependency);
         }
         while let Some((_, c)) = queue.pop() {
             if stopping.contains(&c) || self.obs.state(c) == PowerState::Off {
                 continue;
             }
+            let dependency = as_dependency.contains(&c);
             if let Some(cascade) = self.obs.held.get(&c) {
-                plan.kept.push(Decision { node: c, reason: format!("needed by start {cascade} in progress") });
+                if dependency {
+                    plan.kept.push(Decision { node: c, reason: format!("needed by start {cascade} in progress") });
+                }
                 continue;
             }
             let users: Vec<NodeId> = t
@@ -243,18 +260,30 @@ impl Builder<'_> {
                 .filter(|u| !stopping.contains(u))
                 .collect();
             if !users.is_empty() {
-                let names: Vec<String> = users.iter().map(|u| t.name_of(*u)).collect();
-                plan.kept.push(Decision { node: c, reason: format!("used by {}", names.join(", ")) });
+                // A host that still runs guests or has users is not empty: nothing to say.
+                if dependency {
+                    let names: Vec<String> = users.iter().map(|u| t.name_of(*u)).collect();
+                    plan.kept.push(Decision { node: c, reason: format!("used by {}", names.join(", ")) });
+                }
                 continue;
             }
-            if t.node(c).is_some_and(|n| n.spec.confirm_auto_shutdown) {
+            let Some(node) = t.node(c) else { continue };
+            if dependency && node.spec.confirm_auto_shutdown {
                 plan.proposed.push(Decision { node: c, reason: "no longer used; confirm_auto_shutdown is on".into() });
+                continue;
+            }
+            if !dependency && !node.spec.stop_when_empty {
+                // An emptied host is proposed, never stopped unless it opts in.
+                plan.proposed.push(Decision {
+                    node: c,
+                    reason: "no running guest and no user left; stop_when_empty is off".into(),
+                });
                 continue;
             }
             stopping.insert(c);
             let after = self.wait_for(c, &|t, m| t.downstream(m));
             self.push(c, Action::Stop, after, Role::Unused);
-            enqueue_deps(c, &mut queue, &mut queued);
+            enqueue(c, &mut queue, &mut queued, &mut as_dependency);
         }
     }
 

@@ -87,13 +87,14 @@ pub enum ExportError {
     },
 }
 
-const NODE_FIELDS: [&str; 12] = [
+const NODE_FIELDS: [&str; 13] = [
     "name",
     "kind",
     "parent",
     "depends_on",
     "pinned",
     "confirm_auto_shutdown",
+    "stop_when_empty",
     "start_timeout",
     "stop_timeout",
     "readiness",
@@ -246,6 +247,7 @@ fn parse_entry(index: usize, item: &Value, options: &ParseOptions, errors: &mut 
     };
     let pinned = opt_bool(t, "pinned", &label, errors);
     let confirm = opt_bool(t, "confirm_auto_shutdown", &label, errors);
+    let stop_when_empty = opt_bool(t, "stop_when_empty", &label, errors);
     let start_timeout = opt_duration(t, "start_timeout", &label, errors);
     let stop_timeout = opt_duration(t, "stop_timeout", &label, errors);
     let readiness = t.get("readiness").and_then(|v| parse_readiness(v, &label, errors));
@@ -302,6 +304,7 @@ fn parse_entry(index: usize, item: &Value, options: &ParseOptions, errors: &mut 
     if let Some(c) = confirm {
         spec.confirm_auto_shutdown = c;
     }
+    spec.stop_when_empty = stop_when_empty.unwrap_or(false);
     if let Some(d) = start_timeout {
         spec.timeouts.start = d;
     }
@@ -630,6 +633,9 @@ pub fn export(topology: &Topology) -> Result<String, ExportError> {
         }
         if spec.confirm_auto_shutdown != spec.kind.default_confirm_auto_shutdown() {
             t.insert("confirm_auto_shutdown".into(), spec.confirm_auto_shutdown.into());
+        }
+        if spec.stop_when_empty {
+            t.insert("stop_when_empty".into(), true.into());
         }
         if spec.timeouts.start != defaults.start {
             t.insert("start_timeout".into(), humantime::format_duration(spec.timeouts.start).to_string().into());

@@ -427,6 +427,9 @@ pub struct NodeSpec {
     pub pinned: bool,
     /// Re-evaluation proposes its shutdown instead of doing it.
     pub confirm_auto_shutdown: bool,
+    /// A host a stop leaves with no running guest and no user is stopped (`true`) rather
+    /// than proposed for shutdown (the default).
+    pub stop_when_empty: bool,
     /// Start and stop timeouts.
     pub timeouts: Timeouts,
     /// Optional readiness probe.
@@ -449,6 +452,7 @@ impl NodeSpec {
             name: name.into(),
             pinned: false,
             confirm_auto_shutdown: kind.default_confirm_auto_shutdown(),
+            stop_when_empty: false,
             timeouts: kind.default_timeouts(),
             readiness: None,
             offers: BTreeSet::new(),
@@ -486,6 +490,12 @@ impl NodeSpec {
     /// The same spec with these start and stop timeouts.
     pub fn with_timeouts(mut self, start: Duration, stop: Duration) -> Self {
         self.timeouts = Timeouts { start, stop };
+        self
+    }
+
+    /// The same spec, stopped (`true`) rather than proposed when a stop leaves it empty.
+    pub fn with_stop_when_empty(mut self, stop: bool) -> Self {
+        self.stop_when_empty = stop;
         self
     }
 

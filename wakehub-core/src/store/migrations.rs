@@ -168,6 +168,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     WHERE kind IN ('cascade-complete', 'cascade-error')
       AND EXISTS (SELECT 1 FROM cascades WHERE cascades.id = events.cascade_id);
     "#,
+    // 9: a host a stop leaves empty may opt in to being stopped.
+    r#"
+    ALTER TABLE nodes ADD COLUMN stop_when_empty INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -506,7 +506,7 @@ pub(super) fn write_node(tx: &Transaction<'_>, id: NodeId, spec: &NodeSpec) -> R
     tx.execute(
         "UPDATE nodes SET name = ?1, kind = ?2, state = ?3, pinned = ?4, confirm_auto_shutdown = ?5,
                 start_timeout_ms = ?6, stop_timeout_ms = ?7, readiness = ?8, offers = ?9, connector_type = ?10,
-                connector_settings = ?11, updated_at = ?12, tags = ?14
+                connector_settings = ?11, updated_at = ?12, tags = ?14, stop_when_empty = ?15
          WHERE id = ?13",
         params![
             spec.name,
@@ -525,7 +525,8 @@ pub(super) fn write_node(tx: &Transaction<'_>, id: NodeId, spec: &NodeSpec) -> R
             settings.to_string(),
             now_ms(),
             id.get(),
-            tags
+            tags,
+            spec.stop_when_empty
         ],
     )
     .map_err(db)?;
@@ -580,7 +581,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
     let mut stmt = tx
         .prepare(
             "SELECT id, name, kind, parent_id, state, pinned, confirm_auto_shutdown, start_timeout_ms, stop_timeout_ms,
-                readiness, offers, connector_type, connector_settings, tags
+                readiness, offers, connector_type, connector_settings, tags, stop_when_empty
          FROM nodes ORDER BY id",
         )
         .map_err(db)?;
@@ -601,6 +602,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
                 r.get::<_, String>(11)?,
                 r.get::<_, String>(12)?,
                 r.get::<_, String>(13)?,
+                r.get::<_, bool>(14)?,
             ))
         })
         .map_err(db)?;
@@ -621,6 +623,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
             ctype,
             settings,
             tags,
+            stop_when_empty,
         ) = r.map_err(db)?;
         let tags: BTreeSet<String> = serde_json::from_str(&tags).map_err(|e| corrupt(id, e))?;
         let kind = Kind::parse(&kind, &BTreeSet::from([kind.clone()])).ok_or_else(|| corrupt(id, "bad kind"))?;
@@ -651,6 +654,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
                 kind,
                 pinned,
                 confirm_auto_shutdown: confirm,
+                stop_when_empty,
                 timeouts: Timeouts {
                     start: Duration::from_millis(start_ms.max(0) as u64),
                     stop: Duration::from_millis(stop_ms.max(0) as u64),

@@ -886,3 +886,48 @@ async fn a_node_kept_at_run_time_keeps_what_it_depends_on_and_every_end_says_its
         events.last()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_a_stop_leaves_empty_is_proposed_or_stopped_when_it_opts_in() {
+    // machine2 runs lxc-jellyfin, lxc-cloudflared and vm-homeassistant; only jellyfin is on.
+    let text = fast(HOMELAB).replace("initially = \"off\"", "initially = \"on\"");
+    let only_jellyfin = |text: &str| {
+        let mut t = text.to_owned();
+        for guest in ["lxc-cloudflared", "vm-homeassistant"] {
+            let at = t.find(&format!("name = \"{guest}\"")).unwrap();
+            let on = t[at..].find("initially = \"on\"").unwrap() + at;
+            t.replace_range(on..on + "initially = \"on\"".len(), "initially = \"off\"");
+        }
+        t
+    };
+    let lab = Lab::new(&only_jellyfin(&text), 4);
+    let (id, events) = lab.run(Action::Stop, "lxc-jellyfin").await;
+    let proposed: Vec<(String, String)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ShutdownProposed { name, reason, cascade, .. } if *cascade == id => {
+                Some((name.clone(), reason.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        proposed
+            .contains(&("machine2".to_owned(), "no running guest and no user left; stop_when_empty is off".to_owned())),
+        "{proposed:?}"
+    );
+    assert_eq!(lab.state("machine2").await, PowerState::On, "a proposal stops nothing by itself");
+
+    // Opted in: the emptied machine is stopped by the same cascade.
+    let opted = only_jellyfin(&text).replace(
+        "name = \"machine2\"\nkind = \"physical\"\n",
+        "name = \"machine2\"\nkind = \"physical\"\nstop_when_empty = true\n",
+    );
+    assert!(opted.contains("stop_when_empty = true"));
+    let lab = Lab::new(&opted, 4);
+    let (id, events) = lab.run(Action::Stop, "lxc-jellyfin").await;
+    assert!(matches!(events.last().unwrap().kind, EventKind::CascadeComplete { .. }));
+    assert_eq!(lab.state("machine2").await, PowerState::Off, "an emptied host that opts in is stopped");
+    let steps = lab.engine.store().steps(id).unwrap();
+    assert!(steps.iter().any(|s| s.node_name == "machine2" && s.status == StepStatus::Done), "{steps:?}");
+}

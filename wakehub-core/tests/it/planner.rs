@@ -169,10 +169,11 @@ fn shared_dependencies_stay_on_while_used() {
         "lxc-jellyfin",
         &["machine2", "lxc-jellyfin", "nas"],
         expect![[r#"
-        #0 stop lxc-jellyfin (requested)
-        skipped sandbox: already off
-        proposed nas: no longer used; confirm_auto_shutdown is on
-    "#]],
+            #0 stop lxc-jellyfin (requested)
+            skipped sandbox: already off
+            proposed nas: no longer used; confirm_auto_shutdown is on
+            proposed machine2: no running guest and no user left; stop_when_empty is off
+        "#]],
     );
 }
 
@@ -191,9 +192,10 @@ fn reevaluation_never_stops_a_host_under_a_running_guest() {
         "vm-homeassistant",
         &["machine1", "vm-docker", "postgres", "machine2", "vm-homeassistant"],
         expect![[r#"
-        #0 stop vm-homeassistant (requested)
-        kept vm-docker: used by postgres
-    "#]],
+            #0 stop vm-homeassistant (requested)
+            kept vm-docker: used by postgres
+            proposed machine2: no running guest and no user left; stop_when_empty is off
+        "#]],
     );
     check(
         &t,
@@ -201,9 +203,11 @@ fn reevaluation_never_stops_a_host_under_a_running_guest() {
         "vm-homeassistant",
         &["machine1", "vm-docker", "machine2", "vm-homeassistant"],
         expect![[r#"
-        #0 stop vm-homeassistant (requested)
-        #1 stop vm-docker after [0] (unused)
-    "#]],
+            #0 stop vm-homeassistant (requested)
+            #1 stop vm-docker after [0] (unused)
+            proposed machine2: no running guest and no user left; stop_when_empty is off
+            proposed machine1: no running guest and no user left; stop_when_empty is off
+        "#]],
     );
 }
 
@@ -215,9 +219,10 @@ fn stop_of_something_already_off_still_reevaluates() {
         "paperless",
         &["machine1", "vm-docker", "postgres"],
         expect![[r#"
-        #0 stop postgres (unused)
-        skipped paperless: already off
-    "#]],
+            #0 stop postgres (unused)
+            skipped paperless: already off
+            proposed vm-docker: no running guest and no user left; stop_when_empty is off
+        "#]],
     );
 }
 

@@ -121,15 +121,19 @@ proptest! {
                     prop_assert!(earlier.contains(ms.unwrap()));
                 }
             }
-            // Re-evaluation never stops what an in-flight start needs.
+            // Re-evaluation never stops what an in-flight start needs, nor what asks for
+            // confirmation (unless it is an emptied host that opted in).
             if !scope.contains(&s.node) {
                 prop_assert!(!held.contains_key(&s.node));
-                prop_assert!(!t.node(s.node).unwrap().spec.confirm_auto_shutdown);
+                let spec = &t.node(s.node).unwrap().spec;
+                prop_assert!(!spec.confirm_auto_shutdown || spec.stop_when_empty);
             }
         }
-        // Kept nodes have a reason; proposed ones need confirmation and are not stopped.
+        // Kept nodes have a reason; proposed ones need confirmation (or are emptied hosts that
+        // did not opt in to being stopped) and are not stopped.
         for d in &p.proposed {
-            prop_assert!(t.node(d.node).unwrap().spec.confirm_auto_shutdown);
+            let spec = &t.node(d.node).unwrap().spec;
+            prop_assert!(spec.confirm_auto_shutdown || !spec.stop_when_empty);
             prop_assert!(!step_of.contains_key(&d.node));
             prop_assert!(t.users(d.node, |u| states[&u].may_be_running() && !step_of.contains_key(&u) && !scope.contains(&u)).is_empty());
         }

@@ -102,6 +102,11 @@ impl GqlNode {
     async fn confirm_auto_shutdown(&self) -> bool {
         self.view.topology.node(self.id).is_some_and(|n| n.spec.confirm_auto_shutdown)
     }
+    /// Stopped (rather than proposed for shutdown) when a stop leaves it with no running
+    /// guest and no user.
+    async fn stop_when_empty(&self) -> bool {
+        self.view.topology.node(self.id).is_some_and(|n| n.spec.stop_when_empty)
+    }
     /// Start timeout (`"5m"`).
     async fn start_timeout(&self) -> String {
         self.view
@@ -210,6 +215,8 @@ pub struct NodeInput {
     pub pinned: Option<bool>,
     /// Propose its shutdown instead of doing it on re-evaluation.
     pub confirm_auto_shutdown: Option<bool>,
+    /// Stop it (rather than propose its shutdown) when a stop leaves it empty.
+    pub stop_when_empty: Option<bool>,
     /// `"90s"`, `"5m"`…
     pub start_timeout: Option<String>,
     /// `"90s"`, `"5m"`…
@@ -242,6 +249,9 @@ impl NodeInput {
         }
         if let Some(c) = self.confirm_auto_shutdown {
             m.insert("confirm_auto_shutdown".into(), c.into());
+        }
+        if let Some(e) = self.stop_when_empty {
+            m.insert("stop_when_empty".into(), e.into());
         }
         if let Some(t) = &self.start_timeout {
             m.insert("start_timeout".into(), t.clone().into());

@@ -155,13 +155,18 @@ async fn cascades_run_in_the_background_and_are_paginated() {
     // Stop: re-evaluation proposes the NAS; confirm it.
     let d = s.gql("mutation { stopNode(id: \"lxc-jellyfin\") { id } }", json!({})).await;
     assert_eq!(s.wait_cascade(d["stopNode"]["id"].as_str().unwrap()).await, "COMPLETED");
+    // (machine2, which now runs no guest, is proposed too.)
     let p = s.gql("{ proposals { id nodeName reason status } }", json!({})).await;
-    assert_eq!(p["proposals"][0]["nodeName"], "nas");
-    let c =
-        s.gql("mutation($id: ID!) { confirmProposal(id: $id) { id } }", json!({"id": p["proposals"][0]["id"]})).await;
+    let list = p["proposals"].as_array().unwrap();
+    let nas = list.iter().find(|p| p["nodeName"] == "nas").unwrap_or_else(|| panic!("{p}"));
+    let c = s.gql("mutation($id: ID!) { confirmProposal(id: $id) { id } }", json!({"id": nas["id"]})).await;
     assert_eq!(s.wait_cascade(c["confirmProposal"]["id"].as_str().unwrap()).await, "COMPLETED");
     assert_eq!(s.gql("{ node(id: \"nas\") { status } }", json!({})).await["node"]["status"], "OFF");
-    assert_eq!(s.gql("{ proposals { id } }", json!({})).await["proposals"], json!([]));
+    let left = s.gql("{ proposals { nodeName reason } }", json!({})).await;
+    assert_eq!(
+        left["proposals"],
+        json!([{"nodeName": "machine2", "reason": "no running guest and no user left; stop_when_empty is off"}])
+    );
 
     // Three cascades, newest first, two per page.
     let q = "query($after: String) { cascades(first: 2, after: $after) { edges { cursor node { id action } } pageInfo { hasNextPage endCursor } } }";
