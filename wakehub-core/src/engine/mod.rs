@@ -142,6 +142,9 @@ struct Running {
     /// Stop cascades: nodes claimed by starts accepted while this stop runs (conflict rule
     /// 3), with the claiming start. This stop issues no further stop on them.
     claimed: BTreeMap<NodeId, CascadeId>,
+    /// Stop cascades: the nodes it stops (the target and everything that cannot run
+    /// without it).
+    stops: BTreeSet<NodeId>,
     cancel: CancellationToken,
 }
 
@@ -408,6 +411,16 @@ impl Engine {
         held
     }
 
+    /// Nodes in the scopes of stop cascades other than `except` that are running.
+    fn stopping_elsewhere(&self, except: CascadeId) -> BTreeSet<NodeId> {
+        let st = self.state();
+        st.running
+            .iter()
+            .filter(|(id, r)| **id != except && r.action == Action::Stop)
+            .flat_map(|(_, r)| r.stops.iter().copied())
+            .collect()
+    }
+
     /// Nodes with a power operation in flight (a cascade plans a step for them, to join or
     /// wait for it, whatever their state says).
     fn busy(&self) -> BTreeSet<NodeId> {
@@ -649,6 +662,7 @@ impl Engine {
                 Running {
                     target: node,
                     action,
+                    stops: if action == Action::Stop { scope.clone() } else { BTreeSet::new() },
                     needs: if action == Action::Start { scope } else { BTreeSet::new() },
                     claimed: BTreeMap::new(),
                     cancel: cancel.clone(),

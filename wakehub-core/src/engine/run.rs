@@ -104,6 +104,17 @@ impl Drop for OpGuard {
     }
 }
 
+/// A stop of `node` requested once a cascade has ended (a boxed future: the request runs a
+/// cascade of its own, and the cascade's future must not contain itself).
+fn follow_up_stop(engine: Engine, node: NodeId, name: String) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        match engine.request(node, Action::Stop).await {
+            Ok(c) => tracing::info!(cascade = %c.id, node = %name, "unused after concurrent stops: stopping it"),
+            Err(e) => tracing::info!(node = %name, "no follow-up stop: {e}"),
+        }
+    })
+}
+
 async fn wait_done(mut rx: watch::Receiver<Option<Result<(), StepFailure>>>) -> Result<(), StepFailure> {
     loop {
         if let Some(r) = rx.borrow_and_update().clone() {
@@ -189,13 +200,33 @@ impl Engine {
         tracing::info!(cascade = %id, node = %topology.name_of(node), %action, steps = plan.steps.len(), "cascade started");
 
         let outcome = self.execute(id, &topology, &plan, cancel).await;
+        // Nodes kept because a node another stop was stopping still used them, and unused
+        // now that both stops are over: stopped by a follow-up cascade (so two concurrent
+        // stops of a shared dependency's last users never keep it on for ever).
+        let mut follow_ups = Vec::new();
         let (status, events, failed, error) = match outcome {
             Outcome::Completed => {
                 let mut events = Vec::new();
                 let seen = self.last_seen();
                 let held = self.held(Some(id));
+                let others_stopping = self.stopping_elsewhere(id);
                 for k in &plan.kept {
-                    events.push((k.node, k.reason.clone(), false));
+                    let running = |u: NodeId| seen.get(&u).is_none_or(|s| s.may_be_running());
+                    let users = topology.users(k.node, running);
+                    let stopped_since = action == Action::Stop
+                        && !held.contains_key(&k.node)
+                        && topology.node(k.node).is_some_and(|n| n.spec.state == crate::model::NodeState::Configured)
+                        && users.iter().all(|u| others_stopping.contains(u));
+                    if stopped_since && users.is_empty() {
+                        let spec = topology.node(k.node).map(|n| n.spec.confirm_auto_shutdown).unwrap_or(true);
+                        if spec {
+                            events.push((k.node, "no longer used; confirm_auto_shutdown is on".to_owned(), true));
+                        } else {
+                            follow_ups.push(k.node);
+                        }
+                    } else {
+                        events.push((k.node, k.reason.clone(), false));
+                    }
                 }
                 for p in &plan.proposed {
                     // Checked again at the end: something may have started using it meanwhile.
@@ -247,6 +278,9 @@ impl Engine {
         })
         .await?;
         tracing::info!(cascade = %id, status = status.as_str(), "cascade ended");
+        for node in follow_ups {
+            tokio::spawn(follow_up_stop(self.clone(), node, topology.name_of(node)));
+        }
         Ok(())
     }
 

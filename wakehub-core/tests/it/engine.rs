@@ -931,3 +931,33 @@ async fn a_host_a_stop_leaves_empty_is_proposed_or_stopped_when_it_opts_in() {
     let steps = lab.engine.store().steps(id).unwrap();
     assert!(steps.iter().any(|s| s.node_name == "machine2" && s.status == StepStatus::Done), "{steps:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_stops_of_the_last_users_of_a_dependency_do_not_keep_it_for_ever() {
+    let node = |name: &str, deps: &str, confirm: bool| {
+        format!(
+            "[[node]]\nname = \"{name}\"\nkind = \"physical\"\nconfirm_auto_shutdown = {confirm}\ndepends_on = [{deps}]\n\
+             [node.connector]\ntype = \"sim\"\ninitially = \"on\"\nstop_delay_ms = 300\n\n"
+        )
+    };
+    for confirm in [false, true] {
+        let text = node("n", "", confirm) + &node("a", "\"n\"", false) + &node("b", "\"n\"", false);
+        let lab = Lab::new(&text, 4);
+        let (a, b) = tokio::join!(lab.engine.stop(lab.id("a")), lab.engine.stop(lab.id("b")));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        lab.engine.wait(a.id).await.unwrap();
+        lab.engine.wait(b.id).await.unwrap();
+        if confirm {
+            // Asks for confirmation: proposed, not kept for ever.
+            let p = lab.engine.store().proposals(false).unwrap();
+            assert_eq!(p.iter().map(|p| p.node_name.as_str()).collect::<Vec<_>>(), ["n"], "{p:?}");
+        } else {
+            // Stopped by a follow-up cascade once both users are down.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while lab.state("n").await != PowerState::Off {
+                assert!(tokio::time::Instant::now() < deadline, "n is kept on for ever");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
