@@ -52,6 +52,15 @@ pub struct ServerConfig {
     pub ws_max_connections: usize,
     /// How often an open WebSocket's token is checked again (revocation).
     pub token_recheck: Duration,
+    /// How long a WebSocket may take to authenticate (`connection_init`) before it is
+    /// closed (4408); until then it holds only a slot of the small pending pool.
+    pub ws_auth_deadline: Duration,
+    /// WebSockets not yet authenticated, all addresses together.
+    pub ws_max_pending: usize,
+    /// WebSockets (pending or open) from one client address.
+    pub ws_max_per_address: usize,
+    /// How long one HTTP query or mutation may run before it is answered `TIMEOUT`.
+    pub request_timeout: Duration,
     /// Query limits.
     pub limits: Limits,
     /// The connector plugins loaded, listed by the `plugins` query.
@@ -69,6 +78,10 @@ impl Default for ServerConfig {
             ws_max_subscriptions: 100,
             ws_max_connections: 4096,
             token_recheck: Duration::from_secs(10),
+            ws_auth_deadline: Duration::from_secs(10),
+            ws_max_pending: 256,
+            ws_max_per_address: 64,
+            request_timeout: Duration::from_secs(30),
             limits: Limits::default(),
             #[cfg(feature = "plugins")]
             plugins: None,
@@ -83,6 +96,26 @@ struct App {
     metrics: Arc<Metrics>,
     config: Arc<ServerConfig>,
     connections: Arc<Semaphore>,
+    pending: Arc<Semaphore>,
+    per_address: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+/// One WebSocket counted against its client address; uncounted on drop.
+struct AddressSlot {
+    map: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// The router, with the schema built over `engine`. Also starts the metrics collector.
@@ -103,6 +136,8 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         schema,
         metrics,
         connections: Arc::new(Semaphore::new(config.ws_max_connections)),
+        pending: Arc::new(Semaphore::new(config.ws_max_pending)),
+        per_address: Arc::default(),
         config: Arc::new(config.clone()),
     };
     Router::new()
@@ -148,7 +183,16 @@ async fn graphql_post(State(app): State<App>, headers: HeaderMap, request: Graph
     let Some(caller) = authenticate(&app.engine, bearer(&headers)).await else {
         return unauthenticated();
     };
-    GraphQLResponse::from(app.schema.execute(request.into_inner().data(caller)).await).into_response()
+    // Bounded, so a slow request cannot hold the server (or its graceful shutdown) for ever.
+    match tokio::time::timeout(app.config.request_timeout, app.schema.execute(request.into_inner().data(caller))).await
+    {
+        Ok(response) => GraphQLResponse::from(response).into_response(),
+        Err(_) => {
+            let body = serde_json::json!({"data": null, "errors": [{"message": "the request took too long",
+                                          "extensions": {"code": "TIMEOUT"}}]});
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
+    }
 }
 
 async fn metrics_get(State(app): State<App>) -> Response {
@@ -167,8 +211,23 @@ async fn graphql_get(State(app): State<App>, req: axum::extract::Request) -> Res
         return (StatusCode::BAD_REQUEST, "unsupported WebSocket subprotocol (use graphql-transport-ws or graphql-ws)")
             .into_response();
     };
-    let Ok(permit) = app.connections.clone().try_acquire_owned() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many WebSocket connections").into_response();
+    // Per client address (when the server knows it), then the pending pool: a socket holds a
+    // connection slot only once it has authenticated.
+    let address = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let slot = match address {
+        Some(ip) => {
+            let mut map = app.per_address.lock().unwrap_or_else(|e| e.into_inner());
+            let n = map.entry(ip).or_insert(0);
+            if *n >= app.config.ws_max_per_address {
+                return (StatusCode::TOO_MANY_REQUESTS, "too many WebSockets from this address").into_response();
+            }
+            *n += 1;
+            Some(AddressSlot { map: app.per_address.clone(), ip })
+        }
+        None => None,
+    };
+    let Ok(pending) = app.pending.clone().try_acquire_owned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many WebSockets waiting to authenticate").into_response();
     };
     let header_token = bearer(&parts.headers);
     let config = app.config.clone();
@@ -177,8 +236,8 @@ async fn graphql_get(State(app): State<App>, req: axum::extract::Request) -> Res
         .max_message_size(config.ws_max_message)
         .max_frame_size(config.ws_max_message)
         .on_upgrade(move |socket| async move {
-            serve_socket(app, socket, protocol, header_token).await;
-            drop(permit);
+            serve_socket(app, socket, protocol, header_token, pending).await;
+            drop(slot);
         })
 }
 
@@ -190,7 +249,13 @@ fn set_reason(reason: &CloseReason, code: u16, text: &'static str) {
     reason.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert((code, text));
 }
 
-async fn serve_socket(app: App, socket: WebSocket, protocol: GraphQLProtocol, header_token: Option<String>) {
+async fn serve_socket(
+    app: App,
+    socket: WebSocket,
+    protocol: GraphQLProtocol,
+    header_token: Option<String>,
+    pending: tokio::sync::OwnedSemaphorePermit,
+) {
     let (mut sink, mut stream) = socket.split();
     // The client's messages come through a reader task that, once the session no longer
     // wants them, drains what the client still sends until its close (or 2 s): closing with
@@ -230,14 +295,29 @@ async fn serve_socket(app: App, socket: WebSocket, protocol: GraphQLProtocol, he
     // Revocation: once authenticated, the token is checked again periodically.
     let watcher = {
         let (engine, closed, every) = (app.engine.clone(), closed.clone(), app.config.token_recheck);
+        let deadline = app.config.ws_auth_deadline;
         let reason = reason.clone();
         let mut token_rx = token_rx;
         tokio::spawn(async move {
-            let token = loop {
-                if let Some(t) = token_rx.borrow_and_update().clone() {
-                    break t;
+            let authenticated = async {
+                loop {
+                    if let Some(t) = token_rx.borrow_and_update().clone() {
+                        break Some(t);
+                    }
+                    if token_rx.changed().await.is_err() {
+                        break None;
+                    }
                 }
-                if token_rx.changed().await.is_err() {
+            };
+            // A socket that does not authenticate in time is closed (graphql-transport-ws's
+            // 4408), freeing its pending slot.
+            let token = match tokio::time::timeout(deadline, authenticated).await {
+                Ok(Some(t)) => t,
+                Ok(None) => return,
+                Err(_) => {
+                    tracing::info!("closing a WebSocket that did not authenticate in time");
+                    set_reason(&reason, 4408, "connection initialisation timeout");
+                    closed.cancel();
                     return;
                 }
             };
@@ -254,10 +334,20 @@ async fn serve_socket(app: App, socket: WebSocket, protocol: GraphQLProtocol, he
     };
     let input = guarded(in_rx.boxed(), &app.config, closed.clone(), reason.clone());
     let engine = app.engine.clone();
+    let connections = app.connections.clone();
+    // The connection slot, once authenticated; released when the socket ends.
+    let held: Arc<std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>> = Arc::default();
+    let _slot = held.clone();
     GraphQLWebSocket::new_with_pair(tx.clone(), input, app.schema.clone(), protocol)
         .on_connection_init(move |payload| async move {
             let token = init_token(&payload).or(header_token);
             if let Some(caller) = authenticate(&engine, token.clone()).await {
+                // Authenticated: from the pending pool to a connection slot.
+                let Ok(permit) = connections.try_acquire_owned() else {
+                    return Err(schema::api_error(ErrorCode::RateLimited, "too many WebSocket connections"));
+                };
+                *held.lock().unwrap_or_else(|e| e.into_inner()) = Some(permit);
+                drop(pending);
                 let _ = token_tx.send(token);
                 let mut data = Data::default();
                 data.insert(caller);
@@ -310,7 +400,7 @@ fn guarded(
         refilled: Instant,
         burst: f64,
         rate: f64,
-        subscriptions: usize,
+        subscriptions: std::collections::HashSet<String>,
         max_subscriptions: usize,
         closed: CancellationToken,
         reason: CloseReason,
@@ -322,7 +412,7 @@ fn guarded(
         refilled: Instant::now(),
         burst: f64::from(config.ws_burst),
         rate: f64::from(config.ws_per_second),
-        subscriptions: 0,
+        subscriptions: std::collections::HashSet::new(),
         max_subscriptions: config.ws_max_subscriptions,
         closed,
         reason,
@@ -350,15 +440,25 @@ fn guarded(
             return Some((Err(axum::Error::new("message rate exceeded")), Guard { done: true, ..g }));
         }
         g.tokens -= 1.0;
-        if let Message::Text(text) = &msg
-            && let Ok(v) = serde_json::from_str::<serde_json::Value>(text.as_str())
-        {
+        let bytes: Option<&[u8]> = match &msg {
+            Message::Text(text) => Some(text.as_str().as_bytes()),
+            Message::Binary(data) => Some(data),
+            _ => None,
+        };
+        if let Some(v) = bytes.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok()) {
+            // Counted by id, text or binary frames alike; a `complete` for an id that is not
+            // open frees nothing.
+            let id = v.get("id").map(|i| i.to_string()).unwrap_or_default();
             match v.get("type").and_then(|t| t.as_str()) {
-                Some("subscribe" | "start") => g.subscriptions += 1,
-                Some("complete" | "stop") => g.subscriptions = g.subscriptions.saturating_sub(1),
+                Some("subscribe" | "start") => {
+                    g.subscriptions.insert(id);
+                }
+                Some("complete" | "stop") => {
+                    g.subscriptions.remove(&id);
+                }
                 _ => {}
             }
-            if g.subscriptions > g.max_subscriptions {
+            if g.subscriptions.len() > g.max_subscriptions {
                 tracing::warn!("closing a WebSocket that holds too many subscriptions");
                 set_reason(&g.reason, 1008, "too many subscriptions");
                 return Some((Err(axum::Error::new("too many subscriptions")), Guard { done: true, ..g }));

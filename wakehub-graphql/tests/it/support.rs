@@ -209,11 +209,16 @@ pub const LEGACY: &str = "graphql-ws";
 impl Ws {
     /// Connects and sends `connection_init` with `payload`; `Err` with the reason if the
     /// server does not acknowledge.
-    pub async fn connect(url: &str, protocol: &str, payload: Value) -> Result<Ws, String> {
+    /// The socket open, nothing sent.
+    pub async fn open(url: &str, protocol: &str) -> Result<Ws, String> {
         let mut req = url.into_client_request().unwrap();
         req.headers_mut().insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
         let (stream, _) = tokio_tungstenite::connect_async(req).await.map_err(|e| e.to_string())?;
-        let mut ws = Ws { stream, modern: protocol == MODERN };
+        Ok(Ws { stream, modern: protocol == MODERN })
+    }
+
+    pub async fn connect(url: &str, protocol: &str, payload: Value) -> Result<Ws, String> {
+        let mut ws = Ws::open(url, protocol).await?;
         ws.send(json!({"type": "connection_init", "payload": payload})).await;
         match ws.next_message(Duration::from_secs(5)).await {
             Some(m) if m["type"] == "connection_ack" => Ok(ws),

@@ -194,3 +194,38 @@ async fn revoking_a_token_closes_its_open_websockets() {
     assert!(other.next_data(Duration::from_secs(5)).await.is_some());
     assert!(s.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_must_authenticate_in_time_and_one_address_holds_few() {
+    let s = Server::with_config(&homelab_faster(10), &["--ws-auth-deadline", "1s", "--ws-per-address", "2"]);
+    // Silent: closed with 4408 once the deadline passes.
+    let mut silent = Ws::open(&s.ws_url, MODERN).await.unwrap();
+    let frame = silent.close_frame(Duration::from_secs(5)).await;
+    assert_eq!(frame.map(|f| f.0), Some(4408));
+    drop(silent);
+    // (The server waits up to 3 s for the closing handshake the dropped client never sends.)
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    // Two pending sockets from one address; a third is refused at the upgrade.
+    let _a = Ws::open(&s.ws_url, MODERN).await.unwrap();
+    let _b = Ws::open(&s.ws_url, MODERN).await.unwrap();
+    let third = Ws::open(&s.ws_url, MODERN).await.err().expect("a third socket from one address is refused");
+    assert!(third.contains("429"), "{third}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_are_counted_by_id() {
+    let s = Server::with_config(&homelab_faster(10), &["--ws-max-subscriptions", "3"]);
+    let mut ws = Ws::connect(&s.ws_url, MODERN, auth(&s)).await.unwrap();
+    let sub = |id: &str| json!({"id": id, "type": "subscribe", "payload": {"query": "subscription { events { id } }"}});
+    for id in ["s1", "s2", "s3"] {
+        ws.send(sub(id)).await;
+    }
+    // Completing ids that are not open frees nothing…
+    for id in ["nope-1", "nope-2"] {
+        ws.send(json!({"id": id, "type": "complete"})).await;
+    }
+    // …so a fourth subscription is one too many.
+    ws.send(sub("s4")).await;
+    let frame = ws.close_frame(Duration::from_secs(5)).await;
+    assert_eq!(frame, Some((1008, "too many subscriptions".to_owned())));
+}

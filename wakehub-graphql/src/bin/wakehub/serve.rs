@@ -47,6 +47,15 @@ pub(crate) struct Options {
     /// are closed at the next check).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub token_recheck: Duration,
+    /// How long a WebSocket may take to authenticate before it is closed (4408).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub ws_auth_deadline: Duration,
+    /// WebSockets (pending or open) one client address may hold.
+    #[arg(long, default_value_t = 64)]
+    pub ws_per_address: usize,
+    /// Subscriptions one WebSocket may hold open.
+    #[arg(long, default_value_t = 100)]
+    pub ws_max_subscriptions: usize,
     /// `--plugins`, `--plugin-cache`, `--plugin-call-timeout` (with the `plugins` feature).
     #[command(flatten)]
     pub plugins: plugins::ServeOptions,
@@ -170,6 +179,9 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         engine.clone(),
         ServerConfig {
             token_recheck: options.token_recheck,
+            ws_auth_deadline: options.ws_auth_deadline,
+            ws_max_per_address: options.ws_per_address,
+            ws_max_subscriptions: options.ws_max_subscriptions,
             #[cfg(feature = "plugins")]
             plugins: plugins.host(),
             ..ServerConfig::default()
@@ -189,7 +201,9 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
             tracing::warn!("cannot set TCP_NODELAY: {e}");
         }
     });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("shutting down: letting cascades in flight finish");
     monitor.abort();
     engine.shutdown().await;
