@@ -36,6 +36,10 @@ impl Engine {
                     }
                     match phase {
                         Phase::Replay => {
+                            // Resuming after an event the retention pruned would miss some.
+                            if let Err(e) = store.run(move |s| s.check_replay(last)).await {
+                                return Some((Err(EngineError::Store(e)), None));
+                            }
                             const PAGE: usize = 512;
                             let page = store.run(move |s| s.events_after(last, None, PAGE)).await;
                             match page {

@@ -50,6 +50,8 @@ codes! {
     /// The caller sent too much too fast.
     RateLimited = "RATE_LIMITED",
     // ----- how a cascade ends without completing -----
+    /// A replay asked for events older than the journal keeps (pruned by its retention).
+    JournalPruned = "JOURNAL_PRUNED",
     /// A user cancelled the cascade before every step ran.
     Cancelled = "CANCELLED",
     /// WakeHub stopped while the cascade (or an operation it joined) ran.

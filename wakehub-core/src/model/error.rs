@@ -133,6 +133,11 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// A refusal with its code.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Refusal { code, message: message.into() }
+    }
+
     /// A conflict with what exists or with work in flight (`CONFLICT`).
     pub fn conflict(message: impl Into<String>) -> Self {
         Refusal { code: ErrorCode::Conflict, message: message.into() }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::{Store, StoreError, db, now_ms};
 use crate::events::{CascadeStatus, CurrentNode, Event, EventKind, PlannedStep, StepStatus};
-use crate::model::{Action, CascadeId, ErrorCode, EventId, NodeId, PowerState, ProposalId};
+use crate::model::{Action, CascadeId, ErrorCode, EventId, NodeId, PowerState, ProposalId, Refusal};
 use crate::plan::Role;
 
 /// A cascade as recorded.
@@ -284,6 +284,49 @@ impl Store {
                 .map_err(db)?
                 .map(EventId::new))
         })
+    }
+
+    /// Deletes the events recorded before `before_ms` (the journal's retention); cascades,
+    /// steps and proposals stay. Returns how many were deleted. Ids are never reused.
+    pub fn prune_events(&self, before_ms: i64) -> Result<usize, StoreError> {
+        self.transaction(|tx| {
+            let last: Option<i64> =
+                tx.query_row("SELECT MAX(id) FROM events WHERE at < ?1", [before_ms], |r| r.get(0)).map_err(db)?;
+            let Some(last) = last else { return Ok(0) };
+            let n = tx.execute("DELETE FROM events WHERE id <= ?1", [last]).map_err(db)?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('events_pruned_through', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = ?1",
+                [last.to_string()],
+            )
+            .map_err(db)?;
+            Ok(n)
+        })
+    }
+
+    /// The newest event id the retention deleted (a replay must start after it).
+    pub fn events_pruned_through(&self) -> Result<Option<EventId>, StoreError> {
+        self.transaction(|tx| {
+            let v: Option<String> = tx
+                .query_row("SELECT value FROM meta WHERE key = 'events_pruned_through'", [], |r| r.get(0))
+                .optional()
+                .map_err(db)?;
+            Ok(v.and_then(|v| v.parse().ok()).map(EventId::new))
+        })
+    }
+
+    /// Refuses a replay that resumes after `after` when events after it were pruned
+    /// (`JOURNAL_PRUNED`): the caller would miss them. (Replaying "everything", with no
+    /// `after`, starts at the oldest event kept.)
+    pub fn check_replay(&self, after: Option<EventId>) -> Result<(), StoreError> {
+        match (after, self.events_pruned_through()?) {
+            (Some(a), Some(pruned)) if a < pruned => Err(Refusal::new(
+                ErrorCode::JournalPruned,
+                format!("events up to {pruned} were pruned by the journal's retention; resume from {pruned} or later"),
+            )
+            .into()),
+            _ => Ok(()),
+        }
     }
 
     /// The id of the newest event (None if the journal is empty).

@@ -961,3 +961,28 @@ async fn two_concurrent_stops_of_the_last_users_of_a_dependency_do_not_keep_it_f
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_from_before_the_retention_gets_a_clear_code() {
+    let lab = Lab::new(&fast(HOMELAB), 4);
+    let r = lab.engine.start("nas").await.unwrap();
+    lab.engine.wait(r.id).await.unwrap();
+    let store = lab.engine.store();
+    let last = store.last_event_id().unwrap().unwrap();
+    let far_future = i64::MAX;
+    assert!(store.prune_events(far_future).unwrap() > 0);
+    assert_eq!(store.events_pruned_through().unwrap(), Some(last));
+    // Resuming from before the horizon would miss events: refused with its code.
+    let mut early = lab.engine.subscribe(Some(wakehub_core::model::EventId::new(last.get() - 1)));
+    let err = early.next().await.unwrap().unwrap_err();
+    assert_eq!(err.code().as_str(), "JOURNAL_PRUNED", "{err}");
+    assert!(early.next().await.is_none(), "the stream ends after the error");
+    // Resuming from the horizon misses nothing: it follows new events.
+    let mut ok = lab.engine.subscribe(Some(last));
+    let r = lab.engine.stop("nas").await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), ok.next()).await.unwrap().unwrap().unwrap();
+    assert!(first.id > last);
+    lab.engine.wait(r.id).await.unwrap();
+    // Ids are never reused after a prune.
+    assert!(store.last_event_id().unwrap().unwrap() > last);
+}

@@ -389,6 +389,7 @@ impl EventsQuery {
             )),
             None => None,
         };
+        engine.store().run(move |s| s.check_replay(after)).await.api()?;
         let view = View::load(ctx).await?;
         let node = node.map(|n| view.require(&n)).transpose()?;
         let mut events = engine.store().run(move |s| s.events_after(after, node, limit + 1)).await.api()?;

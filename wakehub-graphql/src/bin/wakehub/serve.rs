@@ -53,6 +53,10 @@ pub(crate) struct Options {
     /// WebSockets (pending or open) one client address may hold.
     #[arg(long, default_value_t = 64)]
     pub ws_per_address: usize,
+    /// How long journal events are kept (`0s`: for ever); older ones are pruned by the
+    /// monitor, and a client resuming from before that gets `JOURNAL_PRUNED`.
+    #[arg(long, default_value = "90days", value_parser = humantime::parse_duration)]
+    pub journal_retention: Duration,
     /// Subscriptions one WebSocket may hold open.
     #[arg(long, default_value_t = 100)]
     pub ws_max_subscriptions: usize,
@@ -174,7 +178,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         Err(e) => bail!("cannot listen on {}: {e}", options.listen),
     };
     let addr = listener.local_addr()?;
-    let monitor = spawn_monitor(engine.clone(), options.discover_every);
+    let monitor = spawn_monitor(engine.clone(), options.discover_every, options.journal_retention);
     let app = server::router(
         engine.clone(),
         ServerConfig {
@@ -214,7 +218,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
 /// Observes every node at start-up and then every 30 s, so statuses stay current and
 /// changes made outside WakeHub are journaled. Supervised: each round runs as its own task,
 /// so a round that fails (or panics) is logged and the next one runs all the same.
-fn spawn_monitor(engine: Engine, discover_every: Duration) -> tokio::task::JoinHandle<()> {
+fn spawn_monitor(engine: Engine, discover_every: Duration, retention: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut last_discovery: Option<std::time::Instant> = None;
         loop {
@@ -228,6 +232,17 @@ fn spawn_monitor(engine: Engine, discover_every: Duration) -> tokio::task::JoinH
                     match engine.store().run(|s| s.topology_shared()).await {
                         Ok(t) => {
                             engine.observe(&t).await;
+                            if !retention.is_zero() {
+                                let before = std::time::SystemTime::now()
+                                    .checked_sub(retention)
+                                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                                    .map_or(0, |d| d.as_millis() as i64);
+                                match engine.store().run(move |s| s.prune_events(before)).await {
+                                    Ok(0) => {}
+                                    Ok(n) => tracing::info!(pruned = n, "journal events past their retention deleted"),
+                                    Err(e) => tracing::error!("cannot prune the journal: {e}"),
+                                }
+                            }
                             if due {
                                 discover_all(&engine, &t).await;
                             }
