@@ -168,6 +168,16 @@ impl MasterKey {
     }
 }
 
+/// `bytes` random bytes from the operating system, as base64url without padding (API and
+/// session tokens, generated passwords).
+pub fn random_string(bytes: usize) -> String {
+    use aes_gcm::aead::rand_core::RngCore;
+    use base64::Engine as _;
+    let mut buf = vec![0u8; bytes];
+    aes_gcm::aead::OsRng.fill_bytes(&mut buf);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

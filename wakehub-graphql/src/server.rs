@@ -61,6 +61,10 @@ pub struct ServerConfig {
     pub ws_max_per_address: usize,
     /// How long one HTTP query or mutation may run before it is answered `TIMEOUT`.
     pub request_timeout: Duration,
+    /// How long a session opened by `POST /login` lasts.
+    pub session_ttl: Duration,
+    /// Failed logins allowed per user name, and per client address, in a minute.
+    pub login_failures_per_minute: u32,
     /// Query limits.
     pub limits: Limits,
     /// The connector plugins loaded, listed by the `plugins` query.
@@ -82,6 +86,8 @@ impl Default for ServerConfig {
             ws_max_pending: 256,
             ws_max_per_address: 64,
             request_timeout: Duration::from_secs(30),
+            session_ttl: Duration::from_secs(12 * 3600),
+            login_failures_per_minute: 5,
             limits: Limits::default(),
             #[cfg(feature = "plugins")]
             plugins: None,
@@ -98,6 +104,8 @@ struct App {
     connections: Arc<Semaphore>,
     pending: Arc<Semaphore>,
     per_address: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    /// Recent failed logins, by user name and by address: (count, window start).
+    failures: Arc<std::sync::Mutex<std::collections::HashMap<String, (u32, Instant)>>>,
 }
 
 /// One WebSocket counted against its client address; uncounted on drop.
@@ -138,10 +146,13 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         connections: Arc::new(Semaphore::new(config.ws_max_connections)),
         pending: Arc::new(Semaphore::new(config.ws_max_pending)),
         per_address: Arc::default(),
+        failures: Arc::default(),
         config: Arc::new(config.clone()),
     };
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/login", axum::routing::post(login_post))
+        .route("/logout", axum::routing::post(logout_post))
         .route("/metrics", get(metrics_get))
         .route("/healthz", get(|| async { "ok" }))
         .layer(RequestBodyLimitLayer::new(config.body_limit))
@@ -158,8 +169,18 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 /// revoked or expired).
 async fn authenticate(engine: &Engine, token: Option<String>) -> Option<Caller> {
     let token = token?;
-    match engine.store().run(move |s| s.verify_token(&token)).await {
-        Ok(found) => found.map(|t| Caller { name: t.name, role: t.role, scope: t.scope }),
+    let found = engine
+        .store()
+        .run(move |s| {
+            if token.starts_with("whs_") {
+                s.verify_session(&token).map(|u| u.map(|u| Caller { name: u.name, role: u.role, scope: u.scope }))
+            } else {
+                s.verify_token(&token).map(|t| t.map(|t| Caller { name: t.name, role: t.role, scope: t.scope }))
+            }
+        })
+        .await;
+    match found {
+        Ok(found) => found,
         Err(e) => {
             tracing::error!("token check failed: {e}");
             None
@@ -192,6 +213,73 @@ async fn graphql_post(State(app): State<App>, headers: HeaderMap, request: Graph
                                           "extensions": {"code": "TIMEOUT"}}]});
             (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
         }
+    }
+}
+
+fn code_body(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    let body = serde_json::json!({"errors": [{"message": message, "extensions": {"code": code.as_str()}}]});
+    (status, axum::Json(body)).into_response()
+}
+
+/// `POST /login` with `{"name", "password"}`: a session token (`whs_…`, used like an API
+/// token) with the user's role, or 401. Failed attempts are limited per name and per
+/// address (429 beyond).
+async fn login_post(State(app): State<App>, request: axum::extract::Request) -> Response {
+    let address = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let Ok(body) = axum::body::to_bytes(request.into_body(), 64 * 1024).await else {
+        return code_body(StatusCode::BAD_REQUEST, ErrorCode::Validation, "the body is too large");
+    };
+    let Ok(form) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return code_body(StatusCode::BAD_REQUEST, ErrorCode::Validation, "expected {\"name\": …, \"password\": …}");
+    };
+    let (Some(name), Some(password)) = (form["name"].as_str(), form["password"].as_str()) else {
+        return code_body(StatusCode::BAD_REQUEST, ErrorCode::Validation, "expected {\"name\": …, \"password\": …}");
+    };
+    let keys: Vec<String> =
+        [Some(format!("user:{name}")), address.map(|a| format!("addr:{a}"))].into_iter().flatten().collect();
+    let limit = app.config.login_failures_per_minute;
+    let blocked = {
+        let mut failures = app.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.retain(|_, (_, since)| since.elapsed() < Duration::from_secs(60));
+        keys.iter().any(|k| failures.get(k).is_some_and(|(n, _)| *n >= limit))
+    };
+    if blocked {
+        return code_body(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            "too many failed logins; wait a minute",
+        );
+    }
+    let (name, password, ttl) = (name.to_owned(), password.to_owned(), app.config.session_ttl.as_millis() as i64);
+    match app.engine.store().run(move |s| s.login(&name, &password, ttl)).await {
+        Ok(Some((user, token, expires))) => {
+            tracing::info!(user = %user.name, "login");
+            let body = serde_json::json!({"token": token.expose(), "expiresAt": expires, "role": user.role.as_str(),
+                                          "name": user.name});
+            axum::Json(body).into_response()
+        }
+        Ok(None) => {
+            let mut failures = app.failures.lock().unwrap_or_else(|e| e.into_inner());
+            for k in keys {
+                failures.entry(k).or_insert((0, Instant::now())).0 += 1;
+            }
+            code_body(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated, "wrong user name or password")
+        }
+        Err(e) => {
+            tracing::error!("login failed: {e}");
+            code_body(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error (see the server log)")
+        }
+    }
+}
+
+/// `POST /logout` with the session's bearer token: the session ends.
+async fn logout_post(State(app): State<App>, headers: HeaderMap) -> Response {
+    let Some(token) = bearer(&headers).filter(|t| t.starts_with("whs_")) else {
+        return code_body(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated, "no session token");
+    };
+    match app.engine.store().run(move |s| s.revoke_session(&token)).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(_) => code_body(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated, "no live session"),
     }
 }
 

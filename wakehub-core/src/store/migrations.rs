@@ -172,6 +172,26 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE nodes ADD COLUMN stop_when_empty INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 10: people: users with an argon2id password hash, a role and a scope; their sessions
+    // (only a token's SHA-256 is stored).
+    r#"
+    CREATE TABLE users (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        name          TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        role          TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+        scope         TEXT NOT NULL DEFAULT '*',
+        created_at    INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE sessions (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        hash       BLOB NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

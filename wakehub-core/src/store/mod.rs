@@ -10,6 +10,7 @@ mod journal;
 mod migrations;
 mod nodes;
 mod tokens;
+mod users;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,6 +23,7 @@ pub use journal::{CascadeFilter, CascadeRecord, JournalTx, NewStep, ProposalReco
 pub use migrations::SCHEMA_VERSION;
 pub use nodes::ImportSummary;
 pub use tokens::TokenRecord;
+pub use users::UserRecord;
 
 use crate::model::{CredentialId, ErrorCode, ModelError, NodeId, Refusal, SecretRef};
 use crate::secrets::{MasterKey, Sealed, SecretError, SecretString};

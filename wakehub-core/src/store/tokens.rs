@@ -2,10 +2,6 @@
 //! its SHA-256 is stored, so a stolen database yields no usable token. Tokens are shown
 //! once, at creation.
 
-use aes_gcm::aead::OsRng;
-use aes_gcm::aead::rand_core::RngCore;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
@@ -72,9 +68,7 @@ impl Store {
                 "token name `{name}`: use 1 to 64 letters, digits, `-`, `_` or `.`"
             ))));
         }
-        let mut bytes = [0u8; 32];
-        OsRng.fill_bytes(&mut bytes);
-        let token = format!("whk_{}", URL_SAFE_NO_PAD.encode(bytes));
+        let token = format!("whk_{}", crate::secrets::random_string(32));
         self.transaction(|tx| {
             let taken: Option<i64> = tx
                 .query_row("SELECT id FROM api_tokens WHERE name = ?1 AND revoked_at IS NULL", [name], |r| r.get(0))

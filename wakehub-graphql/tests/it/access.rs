@@ -115,3 +115,70 @@ async fn an_expired_token_is_no_token() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+fn add_user(s: &Server, name: &str, password: &str, args: &[&str]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(bin())
+        .args(["user", "add", name])
+        .args(args)
+        .arg("--db")
+        .arg(&s.db)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+async fn login(s: &Server, name: &str, password: &str) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/login", s.base))
+        .json(&json!({"name": name, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_log_in_with_a_password_and_get_their_role() {
+    let s = Server::with_config(&lab(), &[]);
+    let out = add_user(&s, "alice", "correct horse battery", &["--role", "viewer"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let short = add_user(&s, "bob", "short", &["--role", "viewer"]);
+    assert!(!short.status.success(), "a password of fewer than 10 characters is refused");
+
+    // A session token reads as a viewer…
+    let (status, d) = login(&s, "alice", "correct horse battery").await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["role"], "viewer");
+    let session = d["token"].as_str().unwrap().to_owned();
+    assert!(session.starts_with("whs_"));
+    let (status, q) = as_(&s, &session, "{ nodes { name } }").await;
+    assert_eq!((status, q["data"]["nodes"].as_array().unwrap().len()), (200, 11));
+    // …and is refused power, journaled with the person's name.
+    let (_, q) = as_(&s, &session, "mutation { startNode(id: \"nas\") { id } }").await;
+    assert_eq!(code(&q), "FORBIDDEN");
+    let d = s
+        .gql("{ events(first: 500) { edges { node { payload { ... on PowerRefused { actor } } } } } }", json!({}))
+        .await;
+    assert!(d.to_string().contains("\"actor\":\"alice\""), "{d}");
+
+    // Logging out ends the session.
+    let resp = reqwest::Client::new().post(format!("{}/logout", s.base)).bearer_auth(&session).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    assert_eq!(as_(&s, &session, "{ nodes { name } }").await.0, 401);
+
+    // Wrong passwords: 401, then 429 once there were too many in a minute (per name).
+    for _ in 0..5 {
+        assert_eq!(login(&s, "alice", "wrong password").await.0, 401);
+    }
+    let (status, d) = login(&s, "alice", "correct horse battery").await;
+    assert_eq!(status, 429, "{d}");
+    assert_eq!(d["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+    // The address is limited too: another name from it is refused as well.
+    let (status, d) = login(&s, "mallory", "anything at all").await;
+    assert_eq!(status, 429, "{d}");
+}

@@ -85,6 +85,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Manage the people who log in (`POST /login`): add, list, remove.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Stop a node and everything that cannot run without it, showing each step live.
     Stop {
         /// The topology file (TOML).
@@ -139,6 +144,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(options) => runtime().and_then(|rt| rt.block_on(serve::run(options))),
         Command::Token { command } => token(command),
+        Command::User { command } => user(command),
         Command::Check { file, plugins } => check(&file, &plugins),
         Command::Plan { file, action, node, json } => {
             runtime().and_then(|rt| rt.block_on(plan(&file, action.into(), &node, json)))
@@ -157,6 +163,63 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from the first line of stdin (10 characters or more).
+    Add {
+        /// The name it logs in with.
+        name: String,
+        /// What it may do: `viewer`, `operator` or `admin`.
+        #[arg(long)]
+        role: Role,
+        /// The nodes it may see and act on: `*` (all, the default), or `tag:TAG` and names.
+        #[arg(long, default_value = "*")]
+        nodes: Scope,
+        /// The database.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// List users (never their passwords).
+    List {
+        /// The database.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// Remove a user and end its sessions.
+    Remove {
+        /// Its name.
+        name: String,
+        /// The database.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+}
+
+fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        UserCommand::Add { name, role, nodes, db } => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let store = serve::open_store(&serve::db_path(db)?)?;
+            let u = store.create_user(&name, password, role, &nodes)?;
+            println!("{}\t{}\t{}", u.name, u.role, u.scope);
+        }
+        UserCommand::List { db } => {
+            let store = serve::open_store(&serve::db_path(db)?)?;
+            for u in store.users()? {
+                println!("{}\t{}\t{}", u.name, u.role, u.scope);
+            }
+        }
+        UserCommand::Remove { name, db } => {
+            let store = serve::open_store(&serve::db_path(db)?)?;
+            store.remove_user(&name)?;
+            println!("removed {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {

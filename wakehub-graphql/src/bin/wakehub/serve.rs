@@ -196,6 +196,10 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     if options.demo {
         let (_, token) = engine.store().create_token("demo", Role::Admin, &Scope::All, None)?;
         writeln!(out, "demo token: {}", token.expose())?;
+        // A person's login too (`POST /login`), with a fresh random password.
+        let password = wakehub_core::secrets::random_string(12);
+        engine.store().create_user("demo", &password, Role::Admin, &Scope::All)?;
+        writeln!(out, "demo login: demo / {password}")?;
     }
     out.flush()?;
     drop(out);
