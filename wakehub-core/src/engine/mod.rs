@@ -691,16 +691,29 @@ impl Engine {
     /// Records the end of a cascade whose task died (`INTERNAL`), unless it already ended.
     async fn fail_abandoned(&self, id: CascadeId, node: NodeId, action: Action) {
         let message = "the cascade stopped unexpectedly (see WakeHub's log)".to_owned();
+        self.fail_cascade(id, node, action, ErrorCode::Internal, message).await;
+    }
+
+    /// Ends cascade `id` as failed before (or outside) its steps, with `code` and
+    /// `message`, unless it already ended; the record is the log's if it cannot be written.
+    pub(crate) async fn fail_cascade(
+        &self,
+        id: CascadeId,
+        node: NodeId,
+        action: Action,
+        code: ErrorCode,
+        message: String,
+    ) {
         let recorded = self
             .record_end(id, move |tx| {
-                if tx.finish_cascade(id, CascadeStatus::Failed, None, Some((ErrorCode::Internal, &message)))? {
+                if tx.finish_cascade(id, CascadeStatus::Failed, None, Some((code, &message)))? {
                     tx.emit(EventKind::CascadeError {
                         cascade: id,
                         node,
                         action,
                         status: CascadeStatus::Failed,
                         failed_step: None,
-                        code: ErrorCode::Internal,
+                        code,
                         message,
                     });
                 }
@@ -708,7 +721,7 @@ impl Engine {
             })
             .await;
         if let Err(e) = recorded {
-            tracing::error!(cascade = %id, "cannot record the end of an abandoned cascade: {e}");
+            tracing::error!(cascade = %id, "cannot record the end of the cascade: {e}");
         }
     }
 

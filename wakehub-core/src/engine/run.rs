@@ -138,25 +138,7 @@ impl Engine {
         if let Err(e) = self.try_run(id, topology, node, action, &cancel).await {
             let (code, message) = (e.code(), e.to_string());
             tracing::error!(cascade = %id, "cascade failed before its steps: {message}");
-            let recorded = self
-                .record_end(id, move |tx| {
-                    if tx.finish_cascade(id, CascadeStatus::Failed, None, Some((code, &message)))? {
-                        tx.emit(EventKind::CascadeError {
-                            cascade: id,
-                            node,
-                            action,
-                            status: CascadeStatus::Failed,
-                            failed_step: None,
-                            code,
-                            message,
-                        });
-                    }
-                    Ok(())
-                })
-                .await;
-            if let Err(e) = recorded {
-                tracing::error!(cascade = %id, "cannot record the failure: {e}");
-            }
+            self.fail_cascade(id, node, action, code, message).await;
         }
     }
 

@@ -132,6 +132,19 @@ async fn until_end(
     out
 }
 
+/// `(node name, reason)` of the shutdowns cascade `id` proposed.
+fn proposed_by(events: &[Event], id: CascadeId) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ShutdownProposed { name, reason, cascade, .. } if *cascade == id => {
+                Some((name.clone(), reason.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// `(node name, step status)` of the cascade's progress events, in order.
 fn progress(events: &[Event], id: CascadeId) -> Vec<(String, StepStatus)> {
     events
@@ -442,15 +455,7 @@ async fn a_start_that_finishes_first_still_protects_its_nodes_from_the_stop() {
 async fn reevaluation_proposes_and_a_proposal_can_be_confirmed_or_dismissed() {
     let lab = Lab::new(&all_on(&fast(HOMELAB)), 4);
     let (id, events) = lab.run(Action::Stop, "lxc-jellyfin").await;
-    let proposed: Vec<(String, String)> = events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::ShutdownProposed { name, reason, cascade, .. } if *cascade == id => {
-                Some((name.clone(), reason.clone()))
-            }
-            _ => None,
-        })
-        .collect();
+    let proposed = proposed_by(&events, id);
     assert_eq!(proposed, [("nas".to_owned(), "no longer used; confirm_auto_shutdown is on".to_owned())]);
     assert_eq!(lab.state("sandbox").await, PowerState::Off, "its dependent stopped first");
     assert_eq!(lab.state("nas").await, PowerState::On, "a proposal stops nothing by itself");
@@ -902,15 +907,7 @@ async fn a_host_a_stop_leaves_empty_is_proposed_or_stopped_when_it_opts_in() {
     };
     let lab = Lab::new(&only_jellyfin(&text), 4);
     let (id, events) = lab.run(Action::Stop, "lxc-jellyfin").await;
-    let proposed: Vec<(String, String)> = events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::ShutdownProposed { name, reason, cascade, .. } if *cascade == id => {
-                Some((name.clone(), reason.clone()))
-            }
-            _ => None,
-        })
-        .collect();
+    let proposed = proposed_by(&events, id);
     assert!(
         proposed
             .contains(&("machine2".to_owned(), "no running guest and no user left; stop_when_empty is off".to_owned())),
