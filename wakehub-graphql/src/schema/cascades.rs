@@ -81,6 +81,7 @@ impl GqlCascade {
         self.0.requested_by.as_deref()
     }
     /// Its steps, in plan order.
+    #[graphql(complexity = "super::LIST_FANOUT * child_complexity")]
     async fn steps(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GqlStep>> {
         let id = self.0.id;
         let steps = ctx.data::<Engine>()?.store().run(move |s| s.steps(id)).await.api()?;
@@ -165,6 +166,7 @@ impl CascadesQuery {
     }
 
     /// Cascades, newest first, with cursor pagination (`after` is an `endCursor`).
+    #[graphql(complexity = "first.unwrap_or(50).clamp(1, 500) as usize * child_complexity")]
     async fn cascades(
         &self,
         ctx: &Context<'_>,
@@ -205,6 +207,7 @@ pub struct RunningQuery;
 #[Object]
 impl RunningQuery {
     /// Cascades running now.
+    #[graphql(complexity = "super::LIST_FANOUT * child_complexity")]
     async fn running_cascades(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GqlCascade>> {
         let engine = ctx.data::<Engine>()?;
         let view = View::load(ctx).await?;

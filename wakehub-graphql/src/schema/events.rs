@@ -373,6 +373,7 @@ pub struct EventsQuery;
 #[Object]
 impl EventsQuery {
     /// Journal events after `after` (an event id), oldest first, optionally about one node.
+    #[graphql(complexity = "first.unwrap_or(50).clamp(1, 500) as usize * child_complexity")]
     async fn events(
         &self,
         ctx: &Context<'_>,

@@ -85,12 +85,17 @@ pub struct Mutation(
 /// The WakeHub schema.
 pub type WakehubSchema = Schema<Query, Mutation, Subscription>;
 
+/// What a list field costs in query complexity: as many times its items' cost (lists are
+/// unbounded; pages cost `first` times theirs), so nesting lists cannot fan out unseen.
+pub(crate) const LIST_FANOUT: usize = 10;
+
 /// Bounds that keep a hostile client from making the server work without bound.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Maximum query depth.
     pub depth: usize,
-    /// Maximum query complexity (each field costs 1).
+    /// Maximum query complexity: each field costs 1, a list [`LIST_FANOUT`] times its
+    /// items, a page `first` times its items.
     pub complexity: usize,
     /// Maximum page size (`first`).
     pub max_page: usize,
@@ -98,7 +103,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { depth: 12, complexity: 2000, max_page: 500 }
+        Self { depth: 12, complexity: 5000, max_page: 500 }
     }
 }
 

@@ -158,14 +158,17 @@ impl GqlNode {
         self.view.topology.parent(self.id).filter(|p| self.view.visible(*p)).map(|p| self.view.node(p))
     }
     /// What runs on it.
+    #[graphql(complexity = "super::LIST_FANOUT * child_complexity")]
     async fn children(&self) -> Vec<GqlNode> {
         self.visible(self.view.topology.children(self.id))
     }
     /// What it depends on.
+    #[graphql(complexity = "super::LIST_FANOUT * child_complexity")]
     async fn depends_on(&self) -> Vec<GqlNode> {
         self.visible(self.view.topology.dependencies(self.id))
     }
     /// Who depends on it.
+    #[graphql(complexity = "super::LIST_FANOUT * child_complexity")]
     async fn dependents(&self) -> Vec<GqlNode> {
         self.visible(self.view.topology.dependents(self.id))
     }
@@ -176,6 +179,7 @@ impl GqlNode {
         Ok(record.map(GqlDiscovery))
     }
     /// Who currently holds it up: nodes that depend on it or run on it and may be running.
+    #[graphql(complexity = "super::LIST_FANOUT * child_complexity")]
     async fn held_by(&self) -> Vec<GqlNode> {
         let seen = &self.view.seen;
         self.view
@@ -328,6 +332,7 @@ impl NodesQuery {
     }
 
     /// Nodes, configured and discovered, optionally filtered. Hosts come before what they host.
+    #[graphql(complexity = "super::LIST_FANOUT * child_complexity")]
     async fn nodes(
         &self,
         ctx: &Context<'_>,

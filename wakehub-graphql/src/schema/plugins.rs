@@ -62,6 +62,7 @@ pub struct PluginsQuery;
 #[Object]
 impl PluginsQuery {
     /// The connector plugins loaded (empty when the server loads none).
+    #[graphql(complexity = "super::LIST_FANOUT * child_complexity")]
     async fn plugins(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GqlPlugin>> {
         let host = &ctx.data::<Plugins>()?.0;
         Ok(host.as_ref().map(|h| h.plugins().into_iter().map(GqlPlugin).collect()).unwrap_or_default())

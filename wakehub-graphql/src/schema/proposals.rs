@@ -85,6 +85,7 @@ pub struct ProposalsQuery;
 #[Object]
 impl ProposalsQuery {
     /// Shutdown proposals, newest first: pending ones, or all with `all: true`.
+    #[graphql(complexity = "super::LIST_FANOUT * child_complexity")]
     async fn proposals(&self, ctx: &Context<'_>, all: Option<bool>) -> async_graphql::Result<Vec<GqlProposal>> {
         let all = all.unwrap_or(false);
         let list = ctx.data::<Engine>()?.store().run(move |s| s.proposals(all)).await.api()?;

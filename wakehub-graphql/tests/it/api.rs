@@ -242,6 +242,10 @@ async fn hostile_requests_are_bounded() {
     let wide = format!("{{ {} }}", (0..2500).map(|i| format!("a{i}: nodes {{ name }}")).collect::<Vec<_>>().join(" "));
     let e = s.gql_err(&wide, json!({})).await;
     assert!(e["message"].as_str().unwrap().contains("too complex"), "{e}");
+    // Complexity: nested lists fan out (each list costs ten times its items).
+    let fan = "{ nodes { children { dependents { dependsOn { heldBy { name } } } } } }";
+    let e = s.gql_err(fan, json!({})).await;
+    assert!(e["message"].as_str().unwrap().contains("too complex"), "{e}");
     // Page size.
     let e = s.gql_err("{ events(first: 100000) { edges { cursor } } }", json!({})).await;
     assert_eq!(e["extensions"]["code"], "VALIDATION");
