@@ -9,6 +9,7 @@ mod discovery;
 mod journal;
 mod migrations;
 mod nodes;
+mod payload;
 mod tokens;
 mod users;
 

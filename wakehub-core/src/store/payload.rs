@@ -1,0 +1,161 @@
+//! Event payloads in the journal: the store's own JSON (the API has its own types), encoded
+//! when an event is appended and decoded when it is read back.
+
+use serde_json::{Value, json};
+
+use crate::events::{CascadeStatus, CurrentNode, EventKind, PlannedStep, StepStatus};
+use crate::model::{Action, CascadeId, ErrorCode, NodeId, PowerState, ProposalId};
+
+pub(super) fn encode(kind: &EventKind) -> Value {
+    match kind {
+        EventKind::StatusChange { node, name, kind, state } => {
+            json!({"node": node.get(), "name": name, "kind": kind, "state": state.as_str()})
+        }
+        EventKind::CascadeProgress { cascade, node, step, total_steps, current } => json!({
+            "cascade": cascade.get(), "node": node.get(), "step": step, "total_steps": total_steps,
+            "current": {"node": current.node.get(), "name": current.name, "action": current.action.as_str(),
+                        "state": current.state.as_str(), "step_status": current.step_status.as_str()}
+        }),
+        EventKind::CascadePlanned { cascade, node, action, steps } => json!({
+            "cascade": cascade.get(), "node": node.get(), "action": action.as_str(),
+            "steps": steps.iter().map(|s| json!({"node": s.node.get(), "name": s.name, "action": s.action.as_str(),
+                                                  "after": s.after})).collect::<Vec<_>>()
+        }),
+        EventKind::CascadeComplete { cascade, node, action } => {
+            json!({"cascade": cascade.get(), "node": node.get(), "action": action.as_str()})
+        }
+        EventKind::CascadeError { cascade, node, action, status, failed_step, code, message } => json!({
+            "cascade": cascade.get(), "node": node.get(), "action": action.as_str(), "status": status.as_str(),
+            "failed_step": failed_step, "code": code.as_str(), "message": message
+        }),
+        EventKind::ShutdownProposed { proposal, cascade, node, name, reason } => json!({
+            "proposal": proposal.get(), "cascade": cascade.get(), "node": node.get(), "name": name, "reason": reason
+        }),
+        EventKind::NodeKept { cascade, node, name, reason } => {
+            json!({"cascade": cascade.get(), "node": node.get(), "name": name, "reason": reason})
+        }
+        EventKind::ProposalResolved { proposal, node, confirmed } => {
+            json!({"proposal": proposal.get(), "node": node.get(), "confirmed": confirmed})
+        }
+        EventKind::CapabilityDenied { node, name, plugin, what } => {
+            json!({"node": node.get(), "name": name, "plugin": plugin, "what": what})
+        }
+        EventKind::PowerRefused { node, name, action, actor, code } => json!({
+            "node": node.get(), "name": name, "action": action.as_str(), "actor": actor, "code": code.as_str()
+        }),
+        EventKind::HostDiscovered { node, name, added, disappeared } => {
+            json!({"node": node.get(), "name": name, "added": added, "disappeared": disappeared})
+        }
+    }
+}
+
+pub(super) fn decode(kind: &str, payload: &str) -> Option<EventKind> {
+    let v: Value = serde_json::from_str(payload).ok()?;
+    let int = |v: &Value, k: &str| v.get(k).and_then(Value::as_i64);
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let node = || int(&v, "node").map(NodeId::new);
+    let cascade = || int(&v, "cascade").map(CascadeId::new);
+    Some(match kind {
+        "status-change" => EventKind::StatusChange {
+            node: node()?,
+            name: text(&v, "name")?,
+            kind: text(&v, "kind")?,
+            state: PowerState::parse(&text(&v, "state")?)?,
+        },
+        "cascade-progress" => {
+            let c = v.get("current")?;
+            EventKind::CascadeProgress {
+                cascade: cascade()?,
+                node: node()?,
+                step: int(&v, "step")? as usize,
+                total_steps: int(&v, "total_steps")? as usize,
+                current: CurrentNode {
+                    node: NodeId::new(int(c, "node")?),
+                    name: text(c, "name")?,
+                    action: Action::parse(&text(c, "action")?)?,
+                    state: PowerState::parse(&text(c, "state")?)?,
+                    step_status: StepStatus::parse(&text(c, "step_status")?)?,
+                },
+            }
+        }
+        "cascade-planned" => EventKind::CascadePlanned {
+            cascade: cascade()?,
+            node: node()?,
+            action: Action::parse(&text(&v, "action")?)?,
+            steps: v
+                .get("steps")?
+                .as_array()?
+                .iter()
+                .map(|s| {
+                    Some(PlannedStep::new(
+                        NodeId::new(int(s, "node")?),
+                        text(s, "name")?,
+                        Action::parse(&text(s, "action")?)?,
+                        s.get("after")?
+                            .as_array()?
+                            .iter()
+                            .map(|a| a.as_u64().map(|a| a as usize))
+                            .collect::<Option<_>>()?,
+                    ))
+                })
+                .collect::<Option<_>>()?,
+        },
+        "cascade-complete" => EventKind::CascadeComplete {
+            cascade: cascade()?,
+            node: node()?,
+            action: Action::parse(&text(&v, "action")?)?,
+        },
+        "cascade-error" => EventKind::CascadeError {
+            cascade: cascade()?,
+            node: node()?,
+            action: Action::parse(&text(&v, "action")?)?,
+            status: CascadeStatus::parse(&text(&v, "status")?)?,
+            failed_step: int(&v, "failed_step").map(|s| s as usize),
+            code: ErrorCode::parse(&text(&v, "code")?).unwrap_or(ErrorCode::Internal),
+            message: text(&v, "message")?,
+        },
+        "shutdown-proposed" => EventKind::ShutdownProposed {
+            proposal: ProposalId::new(int(&v, "proposal")?),
+            cascade: cascade()?,
+            node: node()?,
+            name: text(&v, "name")?,
+            reason: text(&v, "reason")?,
+        },
+        "node-kept" => EventKind::NodeKept {
+            cascade: cascade()?,
+            node: node()?,
+            name: text(&v, "name")?,
+            reason: text(&v, "reason")?,
+        },
+        "proposal-resolved" => EventKind::ProposalResolved {
+            proposal: ProposalId::new(int(&v, "proposal")?),
+            node: node()?,
+            confirmed: v.get("confirmed")?.as_bool()?,
+        },
+        "host-discovered" => {
+            let names = |k: &str| -> Option<Vec<String>> {
+                v.get(k)?.as_array()?.iter().map(|n| n.as_str().map(str::to_owned)).collect()
+            };
+            EventKind::HostDiscovered {
+                node: node()?,
+                name: text(&v, "name")?,
+                added: names("added")?,
+                disappeared: names("disappeared")?,
+            }
+        }
+        "power-refused" => EventKind::PowerRefused {
+            node: node()?,
+            name: text(&v, "name")?,
+            action: Action::parse(&text(&v, "action")?)?,
+            actor: text(&v, "actor")?,
+            code: ErrorCode::parse(&text(&v, "code")?).unwrap_or(ErrorCode::Forbidden),
+        },
+        "capability-denied" => EventKind::CapabilityDenied {
+            node: node()?,
+            name: text(&v, "name")?,
+            plugin: text(&v, "plugin")?,
+            what: text(&v, "what")?,
+        },
+        _ => return None,
+    })
+}
