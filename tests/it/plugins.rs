@@ -341,3 +341,45 @@ async fn ssh_wake_on_lan_and_tcp_capabilities_follow_the_grant() {
     let err = c.status(&target(&e, "g-probe-elsewhere")).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::CapabilityDenied, "{err}");
 }
+
+#[test]
+fn a_cached_component_is_loaded_only_if_this_host_compiled_it() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = wakehub_tests::plugins::copy(&["http-switch"]);
+    let load = || {
+        let host = PluginHost::new(PluginLimits::default(), Some(cache.path())).unwrap();
+        let (loaded, failed) = host.load_dir(dir.path());
+        assert!(failed.is_empty(), "{failed:?}");
+        assert_eq!(loaded.len(), 1);
+    };
+    load();
+    let manifest = PluginHost::cache_manifest(cache.path()).unwrap();
+    assert!(!manifest.is_empty(), "the compiled component was cached");
+    assert!(PluginHost::verify_cache(cache.path(), &manifest).unwrap().is_empty(), "what it compiled is kept");
+
+    // The compiled component (the cache's largest file) changed behind the host's back is
+    // removed, and the plugin compiled again.
+    let rel = manifest
+        .keys()
+        .max_by_key(|r| std::fs::metadata(cache.path().join(r)).map(|m| m.len()).unwrap_or(0))
+        .unwrap()
+        .clone();
+    let tampered = cache.path().join(&rel);
+    let mut bytes = std::fs::read(&tampered).unwrap();
+    bytes.extend_from_slice(b"not what the host compiled");
+    std::fs::write(&tampered, bytes).unwrap();
+    // So is a file the host never wrote.
+    let planted = cache.path().join("planted.bin");
+    std::fs::write(&planted, b"native code from elsewhere").unwrap();
+    let mut removed = PluginHost::verify_cache(cache.path(), &manifest).unwrap();
+    removed.sort();
+    let mut expected = vec![tampered.clone(), planted];
+    expected.sort();
+    assert_eq!(removed, expected);
+    load();
+    assert_eq!(
+        PluginHost::cache_manifest(cache.path()).unwrap().get(&rel),
+        manifest.get(&rel),
+        "compiled again, the same"
+    );
+}

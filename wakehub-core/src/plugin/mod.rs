@@ -13,6 +13,8 @@
 mod host;
 
 use std::collections::BTreeMap;
+
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -199,6 +201,45 @@ impl PluginHost {
             linker,
             plugins: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// The SHA-256 of every file of a compilation cache directory (by path relative to
+    /// it): what this host compiled, to be kept where the cache cannot be rewritten (the
+    /// server keeps it in its database) and checked with [`verify_cache`](Self::verify_cache).
+    pub fn cache_manifest(dir: &Path) -> std::io::Result<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![dir.to_owned()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d)? {
+                let path = entry?.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if let Ok(rel) = path.strip_prefix(dir) {
+                    let digest = sha2::Sha256::digest(std::fs::read(&path)?);
+                    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                    out.insert(rel.to_string_lossy().into_owned(), hex);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes every file of the cache directory `dir` that is not in `known` with the same
+    /// SHA-256 (a compiled component this host did not produce is never loaded: it is
+    /// compiled again); returns what was deleted.
+    pub fn verify_cache(dir: &Path, known: &BTreeMap<String, String>) -> std::io::Result<Vec<PathBuf>> {
+        if !dir.exists() {
+            return Ok(Vec::new());
+        }
+        let mut removed = Vec::new();
+        for (rel, sum) in Self::cache_manifest(dir)? {
+            if known.get(&rel) != Some(&sum) {
+                let path = dir.join(&rel);
+                std::fs::remove_file(&path)?;
+                removed.push(path);
+            }
+        }
+        Ok(removed)
     }
 
     /// Loads every `*.wasm` in `dir` (sorted by name). Returns what loaded and, separately,

@@ -227,6 +227,28 @@ impl Store {
         Ok(r)
     }
 
+    /// A value an application keeps in the database beside WakeHub's own (its own keys,
+    /// stored apart from the store's internal ones).
+    pub fn app_value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = format!("app:{key}");
+        self.transaction(|tx| {
+            tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(db)
+        })
+    }
+
+    /// Sets an application value (see [`app_value`](Self::app_value)).
+    pub fn set_app_value(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let key = format!("app:{key}");
+        self.transaction(|tx| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
+                params![key, value],
+            )
+            .map(|_| ())
+            .map_err(db)
+        })
+    }
+
     /// Reads secret `key` of node `owner`'s table wherever it lives: the environment, a
     /// file, or the encrypted store. A stored credential is read only for the node and key
     /// it was given for; a reference never reads the master key or the database's

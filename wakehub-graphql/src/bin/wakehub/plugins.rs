@@ -62,10 +62,25 @@ impl CheckOptions {
 #[cfg(feature = "plugins")]
 impl ServeOptions {
     /// Loads the plugins of `--plugins`, cached in `--plugin-cache` or beside `db`.
-    pub(crate) fn load(&self, db: &Path) -> anyhow::Result<Loaded> {
+    pub(crate) fn load(&self, db: &Path, store: &wakehub_core::store::Store) -> anyhow::Result<Loaded> {
         let cache = self.plugin_cache.clone().or_else(|| db.parent().map(|d| d.join("plugin-cache")));
         let limits = PluginLimits { call_timeout: self.plugin_call_timeout, ..PluginLimits::default() };
-        load(self.plugins.as_deref(), cache.as_deref(), limits)
+        // A compiled component is loaded from the cache only if it is what this host
+        // compiled: the cache's checksums are kept in the database.
+        const MANIFEST: &str = "plugin-cache-manifest";
+        if let (Some(cache), Some(_)) = (&cache, &self.plugins) {
+            let known: std::collections::BTreeMap<String, String> =
+                store.app_value(MANIFEST)?.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default();
+            for path in PluginHost::verify_cache(cache, &known)? {
+                tracing::warn!(file = %path.display(), "a cached compiled plugin is not what this host compiled: removed, compiled again");
+            }
+        }
+        let loaded = load(self.plugins.as_deref(), cache.as_deref(), limits)?;
+        if let (Some(cache), Some(_)) = (&cache, &self.plugins) {
+            let manifest = PluginHost::cache_manifest(cache)?;
+            store.set_app_value(MANIFEST, &serde_json::to_string(&manifest)?)?;
+        }
+        Ok(loaded)
     }
 }
 
@@ -126,7 +141,7 @@ impl CheckOptions {
 #[cfg(not(feature = "plugins"))]
 impl ServeOptions {
     /// No plugins.
-    pub(crate) fn load(&self, _db: &Path) -> anyhow::Result<Loaded> {
+    pub(crate) fn load(&self, _db: &Path, _store: &wakehub_core::store::Store) -> anyhow::Result<Loaded> {
         Ok(Loaded::default())
     }
 }

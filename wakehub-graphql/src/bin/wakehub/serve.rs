@@ -131,7 +131,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     };
     let store = open_store(&db)?;
     let _lock = lock_database(&db)?;
-    let plugins = options.plugins.load(&db)?;
+    let plugins = options.plugins.load(&db, &store)?;
     let (registry, parse_options) = plugins.registry();
     let topology_text = match (&options.config, options.demo) {
         (Some(file), _) => {
