@@ -207,7 +207,17 @@ async fn graphql_post(State(app): State<App>, headers: HeaderMap, request: Graph
     // Bounded, so a slow request cannot hold the server (or its graceful shutdown) for ever.
     match tokio::time::timeout(app.config.request_timeout, app.schema.execute(request.into_inner().data(caller))).await
     {
-        Ok(response) => GraphQLResponse::from(response).into_response(),
+        Ok(mut response) => {
+            // The parser's and validator's own refusals (syntax, depth, complexity, unknown
+            // fields) carry a stable code too: the request is not valid.
+            for error in &mut response.errors {
+                let coded = error.extensions.as_ref().is_some_and(|x| x.get("code").is_some());
+                if !coded {
+                    error.extensions.get_or_insert_with(Default::default).set("code", ErrorCode::Validation.as_str());
+                }
+            }
+            GraphQLResponse::from(response).into_response()
+        }
         Err(_) => {
             let body = serde_json::json!({"data": null, "errors": [{"message": "the request took too long",
                                           "extensions": {"code": "TIMEOUT"}}]});

@@ -246,6 +246,7 @@ async fn hostile_requests_are_bounded() {
     let fan = "{ nodes { children { dependents { dependsOn { heldBy { name } } } } } }";
     let e = s.gql_err(fan, json!({})).await;
     assert!(e["message"].as_str().unwrap().contains("too complex"), "{e}");
+    assert_eq!(e["extensions"]["code"], "VALIDATION", "the validator's refusals carry a code too");
     // Page size.
     let e = s.gql_err("{ events(first: 100000) { edges { cursor } } }", json!({})).await;
     assert_eq!(e["extensions"]["code"], "VALIDATION");
