@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # the tests with the host firewall untouched), a static busybox to build a local image,
 # OpenSSH's server (a private instance per test, shutdowns answered by a wrapper) and
 # Debian's reference Wake-on-LAN sender; openssl (test certificates), iproute2 (network
-# namespaces for the machines that wake), curl (to change fakepve behind the connector).
-APT_PACKAGES=(docker.io busybox-static openssh-server wakeonlan openssl iproute2 curl)
+# namespaces for the machines that wake), curl (to change fakepve behind the connector),
+# and Chromium, the browser the dashboard's end-to-end tests drive.
+APT_PACKAGES=(docker.io busybox-static openssh-server wakeonlan openssl iproute2 curl chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -40,6 +41,27 @@ if ! .venv/bin/python -c 'import gql, websockets, aiohttp, fakepve, cryptography
   .venv/bin/pip install -q "gql[websockets,aiohttp]==4.4.*" "fakepve==0.5.*" cryptography "sushy-tools==2.2.*"
 fi
 
+# The dashboard (wakehub-graphql/web): its client logic's unit tests, then the build, which
+# must give exactly the committed web/dist the binary embeds — what the server serves is
+# what the sources and the lockfile make. Needs Node.js 20.19 or newer.
+node_ok=$(node -e 'const [a,b]=process.versions.node.split(".").map(Number); console.log(a>20||(a===20&&b>=19)?"yes":"no")' 2>/dev/null || echo no)
+if [ "$node_ok" != yes ]; then
+  echo "error: the dashboard needs Node.js >= 20.19 with npm (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+echo "== dashboard: npm ci, unit tests, reproducible build"
+(
+  cd wakehub-graphql/web
+  npm ci --no-audit --no-fund --loglevel=error
+  npm test --silent
+  npm run build --silent
+)
+if [ -n "$(git status --porcelain -- wakehub-graphql/web/dist)" ]; then
+  git status --short -- wakehub-graphql/web/dist | head -20 >&2
+  echo "error: wakehub-graphql/web/dist differs from what the sources build: run 'npm run build' in wakehub-graphql/web and commit dist" >&2
+  exit 1
+fi
+
 # Tests: cargo-nextest when the machine has it (every test in its own process, all test
 # binaries sharing one pool of threads), else cargo's own runner. The benchmarks run as
 # quick smoke tests (they go full size under `cargo bench` only); doc tests last.
@@ -50,6 +72,9 @@ else
   echo "== cargo test --workspace (cargo-nextest not found)"
   cargo test -j 2 --workspace --lib --bins --tests --no-fail-fast
 fi
+# The dashboard end to end: Chromium against the binary the tests just built.
+echo "== dashboard end to end (Chromium, playwright-core)"
+(cd wakehub-graphql/web && WAKEHUB_BIN="${CARGO_TARGET_DIR:-$PWD/../../target}/debug/wakehub" node --test --test-concurrency=1 e2e/)
 echo "== benchmarks and examples, as smoke tests"
 cargo test -j 2 --workspace --benches --examples
 echo "== doc tests"

@@ -274,6 +274,21 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind's name, as [`EventKind::name`] gives it.
+    pub const NAMES: [&'static str; 11] = [
+        "status-change",
+        "cascade-planned",
+        "cascade-progress",
+        "cascade-complete",
+        "cascade-error",
+        "shutdown-proposed",
+        "node-kept",
+        "proposal-resolved",
+        "capability-denied",
+        "host-discovered",
+        "power-refused",
+    ];
+
     /// The kebab-case name (`status-change`, `cascade-progress`, …).
     pub fn name(&self) -> &'static str {
         match self {

@@ -87,7 +87,7 @@ pub enum ExportError {
     },
 }
 
-const NODE_FIELDS: [&str; 13] = [
+const NODE_FIELDS: [&str; 14] = [
     "name",
     "kind",
     "parent",
@@ -100,6 +100,7 @@ const NODE_FIELDS: [&str; 13] = [
     "readiness",
     "offers",
     "tags",
+    "url",
     "connector",
 ];
 
@@ -248,6 +249,13 @@ fn parse_entry(index: usize, item: &Value, options: &ParseOptions, errors: &mut 
     let pinned = opt_bool(t, "pinned", &label, errors);
     let confirm = opt_bool(t, "confirm_auto_shutdown", &label, errors);
     let stop_when_empty = opt_bool(t, "stop_when_empty", &label, errors);
+    let url = opt_string(t, "url", &label, errors).filter(|u| match crate::model::validate_url(u) {
+        Ok(()) => true,
+        Err(e) => {
+            errors.push(&label, "url", e);
+            false
+        }
+    });
     let start_timeout = opt_duration(t, "start_timeout", &label, errors);
     let stop_timeout = opt_duration(t, "stop_timeout", &label, errors);
     let readiness = t.get("readiness").and_then(|v| parse_readiness(v, &label, errors));
@@ -314,6 +322,7 @@ fn parse_entry(index: usize, item: &Value, options: &ParseOptions, errors: &mut 
     spec.readiness = readiness;
     spec.offers = offers;
     spec.tags = tags;
+    spec.url = url;
     Some(Entry { label, spec, parent, depends_on })
 }
 
@@ -627,6 +636,9 @@ pub fn export(topology: &Topology) -> Result<String, ExportError> {
         }
         if !spec.tags.is_empty() {
             t.insert("tags".into(), Value::Array(spec.tags.iter().map(|t| Value::from(t.as_str())).collect()));
+        }
+        if let Some(url) = &spec.url {
+            t.insert("url".into(), url.as_str().into());
         }
         if spec.pinned {
             t.insert("pinned".into(), true.into());

@@ -5,7 +5,8 @@
 //! this library's public API only.
 //!
 //! - [`schema`]: the schema (queries, mutations, subscriptions), embeddable in any axum app.
-//! - [`server`]: the reference HTTP server: auth, limits, GraphiQL, WebSockets, metrics.
+//! - [`server`]: the reference HTTP server: auth, limits, WebSockets, metrics, and the web
+//!   dashboard and GraphiQL (`web`, the npm build in `web/dist` embedded in the binary).
 //! - [`metrics`]: Prometheus metrics fed from the engine's events.
 //!
 //! ## Features
@@ -20,3 +21,4 @@
 pub mod metrics;
 pub mod schema;
 pub mod server;
+mod web;

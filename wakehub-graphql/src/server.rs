@@ -1,6 +1,7 @@
-//! The HTTP server: `POST /graphql`, GraphiQL on `GET /graphql`, WebSocket subscriptions on
-//! the same path (both `graphql-transport-ws` and the legacy `graphql-ws`), `/metrics` and
-//! `/healthz`.
+//! The HTTP server: `POST /graphql`, WebSocket subscriptions on the same path (both
+//! `graphql-transport-ws` and the legacy `graphql-ws`; a plain `GET /graphql` is sent to
+//! the IDE), `/login` and `/logout`, `/metrics`, `/healthz`, and the web dashboard ([`crate::web`]):
+//! `/`, `/graphiql` and their assets.
 //!
 //! Every GraphQL operation needs an API token: `Authorization: Bearer <token>` on HTTP (a
 //! missing or revoked one gets HTTP 401 with `extensions.code = UNAUTHENTICATED`); on a
@@ -16,13 +17,13 @@ use std::time::{Duration, Instant};
 use wakehub_core::model::ErrorCode;
 
 use async_graphql::Data;
-use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::stream::BoxStream;
 use futures::{SinkExt, Stream, StreamExt};
@@ -155,6 +156,8 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         .route("/logout", axum::routing::post(logout_post))
         .route("/metrics", get(metrics_get))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/", get(crate::web::serve))
+        .fallback(crate::web::serve)
         .layer(RequestBodyLimitLayer::new(config.body_limit))
         .with_state(app)
 }
@@ -302,8 +305,8 @@ async fn graphql_get(State(app): State<App>, req: axum::extract::Request) -> Res
     let (mut parts, _) = req.into_parts();
     let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &()).await;
     let Ok(upgrade) = upgrade else {
-        return Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql").finish())
-            .into_response();
+        // The IDE lives at `/graphiql` (bundled, no CDN).
+        return axum::response::Redirect::temporary("/graphiql").into_response();
     };
     let Ok(protocol) = GraphQLProtocol::from_request_parts(&mut parts, &()).await else {
         return (StatusCode::BAD_REQUEST, "unsupported WebSocket subprotocol (use graphql-transport-ws or graphql-ws)")

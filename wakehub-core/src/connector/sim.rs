@@ -1,6 +1,9 @@
 //! The simulated connector (`type = "sim"`): nodes that take a configurable time to come up
 //! and go down, for tests and the demo. Keys: `initially = "on" | "off"` (default off),
-//! `start_delay_ms`, `stop_delay_ms` (default 0), `fail = "start" | "stop"` (optional).
+//! `start_delay_ms`, `stop_delay_ms` (default 0), `fail = "start" | "stop"` (optional), and
+//! on a host `guests`, the guests its discovery lists (`[{ name = "vm-nextcloud", kind =
+//! "vm", status = "on" }]`; each one a `sim` node that takes a second to start or stop), so
+//! a simulated lab has something to discover and adopt.
 //!
 //! Each node's state lives in a `watch` channel, so the engine waits on real transitions
 //! through [`Connector::watch`], exactly as it does with platforms that push events.
@@ -13,8 +16,8 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::sync::watch;
 
-use super::{Action, ConfigError, Connector, ConnectorError, ErrorCode, PowerState, Target};
-use crate::model::{ConfigValue, ConnectorConfig, NodeId};
+use super::{Action, ConfigError, Connector, ConnectorError, DiscoveredGuest, ErrorCode, PowerState, Target};
+use crate::model::{ConfigValue, ConnectorConfig, Kind, NodeId};
 
 #[derive(Debug, Clone, PartialEq)]
 struct SimConfig {
@@ -23,6 +26,42 @@ struct SimConfig {
     stop_delay: Duration,
     fail_start: bool,
     fail_stop: bool,
+    guests: Vec<SimGuest>,
+}
+
+/// A guest a simulated host lists when discovered.
+#[derive(Debug, Clone, PartialEq)]
+struct SimGuest {
+    name: String,
+    kind: Kind,
+    status: PowerState,
+}
+
+fn parse_guest(v: &ConfigValue) -> Result<SimGuest, String> {
+    let ConfigValue::Table(t) = v else {
+        return Err("sim: each of `guests` is a table { name, kind, status }".into());
+    };
+    if let Some(k) = t.keys().find(|k| !matches!(k.as_str(), "name" | "kind" | "status")) {
+        return Err(format!("sim: guests: unknown key `{k}` (expected name, kind, status)"));
+    }
+    let name = match t.get("name") {
+        Some(ConfigValue::String(n)) => n.clone(),
+        _ => return Err("sim: guests: `name` is missing or not a string".into()),
+    };
+    crate::model::validate_name(&name).map_err(|e| format!("sim: guests: {e}"))?;
+    let kind = match t.get("kind") {
+        Some(ConfigValue::String(k)) => Kind::parse(k, &Default::default())
+            .filter(|k| *k != Kind::Physical)
+            .ok_or_else(|| format!("sim: guests: `{name}`: kind `{k}` is not vm, lxc or container"))?,
+        _ => return Err(format!("sim: guests: `{name}`: `kind` is missing or not a string")),
+    };
+    let status = match t.get("status") {
+        None => PowerState::Off,
+        Some(ConfigValue::String(s)) if s == "on" => PowerState::On,
+        Some(ConfigValue::String(s)) if s == "off" => PowerState::Off,
+        Some(_) => return Err(format!("sim: guests: `{name}`: `status` must be \"on\" or \"off\"")),
+    };
+    Ok(SimGuest { name, kind, status })
 }
 
 fn parse(config: &ConnectorConfig) -> Result<SimConfig, String> {
@@ -32,6 +71,7 @@ fn parse(config: &ConnectorConfig) -> Result<SimConfig, String> {
         stop_delay: Duration::ZERO,
         fail_start: false,
         fail_stop: false,
+        guests: Vec::new(),
     };
     for (key, value) in &config.settings {
         match (key.as_str(), value) {
@@ -53,12 +93,16 @@ fn parse(config: &ConnectorConfig) -> Result<SimConfig, String> {
             ("fail", ConfigValue::String(s)) if s == "start" => c.fail_start = true,
             ("fail", ConfigValue::String(s)) if s == "stop" => c.fail_stop = true,
             ("fail", _) => return Err("sim: `fail` must be \"start\" or \"stop\"".into()),
+            ("guests", ConfigValue::Array(items)) => {
+                c.guests = items.iter().map(parse_guest).collect::<Result<_, _>>()?;
+            }
+            ("guests", _) => return Err("sim: `guests` must be a list of { name, kind, status } tables".into()),
             // Keys of an endpoint the node offers to its guests (`docker_host`, `proxmox_…`)
             // belong to that capability's connector, which validates them.
             (other, _) if other.starts_with("docker_") || other.starts_with("proxmox_") => {}
             (other, _) => {
                 return Err(format!(
-                    "sim: unknown key `{other}` (expected initially, start_delay_ms, stop_delay_ms, fail)"
+                    "sim: unknown key `{other}` (expected initially, start_delay_ms, stop_delay_ms, fail, guests)"
                 ));
             }
         }
@@ -188,6 +232,31 @@ impl Connector for SimConnector {
 
     fn validate(&self, config: &ConnectorConfig) -> Result<(), ConfigError> {
         parse(config).map(|_| ()).map_err(ConfigError::new)
+    }
+
+    /// The guests the host's `guests` key describes, each a `sim` node (`sim/<name>`).
+    async fn discover(&self, host: &Target) -> Result<Vec<DiscoveredGuest>, ConnectorError> {
+        let cfg = Self::config(host)?;
+        Ok(cfg
+            .guests
+            .into_iter()
+            .map(|g| {
+                let initially = if g.status == PowerState::On { "on" } else { "off" };
+                let settings = [
+                    ("initially".to_owned(), ConfigValue::String(initially.into())),
+                    ("start_delay_ms".to_owned(), ConfigValue::Integer(1000)),
+                    ("stop_delay_ms".to_owned(), ConfigValue::Integer(700)),
+                ];
+                DiscoveredGuest {
+                    key: format!("sim/{}", g.name),
+                    details: serde_json::json!({"name": g.name, "kind": g.kind.as_str(), "status": initially}),
+                    name: g.name,
+                    kind: g.kind,
+                    connector: ConnectorConfig { type_name: "sim".into(), settings: settings.into_iter().collect() },
+                    status: g.status,
+                }
+            })
+            .collect())
     }
 }
 

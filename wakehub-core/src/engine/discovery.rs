@@ -16,10 +16,14 @@ impl Engine {
         let topology = self.inner.store.run(|s| s.topology_shared()).await?;
         let node = topology.get(host)?;
         // The platforms it offers its guests, and a plugin connector of its own (a BMC
-        // lists its systems).
+        // lists its systems). A simulated host that describes guests stands for its
+        // platforms: it alone lists them.
         let mut sources: Vec<String> = node.spec.offers.iter().map(|c| c.as_str().to_owned()).collect();
-        if node.spec.connector.type_name.starts_with("plugin:") {
-            sources.push(node.spec.connector.type_name.clone());
+        let own = &node.spec.connector;
+        if own.type_name == "sim" && own.settings.contains_key("guests") {
+            sources = vec![own.type_name.clone()];
+        } else if own.type_name.starts_with("plugin:") {
+            sources.push(own.type_name.clone());
         }
         if sources.is_empty() {
             return Err(EngineError::from(Refusal::invalid(format!(

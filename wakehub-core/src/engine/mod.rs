@@ -58,6 +58,9 @@ pub struct EngineConfig {
     pub shutdown_grace: Duration,
     /// Node kinds the loaded connector plugins define (accepted in topology changes).
     pub plugin_kinds: BTreeSet<String>,
+    /// An observation older than this is stale: whoever shows a node's state says so
+    /// rather than trusting it (the reference server observes every node every 30 s).
+    pub stale_after: Duration,
 }
 
 impl Default for EngineConfig {
@@ -67,6 +70,7 @@ impl Default for EngineConfig {
             status_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             plugin_kinds: BTreeSet::new(),
+            stale_after: Duration::from_secs(90),
         }
     }
 }
@@ -153,6 +157,8 @@ struct State {
     ops: HashMap<NodeId, Op>,
     running: HashMap<CascadeId, Running>,
     last_seen: HashMap<NodeId, PowerState>,
+    /// When each node was last observed (whatever the answer).
+    observed_at: HashMap<NodeId, std::time::SystemTime>,
     shutting_down: bool,
 }
 
@@ -371,6 +377,8 @@ impl Engine {
     async fn note_states(&self, topology: &Topology, seen: &[(NodeId, PowerState)]) {
         let events: Vec<EventKind> = {
             let mut st = self.state();
+            let now = std::time::SystemTime::now();
+            st.observed_at.extend(seen.iter().map(|(node, _)| (*node, now)));
             seen.iter()
                 .filter(|(node, state)| st.last_seen.insert(*node, *state) != Some(*state))
                 .filter_map(|(node, state)| {
@@ -395,6 +403,18 @@ impl Engine {
     /// The last state the engine saw for each node.
     pub fn last_seen(&self) -> HashMap<NodeId, PowerState> {
         self.state().last_seen.clone()
+    }
+
+    /// When the engine last observed each node (never observed: absent), with whether
+    /// that observation is now stale (older than [`EngineConfig::stale_after`]).
+    pub fn observed_at(&self) -> HashMap<NodeId, (std::time::SystemTime, bool)> {
+        let stale_after = self.inner.config.stale_after;
+        let now = std::time::SystemTime::now();
+        self.state()
+            .observed_at
+            .iter()
+            .map(|(n, at)| (*n, (*at, now.duration_since(*at).is_ok_and(|age| age > stale_after))))
+            .collect()
     }
 
     /// Nodes needed by start cascades in flight, with the cascade that needs them.

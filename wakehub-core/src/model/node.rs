@@ -443,6 +443,8 @@ pub struct NodeSpec {
     /// Free labels (`media`, `lab`): groups on the dashboard, and what an access
     /// [`Scope`](super::Scope) can select.
     pub tags: BTreeSet<String>,
+    /// The service's web address (`http` or `https`), opened from the dashboard.
+    pub url: Option<String>,
 }
 
 impl NodeSpec {
@@ -459,6 +461,7 @@ impl NodeSpec {
             connector,
             state: NodeState::Configured,
             tags: BTreeSet::new(),
+            url: None,
             kind,
         }
     }
@@ -542,6 +545,22 @@ impl Node {
     pub fn offers(&self, capability: Capability) -> bool {
         self.spec.offers.contains(&capability)
     }
+}
+
+/// Checks a service address: an absolute `http` or `https` URL with a host, at most 2048
+/// bytes, with no credentials in it (it is shown to every viewer of the node).
+pub fn validate_url(url: &str) -> Result<(), String> {
+    if url.len() > 2048 {
+        return Err("is longer than 2048 bytes".into());
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("`{url}` must be an http:// or https:// address with a host"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("must not carry a user name or password (every viewer of the node sees it)".into());
+    }
+    Ok(())
 }
 
 /// Checks a node name: `[a-z0-9][a-z0-9-_]*`, at most 63 characters.

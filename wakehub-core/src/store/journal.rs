@@ -137,6 +137,27 @@ pub struct CascadeFilter {
     pub limit: Option<usize>,
 }
 
+/// Which journal events [`Store::find_events`] reads: every filter is optional.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// Only events after this one.
+    pub after: Option<EventId>,
+    /// Only events before this one.
+    pub before: Option<EventId>,
+    /// Only events about this node.
+    pub node: Option<NodeId>,
+    /// Only events of these kinds ([`EventKind::NAMES`](crate::events::EventKind::NAMES)).
+    pub kinds: Vec<String>,
+    /// Only events at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Only events before this time.
+    pub until_ms: Option<i64>,
+    /// Newest first (the default is oldest first).
+    pub newest_first: bool,
+    /// At most this many.
+    pub limit: usize,
+}
+
 impl Store {
     /// Runs `f` in one transaction with the journal's writers, and appends the events it
     /// emitted in the same transaction: committed together, or not at all. Returns the
@@ -253,17 +274,33 @@ impl Store {
         node: Option<NodeId>,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
+        self.find_events(&EventQuery { after, node, limit, ..EventQuery::default() })
+    }
+
+    /// The events `query` selects (the journal's filters).
+    pub fn find_events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
+        const WHERE: &str = "WHERE id > ?1 AND id < ?2 AND (?3 IS NULL OR node_id = ?3)
+                 AND (?4 IS NULL OR kind IN (SELECT value FROM json_each(?4)))
+                 AND at >= ?5 AND at < ?6";
+        let kinds = (!query.kinds.is_empty()).then(|| serde_json::Value::from(query.kinds.clone()).to_string());
         self.transaction(|tx| {
+            let order = if query.newest_first { "DESC" } else { "ASC" };
             let mut stmt = tx
-                .prepare(
-                    "SELECT id, at, kind, payload FROM events
-                 WHERE id > ?1 AND (?2 IS NULL OR node_id = ?2) ORDER BY id LIMIT ?3",
-                )
+                .prepare(&format!("SELECT id, at, kind, payload FROM events {WHERE} ORDER BY id {order} LIMIT ?7"))
                 .map_err(db)?;
             let rows = stmt
-                .query_map(params![after.map_or(0, EventId::get), node.map(NodeId::get), limit as i64], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
-                })
+                .query_map(
+                    params![
+                        query.after.map_or(0, EventId::get),
+                        query.before.map_or(i64::MAX, EventId::get),
+                        query.node.map(NodeId::get),
+                        kinds,
+                        query.since_ms.unwrap_or(i64::MIN),
+                        query.until_ms.unwrap_or(i64::MAX),
+                        query.limit as i64
+                    ],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)),
+                )
                 .map_err(db)?;
             rows.map(|row| {
                 let (id, at, kind, payload) = row.map_err(db)?;

@@ -192,6 +192,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
         revoked_at INTEGER
     ) STRICT;
     "#,
+    // 11: the service's web address, opened from the dashboard.
+    r#"
+    ALTER TABLE nodes ADD COLUMN url TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -20,7 +20,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use discovery::{Disappeared, DiscoveredNode, DiscoveryRecord, DiscoveryReport};
-pub use journal::{CascadeFilter, CascadeRecord, JournalTx, NewStep, ProposalRecord, ProposalStatus, StepRecord};
+pub use journal::{
+    CascadeFilter, CascadeRecord, EventQuery, JournalTx, NewStep, ProposalRecord, ProposalStatus, StepRecord,
+};
 pub use migrations::SCHEMA_VERSION;
 pub use nodes::ImportSummary;
 pub use tokens::TokenRecord;

@@ -129,6 +129,22 @@ impl Store {
         })
     }
 
+    /// Pins a node to the dashboard, or unpins it; nothing else about it changes.
+    pub fn set_pinned(&self, id: NodeId, pinned: bool) -> Result<(), StoreError> {
+        self.change(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE nodes SET pinned = ?1, updated_at = ?2 WHERE id = ?3",
+                    params![pinned, now_ms(), id.get()],
+                )
+                .map_err(db)?;
+            if n == 0 {
+                return Err(StoreError::NotFound { what: format!("node {id}") });
+            }
+            Ok(())
+        })
+    }
+
     /// Replaces a node's configuration, keeping its id, parent and links; `origin` says who
     /// wrote it ([`Origin`]).
     pub fn update_node(&self, id: NodeId, spec: NodeSpec, origin: Origin) -> Result<(), StoreError> {
@@ -506,7 +522,8 @@ pub(super) fn write_node(tx: &Transaction<'_>, id: NodeId, spec: &NodeSpec) -> R
     tx.execute(
         "UPDATE nodes SET name = ?1, kind = ?2, state = ?3, pinned = ?4, confirm_auto_shutdown = ?5,
                 start_timeout_ms = ?6, stop_timeout_ms = ?7, readiness = ?8, offers = ?9, connector_type = ?10,
-                connector_settings = ?11, updated_at = ?12, tags = ?14, stop_when_empty = ?15
+                connector_settings = ?11, updated_at = ?12, tags = ?14, stop_when_empty = ?15,
+                url = ?16
          WHERE id = ?13",
         params![
             spec.name,
@@ -526,7 +543,8 @@ pub(super) fn write_node(tx: &Transaction<'_>, id: NodeId, spec: &NodeSpec) -> R
             now_ms(),
             id.get(),
             tags,
-            spec.stop_when_empty
+            spec.stop_when_empty,
+            spec.url
         ],
     )
     .map_err(db)?;
@@ -581,7 +599,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
     let mut stmt = tx
         .prepare(
             "SELECT id, name, kind, parent_id, state, pinned, confirm_auto_shutdown, start_timeout_ms, stop_timeout_ms,
-                readiness, offers, connector_type, connector_settings, tags, stop_when_empty
+                readiness, offers, connector_type, connector_settings, tags, stop_when_empty, url
          FROM nodes ORDER BY id",
         )
         .map_err(db)?;
@@ -603,6 +621,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
                 r.get::<_, String>(12)?,
                 r.get::<_, String>(13)?,
                 r.get::<_, bool>(14)?,
+                r.get::<_, Option<String>>(15)?,
             ))
         })
         .map_err(db)?;
@@ -624,6 +643,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
             settings,
             tags,
             stop_when_empty,
+            url,
         ) = r.map_err(db)?;
         let tags: BTreeSet<String> = serde_json::from_str(&tags).map_err(|e| corrupt(id, e))?;
         let kind = Kind::parse(&kind, &BTreeSet::from([kind.clone()])).ok_or_else(|| corrupt(id, "bad kind"))?;
@@ -664,6 +684,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
                 connector: ConnectorConfig { type_name: ctype, settings },
                 state,
                 tags,
+                url,
             },
         });
     }

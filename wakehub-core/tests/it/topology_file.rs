@@ -102,6 +102,7 @@ stop_timeout = "0s"
 offers = ["ftp"]
 depends_on = "nas"
 readiness = { tcp = "nohost", http = "x" }
+url = "https://admin:hunter2@c1.lab"
 [node.connector]
 type = ""
 password = 42
@@ -113,6 +114,7 @@ kind = "physical"
 name = "nas"
 kind = "physical"
 readiness = { http = "ftp://nas", status = 999 }
+url = "javascript:alert(1)"
 [node.connector]
 type = "sim"
 token = "env:"
@@ -127,10 +129,11 @@ type = "sim"
     expect![[r#"
         field `title`: unknown top-level key (expected `[[node]]` entries) [VALIDATION]
         node `Machine 1`, field `name`: `Machine 1` must start with a lowercase letter or a digit [VALIDATION]
-        node `Machine 1`, field `colour`: unknown field (expected one of: name, kind, parent, depends_on, pinned, confirm_auto_shutdown, stop_when_empty, start_timeout, stop_timeout, readiness, offers, tags, connector) [VALIDATION]
+        node `Machine 1`, field `colour`: unknown field (expected one of: name, kind, parent, depends_on, pinned, confirm_auto_shutdown, stop_when_empty, start_timeout, stop_timeout, readiness, offers, tags, url, connector) [VALIDATION]
         node `c1`, field `kind`: unknown kind `contianer` (expected one of: physical, vm, lxc, container) [VALIDATION]
         node `c1`, field `depends_on`: must be a list of node names [VALIDATION]
         node `c1`, field `pinned`: must be true or false [VALIDATION]
+        node `c1`, field `url`: must not carry a user name or password (every viewer of the node sees it) [VALIDATION]
         node `c1`, field `start_timeout`: `soon` is not a duration such as "90s" or "5m" (expected number at 0) [VALIDATION]
         node `c1`, field `stop_timeout`: must be longer than zero [VALIDATION]
         node `c1`, field `readiness`: give either `tcp` or `http`, not both [VALIDATION]
@@ -139,6 +142,7 @@ type = "sim"
         node `c1`, field `connector.password`: a secret must be a string (inline, "env:VAR" or "file:PATH") [VALIDATION]
         node `node #4`, field `name`: missing (every node needs a unique name) [VALIDATION]
         node `node #4`, field `connector`: missing (a `[node.connector]` table with a `type`) [VALIDATION]
+        node `nas`, field `url`: `javascript:alert(1)` must be an http:// or https:// address with a host [VALIDATION]
         node `nas`, field `readiness.status`: must be an HTTP status code (100-599) [VALIDATION]
         node `nas`, field `connector.token`: `env:` needs a variable name [VALIDATION]
         node `vm1`, field `parent`: unknown node `ghost` [VALIDATION]

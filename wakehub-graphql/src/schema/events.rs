@@ -6,6 +6,7 @@ use async_graphql::{Context, ID, Object, SimpleObject, Union};
 use wakehub_core::engine::Engine;
 use wakehub_core::events::{self, EventKind};
 use wakehub_core::model::{ErrorCode, EventId};
+use wakehub_core::store::EventQuery;
 
 use super::enums::{GqlAction, GqlCascadeStatus, GqlPowerState, GqlStepStatus};
 use super::error::{ApiResultExt, api_error};
@@ -372,32 +373,62 @@ pub struct EventsQuery;
 
 #[Object]
 impl EventsQuery {
-    /// Journal events after `after` (an event id), oldest first, optionally about one node.
+    /// Journal events, oldest first: those after `after` (an event id), optionally about
+    /// one node, of some kinds, in a time range. With `newestFirst`, newest first: page
+    /// back with `before` (the last id of the previous page).
     #[graphql(complexity = "first.unwrap_or(50).clamp(1, 500) as usize * child_complexity")]
+    #[allow(clippy::too_many_arguments)]
     async fn events(
         &self,
         ctx: &Context<'_>,
         after: Option<ID>,
         node: Option<ID>,
         first: Option<i32>,
+        #[graphql(desc = "Only events before this one (an event id).")] before: Option<ID>,
+        #[graphql(desc = "Only these kinds (`status-change`, `cascade-error`…).")] kinds: Option<Vec<String>>,
+        #[graphql(desc = "Only events at or after this time (RFC 3339).")] since: Option<String>,
+        #[graphql(desc = "Only events before this time (RFC 3339).")] until: Option<String>,
+        #[graphql(desc = "Newest first.")] newest_first: Option<bool>,
     ) -> async_graphql::Result<Connection<String, GqlEvent>> {
         let engine = ctx.data::<Engine>()?;
         let limit = page(ctx, first)?;
-        let after = match after {
-            Some(a) => Some(EventId::new(
+        let event_id = |a: Option<ID>| -> async_graphql::Result<Option<EventId>> {
+            a.map(|a| {
                 parse_id(&a, "event")
-                    .ok_or_else(|| api_error(ErrorCode::Validation, format!("bad event id `{}`", a.0)))?,
-            )),
-            None => None,
+                    .map(EventId::new)
+                    .ok_or_else(|| api_error(ErrorCode::Validation, format!("bad event id `{}`", a.0)))
+            })
+            .transpose()
         };
+        let (after, before) = (event_id(after)?, event_id(before)?);
+        let kinds = kinds.unwrap_or_default();
+        if let Some(k) = kinds.iter().find(|k| !EventKind::NAMES.contains(&k.as_str())) {
+            return Err(api_error(
+                ErrorCode::Validation,
+                format!("unknown event kind `{k}` (known: {})", EventKind::NAMES.join(", ")),
+            ));
+        }
+        let instant = |t: Option<String>, what: &str| -> async_graphql::Result<Option<i64>> {
+            t.map(|t| {
+                humantime::parse_rfc3339_weak(&t)
+                    .ok()
+                    .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_millis() as i64)
+                    .ok_or_else(|| api_error(ErrorCode::Validation, format!("`{what}`: `{t}` is not an RFC 3339 time")))
+            })
+            .transpose()
+        };
+        let (since_ms, until_ms) = (instant(since, "since")?, instant(until, "until")?);
         engine.store().run(move |s| s.check_replay(after)).await.api()?;
         let view = View::load(ctx).await?;
         let node = node.map(|n| view.require(&n)).transpose()?;
-        let mut events = engine.store().run(move |s| s.events_after(after, node, limit + 1)).await.api()?;
+        let newest_first = newest_first.unwrap_or(false);
+        let query = EventQuery { after, before, node, kinds, since_ms, until_ms, newest_first, limit: limit + 1 };
+        let mut events = engine.store().run(move |s| s.find_events(&query)).await.api()?;
         let more = events.len() > limit;
         events.truncate(limit);
         events.retain(|e| view.sees(e));
-        let mut conn = Connection::new(after.is_some(), more);
+        let mut conn = Connection::new(after.is_some() || before.is_some(), more);
         conn.edges.extend(events.into_iter().map(|e| Edge::new(e.id.to_string(), GqlEvent(e))));
         Ok(conn)
     }

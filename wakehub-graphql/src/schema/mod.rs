@@ -7,12 +7,13 @@
 //!
 //! One module per resource, each with its types, its queries and its mutations: `nodes`,
 //! `links`, `discovery`, `cascades`, `events`, `plan`, `proposals`, `plugins` (the
-//! `plugins` feature) and `topology`. [`Query`] and [`Mutation`] merge the per-resource
+//! `plugins` feature), `topology` and `accounts` (the caller, users, API tokens). [`Query`] and [`Mutation`] merge the per-resource
 //! objects; `subscription` holds the subscriptions. Shared by all: `enums` (power states,
 //! actions, statuses), `shared` (the per-request view, id parsing, times, page sizes) and
 //! `error` (the stable `extensions.code` list).
 
 mod access;
+mod accounts;
 mod cascades;
 mod discovery;
 mod enums;
@@ -50,7 +51,7 @@ use wakehub_core::plugin::PluginHost;
     doc,
     doc = "The query root: the per-resource queries, merged. The merge order is the field order \
            of `Query` in the SDL (`schema.graphql`): node, nodes, cascade, cascades, events, plan, \
-           proposals, plugins, runningCascades."
+           proposals, plugins, runningCascades, me, users, tokens."
 )]
 #[cfg_attr(not(doc), allow(missing_docs))]
 pub struct Query(
@@ -61,6 +62,7 @@ pub struct Query(
     proposals::ProposalsQuery,
     #[cfg(feature = "plugins")] plugins::PluginsQuery,
     cascades::RunningQuery,
+    accounts::AccountsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -69,7 +71,7 @@ pub struct Query(
     doc = "The mutation root: the per-resource mutations, merged. The merge order is the field \
            order of `Mutation` in the SDL: nodes (create, update, delete), discovery (discover, \
            adopt), links, cascades (start, stop, cancel, rerun), proposals, plugins, topology \
-           (import, export)."
+           (import, export), accounts (users, tokens)."
 )]
 #[cfg_attr(not(doc), allow(missing_docs))]
 pub struct Mutation(
@@ -80,6 +82,7 @@ pub struct Mutation(
     proposals::ProposalsMutation,
     #[cfg(feature = "plugins")] plugins::PluginsMutation,
     topology::TopologyMutation,
+    accounts::AccountsMutation,
 );
 
 /// The WakeHub schema.

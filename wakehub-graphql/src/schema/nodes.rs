@@ -90,9 +90,31 @@ impl GqlNode {
             _ => GqlNodeState::Configured,
         }
     }
-    /// The power state last observed.
+    /// The power state last observed (`UNKNOWN` before the first observation).
     async fn status(&self) -> GqlPowerState {
         self.view.state(self.id).into()
+    }
+    /// When the server last observed it (RFC 3339; null if it never has).
+    async fn observed_at(&self) -> Option<String> {
+        let (at, _) = self.view.observed.get(&self.id)?;
+        Some(humantime::format_rfc3339_millis(*at).to_string())
+    }
+    /// Whether `status` is too old to trust: never observed, or not for longer than the
+    /// engine's `stale_after` (90 s by default; the server observes every 30 s).
+    async fn stale(&self) -> bool {
+        self.view.observed.get(&self.id).is_none_or(|(_, stale)| *stale)
+    }
+    /// The service's web address, opened from the dashboard.
+    async fn url(&self) -> Option<String> {
+        self.view.topology.node(self.id)?.spec.url.clone()
+    }
+    /// Whether the caller may start and stop it (an operator or admin whose scope holds it).
+    async fn can_power(&self) -> bool {
+        self.view.role.allows(Role::Operator) && self.view.visible(self.id)
+    }
+    /// Whether the caller may change its configuration, links and pin (an admin).
+    async fn can_edit(&self) -> bool {
+        self.view.role.allows(Role::Admin)
     }
     /// Shown on the dashboard.
     async fn pinned(&self) -> bool {
@@ -231,6 +253,8 @@ pub struct NodeInput {
     pub offers: Option<Vec<String>>,
     /// Free labels (`media`, `lab`): dashboard groups and what access scopes select.
     pub tags: Option<Vec<String>>,
+    /// The service's web address (`http` or `https`), opened from the dashboard.
+    pub url: Option<String>,
     /// The connector table: `{"type": "sim", …keys}`. Secrets are values (stored
     /// encrypted, never returned) or this node's own `credential:N`; `env:`/`file:`
     /// references are read only from the operator's topology file.
@@ -268,6 +292,9 @@ impl NodeInput {
         }
         if let Some(t) = &self.tags {
             m.insert("tags".into(), t.iter().map(|s| Value::from(s.clone())).collect());
+        }
+        if let Some(u) = &self.url {
+            m.insert("url".into(), u.clone().into());
         }
         if let Some(r) = &self.readiness {
             let mut rm = serde_json::Map::new();
@@ -393,6 +420,15 @@ impl NodesMutation {
         let draft = input.draft(engine)?;
         validate_connector(engine, &draft)?;
         engine.store().run(move |s| s.replace_node(node, draft, Origin::Api)).await.api()?;
+        node_after(ctx, node).await
+    }
+
+    /// Pins a node to the dashboard (or unpins it), changing nothing else.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn pin_node(&self, ctx: &Context<'_>, id: ID, pinned: bool) -> async_graphql::Result<GqlNode> {
+        let engine = ctx.data::<Engine>()?;
+        let node = View::load(ctx).await?.require(&id)?;
+        engine.store().run(move |s| s.set_pinned(node, pinned)).await.api()?;
         node_after(ctx, node).await
     }
 

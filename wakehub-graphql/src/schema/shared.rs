@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_graphql::Context;
 use wakehub_core::connector::PowerState;
 use wakehub_core::engine::Engine;
-use wakehub_core::model::{ErrorCode, NodeId, Scope, Topology};
+use wakehub_core::model::{ErrorCode, NodeId, Role, Scope, Topology};
 
 use super::Limits;
 use super::error::{ApiResultExt, api_error};
@@ -44,6 +44,10 @@ pub(crate) struct View {
     pub seen: Arc<HashMap<NodeId, PowerState>>,
     /// What the caller may see: nodes outside it do not exist for this request.
     pub scope: Arc<Scope>,
+    /// When each node was last observed, and whether that is now stale.
+    pub observed: Arc<HashMap<NodeId, (SystemTime, bool)>>,
+    /// What the caller may do.
+    pub role: Role,
 }
 
 impl View {
@@ -51,8 +55,14 @@ impl View {
     pub(crate) async fn load(ctx: &Context<'_>) -> async_graphql::Result<View> {
         let engine = ctx.data::<Engine>()?;
         let topology = engine.store().run(|s| s.topology_shared()).await.api()?;
-        let scope = Arc::new(super::access::caller(ctx).scope);
-        Ok(View { topology, seen: Arc::new(engine.last_seen()), scope })
+        let caller = super::access::caller(ctx);
+        Ok(View {
+            topology,
+            seen: Arc::new(engine.last_seen()),
+            scope: Arc::new(caller.scope),
+            observed: Arc::new(engine.observed_at()),
+            role: caller.role,
+        })
     }
 
     /// Whether the caller may see node `id` (a caller of every node sees also the nodes

@@ -3,6 +3,7 @@
 mod access;
 mod api;
 mod cli;
+mod dashboard;
 mod discovery;
 mod exploits;
 mod gql_client;

@@ -244,8 +244,8 @@ async fn the_concurrency_limit_bounds_parallel_steps() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_step_fails_the_cascade_without_rollback() {
     let text = fast(HOMELAB).replacen(
-        "name = \"machine2\"\nkind = \"physical\"\noffers = [\"proxmox\"]\n[node.connector]\ntype = \"sim\"\n",
-        "name = \"machine2\"\nkind = \"physical\"\noffers = [\"proxmox\"]\n[node.connector]\ntype = \"sim\"\nfail = \"start\"\n",
+        "name = \"machine2\"\nkind = \"physical\"\noffers = [\"proxmox\"]\ntags = [\"infra\"]\n[node.connector]\ntype = \"sim\"\n",
+        "name = \"machine2\"\nkind = \"physical\"\noffers = [\"proxmox\"]\ntags = [\"infra\"]\n[node.connector]\ntype = \"sim\"\nfail = \"start\"\n",
         1,
     );
     let lab = Lab::new(&text, 4);
@@ -400,8 +400,8 @@ async fn a_stop_cannot_take_what_a_running_start_needs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_accepted_during_a_stop_wins() {
     let text = all_on(&fast(HOMELAB)).replace(
-        "name = \"lxc-jellyfin\"\nkind = \"lxc\"\nparent = \"machine2\"\ndepends_on = [\"nas\"]\npinned = true\nstart_timeout = \"60s\"\n[node.connector]\ntype = \"sim\"\ninitially = \"on\"\nstart_delay_ms = 80\nstop_delay_ms = 50",
-        "name = \"lxc-jellyfin\"\nkind = \"lxc\"\nparent = \"machine2\"\ndepends_on = [\"nas\"]\npinned = true\nstart_timeout = \"60s\"\n[node.connector]\ntype = \"sim\"\ninitially = \"on\"\nstart_delay_ms = 80\nstop_delay_ms = 600",
+        "url = \"http://jellyfin.lab.home:8096\"\n[node.connector]\ntype = \"sim\"\ninitially = \"on\"\nstart_delay_ms = 80\nstop_delay_ms = 50",
+        "url = \"http://jellyfin.lab.home:8096\"\n[node.connector]\ntype = \"sim\"\ninitially = \"on\"\nstart_delay_ms = 80\nstop_delay_ms = 600",
     );
     assert!(text.contains("stop_delay_ms = 600"));
     let lab = Lab::new(&text, 4);

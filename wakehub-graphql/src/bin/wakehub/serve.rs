@@ -191,18 +191,26 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
             ..ServerConfig::default()
         },
     );
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "WakeHub listening on http://{addr}/graphql (database {})", db.display())?;
+    // What a person needs to connect, written at once. Whoever reads it may close the pipe
+    // afterwards: that is no reason to stop serving.
+    let mut out = format!("WakeHub listening on http://{addr}/graphql (database {})\n", db.display());
     if options.demo {
         let (_, token) = engine.store().create_token("demo", Role::Admin, &Scope::All, None)?;
-        writeln!(out, "demo token: {}", token.expose())?;
+        out += &format!("demo token: {}\n", token.expose());
         // A person's login too (`POST /login`), with a fresh random password.
         let password = wakehub_core::secrets::random_string(12);
         engine.store().create_user("demo", &password, Role::Admin, &Scope::All)?;
-        writeln!(out, "demo login: demo / {password}")?;
+        out += &format!("demo login: demo / {password}\n");
+        // And someone who may only look, to see what a viewer is (not) offered.
+        let password = wakehub_core::secrets::random_string(12);
+        engine.store().create_user("viewer", &password, Role::Viewer, &Scope::All)?;
+        out += &format!("demo viewer: viewer / {password}\n");
     }
-    out.flush()?;
-    drop(out);
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
+        tracing::warn!("cannot write the start-up lines to stdout: {e}");
+    }
+    drop(stdout);
     // Events are small frames: without TCP_NODELAY, Nagle's algorithm holds them ~40 ms.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
         if let Err(e) = tcp.set_nodelay(true) {

@@ -1,0 +1,49 @@
+// What the dashboard offers the person signed in. The server decides (it refuses what a role
+// or scope does not allow); the dashboard only hides what would be refused, so nobody is
+// shown a button that cannot work. Newer servers say per node (`canPower`, `canEdit`, which
+// also account for the scope); with older ones the role decides.
+import type { Role } from './types';
+
+const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
+
+export function isRole(value: string): value is Role {
+  return value in RANK;
+}
+
+/** At least `needed`: admins can do what operators can, operators what viewers can. */
+export function atLeast(role: Role, needed: Role): boolean {
+  return RANK[role] >= RANK[needed];
+}
+
+/** Start, stop, cancel, re-run, confirm and dismiss proposals. */
+export const canOperate = (role: Role) => atLeast(role, 'operator');
+/** Edit the lab: nodes, links, discovery, adoption, plugins, users, tokens. */
+export const canAdminister = (role: Role) => atLeast(role, 'admin');
+
+export function canPowerNode(role: Role, node: { canPower?: boolean; state?: string }): boolean {
+  // Discovered nodes are never started or stopped on request.
+  if (node.state === 'DISCOVERED') return false;
+  return node.canPower ?? canOperate(role);
+}
+
+export function canEditNode(role: Role, node: { canEdit?: boolean }): boolean {
+  return node.canEdit ?? canAdminister(role);
+}
+
+export interface NavItem {
+  href: string;
+  label: string;
+}
+
+/** The sections of the dashboard a role sees. */
+export function navigation(role: Role): NavItem[] {
+  const items: NavItem[] = [
+    { href: '#/', label: 'Dashboard' },
+    { href: '#/lab', label: 'Lab' },
+    { href: '#/proposals', label: 'Proposals' },
+    { href: '#/discovery', label: 'Discovery' },
+    { href: '#/journal', label: 'Journal' },
+  ];
+  if (canAdminister(role)) items.push({ href: '#/admin', label: 'Admin' });
+  return items;
+}

@@ -1,0 +1,82 @@
+import { describe, expect, it, vi } from 'vitest';
+import { ApiError, createApi, socketUrl, toApiError } from './api';
+
+const answer = (status: number, body: unknown) =>
+  vi.fn(async () => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } }));
+
+describe('gql', () => {
+  it('sends the session token and returns data', async () => {
+    const fetch = answer(200, { data: { nodes: [] } });
+    const api = createApi({ fetch, token: () => 'whs_x', onUnauthenticated: () => {} });
+    expect(await api.gql('{ nodes { id } }')).toEqual({ nodes: [] });
+    const [path, init] = fetch.mock.calls[0] as unknown as [string, RequestInit];
+    expect(path).toBe('/graphql');
+    expect((init.headers as Record<string, string>).authorization).toBe('Bearer whs_x');
+  });
+
+  it('turns a VALIDATION answer into field errors', async () => {
+    const fetch = answer(200, {
+      data: null,
+      errors: [
+        {
+          message: 'invalid node',
+          extensions: {
+            code: 'VALIDATION',
+            fields: [
+              { node: 'nas', field: 'name', message: 'must match [a-z0-9][a-z0-9-_]*' },
+              { node: 'nas', field: 'startTimeout', message: 'not a duration' },
+            ],
+          },
+        },
+      ],
+    });
+    const api = createApi({ fetch, token: () => null, onUnauthenticated: () => {} });
+    const error = (await api.gql('mutation { x }').catch((e: unknown) => e)) as ApiError;
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error.code).toBe('VALIDATION');
+    expect(error.fieldMessage('startTimeout')).toBe('not a duration');
+    expect(error.fieldMessage('kind')).toBeUndefined();
+  });
+
+  it('reports an HTTP 401 as UNAUTHENTICATED and says so once', async () => {
+    const onUnauthenticated = vi.fn();
+    const fetch = answer(401, { errors: [{ message: 'no token', extensions: { code: 'UNAUTHENTICATED' } }] });
+    const api = createApi({ fetch, token: () => 'gone', onUnauthenticated });
+    await expect(api.gql('{ nodes { id } }')).rejects.toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
+    expect(onUnauthenticated).toHaveBeenCalledOnce();
+  });
+
+  it('names an unreachable server', async () => {
+    const fetch = vi.fn(async () => {
+      throw new TypeError('Failed to fetch');
+    });
+    const api = createApi({ fetch, token: () => null, onUnauthenticated: () => {} });
+    await expect(api.gql('{ nodes { id } }')).rejects.toMatchObject({ code: 'OFFLINE' });
+  });
+});
+
+describe('login', () => {
+  it('returns the session', async () => {
+    const session = { token: 'whs_a', expiresAt: 1, role: 'admin', name: 'demo' };
+    const api = createApi({ fetch: answer(200, session), token: () => null, onUnauthenticated: () => {} });
+    expect(await api.login('demo', 'pw')).toEqual(session);
+  });
+
+  it('keeps the code of a refusal (429 RATE_LIMITED)', async () => {
+    const fetch = answer(429, { errors: [{ message: 'too many attempts', extensions: { code: 'RATE_LIMITED' } }] });
+    const api = createApi({ fetch, token: () => null, onUnauthenticated: () => {} });
+    await expect(api.login('demo', 'x')).rejects.toMatchObject({ code: 'RATE_LIMITED', message: 'too many attempts' });
+  });
+});
+
+describe('helpers', () => {
+  it('defaults the code from the status when the body has none', () => {
+    expect(toApiError(undefined, 401).code).toBe('UNAUTHENTICATED');
+    expect(toApiError(undefined, 502)).toMatchObject({ code: 'INTERNAL', message: 'The server answered HTTP 502' });
+  });
+
+  it('builds the socket URL on the same origin', () => {
+    expect(socketUrl({ protocol: 'https:', host: 'lab.example:8443' })).toBe('wss://lab.example:8443/graphql');
+    expect(socketUrl({ protocol: 'http:', host: '127.0.0.1:5173' })).toBe('ws://127.0.0.1:5173/graphql');
+  });
+});

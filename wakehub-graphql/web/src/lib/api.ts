@@ -1,0 +1,175 @@
+// The dashboard's only way to the server: POST /login and /logout, POST /graphql, and the
+// graphql-transport-ws socket on /graphql. Every failure becomes an ApiError carrying the
+// server's stable `extensions.code` (and the per-field problems of a VALIDATION error),
+// so views can show the message and put field errors on their form fields.
+import { createClient, type Client } from 'graphql-ws';
+import type { Role } from './types';
+
+export interface FieldError {
+  /** The node the problem is about, when the server names one. */
+  node?: string;
+  field: string;
+  message: string;
+}
+
+export class ApiError extends Error {
+  readonly code: string;
+  readonly fields: FieldError[];
+  /** The HTTP status, when the error came from an HTTP answer. */
+  readonly status?: number;
+
+  constructor(message: string, code: string, fields: FieldError[] = [], status?: number) {
+    super(message);
+    this.name = 'ApiError';
+    this.code = code;
+    this.fields = fields;
+    this.status = status;
+  }
+
+  /** The message of the problem with `field`, if the server reported one. */
+  fieldMessage(field: string): string | undefined {
+    return this.fields.find((f) => f.field === field)?.message;
+  }
+}
+
+interface WireError {
+  message?: string;
+  extensions?: { code?: string; fields?: FieldError[] };
+}
+
+/** The first error of a GraphQL or /login error body, as an ApiError. */
+export function toApiError(errors: WireError[] | undefined, status?: number): ApiError {
+  const first = errors?.[0];
+  const code = first?.extensions?.code ?? (status === 401 ? 'UNAUTHENTICATED' : 'INTERNAL');
+  const message = first?.message ?? (status ? `The server answered HTTP ${status}` : 'Unknown error');
+  // Every field problem of every error: a VALIDATION answer may split them across errors.
+  const fields = (errors ?? []).flatMap((e) => e.extensions?.fields ?? []);
+  return new ApiError(message, code, fields, status);
+}
+
+export interface Session {
+  token: string;
+  /** Milliseconds since the epoch. */
+  expiresAt: number;
+  role: Role;
+  name: string;
+}
+
+export interface ApiOptions {
+  fetch: typeof fetch;
+  /** The session token to send, if any. */
+  token: () => string | null;
+  /** Called when the server no longer accepts the token (the caller returns to login). */
+  onUnauthenticated: () => void;
+}
+
+export interface Api {
+  gql<T>(query: string, variables?: Record<string, unknown>): Promise<T>;
+  login(name: string, password: string): Promise<Session>;
+  logout(): Promise<void>;
+}
+
+async function readJson(response: Response): Promise<Record<string, unknown> | null> {
+  try {
+    return (await response.json()) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+}
+
+export function createApi(options: ApiOptions): Api {
+  const headers = (): Record<string, string> => {
+    const token = options.token();
+    return {
+      'content-type': 'application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    };
+  };
+
+  async function post(path: string, body: unknown): Promise<{ response: Response; json: Record<string, unknown> | null }> {
+    let response: Response;
+    try {
+      response = await options.fetch(path, { method: 'POST', headers: headers(), body: JSON.stringify(body) });
+    } catch {
+      throw new ApiError('The server cannot be reached', 'OFFLINE');
+    }
+    return { response, json: await readJson(response) };
+  }
+
+  return {
+    async gql<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
+      const { response, json } = await post('/graphql', { query, variables });
+      const errors = json?.errors as WireError[] | undefined;
+      if (!response.ok || errors?.length) {
+        const error = toApiError(errors, response.ok ? undefined : response.status);
+        if (error.code === 'UNAUTHENTICATED') options.onUnauthenticated();
+        throw error;
+      }
+      return json?.data as T;
+    },
+
+    async login(name: string, password: string): Promise<Session> {
+      const { response, json } = await post('/login', { name, password });
+      if (!response.ok) throw toApiError(json?.errors as WireError[] | undefined, response.status);
+      return json as unknown as Session;
+    },
+
+    async logout(): Promise<void> {
+      // The session ends here whatever the server says: a token it no longer knows is gone.
+      await post('/logout', {}).catch(() => undefined);
+    },
+  };
+}
+
+export type SocketState = 'connecting' | 'connected' | 'reconnecting' | 'offline';
+
+export interface SocketOptions {
+  url: string;
+  token: string;
+  onState: (state: SocketState) => void;
+  /** The server closed the socket because the token is no longer valid. */
+  onUnauthenticated: () => void;
+}
+
+/** Close codes after which retrying with the same token is pointless. */
+const AUTH_CLOSE_CODES = new Set([4401, 4403]);
+
+/** The /graphql URL for WebSockets on the page's own origin. */
+export function socketUrl(location: { protocol: string; host: string }): string {
+  return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/graphql`;
+}
+
+/**
+ * One socket for every subscription of the page. It retries forever (the server may be
+ * restarted under us) except when the server refuses the token.
+ */
+export function createSocket(options: SocketOptions): Client {
+  let everConnected = false;
+  return createClient({
+    url: options.url,
+    connectionParams: { token: options.token },
+    lazy: false,
+    keepAlive: 20_000,
+    retryAttempts: Number.POSITIVE_INFINITY,
+    shouldRetry: (event) => !(isCloseEvent(event) && AUTH_CLOSE_CODES.has(event.code)),
+    on: {
+      connecting: () => options.onState(everConnected ? 'reconnecting' : 'connecting'),
+      connected: () => {
+        everConnected = true;
+        options.onState('connected');
+      },
+      closed: (event) => {
+        if (isCloseEvent(event) && AUTH_CLOSE_CODES.has(event.code)) {
+          options.onUnauthenticated();
+          return;
+        }
+        const offline = typeof navigator !== 'undefined' && navigator.onLine === false;
+        options.onState(offline ? 'offline' : 'reconnecting');
+      },
+    },
+  });
+}
+
+function isCloseEvent(value: unknown): value is { code: number } {
+  return typeof value === 'object' && value !== null && 'code' in value && typeof (value as { code: unknown }).code === 'number';
+}

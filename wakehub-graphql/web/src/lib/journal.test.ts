@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { describeEvent, matches, toRfc3339 } from './journal';
+import type { WakeEvent } from './types';
+
+const event = (over: Partial<WakeEvent>): WakeEvent => ({
+  id: 'event:1',
+  at: '2026-03-01T10:00:00Z',
+  kind: 'status-change',
+  cascade: null,
+  node: 'node:3',
+  payload: { __typename: 'StatusChange', name: 'nas', kind: 'physical', state: 'ON' },
+  ...over,
+});
+
+describe('describeEvent', () => {
+  it('names the node and what happened', () => {
+    expect(describeEvent(event({}))).toBe('nas is on');
+    expect(
+      describeEvent(event({ kind: 'cascade-error', payload: { __typename: 'CascadeError', action: 'START', status: 'FAILED', failedStep: 2, code: 'UNREACHABLE', message: 'no route to host' } })),
+    ).toBe('start failed: UNREACHABLE — no route to host');
+    expect(describeEvent(event({ kind: 'host-discovered', payload: { __typename: 'HostDiscovered', name: 'pve', added: ['lxc-101'], disappeared: [] } }))).toBe(
+      'pve: 1 new guest(s) (lxc-101), 0 gone',
+    );
+  });
+});
+
+describe('matches', () => {
+  const none = { node: '', kinds: [], since: '', until: '' };
+  it('filters by node, kind and time', () => {
+    expect(matches(event({}), none, null)).toBe(true);
+    expect(matches(event({}), { ...none, node: 'nas' }, 'node:3')).toBe(true);
+    expect(matches(event({}), { ...none, node: 'plex' }, 'node:9')).toBe(false);
+    expect(matches(event({}), { ...none, kinds: ['cascade-error'] }, null)).toBe(false);
+    expect(matches(event({}), { ...none, since: '2026-03-01T11:00:00Z' }, null)).toBe(false);
+    expect(matches(event({}), { ...none, until: '2026-03-01T11:00:00Z' }, null)).toBe(true);
+  });
+
+  it('sends local times as RFC 3339', () => {
+    expect(toRfc3339('')).toBeUndefined();
+    expect(toRfc3339('2026-03-01T10:00')).toBe(new Date('2026-03-01T10:00').toISOString());
+  });
+});

@@ -1,0 +1,60 @@
+// How journal events read in a list: one line each, naming the node.
+import type { WakeEvent } from './types';
+
+export const EVENT_KINDS = [
+  'status-change', 'cascade-progress', 'cascade-complete', 'cascade-error', 'shutdown-proposed',
+  'node-kept', 'proposal-resolved', 'capability-denied', 'host-discovered', 'power-refused',
+] as const;
+
+export function describeEvent(event: WakeEvent): string {
+  const p = event.payload;
+  switch (p.__typename) {
+    case 'StatusChange':
+      return `${p.name} is ${p.state.toLowerCase()}`;
+    case 'CascadePlanned':
+      return `${p.action.toLowerCase()} planned: ${p.totalSteps} step${p.totalSteps === 1 ? '' : 's'}`;
+    case 'CascadeProgress':
+      return `${p.current.action.toLowerCase()} ${p.current.name}: ${p.current.stepStatus.toLowerCase()} (${p.step}/${p.totalSteps})`;
+    case 'CascadeComplete':
+      return `${p.action.toLowerCase()} completed`;
+    case 'CascadeError':
+      return `${p.action.toLowerCase()} ${p.status.toLowerCase()}: ${p.code} — ${p.message}`;
+    case 'ShutdownProposed':
+      return `shutdown of ${p.name} proposed: ${p.reason}`;
+    case 'NodeKept':
+      return `${p.name} kept on: ${p.reason}`;
+    case 'ProposalResolved':
+      return `proposal ${p.confirmed ? 'confirmed' : 'dismissed'}`;
+    case 'CapabilityDenied':
+      return `${p.plugin} on ${p.name} was denied ${p.what}`;
+    case 'HostDiscovered':
+      return `${p.name}: ${p.added.length} new guest(s)${p.added.length ? ` (${p.added.join(', ')})` : ''}, ${p.disappeared.length} gone`;
+    case 'PowerRefused':
+      return `${p.actor} may not ${p.action.toLowerCase()} ${p.name} (${p.code})`;
+  }
+}
+
+export interface JournalFilter {
+  node: string;
+  kinds: string[];
+  /** `datetime-local` values (local time), empty for no bound. */
+  since: string;
+  until: string;
+}
+
+/** Whether an event passes the filter; used where the server cannot filter (older servers). */
+export function matches(event: WakeEvent, filter: JournalFilter, nodeId: string | null): boolean {
+  if (filter.node && event.node !== nodeId) return false;
+  if (filter.kinds.length && !filter.kinds.includes(event.kind)) return false;
+  const at = Date.parse(event.at);
+  if (filter.since && at < Date.parse(filter.since)) return false;
+  if (filter.until && at > Date.parse(filter.until)) return false;
+  return true;
+}
+
+/** A `datetime-local` value as RFC 3339 for the server, or undefined when empty. */
+export function toRfc3339(local: string): string | undefined {
+  if (!local) return undefined;
+  const date = new Date(local);
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+}

@@ -1,0 +1,132 @@
+// Plain functions over nodes: the dashboard's groups, the honest status word, and the
+// NodeInput that `createNode`/`updateNode`/`adoptNode` take, built from a node or a form.
+import type { Cascade, LabNode, PowerState } from './types';
+
+export interface Group<T> {
+  tag: string;
+  nodes: T[];
+}
+
+export const UNTAGGED = 'Other';
+
+/** One group per tag, sorted by name, with a node in every group it is tagged with; untagged last. */
+export function groupByTag<T extends { tags: string[]; name: string }>(nodes: T[]): Group<T>[] {
+  const groups = new Map<string, T[]>();
+  const other: T[] = [];
+  for (const node of nodes) {
+    if (node.tags.length === 0) other.push(node);
+    for (const tag of new Set(node.tags)) groups.set(tag, [...(groups.get(tag) ?? []), node]);
+  }
+  const byName = (a: T, b: T) => a.name.localeCompare(b.name);
+  const out = [...groups.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([tag, list]) => ({ tag, nodes: list.sort(byName) }));
+  if (other.length) out.push({ tag: UNTAGGED, nodes: other.sort(byName) });
+  return out;
+}
+
+export type DisplayStatus = 'on' | 'off' | 'starting' | 'stopping' | 'error' | 'unknown' | 'stale';
+
+/**
+ * What a badge says. A node never observed is `unknown` (never `on` by assumption), and one
+ * whose last observation is too old is `stale` whatever it said then.
+ */
+export function displayStatus(node: { status: PowerState; stale?: boolean; observedAt?: string | null }): DisplayStatus {
+  if (node.status === 'UNKNOWN') return 'unknown';
+  if (node.observedAt === null) return 'unknown';
+  if (node.stale) return 'stale';
+  return node.status.toLowerCase() as DisplayStatus;
+}
+
+/** Hosts that offer a platform discovery can list. */
+export const DISCOVERY_PLATFORMS = ['proxmox', 'docker'];
+export const offersDiscovery = (node: { offers: string[] }) => node.offers.some((o) => DISCOVERY_PLATFORMS.includes(o));
+
+/** How many of a host's guests were discovered and wait to be configured. */
+export const toConfigure = (node: { children: { state: string }[] }) => node.children.filter((c) => c.state === 'DISCOVERED').length;
+
+export interface NodeInput {
+  name: string;
+  kind: string;
+  parent: string | null;
+  dependsOn: string[];
+  pinned: boolean;
+  confirmAutoShutdown: boolean;
+  stopWhenEmpty: boolean;
+  startTimeout: string;
+  stopTimeout: string;
+  readiness: { tcp?: string; http?: string; status?: number } | null;
+  offers: string[];
+  tags: string[];
+  connector: Record<string, unknown>;
+  url?: string | null;
+}
+
+/**
+ * The input that leaves a node as it is (`updateNode` replaces the whole configuration, so a
+ * change such as pinning sends everything else unchanged). Parent and dependencies by name.
+ */
+export function nodeToInput(node: LabNode, options: { withUrl: boolean }): NodeInput {
+  const input: NodeInput = {
+    name: node.name,
+    kind: node.kind,
+    parent: node.parent?.name ?? null,
+    dependsOn: node.dependsOn.map((d) => d.name),
+    pinned: node.pinned,
+    confirmAutoShutdown: node.confirmAutoShutdown,
+    stopWhenEmpty: node.stopWhenEmpty,
+    startTimeout: node.startTimeout,
+    stopTimeout: node.stopTimeout,
+    readiness: readinessInput(node.readiness),
+    offers: node.offers,
+    tags: node.tags,
+    connector: { ...(node.connector?.settings ?? {}), type: node.connector?.type ?? '' },
+  };
+  if (options.withUrl) input.url = node.url ?? null;
+  return input;
+}
+
+function readinessInput(readiness: LabNode['readiness']): NodeInput['readiness'] {
+  if (!readiness) return null;
+  if (readiness.kind === 'tcp') return { tcp: readiness.target };
+  return readiness.status === null ? { http: readiness.target } : { http: readiness.target, status: readiness.status };
+}
+
+/** `media, lab ,` → `['media', 'lab']`. */
+export function parseList(text: string): string[] {
+  return [...new Set(text.split(',').map((s) => s.trim()).filter(Boolean))];
+}
+
+/** The cascade a tile shows for `node`: one touching it that runs, else its latest failure. */
+export function cascadeFor(cascades: Record<string, Cascade>, node: string): Cascade | null {
+  const touching = Object.values(cascades).filter((c) => c.nodeName === node || c.steps.some((s) => s.nodeName === node));
+  const running = touching.find((c) => c.status === 'PENDING' || c.status === 'IN_PROGRESS');
+  if (running) return running;
+  const failed = touching.filter((c) => c.status === 'FAILED').sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  return failed[0] ?? null;
+}
+
+/** The node form's fields, named as in NodeInput. */
+export const FORM_FIELDS = [
+  'name', 'kind', 'parent', 'dependsOn', 'tags', 'offers', 'pinned', 'confirmAutoShutdown', 'stopWhenEmpty',
+  'startTimeout', 'stopTimeout', 'readiness', 'url', 'connector',
+] as const;
+export type FormField = (typeof FORM_FIELDS)[number];
+
+const squash = (s: string) => s.toLowerCase().replace(/[^a-z]/g, '');
+
+/**
+ * The form field a VALIDATION problem belongs to. The server names fields as in the
+ * topology file (`start_timeout`, `readiness.tcp`, `connector.host`); null when the form has
+ * no such field (the problem is then shown with the form's other errors).
+ */
+export function formField(serverField: string): FormField | null {
+  const head = squash(serverField.split('.')[0]);
+  return FORM_FIELDS.find((f) => squash(f) === head) ?? null;
+}
+
+/** A new node's form before anything is typed. */
+export const EMPTY_INPUT: NodeInput = {
+  name: '', kind: 'container', parent: null, dependsOn: [], pinned: false, confirmAutoShutdown: false, stopWhenEmpty: false,
+  startTimeout: '5m', stopTimeout: '2m', readiness: null, offers: [], tags: [], connector: { type: 'sim' },
+};
