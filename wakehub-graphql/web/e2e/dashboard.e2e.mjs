@@ -3,7 +3,7 @@
 // owns, so a test can cut the connection (every socket, and new ones refused) and restore
 // it, as a flaky Wi-Fi would.
 //
-// Run by scripts/test.sh: `node --test e2e/` with WAKEHUB_BIN naming the built binary.
+// Run by scripts/test.sh: `node --test e2e/dashboard.e2e.mjs` with WAKEHUB_BIN naming the built binary.
 // Screenshots go to WAKEHUB_SCREENSHOTS (default: ../../target/e2e-screenshots).
 
 import { test, before, after } from 'node:test';

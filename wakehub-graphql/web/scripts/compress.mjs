@@ -22,7 +22,13 @@ function walk(dir) {
     });
 }
 
-const gz = (bytes) => gzipSync(bytes, { level: 9 });
+// The gzip header's OS byte is whatever zlib was compiled for; it is set to Unix (3) so a
+// build on another system gives the same bytes too.
+const gz = (bytes) => {
+  const out = gzipSync(bytes, { level: 9 });
+  out[9] = 3;
+  return out;
+};
 const br = (bytes) =>
   brotliCompressSync(bytes, {
     params: {

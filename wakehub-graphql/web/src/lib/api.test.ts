@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { ApiError, createApi, socketUrl, toApiError } from './api';
+import { ApiError, createApi, retryDelay, socketUrl, toApiError } from './api';
 
 const answer = (status: number, body: unknown) =>
   vi.fn(async () => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } }));
@@ -78,5 +78,12 @@ describe('helpers', () => {
   it('builds the socket URL on the same origin', () => {
     expect(socketUrl({ protocol: 'https:', host: 'lab.example:8443' })).toBe('wss://lab.example:8443/graphql');
     expect(socketUrl({ protocol: 'http:', host: '127.0.0.1:5173' })).toBe('ws://127.0.0.1:5173/graphql');
+  });
+});
+
+describe('retryDelay', () => {
+  it('doubles from a second up to ten, with jitter', () => {
+    expect([0, 1, 2, 3, 4, 10].map((n) => retryDelay(n, 0))).toEqual([1000, 2000, 4000, 8000, 10_000, 10_000]);
+    expect(retryDelay(0, 0.999)).toBe(1999);
   });
 });

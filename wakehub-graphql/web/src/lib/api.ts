@@ -134,6 +134,19 @@ export interface SocketOptions {
 /** Close codes after which retrying with the same token is pointless. */
 const AUTH_CLOSE_CODES = new Set([4401, 4403]);
 
+/** A ping every KEEP_ALIVE_MS; a socket whose pong takes longer than PONG_TIMEOUT_MS is dead. */
+const KEEP_ALIVE_MS = 10_000;
+const PONG_TIMEOUT_MS = 5_000;
+
+/**
+ * How long to wait before reconnection attempt `retries` (0 first): doubling from 1 s, at
+ * most 10 s so a page comes back soon after the network does, plus up to 1 s of jitter
+ * (`random` in [0, 1)) so many pages do not all reconnect at once after a server restart.
+ */
+export function retryDelay(retries: number, random: number): number {
+  return Math.min(1000 * 2 ** retries, 10_000) + Math.floor(random * 1000);
+}
+
 /** The /graphql URL for WebSockets on the page's own origin. */
 export function socketUrl(location: { protocol: string; host: string }): string {
   return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/graphql`;
@@ -145,20 +158,33 @@ export function socketUrl(location: { protocol: string; host: string }): string 
  */
 export function createSocket(options: SocketOptions): Client {
   let everConnected = false;
-  return createClient({
+  let pongTimer: ReturnType<typeof setTimeout> | undefined;
+  const client: Client = createClient({
     url: options.url,
     connectionParams: { token: options.token },
     lazy: false,
-    keepAlive: 20_000,
+    keepAlive: KEEP_ALIVE_MS,
     retryAttempts: Number.POSITIVE_INFINITY,
+    retryWait: (retries) => new Promise((resolve) => setTimeout(resolve, retryDelay(retries, Math.random()))),
     shouldRetry: (event) => !(isCloseEvent(event) && AUTH_CLOSE_CODES.has(event.code)),
     on: {
+      // A network that vanished closes nothing, and a polite close would wait for a peer that
+      // is gone: without a pong the socket is dropped at once (graphql-ws's `terminate`),
+      // which shows "reconnecting" and starts the retries (and the replay after them).
+      ping: (received) => {
+        if (received) return;
+        pongTimer = setTimeout(() => client.terminate(), PONG_TIMEOUT_MS);
+      },
+      pong: (received) => {
+        if (received) clearTimeout(pongTimer);
+      },
       connecting: () => options.onState(everConnected ? 'reconnecting' : 'connecting'),
       connected: () => {
         everConnected = true;
         options.onState('connected');
       },
       closed: (event) => {
+        clearTimeout(pongTimer);
         if (isCloseEvent(event) && AUTH_CLOSE_CODES.has(event.code)) {
           options.onUnauthenticated();
           return;
@@ -168,6 +194,7 @@ export function createSocket(options: SocketOptions): Client {
       },
     },
   });
+  return client;
 }
 
 function isCloseEvent(value: unknown): value is { code: number } {

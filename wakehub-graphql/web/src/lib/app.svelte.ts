@@ -4,10 +4,10 @@
 // server does not also know.
 import type { Client } from 'graphql-ws';
 import { ApiError, createApi, createSocket, socketUrl, type Session, type SocketState } from './api';
-import { followEvents } from './events';
+import { followEvents, type Cursor } from './events';
 import { BASELINE, FEATURES_QUERY, readFeatures, type Features } from './features';
 import { readSession, writeSession } from './session';
-import { CASCADE_QUERY, ME_QUERY, PROPOSALS_QUERY, RUNNING_CASCADES_QUERY } from './queries';
+import { CASCADE_QUERY, LATEST_EVENT_QUERY, ME_QUERY, PROPOSALS_QUERY, RUNNING_CASCADES_QUERY } from './queries';
 import type { Cascade, Me, WakeEvent } from './types';
 
 export interface Toast {
@@ -47,6 +47,17 @@ class AppState {
     return () => this.#listeners.delete(listener);
   }
 
+  constructor() {
+    // The browser knows before the socket does when the network is gone.
+    addEventListener('offline', () => (this.connection = 'offline'));
+    // And when it is back: an attempt begun while offline may hang half-open, so it is
+    // dropped and the client connects again at once.
+    addEventListener('online', () => {
+      if (this.connection === 'offline') this.connection = 'reconnecting';
+      if (this.connection !== 'connected') this.#socket?.terminate();
+    });
+  }
+
   /** Opens the feed and loads what the header and tiles need. Called once signed in. */
   async start(): Promise<void> {
     const session = this.session;
@@ -58,20 +69,29 @@ class AppState {
       onState: (state) => (this.connection = state),
       onUnauthenticated: () => this.signOut(),
     });
+    let from: Cursor | undefined;
+    try {
+      this.features = readFeatures(await this.api.gql(FEATURES_QUERY));
+      if (this.features.me) this.me = (await this.api.gql<{ me: Me }>(ME_QUERY)).me;
+      // Resume after the latest event from the start, so that a disconnection before the
+      // first live event still replays what happened meanwhile.
+      if (this.features.newestFirst) {
+        const latest = (await this.api.gql<{ events: { nodes: { id: string }[] } }>(LATEST_EVENT_QUERY)).events.nodes[0];
+        from = { lastId: latest?.id ?? null };
+      }
+    } catch (error) {
+      // Without introspection the dashboard still works on the committed SDL.
+      if (!(error instanceof ApiError) || error.code === 'UNAUTHENTICATED') return;
+    }
+    if (!this.#socket) return;
     this.#stopFeed = followEvents(this.#socket, {
+      from,
       onEvent: (event) => this.#dispatch(event),
       onResync: () => {
         this.resyncs++;
         void this.#loadShared();
       },
     });
-    try {
-      this.features = readFeatures(await this.api.gql(FEATURES_QUERY));
-      if (this.features.me) this.me = (await this.api.gql<{ me: Me }>(ME_QUERY)).me;
-    } catch (error) {
-      // Without introspection the dashboard still works on the committed SDL.
-      if (!(error instanceof ApiError) || error.code === 'UNAUTHENTICATED') return;
-    }
     await this.#loadShared();
   }
 

@@ -85,6 +85,13 @@ describe('followEvents', () => {
     expect(seen).toEqual(['event:1', 'event:2', 'event:3']);
   });
 
+  it('resumes from a given cursor even before any live event', () => {
+    const fake = fakeClient();
+    followEvents(fake.client, { from: { lastId: 'event:40' }, onEvent: () => {}, onResync: () => {} });
+    fake.reconnect();
+    expect(fake.sent.map((s) => JSON.parse(s).variables)).toEqual([{ after: 'event:40' }, { after: 'event:40' }]);
+  });
+
   it('starts from now and asks for a reload when the journal pruned the cursor', () => {
     vi.useFakeTimers();
     const fake = fakeClient();

@@ -54,6 +54,11 @@ export function resumeVariables(cursor: Cursor): { after?: string } {
 export const EVENTS_SUBSCRIPTION = `subscription Events($after: ID) { events(after: $after) { ${EVENT_FIELDS} } }`;
 
 export interface FollowOptions {
+  /**
+   * Where to resume from: the latest event when the page loaded, so a disconnection before
+   * the first live event loses nothing either. Without it the feed starts live.
+   */
+  from?: Cursor;
   onEvent: (event: WakeEvent) => void;
   /**
    * The journal no longer holds the events after our cursor (retention pruned them), or the
@@ -68,7 +73,7 @@ export interface FollowOptions {
  * (a getter), so the new subscription resumes after the last event applied.
  */
 export function followEvents(client: Client, options: FollowOptions): () => void {
-  let cursor: Cursor = { lastId: null };
+  let cursor: Cursor = options.from ?? { lastId: null };
   let stopped = false;
   let unsubscribe = () => {};
 

@@ -11,11 +11,16 @@ export interface Features {
   eventFilters: boolean;
   /** `users`, `tokens` and their mutations. */
   accounts: boolean;
+  /** `events(newestFirst:, before:)`: the journal can be read newest first. */
+  newestFirst: boolean;
+  /** `pinNode(id, pinned)`: pinning without sending the whole configuration. */
+  pinNode: boolean;
 }
 
 export const FEATURES_QUERY = `query Features {
   query: __type(name: "Query") { fields { name args { name } } }
   node: __type(name: "Node") { fields { name } }
+  mutation: __type(name: "Mutation") { fields { name } }
 }`;
 
 interface IntrospectedType {
@@ -24,7 +29,11 @@ interface IntrospectedType {
 
 export const OPTIONAL_NODE_FIELDS = ['observedAt', 'stale', 'url', 'canPower', 'canEdit'] as const;
 
-export function readFeatures(data: { query: IntrospectedType | null; node: IntrospectedType | null }): Features {
+export function readFeatures(data: {
+  query: IntrospectedType | null;
+  node: IntrospectedType | null;
+  mutation?: IntrospectedType | null;
+}): Features {
   const queryFields = data.query?.fields ?? [];
   const has = (name: string) => queryFields.some((f) => f.name === name);
   const eventArgs = queryFields.find((f) => f.name === 'events')?.args?.map((a) => a.name) ?? [];
@@ -34,8 +43,10 @@ export function readFeatures(data: { query: IntrospectedType | null; node: Intro
     nodeFields: new Set(OPTIONAL_NODE_FIELDS.filter((f) => nodeFieldNames.has(f))),
     eventFilters: eventArgs.includes('kinds'),
     accounts: has('users') && has('tokens'),
+    newestFirst: eventArgs.includes('newestFirst') && eventArgs.includes('before'),
+    pinNode: (data.mutation?.fields ?? []).some((f) => f.name === 'pinNode'),
   };
 }
 
 /** What an older server offers: only the committed SDL. */
-export const BASELINE: Features = { me: false, nodeFields: new Set(), eventFilters: false, accounts: false };
+export const BASELINE: Features = { me: false, nodeFields: new Set(), eventFilters: false, accounts: false, newestFirst: false, pinNode: false };

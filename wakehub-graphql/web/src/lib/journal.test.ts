@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeEvent, matches, toRfc3339 } from './journal';
+import { describeEvent, matches, mergeEvents, toRfc3339 } from './journal';
 import type { WakeEvent } from './types';
 
 const event = (over: Partial<WakeEvent>): WakeEvent => ({
@@ -38,5 +38,13 @@ describe('matches', () => {
   it('sends local times as RFC 3339', () => {
     expect(toRfc3339('')).toBeUndefined();
     expect(toRfc3339('2026-03-01T10:00')).toBe(new Date('2026-03-01T10:00').toISOString());
+  });
+});
+
+describe('mergeEvents', () => {
+  const e = (n: number) => event({ id: `event:${n}` });
+  it('shows each event once, in the list order', () => {
+    expect(mergeEvents([e(9), e(8)], [e(10), e(9), e(7)], true).map((x) => x.id)).toEqual(['event:10', 'event:9', 'event:8', 'event:7']);
+    expect(mergeEvents([e(1), e(2)], [e(2), e(11)], false).map((x) => x.id)).toEqual(['event:1', 'event:2', 'event:11']);
   });
 });

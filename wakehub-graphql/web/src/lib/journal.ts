@@ -1,4 +1,5 @@
 // How journal events read in a list: one line each, naming the node.
+import { eventNumber } from './events';
 import type { WakeEvent } from './types';
 
 export const EVENT_KINDS = [
@@ -57,4 +58,15 @@ export function toRfc3339(local: string): string | undefined {
   if (!local) return undefined;
   const date = new Date(local);
   return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+}
+
+/**
+ * Adds events to the list shown, each once (a live event may also arrive in a page being
+ * loaded), keeping the list's order: newest first or oldest first.
+ */
+export function mergeEvents(shown: WakeEvent[], incoming: WakeEvent[], newestFirst: boolean): WakeEvent[] {
+  const byId = new Map(shown.map((e) => [e.id, e]));
+  for (const event of incoming) byId.set(event.id, event);
+  const sign = newestFirst ? -1 : 1;
+  return [...byId.values()].sort((a, b) => sign * (eventNumber(a.id) - eventNumber(b.id)));
 }

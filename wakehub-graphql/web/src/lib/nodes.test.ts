@@ -107,13 +107,14 @@ describe('readFeatures', () => {
     const f = readFeatures({
       query: { fields: [{ name: 'me', args: [] }, { name: 'users' }, { name: 'tokens' }, { name: 'events', args: [{ name: 'after' }, { name: 'kinds' }] }] },
       node: { fields: [{ name: 'id' }, { name: 'url' }, { name: 'canPower' }] },
+      mutation: { fields: [{ name: 'pinNode' }] },
     });
-    expect(f).toEqual({ me: true, nodeFields: new Set(['url', 'canPower']), eventFilters: true, accounts: true });
+    expect(f).toEqual({ me: true, nodeFields: new Set(['url', 'canPower']), eventFilters: true, accounts: true, newestFirst: false, pinNode: true });
   });
 
   it('offers nothing extra on the first SDL', () => {
     const f = readFeatures({ query: { fields: [{ name: 'events', args: [{ name: 'after' }] }] }, node: { fields: [{ name: 'id' }] } });
-    expect(f).toEqual({ me: false, nodeFields: new Set(), eventFilters: false, accounts: false });
+    expect(f).toEqual({ me: false, nodeFields: new Set(), eventFilters: false, accounts: false, newestFirst: false, pinNode: false });
   });
 });
 

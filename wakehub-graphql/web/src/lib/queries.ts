@@ -65,6 +65,7 @@ export const DISMISS_PROPOSAL = `mutation Dismiss($id: ID!) { dismissProposal(id
 
 export const createNodeMutation = (f: Features) => `mutation Create($input: NodeInput!) { createNode(input: $input) { ${nodeFields(f)} } }`;
 export const updateNodeMutation = (f: Features) => `mutation Update($id: ID!, $input: NodeInput!) { updateNode(id: $id, input: $input) { ${nodeFields(f)} } }`;
+export const pinNodeMutation = (f: Features) => `mutation Pin($id: ID!, $pinned: Boolean!) { pinNode(id: $id, pinned: $pinned) { ${nodeFields(f)} } }`;
 export const DELETE_NODE = `mutation Delete($id: ID!) { deleteNode(id: $id) }`;
 export const ADD_DEPENDENCY = `mutation Link($from: ID!, $to: ID!) { addDependency(from: $from, to: $to) { id } }`;
 export const REMOVE_DEPENDENCY = `mutation Unlink($from: ID!, $to: ID!) { removeDependency(from: $from, to: $to) { id } }`;
@@ -73,17 +74,27 @@ export const DISCOVER_MUTATION = `mutation Discover($host: ID!) {
   discover(host: $host) { added { key } updated { key } disappeared { name } }
 }`;
 
-/** The journal page; the filter arguments exist only on newer servers. */
-export const eventsQuery = (f: Features) =>
-  f.eventFilters
-    ? `query Journal($after: ID, $node: ID, $first: Int, $kinds: [String!], $since: String, $until: String) {
-        events(after: $after, node: $node, first: $first, kinds: $kinds, since: $since, until: $until) {
-          pageInfo { hasNextPage endCursor } nodes { ${EVENT_FIELDS} }
-        }
-      }`
-    : `query Journal($after: ID, $node: ID, $first: Int) {
-        events(after: $after, node: $node, first: $first) { pageInfo { hasNextPage endCursor } nodes { ${EVENT_FIELDS} } }
-      }`;
+/**
+ * A page of the journal. The filter arguments (kinds, time range) and newest-first paging
+ * exist only on newer servers, so they are declared only when the server has them.
+ */
+export function eventsQuery(f: Features, selection: string = EVENT_FIELDS): string {
+  const args: [string, string][] = [['after', 'ID'], ['node', 'ID'], ['first', 'Int']];
+  if (f.eventFilters) args.push(['kinds', '[String!]'], ['since', 'String'], ['until', 'String']);
+  if (f.newestFirst) args.push(['before', 'ID'], ['newestFirst', 'Boolean']);
+  const declared = args.map(([name, type]) => `$${name}: ${type}`).join(', ');
+  const passed = args.map(([name]) => `${name}: $${name}`).join(', ');
+  return `query Journal(${declared}) { events(${passed}) { pageInfo { hasNextPage endCursor } nodes { ${selection} } } }`;
+}
+
+/**
+ * What a node's status history needs of an event. Small on purpose: the server prices a page
+ * at `first` times its fields (complexity 5000 at most).
+ */
+export const STATUS_CHANGE_FIELDS = 'id at kind payload { __typename ... on StatusChange { name kind state } }';
+
+/** The latest event's id, where the server can read the journal newest first. */
+export const LATEST_EVENT_QUERY = `query Latest { events(newestFirst: true, first: 1) { nodes { id } } }`;
 
 export const ME_QUERY = `query Me { me { name role scope } }`;
 
@@ -100,15 +111,3 @@ export const CREATE_TOKEN = `mutation CreateToken($name: String!, $role: String!
 }`;
 export const REVOKE_TOKEN = `mutation Revoke($id: ID!) { revokeToken(id: $id) { id revokedAt } }`;
 
-/**
- * A node's status changes, with a small selection: the server prices a page at `first` times
- * its fields (complexity 5000 at most), and the full event selection would not fit 200.
- */
-export const statusHistoryQuery = (f: Features) =>
-  f.eventFilters
-    ? `query History($node: ID!, $first: Int) {
-        events(node: $node, first: $first, kinds: ["status-change"]) { nodes { id at kind payload { __typename ... on StatusChange { name kind state } } } }
-      }`
-    : `query History($node: ID!, $first: Int) {
-        events(node: $node, first: $first) { nodes { id at kind payload { __typename ... on StatusChange { name kind state } } } }
-      }`;
