@@ -74,7 +74,7 @@ else
 fi
 # The dashboard end to end: Chromium against the binary the tests just built.
 echo "== dashboard end to end (Chromium, playwright-core)"
-(cd wakehub-graphql/web && WAKEHUB_BIN="${CARGO_TARGET_DIR:-$PWD/../../target}/debug/wakehub" node --test --test-concurrency=1 e2e/dashboard.e2e.mjs)
+(cd wakehub-graphql/web && WAKEHUB_BIN="${CARGO_TARGET_DIR:-$PWD/../../target}/debug/wakehub" node --test --test-concurrency=1 e2e/*.e2e.mjs)
 echo "== benchmarks and examples, as smoke tests"
 cargo test -j 2 --workspace --benches --examples
 echo "== doc tests"
