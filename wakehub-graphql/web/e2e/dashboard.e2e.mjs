@@ -118,7 +118,58 @@ test('the connection drops and comes back without losing an event', async () => 
     await page.locator(`[data-event-id="${id}"]`).first().waitFor({ timeout: 10_000 });
     assert.equal(await page.locator(`[data-event-id="${id}"]`).count(), 1, `${id} is shown once`);
   }
-  await waitStatus(page, 'vm-homeassistant', 'ON').catch(() => {});
+  // And the views caught up: the tile says what happened while away.
+  await page.goto(`${lab.origin}/#/`);
+  await waitStatus(page, 'vm-homeassistant', 'ON');
+  await page.context().close();
+});
+
+test('a disconnection while the page signs in loses nothing either', async () => {
+  const page = await newPage();
+  // Hold the question "where does the journal stand" (asked once signed in, before any view
+  // shows) until the network is gone: the page must ask again once it is back.
+  let asked;
+  const arrived = new Promise((resolve) => (asked = resolve));
+  let release;
+  const held = new Promise((resolve) => (release = resolve));
+  await page.route('**/graphql', async (route) => {
+    if (route.request().postData()?.includes('query Latest')) {
+      asked();
+      await held;
+    }
+    await route.continue().catch(() => {});
+  });
+  await page.goto(`${lab.origin}/`);
+  await page.getByLabel(/name/i).first().fill(lab.admin.name);
+  await page.getByLabel(/password/i).fill(lab.admin.password);
+  await page.getByRole('button', { name: /log in/i }).click();
+  await arrived;
+  const { events } = await gql('{ events(newestFirst: true, first: 1) { edges { node { id } } } }');
+  const cutoff = events.edges[0].node.id;
+
+  lab.relay.cut();
+  release();
+  const { stopNode } = await gql('mutation { stopNode(id: "vm-homeassistant") { id } }');
+  for (;;) {
+    const { cascade } = await gql('query($id: ID!) { cascade(id: $id) { status } }', { id: stopNode.id });
+    if (!['PENDING', 'IN_PROGRESS'].includes(cascade.status)) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await page.unroute('**/graphql');
+  lab.relay.restore();
+
+  await page.getByTestId('user-name').waitFor({ timeout: 30_000 });
+  await page.goto(`${lab.origin}/#/journal`);
+  await page.locator('[data-connection="connected"]').waitFor({ timeout: 30_000 });
+  const missed = await gql('query($a: ID!) { events(after: $a, first: 500) { edges { node { id } } } }', { a: cutoff });
+  const ids = missed.events.edges.map((e) => e.node.id);
+  assert.ok(ids.length > 2, `events happened during the outage: ${ids}`);
+  for (const id of ids) {
+    await page.locator(`[data-event-id="${id}"]`).first().waitFor({ timeout: 10_000 });
+    assert.equal(await page.locator(`[data-event-id="${id}"]`).count(), 1, `${id} is shown once`);
+  }
+  await page.goto(`${lab.origin}/#/`);
+  await waitStatus(page, 'vm-homeassistant', 'OFF');
   await page.context().close();
 });
 
@@ -144,6 +195,35 @@ test('the pages pass an accessibility check (axe-core) with no serious violation
   await page.waitForTimeout(500);
   await page.screenshot({ path: resolve(shots, 'lab-desktop.png') });
   await page.context().close();
+});
+
+test('the lab graph fits the width, keeps every label in its card and every guest in its host', async () => {
+  for (const phone of [false, true]) {
+    const page = await newPage({ phone });
+    await logIn(page, lab.admin);
+    await page.goto(`${lab.origin}/#/lab`);
+    const graph = page.getByTestId('lab-graph');
+    await graph.locator('[data-node="machine2"]').waitFor();
+    const found = await page.evaluate(() => {
+      const box = (el) => el.getBoundingClientRect();
+      const within = (inner, outer) => inner.left >= outer.left - 0.5 && inner.right <= outer.right + 0.5 && inner.top >= outer.top - 0.5 && inner.bottom <= outer.bottom + 0.5;
+      const scroller = document.querySelector('[data-testid="lab-graph"]').parentElement;
+      const cards = [...document.querySelectorAll('[data-testid="lab-graph"] a[data-node]')];
+      return {
+        clipped: scroller.scrollWidth > scroller.clientWidth ? [`${scroller.scrollWidth} > ${scroller.clientWidth}`] : [],
+        outside: cards.filter((a) => !within(box(a.querySelector('rect')), box(scroller))).map((a) => a.dataset.node),
+        overflowing: cards.flatMap((a) => [...a.querySelectorAll('text')].filter((t) => !within(box(t), box(a.querySelector('rect')))).map((t) => `${a.dataset.node}: ${t.textContent}`)),
+        hosts: Object.fromEntries([...document.querySelectorAll('[data-testid="lab-graph"] [data-host]')].map((c) => [c.dataset.host, cards.filter((a) => within(box(a.querySelector('rect')), box(c))).map((a) => a.dataset.node).sort()])),
+      };
+    });
+    assert.deepEqual({ clipped: found.clipped, outside: found.outside, overflowing: found.overflowing }, { clipped: [], outside: [], overflowing: [] }, phone ? 'phone' : 'desktop');
+    // Each host's box holds its own card and everything that runs on it, at any depth.
+    const { nodes } = await gql('{ nodes { name parent { name } } }');
+    const under = (host) => [host, ...nodes.filter((n) => n.parent?.name === host).flatMap((n) => under(n.name))];
+    const hosts = [...new Set(nodes.filter((n) => n.parent).map((n) => n.parent.name))];
+    assert.deepEqual(found.hosts, Object.fromEntries(hosts.map((h) => [h, under(h).sort()])));
+    await page.context().close();
+  }
 });
 
 test('no request ever left for another host', () => {

@@ -1,7 +1,7 @@
 // What the dashboard offers the person signed in. The server decides (it refuses what a role
 // or scope does not allow); the dashboard only hides what would be refused, so nobody is
-// shown a button that cannot work. Newer servers say per node (`canPower`, `canEdit`, which
-// also account for the scope); with older ones the role decides.
+// shown a button that cannot work. Per node the server says (`canPower`, `canEdit`, which
+// account for the scope too); the role decides the sections.
 import type { Role } from './types';
 
 const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
@@ -20,14 +20,9 @@ export const canOperate = (role: Role) => atLeast(role, 'operator');
 /** Edit the lab: nodes, links, discovery, adoption, plugins, users, tokens. */
 export const canAdminister = (role: Role) => atLeast(role, 'admin');
 
-export function canPowerNode(role: Role, node: { canPower?: boolean; state?: string }): boolean {
+export function canPowerNode(node: { canPower: boolean; state: string }): boolean {
   // Discovered nodes are never started or stopped on request.
-  if (node.state === 'DISCOVERED') return false;
-  return node.canPower ?? canOperate(role);
-}
-
-export function canEditNode(role: Role, node: { canEdit?: boolean }): boolean {
-  return node.canEdit ?? canAdminister(role);
+  return node.state !== 'DISCOVERED' && node.canPower;
 }
 
 export interface NavItem {

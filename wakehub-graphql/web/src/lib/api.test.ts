@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { ApiError, createApi, retryDelay, socketUrl, toApiError } from './api';
+import { ApiError, createApi, retryDelay, socketUrl, toApiError, untilAnswered } from './api';
 
 const answer = (status: number, body: unknown) =>
   vi.fn(async () => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } }));
@@ -85,5 +85,38 @@ describe('retryDelay', () => {
   it('doubles from a second up to ten, with jitter', () => {
     expect([0, 1, 2, 3, 4, 10].map((n) => retryDelay(n, 0))).toEqual([1000, 2000, 4000, 8000, 10_000, 10_000]);
     expect(retryDelay(0, 0.999)).toBe(1999);
+  });
+});
+
+describe('untilAnswered', () => {
+  const waits: number[] = [];
+  const wait = async (ms: number) => void waits.push(ms);
+
+  it('tries again after a failure, waiting longer each time, until the server answers', async () => {
+    waits.length = 0;
+    let calls = 0;
+    const answer = await untilAnswered(
+      async () => {
+        if (++calls < 4) throw new ApiError('The server cannot be reached', 'OFFLINE');
+        return 'latest';
+      },
+      { stopped: () => false, wait },
+    );
+    expect(answer).toBe('latest');
+    expect(waits).toEqual([500, 1000, 2000]);
+  });
+
+  it('gives up when the session is refused or the caller stopped waiting', async () => {
+    const refused = await untilAnswered(async () => Promise.reject(new ApiError('no', 'UNAUTHENTICATED')), { stopped: () => false, wait });
+    expect(refused).toBeNull();
+    let stop = false;
+    const stopped = await untilAnswered(
+      async () => {
+        stop = true;
+        return 'too late';
+      },
+      { stopped: () => stop, wait },
+    );
+    expect(stopped).toBeNull();
   });
 });

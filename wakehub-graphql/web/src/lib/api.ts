@@ -200,3 +200,25 @@ export function createSocket(options: SocketOptions): Client {
 function isCloseEvent(value: unknown): value is { code: number } {
   return typeof value === 'object' && value !== null && 'code' in value && typeof (value as { code: unknown }).code === 'number';
 }
+
+/**
+ * Calls `attempt` until it succeeds: after a failure it waits (doubling from 500 ms, at most
+ * 5 s) and tries again, unless the server refused the session (UNAUTHENTICATED) or `stopped()`
+ * says the caller no longer wants the answer; null then.
+ */
+export async function untilAnswered<T>(
+  attempt: () => Promise<T>,
+  options: { stopped: () => boolean; wait?: (ms: number) => Promise<void> },
+): Promise<T | null> {
+  const wait = options.wait ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  for (let failures = 0; ; failures++) {
+    if (options.stopped()) return null;
+    try {
+      const answer = await attempt();
+      return options.stopped() ? null : answer;
+    } catch (error) {
+      if (error instanceof ApiError && error.code === 'UNAUTHENTICATED') return null;
+    }
+    await wait(Math.min(500 * 2 ** failures, 5000));
+  }
+}

@@ -1,11 +1,9 @@
-// The state every view shares: who is signed in, what the server offers, the live event
-// feed and its connection state, cascades in flight, pending proposals and announcements.
+// The state every view shares: who is signed in, the live event feed and its connection state, cascades in flight, pending proposals and announcements.
 // Views read it and subscribe to events to re-query what changed; nothing here is state the
 // server does not also know.
 import type { Client } from 'graphql-ws';
-import { ApiError, createApi, createSocket, socketUrl, type Session, type SocketState } from './api';
+import { createApi, createSocket, socketUrl, untilAnswered, type Session, type SocketState } from './api';
 import { followEvents, type Cursor } from './events';
-import { BASELINE, FEATURES_QUERY, readFeatures, type Features } from './features';
 import { readSession, writeSession } from './session';
 import { CASCADE_QUERY, LATEST_EVENT_QUERY, ME_QUERY, PROPOSALS_QUERY, RUNNING_CASCADES_QUERY } from './queries';
 import type { Cascade, Me, WakeEvent } from './types';
@@ -21,7 +19,6 @@ type Listener = (event: WakeEvent) => void;
 class AppState {
   session = $state<Session | null>(readSession(localStorage, Date.now()));
   me = $state<Me | null>(null);
-  features = $state<Features>(BASELINE);
   connection = $state<SocketState>('connecting');
   /** Cascades seen running (or that ended since the page loaded), by id. */
   cascades = $state<Record<string, Cascade>>({});
@@ -58,33 +55,37 @@ class AppState {
     });
   }
 
-  /** Opens the feed and loads what the header and tiles need. Called once signed in. */
+  /**
+   * Opens the feed and loads what the header and tiles need. Called once signed in.
+   *
+   * The views appear (`me` set) only once the feed knows where the journal stands: every
+   * event after what a view then loads reaches it, even across a disconnection before the
+   * first live event. Without that cursor a feed could only start "from now" and would lose
+   * what happened while the socket was away, so it is asked for until the server answers.
+   */
   async start(): Promise<void> {
     const session = this.session;
     if (!session || this.#socket) return;
-    this.me = { name: session.name, role: session.role, scope: '*' };
-    this.#socket = createSocket({
+    const socket = createSocket({
       url: socketUrl(location),
       token: session.token,
       onState: (state) => (this.connection = state),
       onUnauthenticated: () => this.signOut(),
     });
-    let from: Cursor | undefined;
-    try {
-      this.features = readFeatures(await this.api.gql(FEATURES_QUERY));
-      if (this.features.me) this.me = (await this.api.gql<{ me: Me }>(ME_QUERY)).me;
-      // Resume after the latest event from the start, so that a disconnection before the
-      // first live event still replays what happened meanwhile.
-      if (this.features.newestFirst) {
-        const latest = (await this.api.gql<{ events: { nodes: { id: string }[] } }>(LATEST_EVENT_QUERY)).events.nodes[0];
-        from = { lastId: latest?.id ?? null };
-      }
-    } catch (error) {
-      // Without introspection the dashboard still works on the committed SDL.
-      if (!(error instanceof ApiError) || error.code === 'UNAUTHENTICATED') return;
-    }
-    if (!this.#socket) return;
-    this.#stopFeed = followEvents(this.#socket, {
+    this.#socket = socket;
+    const answer = await untilAnswered(
+      () =>
+        Promise.all([
+          this.api.gql<{ me: Me }>(ME_QUERY),
+          this.api.gql<{ events: { nodes: { id: string }[] } }>(LATEST_EVENT_QUERY),
+        ]),
+      { stopped: () => this.#socket !== socket },
+    );
+    // Signed out meanwhile (or refused: onUnauthenticated signed out).
+    if (!answer || this.#socket !== socket) return;
+    const [{ me }, { events }] = answer;
+    const from: Cursor = { lastId: events.nodes[0]?.id ?? null };
+    this.#stopFeed = followEvents(socket, {
       from,
       onEvent: (event) => this.#dispatch(event),
       onResync: () => {
@@ -92,6 +93,7 @@ class AppState {
         void this.#loadShared();
       },
     });
+    this.me = me;
     await this.#loadShared();
   }
 

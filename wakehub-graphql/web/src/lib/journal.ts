@@ -43,7 +43,7 @@ export interface JournalFilter {
   until: string;
 }
 
-/** Whether an event passes the filter; used where the server cannot filter (older servers). */
+/** Whether a live event passes the filter the journal shows (the server filters the pages). */
 export function matches(event: WakeEvent, filter: JournalFilter, nodeId: string | null): boolean {
   if (filter.node && event.node !== nodeId) return false;
   if (filter.kinds.length && !filter.kinds.includes(event.kind)) return false;

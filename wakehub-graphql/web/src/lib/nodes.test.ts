@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { cascadeFor, displayStatus, formField, groupByTag, nodeToInput, parseList, toConfigure } from './nodes';
 import { parseRoute, cascadeHref } from './router';
-import { readFeatures } from './features';
 import type { LabNode } from './types';
 
 const jellyfin: LabNode = {
@@ -22,6 +21,11 @@ const jellyfin: LabNode = {
   parent: { id: 'node:7', name: 'machine2' },
   children: [],
   dependsOn: [{ id: 'node:11', name: 'nas' }],
+  observedAt: '2026-01-01T00:00:00Z',
+  stale: false,
+  url: 'http://jellyfin.lab.home:8096',
+  canPower: true,
+  canEdit: true,
 };
 
 describe('groupByTag', () => {
@@ -51,7 +55,7 @@ describe('displayStatus', () => {
 
 describe('nodeToInput', () => {
   it('rebuilds the whole configuration so an update changes only what is asked', () => {
-    expect({ ...nodeToInput(jellyfin, { withUrl: false }), pinned: false }).toEqual({
+    expect({ ...nodeToInput(jellyfin), pinned: false }).toEqual({
       name: 'lxc-jellyfin',
       kind: 'lxc',
       parent: 'machine2',
@@ -65,16 +69,16 @@ describe('nodeToInput', () => {
       offers: [],
       tags: ['media'],
       connector: { type: 'sim', initially: 'off', start_delay_ms: 800 },
+      url: 'http://jellyfin.lab.home:8096',
     });
   });
 
-  it('sends the url only to servers that have it', () => {
-    expect(nodeToInput({ ...jellyfin, url: 'http://jf' }, { withUrl: true }).url).toBe('http://jf');
-    expect('url' in nodeToInput(jellyfin, { withUrl: false })).toBe(false);
+  it('sends no url when the node has none (the server then clears it)', () => {
+    expect(nodeToInput({ ...jellyfin, url: null }).url).toBeNull();
   });
 
   it('writes a tcp probe as tcp', () => {
-    expect(nodeToInput({ ...jellyfin, readiness: { kind: 'tcp', target: 'nas:22', status: null } }, { withUrl: false }).readiness).toEqual({ tcp: 'nas:22' });
+    expect(nodeToInput({ ...jellyfin, readiness: { kind: 'tcp', target: 'nas:22', status: null } }).readiness).toEqual({ tcp: 'nas:22' });
   });
 });
 
@@ -99,22 +103,6 @@ describe('parseRoute', () => {
     expect(parseRoute('#/login')).toEqual({ name: 'login' });
     expect(parseRoute('#/node/')).toEqual({ name: 'not-found', path: '/node/' });
     expect(parseRoute('#/nope')).toEqual({ name: 'not-found', path: '/nope' });
-  });
-});
-
-describe('readFeatures', () => {
-  it('finds what a newer server adds', () => {
-    const f = readFeatures({
-      query: { fields: [{ name: 'me', args: [] }, { name: 'users' }, { name: 'tokens' }, { name: 'events', args: [{ name: 'after' }, { name: 'kinds' }] }] },
-      node: { fields: [{ name: 'id' }, { name: 'url' }, { name: 'canPower' }] },
-      mutation: { fields: [{ name: 'pinNode' }] },
-    });
-    expect(f).toEqual({ me: true, nodeFields: new Set(['url', 'canPower']), eventFilters: true, accounts: true, newestFirst: false, pinNode: true });
-  });
-
-  it('offers nothing extra on the first SDL', () => {
-    const f = readFeatures({ query: { fields: [{ name: 'events', args: [{ name: 'after' }] }] }, node: { fields: [{ name: 'id' }] } });
-    expect(f).toEqual({ me: false, nodeFields: new Set(), eventFilters: false, accounts: false, newestFirst: false, pinNode: false });
   });
 });
 

@@ -59,15 +59,15 @@ export interface NodeInput {
   offers: string[];
   tags: string[];
   connector: Record<string, unknown>;
-  url?: string | null;
+  url: string | null;
 }
 
 /**
- * The input that leaves a node as it is (`updateNode` replaces the whole configuration, so a
- * change such as pinning sends everything else unchanged). Parent and dependencies by name.
+ * The input that leaves a node as it is (`updateNode` replaces the whole configuration, so
+ * the edit form starts from everything the node has). Parent and dependencies by name.
  */
-export function nodeToInput(node: LabNode, options: { withUrl: boolean }): NodeInput {
-  const input: NodeInput = {
+export function nodeToInput(node: LabNode): NodeInput {
+  return {
     name: node.name,
     kind: node.kind,
     parent: node.parent?.name ?? null,
@@ -81,9 +81,8 @@ export function nodeToInput(node: LabNode, options: { withUrl: boolean }): NodeI
     offers: node.offers,
     tags: node.tags,
     connector: { ...(node.connector?.settings ?? {}), type: node.connector?.type ?? '' },
+    url: node.url,
   };
-  if (options.withUrl) input.url = node.url ?? null;
-  return input;
 }
 
 function readinessInput(readiness: LabNode['readiness']): NodeInput['readiness'] {
@@ -128,5 +127,5 @@ export function formField(serverField: string): FormField | null {
 /** A new node's form before anything is typed. */
 export const EMPTY_INPUT: NodeInput = {
   name: '', kind: 'container', parent: null, dependsOn: [], pinned: false, confirmAutoShutdown: false, stopWhenEmpty: false,
-  startTimeout: '5m', stopTimeout: '2m', readiness: null, offers: [], tags: [], connector: { type: 'sim' },
+  startTimeout: '5m', stopTimeout: '2m', readiness: null, offers: [], tags: [], connector: { type: 'sim' }, url: null,
 };

@@ -1,6 +1,6 @@
-// The GraphQL documents the dashboard sends. Node selections depend on the server's
-// features (features.ts), so they are built by functions.
-import type { Features } from './features';
+// The GraphQL documents the dashboard sends, every one checked against the committed SDL
+// (../schema.graphql) by queries.test.ts: the binary that serves the dashboard is the one
+// whose API it was built with.
 
 export const EVENT_FIELDS = `id at kind cascade node payload {
   __typename
@@ -18,18 +18,16 @@ export const EVENT_FIELDS = `id at kind cascade node payload {
 }`;
 
 /** Every field of a node the dashboard, lab and forms use. */
-export function nodeFields(features: Features): string {
-  return `id name kind state status pinned confirmAutoShutdown stopWhenEmpty startTimeout stopTimeout
-    readiness { kind target status } offers connector { type settings } tags
-    parent { id name } children { id name state } dependsOn { id name }
-    ${[...features.nodeFields].join(' ')}`;
-}
+export const NODE_FIELDS = `id name kind state status observedAt stale url canPower canEdit pinned
+  confirmAutoShutdown stopWhenEmpty startTimeout stopTimeout
+  readiness { kind target status } offers connector { type settings } tags
+  parent { id name } children { id name state } dependsOn { id name }`;
 
-export const nodesQuery = (f: Features) => `query Nodes($pinned: Boolean) { nodes(pinned: $pinned) { ${nodeFields(f)} } }`;
+export const NODES_QUERY = `query Nodes($pinned: Boolean) { nodes(pinned: $pinned) { ${NODE_FIELDS} } }`;
 
-export const nodeQuery = (f: Features) => `query Node($id: ID!) {
+export const NODE_QUERY = `query Node($id: ID!) {
   node(id: $id) {
-    ${nodeFields(f)}
+    ${NODE_FIELDS}
     dependents { id name } heldBy { id name }
     discovery { source key details status firstSeen lastSeen goneAt }
   }
@@ -63,37 +61,36 @@ export const PROPOSALS_QUERY = `query Proposals { proposals { id node nodeName c
 export const CONFIRM_PROPOSAL = `mutation Confirm($id: ID!) { confirmProposal(id: $id) { id } }`;
 export const DISMISS_PROPOSAL = `mutation Dismiss($id: ID!) { dismissProposal(id: $id) { id } }`;
 
-export const createNodeMutation = (f: Features) => `mutation Create($input: NodeInput!) { createNode(input: $input) { ${nodeFields(f)} } }`;
-export const updateNodeMutation = (f: Features) => `mutation Update($id: ID!, $input: NodeInput!) { updateNode(id: $id, input: $input) { ${nodeFields(f)} } }`;
-export const pinNodeMutation = (f: Features) => `mutation Pin($id: ID!, $pinned: Boolean!) { pinNode(id: $id, pinned: $pinned) { ${nodeFields(f)} } }`;
+export const CREATE_NODE = `mutation Create($input: NodeInput!) { createNode(input: $input) { ${NODE_FIELDS} } }`;
+export const UPDATE_NODE = `mutation Update($id: ID!, $input: NodeInput!) { updateNode(id: $id, input: $input) { ${NODE_FIELDS} } }`;
+export const PIN_NODE = `mutation Pin($id: ID!, $pinned: Boolean!) { pinNode(id: $id, pinned: $pinned) { id pinned } }`;
 export const DELETE_NODE = `mutation Delete($id: ID!) { deleteNode(id: $id) }`;
 export const ADD_DEPENDENCY = `mutation Link($from: ID!, $to: ID!) { addDependency(from: $from, to: $to) { id } }`;
 export const REMOVE_DEPENDENCY = `mutation Unlink($from: ID!, $to: ID!) { removeDependency(from: $from, to: $to) { id } }`;
-export const adoptMutation = (f: Features) => `mutation Adopt($id: ID!, $input: NodeInput) { adoptNode(id: $id, input: $input) { ${nodeFields(f)} } }`;
+export const ADOPT_NODE = `mutation Adopt($id: ID!, $input: NodeInput) { adoptNode(id: $id, input: $input) { ${NODE_FIELDS} } }`;
 export const DISCOVER_MUTATION = `mutation Discover($host: ID!) {
   discover(host: $host) { added { key } updated { key } disappeared { name } }
 }`;
 
 /**
- * A page of the journal. The filter arguments (kinds, time range) and newest-first paging
- * exist only on newer servers, so they are declared only when the server has them.
+ * A page of the journal, newest first (page back with `before`), filtered by node, kinds and
+ * time range.
  */
-export function eventsQuery(f: Features, selection: string = EVENT_FIELDS): string {
-  const args: [string, string][] = [['after', 'ID'], ['node', 'ID'], ['first', 'Int']];
-  if (f.eventFilters) args.push(['kinds', '[String!]'], ['since', 'String'], ['until', 'String']);
-  if (f.newestFirst) args.push(['before', 'ID'], ['newestFirst', 'Boolean']);
-  const declared = args.map(([name, type]) => `$${name}: ${type}`).join(', ');
-  const passed = args.map(([name]) => `${name}: $${name}`).join(', ');
-  return `query Journal(${declared}) { events(${passed}) { pageInfo { hasNextPage endCursor } nodes { ${selection} } } }`;
-}
+const journalQuery = (selection: string) => `query Journal($node: ID, $first: Int, $before: ID, $kinds: [String!], $since: String, $until: String) {
+  events(node: $node, first: $first, before: $before, kinds: $kinds, since: $since, until: $until, newestFirst: true) {
+    pageInfo { hasNextPage endCursor } nodes { ${selection} }
+  }
+}`;
+
+export const JOURNAL_QUERY = journalQuery(EVENT_FIELDS);
 
 /**
  * What a node's status history needs of an event. Small on purpose: the server prices a page
  * at `first` times its fields (complexity 5000 at most).
  */
-export const STATUS_CHANGE_FIELDS = 'id at kind payload { __typename ... on StatusChange { name kind state } }';
+export const STATUS_HISTORY_QUERY = journalQuery('id at kind payload { __typename ... on StatusChange { name kind state } }');
 
-/** The latest event's id, where the server can read the journal newest first. */
+/** The latest event's id. */
 export const LATEST_EVENT_QUERY = `query Latest { events(newestFirst: true, first: 1) { nodes { id } } }`;
 
 export const ME_QUERY = `query Me { me { name role scope } }`;

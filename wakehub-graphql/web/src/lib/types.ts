@@ -1,6 +1,5 @@
 // The shapes the dashboard reads from the API, written from wakehub-graphql/schema.graphql.
-// Only the fields the dashboard selects; optional ones are those the server may not have yet
-// (see features.ts).
+// Only the fields the dashboard selects.
 
 export type Role = 'viewer' | 'operator' | 'admin';
 export type PowerState = 'ON' | 'OFF' | 'STARTING' | 'STOPPING' | 'UNKNOWN' | 'ERROR';
@@ -56,12 +55,11 @@ export interface LabNode {
   parent: NodeRef | null;
   children: (NodeRef & { state: NodeState })[];
   dependsOn: NodeRef[];
-  /** Absent from servers that predate them. */
-  observedAt?: string | null;
-  stale?: boolean;
-  url?: string | null;
-  canPower?: boolean;
-  canEdit?: boolean;
+  observedAt: string | null;
+  stale: boolean;
+  url: string | null;
+  canPower: boolean;
+  canEdit: boolean;
 }
 
 export interface NodeDetail extends LabNode {
