@@ -560,13 +560,7 @@ fn build(entries: Vec<Entry>, named: &BTreeSet<String>, errors: &mut Errors) -> 
             match topology.add_node(entry.spec, parent) {
                 Ok(_) => inserted.push((entry.label, entry.depends_on)),
                 Err(e) => {
-                    let field = match e {
-                        ModelError::InvalidParent { .. } => "parent",
-                        ModelError::CannotOffer { .. } => "offers",
-                        ModelError::InvalidTag { .. } => "tags",
-                        _ => "name",
-                    };
-                    errors.model(&entry.label, field, &e);
+                    errors.model(&entry.label, e.field().unwrap_or("name"), &e);
                     failed.insert(name);
                 }
             }

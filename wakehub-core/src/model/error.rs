@@ -117,6 +117,36 @@ impl ModelError {
             | ModelError::SelfDependency { .. } => ErrorCode::Validation,
         }
     }
+
+    /// The node it is about, when one is named.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            ModelError::InvalidName { name: node, .. }
+            | ModelError::InvalidTag { node, .. }
+            | ModelError::DuplicateName { name: node }
+            | ModelError::InvalidParent { node, .. }
+            | ModelError::CannotOffer { node, .. }
+            | ModelError::HostsNodes { node, .. }
+            | ModelError::SelfDependency { node }
+            | ModelError::DuplicateDependency { from: node, .. } => Some(node),
+            _ => None,
+        }
+    }
+
+    /// The field of a node's configuration it is about (as the topology file names it:
+    /// `name`, `parent`, `depends_on`, `offers`, `tags`), so a form can show it there.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            ModelError::InvalidName { .. } | ModelError::DuplicateName { .. } => Some("name"),
+            ModelError::InvalidParent { .. } => Some("parent"),
+            ModelError::CannotOffer { .. } => Some("offers"),
+            ModelError::InvalidTag { .. } => Some("tags"),
+            ModelError::SelfDependency { .. } | ModelError::DuplicateDependency { .. } | ModelError::Cycle { .. } => {
+                Some("depends_on")
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A request refused by a rule, with its code — `CONFLICT` (it clashes with what exists or

@@ -26,7 +26,7 @@ pub use journal::{
 pub use migrations::SCHEMA_VERSION;
 pub use nodes::ImportSummary;
 pub use tokens::TokenRecord;
-pub use users::UserRecord;
+pub use users::{MIN_PASSWORD_CHARS, UserRecord};
 
 use crate::model::{CredentialId, ErrorCode, ModelError, NodeId, Refusal, SecretRef};
 use crate::secrets::{MasterKey, Sealed, SecretError, SecretString};

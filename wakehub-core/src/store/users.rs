@@ -63,12 +63,15 @@ fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| hash_password("wakehub: no such user").unwrap_or_default())
 }
 
+/// The shortest password a user may have, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+
 impl Store {
-    /// Creates a user; the password must be at least 10 characters.
+    /// Creates a user; the password must be at least [`MIN_PASSWORD_CHARS`] characters.
     pub fn create_user(&self, name: &str, password: &str, role: Role, scope: &Scope) -> Result<UserRecord, StoreError> {
         validate_name(name).map_err(|e| StoreError::from(Refusal::invalid(format!("user name: {e}"))))?;
-        if password.chars().count() < 10 {
-            return Err(Refusal::invalid("a password has at least 10 characters").into());
+        if password.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(Refusal::invalid(format!("a password has at least {MIN_PASSWORD_CHARS} characters")).into());
         }
         let hash = hash_password(password)?;
         self.transaction(|tx| {

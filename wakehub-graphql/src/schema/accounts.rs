@@ -7,11 +7,11 @@
 
 use async_graphql::{Context, ID, Object, SimpleObject};
 use wakehub_core::engine::Engine;
-use wakehub_core::model::{ErrorCode, Role, Scope};
-use wakehub_core::store::{TokenRecord, UserRecord};
+use wakehub_core::model::{ErrorCode, Role, Scope, validate_name};
+use wakehub_core::store::{MIN_PASSWORD_CHARS, TokenRecord, UserRecord};
 
 use super::access::caller;
-use super::error::{ApiResultExt, api_error};
+use super::error::{ApiResultExt, api_error, field_error};
 use super::shared::time;
 
 /// The caller: a logged-in user, or an API token.
@@ -100,8 +100,9 @@ fn require_account_admin(ctx: &Context<'_>) -> async_graphql::Result<()> {
 }
 
 fn role_and_scope(role: &str, scope: &str) -> async_graphql::Result<(Role, Scope)> {
-    let role = role.parse::<Role>().map_err(|e| api_error(ErrorCode::Validation, format!("role: {e}")))?;
-    let scope = scope.parse::<Scope>().map_err(|e| api_error(ErrorCode::Validation, format!("scope: {e}")))?;
+    let invalid = |field: &str, e: String| field_error(ErrorCode::Validation, None, field, e);
+    let role = role.parse::<Role>().map_err(|e| invalid("role", e))?;
+    let scope = scope.parse::<Scope>().map_err(|e| invalid("scope", e))?;
     Ok((role, scope))
 }
 
@@ -150,6 +151,12 @@ impl AccountsMutation {
         #[graphql(default = "*")] scope: String,
     ) -> async_graphql::Result<User> {
         require_account_admin(ctx)?;
+        validate_name(&name)
+            .map_err(|e| field_error(ErrorCode::Validation, None, "name", format!("user name: {e}")))?;
+        if password.chars().count() < MIN_PASSWORD_CHARS {
+            let message = format!("a password has at least {MIN_PASSWORD_CHARS} characters");
+            return Err(field_error(ErrorCode::Validation, None, "password", message));
+        }
         let (role, scope) = role_and_scope(&role, &scope)?;
         let engine = ctx.data::<Engine>()?;
         let user = engine.store().run(move |s| s.create_user(&name, &password, role, &scope)).await.api()?;
@@ -186,7 +193,7 @@ impl AccountsMutation {
             None => None,
             Some(d) => {
                 let d = humantime::parse_duration(&d).map_err(|e| {
-                    api_error(ErrorCode::Validation, format!("expiresIn: `{d}` is not a duration ({e})"))
+                    field_error(ErrorCode::Validation, None, "expiresIn", format!("`{d}` is not a duration ({e})"))
                 })?;
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
                 Some(i64::try_from((now + d).as_millis()).unwrap_or(i64::MAX))

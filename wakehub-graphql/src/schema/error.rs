@@ -39,8 +39,31 @@ pub trait IntoApi {
 
 impl IntoApi for ModelError {
     fn into_api(self) -> async_graphql::Error {
-        api_error(self.code(), self.to_string())
+        match self.field() {
+            Some(field) => field_error(self.code(), self.node(), field, self.to_string()),
+            None => api_error(self.code(), self.to_string()),
+        }
     }
+}
+
+/// An error about one field of the input (`extensions.fields` holds it, as for a topology
+/// file's problems), so a form can show it beside that field.
+pub fn field_error(
+    code: ErrorCode,
+    node: Option<&str>,
+    field: &str,
+    message: impl Into<String>,
+) -> async_graphql::Error {
+    let message = message.into();
+    let mut m = async_graphql::indexmap::IndexMap::new();
+    m.insert(async_graphql::Name::new("node"), node.map_or(async_graphql::Value::Null, Into::into));
+    m.insert(async_graphql::Name::new("field"), field.into());
+    m.insert(async_graphql::Name::new("message"), message.clone().into());
+    let fields = async_graphql::Value::List(vec![async_graphql::Value::Object(m)]);
+    async_graphql::Error::new(message).extend_with(move |_, ext| {
+        ext.set("code", code.as_str());
+        ext.set("fields", fields.clone());
+    })
 }
 
 impl IntoApi for ParseError {

@@ -54,6 +54,7 @@ async fn admins_manage_users_and_tokens_and_everyone_knows_who_they_are() {
         .gql_err("mutation { createUser(name: \"dave\", password: \"short\", role: \"viewer\") { name } }", json!({}))
         .await;
     assert_eq!(e["extensions"]["code"], "VALIDATION", "{e}");
+    assert_eq!(e["extensions"]["fields"][0]["field"], "password", "{e}");
     let e = s
         .gql_err(
             "mutation { createUser(name: \"dave\", password: \"long enough!\", role: \"root\") { name } }",
@@ -65,6 +66,7 @@ async fn admins_manage_users_and_tokens_and_everyone_knows_who_they_are() {
         .gql_err("mutation { createToken(name: \"ci\", role: \"viewer\", expiresIn: \"soon\") { secret } }", json!({}))
         .await;
     assert_eq!(e["extensions"]["code"], "VALIDATION", "{e}");
+    assert_eq!(e["extensions"]["fields"][0]["field"], "expiresIn", "{e}");
     let d = s.gql("{ users { name } }", json!({})).await;
     assert_eq!(d["users"], json!([{"name": "carol"}]));
 
@@ -131,6 +133,15 @@ async fn nodes_say_when_they_were_seen_and_where_to_open_them() {
         .await;
     assert_eq!(e["extensions"]["code"], "VALIDATION", "{e}");
     assert_eq!(e["extensions"]["fields"][0]["field"], "url", "{e}");
+    // A hosting rule names its field too: a container needs a host that offers docker.
+    let e = s
+        .gql_err(
+            "mutation { createNode(input: {name: \"c\", kind: \"container\", connector: {type: \"sim\"}}) { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(e["extensions"]["code"], "VALIDATION", "{e}");
+    assert_eq!(e["extensions"]["fields"][0], json!({"node": "c", "field": "parent", "message": e["message"]}), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
