@@ -34,7 +34,7 @@ fn check_prints_the_homelab_tree() {
         ├── lxc-cloudflared  (lxc, via sim)
         ├── lxc-jellyfin  (lxc, via sim) [pinned]  → needs nas  ← used by sandbox
         └── vm-homeassistant  (vm, via sim) [pinned]
-        nas  (physical, via sim)  ← used by lxc-jellyfin
+        nas  (physical, via sim) [pinned]  ← used by lxc-jellyfin
     "#]]
     .assert_eq(&text(&out.stdout));
 }

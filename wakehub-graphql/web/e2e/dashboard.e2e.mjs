@@ -18,9 +18,9 @@ test('an admin logs in and sees their name, role and the pinned tiles grouped by
   for (const group of ['media', 'docs', 'home', 'infra']) {
     await page.getByRole('heading', { name: group }).first().waitFor();
   }
-  // Never "on" before a first observation: every tile shows an observed state.
-  await page.locator('[data-node="lxc-jellyfin"] [data-status]').first().waitFor();
-  await page.screenshot({ path: resolve(shots, 'dashboard-desktop.png'), fullPage: true });
+  // Every tile shows the state the server observed: a fresh demo lab is all off.
+  const badge = page.locator('[data-node="lxc-jellyfin"] [data-status]').first();
+  assert.equal(await badge.getAttribute('data-shown'), 'off');
   await page.context().close();
 });
 
@@ -32,9 +32,11 @@ test('starting lxc-jellyfin shows the plan, then the progress until it is on', a
   // The plan first: what will start, before anything does.
   await dialog.getByText('machine2').first().waitFor();
   await dialog.getByText('nas').first().waitFor();
+  await page.screenshot({ path: resolve(shots, 'plan-desktop.png') });
   await dialog.getByRole('button', { name: /^(confirm|start)/i }).click();
   // While it runs, the tile says where it is (step k of n) …
   await page.locator('[data-node="lxc-jellyfin"]').getByText(/\d+\s*\/\s*\d+|step/i).first().waitFor({ timeout: 15_000 });
+  await page.screenshot({ path: resolve(shots, 'dashboard-desktop.png') });
   // … and it ends on.
   await waitStatus(page, 'lxc-jellyfin', 'ON');
   await page.context().close();
@@ -81,7 +83,7 @@ test('a viewer is offered no power button', async () => {
   await logIn(page, lab.viewer);
   await page.locator('[data-node="lxc-jellyfin"]').first().waitFor();
   assert.equal(await page.getByRole('button', { name: /^(Start|Stop) / }).count(), 0);
-  await page.screenshot({ path: resolve(shots, 'dashboard-phone.png'), fullPage: true });
+  await page.screenshot({ path: resolve(shots, 'dashboard-phone.png') });
   await page.goto(`${lab.origin}/#/node/lxc-jellyfin`);
   await page.getByRole('heading', { name: 'lxc-jellyfin' }).first().waitFor();
   assert.equal(await page.getByRole('button', { name: /^(Start|Stop|Pin|Unpin|Delete) / }).count(), 0);
