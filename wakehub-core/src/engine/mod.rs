@@ -75,6 +75,21 @@ impl Default for EngineConfig {
     }
 }
 
+/// The code and message for a node whose connector type is not registered: a plugin the
+/// server did not load (`PLUGIN_NOT_LOADED`, naming `--plugins`), or an unknown type.
+fn missing_connector(node: &str, type_name: &str) -> (ErrorCode, String) {
+    match type_name.strip_prefix("plugin:") {
+        Some(plugin) => (
+            ErrorCode::PluginNotLoaded,
+            format!(
+                "`{node}` uses the connector plugin `{plugin}`, which is not loaded: start WakeHub with \
+                 `--plugins DIR`, DIR holding `{plugin}`'s .wasm file"
+            ),
+        ),
+        None => (ErrorCode::InvalidConfig, format!("`{node}`: no connector of type `{type_name}` is registered")),
+    }
+}
+
 /// Why the engine refused a request.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -196,8 +211,10 @@ impl Engine {
     /// An engine over `store` with `connectors`. Cascades a previous process left unfinished
     /// are marked `interrupted` first (each with a `cascade-error` event).
     ///
-    /// Refused (`VALIDATION`) when a node in the store names a connector type that
-    /// `connectors` does not have: register it (or load its plugin) first.
+    /// Refused (`VALIDATION`) when a node in the store names a built-in connector type that
+    /// `connectors` does not have (a build without that connector). A node whose plugin is
+    /// not loaded is accepted: it is observed `UNKNOWN`, and powering it (or anything that
+    /// needs it) fails with `PLUGIN_NOT_LOADED`; [`Engine::unserved_nodes`] lists them.
     pub fn new(store: Store, connectors: Registry, config: EngineConfig) -> Result<Engine, EngineError> {
         let (bus, _) = broadcast::channel(4096);
         let engine = Engine {
@@ -214,8 +231,11 @@ impl Engine {
                 decisions: tokio::sync::Mutex::new(()),
             }),
         };
+        // A plugin left out of this run is not fatal: its nodes answer `PLUGIN_NOT_LOADED`
+        // (see `unserved_nodes`); a connector this build lacks is.
         let topology = engine.inner.store.topology_shared()?;
-        engine.check_connectors(&topology, topology.nodes().map(|n| n.id))?;
+        let built_in = topology.nodes().filter(|n| !n.spec.connector.type_name.starts_with("plugin:"));
+        engine.check_connectors(&topology, built_in.map(|n| n.id))?;
         let interrupted = engine.record_blocking(|tx| tx.interrupt_unfinished())?;
         if interrupted > 0 {
             tracing::warn!(interrupted, "cascades left unfinished by the previous run are marked interrupted");
@@ -563,21 +583,28 @@ impl Engine {
         Ok(self.inner.store.run(move |s| s.import(&desired, origin)).await?)
     }
 
-    /// Refuses nodes whose connector type is not registered.
+    /// Refuses nodes whose connector type is not registered: `PLUGIN_NOT_LOADED` when the
+    /// first of them is a plugin, naming `--plugins`.
     fn check_connectors(&self, topology: &Topology, nodes: impl Iterator<Item = NodeId>) -> Result<(), EngineError> {
-        let missing: Vec<String> = nodes
+        let missing = nodes
             .filter_map(|id| topology.node(id))
+            .find(|n| self.inner.connectors.get(&n.spec.connector.type_name).is_none());
+        let Some(node) = missing else { return Ok(()) };
+        let (code, message) = missing_connector(&node.spec.name, &node.spec.connector.type_name);
+        // A request naming a type no build has is not valid; a plugin left out can be loaded.
+        let code = if code == ErrorCode::PluginNotLoaded { code } else { ErrorCode::Validation };
+        let known = self.inner.connectors.type_names().join(", ");
+        Err(EngineError::from(Refusal::new(code, format!("{message} (registered: {known})"))))
+    }
+
+    /// The nodes whose connector no registered connector provides, with their type: a
+    /// server warns about them at start (a plugin directory left out of its command line).
+    pub fn unserved_nodes(&self, topology: &Topology) -> Vec<(String, String)> {
+        topology
+            .nodes()
             .filter(|n| self.inner.connectors.get(&n.spec.connector.type_name).is_none())
-            .map(|n| format!("`{}` (type `{}`)", n.spec.name, n.spec.connector.type_name))
-            .collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        Err(EngineError::from(Refusal::invalid(format!(
-            "no connector is registered for {} (registered: {})",
-            missing.join(", "),
-            self.inner.connectors.type_names().join(", ")
-        ))))
+            .map(|n| (n.spec.name.clone(), n.spec.connector.type_name.clone()))
+            .collect()
     }
 
     /// Runs an interrupted, failed or cancelled cascade again (a new cascade, linked to it).

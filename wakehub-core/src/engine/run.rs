@@ -427,10 +427,8 @@ impl Engine {
             .target(topology, step.node)
             .ok_or_else(|| StepFailure::new(ErrorCode::NotFound, format!("node `{name}` vanished")))?;
         let connector = self.inner.connectors.get(&node.spec.connector.type_name).ok_or_else(|| {
-            StepFailure::new(
-                ErrorCode::InvalidConfig,
-                format!("`{name}`: no connector of type `{}` is registered", node.spec.connector.type_name),
-            )
+            let (code, message) = super::missing_connector(&name, &node.spec.connector.type_name);
+            StepFailure::new(code, message)
         })?;
 
         if step.action == Action::Stop {

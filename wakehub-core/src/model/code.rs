@@ -99,6 +99,9 @@ codes! {
     PluginInvalid = "PLUGIN_INVALID",
     /// A plugin built for a WIT version this host does not support.
     PluginIncompatible = "PLUGIN_INCOMPATIBLE",
+    /// A node's connector is a plugin that no loaded plugin provides (the server was started
+    /// without the `--plugins` directory that holds it).
+    PluginNotLoaded = "PLUGIN_NOT_LOADED",
 }
 
 impl ErrorCode {

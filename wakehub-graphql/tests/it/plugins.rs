@@ -162,3 +162,58 @@ async fn a_quarantined_plugin_is_listed_and_can_be_reset() {
     let e = server.gql_err("mutation { resetPlugin(name: \"nope\") { name } }", json!({})).await;
     assert_eq!(e["extensions"]["code"], "NOT_FOUND");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_one_shot_commands_load_plugins_and_a_server_without_them_says_so() {
+    let token = "ha-token-for-the-cli-test";
+    let ha = HomeAssistant::start(token);
+    let dir = plugins::copy(&["http-switch"]);
+    let file = dir.path().join("lab.toml");
+    std::fs::write(&file, lab(&ha.url)).unwrap();
+    let plugins = dir.path().display().to_string();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+
+    // `plan`, `start` and `stop` take `--plugins` like `check`, and drive the real switch.
+    let out = Command::new(bin())
+        .args(["plan", "--plugins", &plugins])
+        .arg(&file)
+        .args(["start", "nas-plug", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["steps"][0]["node"], "nas-plug", "{plan}");
+    let out = Command::new(bin())
+        .args(["start", "--plugins", &plugins])
+        .arg(&file)
+        .arg("nas-plug")
+        .env("WAKEHUB_TEST_HA_TOKEN", token)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("completed"), "{}", text(&out.stdout));
+    let state: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/states/switch.nas_plug", ha.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["state"], "on", "{state}");
+    // Without the plugin, its kind is unknown and the command says so.
+    let out = Command::new(bin()).arg("plan").arg(&file).args(["start", "nas-plug"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("switch"), "{}", text(&out.stderr));
+
+    // A server restarted without `--plugins` on a database holding plugin nodes warns at
+    // start, and a start answers PLUGIN_NOT_LOADED naming the option.
+    let server = Server::with_config_env(&lab(&ha.url), &["--plugins", &plugins], &[("WAKEHUB_TEST_HA_TOKEN", token)]);
+    let server = server.restart(&[]);
+    assert!(server.log().contains("node `nas-plug` cannot be observed or powered"), "{}", server.log());
+    assert!(server.log().contains("--plugins"), "{}", server.log());
+    let e = server.gql_err("mutation { startNode(id: \"nas-plug\") { id } }", json!({})).await;
+    assert_eq!(e["extensions"]["code"], "PLUGIN_NOT_LOADED", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("--plugins"), "{e}");
+}

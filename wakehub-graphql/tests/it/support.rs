@@ -84,12 +84,46 @@ impl Server {
             args.extend(["--config".into(), file.display().to_string(), "--db".into(), db.display().to_string()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
+        let (child, url, db, token) = Self::launch(&args, env, &stderr, token);
+        let base = url.trim_end_matches("/graphql").to_owned();
+        Server { child, ws_url: url.replacen("http://", "ws://", 1), url, base, token, db, stderr, _dir: dir }
+    }
+
+    /// Stops this server and starts another on its database with `extra` options only (no
+    /// `--config`): what an operator does who restarts with other options. The token stays.
+    pub fn restart(mut self, extra: &[&str]) -> Server {
+        self.terminate();
+        let mut args: Vec<String> = vec!["serve".into(), "--listen".into(), "127.0.0.1:0".into(), "--db".into()];
+        args.push(self.db.display().to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let (child, url, db, token) = Self::launch(&args, &[], &self.stderr, Some(self.token.clone()));
+        let base = url.trim_end_matches("/graphql").to_owned();
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        Server {
+            child,
+            ws_url: url.replacen("http://", "ws://", 1),
+            url,
+            base,
+            token,
+            db,
+            stderr: self.stderr.clone(),
+            _dir: dir,
+        }
+    }
+
+    /// Runs `wakehub ARGS` until it prints its address (and, for a demo, its token).
+    fn launch(
+        args: &[String],
+        env: &[(&str, &str)],
+        stderr: &Path,
+        mut token: Option<String>,
+    ) -> (Child, String, PathBuf, String) {
         let mut child = Command::new(bin())
-            .args(&args)
+            .args(args)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
+            .stderr(std::fs::File::create(stderr).unwrap())
             .spawn()
             .expect("start wakehub serve");
         let stdout = child.stdout.take().unwrap();
@@ -117,22 +151,11 @@ impl Server {
                 }
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("wakehub serve did not start: {}", std::fs::read_to_string(&stderr).unwrap_or_default());
+                    panic!("wakehub serve did not start: {}", std::fs::read_to_string(stderr).unwrap_or_default());
                 }
             }
         }
-        let url = url.unwrap();
-        let base = url.trim_end_matches("/graphql").to_owned();
-        Server {
-            child,
-            ws_url: url.replacen("http://", "ws://", 1),
-            url,
-            base,
-            token: token.unwrap(),
-            db: db_seen.unwrap(),
-            stderr,
-            _dir: dir,
-        }
+        (child, url.unwrap(), db_seen.unwrap(), token.unwrap())
     }
 
     /// The server's log so far.

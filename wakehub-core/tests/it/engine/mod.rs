@@ -643,8 +643,26 @@ async fn an_unregistered_connector_type_is_refused_when_it_enters() {
     let id = lab.engine.store().add_node(plug, None).unwrap();
     let err = lab.engine.start(id).await.unwrap_err();
     assert_eq!(err.code().as_str(), "VALIDATION");
-    assert!(err.to_string().contains("`plug` (type `plug`)"), "{err}");
+    assert!(err.to_string().contains("`plug`: no connector of type `plug`"), "{err}");
     assert_eq!(lab.engine.store().cascades(&Default::default()).unwrap().len(), 0);
+
+    // A plugin left out of this run is not fatal: the engine starts, the node is unserved,
+    // and powering it (or what needs it) says which option loads it.
+    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    let mut with_plugin = topology.clone();
+    let plugin = wakehub_core::model::NodeSpec::new(
+        "desk-plug",
+        wakehub_core::model::Kind::Physical,
+        wakehub_core::model::ConnectorConfig::new("plugin:shelly"),
+    );
+    with_plugin.add_node(plugin, None).unwrap();
+    store.import(&with_plugin, Origin::Operator).unwrap();
+    let engine = Engine::new(store, Registry::builtin(), EngineConfig::default()).unwrap();
+    let unserved = engine.unserved_nodes(&engine.store().topology().unwrap());
+    assert_eq!(unserved, [("desk-plug".to_owned(), "plugin:shelly".to_owned())]);
+    let err = engine.start("desk-plug").await.unwrap_err();
+    assert_eq!(err.code().as_str(), "PLUGIN_NOT_LOADED");
+    assert!(err.to_string().contains("--plugins"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,6 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
-use wakehub_core::connector::Registry;
 use wakehub_core::engine::{Engine, EngineConfig};
 use wakehub_core::events::{EventKind, StepStatus};
 use wakehub_core::model::Topology;
@@ -54,7 +53,7 @@ enum Command {
         file: PathBuf,
         /// `--plugins` (with the `plugins` feature).
         #[command(flatten)]
-        plugins: plugins::CheckOptions,
+        plugins: plugins::OneShotOptions,
     },
     /// Show what starting or stopping a node would do now (a dry run).
     Plan {
@@ -67,6 +66,9 @@ enum Command {
         /// Print the plan as JSON (a stable shape for scripts).
         #[arg(long)]
         json: bool,
+        /// `--plugins` (with the `plugins` feature).
+        #[command(flatten)]
+        plugins: plugins::OneShotOptions,
     },
     /// Start a node and everything it needs, showing each step live.
     Start {
@@ -77,6 +79,9 @@ enum Command {
         /// Steps that may run at once (1 = strictly one at a time).
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+        /// `--plugins` (with the `plugins` feature).
+        #[command(flatten)]
+        plugins: plugins::OneShotOptions,
     },
     /// Run the WakeHub server: the GraphQL API over a SQLite store.
     Serve(serve::Options),
@@ -99,6 +104,9 @@ enum Command {
         /// Steps that may run at once (1 = strictly one at a time).
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+        /// `--plugins` (with the `plugins` feature).
+        #[command(flatten)]
+        plugins: plugins::OneShotOptions,
     },
 }
 
@@ -146,14 +154,14 @@ fn main() -> ExitCode {
         Command::Token { command } => token(command),
         Command::User { command } => user(command),
         Command::Check { file, plugins } => check(&file, &plugins),
-        Command::Plan { file, action, node, json } => {
-            runtime().and_then(|rt| rt.block_on(plan(&file, action.into(), &node, json)))
+        Command::Plan { file, action, node, json, plugins } => {
+            runtime().and_then(|rt| rt.block_on(plan(&file, action.into(), &node, json, &plugins)))
         }
-        Command::Start { file, node, concurrency } => {
-            runtime().and_then(|rt| rt.block_on(cascade(&file, Action::Start, &node, concurrency)))
+        Command::Start { file, node, concurrency, plugins } => {
+            runtime().and_then(|rt| rt.block_on(cascade(&file, Action::Start, &node, concurrency, &plugins)))
         }
-        Command::Stop { file, node, concurrency } => {
-            runtime().and_then(|rt| rt.block_on(cascade(&file, Action::Stop, &node, concurrency)))
+        Command::Stop { file, node, concurrency, plugins } => {
+            runtime().and_then(|rt| rt.block_on(cascade(&file, Action::Stop, &node, concurrency, &plugins)))
         }
     };
     match result {
@@ -260,12 +268,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
-/// Reads and validates a topology file; `Err` holds the message and exit code 1.
-fn load(file: &Path) -> anyhow::Result<Result<Topology, String>> {
-    load_with(file, &plugins::Loaded::default())
-}
-
-/// [`load`], with the node kinds and connectors of loaded plugins.
+/// Reads and validates a topology file, with the node kinds and connectors of the loaded
+/// plugins; `Err` holds the message (exit code 1).
 fn load_with(file: &Path, plugins: &plugins::Loaded) -> anyhow::Result<Result<Topology, String>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let (registry, options) = plugins.registry();
@@ -287,7 +291,7 @@ fn load_with(file: &Path, plugins: &plugins::Loaded) -> anyhow::Result<Result<To
     Ok(Ok(topology))
 }
 
-fn check(file: &Path, plugins: &plugins::CheckOptions) -> anyhow::Result<ExitCode> {
+fn check(file: &Path, plugins: &plugins::OneShotOptions) -> anyhow::Result<ExitCode> {
     match load_with(file, &plugins.load()?)? {
         Ok(topology) => {
             let links = topology.links().count();
@@ -302,22 +306,32 @@ fn check(file: &Path, plugins: &plugins::CheckOptions) -> anyhow::Result<ExitCod
     }
 }
 
-/// An engine over a private in-memory store holding the file's topology.
-fn engine_for(topology: &Topology, concurrency: usize) -> anyhow::Result<Engine> {
+/// An engine over a private in-memory store holding the file's topology, with the built-in
+/// connectors and the loaded plugins.
+fn engine_for(topology: &Topology, concurrency: usize, plugins: &plugins::Loaded) -> anyhow::Result<Engine> {
     let store = Store::open_in_memory(MasterKey::generate())?;
     store.import(topology, Origin::Operator)?;
-    Ok(Engine::new(store, Registry::builtin(), EngineConfig { concurrency, ..EngineConfig::default() })?)
+    let (registry, options) = plugins.registry();
+    let config = EngineConfig { concurrency, plugin_kinds: options.plugin_kinds, ..EngineConfig::default() };
+    Ok(Engine::new(store, registry, config)?)
 }
 
-async fn plan(file: &Path, action: Action, node: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let topology = match load(file)? {
+async fn plan(
+    file: &Path,
+    action: Action,
+    node: &str,
+    json: bool,
+    plugins: &plugins::OneShotOptions,
+) -> anyhow::Result<ExitCode> {
+    let plugins = plugins.load()?;
+    let topology = match load_with(file, &plugins)? {
         Ok(t) => t,
         Err(message) => {
             eprintln!("error: {message}");
             return Ok(ExitCode::from(1));
         }
     };
-    let engine = engine_for(&topology, 4)?;
+    let engine = engine_for(&topology, 4, &plugins)?;
     let stored = engine.store().topology()?;
     let Some(target) = stored.by_name(node) else { bail!("unknown node `{node}` in {}", file.display()) };
     let plan = engine.plan(target.id, action).await?;
@@ -329,15 +343,22 @@ async fn plan(file: &Path, action: Action, node: &str, json: bool) -> anyhow::Re
     Ok(ExitCode::SUCCESS)
 }
 
-async fn cascade(file: &Path, action: Action, node: &str, concurrency: usize) -> anyhow::Result<ExitCode> {
-    let topology = match load(file)? {
+async fn cascade(
+    file: &Path,
+    action: Action,
+    node: &str,
+    concurrency: usize,
+    plugins: &plugins::OneShotOptions,
+) -> anyhow::Result<ExitCode> {
+    let plugins = plugins.load()?;
+    let topology = match load_with(file, &plugins)? {
         Ok(t) => t,
         Err(message) => {
             eprintln!("error: {message}");
             return Ok(ExitCode::from(1));
         }
     };
-    let engine = engine_for(&topology, concurrency)?;
+    let engine = engine_for(&topology, concurrency, &plugins)?;
     let stored = engine.store().topology()?;
     let Some(target) = stored.by_name(node) else { bail!("unknown node `{node}` in {}", file.display()) };
     let plan = engine.plan(target.id, action).await?;

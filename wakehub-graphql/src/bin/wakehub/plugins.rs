@@ -1,4 +1,5 @@
-//! Connector plugins in the binary: the `--plugins` options of `check` and `serve`, loading a
+//! Connector plugins in the binary: the `--plugins` options of the one-shot commands
+//! (`check`, `plan`, `start`, `stop`) and of `serve`, loading a
 //! directory of WebAssembly components, and the registry of built-in connectors plus the
 //! loaded plugins. Built without the `plugins` feature, the options do not exist and
 //! [`Loaded`] is always empty: the built-in connectors only.
@@ -18,9 +19,9 @@ use wakehub_core::connector::Registry;
 use wakehub_core::plugin::{PluginHost, PluginLimits};
 use wakehub_core::topology_file::ParseOptions;
 
-/// `wakehub check`'s plugin option.
+/// The plugin option of the one-shot commands (`check`, `plan`, `start`, `stop`).
 #[derive(clap::Args)]
-pub(crate) struct CheckOptions {
+pub(crate) struct OneShotOptions {
     /// A directory of connector plugins (`*.wasm`) whose node kinds and keys the file uses.
     #[cfg(feature = "plugins")]
     #[arg(long)]
@@ -52,7 +53,7 @@ pub(crate) struct Loaded {
 }
 
 #[cfg(feature = "plugins")]
-impl CheckOptions {
+impl OneShotOptions {
     /// Loads the plugins of `--plugins` (compiled without a cache).
     pub(crate) fn load(&self) -> anyhow::Result<Loaded> {
         load(self.plugins.as_deref(), None, PluginLimits::default())
@@ -131,7 +132,7 @@ fn load(dir: Option<&Path>, cache: Option<&Path>, limits: PluginLimits) -> anyho
 // Without the `plugins` feature: no options, nothing loaded, the built-in connectors only.
 
 #[cfg(not(feature = "plugins"))]
-impl CheckOptions {
+impl OneShotOptions {
     /// No plugins.
     pub(crate) fn load(&self) -> anyhow::Result<Loaded> {
         Ok(Loaded::default())

@@ -173,6 +173,16 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
             ..EngineConfig::default()
         },
     )?;
+    // Nodes no connector serves (plugins left out of the command line) would only show
+    // `UNKNOWN`: say so now.
+    for (node, type_name) in engine.unserved_nodes(&engine.store().topology()?) {
+        let hint = match type_name.strip_prefix("plugin:") {
+            Some(plugin) => format!("the plugin `{plugin}` is not loaded: give `--plugins DIR`, DIR holding its .wasm"),
+            None => format!("no connector of type `{type_name}` exists in this build"),
+        };
+        tracing::warn!(node = %node, connector = %type_name, "{hint}");
+        eprintln!("warning: node `{node}` cannot be observed or powered: {hint}");
+    }
     let listener = match tokio::net::TcpListener::bind(&options.listen).await {
         Ok(l) => l,
         Err(e) => bail!("cannot listen on {}: {e}", options.listen),
