@@ -74,6 +74,10 @@ fn loading_reports_every_file_that_is_not_a_connector_of_a_known_version() {
         assert_eq!(e.code.as_str(), code, "{e}");
         assert!(e.message.contains(says), "{file}: {e}");
     }
+    // Whole, on one line: wasmtime's multi-line parts are joined, not cut.
+    let garbage = by_file("garbage.wasm");
+    assert!(garbage.message.contains("expected=[") && garbage.message.contains("actual="), "{garbage}");
+    assert!(!garbage.message.contains('\n'), "{garbage}");
 
     // Compiled components are cached on disk: a second host loads them from there.
     assert!(std::fs::read_dir(cache.path()).unwrap().next().is_some(), "the cache directory is empty");
@@ -298,6 +302,11 @@ async fn redfish_discovers_and_powers_servers_of_the_sushy_emulator() {
     assert_eq!(err.code, ErrorCode::TlsPinMismatch, "{err}");
     let err = connector.status(&target(&e, "ghost")).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound, "{err}");
+    // A plugin that names the node itself (as redfish does) is not prefixed a second time.
+    let mut no_url = target(&e, "bmc");
+    no_url.config.settings.remove("bmc_url");
+    let err = connector.status(&no_url).await.unwrap_err();
+    assert_eq!((err.code, err.message.as_str()), (ErrorCode::InvalidConfig, "bmc: `bmc_url` is required"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

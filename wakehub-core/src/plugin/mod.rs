@@ -285,7 +285,7 @@ impl PluginHost {
         let fail = |code, message: String| PluginLoadError { file: file.to_owned(), code, message };
         let bytes = std::fs::read(file).map_err(|e| fail(ErrorCode::PluginInvalid, format!("cannot read: {e}")))?;
         let component = Component::from_binary(&self.shared.engine, &bytes)
-            .map_err(|e| fail(ErrorCode::PluginInvalid, format!("not a WebAssembly component: {}", first_line(&e))))?;
+            .map_err(|e| fail(ErrorCode::PluginInvalid, format!("not a WebAssembly component: {}", one_line(&e))))?;
         let ty = component.component_type();
         let engine = &self.shared.engine;
         let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_owned()).collect();
@@ -312,9 +312,9 @@ impl PluginHost {
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| fail(ErrorCode::PluginInvalid, format!("cannot be linked: {}", first_line(&e))))?;
+            .map_err(|e| fail(ErrorCode::PluginInvalid, format!("cannot be linked: {}", one_line(&e))))?;
         let pre = BindingsPre::new(pre).map_err(|e| {
-            fail(ErrorCode::PluginInvalid, format!("does not match the connector world: {}", first_line(&e)))
+            fail(ErrorCode::PluginInvalid, format!("does not match the connector world: {}", one_line(&e)))
         })?;
         let capabilities: Vec<String> = imports
             .iter()
@@ -403,8 +403,14 @@ impl PluginHost {
     }
 }
 
-fn first_line(e: &wasmtime::Error) -> String {
-    format!("{e:#}").lines().next().unwrap_or_default().to_owned()
+/// A wasmtime error whole (its causes too) on one line: its multi-line parts (the bytes a
+/// bad magic number shows, a backtrace-like listing) are joined, and it is bounded.
+fn one_line(e: &wasmtime::Error) -> String {
+    let text = format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ");
+    match text.char_indices().nth(1000) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
 }
 
 impl Plugin {
@@ -457,7 +463,7 @@ impl Plugin {
                 (ErrorCode::PluginMemory, format!("went over its {} MiB of memory", limits.memory_bytes >> 20))
             }
             Ok(Err(e)) if !matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) => {
-                (ErrorCode::PluginTrap, format!("trapped: {}", first_line(&e)))
+                (ErrorCode::PluginTrap, format!("trapped: {}", one_line(&e)))
             }
             // Interrupted at the deadline, or still in a host call when the time was up.
             _ => (ErrorCode::PluginTimeout, format!("did not finish in {:?}", limits.call_timeout)),
@@ -550,7 +556,10 @@ fn from_wit_error(target: &Target, e: wit::ConnectorError) -> ConnectorError {
         W::PlatformError => ErrorCode::PlatformError,
         W::CapabilityDenied => ErrorCode::CapabilityDenied,
     };
+    // Messages name the node once: a plugin that already starts with it (as the SDK's own
+    // examples do) is not prefixed again.
     let message: String = e.message.chars().take(2000).collect();
+    let message = message.strip_prefix(&format!("{}: ", target.name)).unwrap_or(&message);
     ConnectorError { code, message: format!("{}: {message}", target.name), retryable: e.retryable }
 }
 
