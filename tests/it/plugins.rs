@@ -234,7 +234,12 @@ async fn the_http_switch_drives_a_home_assistant_switch() {
     let topology =
         wakehub_core::topology_file::parse(&bad, &ParseOptions::operator().with_plugin_kinds(host.kinds())).unwrap();
     let problems = registry.validate(&topology);
-    assert!(problems[0].1.contains("unknown key `statusurl`"), "{problems:?}");
+    let said: Vec<&str> = problems.iter().map(|(_, p)| p.as_str()).collect();
+    assert_eq!(
+        said,
+        ["plugin:http-switch: `status_url` is required", "plugin:http-switch: unknown key `statusurl`"],
+        "the declared schema is enforced, every problem at once"
+    );
 }
 
 fn bmc(s: &wakehub_tests::Sushy, name: &str, password: &str, fingerprint: &str) -> String {

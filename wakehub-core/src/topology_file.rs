@@ -24,17 +24,44 @@ pub struct ParseOptions {
     /// Who wrote it: the operator (whose file may use `env:`/`file:` secret references) or a
     /// client of the API (the default, which may not).
     pub origin: Origin,
+    /// The connectors' own check of each node's table, run by the parser so that a file's
+    /// problems — its structure and its connector keys — are all reported at once.
+    pub connector_check: Option<ConnectorCheck>,
+}
+
+/// A check of one connector table (the connector registry's, with the loaded plugins'):
+/// each problem with the key it is about, if one. The parser reports them as the field
+/// `connector.KEY` (or `connector`).
+#[derive(Clone)]
+pub struct ConnectorCheck(pub std::sync::Arc<CheckFn>);
+
+/// What a [`ConnectorCheck`] runs: a table's problems, each with its key if it has one.
+pub type CheckFn = dyn Fn(&ConnectorConfig) -> Vec<(Option<String>, String)> + Send + Sync;
+
+impl fmt::Debug for ConnectorCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ConnectorCheck(..)")
+    }
 }
 
 impl ParseOptions {
     /// The options for the operator's own file (`serve --config`, the command line).
     pub fn operator() -> Self {
-        ParseOptions { plugin_kinds: BTreeSet::new(), origin: Origin::Operator }
+        ParseOptions { plugin_kinds: BTreeSet::new(), origin: Origin::Operator, connector_check: None }
     }
 
     /// The same options with these plugin kinds.
     pub fn with_plugin_kinds(mut self, kinds: BTreeSet<String>) -> Self {
         self.plugin_kinds = kinds;
+        self
+    }
+
+    /// The same options, checking each connector table with `check`.
+    pub fn with_connector_check(
+        mut self,
+        check: impl Fn(&ConnectorConfig) -> Vec<(Option<String>, String)> + Send + Sync + 'static,
+    ) -> Self {
+        self.connector_check = Some(ConnectorCheck(std::sync::Arc::new(check)));
         self
     }
 }
@@ -303,6 +330,12 @@ fn parse_entry(index: usize, item: &Value, options: &ParseOptions, errors: &mut 
             None
         }
     };
+    if let (Some(c), Some(check)) = (&connector, &options.connector_check) {
+        for (key, message) in (check.0)(c) {
+            let field = key.map_or_else(|| "connector".to_owned(), |k| format!("connector.{k}"));
+            errors.push(&label, &field, message);
+        }
+    }
     if errors.0.len() != before {
         return None;
     }

@@ -49,27 +49,57 @@ impl ConnectorError {
 }
 
 /// A connector table a connector refuses ([`Connector::validate`]): which key, and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConfigError {
     /// The key at fault, when one is.
     pub key: Option<String>,
     /// What is wrong (naming the connector and the key).
     pub message: String,
+    /// The table's other problems, when a check reports them all at once.
+    pub also: Vec<ConfigError>,
 }
 
 impl ConfigError {
     /// A refusal of the table as a whole (or of a key the message names).
     pub fn new(message: impl Into<String>) -> Self {
-        Self { key: None, message: message.into() }
+        Self { key: None, message: message.into(), also: Vec::new() }
     }
 
     /// A refusal of `key`.
     pub fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { key: Some(key.into()), message: message.into() }
+        Self { key: Some(key.into()), message: message.into(), also: Vec::new() }
+    }
+
+    /// Every problem of `problems` as one error (`Ok` when there is none).
+    pub fn all(problems: Vec<ConfigError>) -> Result<(), ConfigError> {
+        let mut each = problems.into_iter().flat_map(ConfigError::into_each);
+        match each.next() {
+            None => Ok(()),
+            Some(first) => Err(ConfigError { also: each.collect(), ..first }),
+        }
+    }
+
+    /// Each problem alone, this one first.
+    pub fn into_each(self) -> Vec<ConfigError> {
+        let also = self.also;
+        let mut out = vec![ConfigError { key: self.key, message: self.message, also: Vec::new() }];
+        out.extend(also.into_iter().flat_map(ConfigError::into_each));
+        out
     }
 }
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        for other in &self.also {
+            write!(f, "; {other}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 /// The host a node runs on, as its connector needs it: the parent's connector table (the
 /// Proxmox URL and credentials of a VM's machine, the Docker endpoint of a container's VM).
@@ -476,11 +506,22 @@ impl Registry {
     pub fn validate(&self, topology: &Topology) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         for node in topology.nodes() {
-            let config = &node.spec.connector;
-            if let Err(e) = self.validate_config(config) {
-                problems.push((node.spec.name.clone(), e.message));
+            for p in self.problems(&node.spec.connector) {
+                problems.push((node.spec.name.clone(), p.message));
             }
         }
         problems
+    }
+
+    /// Every problem of one connector table, each alone with its key.
+    pub fn problems(&self, config: &ConnectorConfig) -> Vec<ConfigError> {
+        self.validate_config(config).err().map(ConfigError::into_each).unwrap_or_default()
+    }
+
+    /// [`problems`](Self::problems) as the topology parser takes them
+    /// (`ParseOptions::with_connector_check`): each problem's key and message.
+    pub fn table_check(&self) -> impl Fn(&ConnectorConfig) -> Vec<(Option<String>, String)> + Send + Sync + 'static {
+        let registry = self.clone();
+        move |config| registry.problems(config).into_iter().map(|p| (p.key, p.message)).collect()
     }
 }

@@ -186,6 +186,20 @@ pub(super) fn config_json(config: &ConnectorConfig) -> serde_json::Value {
     config.settings.iter().map(|(k, v)| (k.clone(), value(v))).collect()
 }
 
+/// A connector table as its plugin's schema sees it: like [`config_json`], but a secret is
+/// a string (it is written as one; its value stays with the host).
+pub(super) fn config_for_schema(config: &ConnectorConfig) -> serde_json::Value {
+    let mut json = config_json(config);
+    if let Some(table) = json.as_object_mut() {
+        for value in table.values_mut() {
+            if *value == serde_json::json!({ "secret": true }) {
+                *value = "(secret)".into();
+            }
+        }
+    }
+    json
+}
+
 /// The node a call is about, as the WIT record.
 pub(super) fn node_of(target: &Target) -> types::Node {
     types::Node {

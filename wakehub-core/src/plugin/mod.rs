@@ -144,6 +144,9 @@ pub struct Plugin {
     faults: AtomicU32,
     in_a_row: AtomicU32,
     quarantined: AtomicBool,
+    /// Its configuration schema, compiled: every table is checked against it before the
+    /// plugin's own `validate` runs.
+    schema: Option<Arc<jsonschema::Validator>>,
 }
 
 /// Loads plugins and runs their calls.
@@ -339,6 +342,7 @@ impl PluginHost {
             faults: AtomicU32::new(0),
             in_a_row: AtomicU32::new(0),
             quarantined: AtomicBool::new(false),
+            schema: None,
         };
         let described = match plugin.run_sync(Op::Describe) {
             Ok(Out::Info(info)) => info,
@@ -357,6 +361,12 @@ impl PluginHost {
         if crate::model::validate_name(&described.name).is_err() {
             return Err(fail(ErrorCode::PluginInvalid, format!("`{}` is not a valid plugin name", described.name)));
         }
+        let schema: serde_json::Value = serde_json::from_str(&described.config_schema)
+            .map_err(|e| fail(ErrorCode::PluginInvalid, format!("its configuration schema is not JSON: {e}")))?;
+        let validator = jsonschema::validator_for(&schema).map_err(|e| {
+            fail(ErrorCode::PluginInvalid, format!("its configuration schema is not a valid JSON Schema: {e}"))
+        })?;
+        plugin.schema = Some(Arc::new(validator));
         plugin.info.name = described.name;
         plugin.info.version = described.version;
         plugin.info.kinds = described.kinds;
@@ -629,6 +639,11 @@ impl Connector for PluginConnector {
     }
 
     fn validate(&self, config: &ConnectorConfig) -> Result<(), ConfigError> {
+        // The declared schema first (every problem, with its key): the plugin's own check
+        // then sees only tables of the shape it declared.
+        if let Some(schema) = &self.0.schema {
+            ConfigError::all(schema_problems(&self.0.info.name, schema, &host::config_for_schema(config)))?;
+        }
         let json = host::config_json(config).to_string();
         // `validate` is synchronous; a plugin may take its whole time budget (see `run_sync`).
         let r = match self.0.run_sync(Op::Validate(json)) {
@@ -642,6 +657,38 @@ impl Connector for PluginConnector {
             Err(e) => Err(ConfigError::new(e.message)),
         }
     }
+}
+
+/// The problems of a connector table against a plugin's declared schema, each with the
+/// top-level key it is about.
+fn schema_problems(plugin: &str, schema: &jsonschema::Validator, table: &serde_json::Value) -> Vec<ConfigError> {
+    use jsonschema::error::ValidationErrorKind as Kind;
+    schema
+        .iter_errors(table)
+        .flat_map(|e| {
+            let path = e.instance_path().as_str().trim_start_matches('/').to_owned();
+            let top = path.split('/').next().filter(|k| !k.is_empty()).map(str::to_owned);
+            match e.kind() {
+                Kind::Required { property } => {
+                    let key = property.as_str().unwrap_or_default().to_owned();
+                    vec![ConfigError::key(key.clone(), format!("plugin:{plugin}: `{key}` is required"))]
+                }
+                Kind::AdditionalProperties { unexpected } if top.is_none() => unexpected
+                    .iter()
+                    .map(|k| ConfigError::key(k.clone(), format!("plugin:{plugin}: unknown key `{k}`")))
+                    .collect(),
+                _ => {
+                    let at =
+                        if path.is_empty() { "the table".to_owned() } else { format!("`{}`", path.replace('/', ".")) };
+                    let message = format!("plugin:{plugin}: {at}: {e}");
+                    vec![match top {
+                        Some(key) => ConfigError::key(key, message),
+                        None => ConfigError::new(message),
+                    }]
+                }
+            }
+        })
+        .collect()
 }
 
 /// Every file under a cache directory, with its path relative to it (a directory removed

@@ -12,7 +12,7 @@ use wakehub_core::store::{Disappeared, DiscoveredNode, DiscoveryRecord, Discover
 use super::access::RoleGuard;
 use super::enums::{GqlNodeState, GqlPowerState};
 use super::error::ApiResultExt;
-use super::nodes::{GqlNode, NodeInput, node_after, validate_connector};
+use super::nodes::{GqlNode, NodeInput, node_after};
 use super::shared::{View, time};
 
 /// What a host's platform reported about a guest.
@@ -157,11 +157,7 @@ impl DiscoveryMutation {
         let engine = ctx.data::<Engine>()?;
         let node = View::load(ctx).await?.require(&id)?;
         let draft = match input {
-            Some(input) => {
-                let draft = input.draft(engine)?;
-                validate_connector(engine, &draft)?;
-                Some(draft)
-            }
+            Some(input) => Some(input.draft(engine)?),
             None => None,
         };
         engine.store().run(move |s| s.adopt_node(node, draft, Origin::Api)).await.api()?;

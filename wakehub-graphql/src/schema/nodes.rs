@@ -5,13 +5,13 @@
 use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
 use wakehub_core::engine::Engine;
 use wakehub_core::model::Role;
-use wakehub_core::model::{ConfigValue, ErrorCode, NodeId, NodeState, Origin, Readiness};
+use wakehub_core::model::{ConfigValue, NodeId, NodeState, Origin, Readiness};
 use wakehub_core::topology_file::{self, ParseOptions};
 
 use super::access::RoleGuard;
 use super::discovery::GqlDiscovery;
 use super::enums::{GqlNodeState, GqlPowerState};
-use super::error::{ApiResultExt, api_error};
+use super::error::ApiResultExt;
 use super::shared::View;
 
 /// A readiness probe.
@@ -321,24 +321,10 @@ impl NodeInput {
 /// Node kinds the loaded plugins define are accepted.
 pub(crate) fn parse_options(engine: &Engine) -> ParseOptions {
     // Through the API: secrets are values, never `env:`/`file:` references.
-    ParseOptions { plugin_kinds: engine.config().plugin_kinds.clone(), origin: Origin::Api }
-}
-
-/// Refuses a connector type the engine does not know, or keys its connector rejects.
-pub(crate) fn validate_connector(engine: &Engine, draft: &topology_file::NodeDraft) -> async_graphql::Result<()> {
-    let c = &draft.spec.connector;
-    if engine.connectors().get(&c.type_name).is_none() {
-        return Err(api_error(
-            ErrorCode::Validation,
-            format!(
-                "connector: unknown type `{}` (known: {})",
-                c.type_name,
-                engine.connectors().type_names().join(", ")
-            ),
-        ));
-    }
-    // The node's own keys, and the endpoint keys it offers its guests.
-    engine.connectors().validate_config(c).map_err(|e| api_error(ErrorCode::Validation, format!("connector: {e}")))
+    // Each connector table is checked by its connector as it is parsed (unknown type, keys,
+    // a plugin's schema): every problem comes back with its field.
+    ParseOptions { plugin_kinds: engine.config().plugin_kinds.clone(), origin: Origin::Api, connector_check: None }
+        .with_connector_check(engine.connectors().table_check())
 }
 
 /// The node `id` as it is now (after a change).
@@ -407,7 +393,6 @@ impl NodesMutation {
     async fn create_node(&self, ctx: &Context<'_>, input: NodeInput) -> async_graphql::Result<GqlNode> {
         let engine = ctx.data::<Engine>()?;
         let draft = input.draft(engine)?;
-        validate_connector(engine, &draft)?;
         let id = engine.store().run(move |s| s.create_node(draft, Origin::Api)).await.api()?;
         node_after(ctx, id).await
     }
@@ -418,7 +403,6 @@ impl NodesMutation {
         let engine = ctx.data::<Engine>()?;
         let node = View::load(ctx).await?.require(&id)?;
         let draft = input.draft(engine)?;
-        validate_connector(engine, &draft)?;
         engine.store().run(move |s| s.replace_node(node, draft, Origin::Api)).await.api()?;
         node_after(ctx, node).await
     }

@@ -72,7 +72,8 @@ async fn topology_mutations_validate_and_report_stable_codes() {
         .gql_err(create, json!({"input": {"name": "c3", "kind": "physical", "connector": {"type": "warp-drive"}}}))
         .await;
     assert_eq!(e["extensions"]["code"], "VALIDATION");
-    assert!(e["message"].as_str().unwrap().contains("unknown type `warp-drive`"), "{e}");
+    assert!(e["message"].as_str().unwrap().contains("unknown connector type `warp-drive`"), "{e}");
+    assert_eq!(e["extensions"]["fields"][0]["field"], "connector", "{e}");
     let e = s
         .gql_err(create, json!({"input": {"name": "grafana", "kind": "physical", "connector": {"type": "sim"}}}))
         .await;
@@ -105,7 +106,9 @@ async fn topology_mutations_validate_and_report_stable_codes() {
     let e = s
         .gql_err(
             "mutation($t: String!) { importTopology(toml: $t) { added } }",
-            json!({"t": exported.replace("kind = \"lxc\"", "kind = \"lxd\"")}),
+            json!({"t": exported
+                .replace("name = \"lxc-jellyfin\"\nkind = \"lxc\"", "name = \"lxc-jellyfin\"\nkind = \"lxd\"")
+                .replace("name = \"lxc-cloudflared\"\nkind = \"lxc\"", "name = \"lxc-cloudflared\"\nkind = \"lxd\"")}),
         )
         .await;
     assert_eq!(e["extensions"]["code"], "VALIDATION");

@@ -77,6 +77,26 @@ fn check_validates_plugin_kinds_and_keys() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // The plugin's declared schema is enforced by the host (a required key, a type, an
+    // unknown key), and reported in the same run as the file's structural problems.
+    let broken = lab("http://127.0.0.1:1")
+        .replace("status_url = ", "# status_url = ")
+        .replace("state_pointer", "state_ponter")
+        .replace("[node.connector]", "[node.connector]\nexpect_status = \"200\"")
+        + "\n[[node]]\nname = \"c1\"\nkind = \"contianer\"\n[node.connector]\ntype = \"sim\"\n";
+    std::fs::write(&file, broken).unwrap();
+    let out = Command::new(bin()).args(["check", "--plugins", &plugins]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "node `c1`, field `kind`: unknown kind `contianer`",
+        "node `nas-plug`, field `connector.status_url`: plugin:http-switch: `status_url` is required",
+        "node `nas-plug`, field `connector.expect_status`: plugin:http-switch: `expect_status`:",
+        "node `nas-plug`, field `connector.state_ponter`: plugin:http-switch: unknown key `state_ponter`",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -272,23 +272,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// plugins; `Err` holds the message (exit code 1).
 fn load_with(file: &Path, plugins: &plugins::Loaded) -> anyhow::Result<Result<Topology, String>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let (registry, options) = plugins.registry();
-    let topology = match topology_file::parse(&text, &options) {
-        Ok(t) => t,
-        Err(e) => return Ok(Err(format!("{}: {e}", file.display()))),
-    };
-    let problems = registry.validate(&topology);
-    if !problems.is_empty() {
-        let lines: Vec<String> =
-            problems.iter().map(|(node, p)| format!("  - node `{node}`, field `connector`: {p}")).collect();
-        return Ok(Err(format!(
-            "{}: {} problem(s) in the topology file:\n{}",
-            file.display(),
-            lines.len(),
-            lines.join("\n")
-        )));
+    let (_, options) = plugins.registry();
+    // The parser runs the connectors' checks too: structure and keys, every problem at once.
+    match topology_file::parse(&text, &options) {
+        Ok(t) => Ok(Ok(t)),
+        Err(e) => Ok(Err(format!("{}: {e}", file.display()))),
     }
-    Ok(Ok(topology))
 }
 
 fn check(file: &Path, plugins: &plugins::OneShotOptions) -> anyhow::Result<ExitCode> {

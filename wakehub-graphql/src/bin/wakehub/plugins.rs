@@ -96,6 +96,8 @@ impl Loaded {
             host.register(&mut registry);
             options.plugin_kinds = host.kinds();
         }
+        // The connectors check each table as the file is parsed: every problem at once.
+        let options = options.with_connector_check(registry.table_check());
         (registry, options)
     }
 
@@ -151,6 +153,8 @@ impl ServeOptions {
 impl Loaded {
     /// The built-in connectors.
     pub(crate) fn registry(&self) -> (Registry, ParseOptions) {
-        (Registry::builtin(), ParseOptions::operator())
+        let registry = Registry::builtin();
+        let options = ParseOptions::operator().with_connector_check(registry.table_check());
+        (registry, options)
     }
 }

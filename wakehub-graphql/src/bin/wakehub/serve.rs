@@ -148,13 +148,6 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         };
-        let problems = registry.validate(&topology);
-        if !problems.is_empty() {
-            for (node, p) in problems {
-                eprintln!("error: node `{node}`, field `connector`: {p}");
-            }
-            return Ok(ExitCode::from(1));
-        }
         let summary = store.import(&topology, Origin::Operator)?;
         tracing::info!(
             added = summary.added.len(),
