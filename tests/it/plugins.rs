@@ -163,6 +163,22 @@ async fn hostile_plugins_end_with_their_code_within_bounds_and_the_host_carries_
         })
         .collect();
     assert!(denied.iter().any(|d| d.starts_with("g-http plugin:hostile HTTP to 127.0.0.2:9")), "{denied:?}");
+    // A denial repeated by every observation is journaled once per change, counted each time.
+    let journaled = |e: &Engine| {
+        e.store()
+            .events_after(None, None, 10_000)
+            .unwrap()
+            .iter()
+            .filter(|ev| matches!(&ev.kind, wakehub_core::events::EventKind::CapabilityDenied { name, .. } if name == "g-http"))
+            .count()
+    };
+    let (before, counted) = (journaled(&e), e.capability_denials());
+    let topology = e.store().topology().unwrap();
+    for _ in 0..3 {
+        e.observe(&topology).await;
+    }
+    assert_eq!(journaled(&e), before, "the same denial again is not journaled again");
+    assert!(e.capability_denials() >= counted + 3, "each one is counted");
     // …and the host carries on.
     assert_eq!(connector.status(&target(&e, "g-ok")).await.unwrap(), PowerState::On);
     let info = &host.plugins()[0];

@@ -41,6 +41,10 @@ pub struct Metrics {
     errors: Family<CodeLabels, Counter>,
     /// Live GraphQL subscriptions.
     pub subscribers: Gauge<i64, AtomicI64>,
+    /// Capability denials (the engine journals only the first of a repeated one).
+    denials: Counter,
+    denials_seen: std::sync::atomic::AtomicU64,
+    engine: std::sync::OnceLock<Engine>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -65,11 +69,31 @@ impl Metrics {
         registry.register("wakehub_step_errors", "Failed steps, by error code", errors.clone());
         let subscribers = Gauge::<i64, AtomicI64>::default();
         registry.register("wakehub_subscribers", "Live GraphQL subscriptions", subscribers.clone());
-        Metrics { registry, cascades, steps, errors, subscribers }
+        let denials = Counter::default();
+        registry.register(
+            "wakehub_capability_denials",
+            "What connector plugins asked for and their node does not grant",
+            denials.clone(),
+        );
+        Metrics {
+            registry,
+            cascades,
+            steps,
+            errors,
+            subscribers,
+            denials,
+            denials_seen: Default::default(),
+            engine: Default::default(),
+        }
     }
 
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
+        if let Some(engine) = self.engine.get() {
+            let total = engine.capability_denials();
+            let before = self.denials_seen.swap(total, std::sync::atomic::Ordering::Relaxed);
+            self.denials.inc_by(total.saturating_sub(before));
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             tracing::error!("cannot encode metrics");
@@ -81,6 +105,7 @@ impl Metrics {
     pub fn spawn_collector(self: &Arc<Self>, engine: &Engine) -> tokio::task::JoinHandle<()> {
         let metrics = self.clone();
         let engine = engine.clone();
+        let _ = metrics.engine.set(engine.clone());
         tokio::spawn(async move {
             let from = engine.store().run(|s| s.last_event_id()).await.ok().flatten();
             let mut events = engine.subscribe(from);

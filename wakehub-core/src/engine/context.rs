@@ -37,6 +37,11 @@ impl NodeContext for EngineContext {
     fn notify(&self, notice: Notice) {
         let event = match notice {
             Notice::CapabilityDenied { node, name, plugin, what } => {
+                // A misconfigured node is probed again and again: its denial is journaled
+                // once per change, and counted every time.
+                if !self.0.denial_is_news(node, &what) {
+                    return;
+                }
                 EventKind::CapabilityDenied { node, name, plugin, what }
             }
         };

@@ -174,6 +174,9 @@ struct State {
     last_seen: HashMap<NodeId, PowerState>,
     /// When each node was last observed (whatever the answer).
     observed_at: HashMap<NodeId, std::time::SystemTime>,
+    /// The last capability denial journaled for each node: the same one again is counted,
+    /// not journaled, until the node is observed fine or is denied something else.
+    denied: HashMap<NodeId, String>,
     shutting_down: bool,
 }
 
@@ -193,6 +196,8 @@ struct Inner {
     closed: CancellationToken,
     /// Held while a proposal is confirmed or dismissed: one decision per proposal.
     decisions: tokio::sync::Mutex<()>,
+    /// Capability denials connectors reported, journaled or not.
+    denials: std::sync::atomic::AtomicU64,
 }
 
 /// The cascade engine. Cheap to clone; clones share everything.
@@ -229,6 +234,7 @@ impl Engine {
                 finished: watch::Sender::new(0),
                 closed: CancellationToken::new(),
                 decisions: tokio::sync::Mutex::new(()),
+                denials: std::sync::atomic::AtomicU64::new(0),
             }),
         };
         // A plugin left out of this run is not fatal: its nodes answer `PLUGIN_NOT_LOADED`
@@ -399,6 +405,11 @@ impl Engine {
             let mut st = self.state();
             let now = std::time::SystemTime::now();
             st.observed_at.extend(seen.iter().map(|(node, _)| (*node, now)));
+            for (node, state) in seen {
+                if *state != PowerState::Unknown {
+                    st.denied.remove(node);
+                }
+            }
             seen.iter()
                 .filter(|(node, state)| st.last_seen.insert(*node, *state) != Some(*state))
                 .filter_map(|(node, state)| {
@@ -418,6 +429,24 @@ impl Engine {
         if let Err(e) = self.emit(events).await {
             tracing::error!("cannot journal a status change: {e}");
         }
+    }
+
+    /// Capability denials connectors reported since the engine started (each one, whether
+    /// or not it was journaled).
+    pub fn capability_denials(&self) -> u64 {
+        self.inner.denials.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether a capability denial is news: not the one last journaled for its node. It is
+    /// counted either way.
+    fn denial_is_news(&self, node: NodeId, what: &str) -> bool {
+        self.inner.denials.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut st = self.state();
+        if st.denied.get(&node).is_some_and(|w| w == what) {
+            return false;
+        }
+        st.denied.insert(node, what.to_owned());
+        true
     }
 
     /// The last state the engine saw for each node.

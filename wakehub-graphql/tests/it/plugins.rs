@@ -102,17 +102,21 @@ fn check_validates_plugin_kinds_and_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_plugins_fail_their_cascades_and_the_server_keeps_serving() {
     let dir = plugins::copy(&["hostile"]);
-    let lab: String = ["loop", "alloc", "panic", "ok"]
+    let lab: String = ["loop", "alloc", "panic", "ok", "http"]
         .iter()
-        .map(|m| format!("[[node]]\nname = \"g-{m}\"\nkind = \"gremlin\"\n[node.connector]\ntype = \"plugin:hostile\"\nmode = \"{m}\"\nwhen = \"start\"\n\n"))
+        .map(|m| format!("[[node]]\nname = \"g-{m}\"\nkind = \"gremlin\"\n[node.connector]\ntype = \"plugin:hostile\"\nmode = \"{m}\"\nwhen = \"start\"\nelsewhere = \"http://127.0.0.2:9/\"\n\n"))
         .collect();
     let plugins = dir.path().display().to_string();
     let server = Server::with_config(&lab, &["--plugins", &plugins, "--plugin-call-timeout", "2s"]);
     // Before each start the engine observes the node (a successful plugin call), so these
     // faults are never 3 in a row: no quarantine.
-    for (node, code) in
-        [("g-loop", "PLUGIN_TIMEOUT"), ("g-alloc", "PLUGIN_MEMORY"), ("g-ok", ""), ("g-panic", "PLUGIN_TRAP")]
-    {
+    for (node, code) in [
+        ("g-loop", "PLUGIN_TIMEOUT"),
+        ("g-alloc", "PLUGIN_MEMORY"),
+        ("g-ok", ""),
+        ("g-panic", "PLUGIN_TRAP"),
+        ("g-http", "CAPABILITY_DENIED"),
+    ] {
         let d = server.gql(&format!("mutation {{ startNode(id: \"{node}\") {{ id }} }}"), json!({})).await;
         let id = d["startNode"]["id"].as_str().unwrap().to_owned();
         let status = server.wait_cascade(&id).await;
@@ -124,9 +128,16 @@ async fn hostile_plugins_fail_their_cascades_and_the_server_keeps_serving() {
         assert_eq!(status, "FAILED");
         assert_eq!(d["cascade"]["errorCode"], code, "{node}: {d}");
     }
-    // Still serving.
+    // Still serving, and the denial is counted in the metrics.
     let d = server.gql("{ nodes { name } }", json!({})).await;
-    assert_eq!(d["nodes"].as_array().unwrap().len(), 4);
+    assert_eq!(d["nodes"].as_array().unwrap().len(), 5);
+    let metrics = reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
+    let denials: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("wakehub_capability_denials_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no denial counter in:\n{metrics}"));
+    assert!(denials >= 1, "{metrics}");
     // A plugin whose validation loops holds up that request only: it fails when its time
     // is up, while the server answers others meanwhile.
     let create = server.gql_err(
