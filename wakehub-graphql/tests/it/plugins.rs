@@ -248,3 +248,48 @@ async fn the_one_shot_commands_load_plugins_and_a_server_without_them_says_so() 
     assert_eq!(e["extensions"]["code"], "PLUGIN_NOT_LOADED", "{e}");
     assert!(e["message"].as_str().unwrap().contains("--plugins"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_check_describes_a_file_and_plugin_call_drives_a_device() {
+    let token = "ha-token-for-plugin-call";
+    let ha = HomeAssistant::start(token);
+    let wasm = plugins::file("http-switch");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let plugin = |args: &[&str]| {
+        Command::new(bin()).arg("plugin").args(args).env("WAKEHUB_TEST_HA_TOKEN", token).output().unwrap()
+    };
+
+    let out = plugin(&["check", wasm.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("http-switch 0.1.0 — wakehub:connector@0.1.0"), "{stdout}");
+    assert!(stdout.contains("kinds: switch") && stdout.contains("\"status_url\""), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("capabilities:") && l.contains("http")), "{stdout}");
+    // A sample configuration: every problem, with its key.
+    let out = plugin(&["check", wasm.to_str().unwrap(), "--config", "on_url = \"http://x/on\", stat_url = 1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    for key in ["connector.off_url", "connector.status_url", "connector.stat_url"] {
+        assert!(stderr.contains(key), "{key} in {stderr}");
+    }
+
+    // On the desk: the Home Assistant switch, through the plugin, with an `env:` secret.
+    let keys = format!(
+        "on_url = \"{b}/api/services/switch/turn_on\", on_body = '{{\"entity_id\": \"switch.nas_plug\"}}', \
+         off_url = \"{b}/api/services/switch/turn_off\", status_url = \"{b}/api/states/switch.nas_plug\", \
+         state_pointer = \"/state\", token = \"env:WAKEHUB_TEST_HA_TOKEN\"",
+        b = ha.url
+    );
+    let call = |op: &str| plugin(&["call", wasm.to_str().unwrap(), "switch", op, "--config", &keys]);
+    let out = call("status");
+    assert_eq!((out.status.code(), text(&out.stdout).trim()), (Some(0), "status: off"), "{}", text(&out.stderr));
+    let out = call("start");
+    assert_eq!(text(&out.stdout).trim(), "start: accepted", "{}", text(&out.stderr));
+    assert_eq!(text(&call("status").stdout).trim(), "status: on");
+    // A wrong token: the plugin's error code, the token nowhere.
+    let wrong = keys.replace("env:WAKEHUB_TEST_HA_TOKEN", "not-the-token");
+    let out = plugin(&["call", wasm.to_str().unwrap(), "switch", "status", "--config", &wrong]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with("error: AUTH_FAILED"), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("not-the-token"));
+}

@@ -95,6 +95,13 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Connector plugins: describe a `.wasm` file, validate a configuration, call it on a
+    /// device.
+    #[cfg(feature = "plugins")]
+    Plugin {
+        #[command(subcommand)]
+        command: plugins::PluginCommand,
+    },
     /// Stop a node and everything that cannot run without it, showing each step live.
     Stop {
         /// The topology file (TOML).
@@ -153,6 +160,8 @@ fn main() -> ExitCode {
         Command::Serve(options) => runtime().and_then(|rt| rt.block_on(serve::run(options))),
         Command::Token { command } => token(command),
         Command::User { command } => user(command),
+        #[cfg(feature = "plugins")]
+        Command::Plugin { command } => runtime().and_then(|rt| rt.block_on(plugins::command(command))),
         Command::Check { file, plugins } => check(&file, &plugins),
         Command::Plan { file, action, node, json, plugins } => {
             runtime().and_then(|rt| rt.block_on(plan(&file, action.into(), &node, json, &plugins)))

@@ -158,3 +158,146 @@ impl Loaded {
         (registry, options)
     }
 }
+
+// ----- `wakehub plugin check|call`: one plugin file, on the desk -----
+
+/// `wakehub plugin`'s commands.
+#[cfg(feature = "plugins")]
+#[derive(clap::Subcommand)]
+pub(crate) enum PluginCommand {
+    /// Describe a plugin file (name, version, WIT version, kinds, the capabilities it
+    /// imports, its configuration schema) and, with `--config`, validate a configuration.
+    Check {
+        /// The plugin (`.wasm`).
+        file: PathBuf,
+        /// A connector table to validate, as TOML keys: `url = "http://plug.lan", token = "env:TOKEN"`.
+        #[arg(long)]
+        config: Option<String>,
+        /// The node kind the configuration is for (default: the plugin's first kind).
+        #[arg(long)]
+        kind: Option<String>,
+    },
+    /// Call a plugin on a device, as WakeHub would: `status`, `start` or `stop` of one node
+    /// of KIND configured with `--config` (secrets may be `env:VAR` or `file:PATH`).
+    Call {
+        /// The plugin (`.wasm`).
+        file: PathBuf,
+        /// The node kind (one the plugin defines).
+        kind: String,
+        /// What to call.
+        #[arg(value_enum)]
+        operation: Operation,
+        /// The connector table, as TOML keys: `url = "http://plug.lan", token = "env:TOKEN"`.
+        #[arg(long, default_value = "")]
+        config: String,
+    },
+}
+
+/// What `wakehub plugin call` calls.
+#[cfg(feature = "plugins")]
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum Operation {
+    /// The node's power state.
+    Status,
+    /// Power it on (the platform accepted the request).
+    Start,
+    /// Power it off.
+    Stop,
+}
+
+/// One plugin file loaded alone (compiled without a cache).
+#[cfg(feature = "plugins")]
+fn load_one(file: &Path) -> anyhow::Result<(Loaded, wakehub_core::plugin::PluginInfo)> {
+    let host = PluginHost::new(PluginLimits::default(), None).map_err(|e| anyhow::anyhow!(e))?;
+    let info = host.load_file(file).map_err(|e| anyhow::anyhow!("{} ({})", e.message, e.code))?;
+    Ok((Loaded { host: Some(Arc::new(host)) }, info))
+}
+
+/// A one-node topology file: a node named `desk` of `kind`, with the plugin's connector and
+/// `keys` (TOML `key = value` pairs, comma-separated).
+#[cfg(feature = "plugins")]
+fn desk_node(plugin: &str, kind: &str, keys: &str) -> anyhow::Result<String> {
+    let table: toml::Table = format!("c = {{ {keys} }}").parse::<toml::Table>().map_err(|e| {
+        anyhow::anyhow!("--config: not TOML keys such as `url = \"http://plug.lan\", token = \"env:TOKEN\"`: {e}")
+    })?;
+    let mut connector = table.get("c").and_then(|c| c.as_table()).cloned().unwrap_or_default();
+    connector.insert("type".into(), format!("plugin:{plugin}").into());
+    let mut node = toml::Table::new();
+    node.insert("name".into(), "desk".into());
+    node.insert("kind".into(), kind.into());
+    node.insert("connector".into(), connector.into());
+    let mut file = toml::Table::new();
+    file.insert("node".into(), toml::Value::Array(vec![node.into()]));
+    Ok(toml::to_string(&file)?)
+}
+
+/// Runs `wakehub plugin …`.
+#[cfg(feature = "plugins")]
+pub(crate) async fn command(command: PluginCommand) -> anyhow::Result<std::process::ExitCode> {
+    use std::process::ExitCode;
+    match command {
+        PluginCommand::Check { file, config, kind } => {
+            let (loaded, info) = load_one(&file)?;
+            println!("{} {} — wakehub:connector@{} ({})", info.name, info.version, info.wit_version, file.display());
+            println!("kinds: {}", info.kinds.join(", "));
+            println!("capabilities: {}", info.capabilities.join(", "));
+            let schema: serde_json::Value = serde_json::from_str(&info.config_schema)?;
+            println!("configuration schema:\n{}", serde_json::to_string_pretty(&schema)?);
+            let Some(keys) = config else { return Ok(ExitCode::SUCCESS) };
+            let kind = kind.or_else(|| info.kinds.first().cloned()).unwrap_or_default();
+            let (_, options) = loaded.registry();
+            match wakehub_core::topology_file::parse(&desk_node(&info.name, &kind, &keys)?, &options) {
+                Ok(_) => {
+                    println!("configuration: valid");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    for problem in &e.errors {
+                        let field = problem.field.as_deref().unwrap_or("connector");
+                        eprintln!("configuration: {field}: {}", problem.message);
+                    }
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        PluginCommand::Call { file, kind, operation, config } => {
+            let (loaded, info) = load_one(&file)?;
+            let (registry, options) = loaded.registry();
+            let topology = match wakehub_core::topology_file::parse(&desk_node(&info.name, &kind, &config)?, &options) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let store = wakehub_core::store::Store::open_in_memory(wakehub_core::secrets::MasterKey::generate())?;
+            store.import(&topology, wakehub_core::model::Origin::Operator)?;
+            let engine = wakehub_core::engine::Engine::new(
+                store,
+                registry,
+                wakehub_core::engine::EngineConfig { plugin_kinds: options.plugin_kinds, ..Default::default() },
+            )?;
+            let topology = engine.store().topology()?;
+            let node = topology.by_name("desk").context("the node vanished")?;
+            let target = engine.target(&topology, node.id).context("no target for the node")?;
+            let connector =
+                engine.connectors().get(&format!("plugin:{}", info.name)).context("the plugin is not registered")?;
+            let result = match operation {
+                Operation::Status => connector.status(&target).await.map(|s| format!("status: {s}")),
+                Operation::Start => connector.start(&target).await.map(|()| "start: accepted".to_owned()),
+                Operation::Stop => connector.stop(&target).await.map(|()| "stop: accepted".to_owned()),
+            };
+            match result {
+                Ok(line) => {
+                    println!("{line}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    let retry = if e.retryable { " (retryable)" } else { "" };
+                    eprintln!("error: {}{retry}: {}", e.code, e.message);
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+    }
+}
