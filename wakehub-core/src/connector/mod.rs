@@ -37,9 +37,17 @@ pub struct ConnectorError {
     pub code: ErrorCode,
     /// What happened.
     pub message: String,
-    /// Whether the same call may succeed later.
+    /// Whether the same call may succeed later (the platform was unreachable, slow, or
+    /// busy). The engine acts on it within the step's timeout: a retryable `start` or `stop`
+    /// is issued again, up to [`POWER_ATTEMPTS`] times in all with exponential backoff (50 ms
+    /// doubling, at most 1 s between attempts), and a retryable `status` error while it waits
+    /// for the new state is noted and polled again; anything not retryable fails the step
+    /// at once.
     pub retryable: bool,
 }
+
+/// How many times in all the engine issues a `start` or `stop` whose error is retryable.
+pub const POWER_ATTEMPTS: u32 = 4;
 
 impl ConnectorError {
     /// A new error.

@@ -549,9 +549,22 @@ impl Engine {
         }
         let already = current.as_ref().is_ok_and(|s| *s == desired);
         if !already {
-            match action {
-                Action::Start => connector.start(target).await?,
-                Action::Stop => connector.stop(target).await?,
+            // A retryable refusal (unreachable, slow, busy) is tried again, a bounded number
+            // of times, all within the step's timeout.
+            let mut backoff = Backoff::new();
+            for attempt in 1.. {
+                let issued = match action {
+                    Action::Start => connector.start(target).await,
+                    Action::Stop => connector.stop(target).await,
+                };
+                match issued {
+                    Ok(()) => break,
+                    Err(e) if e.retryable && attempt < crate::connector::POWER_ATTEMPTS => {
+                        note(format!("{action} attempt {attempt}: {} (trying again)", e.message));
+                        tokio::time::sleep(backoff.next_delay()).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             self.wait_state(connector, target, topology, desired, &note).await?;
         }

@@ -679,3 +679,62 @@ async fn a_subscription_ends_after_shutdown_with_the_last_events() {
 }
 
 mod promises;
+
+/// The simulator, refusing the first `failures` starts of every node with `code`.
+#[derive(Clone)]
+struct Flaky {
+    sim: Counting,
+    failures: usize,
+    code: wakehub_core::model::ErrorCode,
+}
+
+#[async_trait::async_trait]
+impl Connector for Flaky {
+    async fn status(&self, t: &Target) -> Result<PowerState, ConnectorError> {
+        self.sim.status(t).await
+    }
+    async fn start(&self, t: &Target) -> Result<(), ConnectorError> {
+        self.sim.bump(t.node, "attempt");
+        if self.sim.count(t.node, "attempt") <= self.failures {
+            return Err(ConnectorError::new(self.code, format!("{}: refused", t.name)));
+        }
+        self.sim.start(t).await
+    }
+    async fn stop(&self, t: &Target) -> Result<(), ConnectorError> {
+        self.sim.stop(t).await
+    }
+    fn watch(&self, t: &Target) -> Option<futures::stream::BoxStream<'static, PowerState>> {
+        self.sim.watch(t)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retryable_refusal_is_tried_again_a_bounded_number_of_times() {
+    use wakehub_core::connector::POWER_ATTEMPTS;
+    use wakehub_core::model::ErrorCode;
+    let cases = [
+        // Unreachable twice, then accepted: the step succeeds on the third attempt.
+        (2, ErrorCode::Unreachable, CascadeStatus::Completed, 3),
+        // Unreachable every time: it gives up after POWER_ATTEMPTS.
+        (100, ErrorCode::Unreachable, CascadeStatus::Failed, POWER_ATTEMPTS as usize),
+        // Not retryable: one attempt only.
+        (100, ErrorCode::AuthFailed, CascadeStatus::Failed, 1),
+    ];
+    for (failures, code, expected, attempts) in cases {
+        let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+        store.import_toml(&fast(HOMELAB), &ParseOptions::operator()).unwrap();
+        let flaky = Flaky { sim: Counting::default(), failures, code };
+        let mut registry = Registry::new();
+        registry.register("sim", flaky.clone());
+        let engine = Engine::new(store, registry, EngineConfig::default()).unwrap();
+        let nas = engine.store().topology().unwrap().by_name("nas").unwrap().id;
+        let record = engine.start(nas).await.unwrap();
+        engine.wait(record.id).await.unwrap();
+        let record = engine.store().cascade(record.id).unwrap().unwrap();
+        assert_eq!(record.status, expected, "{code:?} ×{failures}: {record:?}");
+        assert_eq!(flaky.sim.count(nas, "attempt"), attempts, "{code:?} ×{failures}");
+        if expected == CascadeStatus::Failed {
+            assert_eq!(record.error_code, Some(code));
+        }
+    }
+}
