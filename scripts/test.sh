@@ -72,6 +72,11 @@ else
   echo "== cargo test --workspace (cargo-nextest not found)"
   cargo test -j 2 --workspace --lib --bins --tests --no-fail-fast
 fi
+# Connector plugins, natively: the SDK's harness simulates the host's capabilities, so the
+# plugins' own tests (and the SDK's doc tests) need no WebAssembly runtime.
+echo "== plugins: native tests with the SDK's harness"
+(cd plugins && cargo test -j 2 --target-dir "${WAKEHUB_PLUGINS_TARGET_DIR:-target}" -p wakehub-plugin-sdk -p http-switch -p redfish)
+
 # The dashboard end to end: Chromium against the binary the tests just built.
 echo "== dashboard end to end (Chromium, playwright-core)"
 (cd wakehub-graphql/web && WAKEHUB_BIN="${CARGO_TARGET_DIR:-$PWD/../../target}/debug/wakehub" node --test --test-concurrency=1 e2e/*.e2e.mjs)

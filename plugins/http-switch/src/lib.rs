@@ -58,13 +58,13 @@ fn send(node: &Node, op: &str, default: http::Method) -> Result<http::Response, 
     if ok {
         return Ok(resp);
     }
-    let code = match resp.status {
-        401 | 403 => ErrorCode::AuthFailed,
-        404 => ErrorCode::NotFound,
-        _ => ErrorCode::PlatformError,
-    };
+    // A 2xx other than `expect_status` is the platform's doing, like any other status.
+    let mut e = error_for_status(resp.status, &format!("http-switch: {op}"))
+        .err()
+        .unwrap_or_else(|| error(ErrorCode::PlatformError, format!("http-switch: {op} answered {}", resp.status)));
     let body: String = String::from_utf8_lossy(&resp.body).chars().take(200).collect();
-    Err(error(code, format!("http-switch: {op} answered {}: {}", resp.status, body.trim())))
+    e.message = format!("{}: {}", e.message, body.trim());
+    Err(e)
 }
 
 fn is_on(value: &Value, on: &str) -> bool {
@@ -183,3 +183,116 @@ impl Plugin for HttpSwitch {
 }
 
 export_plugin!(HttpSwitch);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use wakehub_plugin_sdk::testing::{self, Harness, exchange};
+
+    /// A Home Assistant switch.
+    fn switch() -> Node {
+        testing::node(
+            "desk",
+            "switch",
+            json!({
+                "on_url": "http://ha.lan/api/services/switch/turn_on",
+                "on_body": r#"{"entity_id": "switch.desk"}"#,
+                "off_url": "http://ha.lan/api/services/switch/turn_off",
+                "off_body": r#"{"entity_id": "switch.desk"}"#,
+                "status_url": "http://ha.lan/api/states/switch.desk",
+                "state_pointer": "/state",
+                "token": testing::secret(),
+            }),
+        )
+    }
+
+    #[test]
+    fn status_reads_the_state_at_the_pointer_with_the_bearer_token() {
+        let h = Harness::new().exchanges([exchange(http::Method::Get, "http://ha.lan/api/states/switch.desk")
+            .expect_auth(Some(http::Auth::Bearer("token".into())))
+            .respond_json(200, &json!({"state": "on", "entity_id": "switch.desk"}))]);
+        assert_eq!(h.run(|| HttpSwitch::status(&switch())), Ok(PowerState::On));
+        assert_eq!(h.sent()[0].body, None);
+
+        let h = Harness::new().http(|_| testing::respond_json(200, &json!({"state": "off"})));
+        assert_eq!(h.run(|| HttpSwitch::status(&switch())), Ok(PowerState::Off));
+    }
+
+    #[test]
+    fn start_and_stop_post_the_configured_body() {
+        let h = Harness::new().exchanges([
+            exchange(http::Method::Post, "http://ha.lan/api/services/switch/turn_on")
+                .expect_json(json!({"entity_id": "switch.desk"}))
+                .expect_auth(Some(http::Auth::Bearer("token".into())))
+                .respond(200, "[]"),
+            exchange(http::Method::Post, "http://ha.lan/api/services/switch/turn_off")
+                .expect_json(json!({"entity_id": "switch.desk"}))
+                .respond(200, "[]"),
+        ]);
+        assert_eq!(h.run(|| HttpSwitch::start(&switch())), Ok(()));
+        assert_eq!(h.run(|| HttpSwitch::stop(&switch())), Ok(()));
+        let content_type = &h.sent()[0].headers[0];
+        assert_eq!((content_type.name.as_str(), content_type.value.as_str()), ("Content-Type", "application/json"));
+    }
+
+    #[test]
+    fn a_regex_a_method_and_basic_auth_as_configured() {
+        let plug = testing::node(
+            "plug",
+            "switch",
+            json!({
+                "on_url": "http://plug.lan/cm?cmnd=Power%20On", "on_method": "get",
+                "off_url": "http://plug.lan/cm?cmnd=Power%20Off", "off_method": "GET",
+                "status_url": "http://plug.lan/cm?cmnd=Power", "state_regex": r#""POWER":"(\w+)""#,
+                "username": "admin", "password": testing::secret(),
+            }),
+        );
+        let h = Harness::new().http(|_| testing::respond(200, r#"{"POWER":"ON"}"#));
+        assert_eq!(h.run(|| HttpSwitch::status(&plug)), Ok(PowerState::On));
+        assert_eq!(h.run(|| HttpSwitch::start(&plug)), Ok(()));
+        let sent = h.sent();
+        assert_eq!(sent[1].method, http::Method::Get);
+        assert_eq!(sent[1].url, "http://plug.lan/cm?cmnd=Power%20On");
+        assert_eq!(sent[1].auth, Some(http::Auth::Basic(("admin".into(), "password".into()))));
+    }
+
+    #[test]
+    fn failures_keep_their_codes() {
+        let code = |answer: fn(&http::Request) -> Result<http::Response, ConnectorError>| {
+            let h = Harness::new().http(answer);
+            h.run(|| HttpSwitch::start(&switch())).map_err(|e| (e.code, e.message))
+        };
+        assert_eq!(
+            code(|_| testing::respond(401, "401: Unauthorized")),
+            Err((ErrorCode::AuthFailed, "http-switch: on answered 401: 401: Unauthorized".into()))
+        );
+        assert_eq!(code(|_| testing::respond(404, "")).unwrap_err().0, ErrorCode::NotFound);
+        assert_eq!(code(|_| testing::respond(504, "")).unwrap_err().0, ErrorCode::Timeout);
+        assert_eq!(code(|_| testing::respond(500, "boom")).unwrap_err().0, ErrorCode::PlatformError);
+        assert_eq!(code(|_| testing::unreachable("connection refused")).unwrap_err().0, ErrorCode::Unreachable);
+
+        let h = Harness::new().http(|_| testing::respond(200, "<html>"));
+        let e = h.run(|| HttpSwitch::status(&switch())).unwrap_err();
+        assert_eq!(e.code, ErrorCode::PlatformError);
+        assert!(e.message.contains("not JSON"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_2xx_other_than_expect_status_fails() {
+        let mut config: Value = serde_json::from_str(&switch().config).unwrap();
+        config["expect_status"] = json!(201);
+        let node = testing::node("desk", "switch", config);
+        let h = Harness::new().http(|_| testing::respond(200, ""));
+        let e = h.run(|| HttpSwitch::start(&node)).unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (ErrorCode::PlatformError, "http-switch: on answered 200: "));
+    }
+
+    #[test]
+    fn validate_names_the_problem() {
+        assert_eq!(HttpSwitch::validate(&Config(serde_json::from_str(&switch().config).unwrap())), Ok(()));
+        let plain_token =
+            Config(json!({"on_url": "http://a", "off_url": "http://a", "status_url": "http://a", "token": "x"}));
+        assert_eq!(HttpSwitch::validate(&plain_token), Err("`token` must be a secret".into()));
+    }
+}

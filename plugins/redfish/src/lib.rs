@@ -70,12 +70,9 @@ fn call(
                 .or_else(|| e.get("message")?.as_str().map(str::to_owned))
         })
         .unwrap_or_else(|| String::from_utf8_lossy(&resp.body).chars().take(200).collect());
-    let code = match resp.status {
-        401 | 403 => ErrorCode::AuthFailed,
-        404 => ErrorCode::NotFound,
-        _ => ErrorCode::PlatformError,
-    };
-    Err(error(code, format!("redfish: {path} answered {}: {detail}", resp.status)))
+    let mut e = error_for_status(resp.status, &format!("redfish: {path}")).unwrap_err();
+    e.message = format!("{}: {detail}", e.message);
+    Err(e)
 }
 
 fn json_of(resp: &http::Response) -> Result<Value, ConnectorError> {
@@ -246,3 +243,146 @@ impl Plugin for Redfish {
 }
 
 export_plugin!(Redfish);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wakehub_plugin_sdk::testing::{self, Harness, exchange};
+
+    const SYSTEM: &str = "https://10.0.0.5/redfish/v1/Systems/1";
+
+    /// A server on its BMC, credentials on the BMC.
+    fn server(own: Value) -> Node {
+        testing::on_host(
+            testing::node("web1", "server", own),
+            json!({"bmc_url": "https://10.0.0.5/", "username": "admin", "password": testing::secret()}),
+        )
+    }
+
+    fn basic() -> Option<http::Auth> {
+        Some(http::Auth::Basic(("admin".into(), "password".into())))
+    }
+
+    fn system(state: &str) -> Value {
+        json!({"Id": "1", "Name": "web1", "PowerState": state})
+    }
+
+    #[test]
+    fn status_finds_the_only_system_and_reads_its_power_state() {
+        let h = Harness::new().exchanges([
+            exchange(http::Method::Get, "https://10.0.0.5/redfish/v1/Systems")
+                .expect_auth(basic())
+                .respond_json(200, &json!({"Members": [{"@odata.id": "/redfish/v1/Systems/1/"}]})),
+            exchange(http::Method::Get, "https://10.0.0.5/redfish/v1/Systems/1")
+                .expect_auth(basic())
+                .respond_json(200, &system("PoweringOn")),
+        ]);
+        assert_eq!(h.run(|| Redfish::status(&server(json!({})))), Ok(PowerState::Starting));
+        assert!(h.sent().iter().all(|r| r.headers.iter().any(|h| h.name == "Accept")));
+    }
+
+    #[test]
+    fn start_resets_on_unless_already_on() {
+        let node = server(json!({"system": "1"}));
+        let h = Harness::new().exchanges([
+            exchange(http::Method::Get, SYSTEM).respond_json(200, &system("Off")),
+            exchange(http::Method::Post, &format!("{SYSTEM}/Actions/ComputerSystem.Reset"))
+                .expect_json(json!({"ResetType": "On"}))
+                .expect_auth(basic())
+                .respond(204, ""),
+            exchange(http::Method::Get, SYSTEM).respond_json(200, &system("On")),
+        ]);
+        assert_eq!(h.run(|| Redfish::start(&node)), Ok(()));
+        assert_eq!(h.run(|| Redfish::start(&node)), Ok(()));
+    }
+
+    #[test]
+    fn stop_shuts_down_gracefully_then_forces_off_when_the_timeout_expires() {
+        let node = server(json!({"system": "1", "graceful_timeout_secs": 2}));
+        let h = Harness::new().http(|req| match req.method {
+            http::Method::Get => testing::respond_json(200, &system("On")),
+            _ => testing::respond(204, ""),
+        });
+        assert_eq!(h.run(|| Redfish::stop(&node)), Ok(()));
+        let resets: Vec<String> = h
+            .sent()
+            .iter()
+            .filter(|r| r.method == http::Method::Post)
+            .map(|r| String::from_utf8(r.body.clone().unwrap()).unwrap())
+            .collect();
+        assert_eq!(resets, [r#"{"ResetType":"GracefulShutdown"}"#, r#"{"ResetType":"ForceOff"}"#]);
+        assert_eq!(h.sleeps(), [500; 4]);
+        assert_eq!(h.now_ms(), testing::DEFAULT_NOW_MS + 2_000);
+        assert_eq!(h.logs()[0].level, log::Level::Warn);
+        assert!(h.logs()[0].message.contains("ForceOff"), "{:?}", h.logs());
+    }
+
+    #[test]
+    fn stop_returns_once_the_system_is_off() {
+        let node = server(json!({"system": "1"}));
+        let h = Harness::new().exchanges([
+            exchange(http::Method::Get, SYSTEM).respond_json(200, &system("On")),
+            exchange(http::Method::Post, &format!("{SYSTEM}/Actions/ComputerSystem.Reset"))
+                .expect_json(json!({"ResetType": "GracefulShutdown"})),
+            exchange(http::Method::Get, SYSTEM).respond_json(200, &system("PoweringOff")),
+            exchange(http::Method::Get, SYSTEM).respond_json(200, &system("Off")),
+        ]);
+        assert_eq!(h.run(|| Redfish::stop(&node)), Ok(()));
+        assert_eq!(h.sleeps(), [500]);
+    }
+
+    #[test]
+    fn failures_keep_their_codes_and_the_bmc_message() {
+        let node = server(json!({"system": "1"}));
+        let h = Harness::new().http(|_| {
+            testing::respond_json(
+                401,
+                &json!({"error": {"message": "General", "@Message.ExtendedInfo": [{"Message": "Bad credentials."}]}}),
+            )
+        });
+        let e = h.run(|| Redfish::status(&node)).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (ErrorCode::AuthFailed, "redfish: /redfish/v1/Systems/1 answered 401: Bad credentials.")
+        );
+        let h = Harness::new().http(|_| testing::unreachable("connection refused"));
+        let e = h.run(|| Redfish::status(&node)).unwrap_err();
+        assert_eq!((e.code, e.retryable), (ErrorCode::Unreachable, true));
+        let h = Harness::new().http(|_| testing::respond(404, ""));
+        assert_eq!(h.run(|| Redfish::status(&node)).unwrap_err().code, ErrorCode::NotFound);
+    }
+
+    #[test]
+    fn several_systems_need_a_name_and_no_url_is_invalid() {
+        let h = Harness::new().http(|_| {
+            testing::respond_json(
+                200,
+                &json!({"Members": [{"@odata.id": "/redfish/v1/Systems/1"}, {"@odata.id": "/redfish/v1/Systems/2"}]}),
+            )
+        });
+        assert_eq!(h.run(|| Redfish::status(&server(json!({})))).unwrap_err().code, ErrorCode::InvalidConfig);
+        let bare = testing::node("web1", "server", json!({}));
+        let h = Harness::new();
+        assert_eq!(h.run(|| Redfish::status(&bare)).unwrap_err().code, ErrorCode::InvalidConfig);
+        assert!(h.sent().is_empty());
+    }
+
+    #[test]
+    fn discover_lists_the_systems() {
+        let h = Harness::new().http(|req| match req.url.as_str() {
+            "https://10.0.0.5/redfish/v1/Systems" => {
+                testing::respond_json(200, &json!({"Members": [{"@odata.id": "/redfish/v1/Systems/1"}]}))
+            }
+            _ => testing::respond_json(200, &system("On")),
+        });
+        let bmc = testing::node(
+            "bmc",
+            "bmc",
+            json!({"bmc_url": "https://10.0.0.5", "username": "admin", "password": testing::secret()}),
+        );
+        let found = h.run(|| Redfish::discover(&bmc)).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].key.as_str(), found[0].status), ("system/1", PowerState::On));
+        assert_eq!(found[0].config, r#"{"system":"1"}"#);
+    }
+}

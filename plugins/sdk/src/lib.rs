@@ -10,11 +10,20 @@
 //! HTTP to the hosts its `…url` keys and `allow_hosts` name, SSH with the secrets it holds.
 //! It never sees a secret: it names the configuration key, the host injects the value.
 //!
-//! 1. A new crate in `plugins/`, `crate-type = ["cdylib"]`, depending on
-//!    `wakehub-plugin-sdk`.
+//! 1. A new crate, `crate-type = ["cdylib"]`, depending on `wakehub-plugin-sdk`. Inside this
+//!    repository, a member of `plugins/` with `wakehub-plugin-sdk.workspace = true`; from
+//!    anywhere else, a path or a git dependency:
+//!
+//!    ```toml
+//!    wakehub-plugin-sdk = { path = "../wakehub/plugins/sdk" }
+//!    wakehub-plugin-sdk = { git = "https://github.com/wakehub/wakehub" }
+//!    ```
+//!
+//!    (one of the two; cargo finds the crate by name inside the repository). The SDK
+//!    re-exports [`serde_json`], which its [`Config`] is built on.
 //! 2. Implement [`Plugin`] on a unit struct:
 //!
-//! ```ignore
+//! ```
 //! use wakehub_plugin_sdk::*;
 //!
 //! struct Lamp;
@@ -25,11 +34,20 @@
 //!     }
 //!     fn status(node: &Node) -> Result<PowerState, ConnectorError> {
 //!         let url = config(node).require_str("url")?.to_owned();
-//!         let resp = http::send(&request(http::Method::Get, &url))?;
+//!         let resp = http::send(&request(http::Method::Get, &format!("{url}/state")))?;
+//!         error_for_status(resp.status, "lamp: state")?;
 //!         Ok(if resp.body == b"on" { PowerState::On } else { PowerState::Off })
 //!     }
-//!     fn start(node: &Node) -> Result<(), ConnectorError> { /* POST …/on */ Ok(()) }
-//!     fn stop(node: &Node) -> Result<(), ConnectorError> { /* POST …/off */ Ok(()) }
+//!     fn start(node: &Node) -> Result<(), ConnectorError> {
+//!         let url = config(node).require_str("url")?.to_owned();
+//!         let resp = http::send(&request(http::Method::Post, &format!("{url}/on")))?;
+//!         error_for_status(resp.status, "lamp: on")
+//!     }
+//!     fn stop(node: &Node) -> Result<(), ConnectorError> {
+//!         let url = config(node).require_str("url")?.to_owned();
+//!         let resp = http::send(&request(http::Method::Post, &format!("{url}/off")))?;
+//!         error_for_status(resp.status, "lamp: off")
+//!     }
 //! }
 //!
 //! export_plugin!(Lamp);
@@ -41,10 +59,81 @@
 //!    validates its keys through your [`Plugin::validate`].
 //!
 //! `start` and `stop` may return once the platform accepted the request: WakeHub then polls
-//! `status` until the node is up (or down). Return errors with a stable [`ErrorCode`];
-//! messages must not contain secrets. A call that loops, allocates without bound or panics
-//! fails with `PLUGIN_TIMEOUT`, `PLUGIN_MEMORY` or `PLUGIN_TRAP`; a plugin that keeps faulting
-//! is quarantined.
+//! `status` until the node is up (or down). Return errors with a stable [`ErrorCode`]
+//! ([`error_for_status`] maps an HTTP status to one); messages must not contain secrets. A
+//! call that loops, allocates without bound or panics fails with `PLUGIN_TIMEOUT`,
+//! `PLUGIN_MEMORY` or `PLUGIN_TRAP`; a plugin that keeps faulting is quarantined.
+//!
+//! # Test it without WebAssembly
+//!
+//! Natively (`cargo test`), the capability modules are answered by the [`testing`] harness of
+//! the current thread instead of the host: give it the answers, call your plugin inside
+//! [`Harness::run`](testing::Harness::run), then assert on what it returned and on what it
+//! sent. A capability the harness was not given is denied (`capability-denied`), as by a host
+//! whose configuration does not grant it. Put this in your plugin's `src/lib.rs` under
+//! `#[cfg(test)] mod tests` (tests in `tests/` would need the `rlib` crate type too, which
+//! makes the release component larger):
+//!
+//! ```
+//! # use wakehub_plugin_sdk::*;
+//! # struct Lamp;
+//! # impl Plugin for Lamp {
+//! #     fn describe() -> PluginInfo { info("lamp", "0.1.0", &["lamp"], "{}") }
+//! #     fn status(node: &Node) -> Result<PowerState, ConnectorError> {
+//! #         let url = config(node).require_str("url")?.to_owned();
+//! #         let mut req = request(http::Method::Get, &format!("{url}/state"));
+//! #         if config(node).is_secret("token") { req.auth = Some(http::Auth::Bearer("token".into())); }
+//! #         let resp = http::send(&req)?;
+//! #         error_for_status(resp.status, "lamp: state")?;
+//! #         Ok(if resp.body == b"on" { PowerState::On } else { PowerState::Off })
+//! #     }
+//! #     fn start(node: &Node) -> Result<(), ConnectorError> {
+//! #         let url = config(node).require_str("url")?.to_owned();
+//! #         let resp = http::send(&request(http::Method::Post, &format!("{url}/on")))?;
+//! #         error_for_status(resp.status, "lamp: on")
+//! #     }
+//! #     fn stop(_: &Node) -> Result<(), ConnectorError> { Ok(()) }
+//! # }
+//! use wakehub_plugin_sdk::serde_json::json;
+//! use wakehub_plugin_sdk::testing::{self, Harness, exchange};
+//! use wakehub_plugin_sdk::{ErrorCode, Plugin, PowerState, http};
+//!
+//! // A node as the host passes it; a secret is `{"secret": true}`, never its value.
+//! let lamp = testing::node("desk", "lamp", json!({"url": "http://lamp.lan", "token": testing::secret()}));
+//!
+//! // Answer every request with a function, then look at what was sent.
+//! let h = Harness::new().http(|req| match req.url.as_str() {
+//!     "http://lamp.lan/state" => testing::respond(200, "on"),
+//!     _ => testing::respond(404, ""),
+//! });
+//! assert_eq!(h.run(|| Lamp::status(&lamp)), Ok(PowerState::On));
+//! let sent = h.sent();
+//! assert_eq!(sent.len(), 1);
+//! assert_eq!(sent[0].method, http::Method::Get);
+//! assert_eq!(sent[0].auth, Some(http::Auth::Bearer("token".into())));
+//!
+//! // Status codes and unreachable peers become error codes.
+//! let h = Harness::new().http(|_| testing::respond(401, "who are you?"));
+//! assert_eq!(h.run(|| Lamp::status(&lamp)).unwrap_err().code, ErrorCode::AuthFailed);
+//! let h = Harness::new().http(|_| testing::unreachable("connection refused"));
+//! assert_eq!(h.run(|| Lamp::status(&lamp)).unwrap_err().code, ErrorCode::Unreachable);
+//!
+//! // Or a script: exactly these requests, in this order. Another request is refused and
+//! // makes `run` panic naming it; a request never sent makes the harness panic when dropped.
+//! let h = Harness::new().exchanges([exchange(http::Method::Post, "http://lamp.lan/on").respond(204, "")]);
+//! assert_eq!(h.run(|| Lamp::start(&lamp)), Ok(()));
+//!
+//! // What the harness was not given is denied, never a crash.
+//! let err = Harness::new().run(|| Lamp::status(&lamp)).unwrap_err();
+//! assert_eq!(err.code, ErrorCode::CapabilityDenied);
+//! assert!(err.message.contains("no answer for http"));
+//! ```
+//!
+//! SSH, Wake-on-LAN and TCP probes are simulated the same way ([`Harness::ssh`](testing::Harness::ssh),
+//! [`wol`](testing::Harness::wol), [`tcp`](testing::Harness::tcp)) and recorded
+//! ([`ssh_commands`](testing::Harness::ssh_commands), [`wakes`](testing::Harness::wakes),
+//! [`probes`](testing::Harness::probes)); log lines are recorded ([`logs`](testing::Harness::logs));
+//! the clock is virtual ([`clock`](testing::Harness::clock)), and sleeping advances it at once.
 
 #[doc(hidden)]
 pub mod bindings {
@@ -54,11 +143,17 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "__export_connector",
         default_bindings_module: "wakehub_plugin_sdk::bindings",
+        additional_derives: [PartialEq, Eq],
     });
 }
 
 pub use bindings::wakehub::connector::types::{ConnectorError, Discovered, ErrorCode, Node, PluginInfo, PowerState};
-pub use bindings::wakehub::connector::{clock, http, log, ssh, tcp, wol};
+pub use capabilities::{clock, http, log, ssh, tcp, wol};
+pub use serde_json;
+
+mod capabilities;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
 /// The WIT version this SDK builds plugins for.
 pub const WIT_VERSION: &str = "0.1.0";
@@ -102,6 +197,42 @@ pub fn info(name: &str, version: &str, kinds: &[&str], config_schema: &str) -> P
 pub fn error(code: ErrorCode, message: impl Into<String>) -> ConnectorError {
     let retryable = matches!(code, ErrorCode::Unreachable | ErrorCode::Timeout);
     ConnectorError { code, message: message.into(), retryable }
+}
+
+/// `Ok` for a 2xx HTTP status, otherwise the error its status means, with the message
+/// "`{what}` answered `{status}`" (append the platform's own words to it):
+///
+/// | status | code | retryable |
+/// | --- | --- | --- |
+/// | 401, 403 | `auth-failed` | no |
+/// | 404, 410 | `not-found` | no |
+/// | 408, 504 | `timeout` | yes |
+/// | 429, 502, 503 | `platform-error` | yes |
+/// | other 5xx | `platform-error` | no |
+/// | other 4xx, 1xx, 3xx | `platform-error` | no |
+///
+/// Other 4xx are the platform's refusal, not the configuration's fault as far as the SDK can
+/// tell: a plugin whose requests are written by its configuration may map 400 or 405 to
+/// `invalid-config` itself.
+///
+/// ```
+/// use wakehub_plugin_sdk::{ErrorCode, error_for_status};
+///
+/// assert!(error_for_status(204, "lamp: on").is_ok());
+/// let e = error_for_status(401, "lamp: on").unwrap_err();
+/// assert_eq!((e.code, e.message.as_str()), (ErrorCode::AuthFailed, "lamp: on answered 401"));
+/// ```
+pub fn error_for_status(status: u16, what: &str) -> Result<(), ConnectorError> {
+    let code = match status {
+        200..=299 => return Ok(()),
+        401 | 403 => ErrorCode::AuthFailed,
+        404 | 410 => ErrorCode::NotFound,
+        408 | 504 => ErrorCode::Timeout,
+        _ => ErrorCode::PlatformError,
+    };
+    let mut e = error(code, format!("{what} answered {status}"));
+    e.retryable |= matches!(status, 429 | 502 | 503);
+    Err(e)
 }
 
 /// A connector table, as JSON.
@@ -154,7 +285,8 @@ pub fn log(level: log::Level, message: &str) {
     log::log(level, message)
 }
 
-/// Exports a [`Plugin`] implementation as the component's `wakehub:connector/plugin`.
+/// Exports a [`Plugin`] implementation as the component's `wakehub:connector/plugin` (on
+/// `wasm32`; natively it only checks the implementation, so the crate links for tests).
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
@@ -187,6 +319,9 @@ macro_rules! export_plugin {
             }
         }
 
+        // Natively (`cargo test`) there is no component to export from, and the export
+        // names (`wakehub:connector/plugin@0.1.0#status`) are no valid native symbols.
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_connector!(__WakehubPluginExport with_types_in $crate::bindings);
     };
 }
