@@ -293,3 +293,48 @@ async fn plugin_check_describes_a_file_and_plugin_call_drives_a_device() {
     assert!(text(&out.stderr).starts_with("error: AUTH_FAILED"), "{}", text(&out.stderr));
     assert!(!text(&out.stderr).contains("not-the-token"));
 }
+
+#[test]
+fn a_new_plugin_passes_its_tests_builds_and_loads_as_created() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = crate::support::repo();
+    let sdk = repo.join("plugins/sdk");
+    let new = |name: &str| {
+        Command::new(bin())
+            .args(["plugin", "new", name, "--dir"])
+            .arg(tmp.path())
+            .arg("--sdk")
+            .arg(&sdk)
+            .output()
+            .unwrap()
+    };
+    let out = new("desk-plug");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let root = tmp.path().join("desk-plug");
+    // Built where the repository's plugins are, so their dependencies are compiled once.
+    let target = std::env::var_os("WAKEHUB_PLUGINS_TARGET_DIR").map_or_else(|| repo.join("plugins/target"), Into::into);
+    let cargo = |args: &[&str]| {
+        let out = Command::new(env!("CARGO"))
+            .args(args)
+            .args(["--offline", "-j", "2"])
+            .current_dir(&root)
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .unwrap();
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "cargo {args:?}:\n{all}");
+        all
+    };
+    let tested = cargo(&["test"]);
+    assert!(tested.contains("test result: ok. 4 passed"), "{tested}");
+    cargo(&["build", "--release", "--target", "wasm32-wasip2"]);
+    let wasm = target.join("wasm32-wasip2/release/desk_plug.wasm");
+    let out = Command::new(bin()).args(["plugin", "check"]).arg(&wasm).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("desk-plug 0.1.0 — wakehub:connector@0.1.0"));
+
+    // Nothing is overwritten; a name must be a node name.
+    let again = new("desk-plug");
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert!(!new("Desk Plug").status.success());
+}

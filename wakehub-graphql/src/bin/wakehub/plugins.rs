@@ -165,6 +165,20 @@ impl Loaded {
 #[cfg(feature = "plugins")]
 #[derive(clap::Subcommand)]
 pub(crate) enum PluginCommand {
+    /// Create a plugin crate, out of this repository: a plug switched over HTTP to change
+    /// into your device, with native tests on the SDK's harness; it builds for
+    /// `wasm32-wasip2` and passes its tests as created.
+    New {
+        /// The plugin's name (connector type `plugin:NAME`): `[a-z0-9][a-z0-9-_]*`.
+        name: String,
+        /// Where to create it (`DIR/NAME`; default: the current directory).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// A local checkout's SDK (`…/plugins/sdk`) as a path dependency; without it, a git
+        /// dependency on the WakeHub repository.
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Describe a plugin file (name, version, WIT version, kinds, the capabilities it
     /// imports, its configuration schema) and, with `--config`, validate a configuration.
     Check {
@@ -231,11 +245,61 @@ fn desk_node(plugin: &str, kind: &str, keys: &str) -> anyhow::Result<String> {
     Ok(toml::to_string(&file)?)
 }
 
+/// The plugin crate `wakehub plugin new` writes: `(path, template)`, with `{{name}}`,
+/// `{{crate}}` and `{{sdk}}` filled in.
+#[cfg(feature = "plugins")]
+const TEMPLATE: [(&str, &str); 4] = [
+    ("Cargo.toml", include_str!("template/Cargo.toml.in")),
+    ("src/lib.rs", include_str!("template/lib.rs.in")),
+    ("README.md", include_str!("template/README.md.in")),
+    (".gitignore", include_str!("template/gitignore.in")),
+];
+
+/// `wakehub plugin new`: the crate, refusing to overwrite anything.
+#[cfg(feature = "plugins")]
+fn new_plugin(name: &str, dir: &Path, sdk: Option<&Path>) -> anyhow::Result<PathBuf> {
+    wakehub_core::model::validate_name(name).map_err(|e| anyhow::anyhow!("plugin name: {e}"))?;
+    let root = dir.join(name);
+    if root.exists() {
+        anyhow::bail!("{} already exists: choose another name or --dir", root.display());
+    }
+    let sdk = match sdk {
+        Some(path) => {
+            let path = std::fs::canonicalize(path).with_context(|| format!("--sdk {}", path.display()))?;
+            anyhow::ensure!(
+                path.join("Cargo.toml").exists(),
+                "--sdk {}: no Cargo.toml there (give the checkout's plugins/sdk)",
+                path.display()
+            );
+            format!("wakehub-plugin-sdk = {{ path = {:?} }}", path.display().to_string())
+        }
+        None => "wakehub-plugin-sdk = { git = \"https://github.com/wakehub/wakehub\" }".to_owned(),
+    };
+    for (file, template) in TEMPLATE {
+        let text =
+            template.replace("{{name}}", name).replace("{{crate}}", &name.replace('-', "_")).replace("{{sdk}}", &sdk);
+        let path = root.join(file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(root)
+}
+
 /// Runs `wakehub plugin …`.
 #[cfg(feature = "plugins")]
 pub(crate) async fn command(command: PluginCommand) -> anyhow::Result<std::process::ExitCode> {
     use std::process::ExitCode;
     match command {
+        PluginCommand::New { name, dir, sdk } => {
+            let root = new_plugin(&name, &dir, sdk.as_deref())?;
+            println!(
+                "created {}: `cargo test` there, then `cargo build --release --target wasm32-wasip2`",
+                root.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         PluginCommand::Check { file, config, kind } => {
             let (loaded, info) = load_one(&file)?;
             println!("{} {} — wakehub:connector@{} ({})", info.name, info.version, info.wit_version, file.display());
