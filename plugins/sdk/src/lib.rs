@@ -1,27 +1,66 @@
 //! Write a WakeHub connector plugin: implement [`Plugin`], call [`export_plugin!`], build for
 //! `wasm32-wasip2`. The generated WIT bindings stay behind this crate.
 //!
-//! # Write your first connector
+//! # Write your first connector: the walk
 //!
 //! A plugin is a WebAssembly component implementing `wakehub:connector@0.1.0`
-//! (`wit/since_v0.1.0/connector.wit`). It runs sandboxed: no files, no sockets, no
-//! environment. It reaches the outside world only through the host's capability imports
-//! ([`http`], [`ssh`], [`wol`], [`tcp`]), and only where the node's configuration grants it —
-//! HTTP to the hosts its `…url` keys and `allow_hosts` name, SSH with the secrets it holds.
-//! It never sees a secret: it names the configuration key, the host injects the value.
+//! (`wit/since_v0.1.0/connector.wit`). The walk, from an empty folder to a lab:
 //!
-//! 1. A new crate, `crate-type = ["cdylib"]`, depending on `wakehub-plugin-sdk`. Inside this
-//!    repository, a member of `plugins/` with `wakehub-plugin-sdk.workspace = true`; from
-//!    anywhere else, a path or a git dependency:
+//! 1. **New**: `wakehub plugin new my-plug` writes a crate of its own (`crate-type =
+//!    ["cdylib"]`, its own `[workspace]`, a plug switched over HTTP to change into your
+//!    device, with tests). It depends on this SDK by git, or with `--sdk
+//!    CHECKOUT/plugins/sdk` by path:
 //!
 //!    ```toml
 //!    wakehub-plugin-sdk = { path = "../wakehub/plugins/sdk" }
 //!    wakehub-plugin-sdk = { git = "https://github.com/wakehub/wakehub" }
 //!    ```
 //!
-//!    (one of the two; cargo finds the crate by name inside the repository). The SDK
+//!    (one of the two; cargo finds the crate by name inside the repository). Inside this
+//!    repository, a member of `plugins/` uses `wakehub-plugin-sdk.workspace = true`. The SDK
 //!    re-exports [`serde_json`], which its [`Config`] is built on.
-//! 2. Implement [`Plugin`] on a unit struct:
+//! 2. **Write it**: implement [`Plugin`] on a unit struct and export it (below).
+//! 3. **Test it natively**: `cargo test` — the capabilities are answered by the [`testing`]
+//!    harness (see "Test it without WebAssembly").
+//! 4. **Build**: `cargo build --release --target wasm32-wasip2` (once: `rustup target add
+//!    wasm32-wasip2`) gives `target/wasm32-wasip2/release/my_plug.wasm`.
+//! 5. **Try it on the device on your desk**: `wakehub plugin check my_plug.wasm --config
+//!    'url = "http://plug.lan"'` says what the host sees (name, version, WIT version, kinds,
+//!    imported capabilities, schema) and checks a configuration; `wakehub plugin call
+//!    my_plug.wasm plug status --config …` (or `start`, `stop`) calls it on the real device
+//!    through the same sandbox the server uses.
+//! 6. **Use it in a lab**: copy the `.wasm` into a directory, `wakehub serve --plugins DIR`
+//!    (`check`, `plan`, `start` and `stop` take `--plugins DIR` too), and give a node
+//!    `type = "plugin:my-plug"` and one of its kinds.
+//! 7. **Publish**: the `.wasm` file is the release (name it after the plugin and its
+//!    version); a server refuses a component built for a WIT version it does not support
+//!    (`PLUGIN_INCOMPATIBLE`), so say which `wakehub:connector` version it targets.
+//!
+//! ## The rules the host enforces
+//!
+//! - **Sandbox**: no files, no sockets, no environment. The world is reached only through
+//!   the capability modules ([`http`], [`ssh`], [`wol`], [`tcp`], [`log`](mod@log), [`clock`]).
+//! - **Hosts**: HTTP and TCP reach only what the node's table (and its host node's table)
+//!   grants, by one rule: every key ending in `url` grants that URL's host and port, a
+//!   `host` key grants that host on every port, and `allow_hosts = ["api.example",
+//!   "10.0.0.5:8443"]` grants each entry (a name alone: every port; `host:port`: that
+//!   port). Anything else is denied (`capability-denied`), journaled once per change.
+//! - **Secrets**: a plugin never sees one. Its view of a table marks a secret `{"secret":
+//!   true}` ([`Config::is_secret`]); it names the key (an [`http::Auth`] variant, an SSH
+//!   password key) and the host injects the value.
+//! - **Configuration**: the host checks every table against the JSON Schema [`PluginInfo`]
+//!   declares (required keys, types, and unknown keys with `"additionalProperties":
+//!   false`) before your [`Plugin::validate`] runs; every problem is reported with its key.
+//! - **Errors**: return a stable [`ErrorCode`] ([`error_for_status`] maps an HTTP status);
+//!   messages never carry secrets and may start with the node's name (the host names the
+//!   node once). `retryable` means the same call may succeed later: the engine issues a
+//!   retryable `start` or `stop` again (4 attempts in all, backoff from 50 ms to 1 s) and
+//!   polls `status` through retryable errors, within the step's timeout.
+//! - **Bounds**: a call that loops, allocates without bound or panics fails with
+//!   `PLUGIN_TIMEOUT`, `PLUGIN_MEMORY` or `PLUGIN_TRAP`; a plugin that faults 3 times in a
+//!   row is quarantined until an operator resets it.
+//!
+//! ## Write it
 //!
 //! ```
 //! use wakehub_plugin_sdk::*;
@@ -53,16 +92,8 @@
 //! export_plugin!(Lamp);
 //! ```
 //!
-//! 3. `cargo build --release --target wasm32-wasip2 -p lamp`, copy
-//!    `target/wasm32-wasip2/release/lamp.wasm` into the server's plugin directory
-//!    (`wakehub serve --plugins DIR`), and give a node `type = "plugin:lamp"`. `wakehub check`
-//!    validates its keys through your [`Plugin::validate`].
-//!
 //! `start` and `stop` may return once the platform accepted the request: WakeHub then polls
-//! `status` until the node is up (or down). Return errors with a stable [`ErrorCode`]
-//! ([`error_for_status`] maps an HTTP status to one); messages must not contain secrets. A
-//! call that loops, allocates without bound or panics fails with `PLUGIN_TIMEOUT`,
-//! `PLUGIN_MEMORY` or `PLUGIN_TRAP`; a plugin that keeps faulting is quarantined.
+//! `status` until the node is up (or down).
 //!
 //! # Test it without WebAssembly
 //!
