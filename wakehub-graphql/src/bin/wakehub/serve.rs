@@ -197,6 +197,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     // What a person needs to connect, written at once. Whoever reads it may close the pipe
     // afterwards: that is no reason to stop serving.
     let mut out = format!("WakeHub listening on http://{addr}/graphql (database {})\n", db.display());
+    out += &format!("dashboard: http://{addr}/\n");
     if options.demo {
         let (_, token) = engine.store().create_token("demo", Role::Admin, &Scope::All, None)?;
         out += &format!("demo token: {}\n", token.expose());
