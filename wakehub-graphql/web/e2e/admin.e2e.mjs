@@ -86,9 +86,18 @@ story('an admin creates a node with the form, sees the problem on the field, the
   await page.getByText('No dependencies.').waitFor();
   assert.deepEqual((await nodeOf('e2e-service', 'dependsOn { name }')).dependsOn, []);
 
-  // Delete, after saying yes.
-  page.once('dialog', (dialog) => dialog.accept());
+  // Delete asks first, in the app's own dialog: Cancel leaves the node in place...
   await page.getByRole('button', { name: 'Delete e2e-service' }).click();
+  const ask = page.getByRole('dialog', { name: 'Delete node e2e-service?' });
+  await ask.getByText('Its links go with it.').waitFor();
+  await ask.getByRole('button', { name: 'Cancel' }).click();
+  await ask.waitFor({ state: 'detached' });
+  assert.equal((await nodeOf('e2e-service', 'name')).name, 'e2e-service');
+  await page.locator('[data-node="e2e-service"]').first().waitFor();
+
+  // ...and its confirm button deletes.
+  await page.getByRole('button', { name: 'Delete e2e-service' }).click();
+  await ask.getByRole('button', { name: 'Delete e2e-service' }).click();
   await page.getByRole('heading', { name: 'Lab' }).waitFor();
   await page.locator('[data-node="nas"]').first().waitFor();
   assert.equal(await page.locator('[data-node="e2e-service"]').count(), 0);
@@ -293,8 +302,8 @@ story('an admin creates an API token, sees its secret once, and revokes it', asy
   await page.locator('[data-token="e2e-token"]').waitFor();
   assert.equal((await page.content()).includes(secret), false);
 
-  page.once('dialog', (dialog) => dialog.accept());
   await page.getByRole('button', { name: 'Revoke e2e-token' }).click();
+  await page.getByRole('dialog', { name: 'Revoke token e2e-token?' }).getByRole('button', { name: 'Revoke e2e-token' }).click();
   await page.locator('[data-token="e2e-token"]').getByRole('button', { name: 'Revoke e2e-token' }).waitFor({ state: 'detached' });
   assert.notEqual(await page.locator('[data-token="e2e-token"] td').nth(5).textContent(), '—');
   const { tokens } = await gql('{ tokens { name revokedAt } }');
