@@ -43,7 +43,15 @@ fn target(e: &Engine, name: &str) -> Target {
 
 #[test]
 fn loading_reports_every_file_that_is_not_a_connector_of_a_known_version() {
-    let dir = wakehub_tests::plugins::copy(&["hostile", "http-switch", "redfish", "cli-app", "future", "partial"]);
+    let dir = wakehub_tests::plugins::copy(&[
+        "hostile",
+        "http-switch",
+        "redfish",
+        "cli-app",
+        "future",
+        "partial",
+        "bad-schema",
+    ]);
     std::fs::write(dir.path().join("garbage.wasm"), b"this is not WebAssembly at all").unwrap();
     // A core module (no component): valid WebAssembly, wrong kind.
     std::fs::write(dir.path().join("core-module.wasm"), b"\0asm\x01\0\0\0").unwrap();
@@ -62,13 +70,14 @@ fn loading_reports_every_file_that_is_not_a_connector_of_a_known_version() {
     assert!(!redfish.capabilities.contains(&"ssh".to_owned()), "{:?}", redfish.capabilities);
 
     let by_file = |f: &str| failed.iter().find(|e| e.file.ends_with(f)).unwrap_or_else(|| panic!("{f}: {failed:?}"));
-    assert_eq!(failed.len(), 5, "{failed:?}");
+    assert_eq!(failed.len(), 6, "{failed:?}");
     for (file, code, says) in [
         ("garbage.wasm", "PLUGIN_INVALID", "not a WebAssembly component"),
         ("core-module.wasm", "PLUGIN_INVALID", "not a WebAssembly component"),
         ("cli-app.wasm", "PLUGIN_INVALID", "does not export `wakehub:connector/plugin`"),
         ("future.wasm", "PLUGIN_INCOMPATIBLE", "built for WIT wakehub:connector@0.2.0"),
         ("partial.wasm", "PLUGIN_INVALID", "does not match the connector world"),
+        ("bad_schema.wasm", "PLUGIN_INVALID", "its configuration schema is not a valid JSON Schema"),
     ] {
         let e = by_file(file);
         assert_eq!(e.code.as_str(), code, "{e}");
