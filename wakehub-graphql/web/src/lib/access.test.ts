@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canAdminister, canOperate, canPowerNode, navigation } from './access';
+import { canAdminister, canOperate, canPowerNode, navigation, powerActions } from './access';
 
 describe('roles', () => {
   it('orders viewer < operator < admin', () => {
@@ -14,6 +14,16 @@ describe('roles', () => {
 
   it('never offers power on a discovered node', () => {
     expect(canPowerNode({ canPower: true, state: 'DISCOVERED' })).toBe(false);
+  });
+
+  it('offers Start and Stop as the observed state allows', () => {
+    const node = (status: string, canPower = true) => ({ canPower, state: 'CONFIGURED', status });
+    expect(powerActions(node('OFF'))).toEqual(['START']);
+    expect(powerActions(node('ON'))).toEqual(['STOP']);
+    expect(powerActions(node('STARTING'))).toEqual(['STOP']);
+    expect(powerActions(node('STOPPING'))).toEqual(['START', 'STOP']);
+    expect(powerActions(node('UNKNOWN'))).toEqual(['START', 'STOP']);
+    expect(powerActions(node('OFF', false))).toEqual([]);
   });
 
   it('shows the admin section to admins only', () => {

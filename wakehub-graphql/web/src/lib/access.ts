@@ -25,6 +25,18 @@ export function canPowerNode(node: { canPower: boolean; state: string }): boolea
   return node.state !== 'DISCOVERED' && node.canPower;
 }
 
+/**
+ * The power buttons a node offers: Start unless it is on or coming up, Stop unless it is
+ * off (an unknown or failing node offers both), none without the right to power it.
+ */
+export function powerActions(node: { canPower: boolean; state: string; status: string }): ('START' | 'STOP')[] {
+  if (!canPowerNode(node)) return [];
+  const actions: ('START' | 'STOP')[] = [];
+  if (node.status !== 'ON' && node.status !== 'STARTING') actions.push('START');
+  if (node.status !== 'OFF') actions.push('STOP');
+  return actions;
+}
+
 export interface NavItem {
   href: string;
   label: string;
