@@ -75,7 +75,7 @@ fi
 # Connector plugins, natively: the SDK's harness simulates the host's capabilities, so the
 # plugins' own tests (and the SDK's doc tests) need no WebAssembly runtime.
 echo "== plugins: native tests with the SDK's harness"
-(cd plugins && cargo test -j 2 --target-dir "${WAKEHUB_PLUGINS_TARGET_DIR:-target}" -p wakehub-plugin-sdk -p http-switch -p redfish)
+(cd plugins && cargo test -j 2 --target-dir "${WAKEHUB_PLUGINS_TARGET_DIR:-target}" -p wakehub-plugin-sdk -p http-switch -p redfish -p shelly)
 
 # The dashboard end to end: Chromium against the binary the tests just built.
 echo "== dashboard end to end (Chromium, playwright-core)"

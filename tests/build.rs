@@ -9,7 +9,7 @@ use std::process::Command;
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let plugins = manifest.join("../plugins");
-    for watched in ["Cargo.toml", "Cargo.lock", "sdk", "redfish", "http-switch", "test-plugins"] {
+    for watched in ["Cargo.toml", "Cargo.lock", "sdk", "redfish", "http-switch", "shelly", "test-plugins"] {
         println!("cargo::rerun-if-changed={}", plugins.join(watched).display());
     }
     println!("cargo::rerun-if-changed={}", manifest.join("../wit").display());

@@ -5,7 +5,6 @@
 #![no_main]
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
 
 use libfuzzer_sys::fuzz_target;
 use wakehub_core::connector::{DiscoveredGuest, GuestReport};
@@ -49,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
         status: PowerState::ALL[usize::from(*status) % PowerState::ALL.len()],
         details: next(),
     };
-    let kinds: BTreeSet<String> = ["gremlin".to_owned()].into();
+    let kinds: wakehub_core::model::PluginKinds = ["gremlin".to_owned()].into();
     let Ok(guest) = DiscoveredGuest::from_report("plugin:hostile", &kinds, report) else { return };
     for (k, v) in &guest.connector.settings {
         assert!(!(is_secret_key(k) || is_endpoint_key(k) || is_command_key(k)), "`{k}` kept");

@@ -47,6 +47,7 @@ fn loading_reports_every_file_that_is_not_a_connector_of_a_known_version() {
         "hostile",
         "http-switch",
         "redfish",
+        "legacy",
         "cli-app",
         "future",
         "partial",
@@ -61,9 +62,22 @@ fn loading_reports_every_file_that_is_not_a_connector_of_a_known_version() {
     let (loaded, failed) = host.load_dir(dir.path());
 
     let names: Vec<&str> = loaded.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["hostile", "http-switch", "redfish"]);
-    let redfish = &loaded[2];
-    assert_eq!((redfish.wit_version.as_str(), redfish.kinds.clone()), ("0.1.0", vec!["bmc".into(), "server".into()]));
+    assert_eq!(names, ["hostile", "http-switch", "legacy", "redfish"]);
+    let redfish = &loaded[3];
+    let kinds: Vec<&str> = redfish.kinds.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!((redfish.wit_version.as_str(), kinds), ("0.2.0", vec!["bmc", "server"]));
+    // A 0.2.0 plugin's kinds say how long their operations take…
+    let server = &redfish.kinds[1];
+    assert_eq!(
+        (server.timeouts.start, server.typical_start),
+        (Duration::from_secs(600), Some(Duration::from_secs(120)))
+    );
+    // …a 0.1.0 plugin's cannot: they get the plugin kinds' defaults.
+    let legacy = &loaded[2];
+    assert_eq!(legacy.wit_version, "0.1.0");
+    let defaults = wakehub_core::model::Kind::Plugin(String::new()).default_timeouts();
+    assert_eq!((legacy.kinds[0].name.as_str(), legacy.kinds[0].timeouts), ("legacy-switch", defaults));
+    assert_eq!(legacy.kinds[0].typical_start, None);
     assert!(redfish.config_schema.contains("bmc_url"));
     // It imports only what it uses: HTTP, log and clock — no SSH, no Wake-on-LAN.
     assert!(redfish.capabilities.contains(&"http".to_owned()), "{:?}", redfish.capabilities);
@@ -75,7 +89,11 @@ fn loading_reports_every_file_that_is_not_a_connector_of_a_known_version() {
         ("garbage.wasm", "PLUGIN_INVALID", "not a WebAssembly component"),
         ("core-module.wasm", "PLUGIN_INVALID", "not a WebAssembly component"),
         ("cli-app.wasm", "PLUGIN_INVALID", "does not export `wakehub:connector/plugin`"),
-        ("future.wasm", "PLUGIN_INCOMPATIBLE", "built for WIT wakehub:connector@0.2.0"),
+        (
+            "future.wasm",
+            "PLUGIN_INCOMPATIBLE",
+            "built for WIT wakehub:connector@0.9.0; this WakeHub supports 0.1.0, 0.2.0",
+        ),
         ("partial.wasm", "PLUGIN_INVALID", "does not match the connector world"),
         ("bad_schema.wasm", "PLUGIN_INVALID", "its configuration schema is not a valid JSON Schema"),
     ] {
@@ -91,7 +109,7 @@ fn loading_reports_every_file_that_is_not_a_connector_of_a_known_version() {
     // Compiled components are cached on disk: a second host loads them from there.
     assert!(std::fs::read_dir(cache.path()).unwrap().next().is_some(), "the cache directory is empty");
     let again = PluginHost::new(PluginLimits::default(), Some(cache.path())).unwrap();
-    assert_eq!(again.load_dir(dir.path()).0.len(), 3);
+    assert_eq!(again.load_dir(dir.path()).0.len(), 4);
     // A name already loaded is refused.
     let dup = again.load_file(&dir.path().join("redfish.wasm")).unwrap_err();
     assert!(dup.message.contains("already loaded"), "{dup}");
@@ -265,6 +283,139 @@ async fn the_http_switch_drives_a_home_assistant_switch() {
         ["plugin:http-switch: `status_url` is required", "plugin:http-switch: unknown key `statusurl`"],
         "the declared schema is enforced, every problem at once"
     );
+}
+
+/// The `legacy` test plugin, built against the frozen WIT 0.1.0 (no SDK), driving the Home
+/// Assistant switch `switch.nas_plug` at `base`.
+fn legacy_plug(base: &str, token: &str, entity: &str) -> String {
+    format!(
+        r#"
+[[node]]
+name = "old-plug"
+kind = "legacy-switch"
+[node.connector]
+type = "plugin:legacy"
+url = "{base}"
+entity = "{entity}"
+token = "{token}"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_built_for_wit_0_1_0_keeps_working_beside_0_2_0() {
+    let token = "legacy-long-lived-token";
+    let ha = wakehub_tests::HomeAssistant::start(token);
+    let (host, _dir) = host(PluginLimits::default(), &["legacy", "http-switch"]);
+    let versions: Vec<(String, String)> = host.plugins().into_iter().map(|p| (p.name, p.wit_version)).collect();
+    assert_eq!(versions, [("http-switch".into(), "0.2.0".into()), ("legacy".into(), "0.1.0".into())]);
+
+    // Its imports (HTTP with a bearer token, log, clock) and exports, through the adapter.
+    let e = engine(&host, &legacy_plug(&ha.url, token, "switch.nas_plug"));
+    let connector = e.connectors().get("plugin:legacy").unwrap();
+    assert_eq!(connector.status(&target(&e, "old-plug")).await.unwrap(), PowerState::Off);
+    let r = run(&e, "old-plug", Action::Start).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    assert_eq!(connector.status(&target(&e, "old-plug")).await.unwrap(), PowerState::On);
+    let r = run(&e, "old-plug", Action::Stop).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    assert_eq!(connector.status(&target(&e, "old-plug")).await.unwrap(), PowerState::Off);
+    // Its errors keep their codes; the node is named once.
+    let wrong = engine(&host, &legacy_plug(&ha.url, "wrong", "switch.nas_plug"));
+    let err = connector.status(&target(&wrong, "old-plug")).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::AuthFailed, "{err}");
+    assert_eq!(err.message.matches("old-plug").count(), 1, "{err}");
+    let err = connector.discover(&target(&e, "old-plug")).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::Unsupported, "{err}");
+    // Its node gets the plugin kinds' default timeouts: 0.1.0 cannot declare its own.
+    let topology = e.store().topology().unwrap();
+    let node = topology.by_name("old-plug").unwrap();
+    assert_eq!(node.spec.timeouts, wakehub_core::model::Kind::Plugin(String::new()).default_timeouts());
+
+    // Its `validate` says one thing about the whole table; the schema's problems have keys.
+    let mut registry = Registry::builtin();
+    host.register(&mut registry);
+    let options = ParseOptions::operator().with_plugin_kinds(host.kinds()).with_connector_check(registry.table_check());
+    let bad = legacy_plug(&ha.url, token, "light.desk").replace("url = ", "uri = ");
+    let err = wakehub_core::topology_file::parse(&bad, &options).unwrap_err();
+    let said = err.to_string();
+    assert!(said.contains("field `connector.url`: plugin:legacy: `url` is required"), "{said}");
+    assert!(said.contains("field `connector.uri`: plugin:legacy: unknown key `uri`"), "{said}");
+    // The schema failed, so the plugin's own check did not run; alone, it speaks.
+    let bad = legacy_plug(&ha.url, token, "light.desk");
+    let said = wakehub_core::topology_file::parse(&bad, &options).unwrap_err().to_string();
+    assert!(said.contains("field `connector`: plugin:legacy: `entity` must be a switch entity"), "{said}");
+}
+
+/// A Shelly Gen2 plug driven by the `shelly` plugin; `password` is its `password` key as
+/// written, if any.
+fn shelly_plug(base: &str, password: Option<&str>) -> String {
+    let password = password.map(|p| format!("password = \"{p}\"\n")).unwrap_or_default();
+    format!(
+        r#"
+[[node]]
+name = "desk-plug"
+kind = "smart-plug"
+[node.connector]
+type = "plugin:shelly"
+url = "{base}"
+{password}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shelly_plugin_drives_a_gen2_plug_behind_digest_auth() {
+    let password = "correct horse battery staple";
+    let shelly = wakehub_tests::Shelly::start(Some(password));
+    let (host, _dir) = host(PluginLimits::default(), &["shelly"]);
+    let e = engine(&host, &shelly_plug(&shelly.url, Some(password)));
+    let connector = e.connectors().get("plugin:shelly").unwrap();
+    assert_eq!(connector.status(&target(&e, "desk-plug")).await.unwrap(), PowerState::Off);
+
+    // The kind's own timeouts and typical durations: a plug is planned in a second, not in
+    // a server's five minutes.
+    let topology = e.store().topology().unwrap();
+    let timeouts = topology.by_name("desk-plug").unwrap().spec.timeouts;
+    assert_eq!((timeouts.start, timeouts.stop), (Duration::from_secs(10), Duration::from_secs(10)));
+    let plan = e.plan("desk-plug", Action::Start).await.unwrap();
+    assert_eq!((plan.estimate, plan.worst_case), (Duration::from_millis(300), Duration::from_secs(10)));
+
+    let r = run(&e, "desk-plug", Action::Start).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    assert_eq!(shelly.state()["output"], true);
+    let r = run(&e, "desk-plug", Action::Stop).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    assert_eq!(shelly.state()["output"], false);
+    // The host answered the digest challenges: the device rejected nothing, and the password
+    // never reached the plugin or the export.
+    assert_eq!(shelly.state()["auth_failures"], 0);
+    assert!(!e.store().export_toml().unwrap().contains(password));
+
+    // A device rebooting answers 503 twice: `retryable`, so the engine tries the start again.
+    shelly.fail_next(2, 503);
+    let r = run(&e, "desk-plug", Action::Start).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    assert_eq!(shelly.state()["output"], true);
+
+    // A wrong password, and none at all, are AUTH_FAILED with what to do.
+    let wrong = engine(&host, &shelly_plug(&shelly.url, Some("Tr0ub4dor&3")));
+    let err = connector.status(&target(&wrong, "desk-plug")).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::AuthFailed, "{err}");
+    assert_eq!(err.message, "desk-plug: Switch.GetStatus: the device refused the password");
+    assert!(shelly.state()["auth_failures"].as_u64().unwrap() >= 1);
+    let none = engine(&host, &shelly_plug(&shelly.url, None));
+    let err = connector.stop(&target(&none, "desk-plug")).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::AuthFailed, "{err}");
+    assert!(err.message.contains("has no `password`"), "{err}");
+    // `test_connection` reads the device info (never protected) and then the switch.
+    connector.test_connection(&target(&e, "desk-plug")).await.unwrap();
+
+    // A device with its authentication off needs no password.
+    let open = wakehub_tests::Shelly::start(None);
+    let e = engine(&host, &shelly_plug(&open.url, None));
+    let r = run(&e, "desk-plug", Action::Start).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    assert_eq!(open.state()["output"], true);
 }
 
 fn bmc(s: &wakehub_tests::Sushy, name: &str, password: &str, fingerprint: &str) -> String {

@@ -22,6 +22,7 @@ mod fakepve;
 pub mod homeassistant;
 mod machine;
 pub mod plugins;
+pub mod shelly;
 mod sshd;
 mod sushy;
 
@@ -32,6 +33,7 @@ pub use dockerd::{Dockerd, IMAGE};
 pub use fakepve::FakePve;
 pub use homeassistant::HomeAssistant;
 pub use machine::Machine;
+pub use shelly::Shelly;
 pub use sshd::{PASSWORD, Sshd, USER, ensure_test_user};
 pub use sushy::Sushy;
 

@@ -13,14 +13,14 @@ use toml::Value;
 pub use crate::model::NodeDraft;
 use crate::model::{
     Capability, ConfigValue, ConnectorConfig, ErrorCode, Kind, ModelError, NodeId, NodeSpec, NodeState, Origin,
-    Readiness, SecretRef, Topology, is_secret_key,
+    PluginKinds, Readiness, SecretRef, Topology, is_secret_key,
 };
 
 /// What the parser needs to know beyond the file.
 #[derive(Debug, Clone, Default)]
 pub struct ParseOptions {
-    /// Node kinds declared by loaded plugins.
-    pub plugin_kinds: BTreeSet<String>,
+    /// Node kinds declared by loaded plugins, with their default timeouts.
+    pub plugin_kinds: PluginKinds,
     /// Who wrote it: the operator (whose file may use `env:`/`file:` secret references) or a
     /// client of the API (the default, which may not).
     pub origin: Origin,
@@ -47,11 +47,11 @@ impl fmt::Debug for ConnectorCheck {
 impl ParseOptions {
     /// The options for the operator's own file (`serve --config`, the command line).
     pub fn operator() -> Self {
-        ParseOptions { plugin_kinds: BTreeSet::new(), origin: Origin::Operator, connector_check: None }
+        ParseOptions { plugin_kinds: PluginKinds::default(), origin: Origin::Operator, connector_check: None }
     }
 
     /// The same options with these plugin kinds.
-    pub fn with_plugin_kinds(mut self, kinds: BTreeSet<String>) -> Self {
+    pub fn with_plugin_kinds(mut self, kinds: PluginKinds) -> Self {
         self.plugin_kinds = kinds;
         self
     }
@@ -245,7 +245,7 @@ fn parse_entry(index: usize, item: &Value, options: &ParseOptions, errors: &mut 
             let kind = Kind::parse(s, &options.plugin_kinds);
             if kind.is_none() {
                 let mut known = vec!["physical", "vm", "lxc", "container"];
-                known.extend(options.plugin_kinds.iter().map(String::as_str));
+                known.extend(options.plugin_kinds.names());
                 errors.push(&label, "kind", format!("unknown kind `{s}` (expected one of: {})", known.join(", ")));
             }
             kind
@@ -341,6 +341,7 @@ fn parse_entry(index: usize, item: &Value, options: &ParseOptions, errors: &mut 
     }
     let (kind, connector) = (kind?, connector?);
     let mut spec = NodeSpec::new(name, kind, connector);
+    spec.timeouts = options.plugin_kinds.timeouts_of(&spec.kind);
     spec.pinned = pinned.unwrap_or(false);
     if let Some(c) = confirm {
         spec.confirm_auto_shutdown = c;

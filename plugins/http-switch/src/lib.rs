@@ -7,12 +7,14 @@
 //! `state_regex` (a regular expression searched in the body: with a capture group, the
 //! group is the state; without, a match means on); `on_value` (default `on`, compared
 //! case-insensitively; a boolean `true` or the number `1` also count as on). Credentials
-//! (secrets, injected by the host): `token` (Bearer), `username` + `password` (Basic), or
-//! `header_name` + `header_value`. `tls_fingerprint` pins a self-signed certificate.
+//! (secrets, injected by the host): `token` (Bearer), `username` + `password` (Basic, or
+//! HTTP Digest with `auth_scheme = "digest"`), or `header_name` + `header_value`. `tls_fingerprint` pins a self-signed certificate.
 //!
 //! Covers Home Assistant (`POST /api/services/switch/turn_on` with
 //! `{"entity_id": "switch.x"}`, status `GET /api/states/switch.x`, `state_pointer =
 //! "/state"`, a long-lived `token`), Shelly/Tasmota-style plugs and vendor APIs.
+
+use std::time::Duration;
 
 use serde_json::Value;
 use wakehub_plugin_sdk::*;
@@ -44,7 +46,12 @@ fn send(node: &Node, op: &str, default: http::Method) -> Result<http::Response, 
     req.auth = if c.is_secret("token") {
         Some(http::Auth::Bearer("token".into()))
     } else if let (Some(user), true) = (c.str("username"), c.is_secret("password")) {
-        Some(http::Auth::Basic((user.into(), "password".into())))
+        let credentials = (user.into(), "password".into());
+        Some(if c.str("auth_scheme") == Some("digest") {
+            http::Auth::Digest(credentials)
+        } else {
+            http::Auth::Basic(credentials)
+        })
     } else if let (Some(name), true) = (c.str("header_name"), c.is_secret("header_value")) {
         Some(http::Auth::Header((name.into(), "header_value".into())))
     } else {
@@ -81,7 +88,10 @@ impl Plugin for HttpSwitch {
         info(
             "http-switch",
             env!("CARGO_PKG_VERSION"),
-            &["switch"],
+            // A relay switches in milliseconds; the device behind it may take a while to
+            // say so (a cloud API, a slow hub).
+            &[kind("switch", Duration::from_secs(30), Duration::from_secs(30))
+                .typical(Duration::from_secs(1), Duration::from_secs(1))],
             r#"{"type":"object","required":["on_url","off_url","status_url"],"properties":{
                 "on_url":{"type":"string"},"off_url":{"type":"string"},"status_url":{"type":"string"},
                 "on_method":{"type":"string"},"off_method":{"type":"string"},"status_method":{"type":"string"},
@@ -90,60 +100,43 @@ impl Plugin for HttpSwitch {
                 "state_pointer":{"type":"string"},"state_regex":{"type":"string"},"on_value":{"type":"string"},
                 "token":{"description":"secret"},"username":{"type":"string"},"password":{"description":"secret"},
                 "header_name":{"type":"string"},"header_value":{"description":"secret"},
+                "auth_scheme":{"enum":["basic","digest"]},
                 "tls_fingerprint":{"type":"string"},"allow_hosts":{"type":"array"}},
               "additionalProperties":false}"#,
         )
     }
 
-    fn validate(config: &Config) -> Result<(), String> {
-        const KEYS: [&str; 21] = [
-            "on_url",
-            "off_url",
-            "status_url",
-            "on_method",
-            "off_method",
-            "status_method",
-            "on_body",
-            "off_body",
-            "status_body",
-            "content_type",
-            "expect_status",
-            "state_pointer",
-            "state_regex",
-            "on_value",
-            "token",
-            "username",
-            "password",
-            "header_name",
-            "header_value",
-            "tls_fingerprint",
-            "allow_hosts",
-        ];
-        if let Some(bad) = config.0.as_object().and_then(|m| m.keys().find(|k| !KEYS.contains(&k.as_str()))) {
-            return Err(format!("unknown key `{bad}`"));
-        }
+    fn validate(config: &Config) -> Result<(), Vec<ConfigProblem>> {
+        // The host has checked the declared schema (keys, types); these are the rules a
+        // schema cannot say. Every problem, each with its key.
+        let mut problems = Vec::new();
         for key in ["on_url", "off_url", "status_url"] {
-            match config.str(key) {
-                Some(u) if u.starts_with("http://") || u.starts_with("https://") => {}
-                Some(_) => return Err(format!("`{key}` must be an http(s) URL")),
-                None => return Err(format!("`{key}` is required")),
+            if config.str(key).is_some_and(|u| !u.starts_with("http://") && !u.starts_with("https://")) {
+                problems.push(problem(key, "must be an http(s) URL"));
             }
         }
         for key in ["token", "password", "header_value"] {
             if config.get(key).is_some() && !config.is_secret(key) {
-                return Err(format!("`{key}` must be a secret"));
+                problems.push(problem(key, "must be a secret"));
             }
         }
-        if let Some(re) = config.str("state_regex") {
-            regex::Regex::new(re).map_err(|e| format!("`state_regex`: {e}"))?;
+        if let Some(re) = config.str("state_regex")
+            && let Err(e) = regex::Regex::new(re)
+        {
+            problems.push(problem("state_regex", e.to_string()));
         }
         if config.str("state_pointer").is_some_and(|p| !p.is_empty() && !p.starts_with('/')) {
-            return Err("`state_pointer` is a JSON pointer such as `/state`".into());
+            problems.push(problem("state_pointer", "is a JSON pointer such as `/state`"));
         }
         for key in ["on_method", "off_method", "status_method"] {
-            method(config.str(key), http::Method::Get).map_err(|e| e.message)?;
+            if let Err(e) = method(config.str(key), http::Method::Get) {
+                problems.push(problem(key, e.message));
+            }
         }
-        Ok(())
+        if config.str("auth_scheme").is_some_and(|s| s != "basic" && s != "digest") {
+            problems.push(problem("auth_scheme", "is `basic` (the default) or `digest`"));
+        }
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
 
     fn status(node: &Node) -> Result<PowerState, ConnectorError> {
@@ -293,6 +286,11 @@ mod tests {
         assert_eq!(HttpSwitch::validate(&Config(serde_json::from_str(&switch().config).unwrap())), Ok(()));
         let plain_token =
             Config(json!({"on_url": "http://a", "off_url": "http://a", "status_url": "http://a", "token": "x"}));
-        assert_eq!(HttpSwitch::validate(&plain_token), Err("`token` must be a secret".into()));
+        assert_eq!(HttpSwitch::validate(&plain_token), Err(vec![problem("token", "must be a secret")]));
+        // Every problem at once, each with its key.
+        let bad = Config(json!({"on_url": "ftp://a", "off_url": "http://a", "status_url": "http://a",
+                                "state_pointer": "state", "auth_scheme": "ntlm"}));
+        let keys: Vec<_> = HttpSwitch::validate(&bad).unwrap_err().into_iter().map(|p| p.key.unwrap()).collect();
+        assert_eq!(keys, ["on_url", "state_pointer", "auth_scheme"]);
     }
 }

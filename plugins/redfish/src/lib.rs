@@ -12,6 +12,8 @@
 //! the system is still on when the timeout expires. Status comes from `PowerState`
 //! (`On`, `Off`, `PoweringOn`, `PoweringOff`).
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use wakehub_plugin_sdk::*;
 
@@ -131,7 +133,13 @@ impl Plugin for Redfish {
         info(
             "redfish",
             env!("CARGO_PKG_VERSION"),
-            &["bmc", "server"],
+            // A server boots through POST, firmware and its OS: minutes. Its controller is
+            // always on (it has no start of its own to wait for).
+            &[
+                kind("bmc", Duration::from_secs(60), Duration::from_secs(60)),
+                kind("server", Duration::from_secs(600), Duration::from_secs(300))
+                    .typical(Duration::from_secs(120), Duration::from_secs(60)),
+            ],
             r#"{"type":"object","properties":{
                 "bmc_url":{"type":"string","format":"uri"},
                 "username":{"type":"string"},
@@ -143,22 +151,16 @@ impl Plugin for Redfish {
         )
     }
 
-    fn validate(config: &Config) -> Result<(), String> {
-        const KEYS: [&str; 6] =
-            ["bmc_url", "username", "password", "tls_fingerprint", "system", "graceful_timeout_secs"];
-        if let Some(bad) = config.0.as_object().and_then(|m| m.keys().find(|k| !KEYS.contains(&k.as_str()))) {
-            return Err(format!("unknown key `{bad}` (expected {})", KEYS.join(", ")));
-        }
+    fn validate(config: &Config) -> Result<(), Vec<ConfigProblem>> {
+        // Keys and types are the schema's, checked by the host; these are the rest.
+        let mut problems = Vec::new();
         if config.str("bmc_url").is_some_and(|u| !u.starts_with("https://") && !u.starts_with("http://")) {
-            return Err("`bmc_url` must be an http(s) URL".into());
+            problems.push(problem("bmc_url", "must be an http(s) URL"));
         }
         if config.get("password").is_some() && !config.is_secret("password") {
-            return Err("`password` must be a secret".into());
+            problems.push(problem("password", "must be a secret"));
         }
-        if config.get("graceful_timeout_secs").is_some_and(|v| v.as_u64().is_none()) {
-            return Err("`graceful_timeout_secs` is a number of seconds".into());
-        }
-        Ok(())
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
 
     fn status(node: &Node) -> Result<PowerState, ConnectorError> {

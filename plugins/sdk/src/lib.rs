@@ -3,8 +3,9 @@
 //!
 //! # Write your first connector: the walk
 //!
-//! A plugin is a WebAssembly component implementing `wakehub:connector@0.1.0`
-//! (`wit/since_v0.1.0/connector.wit`). The walk, from an empty folder to a lab:
+//! A plugin is a WebAssembly component implementing `wakehub:connector@0.2.0` (this
+//! crate's `wit/connector.wit`, a copy of the repository's frozen
+//! `wit/since_v0.2.0/connector.wit`). The walk, from an empty folder to a lab:
 //!
 //! 1. **New**: `wakehub plugin new my-plug` writes a crate of its own (`crate-type =
 //!    ["cdylib"]`, its own `[workspace]`, a plug switched over HTTP to change into your
@@ -51,6 +52,10 @@
 //! - **Configuration**: the host checks every table against the JSON Schema [`PluginInfo`]
 //!   declares (required keys, types, and unknown keys with `"additionalProperties":
 //!   false`) before your [`Plugin::validate`] runs; every problem is reported with its key.
+//! - **Kinds**: each kind a plugin defines declares its start and stop timeouts (100 ms to
+//!   24 h; a node's `start_timeout`/`stop_timeout` override them) and, if it can tell, how
+//!   long a start and a stop usually take ([`kind`], [`KindInfo::typical`]): a smart plug
+//!   is not planned with a server's five minutes.
 //! - **Errors**: return a stable [`ErrorCode`] ([`error_for_status`] maps an HTTP status);
 //!   messages never carry secrets and may start with the node's name (the host names the
 //!   node once). `retryable` means the same call may succeed later: the engine issues a
@@ -63,13 +68,23 @@
 //! ## Write it
 //!
 //! ```
+//! use std::time::Duration;
 //! use wakehub_plugin_sdk::*;
 //!
 //! struct Lamp;
 //!
 //! impl Plugin for Lamp {
 //!     fn describe() -> PluginInfo {
-//!         info("lamp", env!("CARGO_PKG_VERSION"), &["lamp"], r#"{"type":"object","required":["url"]}"#)
+//!         // Switching takes a few milliseconds; ten seconds is plenty.
+//!         let lamp = kind("lamp", Duration::from_secs(10), Duration::from_secs(10))
+//!             .typical(Duration::from_millis(200), Duration::from_millis(200));
+//!         info("lamp", env!("CARGO_PKG_VERSION"), &[lamp], r#"{"type":"object","required":["url"]}"#)
+//!     }
+//!     fn validate(config: &Config) -> Result<(), Vec<ConfigProblem>> {
+//!         match config.str("url") {
+//!             Some(url) if url.starts_with("http://") || url.starts_with("https://") => Ok(()),
+//!             _ => Err(vec![problem("url", "must be an http:// or https:// address")]),
+//!         }
 //!     }
 //!     fn status(node: &Node) -> Result<PowerState, ConnectorError> {
 //!         let url = config(node).require_str("url")?.to_owned();
@@ -109,7 +124,7 @@
 //! # use wakehub_plugin_sdk::*;
 //! # struct Lamp;
 //! # impl Plugin for Lamp {
-//! #     fn describe() -> PluginInfo { info("lamp", "0.1.0", &["lamp"], "{}") }
+//! #     fn describe() -> PluginInfo { info("lamp", "0.1.0", &[], "{}") }
 //! #     fn status(node: &Node) -> Result<PowerState, ConnectorError> {
 //! #         let url = config(node).require_str("url")?.to_owned();
 //! #         let mut req = request(http::Method::Get, &format!("{url}/state"));
@@ -169,7 +184,9 @@
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/since_v0.1.0",
+        // A copy of the repository's `wit/since_v0.2.0` inside the package, so the crate
+        // builds as a git or registry dependency (CI checks the copy is identical).
+        path: "wit",
         world: "connector",
         pub_export_macro: true,
         export_macro_name: "__export_connector",
@@ -178,23 +195,29 @@ pub mod bindings {
     });
 }
 
-pub use bindings::wakehub::connector::types::{ConnectorError, Discovered, ErrorCode, Node, PluginInfo, PowerState};
+pub use bindings::wakehub::connector::types::{
+    ConfigProblem, ConnectorError, Discovered, ErrorCode, KindInfo, Node, PluginInfo, PowerState,
+};
 pub use capabilities::{clock, http, log, ssh, tcp, wol};
 pub use serde_json;
+
+use std::time::Duration;
 
 mod capabilities;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
 /// The WIT version this SDK builds plugins for.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// A connector. Every function is called in a fresh instance: keep no state between calls.
 pub trait Plugin {
     /// Name (connector type `plugin:<name>`), version, node kinds, configuration schema.
     fn describe() -> PluginInfo;
-    /// Checks a node's connector table (JSON, secrets as `{"secret": true}`).
-    fn validate(_config: &Config) -> Result<(), String> {
+    /// Checks a node's connector table (JSON, secrets as `{"secret": true}`) beyond its
+    /// schema, which the host has already checked: every problem, each with its key
+    /// ([`problem`]).
+    fn validate(_config: &Config) -> Result<(), Vec<ConfigProblem>> {
         Ok(())
     }
     /// The node's power state.
@@ -214,19 +237,57 @@ pub trait Plugin {
 }
 
 /// A [`PluginInfo`] for this SDK's WIT version.
-pub fn info(name: &str, version: &str, kinds: &[&str], config_schema: &str) -> PluginInfo {
+pub fn info(name: &str, version: &str, kinds: &[KindInfo], config_schema: &str) -> PluginInfo {
     PluginInfo {
         name: name.into(),
         version: version.into(),
         wit_version: WIT_VERSION.into(),
-        kinds: kinds.iter().map(|k| (*k).into()).collect(),
+        kinds: kinds.to_vec(),
         config_schema: config_schema.into(),
     }
 }
 
-/// An error; retryable when unreachable or timed out.
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// A node kind with its nodes' start and stop timeouts (100 ms to 24 h), and no typical
+/// durations.
+pub fn kind(name: &str, start_timeout: Duration, stop_timeout: Duration) -> KindInfo {
+    KindInfo {
+        name: name.into(),
+        start_timeout_ms: millis(start_timeout),
+        stop_timeout_ms: millis(stop_timeout),
+        typical_start_ms: None,
+        typical_stop_ms: None,
+    }
+}
+
+impl KindInfo {
+    /// The same kind, saying how long a start and a stop usually take (at most their
+    /// timeouts): what plans estimate until WakeHub has observed the node's own durations.
+    pub fn typical(mut self, start: Duration, stop: Duration) -> KindInfo {
+        self.typical_start_ms = Some(millis(start));
+        self.typical_stop_ms = Some(millis(stop));
+        self
+    }
+}
+
+/// A problem with the configuration key `key`.
+pub fn problem(key: &str, message: impl Into<String>) -> ConfigProblem {
+    ConfigProblem { key: Some(key.into()), message: message.into() }
+}
+
+/// A problem with the table as a whole (keys that conflict, a missing choice).
+pub fn table_problem(message: impl Into<String>) -> ConfigProblem {
+    ConfigProblem { key: None, message: message.into() }
+}
+
+/// An error; retryable when the same call may succeed later: unreachable, timed out, the
+/// device busy or rate-limiting.
 pub fn error(code: ErrorCode, message: impl Into<String>) -> ConnectorError {
-    let retryable = matches!(code, ErrorCode::Unreachable | ErrorCode::Timeout);
+    let retryable =
+        matches!(code, ErrorCode::Unreachable | ErrorCode::Timeout | ErrorCode::Busy | ErrorCode::RateLimited);
     ConnectorError { code, message: message.into(), retryable }
 }
 
@@ -238,7 +299,9 @@ pub fn error(code: ErrorCode, message: impl Into<String>) -> ConnectorError {
 /// | 401, 403 | `auth-failed` | no |
 /// | 404, 410 | `not-found` | no |
 /// | 408, 504 | `timeout` | yes |
-/// | 429, 502, 503 | `platform-error` | yes |
+/// | 409, 423 | `busy` | yes |
+/// | 429 | `rate-limited` | yes |
+/// | 502, 503 | `platform-error` | yes |
 /// | other 5xx | `platform-error` | no |
 /// | other 4xx, 1xx, 3xx | `platform-error` | no |
 ///
@@ -259,10 +322,12 @@ pub fn error_for_status(status: u16, what: &str) -> Result<(), ConnectorError> {
         401 | 403 => ErrorCode::AuthFailed,
         404 | 410 => ErrorCode::NotFound,
         408 | 504 => ErrorCode::Timeout,
+        409 | 423 => ErrorCode::Busy,
+        429 => ErrorCode::RateLimited,
         _ => ErrorCode::PlatformError,
     };
     let mut e = error(code, format!("{what} answered {status}"));
-    e.retryable |= matches!(status, 429 | 502 | 503);
+    e.retryable |= matches!(status, 502 | 503);
     Err(e)
 }
 
@@ -328,7 +393,9 @@ macro_rules! export_plugin {
             fn describe() -> $crate::PluginInfo {
                 <$plugin as $crate::Plugin>::describe()
             }
-            fn validate(config: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
+            fn validate(
+                config: ::std::string::String,
+            ) -> ::std::result::Result<(), ::std::vec::Vec<$crate::ConfigProblem>> {
                 <$plugin as $crate::Plugin>::validate(&$crate::Config::parse(&config))
             }
             fn status(node: $crate::Node) -> ::std::result::Result<$crate::PowerState, $crate::ConnectorError> {
@@ -351,7 +418,7 @@ macro_rules! export_plugin {
         }
 
         // Natively (`cargo test`) there is no component to export from, and the export
-        // names (`wakehub:connector/plugin@0.1.0#status`) are no valid native symbols.
+        // names (`wakehub:connector/plugin@0.2.0#status`) are no valid native symbols.
         #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_connector!(__WakehubPluginExport with_types_in $crate::bindings);
     };

@@ -607,6 +607,9 @@ mod tests {
         assert_eq!(code(410), Err((ErrorCode::NotFound, false)));
         assert_eq!(code(504), Err((ErrorCode::Timeout, true)));
         assert_eq!(code(503), Err((ErrorCode::PlatformError, true)));
+        assert_eq!(code(409), Err((ErrorCode::Busy, true)));
+        assert_eq!(code(423), Err((ErrorCode::Busy, true)));
+        assert_eq!(code(429), Err((ErrorCode::RateLimited, true)));
         assert_eq!(code(500), Err((ErrorCode::PlatformError, false)));
         assert_eq!(code(400), Err((ErrorCode::PlatformError, false)));
         assert_eq!(code(302), Err((ErrorCode::PlatformError, false)));

@@ -211,7 +211,15 @@ fn guest_of(c: ContainerSummary) -> Option<DiscoveredGuest> {
         "ports": ports,
         "labels": c.labels.unwrap_or_default(),
     });
-    Some(DiscoveredGuest { key: format!("container/{name}"), name, kind: Kind::Container, connector, status, details })
+    Some(DiscoveredGuest {
+        key: format!("container/{name}"),
+        name,
+        kind: Kind::Container,
+        timeouts: Kind::Container.default_timeouts(),
+        connector,
+        status,
+        details,
+    })
 }
 
 async fn inspect(client: &Docker, target: &Target, container: &str) -> Result<PowerState, ConnectorError> {

@@ -22,8 +22,8 @@ use futures::stream::BoxStream;
 
 pub use crate::model::{Action, ErrorCode, PowerState};
 use crate::model::{
-    Capability, ConfigValue, ConnectorConfig, Kind, NodeId, SecretRef, Topology, is_command_key, is_endpoint_key,
-    is_file_key, is_secret_key,
+    Capability, ConfigValue, ConnectorConfig, Kind, NodeId, PluginKinds, SecretRef, Timeouts, Topology, is_command_key,
+    is_endpoint_key, is_file_key, is_secret_key,
 };
 use crate::secrets::{SecretError, SecretString};
 
@@ -262,6 +262,9 @@ pub struct DiscoveredGuest {
     pub name: String,
     /// What it is.
     pub kind: Kind,
+    /// The timeouts its node gets when discovery adds it: its kind's defaults, or what the
+    /// plugin declares for its kind.
+    pub timeouts: Timeouts,
     /// Its connector table, pre-filled (`type = "proxmox"`, `vmid = 101`).
     pub connector: ConnectorConfig,
     /// Its power state as the platform reported it.
@@ -312,7 +315,7 @@ impl DiscoveredGuest {
     /// [`sanitized`](Self::sanitized). Never panics, whatever the input.
     pub fn from_report(
         connector_type: &str,
-        kinds: &std::collections::BTreeSet<String>,
+        kinds: &PluginKinds,
         report: GuestReport,
     ) -> Result<DiscoveredGuest, String> {
         const MAX_TEXT: usize = 256;
@@ -334,8 +337,17 @@ impl DiscoveredGuest {
             }
         }
         let details = serde_json::from_str(&report.details).unwrap_or(serde_json::Value::Null);
-        Ok(DiscoveredGuest { key: report.key, name: report.name, kind, connector, status: report.status, details }
-            .sanitized())
+        let timeouts = kinds.timeouts_of(&kind);
+        Ok(DiscoveredGuest {
+            key: report.key,
+            name: report.name,
+            kind,
+            timeouts,
+            connector,
+            status: report.status,
+            details,
+        }
+        .sanitized())
     }
 
     /// The guest as a platform (or a plugin) may report it: its connector table loses every

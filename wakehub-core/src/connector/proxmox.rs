@@ -181,7 +181,8 @@ fn guest_of(item: &Value, kind: Kind) -> Option<DiscoveredGuest> {
             details[key] = item[key].clone();
         }
     }
-    Some(DiscoveredGuest { key: format!("{flavour}/{vmid}"), name, kind, connector, status, details })
+    let timeouts = kind.default_timeouts();
+    Some(DiscoveredGuest { key: format!("{flavour}/{vmid}"), name, kind, timeouts, connector, status, details })
 }
 
 fn invalid(target: &Target, message: &str) -> ConnectorError {

@@ -251,6 +251,7 @@ impl Connector for SimConnector {
                     key: format!("sim/{}", g.name),
                     details: serde_json::json!({"name": g.name, "kind": g.kind.as_str(), "status": initially}),
                     name: g.name,
+                    timeouts: g.kind.default_timeouts(),
                     kind: g.kind,
                     connector: ConnectorConfig { type_name: "sim".into(), settings: settings.into_iter().collect() },
                     status: g.status,

@@ -37,7 +37,8 @@ use tokio_util::sync::CancellationToken;
 use crate::connector::{ConnectorError, Registry};
 use crate::events::{CascadeStatus, Event, EventKind};
 use crate::model::{
-    Action, CascadeId, ErrorCode, ModelError, NodeId, NodeRef, NodeState, Origin, PowerState, Refusal, Topology,
+    Action, CascadeId, ErrorCode, ModelError, NodeId, NodeRef, NodeState, Origin, PluginKinds, PowerState, Refusal,
+    Topology,
 };
 use crate::plan::{Observations, Plan, plan};
 use crate::store::{CascadeRecord, ImportSummary, JournalTx, ProposalStatus, Store, StoreError};
@@ -56,7 +57,7 @@ pub struct EngineConfig {
     /// `interrupted`.
     pub shutdown_grace: Duration,
     /// Node kinds the loaded connector plugins define (accepted in topology changes).
-    pub plugin_kinds: BTreeSet<String>,
+    pub plugin_kinds: PluginKinds,
     /// An observation older than this is stale: whoever shows a node's state says so
     /// rather than trusting it (the reference server observes every node every 30 s).
     pub stale_after: Duration,
@@ -68,7 +69,7 @@ impl Default for EngineConfig {
             concurrency: 4,
             status_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
-            plugin_kinds: BTreeSet::new(),
+            plugin_kinds: PluginKinds::default(),
             stale_after: Duration::from_secs(90),
         }
     }

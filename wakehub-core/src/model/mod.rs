@@ -14,9 +14,9 @@ pub use code::ErrorCode;
 pub use error::{ModelError, Refusal};
 pub use ids::{CascadeId, CredentialId, EventId, NodeId, NodeRef, ProposalId};
 pub use node::{
-    Capability, ConfigValue, ConnectorConfig, Kind, Node, NodeDraft, NodeSpec, NodeState, Origin, Readiness,
-    STANDARD_COMMANDS, SecretRef, Timeouts, endpoint_of, is_command_key, is_endpoint_key, is_file_key, is_secret_key,
-    validate_name, validate_url,
+    Capability, ConfigValue, ConnectorConfig, Kind, Node, NodeDraft, NodeSpec, NodeState, Origin, PluginKinds,
+    Readiness, STANDARD_COMMANDS, SecretRef, Timeouts, endpoint_of, is_command_key, is_endpoint_key, is_file_key,
+    is_secret_key, validate_name, validate_url,
 };
 pub use power::{Action, PowerState};
 pub use topology::Topology;

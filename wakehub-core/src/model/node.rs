@@ -44,7 +44,7 @@ impl Kind {
     }
 
     /// Parses a built-in kind, or a plugin kind when `plugin_kinds` declares it.
-    pub fn parse(s: &str, plugin_kinds: &BTreeSet<String>) -> Option<Kind> {
+    pub fn parse(s: &str, plugin_kinds: &PluginKinds) -> Option<Kind> {
         match s {
             "physical" => Some(Kind::Physical),
             "vm" => Some(Kind::Vm),
@@ -62,7 +62,8 @@ impl Kind {
     }
 
     /// Per-kind default timeouts. A physical boot (POST, disks, services) takes minutes; a
-    /// container starts in seconds.
+    /// container starts in seconds. A plugin kind's own, when its plugin declares them, are
+    /// in [`PluginKinds::timeouts_of`]; these are for a kind that declares none.
     pub fn default_timeouts(&self) -> Timeouts {
         let (start, stop) = match self {
             Kind::Physical => (300, 180),
@@ -81,6 +82,56 @@ impl Kind {
             Kind::Vm | Kind::Lxc => capability == Capability::Docker,
             Kind::Container => false,
         }
+    }
+}
+
+/// The node kinds loaded connector plugins define, each with the timeouts its plugin
+/// declares: what a topology may use beside the built-in kinds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginKinds(BTreeMap<String, Timeouts>);
+
+impl PluginKinds {
+    /// Adds (or replaces) kind `name` with its nodes' default `timeouts`.
+    pub fn insert(&mut self, name: impl Into<String>, timeouts: Timeouts) {
+        self.0.insert(name.into(), timeouts);
+    }
+
+    /// Whether `name` is one of them.
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// Their names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The default timeouts of a node of `kind`: its plugin's, for a plugin kind that
+    /// declares them, else the kind's own ([`Kind::default_timeouts`]).
+    pub fn timeouts_of(&self, kind: &Kind) -> Timeouts {
+        match kind {
+            Kind::Plugin(name) => self.0.get(name).copied().unwrap_or_else(|| kind.default_timeouts()),
+            _ => kind.default_timeouts(),
+        }
+    }
+}
+
+/// Kinds named without timeouts: each gets a plugin kind's defaults.
+impl FromIterator<String> for PluginKinds {
+    fn from_iter<I: IntoIterator<Item = String>>(names: I) -> Self {
+        let defaults = Kind::Plugin(String::new()).default_timeouts();
+        PluginKinds(names.into_iter().map(|n| (n, defaults)).collect())
+    }
+}
+
+impl<const N: usize> From<[String; N]> for PluginKinds {
+    fn from(names: [String; N]) -> Self {
+        names.into_iter().collect()
     }
 }
 

@@ -8,7 +8,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::wakehub::connector::{clock, http, log, ssh, tcp, types, wol};
+use super::latest::wakehub::connector::{clock, http, log, ssh, tcp, types, wol};
 use crate::connector::transport::{cause_chain, ssh as ssh_exec, tls, wol as magic};
 use crate::connector::{Notice, Target};
 use crate::model::{ConfigValue, ConnectorConfig};
@@ -66,8 +66,7 @@ impl State {
     }
 
     fn error(&self, code: types::ErrorCode, message: impl Into<String>) -> types::ConnectorError {
-        let retryable = matches!(code, types::ErrorCode::Unreachable | types::ErrorCode::Timeout);
-        types::ConnectorError { code, message: message.into(), retryable }
+        failure(code, message)
     }
 
     /// A denied capability: answered to the plugin, logged, and journaled (a
@@ -115,6 +114,25 @@ impl State {
     }
 }
 
+/// An error the host answers a plugin with; retryable when unreachable or timed out.
+fn failure(code: types::ErrorCode, message: impl Into<String>) -> types::ConnectorError {
+    let retryable = matches!(code, types::ErrorCode::Unreachable | types::ErrorCode::Timeout);
+    types::ConnectorError { code, message: message.into(), retryable }
+}
+
+/// What a failed HTTP exchange means for the plugin.
+fn http_error(e: reqwest::Error) -> types::ConnectorError {
+    let chain = cause_chain(&e);
+    let code = if chain.contains(tls::PIN_MISMATCH) {
+        types::ErrorCode::TlsPinMismatch
+    } else if e.is_timeout() {
+        types::ErrorCode::Timeout
+    } else {
+        types::ErrorCode::Unreachable
+    };
+    failure(code, format!("HTTP: {chain}"))
+}
+
 fn from_native(e: crate::connector::ConnectorError) -> types::ConnectorError {
     use crate::connector::ErrorCode as N;
     use types::ErrorCode as W;
@@ -128,6 +146,8 @@ fn from_native(e: crate::connector::ConnectorError) -> types::ConnectorError {
         N::InvalidConfig => W::InvalidConfig,
         N::Unsupported => W::Unsupported,
         N::CapabilityDenied => W::CapabilityDenied,
+        N::Conflict => W::Busy,
+        N::RateLimited => W::RateLimited,
         _ => W::PlatformError,
     };
     types::ConnectorError { code, message: e.message, retryable: e.retryable }
@@ -250,18 +270,13 @@ impl http::Host for State {
         }
         let client =
             builder.build().map_err(|e| self.error(types::ErrorCode::PlatformError, format!("HTTP client: {e}")))?;
-        let method = match req.method {
-            http::Method::Get => reqwest::Method::GET,
-            http::Method::Head => reqwest::Method::HEAD,
-            http::Method::Post => reqwest::Method::POST,
-            http::Method::Put => reqwest::Method::PUT,
-            http::Method::Patch => reqwest::Method::PATCH,
-            http::Method::Delete => reqwest::Method::DELETE,
-        };
-        let mut request = client.request(method, url);
+        let method = reqwest::Method::from_bytes(req_method_name(&req.method).as_bytes())
+            .map_err(|e| self.error(types::ErrorCode::PlatformError, format!("HTTP method: {e}")))?;
+        let mut request = client.request(method, url.clone());
         for h in &req.headers {
             request = request.header(h.name.as_str(), h.value.as_str());
         }
+        let mut digest = None;
         match &req.auth {
             None => {}
             Some(http::Auth::Basic((user, key))) => {
@@ -271,42 +286,100 @@ impl http::Host for State {
             Some(http::Auth::Header((name, key))) => {
                 request = request.header(name.as_str(), self.secret(key)?.expose());
             }
+            Some(http::Auth::Digest((user, key))) => digest = Some((user.clone(), self.secret(key)?)),
         }
-        if let Some(body) = req.body {
-            request = request.body(body);
+        if let Some(body) = &req.body {
+            request = request.body(body.clone());
         }
-        let result = async move {
-            let resp = request.send().await?;
-            let status = resp.status().as_u16();
-            let headers: Vec<http::Header> = resp
-                .headers()
-                .iter()
-                .map(|(k, v)| http::Header { name: k.to_string(), value: v.to_str().unwrap_or_default().to_owned() })
-                .collect();
-            let mut body = Vec::new();
-            let mut resp = resp;
-            while let Some(chunk) = resp.chunk().await? {
-                body.extend_from_slice(&chunk);
-                if body.len() > MAX_BODY {
-                    body.truncate(MAX_BODY);
-                    break;
+        let resp = match digest {
+            None => request.send().await.map_err(http_error)?,
+            Some((user, password)) => {
+                // A body given as bytes can always be sent again.
+                let again = request.try_clone();
+                let first = request.send().await.map_err(http_error)?;
+                match (digest_challenge(&first), again) {
+                    (Some(challenge), Some(again)) => {
+                        let method = req_method_name(&req.method);
+                        let answer = digest_answer(&challenge, &user, password.expose(), &url, method, &req.body)
+                            .map_err(|m| failure(types::ErrorCode::AuthFailed, m))?;
+                        again.header(reqwest::header::AUTHORIZATION, answer).send().await.map_err(http_error)?
+                    }
+                    _ => first,
                 }
             }
-            Ok::<_, reqwest::Error>(http::Response { status, headers, body })
-        }
-        .await;
-        result.map_err(|e| {
-            let chain = cause_chain(&e);
-            let code = if chain.contains(tls::PIN_MISMATCH) {
-                types::ErrorCode::TlsPinMismatch
-            } else if e.is_timeout() {
-                types::ErrorCode::Timeout
-            } else {
-                types::ErrorCode::Unreachable
-            };
-            self.error(code, format!("HTTP: {chain}"))
-        })
+        };
+        read_response(resp).await.map_err(http_error)
     }
+}
+
+/// A response, its body bounded by [`MAX_BODY`].
+async fn read_response(mut resp: reqwest::Response) -> Result<http::Response, reqwest::Error> {
+    let status = resp.status().as_u16();
+    let headers: Vec<http::Header> = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| http::Header { name: k.to_string(), value: v.to_str().unwrap_or_default().to_owned() })
+        .collect();
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_BODY {
+            body.truncate(MAX_BODY);
+            break;
+        }
+    }
+    Ok(http::Response { status, headers, body })
+}
+
+fn req_method_name(m: &http::Method) -> &'static str {
+    match m {
+        http::Method::Get => "GET",
+        http::Method::Head => "HEAD",
+        http::Method::Post => "POST",
+        http::Method::Put => "PUT",
+        http::Method::Patch => "PATCH",
+        http::Method::Delete => "DELETE",
+    }
+}
+
+/// The `Digest` challenge of a `401` answer, if it has one.
+fn digest_challenge(resp: &reqwest::Response) -> Option<String> {
+    if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
+        return None;
+    }
+    resp.headers()
+        .get_all(reqwest::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.trim_start().get(..7).is_some_and(|s| s.eq_ignore_ascii_case("digest ")))
+        .map(str::to_owned)
+}
+
+/// The `Authorization` value answering a digest `challenge` (RFC 7616) for a request to
+/// `url`: the URI digested is its path and query, as the request line writes them.
+fn digest_answer(
+    challenge: &str,
+    user: &str,
+    password: &str,
+    url: &reqwest::Url,
+    method: &str,
+    body: &Option<Vec<u8>>,
+) -> Result<String, String> {
+    let mut prompt =
+        digest_auth::parse(challenge).map_err(|e| format!("HTTP digest: a challenge we cannot read: {e}"))?;
+    let uri = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    };
+    let context = digest_auth::AuthContext::new_with_method(
+        user,
+        password,
+        uri,
+        body.as_deref(),
+        digest_auth::HttpMethod::from(method),
+    );
+    let answer = prompt.respond(&context).map_err(|e| format!("HTTP digest: cannot answer the challenge: {e}"))?;
+    Ok(answer.to_header_string())
 }
 
 impl ssh::Host for State {

@@ -182,6 +182,7 @@ impl Store {
                     None => {
                         let name = free_name(&topology, &node_name(&guest.name, &guest.key), &host_name);
                         let mut spec = NodeSpec::new(name.clone(), guest.kind.clone(), guest.connector.clone());
+                        spec.timeouts = guest.timeouts;
                         spec.state = NodeState::Discovered;
                         topology.add_node(spec.clone(), Some(host))?;
                         let id = insert_node(tx, &spec, Some(host))?;

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use super::{Store, StoreError, db, now_ms};
 use crate::model::{
     Capability, ConfigValue, ConnectorConfig, CredentialId, Kind, NodeDraft, NodeId, NodeSpec, NodeState, Origin,
-    Readiness, Refusal, STANDARD_COMMANDS, SecretRef, Timeouts, Topology, endpoint_of, is_command_key, is_file_key,
+    PluginKinds, Readiness, Refusal, STANDARD_COMMANDS, SecretRef, Timeouts, Topology, endpoint_of, is_command_key,
+    is_file_key,
 };
 
 /// What an import changed, by node name.
@@ -646,7 +647,8 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
             url,
         ) = r.map_err(db)?;
         let tags: BTreeSet<String> = serde_json::from_str(&tags).map_err(|e| corrupt(id, e))?;
-        let kind = Kind::parse(&kind, &BTreeSet::from([kind.clone()])).ok_or_else(|| corrupt(id, "bad kind"))?;
+        let kind =
+            Kind::parse(&kind, &PluginKinds::from_iter([kind.clone()])).ok_or_else(|| corrupt(id, "bad kind"))?;
         let offers: Vec<String> = serde_json::from_str(&offers).map_err(|e| corrupt(id, e))?;
         let offers = offers
             .iter()

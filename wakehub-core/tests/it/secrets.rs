@@ -190,6 +190,7 @@ fn what_a_platform_reports_never_carries_secrets_or_grants() {
         key: "system/node-a".into(),
         name: "node-a".into(),
         kind: Kind::Plugin("server".into()),
+        timeouts: Kind::Plugin("server".into()).default_timeouts(),
         connector,
         status: PowerState::Off,
         details: serde_json::json!({}),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_graphql::{Context, Json, Object};
 use wakehub_core::model::ErrorCode;
 use wakehub_core::model::Role;
-use wakehub_core::plugin::{PluginHost, PluginInfo};
+use wakehub_core::plugin::{PluginHost, PluginInfo, PluginKind};
 
 use super::access::RoleGuard;
 use super::error::api_error;
@@ -33,9 +33,13 @@ impl GqlPlugin {
     async fn wit_version(&self) -> &str {
         &self.0.wit_version
     }
-    /// The node kinds it defines.
-    async fn kinds(&self) -> &[String] {
-        &self.0.kinds
+    /// The names of the node kinds it defines.
+    async fn kinds(&self) -> Vec<&str> {
+        self.0.kinds.iter().map(|k| k.name.as_str()).collect()
+    }
+    /// The node kinds it defines, with their default timeouts and typical durations.
+    async fn kind_details(&self) -> Vec<GqlPluginKind<'_>> {
+        self.0.kinds.iter().map(GqlPluginKind).collect()
     }
     /// The capabilities it imports (`http`, `ssh`, `wol`, `tcp`, `log`, `clock`).
     async fn capabilities(&self) -> &[String] {
@@ -52,6 +56,37 @@ impl GqlPlugin {
     /// Faults (traps, timeouts, memory) since it was loaded.
     async fn faults(&self) -> u32 {
         self.0.faults
+    }
+}
+
+/// A node kind a plugin defines.
+pub struct GqlPluginKind<'a>(&'a PluginKind);
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[Object(name = "PluginKind")]
+impl GqlPluginKind<'_> {
+    /// Its name, as a topology file writes it.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// The start timeout of its nodes, in milliseconds (a node's `start_timeout` overrides it).
+    async fn start_timeout_ms(&self) -> u64 {
+        millis(self.0.timeouts.start)
+    }
+    /// The stop timeout of its nodes, in milliseconds.
+    async fn stop_timeout_ms(&self) -> u64 {
+        millis(self.0.timeouts.stop)
+    }
+    /// How long a start usually takes, in milliseconds, if the plugin says.
+    async fn typical_start_ms(&self) -> Option<u64> {
+        self.0.typical_start.map(millis)
+    }
+    /// How long a stop usually takes, in milliseconds, if the plugin says.
+    async fn typical_stop_ms(&self) -> Option<u64> {
+        self.0.typical_stop.map(millis)
     }
 }
 

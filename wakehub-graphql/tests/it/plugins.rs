@@ -24,15 +24,20 @@ async fn the_server_loads_plugins_lists_them_and_drives_their_nodes() {
     assert!(server.log().contains("plugin not loaded"), "the garbage file is reported:\n{}", server.log());
 
     let d = server
-        .gql("{ plugins { name version witVersion kinds capabilities status faults configSchema } }", json!({}))
+        .gql(
+            "{ plugins { name version witVersion kinds kindDetails { name startTimeoutMs typicalStartMs } capabilities
+                         status faults configSchema } }",
+            json!({}),
+        )
         .await;
     let p = &d["plugins"][0];
     assert_eq!(d["plugins"].as_array().unwrap().len(), 1, "{d}");
     assert_eq!(
         (p["name"].as_str(), p["witVersion"].as_str(), p["status"].as_str()),
-        (Some("http-switch"), Some("0.1.0"), Some("READY"))
+        (Some("http-switch"), Some("0.2.0"), Some("READY"))
     );
     assert_eq!(p["kinds"], json!(["switch"]));
+    assert_eq!(p["kindDetails"], json!([{"name": "switch", "startTimeoutMs": 30000, "typicalStartMs": 1000}]));
     assert!(p["capabilities"].as_array().unwrap().contains(&json!("http")), "{p}");
     assert_eq!(p["configSchema"]["required"], json!(["on_url", "off_url", "status_url"]));
 
@@ -262,8 +267,9 @@ async fn plugin_check_describes_a_file_and_plugin_call_drives_a_device() {
     let out = plugin(&["check", wasm.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.starts_with("http-switch 0.1.0 — wakehub:connector@0.1.0"), "{stdout}");
-    assert!(stdout.contains("kinds: switch") && stdout.contains("\"status_url\""), "{stdout}");
+    assert!(stdout.starts_with("http-switch 0.1.0 — wakehub:connector@0.2.0"), "{stdout}");
+    assert!(stdout.contains("kind switch: start within 30s, typically 1s, stop within 30s, typically 1s"), "{stdout}");
+    assert!(stdout.contains("\"status_url\""), "{stdout}");
     assert!(stdout.lines().any(|l| l.starts_with("capabilities:") && l.contains("http")), "{stdout}");
     // A sample configuration: every problem, with its key.
     let out = plugin(&["check", wasm.to_str().unwrap(), "--config", "on_url = \"http://x/on\", stat_url = 1"]);
@@ -331,7 +337,9 @@ fn a_new_plugin_passes_its_tests_builds_and_loads_as_created() {
     let wasm = target.join("wasm32-wasip2/release/desk_plug.wasm");
     let out = Command::new(bin()).args(["plugin", "check"]).arg(&wasm).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("desk-plug 0.1.0 — wakehub:connector@0.1.0"));
+    let described = String::from_utf8_lossy(&out.stdout);
+    assert!(described.starts_with("desk-plug 0.1.0 — wakehub:connector@0.2.0"), "{described}");
+    assert!(described.contains("kind plug: start within 10s, typically 300ms"), "{described}");
 
     // Nothing is overwritten; a name must be a node name.
     let again = new("desk-plug");

@@ -6,7 +6,12 @@ struct BadSchema;
 
 impl Plugin for BadSchema {
     fn describe() -> PluginInfo {
-        info("bad-schema", env!("CARGO_PKG_VERSION"), &["gadget"], r#"{"type": 12}"#)
+        info(
+            "bad-schema",
+            env!("CARGO_PKG_VERSION"),
+            &[kind("gadget", std::time::Duration::from_secs(10), std::time::Duration::from_secs(10))],
+            r#"{"type": 12}"#,
+        )
     }
     fn status(_: &Node) -> Result<PowerState, ConnectorError> {
         Ok(PowerState::Off)

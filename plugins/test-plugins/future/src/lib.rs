@@ -1,4 +1,4 @@
-//! Implements `wakehub:connector@0.2.0`, newer than any host of this version knows.
+//! Implements `wakehub:connector@0.9.0`, newer than any host of this version knows.
 wit_bindgen::generate!({ path: "wit", world: "connector" });
 
 use exports::wakehub::connector::plugin::Guest;
@@ -15,7 +15,7 @@ impl Guest for Future {
         PluginInfo {
             name: "future".into(),
             version: "9.9.9".into(),
-            wit_version: "0.2.0".into(),
+            wit_version: "0.9.0".into(),
             kinds: vec![],
             config_schema: "{}".into(),
         }

@@ -10,6 +10,8 @@
 //! With `when = "start"`, `status` behaves (off, or on in mode `ok`) and only `start`
 //! misbehaves.
 
+use std::time::Duration;
+
 use wakehub_plugin_sdk::*;
 
 struct Hostile;
@@ -82,11 +84,12 @@ fn misbehave(node: &Node) -> Result<PowerState, ConnectorError> {
 
 impl Plugin for Hostile {
     fn describe() -> PluginInfo {
-        info("hostile", env!("CARGO_PKG_VERSION"), &["gremlin"], r#"{"type":"object"}"#)
+        let gremlin = kind("gremlin", Duration::from_secs(300), Duration::from_secs(180));
+        info("hostile", env!("CARGO_PKG_VERSION"), &[gremlin], r#"{"type":"object"}"#)
     }
     /// `mode = "validate-loop"` loops in `validate` (run by `check` and the API's node
     /// creation).
-    fn validate(config: &Config) -> Result<(), String> {
+    fn validate(config: &Config) -> Result<(), Vec<ConfigProblem>> {
         if config.str("mode") == Some("validate-loop") {
             let mut i: u64 = 0;
             loop {

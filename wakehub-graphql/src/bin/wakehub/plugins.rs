@@ -122,7 +122,7 @@ fn load(dir: Option<&Path>, cache: Option<&Path>, limits: PluginLimits) -> anyho
     let host = PluginHost::new(limits, cache).map_err(|e| anyhow::anyhow!(e))?;
     let (loaded, failed) = host.load_dir(dir);
     for p in &loaded {
-        tracing::info!(plugin = %p.name, version = %p.version, wit = %p.wit_version, kinds = ?p.kinds, "plugin loaded");
+        tracing::info!(plugin = %p.name, version = %p.version, wit = %p.wit_version, kinds = ?p.kinds.iter().map(|k| &k.name).collect::<Vec<_>>(), "plugin loaded");
     }
     for e in &failed {
         tracing::warn!(code = e.code.as_str(), "plugin not loaded: {e}");
@@ -303,12 +303,26 @@ pub(crate) async fn command(command: PluginCommand) -> anyhow::Result<std::proce
         PluginCommand::Check { file, config, kind } => {
             let (loaded, info) = load_one(&file)?;
             println!("{} {} — wakehub:connector@{} ({})", info.name, info.version, info.wit_version, file.display());
-            println!("kinds: {}", info.kinds.join(", "));
+            if info.kinds.is_empty() {
+                println!("kinds: none");
+            }
+            for k in &info.kinds {
+                let typical =
+                    |d: Option<std::time::Duration>| d.map(|d| format!(", typically {d:?}")).unwrap_or_default();
+                println!(
+                    "kind {}: start within {:?}{}, stop within {:?}{}",
+                    k.name,
+                    k.timeouts.start,
+                    typical(k.typical_start),
+                    k.timeouts.stop,
+                    typical(k.typical_stop)
+                );
+            }
             println!("capabilities: {}", info.capabilities.join(", "));
             let schema: serde_json::Value = serde_json::from_str(&info.config_schema)?;
             println!("configuration schema:\n{}", serde_json::to_string_pretty(&schema)?);
             let Some(keys) = config else { return Ok(ExitCode::SUCCESS) };
-            let kind = kind.or_else(|| info.kinds.first().cloned()).unwrap_or_default();
+            let kind = kind.or_else(|| info.kinds.first().map(|k| k.name.clone())).unwrap_or_default();
             let (_, options) = loaded.registry();
             match wakehub_core::topology_file::parse(&desk_node(&info.name, &kind, &keys)?, &options) {
                 Ok(_) => {
