@@ -20,7 +20,10 @@
 //!    (one of the two; cargo finds the crate by name inside the repository). Inside this
 //!    repository, a member of `plugins/` uses `wakehub-plugin-sdk.workspace = true`. The SDK
 //!    re-exports [`serde_json`], which its [`Config`] is built on.
-//! 2. **Write it**: implement [`Plugin`] on a unit struct and export it (below).
+//! 2. **Write it**: implement [`Plugin`] on a unit struct and export it (below). Two
+//!    complete examples to read beside it, in this repository: `plugins/shelly` (a Shelly
+//!    Gen2 plug: RPC over HTTP with digest auth, every error path tested) and
+//!    `plugins/http-switch` (requests written by the node's configuration).
 //! 3. **Test it natively**: `cargo test` — the capabilities are answered by the [`testing`]
 //!    harness (see "Test it without WebAssembly").
 //! 4. **Build**: `cargo build --release --target wasm32-wasip2` (once: `rustup target add
@@ -47,8 +50,9 @@
 //!   "10.0.0.5:8443"]` grants each entry (a name alone: every port; `host:port`: that
 //!   port). Anything else is denied (`capability-denied`), journaled once per change.
 //! - **Secrets**: a plugin never sees one. Its view of a table marks a secret `{"secret":
-//!   true}` ([`Config::is_secret`]); it names the key (an [`http::Auth`] variant, an SSH
-//!   password key) and the host injects the value.
+//!   true}` ([`Config::is_secret`]); it names the key (an [`http::Auth`] variant — Basic,
+//!   Bearer, a header, or Digest, whose challenge the host answers — or an SSH password
+//!   key) and the host injects the value.
 //! - **Configuration**: the host checks every table against the JSON Schema [`PluginInfo`]
 //!   declares (required keys, types, and unknown keys with `"additionalProperties":
 //!   false`) before your [`Plugin::validate`] runs; every problem is reported with its key.
