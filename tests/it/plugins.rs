@@ -410,6 +410,41 @@ async fn the_shelly_plugin_drives_a_gen2_plug_behind_digest_auth() {
     // `test_connection` reads the device info (never protected) and then the switch.
     connector.test_connection(&target(&e, "desk-plug")).await.unwrap();
 
+    // The generic HTTP switch speaks digest too (`auth_scheme = "digest"`), a body included:
+    // a JSON-RPC frame POSTed to `/rpc`, sent again with the answer to the challenge.
+    let (generic_host, _generic_dir) = self::host(PluginLimits::default(), &["http-switch"]);
+    let generic = format!(
+        r#"
+[[node]]
+name = "generic-plug"
+kind = "switch"
+[node.connector]
+type = "plugin:http-switch"
+on_url = "{base}/rpc"
+on_body = '{{"id": 1, "method": "Switch.Set", "params": {{"id": 0, "on": true}}}}'
+off_url = "{base}/rpc"
+off_body = '{{"id": 2, "method": "Switch.Set", "params": {{"id": 0, "on": false}}}}'
+status_url = "{base}/rpc/Switch.GetStatus?id=0"
+state_pointer = "/output"
+username = "admin"
+password = "{password}"
+auth_scheme = "digest"
+"#,
+        base = shelly.url
+    );
+    let before = shelly.state()["executed"].as_array().unwrap().len();
+    let g = engine(&generic_host, &generic);
+    // The relay is on (above): stop it, then start it again.
+    let r = run(&g, "generic-plug", Action::Stop).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    assert_eq!(shelly.state()["output"], false);
+    let r = run(&g, "generic-plug", Action::Start).await;
+    assert_eq!(r.status, CascadeStatus::Completed, "{r:?}");
+    assert_eq!(shelly.state()["output"], true);
+    let executed = shelly.state()["executed"].as_array().unwrap()[before..].to_vec();
+    assert!(executed.contains(&"Switch.Set".into()), "{executed:?}");
+    assert_eq!(shelly.state()["auth_failures"].as_u64(), Some(1), "only the wrong password above was refused");
+
     // A device with its authentication off needs no password.
     let open = wakehub_tests::Shelly::start(None);
     let e = engine(&host, &shelly_plug(&open.url, None));
@@ -454,6 +489,9 @@ async fn redfish_discovers_and_powers_servers_of_the_sushy_emulator() {
     let a = e.store().discovery(id("node-a")).unwrap().unwrap();
     assert_eq!(a.key, "system/27946b59-9e44-4fa7-8e91-f3527a1ef094");
     assert!(a.details["reset_types"].as_array().unwrap().contains(&"GracefulShutdown".into()), "{a:?}");
+    // A discovered server gets its kind's timeouts, as the plugin declares them.
+    let timeouts = e.store().topology().unwrap().by_name("node-a").unwrap().spec.timeouts;
+    assert_eq!((timeouts.start, timeouts.stop), (Duration::from_secs(600), Duration::from_secs(300)));
     e.store().adopt_node(id("node-a"), None, wakehub_core::model::Origin::Api).unwrap();
     e.store().adopt_node(id("node-b"), None, wakehub_core::model::Origin::Api).unwrap();
 
