@@ -9,8 +9,11 @@ cd "$(dirname "$0")/.."
 # OpenSSH's server (a private instance per test, shutdowns answered by a wrapper) and
 # Debian's reference Wake-on-LAN sender; openssl (test certificates), iproute2 (network
 # namespaces for the machines that wake), curl (to change fakepve behind the connector),
-# and Chromium, the browser the dashboard's end-to-end tests drive.
-APT_PACKAGES=(docker.io busybox-static openssh-server wakeonlan openssl iproute2 curl chromium)
+# Chromium, the browser the dashboard's end-to-end tests drive; and mmdebstrap with dpkg-dev
+# and apt-utils, which build the real Debian machine (and its local apt repository) the
+# machine-state tests refresh.
+APT_PACKAGES=(docker.io busybox-static openssh-server wakeonlan openssl iproute2 curl chromium mmdebstrap dpkg-dev
+  apt-utils)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -61,6 +64,13 @@ if [ -n "$(git status --porcelain -- wakehub-graphql/web/dist)" ]; then
   echo "error: wakehub-graphql/web/dist differs from what the sources build: run 'npm run build' in wakehub-graphql/web and commit dist" >&2
   exit 1
 fi
+
+# The Debian machine image (a mmdebstrap userland with a local apt repository), built once
+# and kept until tests/peers/debian.sh changes (about 20 s, from the Debian registry).
+echo "== Debian machine image"
+WAKEHUB_DEBIAN_CACHE=${WAKEHUB_DEBIAN_CACHE:-$PWD/target/debian}
+export WAKEHUB_DEBIAN_CACHE
+tests/peers/debian.sh image "$WAKEHUB_DEBIAN_CACHE"
 
 # Tests: cargo-nextest when the machine has it (every test in its own process, all test
 # binaries sharing one pool of threads), else cargo's own runner. The benchmarks run as

@@ -13,10 +13,12 @@
 //! | Redfish BMC | [`Sushy`] | `sushy-tools` (PyPI) with its fake driver, Basic auth, TLS |
 //! | Home Assistant API | [`HomeAssistant`] | a stand-in following Home Assistant's published REST API (none can run here) |
 //! | a physical machine | [`Machine`] | a network namespace that wakes on a magic packet (needs root) |
+//! | a Debian machine | [`DebianMachine`] | a real Debian 12 userland (`mmdebstrap`) with its own sshd and a local apt repository, chrooted in private namespaces (needs root) |
 //! | connector plugins | [`plugins`] | `plugins/` built once for `wasm32-wasip2` by this crate's build script |
 //!
 //! The Python peers run from the repository's `.venv`, which `scripts/test.sh` creates.
 
+mod debian;
 mod dockerd;
 mod fakepve;
 pub mod homeassistant;
@@ -29,6 +31,7 @@ mod sushy;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use debian::{DebianMachine, ROOT_PASSWORD};
 pub use dockerd::{Dockerd, IMAGE};
 pub use fakepve::FakePve;
 pub use homeassistant::HomeAssistant;

@@ -271,11 +271,33 @@ pub enum EventKind {
         /// What it asked for.
         what: String,
     },
+    /// `machine-refreshed`: a machine's state was refreshed over SSH (or found asleep, or
+    /// could not be).
+    MachineRefreshed {
+        /// The machine.
+        node: NodeId,
+        /// Its name.
+        name: String,
+        /// `ok`, `asleep` or `failed`.
+        outcome: String,
+        /// Upgrades pending (not held), as now known.
+        updates: u32,
+        /// Of which security updates.
+        security_updates: u32,
+        /// Whether a reboot is required.
+        reboot_required: bool,
+        /// Why it failed (`UNREACHABLE`, `AUTH_FAILED`…).
+        code: Option<ErrorCode>,
+        /// One line for people (`4 updates (1 security), reboot required`).
+        summary: String,
+        /// Who asked.
+        actor: String,
+    },
 }
 
 impl EventKind {
     /// Every kind's name, as [`EventKind::name`] gives it.
-    pub const NAMES: [&'static str; 11] = [
+    pub const NAMES: [&'static str; 12] = [
         "status-change",
         "cascade-planned",
         "cascade-progress",
@@ -287,6 +309,7 @@ impl EventKind {
         "capability-denied",
         "host-discovered",
         "power-refused",
+        "machine-refreshed",
     ];
 
     /// The kebab-case name (`status-change`, `cascade-progress`, …).
@@ -303,6 +326,7 @@ impl EventKind {
             EventKind::CapabilityDenied { .. } => "capability-denied",
             EventKind::HostDiscovered { .. } => "host-discovered",
             EventKind::PowerRefused { .. } => "power-refused",
+            EventKind::MachineRefreshed { .. } => "machine-refreshed",
         }
     }
 
@@ -319,6 +343,7 @@ impl EventKind {
             | EventKind::ProposalResolved { .. }
             | EventKind::CapabilityDenied { .. }
             | EventKind::PowerRefused { .. }
+            | EventKind::MachineRefreshed { .. }
             | EventKind::HostDiscovered { .. } => None,
         }
     }
@@ -336,6 +361,7 @@ impl EventKind {
             | EventKind::ProposalResolved { node, .. }
             | EventKind::CapabilityDenied { node, .. }
             | EventKind::PowerRefused { node, .. }
+            | EventKind::MachineRefreshed { node, .. }
             | EventKind::HostDiscovered { node, .. } => Some(*node),
         }
     }

@@ -79,6 +79,7 @@
 pub mod connector;
 pub mod engine;
 pub mod events;
+pub mod machine;
 pub mod model;
 pub mod plan;
 #[cfg(feature = "wasm")]

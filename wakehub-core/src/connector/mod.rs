@@ -5,12 +5,16 @@
 
 #[cfg(feature = "docker")]
 pub mod docker;
+#[cfg(feature = "wol-ssh")]
+mod machine;
 pub mod probe;
 #[cfg(feature = "proxmox")]
 pub mod proxmox;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub(crate) mod transport;
+#[cfg(feature = "wol-ssh")]
+pub use machine::probe_machine;
 #[cfg(feature = "wol-ssh")]
 pub mod wol_ssh;
 

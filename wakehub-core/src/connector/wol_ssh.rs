@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use super::transport::config_port as port;
-use super::transport::ssh::{SshAuth, ssh_exec};
+use super::transport::ssh::{SshEndpoint, ssh_exec};
 use super::transport::wol::{self, mac_of};
 use super::{ConfigError, Connector, ConnectorError, ErrorCode, PowerState, Target};
 use crate::model::ConnectorConfig;
@@ -65,21 +65,11 @@ impl Connector for WolSshConnector {
             #[cfg(not(feature = "proxmox"))]
             return Err(invalid(target, "`shutdown_via = \"proxmox\"` needs a build with the `proxmox` feature"));
         }
-        let c = &target.config;
-        let host = c.str("host").ok_or_else(|| invalid(target, "`host` is required"))?.to_owned();
-        let ssh_port = port(c, "ssh_port", 22).map_err(|e| invalid(target, &e))?;
-        let user = c.str("ssh_user").unwrap_or("root").to_owned();
-        let command = c.str("shutdown_command").map(str::to_owned).unwrap_or_else(|| {
+        let SshEndpoint { host, port, user, auth } = SshEndpoint::of(target)?;
+        let command = target.config.str("shutdown_command").map(str::to_owned).unwrap_or_else(|| {
             if user == "root" { "shutdown -h now".to_owned() } else { "sudo -n shutdown -h now".to_owned() }
         });
-        let auth = if let Some(key) = target.secret(c, "ssh_private_key")? {
-            SshAuth::Key { key, passphrase: target.secret(c, "ssh_passphrase")? }
-        } else if let Some(password) = target.secret(c, "ssh_password")? {
-            SshAuth::Password(password)
-        } else {
-            return Err(invalid(target, "give `ssh_password` or `ssh_private_key`"));
-        };
-        let (code, output) = ssh_exec(target, &host, ssh_port, &user, auth, &command).await?;
+        let (code, output) = ssh_exec(target, &host, port, &user, auth, &command).await?;
         match code {
             // A machine going down may drop the connection before reporting a status.
             Some(0) | None => Ok(()),

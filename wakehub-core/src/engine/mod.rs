@@ -22,10 +22,15 @@
 
 mod context;
 mod discovery;
+#[cfg(feature = "wol-ssh")]
+mod machines;
 mod observe;
 mod proposals;
 mod run;
 mod subscribe;
+
+#[cfg(feature = "wol-ssh")]
+pub use machines::{RefreshOptions, is_machine};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};

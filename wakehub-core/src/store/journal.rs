@@ -490,7 +490,7 @@ pub(crate) fn proposal(tx: &Transaction<'_>, id: ProposalId) -> Result<Option<Pr
 /// The journal's writers, inside one transaction ([`Store::journal`]): cascades, steps,
 /// proposals, and the events that record them.
 pub struct JournalTx<'a> {
-    tx: &'a Transaction<'a>,
+    pub(super) tx: &'a Transaction<'a>,
     events: Vec<EventKind>,
 }
 

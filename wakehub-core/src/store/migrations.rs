@@ -196,6 +196,52 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE nodes ADD COLUMN url TEXT;
     "#,
+    // 12: machines: every refresh attempt; the snapshots of those that answered (JSON,
+    // never edited: the source of truth); the messages found in them, merged across
+    // refreshes and acknowledged by people; and the machine-state cache derived from the
+    // first two (rebuilt from them at will).
+    r#"
+    CREATE TABLE machine_refreshes (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        node_id       INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+        started_at    INTEGER NOT NULL,
+        finished_at   INTEGER NOT NULL,
+        outcome       TEXT NOT NULL CHECK (outcome IN ('ok', 'asleep', 'failed')),
+        error_code    TEXT,
+        error_message TEXT,
+        actor         TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX machine_refreshes_node ON machine_refreshes (node_id, id);
+    CREATE TABLE machine_snapshots (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        refresh_id INTEGER NOT NULL UNIQUE REFERENCES machine_refreshes(id) ON DELETE CASCADE,
+        node_id    INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+        taken_at   INTEGER NOT NULL,
+        schema     INTEGER NOT NULL,
+        payload    TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX machine_snapshots_node ON machine_snapshots (node_id, id);
+    CREATE TABLE machine_messages (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        node_id         INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+        source          TEXT NOT NULL,
+        category        TEXT NOT NULL,
+        severity        TEXT NOT NULL CHECK (severity IN ('info', 'warning', 'error')),
+        subject         TEXT NOT NULL DEFAULT '',
+        text            TEXT NOT NULL,
+        first_seen      INTEGER NOT NULL,
+        last_seen       INTEGER NOT NULL,
+        times_seen      INTEGER NOT NULL,
+        acknowledged_at INTEGER,
+        acknowledged_by TEXT,
+        UNIQUE (node_id, source, subject, text)
+    ) STRICT;
+    CREATE TABLE machine_state (
+        node_id     INTEGER PRIMARY KEY REFERENCES nodes(id) ON DELETE CASCADE,
+        payload     TEXT NOT NULL,
+        updated_at  INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

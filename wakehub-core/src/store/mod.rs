@@ -7,6 +7,7 @@
 
 mod discovery;
 mod journal;
+mod machines;
 mod migrations;
 mod nodes;
 mod payload;
@@ -22,6 +23,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub use discovery::{Disappeared, DiscoveredNode, DiscoveryRecord, DiscoveryReport};
 pub use journal::{
     CascadeFilter, CascadeRecord, EventQuery, JournalTx, NewStep, ProposalRecord, ProposalStatus, StepRecord,
+};
+pub use machines::{
+    MachineState, MessageRecord, RecordedRefresh, RefreshOutcome, RefreshRecord, RefreshResult, SnapshotRecord,
 };
 pub use migrations::SCHEMA_VERSION;
 pub use nodes::ImportSummary;

@@ -46,6 +46,21 @@ pub(super) fn encode(kind: &EventKind) -> Value {
         EventKind::HostDiscovered { node, name, added, disappeared } => {
             json!({"node": node.get(), "name": name, "added": added, "disappeared": disappeared})
         }
+        EventKind::MachineRefreshed {
+            node,
+            name,
+            outcome,
+            updates,
+            security_updates,
+            reboot_required,
+            code,
+            summary,
+            actor,
+        } => json!({
+            "node": node.get(), "name": name, "outcome": outcome, "updates": updates,
+            "security_updates": security_updates, "reboot_required": reboot_required,
+            "code": code.map(|c| c.as_str()), "summary": summary, "actor": actor
+        }),
     }
 }
 
@@ -155,6 +170,17 @@ pub(super) fn decode(kind: &str, payload: &str) -> Option<EventKind> {
             name: text(&v, "name")?,
             plugin: text(&v, "plugin")?,
             what: text(&v, "what")?,
+        },
+        "machine-refreshed" => EventKind::MachineRefreshed {
+            node: node()?,
+            name: text(&v, "name")?,
+            outcome: text(&v, "outcome")?,
+            updates: v.get("updates")?.as_u64().and_then(|n| u32::try_from(n).ok())?,
+            security_updates: v.get("security_updates")?.as_u64().and_then(|n| u32::try_from(n).ok())?,
+            reboot_required: v.get("reboot_required")?.as_bool()?,
+            code: v.get("code").and_then(|c| c.as_str()).and_then(ErrorCode::parse),
+            summary: text(&v, "summary")?,
+            actor: text(&v, "actor")?,
         },
         _ => return None,
     })

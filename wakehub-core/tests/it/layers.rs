@@ -15,10 +15,11 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("plan", &["model"]),
     ("events", &["model"]),
     ("topology_file", &["model"]),
-    ("connector", &["model", "secrets"]),
-    ("store", &["model", "secrets", "events", "plan", "connector"]),
+    ("machine", &[]),
+    ("connector", &["model", "secrets", "machine"]),
+    ("store", &["model", "secrets", "events", "plan", "connector", "machine"]),
     ("plugin", &["model", "secrets", "connector"]),
-    ("engine", &["model", "secrets", "events", "plan", "connector", "store"]),
+    ("engine", &["model", "secrets", "events", "plan", "connector", "store", "machine"]),
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

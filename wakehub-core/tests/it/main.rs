@@ -4,6 +4,8 @@
 
 mod engine;
 mod layers;
+mod machine_probe;
+mod machine_state;
 mod model;
 mod model_props;
 mod planner;

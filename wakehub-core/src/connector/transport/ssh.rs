@@ -57,6 +57,38 @@ pub(crate) enum SshAuth {
     Key { key: SecretString, passphrase: Option<SecretString> },
 }
 
+/// Where and as whom a node's SSH session logs in: its table's `host`, `ssh_port` (22),
+/// `ssh_user` (`root`), and `ssh_private_key` (with `ssh_passphrase`) or `ssh_password`.
+#[cfg(feature = "wol-ssh")]
+pub(crate) struct SshEndpoint {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) user: String,
+    pub(crate) auth: SshAuth,
+}
+
+#[cfg(feature = "wol-ssh")]
+impl SshEndpoint {
+    /// The node's own endpoint, or `INVALID_CONFIG` naming what is missing.
+    pub(crate) fn of(target: &Target) -> Result<SshEndpoint, ConnectorError> {
+        let c = &target.config;
+        let host = c.str("host").ok_or_else(|| invalid(target, "`host` is required"))?.to_owned();
+        let port = match c.int("ssh_port") {
+            None => 22,
+            Some(p) => u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| invalid(target, "bad `ssh_port`"))?,
+        };
+        let user = c.str("ssh_user").unwrap_or("root").to_owned();
+        let auth = if let Some(key) = target.secret(c, "ssh_private_key")? {
+            SshAuth::Key { key, passphrase: target.secret(c, "ssh_passphrase")? }
+        } else if let Some(password) = target.secret(c, "ssh_password")? {
+            SshAuth::Password(password)
+        } else {
+            return Err(invalid(target, "give `ssh_password` or `ssh_private_key`"));
+        };
+        Ok(SshEndpoint { host, port, user, auth })
+    }
+}
+
 /// Runs `command` on `host:port` as `user`, the host key pinned for the node (given as
 /// `ssh_host_key`, or learned on first contact). Returns the exit status (none if the
 /// connection dropped first, as a machine going down does) and the first 4 KiB of output.
@@ -68,6 +100,21 @@ pub(crate) async fn ssh_exec(
     auth: SshAuth,
     command: &str,
 ) -> Result<(Option<u32>, String), ConnectorError> {
+    let (code, output, _) = ssh_run(target, host, port, user, auth, command, 4096).await?;
+    Ok((code, String::from_utf8_lossy(&output).into_owned()))
+}
+
+/// [`ssh_exec`] keeping up to `limit` bytes of output (stdout, then stderr as it comes);
+/// the third value says whether more was dropped.
+pub(crate) async fn ssh_run(
+    target: &Target,
+    host: &str,
+    port: u16,
+    user: &str,
+    auth: SshAuth,
+    command: &str,
+    limit: usize,
+) -> Result<(Option<u32>, Vec<u8>, bool), ConnectorError> {
     let endpoint = format!("{host}:{port}");
     let learned = target.context.as_ref().and_then(|c| c.0.host_key(target.node, &endpoint));
     let pinned = target.config.str("ssh_host_key").map(str::to_owned).or(learned.clone());
@@ -139,16 +186,18 @@ pub(crate) async fn ssh_exec(
         |e: russh::Error| ConnectorError::new(ErrorCode::PlatformError, format!("{}: wol-ssh: {e}", target.name));
     let mut channel = session.channel_open_session().await.map_err(ssh_err)?;
     channel.exec(true, command).await.map_err(ssh_err)?;
-    let (mut code, mut output) = (None, Vec::new());
+    let (mut code, mut output, mut truncated) = (None, Vec::new(), false);
     while let Some(msg) = channel.wait().await {
         match msg {
-            ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } if output.len() < 4096 => {
-                output.extend_from_slice(&data);
+            ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } => {
+                let room = limit.saturating_sub(output.len());
+                truncated |= data.len() > room;
+                output.extend_from_slice(&data[..data.len().min(room)]);
             }
             ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status),
             _ => {}
         }
     }
     let _ = session.disconnect(russh::Disconnect::ByApplication, "", "en").await;
-    Ok((code, String::from_utf8_lossy(&output).into_owned()))
+    Ok((code, output, truncated))
 }

@@ -1,0 +1,151 @@
+//! A real Debian 12 machine (`tests/peers/debian.sh`): a `mmdebstrap` userland unpacked per
+//! machine, its own `sshd` run chrooted in a private mount and PID namespace (its own
+//! `/proc`, `/sys` read-only) on a loopback port, root logging in with a password, and a
+//! local apt repository whose packages make every case a refresh must read. Powering it
+//! off kills its sshd (and everything in its namespace); booting starts it again. Needs root.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::{free_port, repo, wait_for_port};
+
+/// Root's password on every Debian machine.
+pub const ROOT_PASSWORD: &str = "wh-debian-Pa55";
+
+/// The machine image, built once per content of `debian.sh` (about 20 s) into
+/// `WAKEHUB_DEBIAN_CACHE` (default `target/debian`); `scripts/test.sh` builds it first.
+pub fn image() -> PathBuf {
+    let cache =
+        std::env::var_os("WAKEHUB_DEBIAN_CACHE").map(PathBuf::from).unwrap_or_else(|| repo().join("target/debian"));
+    let out = Command::new(repo().join("tests/peers/debian.sh"))
+        .arg("image")
+        .arg(&cache)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("tests/peers/debian.sh: {e}"));
+    assert!(out.status.success(), "building the Debian machine image failed (see above)");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// One Debian machine.
+#[derive(Debug)]
+pub struct DebianMachine {
+    dir: tempfile::TempDir,
+    sshd: Option<Child>,
+    /// Its SSH port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl DebianMachine {
+    /// Unpacks a fresh machine with a new host key, and boots it (its sshd answers).
+    pub fn start() -> DebianMachine {
+        let image = image();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let out = Command::new("tar").arg("-C").arg(&root).arg("-xf").arg(&image).output().unwrap();
+        assert!(out.status.success(), "unpack {}: {}", image.display(), String::from_utf8_lossy(&out.stderr));
+        let mut m = DebianMachine { dir, sshd: None, port: free_port() };
+        m.run_ok(&format!(
+            "ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && echo 'root:{ROOT_PASSWORD}' | chpasswd"
+        ));
+        m.boot();
+        m
+    }
+
+    /// Its root directory, as seen from this machine.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// `program` run inside the machine: a private mount and PID namespace where the
+    /// machine's root is a mount of its own, with `/proc` and a read-only `/sys`, then
+    /// `chroot`.
+    pub fn chrooted_command(&self, program: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("unshare");
+        c.args(["--mount", "--pid", "--fork", "--kill-child", "sh", "-c"])
+            .arg(
+                r#"root=$1; shift
+                   mount --bind "$root" "$root" && mount -t proc proc "$root/proc" &&
+                   mount -t sysfs -o ro sysfs "$root/sys" && exec chroot "$root" "$@""#,
+            )
+            .arg("sh")
+            .arg(self.root())
+            .arg(program)
+            .args(args);
+        c
+    }
+
+    /// Runs `command` (sh) inside the machine, as root.
+    pub fn run(&self, command: &str) -> Output {
+        self.chrooted_command("/bin/sh", &["-c", command]).output().unwrap()
+    }
+
+    /// [`run`](Self::run), which must succeed; its stdout.
+    pub fn run_ok(&self, command: &str) -> String {
+        let out = self.run(command);
+        assert!(out.status.success(), "`{command}` in the machine: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Boots it: its sshd listens on [`port`](Self::port) again.
+    pub fn boot(&mut self) {
+        if self.sshd.is_some() {
+            return;
+        }
+        let log = std::fs::File::create(self.dir.path().join("sshd.log")).unwrap();
+        let port = self.port.to_string();
+        let child = self
+            .chrooted_command("/usr/sbin/sshd", &["-D", "-e", "-p", &port])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start the machine's sshd: {e}"));
+        self.sshd = Some(child);
+        let log = self.dir.path().join("sshd.log");
+        wait_for_port("the Debian machine's sshd", self.port, Duration::from_secs(20), || {
+            std::fs::read_to_string(&log).unwrap_or_default()
+        });
+    }
+
+    /// Powers it off: its sshd and everything it started are killed.
+    pub fn power_off(&mut self) {
+        if let Some(mut c) = self.sshd.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // The port stops answering at once: the namespace's init was the sshd.
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether it is on.
+    pub fn is_on(&self) -> bool {
+        self.sshd.is_some()
+    }
+
+    /// A file of the machine (a path inside it).
+    pub fn file(&self, path: &str) -> PathBuf {
+        self.root().join(path.trim_start_matches('/'))
+    }
+
+    /// The `[[node]]` table of this machine as a `wol-ssh` physical machine named `name`:
+    /// root's password, its port; `extra` adds keys to its connector table.
+    pub fn node(&self, name: &str, extra: &str) -> String {
+        format!(
+            "[[node]]\nname = \"{name}\"\nkind = \"physical\"\n[node.connector]\ntype = \"wol-ssh\"\n\
+             mac = \"02:00:00:00:00:01\"\nbroadcast = \"127.255.255.255\"\nhost = \"127.0.0.1\"\n\
+             ssh_port = {}\nssh_user = \"root\"\nssh_password = \"{ROOT_PASSWORD}\"\n{extra}\n",
+            self.port
+        )
+    }
+}
+
+impl Drop for DebianMachine {
+    fn drop(&mut self) {
+        self.power_off();
+    }
+}

@@ -1,0 +1,130 @@
+//! The machine-state cache is derived, never the truth: after any sequence of refreshes
+//! (answered, asleep, failed), the cache written as they were recorded equals the state
+//! rebuilt from the refreshes and snapshots alone. And messages merge across refreshes.
+
+use crate::support::StoreToml as _;
+use proptest::prelude::*;
+use wakehub_core::machine::{Message, Severity, Snapshot, Upgrade};
+use wakehub_core::model::{ErrorCode, NodeId};
+use wakehub_core::secrets::MasterKey;
+use wakehub_core::store::{RefreshOutcome, RefreshResult, Store};
+use wakehub_core::topology_file::ParseOptions;
+
+fn store() -> (Store, NodeId) {
+    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    store
+        .import_toml(
+            "[[node]]\nname = \"nas\"\nkind = \"physical\"\n[node.connector]\ntype = \"sim\"\n",
+            &ParseOptions::operator(),
+        )
+        .unwrap();
+    let id = store.topology().unwrap().by_name("nas").unwrap().id;
+    (store, id)
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Answered { updates: u8, security: u8, reboot: bool, full_disk: bool },
+    Asleep,
+    Failed,
+}
+
+fn snapshot(updates: u8, security: u8, reboot: bool, full_disk: bool) -> Snapshot {
+    let mut s = Snapshot::default();
+    let mut apt = wakehub_core::machine::Apt::default();
+    apt.lists_refreshed = true;
+    for i in 0..updates {
+        let mut u = Upgrade::default();
+        u.name = format!("pkg{i}");
+        u.installed = "1.0".into();
+        u.candidate = "1.1".into();
+        u.security = i < security;
+        apt.upgrades.push(u);
+    }
+    s.apt = Some(apt);
+    s.reboot.required = reboot;
+    if full_disk {
+        s.messages.push(
+            serde_json::from_value::<Message>(serde_json::json!({
+                "source": "disk", "category": "threshold", "severity": "error", "subject": "/", "text": "/ is 97% full"
+            }))
+            .unwrap(),
+        );
+    }
+    s
+}
+
+fn record(store: &Store, node: NodeId, at: i64, step: &Step) {
+    let result = match step {
+        Step::Answered { updates, security, reboot, full_disk } => {
+            RefreshResult::Answered(Box::new(snapshot(*updates, *security.min(updates), *reboot, *full_disk)))
+        }
+        Step::Asleep => RefreshResult::Asleep,
+        Step::Failed => RefreshResult::Failed(ErrorCode::Unreachable, "nas: cannot connect".into()),
+    };
+    store.journal(|tx| tx.record_refresh(node, "nas", at, at + 5, result, "test")).unwrap();
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (0u8..6, 0u8..6, any::<bool>(), any::<bool>())
+            .prop_map(|(updates, security, reboot, full_disk)| Step::Answered { updates, security, reboot, full_disk }),
+        Just(Step::Asleep),
+        Just(Step::Failed),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_cache_always_equals_the_rebuild(steps in proptest::collection::vec(step(), 1..12)) {
+        let (store, node) = store();
+        let mut last_answered = None;
+        for (i, s) in steps.iter().enumerate() {
+            record(&store, node, 1_000 * (i as i64 + 1), s);
+            let cached = store.machine_state(node).unwrap().unwrap();
+            let rebuilt = store.rebuild_machine_state(node).unwrap();
+            prop_assert_eq!(&cached, &rebuilt);
+            if let Step::Answered { updates, security, reboot, .. } = s {
+                last_answered = Some((*updates as u32, (*security).min(*updates) as u32, *reboot));
+            }
+            // What it says follows the rule: the latest attempt's outcome, the latest
+            // snapshot's content.
+            let outcome = cached.last_refresh.as_ref().map(|r| r.outcome);
+            let expected = match s { Step::Answered { .. } => RefreshOutcome::Ok, Step::Asleep => RefreshOutcome::Asleep, Step::Failed => RefreshOutcome::Failed };
+            prop_assert_eq!(outcome, Some(expected));
+            prop_assert_eq!(cached.asleep, matches!(s, Step::Asleep));
+            match last_answered {
+                Some((updates, security, reboot)) => {
+                    prop_assert_eq!((cached.updates, cached.security_updates, cached.reboot_required), (updates, security, reboot));
+                }
+                None => prop_assert!(cached.snapshot.is_none()),
+            }
+        }
+    }
+}
+
+#[test]
+fn messages_merge_across_refreshes_and_are_acknowledged_by_a_person() {
+    let (store, node) = store();
+    let full = Step::Answered { updates: 1, security: 0, reboot: false, full_disk: true };
+    record(&store, node, 1_000, &full);
+    record(&store, node, 2_000, &full);
+    let messages = store.machine_messages(node, false).unwrap();
+    assert_eq!(messages.len(), 1, "the same message twice is one message");
+    let m = &messages[0];
+    assert_eq!((m.first_seen, m.last_seen, m.times_seen), (1_005, 2_005, 2));
+    assert_eq!((m.message.severity, m.message.subject.as_deref()), (Severity::Error, Some("/")));
+    assert!(store.acknowledge_message(node, m.id, "alice").unwrap());
+    assert!(!store.acknowledge_message(node, m.id, "bob").unwrap(), "once");
+    assert!(store.machine_messages(node, false).unwrap().is_empty());
+    // Seen again: still acknowledged (by alice), its last sighting updated.
+    record(&store, node, 3_000, &full);
+    let all = store.machine_messages(node, true).unwrap();
+    assert_eq!(all[0].acknowledged.as_ref().map(|(_, by)| by.as_str()), Some("alice"));
+    assert_eq!(all[0].last_seen, 3_005);
+    // The journal tells the story: one `machine-refreshed` event per refresh.
+    let state = store.machine_state(node).unwrap().unwrap();
+    assert_eq!(state.summary(), "1 update, 1 disk warning");
+}
