@@ -196,6 +196,30 @@ pub struct HostDiscovered {
     pub disappeared: Vec<String>,
 }
 
+/// `machine-refreshed`: a machine's state was refreshed (or it was found asleep, or could
+/// not be asked).
+#[derive(SimpleObject)]
+pub struct MachineRefreshed {
+    /// The machine.
+    pub node: ID,
+    /// Its name.
+    pub name: String,
+    /// `ok`, `asleep` or `failed`.
+    pub outcome: String,
+    /// Upgrades pending, as now known.
+    pub updates: u32,
+    /// Of which security updates.
+    pub security_updates: u32,
+    /// Whether a reboot is required.
+    pub reboot_required: bool,
+    /// Why it failed (`UNREACHABLE`, `AUTH_FAILED`…).
+    pub code: Option<String>,
+    /// One line for people.
+    pub summary: String,
+    /// Who asked.
+    pub actor: String,
+}
+
 /// What an event says.
 #[derive(Union)]
 pub enum EventPayload {
@@ -221,6 +245,8 @@ pub enum EventPayload {
     HostDiscovered(HostDiscovered),
     /// A power action refused to its caller.
     PowerRefused(PowerRefused),
+    /// A machine refreshed.
+    MachineRefreshed(MachineRefreshed),
 }
 
 fn id<T: std::fmt::Display>(v: T) -> ID {
@@ -357,6 +383,27 @@ impl GqlEvent {
                 action: (*action).into(),
                 actor: actor.clone(),
                 code: code.as_str().to_owned(),
+            }),
+            EventKind::MachineRefreshed {
+                node,
+                name,
+                outcome,
+                updates,
+                security_updates,
+                reboot_required,
+                code,
+                summary,
+                actor,
+            } => EventPayload::MachineRefreshed(MachineRefreshed {
+                node: id(node),
+                name: name.clone(),
+                outcome: outcome.clone(),
+                updates: *updates,
+                security_updates: *security_updates,
+                reboot_required: *reboot_required,
+                code: code.map(|c| c.as_str().to_owned()),
+                summary: summary.clone(),
+                actor: actor.clone(),
             }),
             _ => EventPayload::CascadeComplete(CascadeComplete {
                 cascade: id("unknown"),

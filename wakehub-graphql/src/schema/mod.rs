@@ -6,7 +6,7 @@
 //! ([`crate::server`]), so an embedder can put it behind their own auth.
 //!
 //! One module per resource, each with its types, its queries and its mutations: `nodes`,
-//! `links`, `discovery`, `cascades`, `events`, `plan`, `proposals`, `plugins` (the
+//! `links`, `discovery`, `cascades`, `events`, `plan`, `proposals`, `machines`, `plugins` (the
 //! `plugins` feature), `topology` and `accounts` (the caller, users, API tokens). [`Query`] and [`Mutation`] merge the per-resource
 //! objects; `subscription` holds the subscriptions. Shared by all: `enums` (power states,
 //! actions, statuses), `shared` (the per-request view, id parsing, times, page sizes) and
@@ -20,6 +20,7 @@ mod enums;
 mod error;
 mod events;
 mod links;
+mod machines;
 mod nodes;
 mod plan;
 #[cfg(feature = "plugins")]
@@ -51,7 +52,7 @@ use wakehub_core::plugin::PluginHost;
     doc,
     doc = "The query root: the per-resource queries, merged. The merge order is the field order \
            of `Query` in the SDL (`schema.graphql`): node, nodes, cascade, cascades, events, plan, \
-           proposals, plugins, runningCascades, me, users, tokens."
+           proposals, machine, plugins, runningCascades, me, users, tokens."
 )]
 #[cfg_attr(not(doc), allow(missing_docs))]
 pub struct Query(
@@ -60,6 +61,7 @@ pub struct Query(
     events::EventsQuery,
     plan::PlanQuery,
     proposals::ProposalsQuery,
+    machines::MachinesQuery,
     #[cfg(feature = "plugins")] plugins::PluginsQuery,
     cascades::RunningQuery,
     accounts::AccountsQuery,
@@ -70,8 +72,8 @@ pub struct Query(
     doc,
     doc = "The mutation root: the per-resource mutations, merged. The merge order is the field \
            order of `Mutation` in the SDL: nodes (create, update, delete), discovery (discover, \
-           adopt), links, cascades (start, stop, cancel, rerun), proposals, plugins, topology \
-           (import, export), accounts (users, tokens)."
+           adopt), links, cascades (start, stop, cancel, rerun), proposals, machines (refresh, \
+           acknowledge), plugins, topology (import, export), accounts (users, tokens)."
 )]
 #[cfg_attr(not(doc), allow(missing_docs))]
 pub struct Mutation(
@@ -80,6 +82,7 @@ pub struct Mutation(
     links::LinksMutation,
     cascades::CascadesMutation,
     proposals::ProposalsMutation,
+    machines::MachinesMutation,
     #[cfg(feature = "plugins")] plugins::PluginsMutation,
     topology::TopologyMutation,
     accounts::AccountsMutation,

@@ -116,6 +116,21 @@ impl GqlNode {
     async fn can_edit(&self) -> bool {
         self.view.role.allows(Role::Admin)
     }
+    /// Whether WakeHub can reach it over SSH to know its state (a `host` and an SSH
+    /// credential in its table).
+    async fn is_machine(&self) -> bool {
+        self.view.topology.node(self.id).is_some_and(|n| wakehub_core::engine::is_machine(&n.spec.connector))
+    }
+    /// Its machine state (updates, reboot, disks…), if it is a machine that was refreshed.
+    async fn machine(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<super::machines::GqlMachineState>> {
+        let Some(n) = self.view.topology.node(self.id) else { return Ok(None) };
+        if !wakehub_core::engine::is_machine(&n.spec.connector) {
+            return Ok(None);
+        }
+        let id = self.id;
+        let state = ctx.data::<Engine>()?.store().run(move |s| s.machine_state(id)).await.api()?;
+        Ok(state.map(super::machines::GqlMachineState))
+    }
     /// Shown on the dashboard.
     async fn pinned(&self) -> bool {
         self.view.topology.node(self.id).is_some_and(|n| n.spec.pinned)

@@ -7,6 +7,7 @@ mod dashboard;
 mod discovery;
 mod exploits;
 mod gql_client;
+mod machines;
 mod plugins;
 mod schema;
 mod support;

@@ -83,6 +83,20 @@ enum Command {
         #[command(flatten)]
         plugins: plugins::OneShotOptions,
     },
+    /// Refresh a machine's state over SSH (OS, kernel, load, memory, disks, apt upgrades with
+    /// security ones, reboot needed and why, services to restart, Docker) and print it.
+    Refresh {
+        /// The topology file (TOML).
+        file: PathBuf,
+        /// The machine, by name (a node with `host` and an SSH credential).
+        node: String,
+        /// Also probe the hardware (CPU, disks, network interfaces, GPUs).
+        #[arg(long)]
+        hardware: bool,
+        /// Print the snapshot as JSON (the stored shape) instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the WakeHub server: the GraphQL API over a SQLite store.
     Serve(serve::Options),
     /// Manage API tokens.
@@ -168,6 +182,9 @@ fn main() -> ExitCode {
         }
         Command::Start { file, node, concurrency, plugins } => {
             runtime().and_then(|rt| rt.block_on(cascade(&file, Action::Start, &node, concurrency, &plugins)))
+        }
+        Command::Refresh { file, node, hardware, json } => {
+            runtime().and_then(|rt| rt.block_on(refresh(&file, &node, hardware, json)))
         }
         Command::Stop { file, node, concurrency, plugins } => {
             runtime().and_then(|rt| rt.block_on(cascade(&file, Action::Stop, &node, concurrency, &plugins)))
@@ -312,6 +329,51 @@ fn engine_for(topology: &Topology, concurrency: usize, plugins: &plugins::Loaded
     let (registry, options) = plugins.registry();
     let config = EngineConfig { concurrency, plugin_kinds: options.plugin_kinds, ..EngineConfig::default() };
     Ok(Engine::new(store, registry, config)?)
+}
+
+/// `wakehub refresh FILE NODE`: exit 0 when the machine answered or is asleep, 1 when the
+/// refresh failed (its code and message on stderr), 2 on a bad request.
+async fn refresh(file: &Path, node: &str, hardware: bool, json: bool) -> anyhow::Result<ExitCode> {
+    let plugins = plugins::Loaded::default();
+    let topology = match load_with(file, &plugins)? {
+        Ok(t) => t,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let engine = engine_for(&topology, 4, &plugins)?;
+    let options = wakehub_core::engine::RefreshOptions::default().with_hardware(hardware);
+    let r = engine.refresh_machine(node, options, "cli").await?;
+    let snapshot = match r.snapshot {
+        Some(_) => engine.store().latest_snapshot(r.refresh.node)?.map(|s| s.snapshot),
+        None => None,
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "outcome": r.refresh.outcome.as_str(),
+                "error_code": r.refresh.error_code,
+                "error_message": r.refresh.error_message,
+                "snapshot": snapshot,
+            }))?
+        );
+    } else {
+        print!("{}", render::machine(node, &r.state, snapshot.as_ref()));
+    }
+    Ok(if r.refresh.outcome == wakehub_core::store::RefreshOutcome::Failed {
+        if !json {
+            eprintln!(
+                "error: {} ({})",
+                r.refresh.error_message.as_deref().unwrap_or("refresh failed"),
+                r.refresh.error_code.as_deref().unwrap_or("PLATFORM_ERROR")
+            );
+        }
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn plan(

@@ -135,3 +135,85 @@ pub fn plan_json(topology: &Topology, plan: &wakehub_core::plan::Plan) -> serde_
         "worst_case_ms": plan.worst_case.as_millis() as u64,
     })
 }
+
+/// A machine's refresh, for people: its state line, then what the snapshot holds that
+/// needs attention — upgrades (security first), reboot reasons, services to restart,
+/// filesystems, Docker, messages.
+pub fn machine(
+    name: &str,
+    state: &wakehub_core::store::MachineState,
+    snapshot: Option<&wakehub_core::machine::Snapshot>,
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!("{name}: {}\n", state.summary());
+    let Some(s) = snapshot else { return out };
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    if let Some(os) = &s.os {
+        let _ = writeln!(out, "  os       {} ({})", os.pretty_name, os.arch.as_deref().unwrap_or("?"));
+    }
+    if let Some(k) = &s.kernel {
+        let _ = writeln!(out, "  kernel   {}", k.running);
+    }
+    if let (Some(l), Some(m)) = (&s.load, &s.memory) {
+        let _ = writeln!(
+            out,
+            "  load     {:.2} {:.2} {:.2}; memory {:.0}% of {:.1} GiB in use",
+            l.one,
+            l.five,
+            l.fifteen,
+            m.used_percent,
+            gib(m.total)
+        );
+    }
+    for f in &s.filesystems {
+        let _ = writeln!(out, "  disk     {:<20} {:>3.0}% of {:.1} GiB", f.mount, f.used_percent, gib(f.size));
+    }
+    if let Some(apt) = &s.apt {
+        let width = apt.upgrades.iter().map(|u| u.name.len()).max().unwrap_or(0);
+        for u in &apt.upgrades {
+            let mut tags = Vec::new();
+            if u.security {
+                tags.push("security");
+            }
+            if u.kept_back {
+                tags.push("kept back by upgrade");
+            }
+            if u.held {
+                tags.push("held");
+            }
+            let tags = if tags.is_empty() { String::new() } else { format!("  [{}]", tags.join(", ")) };
+            let _ = writeln!(out, "  upgrade  {:width$}  {} → {}{tags}", u.name, u.installed, u.candidate);
+        }
+        for p in &apt.new_packages {
+            let _ = writeln!(out, "  new      {p} (full-upgrade installs it)");
+        }
+        if !apt.lists_refreshed {
+            let _ = writeln!(out, "  apt      the package lists were not refreshed");
+        }
+    }
+    for r in &s.reboot.reasons {
+        let _ = writeln!(out, "  reboot   {r}");
+    }
+    if let Some(r) = &s.restarts
+        && !r.services.is_empty()
+    {
+        let _ = writeln!(out, "  restart  {}", r.services.join(", "));
+    }
+    if let Some(d) = &s.docker {
+        let running = d.containers.iter().filter(|c| c.state == "running").count();
+        let _ = writeln!(
+            out,
+            "  docker   {} ({} containers, {running} running; {:.1} GiB reclaimable)",
+            d.version.as_deref().unwrap_or("daemon not answering"),
+            d.containers.len(),
+            gib(d.reclaimable_bytes)
+        );
+    }
+    for m in &s.messages {
+        let _ = writeln!(out, "  {:<8} {}: {}", m.severity.as_str(), m.source, m.text);
+    }
+    for u in &s.unsupported {
+        let _ = writeln!(out, "  n/a      {u}");
+    }
+    out
+}

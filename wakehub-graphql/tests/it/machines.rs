@@ -1,0 +1,124 @@
+//! Machines through the API and the CLI, against a real Debian machine (`DebianMachine`):
+//! `refreshMachine` for operators within their scope, `machine` and `Node.machine` for
+//! everyone who sees the node, messages acknowledged by a person, the refresh journaled;
+//! `wakehub refresh FILE NODE` prints the same and exits by outcome.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+use wakehub_tests::DebianMachine;
+
+use crate::support::{Server, bin};
+
+fn token(s: &Server, name: &str, args: &[&str]) -> String {
+    let out = Command::new(bin()).args(["token", "create", name]).args(args).arg("--db").arg(&s.db).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn code(v: &Value) -> &str {
+    v["errors"][0]["extensions"]["code"].as_str().unwrap_or_default()
+}
+
+const REFRESH: &str = "mutation($n: ID!) { refreshMachine(node: $n) {
+    refresh { outcome errorCode actor }
+    machine { state { summary updates securityUpdates keptBack held rebootRequired aptProblems os }
+              upgrades { name installed candidate security keptBack held } } } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_refresh_machines_everyone_in_scope_reads_them() {
+    let machine = DebianMachine::start();
+    let lab = machine.node("deb", "").replacen("kind = \"physical\"\n", "kind = \"physical\"\ntags = [\"lab\"]\n", 1)
+        + "[[node]]\nname = \"toy\"\nkind = \"physical\"\n[node.connector]\ntype = \"sim\"\n";
+    let s = Server::with_config(&lab, &[]);
+    let operator = token(&s, "lab-op", &["--role", "operator", "--nodes", "tag:lab"]);
+    let viewer = token(&s, "wall", &["--role", "viewer"]);
+    let elsewhere = token(&s, "other-op", &["--role", "operator", "--nodes", "tag:media"]);
+
+    // Before any refresh: a machine with no state yet.
+    let d = s.gql("{ node(id: \"deb\") { isMachine machine { summary } } }", json!({})).await;
+    assert_eq!(d["node"], json!({"isMachine": true, "machine": null}));
+
+    let (_, r) = s.post_as(Some(&operator), REFRESH, json!({"n": "deb"})).await;
+    let m = &r["data"]["refreshMachine"];
+    assert_eq!(m["refresh"], json!({"outcome": "ok", "errorCode": null, "actor": "lab-op"}), "{r}");
+    let state = &m["machine"]["state"];
+    assert_eq!(
+        (&state["updates"], &state["securityUpdates"], &state["keptBack"], &state["held"]),
+        (&json!(5), &json!(1), &json!(1), &json!(1)),
+        "{state}"
+    );
+    assert_eq!(state["os"], "Debian GNU/Linux 12 (bookworm)");
+    assert_eq!(state["aptProblems"], true);
+    let upgrades = m["machine"]["upgrades"].as_array().unwrap();
+    assert_eq!(upgrades[0]["name"], "demo-libssl", "security first");
+    assert_eq!(upgrades[0]["security"], true);
+
+    // Everyone who sees the node reads its state and messages; acknowledging is an
+    // operator's.
+    let q = "{ node(id: \"deb\") { machine { summary updates } }
+              machine(node: \"deb\") { messages { id source severity text } refreshes { outcome actor } } }";
+    let (_, v) = s.post_as(Some(&viewer), q, json!({})).await;
+    assert_eq!(v["data"]["node"]["machine"]["updates"], 5, "{v}");
+    let messages = v["data"]["machine"]["messages"].as_array().unwrap().clone();
+    let apt = messages.iter().find(|m| m["source"] == "apt").unwrap();
+    assert!(apt["text"].as_str().unwrap().contains("/srv/missing"), "{apt}");
+    let ack = "mutation($n: ID!, $m: ID!) { acknowledgeMachineMessage(node: $n, message: $m) }";
+    let (_, v) = s.post_as(Some(&viewer), ack, json!({"n": "deb", "m": apt["id"]})).await;
+    assert_eq!(code(&v), "FORBIDDEN", "{v}");
+    let (_, v) = s.post_as(Some(&operator), ack, json!({"n": "deb", "m": apt["id"]})).await;
+    assert_eq!(v["data"]["acknowledgeMachineMessage"], true, "{v}");
+    let d = s
+        .gql("{ machine(node: \"deb\") { messages(includeAcknowledged: true) { id acknowledgedBy } } }", json!({}))
+        .await;
+    let acked = d["machine"]["messages"].as_array().unwrap().iter().find(|m| m["id"] == apt["id"]).unwrap().clone();
+    assert_eq!(acked["acknowledgedBy"], "lab-op");
+
+    // A viewer may not refresh; an operator of other nodes does not see this one; a node
+    // WakeHub cannot reach over SSH is not a machine.
+    let (_, v) = s.post_as(Some(&viewer), REFRESH, json!({"n": "deb"})).await;
+    assert_eq!(code(&v), "FORBIDDEN", "{v}");
+    let (_, v) = s.post_as(Some(&elsewhere), REFRESH, json!({"n": "deb"})).await;
+    assert_eq!(code(&v), "NOT_FOUND", "{v}");
+    let v = s.gql_err("{ machine(node: \"toy\") { state { summary } } }", json!({})).await;
+    assert_eq!(v["extensions"]["code"], "VALIDATION", "{v}");
+
+    // The refresh is in the journal, with its actor and summary.
+    let d = s
+        .gql(
+            "{ events(kinds: [\"machine-refreshed\"]) { nodes { payload {
+                 ... on MachineRefreshed { outcome actor summary updates } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        d["events"]["nodes"][0]["payload"],
+        json!({"outcome": "ok", "actor": "lab-op", "summary": "5 updates (1 security)", "updates": 5})
+    );
+}
+
+#[test]
+fn the_cli_refreshes_a_machine_from_a_topology_file() {
+    let machine = DebianMachine::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lab.toml");
+    std::fs::write(&file, machine.node("deb", "")).unwrap();
+    let out = Command::new(bin()).arg("refresh").arg(&file).arg("deb").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("deb: 5 updates (1 security)\n"), "{stdout}");
+    assert!(stdout.contains("upgrade  demo-libssl  1.0 → 1.0+deb12u1  [security]"), "{stdout}");
+    assert!(stdout.contains("demo-app     1.0 → 2.0  [kept back by upgrade]"), "{stdout}");
+    assert!(stdout.contains("new      demo-newdep (full-upgrade installs it)"), "{stdout}");
+
+    let out = Command::new(bin()).args(["refresh", "--json"]).arg(&file).arg("deb").output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["outcome"], "ok");
+    assert_eq!(v["snapshot"]["os"]["codename"], "bookworm");
+
+    // Refused credentials: exit 1, the code on stderr.
+    std::fs::write(&file, machine.node("deb", "").replace(wakehub_tests::ROOT_PASSWORD, "wrong")).unwrap();
+    let out = Command::new(bin()).arg("refresh").arg(&file).arg("deb").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(AUTH_FAILED)"), "{}", String::from_utf8_lossy(&out.stderr));
+}
