@@ -135,3 +135,168 @@ impl Drop for Guard {
 fn scopeguard(child: std::process::Child) -> Guard {
     Guard(child)
 }
+
+/// Waits until execution `id` ends.
+async fn finished(e: &wakehub_core::engine::Engine, id: i64) -> wakehub_core::store::ExecutionRecord {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let x = e.store().execution(id).unwrap().unwrap();
+        if x.status.is_final() {
+            return x;
+        }
+        assert!(std::time::Instant::now() < until, "execution:{id} did not end: {x:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_run_one_at_a_time_with_their_log_result_and_report() {
+    use wakehub_core::engine::LogLine;
+    use wakehub_core::store::ExecutionStatus;
+    let machine = DebianMachine::start();
+    let e = engine(&machine.node("deb", "hello_command = \"echo hello from $(cat /etc/debian_version)\""));
+
+    // Queued in order, run one at a time: the operator's command, a Docker prune on a
+    // machine without Docker, then the upgrade.
+    let hello = e.run_action("deb", "command:hello", "manual", "alice").await.unwrap();
+    let prune = e.run_action("deb", "docker-prune", "manual", "alice").await.unwrap();
+    let upgrade = e.run_action("deb", "upgrade", "manual", "alice").await.unwrap();
+    assert_eq!(upgrade.status, ExecutionStatus::Queued);
+    // Free text is no action.
+    let err = e.run_action("deb", "command:rm -rf /", "manual", "alice").await.unwrap_err();
+    assert!(err.to_string().contains("offers no action"), "{err}");
+
+    let hello = finished(&e, hello.id).await;
+    assert_eq!(hello.status, ExecutionStatus::Succeeded, "{hello:?}");
+    let (_, log) = e.store().artifact(hello.artifact.unwrap()).unwrap().unwrap();
+    assert!(String::from_utf8(log.unwrap()).unwrap().starts_with("hello from 12."));
+    let prune = finished(&e, prune.id).await;
+    assert_eq!(
+        (prune.status, prune.error_kind.as_deref()),
+        (ExecutionStatus::Failed, Some("exit_status")),
+        "{prune:?}"
+    );
+
+    // The upgrade's log streams live while it runs.
+    let mut live = Vec::new();
+    let mut rx = loop {
+        let (so_far, rx) = e.execution_log(upgrade.id);
+        if let Some(rx) = rx {
+            live.extend(so_far);
+            break rx;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let end = loop {
+        match rx.recv().await {
+            Ok(LogLine::Line(l)) => live.push(l),
+            Ok(LogLine::End(status)) => break status,
+            Ok(_) => {}
+            Err(e) => panic!("log stream: {e}"),
+        }
+    };
+    let upgrade = finished(&e, upgrade.id).await;
+    assert_eq!(end, upgrade.status);
+    // demo-broken's preinst refuses: the upgrade fails with dpkg_error, the rest upgraded.
+    assert_eq!(
+        (upgrade.status, upgrade.error_kind.as_deref()),
+        (ExecutionStatus::Failed, Some("dpkg_error")),
+        "{upgrade:?}"
+    );
+    let result = upgrade.result.as_ref().unwrap();
+    assert_eq!(result["failed_packages"], serde_json::json!(["demo-broken"]));
+    let changed: Vec<&str> =
+        result["changed"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    for p in ["demo-libssl", "demo-app", "demo-newdep", "demo-kernel", "demo-tool"] {
+        assert!(changed.contains(&p), "{p} not in {changed:?}");
+    }
+    assert!(!changed.contains(&"demo-held"), "held stays");
+    let report = upgrade.report.as_deref().unwrap();
+    assert!(report.starts_with("# upgrade on deb: failed in "), "{report}");
+    assert!(
+        report.contains("- demo-libssl 1.0 → 1.0+deb12u1") && report.contains("dpkg failed on demo-broken"),
+        "{report}"
+    );
+    // The raw log is kept whole, with its size and SHA-256, retention `failed`; it is what
+    // streamed.
+    let (artifact, content) = e.store().artifact(upgrade.artifact.unwrap()).unwrap().unwrap();
+    let content = String::from_utf8(content.unwrap()).unwrap();
+    assert_eq!((artifact.bytes as usize, artifact.retention.as_str()), (content.len(), "failed"));
+    assert_eq!(content, live.join("\n"));
+    assert!(content.contains("@@ apt-get full-upgrade"), "{content}");
+
+    // The machine was refreshed in the execution's turn, and the report says how it is:
+    // demo-broken left, and dpkg stopped before configuring what it unpacked (so no reboot
+    // flag from demo-kernel's postinst yet): `dpkg --audit` lists them.
+    let state = e.store().machine_state(upgrade.node).unwrap().unwrap();
+    assert_eq!(state.updates, 1, "{state:?}");
+    assert!(report.contains("afterwards: 1 update"), "{report}");
+    let snap = e.store().latest_snapshot(upgrade.node).unwrap().unwrap().snapshot;
+    assert!(snap.messages.iter().any(|m| m.text.contains("run `dpkg --configure -a`")), "{:?}", snap.messages);
+    assert!(snap.apt.as_ref().unwrap().unfinished.contains(&"demo-kernel".to_owned()));
+
+    // The operator finishes dpkg's work and holds the broken package; the next upgrade
+    // succeeds, and demo-kernel's postinst asked for a reboot.
+    machine.run_ok("dpkg --configure -a >/dev/null 2>&1 && apt-mark hold demo-broken >/dev/null");
+    let again = e.run_action("deb", "upgrade", "manual", "alice").await.unwrap();
+    let again = finished(&e, again.id).await;
+    assert_eq!(again.status, ExecutionStatus::Succeeded, "{again:?}");
+    let state = e.store().machine_state(again.node).unwrap().unwrap();
+    assert_eq!((state.updates, state.reboot_required), (0, true), "{state:?}");
+    assert_eq!(again.report.as_deref().map(|r| r.contains("afterwards: up to date, reboot required")), Some(true));
+
+    // A reboot waits until the machine is back; the flag is gone after.
+    let reboot = e.run_action("deb", "reboot", "manual", "alice").await.unwrap();
+    let reboot = finished(&e, reboot.id).await;
+    assert_eq!(reboot.status, ExecutionStatus::Succeeded, "{reboot:?}");
+    let (_, log) = e.store().artifact(reboot.artifact.unwrap()).unwrap().unwrap();
+    assert!(String::from_utf8(log.unwrap()).unwrap().ends_with("@@ back"));
+    let state = e.store().machine_state(reboot.node).unwrap().unwrap();
+    assert!(!state.reboot_required, "{state:?}");
+    // Every step is in the journal.
+    let events = e
+        .store()
+        .find_events(&wakehub_core::store::EventQuery {
+            kinds: vec!["machine-execution".into()],
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(events.len(), 5 * 3, "queued, running and ended, for each of the five");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_upgrade_is_never_cut_short_by_a_stop_or_overlapped_by_a_refresh() {
+    use wakehub_core::store::ExecutionStatus;
+    let machine = DebianMachine::start();
+    let e = engine(&machine.node("deb", ""));
+    // Another dpkg holds its lock for a few seconds: the upgrade waits for it (running).
+    let holder = machine
+        .chrooted_command(
+            "/usr/bin/perl",
+            &[
+                "-e",
+                "use Fcntl; open(my $f, '>>', '/var/lib/dpkg/lock-frontend') or die; \
+                 my $l = pack('s s x4 q q i x4', F_WRLCK, 0, 0, 0, 0); fcntl($f, F_SETLK, $l) or die \"lock: $!\"; \
+                 print \"locked\\n\"; $| = 1; sleep 4;",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut holder = scopeguard(holder);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.0.stdout.take().unwrap()), &mut line).unwrap();
+    let upgrade = e.run_action("deb", "upgrade", "manual", "alice").await.unwrap();
+    while e.store().execution(upgrade.id).unwrap().unwrap().status == ExecutionStatus::Queued {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let stop = e.request("deb", wakehub_core::model::Action::Stop).await.unwrap_err();
+    assert_eq!(stop.code().as_str(), "CONFLICT");
+    assert!(stop.to_string().contains(&format!("is running upgrade (execution:{})", upgrade.id)), "{stop}");
+    let refresh = e.refresh_machine("deb", RefreshOptions::default(), "bob").await.unwrap_err();
+    assert_eq!(refresh.code().as_str(), "CONFLICT");
+    let upgrade = finished(&e, upgrade.id).await;
+    assert_eq!(upgrade.error_kind.as_deref(), Some("dpkg_error"), "it ran once the lock was free: {upgrade:?}");
+    drop(holder);
+}

@@ -4,8 +4,10 @@
 //! local apt repository whose packages make every case a refresh must read. Powering it
 //! off kills its sshd (and everything in its namespace); booting starts it again. Needs root.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::{free_port, repo, wait_for_port};
@@ -32,13 +34,63 @@ pub fn image() -> PathBuf {
 #[derive(Debug)]
 pub struct DebianMachine {
     dir: tempfile::TempDir,
-    sshd: Option<Child>,
+    sshd: Arc<Mutex<Option<Child>>>,
+    stop_watch: Arc<AtomicBool>,
     /// Its SSH port on 127.0.0.1.
     pub port: u16,
 }
 
+/// `program` run inside the machine at `root`: a private mount and PID namespace where the
+/// machine's root is a mount of its own, with `/proc` and a read-only `/sys`, then `chroot`.
+fn chrooted(root: &Path, program: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("unshare");
+    c.args(["--mount", "--pid", "--fork", "--kill-child", "sh", "-c"])
+        .arg(
+            r#"root=$1; shift
+               mount --bind "$root" "$root" && mount -t proc proc "$root/proc" &&
+               mount -t sysfs -o ro sysfs "$root/sys" && exec chroot "$root" "$@""#,
+        )
+        .arg("sh")
+        .arg(root)
+        .arg(program)
+        .args(args);
+    c
+}
+
+/// Starts the machine's sshd and waits until it answers.
+fn boot_sshd(dir: &Path, port: u16) -> Child {
+    let log_path = dir.join("sshd.log");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
+    let child = chrooted(&dir.join("root"), "/usr/sbin/sshd", &["-D", "-e", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start the machine's sshd: {e}"));
+    wait_for_port("the Debian machine's sshd", port, Duration::from_secs(20), || {
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    });
+    child
+}
+
+fn kill(sshd: &Mutex<Option<Child>>, port: u16) {
+    if let Some(mut c) = sshd.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    // The port stops answering at once: the namespace's init was the sshd.
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The machine's reboot command (its `reboot_command`): it asks the harness, which powers
+/// the machine off, clears `/run` as a boot does, and boots it again a second later.
+pub const REBOOT_COMMAND: &str = "/usr/local/sbin/wakehub-test-reboot";
+
 impl DebianMachine {
-    /// Unpacks a fresh machine with a new host key, and boots it (its sshd answers).
+    /// Unpacks a fresh machine with a new host key, and boots it (its sshd answers). Its
+    /// [`REBOOT_COMMAND`] reboots it.
     pub fn start() -> DebianMachine {
         let image = image();
         let dir = tempfile::tempdir().unwrap();
@@ -46,11 +98,39 @@ impl DebianMachine {
         std::fs::create_dir_all(&root).unwrap();
         let out = Command::new("tar").arg("-C").arg(&root).arg("-xf").arg(&image).output().unwrap();
         assert!(out.status.success(), "unpack {}: {}", image.display(), String::from_utf8_lossy(&out.stderr));
-        let mut m = DebianMachine { dir, sshd: None, port: free_port() };
+        let m = DebianMachine {
+            dir,
+            sshd: Arc::new(Mutex::new(None)),
+            stop_watch: Arc::new(AtomicBool::new(false)),
+            port: free_port(),
+        };
         m.run_ok(&format!(
-            "ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && echo 'root:{ROOT_PASSWORD}' | chpasswd"
+            "ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && echo 'root:{ROOT_PASSWORD}' | chpasswd && \
+             printf '#!/bin/sh\\necho rebooting\\ntouch /run/wakehub-reboot\\n' > {REBOOT_COMMAND} && chmod 755 {REBOOT_COMMAND}"
         ));
+        let mut m = m;
         m.boot();
+        // The reboot watcher.
+        let (dir, sshd, stop, port) = (m.dir.path().to_owned(), m.sshd.clone(), m.stop_watch.clone(), m.port);
+        std::thread::spawn(move || {
+            let marker = dir.join("root/run/wakehub-reboot");
+            while !stop.load(Ordering::Relaxed) {
+                if marker.exists() {
+                    std::thread::sleep(Duration::from_millis(200));
+                    kill(&sshd, port);
+                    // A boot empties /run: the reboot flag goes with it.
+                    for f in ["run/wakehub-reboot", "run/reboot-required", "run/reboot-required.pkgs"] {
+                        let _ = std::fs::remove_file(dir.join("root").join(f));
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    *sshd.lock().unwrap_or_else(|e| e.into_inner()) = Some(boot_sshd(&dir, port));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
         m
     }
 
@@ -59,22 +139,9 @@ impl DebianMachine {
         self.dir.path().join("root")
     }
 
-    /// `program` run inside the machine: a private mount and PID namespace where the
-    /// machine's root is a mount of its own, with `/proc` and a read-only `/sys`, then
-    /// `chroot`.
+    /// `program` run inside the machine, as root.
     pub fn chrooted_command(&self, program: &str, args: &[&str]) -> Command {
-        let mut c = Command::new("unshare");
-        c.args(["--mount", "--pid", "--fork", "--kill-child", "sh", "-c"])
-            .arg(
-                r#"root=$1; shift
-                   mount --bind "$root" "$root" && mount -t proc proc "$root/proc" &&
-                   mount -t sysfs -o ro sysfs "$root/sys" && exec chroot "$root" "$@""#,
-            )
-            .arg("sh")
-            .arg(self.root())
-            .arg(program)
-            .args(args);
-        c
+        chrooted(&self.root(), program, args)
     }
 
     /// Runs `command` (sh) inside the machine, as root.
@@ -91,40 +158,20 @@ impl DebianMachine {
 
     /// Boots it: its sshd listens on [`port`](Self::port) again.
     pub fn boot(&mut self) {
-        if self.sshd.is_some() {
-            return;
+        let mut sshd = self.sshd.lock().unwrap_or_else(|e| e.into_inner());
+        if sshd.is_none() {
+            *sshd = Some(boot_sshd(self.dir.path(), self.port));
         }
-        let log = std::fs::File::create(self.dir.path().join("sshd.log")).unwrap();
-        let port = self.port.to_string();
-        let child = self
-            .chrooted_command("/usr/sbin/sshd", &["-D", "-e", "-p", &port])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start the machine's sshd: {e}"));
-        self.sshd = Some(child);
-        let log = self.dir.path().join("sshd.log");
-        wait_for_port("the Debian machine's sshd", self.port, Duration::from_secs(20), || {
-            std::fs::read_to_string(&log).unwrap_or_default()
-        });
     }
 
     /// Powers it off: its sshd and everything it started are killed.
     pub fn power_off(&mut self) {
-        if let Some(mut c) = self.sshd.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        // The port stops answering at once: the namespace's init was the sshd.
-        let until = std::time::Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() && std::time::Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        kill(&self.sshd, self.port);
     }
 
     /// Whether it is on.
     pub fn is_on(&self) -> bool {
-        self.sshd.is_some()
+        self.sshd.lock().unwrap_or_else(|e| e.into_inner()).is_some()
     }
 
     /// A file of the machine (a path inside it).
@@ -133,12 +180,13 @@ impl DebianMachine {
     }
 
     /// The `[[node]]` table of this machine as a `wol-ssh` physical machine named `name`:
-    /// root's password, its port; `extra` adds keys to its connector table.
+    /// root's password, its port, its [`REBOOT_COMMAND`]; `extra` adds keys to its
+    /// connector table.
     pub fn node(&self, name: &str, extra: &str) -> String {
         format!(
-            "[[node]]\nname = \"{name}\"\nkind = \"physical\"\n[node.connector]\ntype = \"wol-ssh\"\n\
-             mac = \"02:00:00:00:00:01\"\nbroadcast = \"127.255.255.255\"\nhost = \"127.0.0.1\"\n\
-             ssh_port = {}\nssh_user = \"root\"\nssh_password = \"{ROOT_PASSWORD}\"\n{extra}\n",
+            "[[node]]\nname = \"{name}\"\nkind = \"physical\"\nstart_timeout = \"60s\"\n[node.connector]\n\
+             type = \"wol-ssh\"\nmac = \"02:00:00:00:00:01\"\nbroadcast = \"127.255.255.255\"\nhost = \"127.0.0.1\"\n\
+             ssh_port = {}\nssh_user = \"root\"\nssh_password = \"{ROOT_PASSWORD}\"\nreboot_command = \"{REBOOT_COMMAND}\"\n{extra}\n",
             self.port
         )
     }
@@ -146,6 +194,7 @@ impl DebianMachine {
 
 impl Drop for DebianMachine {
     fn drop(&mut self) {
+        self.stop_watch.store(true, Ordering::Relaxed);
         self.power_off();
     }
 }

@@ -31,7 +31,7 @@ mod sushy;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use debian::{DebianMachine, ROOT_PASSWORD};
+pub use debian::{DebianMachine, REBOOT_COMMAND, ROOT_PASSWORD};
 pub use dockerd::{Dockerd, IMAGE};
 pub use fakepve::FakePve;
 pub use homeassistant::HomeAssistant;

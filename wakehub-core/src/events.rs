@@ -293,11 +293,28 @@ pub enum EventKind {
         /// Who asked.
         actor: String,
     },
+    /// `machine-execution`: an action on a machine was queued, began or ended.
+    MachineExecution {
+        /// The machine.
+        node: NodeId,
+        /// Its name.
+        name: String,
+        /// The execution's id.
+        execution: i64,
+        /// `upgrade`, `reboot`, `docker-prune`, `command:NAME`.
+        action: String,
+        /// `queued`, `running`, `succeeded`, `failed`, `interrupted`, `cancelled`.
+        status: String,
+        /// Why it failed.
+        error_kind: Option<String>,
+        /// Who asked.
+        actor: String,
+    },
 }
 
 impl EventKind {
     /// Every kind's name, as [`EventKind::name`] gives it.
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 13] = [
         "status-change",
         "cascade-planned",
         "cascade-progress",
@@ -310,6 +327,7 @@ impl EventKind {
         "host-discovered",
         "power-refused",
         "machine-refreshed",
+        "machine-execution",
     ];
 
     /// The kebab-case name (`status-change`, `cascade-progress`, …).
@@ -327,6 +345,7 @@ impl EventKind {
             EventKind::HostDiscovered { .. } => "host-discovered",
             EventKind::PowerRefused { .. } => "power-refused",
             EventKind::MachineRefreshed { .. } => "machine-refreshed",
+            EventKind::MachineExecution { .. } => "machine-execution",
         }
     }
 
@@ -344,6 +363,7 @@ impl EventKind {
             | EventKind::CapabilityDenied { .. }
             | EventKind::PowerRefused { .. }
             | EventKind::MachineRefreshed { .. }
+            | EventKind::MachineExecution { .. }
             | EventKind::HostDiscovered { .. } => None,
         }
     }
@@ -362,6 +382,7 @@ impl EventKind {
             | EventKind::CapabilityDenied { node, .. }
             | EventKind::PowerRefused { node, .. }
             | EventKind::MachineRefreshed { node, .. }
+            | EventKind::MachineExecution { node, .. }
             | EventKind::HostDiscovered { node, .. } => Some(*node),
         }
     }

@@ -90,7 +90,7 @@ impl Connector for WolSshConnector {
 }
 
 fn validate(config: &ConnectorConfig) -> Result<(), String> {
-    const KEYS: [&str; 15] = [
+    const KEYS: [&str; 17] = [
         "shutdown_via",
         "mac",
         "broadcast",
@@ -104,13 +104,23 @@ fn validate(config: &ConnectorConfig) -> Result<(), String> {
         "ssh_private_key",
         "ssh_passphrase",
         "shutdown_command",
+        "reboot_command",
+        "sudo_password",
         "probe_port",
         "ssh_host_key",
     ];
     for key in config.settings.keys() {
-        // `docker_…`/`proxmox_…` keys describe endpoints this machine offers its guests.
-        if !KEYS.contains(&key.as_str()) && !key.starts_with("docker_") && !key.starts_with("proxmox_") {
-            return Err(format!("wol-ssh: unknown key `{key}` (expected {})", KEYS.join(", ")));
+        // `docker_…`/`proxmox_…` keys describe endpoints this machine offers its guests;
+        // `NAME_command` keys are the operator's actions (`backup_command` → `command:backup`).
+        let action = key.ends_with("_command") && key.len() > "_command".len();
+        if !KEYS.contains(&key.as_str()) && !key.starts_with("docker_") && !key.starts_with("proxmox_") && !action {
+            return Err(format!(
+                "wol-ssh: unknown key `{key}` (expected {}, or an action `NAME_command`)",
+                KEYS.join(", ")
+            ));
+        }
+        if action && config.str(key).is_none_or(|c| c.trim().is_empty()) {
+            return Err(format!("wol-ssh: `{key}` must be a command (a non-empty string)"));
         }
     }
     match config.str("shutdown_via") {

@@ -65,7 +65,33 @@ impl Engine {
             ))
             .into());
         }
-        let target = self.target(&topology, id).ok_or_else(|| EngineError::NotFound { what: name.clone() })?;
+        if self.executing(id) {
+            let running = self.inner.store.running_execution(id)?;
+            return Err(Refusal::conflict(format!(
+                "`{name}` is running {}; refresh it once it is done (its state is refreshed then)",
+                running.map_or_else(|| "an action".to_owned(), |e| format!("{} (execution:{})", e.action, e.id))
+            ))
+            .into());
+        }
+        if !self.state().refreshing.insert(id) {
+            return Err(Refusal::conflict(format!("`{name}` is being refreshed already")).into());
+        }
+        let _refreshing = RefreshingGuard(self.clone(), id);
+        self.refresh_now(&topology, id, options, actor).await
+    }
+
+    /// The refresh itself, with no check of what else runs on the machine (an execution
+    /// refreshes its machine at its end this way).
+    pub(super) async fn refresh_now(
+        &self,
+        topology: &crate::model::Topology,
+        id: crate::model::NodeId,
+        options: RefreshOptions,
+        actor: &str,
+    ) -> Result<RecordedRefresh, EngineError> {
+        let node = topology.get(id)?;
+        let name = node.spec.name.clone();
+        let target = self.target(topology, id).ok_or_else(|| EngineError::NotFound { what: name.clone() })?;
         let started = crate::store::now_ms();
         // Off is not an error: nothing to ask, what is known stays as it was.
         let power = match self.inner.connectors.get(&node.spec.connector.type_name) {
@@ -86,5 +112,14 @@ impl Engine {
         let finished = crate::store::now_ms();
         let actor = actor.to_owned();
         self.record(move |tx| tx.record_refresh(id, &name, started, finished, result, &actor)).await
+    }
+}
+
+/// Unmarks a machine as being refreshed, however the refresh ends.
+struct RefreshingGuard(Engine, crate::model::NodeId);
+
+impl Drop for RefreshingGuard {
+    fn drop(&mut self) {
+        self.0.state().refreshing.remove(&self.1);
     }
 }

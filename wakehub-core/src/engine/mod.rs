@@ -23,12 +23,16 @@
 mod context;
 mod discovery;
 #[cfg(feature = "wol-ssh")]
+mod executions;
+#[cfg(feature = "wol-ssh")]
 mod machines;
 mod observe;
 mod proposals;
 mod run;
 mod subscribe;
 
+#[cfg(feature = "wol-ssh")]
+pub use executions::LogLine;
 #[cfg(feature = "wol-ssh")]
 pub use machines::{RefreshOptions, is_machine};
 
@@ -183,6 +187,18 @@ struct State {
     /// not journaled, until the node is observed fine or is denied something else.
     denied: HashMap<NodeId, String>,
     shutting_down: bool,
+    /// Machines whose execution queue has a driver.
+    #[cfg(feature = "wol-ssh")]
+    drivers: BTreeSet<NodeId>,
+    /// Machines running an execution now.
+    #[cfg(feature = "wol-ssh")]
+    executing: BTreeSet<NodeId>,
+    /// Machines being refreshed now.
+    #[cfg(feature = "wol-ssh")]
+    refreshing: BTreeSet<NodeId>,
+    /// The live logs of running executions.
+    #[cfg(feature = "wol-ssh")]
+    logs: HashMap<i64, executions::LiveLog>,
 }
 
 struct Inner {
@@ -567,6 +583,24 @@ impl Engine {
                 .find(|(_, r)| r.target == node && !(action == Action::Start && r.action == Action::Stop))
             {
                 return Err(EngineError::CascadeInProgress { cascade: *id });
+            }
+            // An action running on a machine (an upgrade…) is never cut short by a stop.
+            #[cfg(feature = "wol-ssh")]
+            if action == Action::Stop
+                && let Some(busy) = st.executing.intersection(&scope).next().copied()
+            {
+                drop(st);
+                let what = self
+                    .inner
+                    .store
+                    .running_execution(busy)
+                    .ok()
+                    .flatten()
+                    .map_or_else(|| "an action".to_owned(), |e| format!("{} (execution:{})", e.action, e.id));
+                return Err(EngineError::from(Refusal::conflict(format!(
+                    "cannot stop `{name}`: `{}` is running {what}; stop it once that is done",
+                    topology.name_of(busy)
+                ))));
             }
             if action == Action::Stop {
                 for (id, r) in st.running.iter().filter(|(_, r)| r.action == Action::Start) {

@@ -9,10 +9,12 @@
 //! Snapshots are stored whole and never edited; the machine's state shown anywhere is
 //! derived from them.
 
+pub mod actions;
 mod parse;
 mod snapshot;
 pub mod version;
 
+pub use actions::{ActionResult, Changed, MachineAction, Privilege};
 pub use parse::{PROBE_PROTOCOL, ProbeError, parse};
 pub use snapshot::*;
 

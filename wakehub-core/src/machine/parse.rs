@@ -370,6 +370,30 @@ fn apt(sections: &BTreeMap<String, Section>, messages: &mut Vec<Message>) -> Apt
     }
     let by_upgrade: BTreeSet<String> = upgrade.text().filter_map(inst).map(|i| i.name).collect();
     a.held = get("apt-holds").text().map(str::trim).filter(|h| !h.is_empty()).map(str::to_owned).collect();
+    // `dpkg --audit`: each package on a line of its own, indented by one space.
+    a.unfinished = get("dpkg-audit")
+        .text()
+        .filter(|l| l.starts_with(' ') && !l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect();
+    if !a.unfinished.is_empty() {
+        messages.push(Message::new(
+            "apt",
+            "error",
+            Severity::Error,
+            None,
+            format!(
+                "dpkg left {} unfinished ({}): run `dpkg --configure -a`",
+                if a.unfinished.len() == 1 {
+                    "a package".to_owned()
+                } else {
+                    format!("{} packages", a.unfinished.len())
+                },
+                a.unfinished.join(", ")
+            ),
+        ));
+    }
     for i in full.text().filter_map(inst) {
         match i.installed {
             Some(installed) => a.upgrades.push(Upgrade {

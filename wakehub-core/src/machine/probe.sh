@@ -38,6 +38,7 @@ if have apt-get; then
     fi
     section apt-full-upgrade apt-get -s -o Debug::NoLocking=1 full-upgrade
     section apt-upgrade apt-get -s -o Debug::NoLocking=1 upgrade
+    section dpkg-audit dpkg --audit
     section apt-holds apt-mark showhold
     held=$(apt-mark showhold 2>/dev/null)
     if [ -n "$held" ]; then

@@ -155,6 +155,10 @@ pub struct Apt {
     pub removals: Vec<String>,
     /// Packages on hold (`apt-mark showhold`).
     pub held: Vec<String>,
+    /// Packages dpkg left half-done (`dpkg --audit`: unpacked but not configured, or
+    /// half-installed), after an interrupted or failed upgrade.
+    #[serde(default)]
+    pub unfinished: Vec<String>,
 }
 
 /// One package with a newer candidate.

@@ -304,6 +304,12 @@ pub const STANDARD_COMMANDS: &[&str] = &[
     "sudo -n shutdown -h now",
     "sudo -n poweroff",
     "sudo -n systemctl poweroff",
+    "shutdown -r now",
+    "reboot",
+    "systemctl reboot",
+    "sudo -n shutdown -r now",
+    "sudo -n reboot",
+    "sudo -n systemctl reboot",
 ];
 
 /// Whether a connector key holds a command WakeHub runs on the node (`shutdown_command`).

@@ -159,7 +159,10 @@ impl MachineState {
         s.security_updates = count(&|u| u.security);
         s.kept_back = count(&|u| u.kept_back);
         s.held = snap.apt.as_ref().map_or(0, |a| a.upgrades.iter().filter(|u| u.held).count() as u32);
-        s.apt_problems = snap.apt.as_ref().is_some_and(|a| !a.lists_refreshed || !a.source_errors.is_empty());
+        s.apt_problems = snap
+            .apt
+            .as_ref()
+            .is_some_and(|a| !a.lists_refreshed || !a.source_errors.is_empty() || !a.unfinished.is_empty());
         s.reboot_required = snap.reboot.required;
         s.reboot_reasons = snap.reboot.reasons.clone();
         s.restarts = snap.restarts.as_ref().map_or(0, |r| r.services.len() as u32);

@@ -241,6 +241,44 @@ pub(super) const MIGRATIONS: &[&str] = &[
         payload     TEXT NOT NULL,
         updated_at  INTEGER NOT NULL
     ) STRICT;
+    -- Actions on machines: the durable queue (one running per machine, claimed with a lease
+    -- renewed by a heartbeat) and the record of each run.
+    CREATE TABLE machine_executions (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        node_id       INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+        action        TEXT NOT NULL,
+        mode          TEXT NOT NULL CHECK (mode IN ('manual', 'scheduled', 'maintenance')),
+        actor         TEXT NOT NULL,
+        status        TEXT NOT NULL
+                      CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'interrupted', 'cancelled')),
+        queued_at     INTEGER NOT NULL,
+        started_at    INTEGER,
+        finished_at   INTEGER,
+        lease_until   INTEGER,
+        exit_code     INTEGER,
+        error_kind    TEXT,
+        error_message TEXT,
+        result        TEXT,
+        report        TEXT
+    ) STRICT;
+    CREATE INDEX machine_executions_node ON machine_executions (node_id, status, id);
+    CREATE UNIQUE INDEX machine_executions_one_running ON machine_executions (node_id) WHERE status = 'running';
+    -- Raw logs (redacted), kept by retention policy and swept when they expire.
+    CREATE TABLE machine_artifacts (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        node_id       INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+        execution_id  INTEGER REFERENCES machine_executions(id) ON DELETE CASCADE,
+        kind          TEXT NOT NULL,
+        bytes         INTEGER NOT NULL,
+        sha256        TEXT NOT NULL,
+        content       BLOB,
+        redacted      INTEGER NOT NULL,
+        retention     TEXT NOT NULL CHECK (retention IN ('default', 'failed', 'pinned', 'short')),
+        created_at    INTEGER NOT NULL,
+        expires_at    INTEGER,
+        deleted_at    INTEGER,
+        delete_reason TEXT
+    ) STRICT;
     "#,
 ];
 

@@ -6,6 +6,7 @@
 //! the work to tokio's blocking pool so the runtime is never blocked.
 
 mod discovery;
+mod executions;
 mod journal;
 mod machines;
 mod migrations;
@@ -21,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use discovery::{Disappeared, DiscoveredNode, DiscoveryRecord, DiscoveryReport};
+pub use executions::{Artifact, ArtifactRecord, ExecutionRecord, ExecutionStatus, Finished, retention_ms};
 pub use journal::{
     CascadeFilter, CascadeRecord, EventQuery, JournalTx, NewStep, ProposalRecord, ProposalStatus, StepRecord,
 };

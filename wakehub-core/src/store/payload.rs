@@ -61,6 +61,10 @@ pub(super) fn encode(kind: &EventKind) -> Value {
             "security_updates": security_updates, "reboot_required": reboot_required,
             "code": code.map(|c| c.as_str()), "summary": summary, "actor": actor
         }),
+        EventKind::MachineExecution { node, name, execution, action, status, error_kind, actor } => json!({
+            "node": node.get(), "name": name, "execution": execution, "action": action, "status": status,
+            "error_kind": error_kind, "actor": actor
+        }),
     }
 }
 
@@ -180,6 +184,15 @@ pub(super) fn decode(kind: &str, payload: &str) -> Option<EventKind> {
             reboot_required: v.get("reboot_required")?.as_bool()?,
             code: v.get("code").and_then(|c| c.as_str()).and_then(ErrorCode::parse),
             summary: text(&v, "summary")?,
+            actor: text(&v, "actor")?,
+        },
+        "machine-execution" => EventKind::MachineExecution {
+            node: node()?,
+            name: text(&v, "name")?,
+            execution: v.get("execution")?.as_i64()?,
+            action: text(&v, "action")?,
+            status: text(&v, "status")?,
+            error_kind: v.get("error_kind").and_then(|c| c.as_str()).map(str::to_owned),
             actor: text(&v, "actor")?,
         },
         _ => return None,

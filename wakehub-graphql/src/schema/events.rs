@@ -220,6 +220,25 @@ pub struct MachineRefreshed {
     pub actor: String,
 }
 
+/// `machine-execution`: an action on a machine was queued, began or ended.
+#[derive(SimpleObject)]
+pub struct MachineExecution {
+    /// The machine.
+    pub node: ID,
+    /// Its name.
+    pub name: String,
+    /// The execution (`execution:N`).
+    pub execution: ID,
+    /// `upgrade`, `reboot`, `docker-prune`, `command:NAME`.
+    pub action: String,
+    /// `queued`, `running`, `succeeded`, `failed`, `interrupted`, `cancelled`.
+    pub status: String,
+    /// Why it failed.
+    pub error_kind: Option<String>,
+    /// Who asked.
+    pub actor: String,
+}
+
 /// What an event says.
 #[derive(Union)]
 pub enum EventPayload {
@@ -247,6 +266,8 @@ pub enum EventPayload {
     PowerRefused(PowerRefused),
     /// A machine refreshed.
     MachineRefreshed(MachineRefreshed),
+    /// An action on a machine queued, begun or ended.
+    MachineExecution(MachineExecution),
 }
 
 fn id<T: std::fmt::Display>(v: T) -> ID {
@@ -405,6 +426,17 @@ impl GqlEvent {
                 summary: summary.clone(),
                 actor: actor.clone(),
             }),
+            EventKind::MachineExecution { node, name, execution, action, status, error_kind, actor } => {
+                EventPayload::MachineExecution(MachineExecution {
+                    node: id(node),
+                    name: name.clone(),
+                    execution: ID(format!("execution:{execution}")),
+                    action: action.clone(),
+                    status: status.clone(),
+                    error_kind: error_kind.clone(),
+                    actor: actor.clone(),
+                })
+            }
             _ => EventPayload::CascadeComplete(CascadeComplete {
                 cascade: id("unknown"),
                 node: id("unknown"),

@@ -115,11 +115,41 @@ pub(crate) async fn ssh_run(
     command: &str,
     limit: usize,
 ) -> Result<(Option<u32>, Vec<u8>, bool), ConnectorError> {
+    let (mut output, mut truncated) = (Vec::new(), false);
+    let mut keep = |data: &[u8]| {
+        let room = limit.saturating_sub(output.len());
+        truncated |= data.len() > room;
+        output.extend_from_slice(&data[..data.len().min(room)]);
+    };
+    let code = ssh_stream(target, host, port, user, auth, command, None, &mut keep).await?;
+    Ok((code, output, truncated))
+}
+
+/// Runs `command` as [`ssh_exec`] does, writing `stdin` (then end of file) if given, and
+/// handing every piece of output (stdout and stderr, as it comes) to `on_data`. Returns the
+/// exit status (none if the connection dropped first). The session is kept alive with
+/// keepalives every 10 s and given up after 3 unanswered ones.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn ssh_stream(
+    target: &Target,
+    host: &str,
+    port: u16,
+    user: &str,
+    auth: SshAuth,
+    command: &str,
+    stdin: Option<&[u8]>,
+    on_data: &mut (dyn FnMut(&[u8]) + Send),
+) -> Result<Option<u32>, ConnectorError> {
     let endpoint = format!("{host}:{port}");
     let learned = target.context.as_ref().and_then(|c| c.0.host_key(target.node, &endpoint));
     let pinned = target.config.str("ssh_host_key").map(str::to_owned).or(learned.clone());
     let pinning = Arc::new(Pinning { expected: pinned.clone(), seen: Mutex::new(None) });
-    let config = Arc::new(client::Config { inactivity_timeout: Some(Duration::from_secs(30)), ..Default::default() });
+    let config = Arc::new(client::Config {
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(10)),
+        keepalive_max: 3,
+        ..Default::default()
+    });
     let connect = client::connect(config, (host, port), Client(pinning.clone()));
     let session = match tokio::time::timeout(Duration::from_secs(10), connect).await {
         Ok(Ok(s)) => s,
@@ -186,18 +216,18 @@ pub(crate) async fn ssh_run(
         |e: russh::Error| ConnectorError::new(ErrorCode::PlatformError, format!("{}: wol-ssh: {e}", target.name));
     let mut channel = session.channel_open_session().await.map_err(ssh_err)?;
     channel.exec(true, command).await.map_err(ssh_err)?;
-    let (mut code, mut output, mut truncated) = (None, Vec::new(), false);
+    if let Some(input) = stdin {
+        channel.data(input).await.map_err(ssh_err)?;
+        channel.eof().await.map_err(ssh_err)?;
+    }
+    let mut code = None;
     while let Some(msg) = channel.wait().await {
         match msg {
-            ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } => {
-                let room = limit.saturating_sub(output.len());
-                truncated |= data.len() > room;
-                output.extend_from_slice(&data[..data.len().min(room)]);
-            }
+            ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } => on_data(&data),
             ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status),
             _ => {}
         }
     }
     let _ = session.disconnect(russh::Disconnect::ByApplication, "", "en").await;
-    Ok((code, output, truncated))
+    Ok(code)
 }

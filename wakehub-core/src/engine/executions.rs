@@ -1,0 +1,419 @@
+//! Actions on machines (upgrade, reboot, Docker prune, the operator's commands) as recorded
+//! executions, one at a time per machine: queued in the store (the durable queue), claimed
+//! with a lease a heartbeat renews, run over SSH with every line of output streamed to
+//! subscribers, ended with a structured result, a report and the redacted raw log, then the
+//! machine refreshed. A machine's executions never overlap its power operations or its
+//! refreshes: an execution waits for them; a stop cascade and a refresh are refused while an
+//! execution runs, with the reason.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+
+use crate::connector::transport::ssh::{SshEndpoint, ssh_stream};
+use crate::connector::{ConnectorError, ErrorCode, Target};
+use crate::machine::actions::{self, MachineAction, Privilege};
+use crate::model::{NodeId, NodeRef, NodeState, PowerState, Refusal};
+use crate::store::{ExecutionRecord, ExecutionStatus, Finished};
+
+use super::machines::{RefreshOptions, is_machine};
+use super::{Engine, EngineError};
+
+/// How long a claim holds before it must be renewed.
+const LEASE: Duration = Duration::from_secs(60);
+/// How often a running execution renews its lease.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// The longest an action may run (an upgrade of a machine long left alone takes a while).
+const ACTION_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The most of an action's log kept.
+const LOG_LIMIT: usize = 16 << 20;
+/// How long a rebooting machine may take to go down.
+const DOWN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One execution's output as it comes: what was said so far, and the live lines.
+pub(super) struct LiveLog {
+    pub(super) lines: Vec<String>,
+    pub(super) tx: broadcast::Sender<LogLine>,
+}
+
+/// A line of an execution's log as it is streamed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogLine {
+    /// One line of output.
+    Line(String),
+    /// The execution ended.
+    End(ExecutionStatus),
+}
+
+impl Engine {
+    /// Queues `action` (`upgrade`, `reboot`, `docker-prune`, `command:NAME`) on machine
+    /// `node` in `mode` (`manual`, `scheduled`, `maintenance`) for `actor`, and returns the
+    /// execution at once (`queued`); it runs when the machine has nothing else running.
+    /// Refused for a node that is not a machine, an action it does not offer (`command:NAME`
+    /// needs the operator's `NAME_command` in its table).
+    pub async fn run_action(
+        &self,
+        node: impl Into<NodeRef>,
+        action: &str,
+        mode: &str,
+        actor: &str,
+    ) -> Result<ExecutionRecord, EngineError> {
+        let topology = self.inner.store.run(|s| s.topology_shared()).await?;
+        let node = topology.find(&node.into())?;
+        let (id, name) = (node.id, node.spec.name.clone());
+        if node.spec.state != NodeState::Configured {
+            return Err(Refusal::invalid(format!("`{name}` is discovered but not configured; adopt it first")).into());
+        }
+        if !is_machine(&node.spec.connector) {
+            return Err(Refusal::invalid(format!(
+                "`{name}` is not a machine WakeHub can reach over SSH: its connector table needs `host` and \
+                 `ssh_password` or `ssh_private_key`"
+            ))
+            .into());
+        }
+        if !matches!(mode, "manual" | "scheduled" | "maintenance") {
+            return Err(Refusal::invalid(format!("mode `{mode}` is manual, scheduled or maintenance")).into());
+        }
+        let offered = actions::operator_commands(node.spec.connector.settings.keys());
+        let parsed = MachineAction::parse(action).filter(|a| match a {
+            MachineAction::Command(n) => offered.contains(n),
+            _ => true,
+        });
+        let Some(parsed) = parsed else {
+            let mut known = vec!["upgrade".to_owned(), "reboot".into(), "docker-prune".into()];
+            known.extend(offered.iter().map(|c| format!("command:{c}")));
+            return Err(Refusal::invalid(format!(
+                "`{name}` offers no action `{action}` (it offers {})",
+                known.join(", ")
+            ))
+            .into());
+        };
+        let (action, mode, actor) = (parsed.name(), mode.to_owned(), actor.to_owned());
+        let now = crate::store::now_ms();
+        let name2 = name.clone();
+        let record = self.record(move |tx| tx.queue_execution(id, &name2, &action, &mode, &actor, now)).await?;
+        self.drive_executions(id);
+        Ok(record)
+    }
+
+    /// Cancels a queued execution (one already running is on the machine: it runs to its end).
+    pub async fn cancel_execution(&self, execution: i64) -> Result<ExecutionRecord, EngineError> {
+        let e = self
+            .inner
+            .store
+            .execution(execution)?
+            .ok_or_else(|| EngineError::NotFound { what: format!("execution:{execution}") })?;
+        let topology = self.inner.store.run(|s| s.topology_shared()).await?;
+        let name = topology.name_of(e.node);
+        let now = crate::store::now_ms();
+        self.record(move |tx| tx.cancel_execution(execution, &name, now)).await
+    }
+
+    /// Marks executions a previous run left running `interrupted`, and starts the machines'
+    /// queues again. Call once the runtime runs (the server does at start).
+    pub async fn resume_executions(&self) -> Result<(), EngineError> {
+        let reclaimed = self.record(|tx| tx.reclaim_executions(i64::MAX)).await?;
+        for e in &reclaimed {
+            tracing::warn!(execution = e.id, action = %e.action, "an execution the previous run left running is marked interrupted");
+        }
+        for node in self.inner.store.nodes_with_queued_executions()? {
+            self.drive_executions(node);
+        }
+        Ok(())
+    }
+
+    /// The log of execution `id` so far and, while it runs, its next lines.
+    pub fn execution_log(&self, id: i64) -> (Vec<String>, Option<broadcast::Receiver<LogLine>>) {
+        let st = self.state();
+        match st.logs.get(&id) {
+            Some(live) => (live.lines.clone(), Some(live.tx.subscribe())),
+            None => (Vec::new(), None),
+        }
+    }
+
+    /// Whether `node` runs an execution now (refreshes and stops wait for it or are refused).
+    pub(super) fn executing(&self, node: NodeId) -> bool {
+        self.state().executing.contains(&node)
+    }
+
+    /// Starts the machine's queue driver unless one runs.
+    fn drive_executions(&self, node: NodeId) {
+        if !self.state().drivers.insert(node) {
+            return;
+        }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            engine.drive_queue(node).await;
+            engine.state().drivers.remove(&node);
+            // Queued meanwhile, after the last claim looked: go on.
+            if engine.inner.store.nodes_with_queued_executions().is_ok_and(|n| n.contains(&node))
+                && !engine.inner.closed.is_cancelled()
+            {
+                engine.drive_executions(node);
+            }
+        });
+    }
+
+    async fn drive_queue(&self, node: NodeId) {
+        loop {
+            if self.state().shutting_down {
+                return;
+            }
+            let topology = match self.inner.store.run(|s| s.topology_shared()).await {
+                Ok(t) => t,
+                Err(e) => return tracing::error!("executions: {e}"),
+            };
+            let name = topology.name_of(node);
+            // Under the admission lock, so a cascade is either admitted before (and is waited
+            // for) or sees the machine executing (and a stop is refused).
+            let admission = self.inner.admission.lock().await;
+            let free = {
+                let mut st = self.state();
+                let power = st.ops.contains_key(&node)
+                    || st.running.values().any(|r| r.stops.contains(&node) || r.needs.contains(&node));
+                let free = !power && !st.refreshing.contains(&node);
+                if free {
+                    st.executing.insert(node);
+                }
+                free
+            };
+            drop(admission);
+            if !free {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            let now = crate::store::now_ms();
+            let lease = now + LEASE.as_millis() as i64;
+            let claimed = {
+                let name = name.clone();
+                self.record(move |tx| tx.claim_execution(node, &name, now, lease)).await
+            };
+            let e = match claimed {
+                Ok(Some(e)) => e,
+                Ok(None) => {
+                    self.state().executing.remove(&node);
+                    return;
+                }
+                Err(err) => {
+                    self.state().executing.remove(&node);
+                    return tracing::error!("executions: cannot claim: {err}");
+                }
+            };
+            let finished = self.execute_action(&topology, &e, &name).await;
+            let status = finished.status;
+            let id = e.id;
+            let now = crate::store::now_ms();
+            let name2 = name.clone();
+            if let Err(err) = self.record(move |tx| tx.finish_execution(id, &name2, now, finished)).await {
+                tracing::error!(execution = id, "cannot record the end of an execution: {err}");
+            }
+            if let Some(live) = self.state().logs.remove(&id) {
+                let _ = live.tx.send(LogLine::End(status));
+            }
+            self.state().executing.remove(&node);
+        }
+    }
+
+    /// Runs one claimed execution to its end (never returns an error: every failure is
+    /// the execution's outcome).
+    async fn execute_action(&self, topology: &crate::model::Topology, e: &ExecutionRecord, name: &str) -> Finished {
+        let began = Instant::now();
+        let (tx, _) = broadcast::channel(1024);
+        self.state().logs.insert(e.id, LiveLog { lines: Vec::new(), tx });
+        let fail = |kind: &str, message: String| {
+            let mut f = Finished::new(
+                ExecutionStatus::Failed,
+                format!("# {} on {name}: failed\n\nFailed ({kind}): {message}\n", e.action),
+            );
+            f.error = Some((kind.to_owned(), message));
+            f
+        };
+        let Some(action) = MachineAction::parse(&e.action) else {
+            return fail("invalid", format!("unknown action `{}`", e.action));
+        };
+        let Some(target) = self.target(topology, e.node) else {
+            return fail("invalid", format!("`{name}` is no longer in the topology"));
+        };
+        // Asleep: nothing is run (a maintenance window wakes machines first).
+        let connector = self.inner.connectors.get(&target.config.type_name);
+        if let Some(c) = connector
+            && let Ok(Ok(PowerState::Off)) =
+                tokio::time::timeout(self.inner.config.status_timeout, c.status(&target)).await
+        {
+            return fail("asleep", format!("`{name}` is off; wake it first"));
+        }
+        // The heartbeat: the lease is renewed while the action runs.
+        let heartbeat = {
+            let engine = self.clone();
+            let id = e.id;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(HEARTBEAT).await;
+                    let until = crate::store::now_ms() + LEASE.as_millis() as i64;
+                    if !matches!(engine.record(move |tx| tx.renew_lease(id, until)).await, Ok(true)) {
+                        return;
+                    }
+                }
+            })
+        };
+        let outcome = self.run_on_machine(&target, &action, e.id).await;
+        heartbeat.abort();
+        let took = began.elapsed().as_secs();
+        let log = self.state().logs.get(&e.id).map(|l| l.lines.join("\n")).unwrap_or_default();
+        let secrets: Vec<String> = ["sudo_password", "ssh_password"]
+            .iter()
+            .filter_map(|k| target.secret(&target.config, k).ok().flatten())
+            .map(|s| s.expose().to_owned())
+            .collect();
+        let log = actions::redact(&log, &secrets.iter().map(String::as_str).collect::<Vec<_>>());
+        let (status, exit_code, result, failure) = match outcome {
+            Err(e) => {
+                let kind = match e.code {
+                    ErrorCode::Timeout => "timeout",
+                    ErrorCode::AuthFailed => "auth_failed",
+                    ErrorCode::HostKeyMismatch => "host_key_mismatch",
+                    ErrorCode::Unreachable => "unreachable",
+                    ErrorCode::InvalidConfig => "invalid_config",
+                    _ => "platform_error",
+                };
+                (ExecutionStatus::Failed, None, actions::ActionResult::default(), Some((kind, e.message)))
+            }
+            Ok((exit, extra_failure)) => {
+                let (result, failure) = actions::read_output(&action, &log, exit);
+                let failure = failure.or(extra_failure);
+                let status = if failure.is_some() { ExecutionStatus::Failed } else { ExecutionStatus::Succeeded };
+                (status, exit.map(i64::from), result, failure)
+            }
+        };
+        let failure = failure.map(|(k, m)| (k.to_owned(), m));
+        // What the machine is now: its state follows every action (still in the execution's
+        // turn, so nothing else runs in between), and the report says it.
+        let after = match self.refresh_now(topology, e.node, RefreshOptions::default(), "wakehub").await {
+            Ok(r) => Some(r.state.summary()),
+            Err(err) => Some(format!("the refresh after it failed: {err}")),
+        };
+        let report =
+            actions::report(name, &action, failure.is_none(), took, &result, failure.as_ref(), after.as_deref());
+        Finished {
+            status,
+            exit_code,
+            error: failure,
+            result: serde_json::to_value(&result).unwrap_or_default(),
+            report,
+            log: log.into_bytes(),
+        }
+    }
+
+    /// Runs the action's script on the machine, streaming its output into the execution's
+    /// live log; for a reboot, then waits until the machine went down and came back.
+    async fn run_on_machine(
+        &self,
+        target: &Target,
+        action: &MachineAction,
+        id: i64,
+    ) -> Result<(Option<u32>, Option<(&'static str, String)>), ConnectorError> {
+        let SshEndpoint { host, port, user, auth } = SshEndpoint::of(target)?;
+        let sudo_password = target.secret(&target.config, "sudo_password")?;
+        let privilege = match (user.as_str(), &sudo_password) {
+            ("root", _) => Privilege::Root,
+            (_, Some(_)) => Privilege::SudoPassword,
+            (_, None) => Privilege::SudoNoPassword,
+        };
+        let command = action.command_key().and_then(|k| target.config.str(&k).map(str::to_owned));
+        let reboot = target.config.str("reboot_command").map(str::to_owned);
+        let script = actions::script(action, privilege, command.as_deref(), reboot.as_deref());
+        let stdin = match (privilege, &sudo_password) {
+            (Privilege::SudoPassword, Some(p)) => Some(format!("{}\n", p.expose()).into_bytes()),
+            _ => None,
+        };
+        let engine = self.clone();
+        let mut pending = String::new();
+        let mut kept = 0usize;
+        let mut on_data = move |data: &[u8]| {
+            kept += data.len();
+            if kept > LOG_LIMIT {
+                return;
+            }
+            pending.push_str(&String::from_utf8_lossy(data));
+            while let Some(at) = pending.find('\n') {
+                let line: String = pending[..at].trim_end_matches('\r').to_owned();
+                pending.drain(..=at);
+                let mut st = engine.state();
+                if let Some(live) = st.logs.get_mut(&id) {
+                    live.lines.push(line.clone());
+                    let _ = live.tx.send(LogLine::Line(line));
+                }
+            }
+        };
+        let run = ssh_stream(target, &host, port, &user, auth, &script, stdin.as_deref(), &mut on_data);
+        let exit = match tokio::time::timeout(ACTION_TIMEOUT, run).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(ConnectorError::new(
+                    ErrorCode::Timeout,
+                    format!("{}: {} did not finish in {ACTION_TIMEOUT:?}", target.name, action.name()),
+                ));
+            }
+        };
+        if *action != MachineAction::Reboot {
+            return Ok((exit, None));
+        }
+        // The reboot was asked (the connection may drop before a status comes back).
+        if exit.is_some_and(|c| c != 0) {
+            return Ok((exit, None));
+        }
+        self.log_line(id, "@@ waiting for the machine to go down");
+        let Some(connector) = self.inner.connectors.get(&target.config.type_name) else {
+            return Ok((Some(0), None));
+        };
+        let until = Instant::now() + DOWN_TIMEOUT;
+        loop {
+            if let Ok(Ok(PowerState::Off)) =
+                tokio::time::timeout(Duration::from_secs(5), connector.status(target)).await
+            {
+                break;
+            }
+            if Instant::now() > until {
+                return Ok((Some(0), Some(("reboot_timeout", "the machine did not go down after the reboot".into()))));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        self.log_line(id, "@@ down; waiting for it to come back");
+        let until = Instant::now() + target_start_timeout(self, target);
+        loop {
+            if let Ok(Ok(PowerState::On)) = tokio::time::timeout(Duration::from_secs(5), connector.status(target)).await
+            {
+                break;
+            }
+            if Instant::now() > until {
+                return Ok((
+                    Some(0),
+                    Some(("reboot_timeout", "the machine did not come back after the reboot".into())),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        self.log_line(id, "@@ back");
+        Ok((Some(0), None))
+    }
+
+    fn log_line(&self, id: i64, line: &str) {
+        let mut st = self.state();
+        if let Some(live) = st.logs.get_mut(&id) {
+            live.lines.push(line.to_owned());
+            let _ = live.tx.send(LogLine::Line(line.to_owned()));
+        }
+    }
+}
+
+/// The machine's start timeout: how long a reboot may take to come back.
+fn target_start_timeout(engine: &Engine, target: &Target) -> Duration {
+    engine
+        .inner
+        .store
+        .topology_shared()
+        .ok()
+        .and_then(|t| t.node(target.node).map(|n| n.spec.timeouts.start))
+        .unwrap_or(Duration::from_secs(300))
+}
