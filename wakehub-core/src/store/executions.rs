@@ -170,6 +170,22 @@ pub(super) fn execution(tx: &Transaction<'_>, id: i64) -> Result<Option<Executio
         .map_err(db)
 }
 
+/// What the machine state is derived from: the running execution and the latest ended
+/// one (the rest cannot change it).
+pub(super) fn state_inputs(tx: &Transaction<'_>, node: NodeId) -> Result<Vec<ExecutionRecord>, StoreError> {
+    let mut stmt = tx
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM machine_executions e WHERE e.node_id = ?1 AND e.status = 'running'
+             UNION ALL
+             SELECT * FROM (SELECT {COLUMNS} FROM machine_executions e
+                            WHERE e.node_id = ?1 AND e.status NOT IN ('queued', 'running', 'cancelled')
+                            ORDER BY e.finished_at DESC, e.id DESC LIMIT 1)"
+        ))
+        .map_err(db)?;
+    let rows = stmt.query_map([node.get()], row).map_err(db)?;
+    rows.collect::<Result<_, _>>().map_err(db)
+}
+
 /// The execution running on `node`, if one is.
 pub(super) fn running(tx: &Transaction<'_>, node: NodeId) -> Result<Option<ExecutionRecord>, StoreError> {
     tx.query_row(
@@ -259,6 +275,7 @@ impl JournalTx<'_> {
             )
             .map_err(db)?;
         let record = execution(self.tx, id)?.ok_or_else(|| StoreError::NotFound { what: format!("execution:{id}") })?;
+        super::machines::update_state(self.tx, node, now)?;
         self.emit_execution(&record, name, "running");
         Ok(Some(record))
     }
@@ -318,6 +335,7 @@ impl JournalTx<'_> {
                 .map_err(db)?;
         }
         let record = execution(self.tx, id)?.ok_or_else(|| StoreError::NotFound { what: format!("execution:{id}") })?;
+        super::machines::update_state(self.tx, current.node, now)?;
         self.emit_execution(&record, name, record.status.as_str());
         Ok(record)
     }

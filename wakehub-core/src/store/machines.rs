@@ -138,15 +138,33 @@ pub struct MachineState {
     pub load1: Option<f64>,
     /// Docker: installed, containers, running ones, reclaimable bytes.
     pub docker: Option<(u32, u32, u64)>,
+    /// The action running on it now: execution id and action.
+    #[serde(default)]
+    pub running: Option<(i64, String)>,
+    /// The latest action that ended: execution id, action, status, error kind.
+    #[serde(default)]
+    pub last_action: Option<(i64, String, String, Option<String>)>,
 }
 
 impl MachineState {
     /// The one derivation rule: the latest attempt says whether the machine answered; the
-    /// latest snapshot (of any earlier attempt) says what it runs.
-    pub fn derive(last: Option<&RefreshRecord>, snapshot: Option<(i64, i64, &Snapshot)>) -> MachineState {
+    /// latest snapshot (of any earlier attempt) says what it runs; the executions say what
+    /// runs on it and how the last action ended.
+    pub fn derive(
+        last: Option<&RefreshRecord>,
+        snapshot: Option<(i64, i64, &Snapshot)>,
+        executions: &[super::ExecutionRecord],
+    ) -> MachineState {
+        use super::ExecutionStatus as X;
         let mut s = MachineState {
             last_refresh: last.cloned(),
             asleep: last.is_some_and(|r| r.outcome == RefreshOutcome::Asleep),
+            running: executions.iter().find(|e| e.status == X::Running).map(|e| (e.id, e.action.clone())),
+            last_action: executions
+                .iter()
+                .filter(|e| e.status.is_final() && e.status != X::Cancelled)
+                .max_by_key(|e| (e.finished_at, e.id))
+                .map(|e| (e.id, e.action.clone(), e.status.as_str().to_owned(), e.error_kind.clone())),
             ..MachineState::default()
         };
         let Some((id, at, snap)) = snapshot else { return s };
@@ -301,10 +319,18 @@ fn latest_snapshot(tx: &Transaction<'_>, node: NodeId) -> Result<Option<Snapshot
 }
 
 /// The derived state from the tables alone.
-fn derive_from_tables(tx: &Transaction<'_>, node: NodeId) -> Result<MachineState, StoreError> {
+pub(super) fn derive_from_tables(tx: &Transaction<'_>, node: NodeId) -> Result<MachineState, StoreError> {
     let last = latest_refresh(tx, node)?;
     let snap = latest_snapshot(tx, node)?;
-    Ok(MachineState::derive(last.as_ref(), snap.as_ref().map(|s| (s.id, s.taken_at, &s.snapshot))))
+    let executions = super::executions::state_inputs(tx, node)?;
+    Ok(MachineState::derive(last.as_ref(), snap.as_ref().map(|s| (s.id, s.taken_at, &s.snapshot)), &executions))
+}
+
+/// Derives `node`'s state again and writes the cache.
+pub(super) fn update_state(tx: &Transaction<'_>, node: NodeId, now: i64) -> Result<MachineState, StoreError> {
+    let state = derive_from_tables(tx, node)?;
+    write_state(tx, node, &state, now)?;
+    Ok(state)
 }
 
 fn write_state(tx: &Transaction<'_>, node: NodeId, state: &MachineState, now: i64) -> Result<(), StoreError> {
@@ -358,8 +384,7 @@ impl JournalTx<'_> {
                 new_messages += merge_message(tx, node, m, finished_at)?;
             }
         }
-        let state = derive_from_tables(tx, node)?;
-        write_state(tx, node, &state, finished_at)?;
+        let state = update_state(tx, node, finished_at)?;
         let refresh = latest_refresh(tx, node)?.ok_or_else(|| corrupt("machine refresh", "not written"))?;
         self.emit(EventKind::MachineRefreshed {
             node,

@@ -24,9 +24,22 @@ fn store() -> (Store, NodeId) {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Answered { updates: u8, security: u8, reboot: bool, full_disk: bool },
+    Answered {
+        updates: u8,
+        security: u8,
+        reboot: bool,
+        full_disk: bool,
+    },
     Asleep,
     Failed,
+    /// An action queued, and claimed if nothing runs.
+    Begin,
+    /// The running action (if any) ends.
+    End {
+        ok: bool,
+    },
+    /// WakeHub restarts: what ran is reclaimed.
+    Crash,
 }
 
 fn snapshot(updates: u8, security: u8, reboot: bool, full_disk: bool) -> Snapshot {
@@ -55,7 +68,28 @@ fn snapshot(updates: u8, security: u8, reboot: bool, full_disk: bool) -> Snapsho
 }
 
 fn record(store: &Store, node: NodeId, at: i64, step: &Step) {
+    use wakehub_core::store::{ExecutionStatus, Finished};
     let result = match step {
+        Step::Begin => {
+            store
+                .journal(|tx| {
+                    tx.queue_execution(node, "nas", "upgrade", "manual", "test", at)?;
+                    tx.claim_execution(node, "nas", at, at + 60_000)
+                })
+                .unwrap();
+            return;
+        }
+        Step::End { ok } => {
+            if let Some(e) = store.running_execution(node).unwrap() {
+                let status = if *ok { ExecutionStatus::Succeeded } else { ExecutionStatus::Failed };
+                store.journal(|tx| tx.finish_execution(e.id, "nas", at, Finished::new(status, "r".into()))).unwrap();
+            }
+            return;
+        }
+        Step::Crash => {
+            store.journal(|tx| tx.reclaim_executions(i64::MAX)).unwrap();
+            return;
+        }
         Step::Answered { updates, security, reboot, full_disk } => {
             RefreshResult::Answered(Box::new(snapshot(*updates, *security.min(updates), *reboot, *full_disk)))
         }
@@ -71,6 +105,9 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(updates, security, reboot, full_disk)| Step::Answered { updates, security, reboot, full_disk }),
         Just(Step::Asleep),
         Just(Step::Failed),
+        Just(Step::Begin),
+        any::<bool>().prop_map(|ok| Step::End { ok }),
+        Just(Step::Crash),
     ]
 }
 
@@ -81,20 +118,33 @@ proptest! {
     fn the_cache_always_equals_the_rebuild(steps in proptest::collection::vec(step(), 1..12)) {
         let (store, node) = store();
         let mut last_answered = None;
+        let mut last_outcome = None;
+        let mut running = false;
         for (i, s) in steps.iter().enumerate() {
             record(&store, node, 1_000 * (i as i64 + 1), s);
-            let cached = store.machine_state(node).unwrap().unwrap();
+            let Some(cached) = store.machine_state(node).unwrap() else {
+                // Nothing recorded yet that has a state (an `End` with nothing running).
+                let nothing_yet = matches!(s, Step::End { .. } | Step::Crash);
+                prop_assert!(nothing_yet, "no state after {:?}", s);
+                continue;
+            };
             let rebuilt = store.rebuild_machine_state(node).unwrap();
             prop_assert_eq!(&cached, &rebuilt);
-            if let Step::Answered { updates, security, reboot, .. } = s {
-                last_answered = Some((*updates as u32, (*security).min(*updates) as u32, *reboot));
+            match s {
+                Step::Answered { updates, security, reboot, .. } => {
+                    last_answered = Some((*updates as u32, (*security).min(*updates) as u32, *reboot));
+                    last_outcome = Some(RefreshOutcome::Ok);
+                }
+                Step::Asleep => last_outcome = Some(RefreshOutcome::Asleep),
+                Step::Failed => last_outcome = Some(RefreshOutcome::Failed),
+                Step::Begin => running = true,
+                Step::End { .. } | Step::Crash => running = false,
             }
             // What it says follows the rule: the latest attempt's outcome, the latest
-            // snapshot's content.
-            let outcome = cached.last_refresh.as_ref().map(|r| r.outcome);
-            let expected = match s { Step::Answered { .. } => RefreshOutcome::Ok, Step::Asleep => RefreshOutcome::Asleep, Step::Failed => RefreshOutcome::Failed };
-            prop_assert_eq!(outcome, Some(expected));
-            prop_assert_eq!(cached.asleep, matches!(s, Step::Asleep));
+            // snapshot's content, the action running.
+            prop_assert_eq!(cached.last_refresh.as_ref().map(|r| r.outcome), last_outcome);
+            prop_assert_eq!(cached.asleep, last_outcome == Some(RefreshOutcome::Asleep));
+            prop_assert_eq!(cached.running.is_some(), running);
             match last_answered {
                 Some((updates, security, reboot)) => {
                     prop_assert_eq!((cached.updates, cached.security_updates, cached.reboot_required), (updates, security, reboot));
