@@ -155,6 +155,7 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         .route("/login", axum::routing::post(login_post))
         .route("/logout", axum::routing::post(logout_post))
         .route("/metrics", get(metrics_get))
+        .route("/artifacts/{id}", get(artifact_get))
         .route("/healthz", get(|| async { "ok" }))
         .route("/", get(crate::web::serve))
         .fallback(crate::web::serve)
@@ -293,6 +294,45 @@ async fn logout_post(State(app): State<App>, headers: HeaderMap) -> Response {
     match app.engine.store().run(move |s| s.revoke_session(&token)).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(_) => code_body(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated, "no live session"),
+    }
+}
+
+/// `GET /artifacts/N`: an action's raw log (redacted), for a caller who sees its machine
+/// (`404` otherwise, as for an unknown one; `410` once its retention swept it).
+async fn artifact_get(
+    State(app): State<App>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let Some(caller) = authenticate(&app.engine, bearer(&headers)).await else {
+        return unauthenticated();
+    };
+    let not_found = || code_body(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such artifact");
+    let Ok(id) = id.parse::<i64>() else { return not_found() };
+    let found = app
+        .engine
+        .store()
+        .run(move |s| Ok::<_, wakehub_core::store::StoreError>((s.artifact(id)?, s.topology_shared()?)))
+        .await;
+    let (artifact, topology) = match found {
+        Ok(v) => v,
+        Err(e) => return code_body(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, &e.to_string()),
+    };
+    let Some((record, content)) = artifact else { return not_found() };
+    if !topology.node(record.node).is_some_and(|n| caller.scope.allows(n)) {
+        return not_found();
+    }
+    match content {
+        Some(bytes) => (
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+                (header::HeaderName::from_static("x-content-sha256"), record.sha256),
+                (header::CACHE_CONTROL, "no-store".to_owned()),
+            ],
+            bytes,
+        )
+            .into_response(),
+        None => code_body(StatusCode::GONE, ErrorCode::NotFound, "this log was deleted by its retention policy"),
     }
 }
 

@@ -178,3 +178,38 @@ fn messages_merge_across_refreshes_and_are_acknowledged_by_a_person() {
     let state = store.machine_state(node).unwrap().unwrap();
     assert_eq!(state.summary(), "1 update, 1 disk warning");
 }
+
+#[test]
+fn action_logs_are_kept_by_their_retention_policy_and_swept_after() {
+    use wakehub_core::store::{ExecutionStatus, Finished};
+    let (store, node) = store();
+    let day = 86_400_000;
+    let mut ids = Vec::new();
+    for ok in [true, false, true] {
+        let e = store
+            .journal(|tx| {
+                tx.queue_execution(node, "nas", "upgrade", "manual", "test", 0)?;
+                tx.claim_execution(node, "nas", 0, 60_000)
+            })
+            .unwrap()
+            .0
+            .unwrap();
+        let mut f = Finished::new(if ok { ExecutionStatus::Succeeded } else { ExecutionStatus::Failed }, "r".into());
+        f.log = b"Unpacking demo (1.1) over (1.0) ...".to_vec();
+        let e = store.journal(|tx| tx.finish_execution(e.id, "nas", 0, f)).unwrap().0;
+        ids.push(e.artifact.unwrap());
+    }
+    assert!(store.set_artifact_retention(ids[2], "pinned").unwrap());
+    assert!(store.set_artifact_retention(ids[2], "forever").is_err(), "an unknown policy is refused");
+    let (a, content) = store.artifact(ids[0]).unwrap().unwrap();
+    assert_eq!((a.bytes, a.retention.as_str(), a.expires_at), (35, "default", Some(30 * day)));
+    assert_eq!(a.sha256.len(), 64);
+    assert!(content.is_some());
+    // A month later: the default one is swept; the failed one (90 days) and the pinned one stay.
+    assert_eq!(store.sweep_artifacts(31 * day).unwrap(), 1);
+    let (a, content) = store.artifact(ids[0]).unwrap().unwrap();
+    assert_eq!((content, a.deleted.map(|(_, why)| why)), (None, Some("expired (default)".to_owned())));
+    assert!(store.artifact(ids[1]).unwrap().unwrap().1.is_some());
+    assert_eq!(store.sweep_artifacts(365 * day).unwrap(), 1);
+    assert!(store.artifact(ids[2]).unwrap().unwrap().1.is_some(), "pinned stays");
+}

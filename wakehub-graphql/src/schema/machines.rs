@@ -6,7 +6,7 @@ use async_graphql::{Context, ID, Json, Object, SimpleObject};
 use wakehub_core::engine::{Engine, RefreshOptions, is_machine};
 use wakehub_core::machine::Upgrade;
 use wakehub_core::model::{ErrorCode, NodeId, Role};
-use wakehub_core::store::{MachineState, MessageRecord, RefreshRecord};
+use wakehub_core::store::{ArtifactRecord, ExecutionRecord, MachineState, MessageRecord, RefreshRecord};
 
 use super::access::{RoleGuard, caller};
 use super::error::{ApiResultExt, api_error};
@@ -97,6 +97,18 @@ impl GqlMachineState {
     /// Load average over 1 minute.
     async fn load1(&self) -> Option<f64> {
         self.0.load1
+    }
+    /// The action running on it now (`upgrade`…), if one is.
+    async fn running(&self) -> Option<&str> {
+        self.0.running.as_ref().map(|(_, a)| a.as_str())
+    }
+    /// The latest action that ended: `ACTION STATUS` (`upgrade failed`), with its error
+    /// kind when it failed (`upgrade failed (dpkg_error)`).
+    async fn last_action(&self) -> Option<String> {
+        self.0.last_action.as_ref().map(|(_, a, status, kind)| match kind {
+            Some(k) => format!("{a} {status} ({k})"),
+            None => format!("{a} {status}"),
+        })
     }
     /// Docker containers (null when Docker is not installed).
     async fn docker_containers(&self) -> Option<u32> {
@@ -265,6 +277,31 @@ impl GqlMachine {
         let snap = ctx.data::<Engine>()?.store().run(move |s| s.latest_snapshot(node)).await.api()?;
         Ok(snap.map(|s| Json(serde_json::to_value(&s.snapshot).unwrap_or_default())))
     }
+    /// Actions run (or queued) on it, newest first.
+    #[graphql(complexity = "super::LIST_FANOUT * child_complexity")]
+    async fn executions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+    ) -> async_graphql::Result<Vec<GqlExecution>> {
+        let node = self.node;
+        let first = usize::try_from(first).unwrap_or(0).min(200);
+        let rows = ctx.data::<Engine>()?.store().run(move |s| s.executions(Some(node), first)).await.api()?;
+        Ok(rows.into_iter().map(GqlExecution).collect())
+    }
+    /// The actions it offers: `upgrade`, `reboot`, `docker-prune`, and `command:NAME` for
+    /// each command the operator named in its table.
+    async fn actions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
+        let view = View::load(ctx).await?;
+        let spec = &view.topology.get(self.node).api()?.spec;
+        let mut out = vec!["upgrade".to_owned(), "reboot".into(), "docker-prune".into()];
+        out.extend(
+            wakehub_core::machine::actions::operator_commands(spec.connector.settings.keys())
+                .into_iter()
+                .map(|c| format!("command:{c}")),
+        );
+        Ok(out)
+    }
     /// Its refresh attempts, newest first.
     #[graphql(complexity = "super::LIST_FANOUT * child_complexity")]
     async fn refreshes(
@@ -326,6 +363,11 @@ impl MachinesQuery {
         let (_, node) = machine_node(ctx, &node).await?;
         load_machine(ctx, node).await
     }
+
+    /// An action run on a machine (`NOT_FOUND` if the caller does not see the machine).
+    async fn execution(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<GqlExecution> {
+        visible_execution(ctx, &id).await.map(GqlExecution)
+    }
 }
 
 /// What a refresh did.
@@ -380,6 +422,44 @@ impl MachinesMutation {
         })
     }
 
+    /// Queues an action on a machine: `upgrade`, `reboot`, `docker-prune`, or
+    /// `command:NAME` for a command the operator named in its table (never free text). It
+    /// runs when the machine has nothing else running; follow it with `executionLog` and
+    /// the `machine-execution` events.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn run_action(
+        &self,
+        ctx: &Context<'_>,
+        node: ID,
+        action: String,
+        #[graphql(default_with = "\"manual\".to_owned()")] mode: String,
+    ) -> async_graphql::Result<GqlExecution> {
+        let (_, node) = machine_node(ctx, &node).await?;
+        let who = caller(ctx).name;
+        Ok(GqlExecution(ctx.data::<Engine>()?.run_action(node, &action, &mode, &who).await.api()?))
+    }
+
+    /// Cancels a queued action (`CONFLICT` once it began: it is on the machine).
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn cancel_execution(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<GqlExecution> {
+        let e = visible_execution(ctx, &id).await?;
+        Ok(GqlExecution(ctx.data::<Engine>()?.cancel_execution(e.id).await.api()?))
+    }
+
+    /// Sets how long an action's log is kept: `default` (30 days), `failed` (90 days),
+    /// `short` (7 days) or `pinned` (until changed).
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn set_log_retention(
+        &self,
+        ctx: &Context<'_>,
+        execution: ID,
+        retention: String,
+    ) -> async_graphql::Result<bool> {
+        let e = visible_execution(ctx, &execution).await?;
+        let Some(artifact) = e.artifact else { return Ok(false) };
+        ctx.data::<Engine>()?.store().run(move |s| s.set_artifact_retention(artifact, &retention)).await.api()
+    }
+
     /// Acknowledges a message a machine reported (it stays listed, acknowledged, in
     /// `messages(includeAcknowledged: true)`). `false` if it was already acknowledged.
     #[graphql(guard = "RoleGuard(Role::Operator)")]
@@ -395,4 +475,129 @@ impl MachinesMutation {
         let who = caller(ctx).name;
         ctx.data::<Engine>()?.store().run(move |s| s.acknowledge_message(node, id, &who)).await.api()
     }
+}
+
+/// An action run on a machine.
+pub struct GqlExecution(pub ExecutionRecord);
+
+#[Object(name = "Execution")]
+impl GqlExecution {
+    /// `execution:N`.
+    async fn id(&self) -> ID {
+        ID(format!("execution:{}", self.0.id))
+    }
+    /// The machine.
+    async fn node(&self) -> ID {
+        ID(self.0.node.to_string())
+    }
+    /// `upgrade`, `reboot`, `docker-prune`, `command:NAME`.
+    async fn action(&self) -> &str {
+        &self.0.action
+    }
+    /// `manual`, `scheduled` or `maintenance`.
+    async fn mode(&self) -> &str {
+        &self.0.mode
+    }
+    /// Who asked.
+    async fn actor(&self) -> &str {
+        &self.0.actor
+    }
+    /// `queued`, `running`, `succeeded`, `failed`, `interrupted` (WakeHub stopped while it
+    /// ran; never run again) or `cancelled`.
+    async fn status(&self) -> &'static str {
+        self.0.status.as_str()
+    }
+    /// When it was queued, began, ended (RFC 3339).
+    async fn queued_at(&self) -> String {
+        time(self.0.queued_at)
+    }
+    /// When it began.
+    async fn started_at(&self) -> Option<String> {
+        self.0.started_at.map(time)
+    }
+    /// When it ended.
+    async fn finished_at(&self) -> Option<String> {
+        self.0.finished_at.map(time)
+    }
+    /// Its script's exit status.
+    async fn exit_code(&self) -> Option<i64> {
+        self.0.exit_code
+    }
+    /// Why it failed: `apt_locked`, `dpkg_error`, `sudo_refused`, `exit_status`,
+    /// `connection_lost`, `timeout`, `reboot_timeout`, `asleep`, `interrupted`, `unreachable`,
+    /// `auth_failed`, `host_key_mismatch`.
+    async fn error_kind(&self) -> Option<&str> {
+        self.0.error_kind.as_deref()
+    }
+    /// What failed, for people.
+    async fn error_message(&self) -> Option<&str> {
+        self.0.error_message.as_deref()
+    }
+    /// The structured result (JSON: `changed` packages with `from`/`to`, `failed_packages`,
+    /// `source_errors`, `reclaimed_bytes`).
+    async fn result(&self) -> Option<Json<serde_json::Value>> {
+        self.0.result.clone().map(Json)
+    }
+    /// The report a person reads (Markdown): what changed, what needs attention.
+    async fn report(&self) -> Option<&str> {
+        self.0.report.as_deref()
+    }
+    /// Its raw log (redacted), while kept: download it from `url` with the same token.
+    async fn log(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<GqlArtifact>> {
+        let Some(id) = self.0.artifact else { return Ok(None) };
+        let found = ctx.data::<Engine>()?.store().run(move |s| s.artifact(id)).await.api()?;
+        Ok(found.map(|(record, _)| GqlArtifact(record)))
+    }
+}
+
+/// A kept raw log.
+pub struct GqlArtifact(pub ArtifactRecord);
+
+#[Object(name = "Artifact")]
+impl GqlArtifact {
+    /// `artifact:N`.
+    async fn id(&self) -> ID {
+        ID(format!("artifact:{}", self.0.id))
+    }
+    /// Where to download it (`GET`, the same bearer token; `text/plain`).
+    async fn url(&self) -> String {
+        format!("/artifacts/{}", self.0.id)
+    }
+    /// Its size in bytes.
+    async fn bytes(&self) -> i64 {
+        self.0.bytes
+    }
+    /// Its SHA-256 (hex).
+    async fn sha256(&self) -> &str {
+        &self.0.sha256
+    }
+    /// Secrets (the node's sudo and SSH passwords) were removed from it.
+    async fn redacted(&self) -> bool {
+        self.0.redacted
+    }
+    /// `default` (30 days), `failed` (90 days), `short` (7 days) or `pinned` (kept).
+    async fn retention(&self) -> &str {
+        &self.0.retention
+    }
+    /// When the sweep deletes it (null: pinned).
+    async fn expires_at(&self) -> Option<String> {
+        self.0.expires_at.map(time)
+    }
+    /// When it was deleted (and why), if it was.
+    async fn deleted_at(&self) -> Option<String> {
+        self.0.deleted.as_ref().map(|(at, _)| time(*at))
+    }
+}
+
+fn execution_id(id: &str) -> async_graphql::Result<i64> {
+    parse_id(id, "execution").ok_or_else(|| api_error(ErrorCode::NotFound, format!("execution `{id}` not found")))
+}
+
+/// The execution `id`, if the caller sees its machine (else `NOT_FOUND`).
+pub(crate) async fn visible_execution(ctx: &Context<'_>, id: &str) -> async_graphql::Result<ExecutionRecord> {
+    let n = execution_id(id)?;
+    let view = View::load(ctx).await?;
+    let e = ctx.data::<Engine>()?.store().run(move |s| s.execution(n)).await.api()?;
+    e.filter(|e| view.visible(e.node))
+        .ok_or_else(|| api_error(ErrorCode::NotFound, format!("execution `{id}` not found")))
 }

@@ -76,6 +76,43 @@ impl Subscription {
         }))
     }
 
+    /// The log of one action on a machine, line by line: what it printed so far, then each
+    /// line as it comes, until it ends (an action already ended gives its kept log whole).
+    async fn execution_log(
+        &self,
+        ctx: &Context<'_>,
+        execution: ID,
+    ) -> async_graphql::Result<impl Stream<Item = String> + use<>> {
+        let engine = ctx.data::<Engine>()?.clone();
+        let e = super::machines::visible_execution(ctx, &execution).await?;
+        let gauge = Gauge::new(ctx);
+        let (so_far, live) = engine.execution_log(e.id);
+        let kept: Vec<String> = match (&live, e.artifact) {
+            (None, Some(a)) => engine
+                .store()
+                .run(move |s| s.artifact(a))
+                .await
+                .api()?
+                .and_then(|(_, content)| content)
+                .map(|c| String::from_utf8_lossy(&c).lines().map(str::to_owned).collect())
+                .unwrap_or_default(),
+            _ => so_far,
+        };
+        let live = futures::stream::unfold((live, gauge), |(rx, gauge)| async move {
+            let mut rx = rx?;
+            loop {
+                match rx.recv().await {
+                    Ok(wakehub_core::engine::LogLine::Line(l)) => return Some((l, (Some(rx), gauge))),
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        return Some((format!("@@ {n} lines skipped (the client read too slowly)"), (Some(rx), gauge)));
+                    }
+                }
+            }
+        });
+        Ok(futures::stream::iter(kept).chain(live))
+    }
+
     /// The events of one cascade, from its first one (replayed) until it ends.
     async fn cascade_progress(
         &self,

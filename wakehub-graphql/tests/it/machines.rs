@@ -122,3 +122,118 @@ fn the_cli_refreshes_a_machine_from_a_topology_file() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("(AUTH_FAILED)"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+async fn execution_status(s: &Server, id: &Value) -> Value {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let d = s
+            .gql(
+                "query($id: ID!) { execution(id: $id) { status errorKind report log { url sha256 bytes retention } } }",
+                json!({"id": id}),
+            )
+            .await;
+        let e = d["execution"].clone();
+        if !["queued", "running"].contains(&e["status"].as_str().unwrap_or_default()) {
+            return e;
+        }
+        assert!(std::time::Instant::now() < until, "{e}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_through_the_api_their_log_route_and_a_crash_that_interrupts_without_rerunning() {
+    use crate::support::{MODERN, Ws};
+    let machine = DebianMachine::start();
+    let lab = machine.node("deb", "hello_command = \"echo hello from the machine\"").replacen(
+        "kind = \"physical\"\n",
+        "kind = \"physical\"\ntags = [\"lab\"]\n",
+        1,
+    );
+    let s = Server::with_config(&lab, &[]);
+    let operator = token(&s, "lab-op", &["--role", "operator", "--nodes", "tag:lab"]);
+    let outsider = token(&s, "other", &["--role", "admin", "--nodes", "tag:media"]);
+
+    let d = s.gql("{ machine(node: \"deb\") { actions } }", json!({})).await;
+    assert_eq!(d["machine"]["actions"], json!(["upgrade", "reboot", "docker-prune", "command:hello"]));
+    let run = "mutation($a: String!) { runAction(node: \"deb\", action: $a) { id status actor } }";
+    let (_, v) = s.post_as(Some(&operator), run, json!({"a": "command:hello"})).await;
+    let hello = v["data"]["runAction"].clone();
+    assert_eq!((&hello["status"], &hello["actor"]), (&json!("queued"), &json!("lab-op")), "{v}");
+    let (_, v) = s.post_as(Some(&operator), run, json!({"a": "command:echo pwned"})).await;
+    assert_eq!(code(&v), "VALIDATION", "no free text: {v}");
+
+    let done = execution_status(&s, &hello["id"]).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert!(done["report"].as_str().unwrap().starts_with("# command:hello on deb: succeeded"), "{done}");
+    // The log: downloaded with a token that sees the machine, its SHA-256 in a header.
+    let url = format!("{}{}", s.base, done["log"]["url"].as_str().unwrap());
+    let get = |token: Option<String>| {
+        let url = url.clone();
+        async move {
+            let mut req = reqwest::Client::new().get(&url);
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            req.send().await.unwrap()
+        }
+    };
+    let resp = get(Some(operator.clone())).await;
+    assert_eq!(resp.status(), 200);
+    let sha = resp.headers()["x-content-sha256"].to_str().unwrap().to_owned();
+    assert_eq!(sha, done["log"]["sha256"].as_str().unwrap());
+    assert_eq!(resp.text().await.unwrap(), "hello from the machine");
+    assert_eq!(get(Some(outsider.clone())).await.status(), 404, "out of scope is not found");
+    assert_eq!(get(None).await.status(), 401);
+    // The log again, as a subscription: an ended action gives its kept log.
+    let mut ws = Ws::connect(&s.ws_url, MODERN, json!({"Authorization": format!("Bearer {}", s.token)})).await.unwrap();
+    ws.subscribe("1", "subscription($e: ID!) { executionLog(execution: $e) }", json!({"e": hello["id"]})).await;
+    let line = ws.next_data(std::time::Duration::from_secs(10)).await.unwrap();
+    assert_eq!(line["data"]["executionLog"], "hello from the machine", "{line}");
+    // Pinned, it is kept until changed.
+    let d = s
+        .gql("mutation($e: ID!) { setLogRetention(execution: $e, retention: \"pinned\") }", json!({"e": hello["id"]}))
+        .await;
+    assert_eq!(d["setLogRetention"], true);
+
+    // An upgrade waiting for another dpkg's lock is running when WakeHub is killed: after
+    // the restart it is `interrupted`, and it is not run again.
+    let mut holder = machine
+        .chrooted_command(
+            "/usr/bin/perl",
+            &[
+                "-e",
+                "use Fcntl; open(my $f, '>>', '/var/lib/dpkg/lock-frontend') or die; \
+                 my $l = pack('s s x4 q q i x4', F_WRLCK, 0, 0, 0, 0); fcntl($f, F_SETLK, $l) or die; \
+                 print \"locked\\n\"; $| = 1; sleep 60;",
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.take().unwrap()), &mut line).unwrap();
+    let (_, v) = s.post_as(Some(&operator), run, json!({"a": "upgrade"})).await;
+    let upgrade = v["data"]["runAction"]["id"].clone();
+    loop {
+        let d = s.gql("query($id: ID!) { execution(id: $id) { status } }", json!({"id": upgrade})).await;
+        if d["execution"]["status"] == "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut s = s;
+    s.kill9();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let s = s.restart(&[]);
+    let d = s.gql("query($id: ID!) { execution(id: $id) { status errorKind } }", json!({"id": upgrade})).await;
+    assert_eq!(d["execution"], json!({"status": "interrupted", "errorKind": "interrupted"}));
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let d = s.gql("{ machine(node: \"deb\") { executions { action status } state { running } } }", json!({})).await;
+    assert_eq!(
+        d["machine"]["executions"],
+        json!([{"action": "upgrade", "status": "interrupted"}, {"action": "command:hello", "status": "succeeded"}]),
+        "nothing runs twice"
+    );
+}

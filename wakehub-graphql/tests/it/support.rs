@@ -188,6 +188,12 @@ impl Server {
         body["errors"][0].clone()
     }
 
+    /// Kills the server outright (SIGKILL), as a crash or a power loss would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for the exit (bounded).
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();

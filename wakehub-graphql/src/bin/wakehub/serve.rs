@@ -181,6 +181,9 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         Err(e) => bail!("cannot listen on {}: {e}", options.listen),
     };
     let addr = listener.local_addr()?;
+    // Machine actions a previous run left running are reported interrupted (never run
+    // again); the queued ones start.
+    engine.resume_executions().await?;
     let monitor = spawn_monitor(engine.clone(), options.discover_every, options.journal_retention);
     let app = server::router(
         engine.clone(),
@@ -258,6 +261,15 @@ fn spawn_monitor(engine: Engine, discover_every: Duration, retention: Duration) 
                                     Ok(n) => tracing::info!(pruned = n, "journal events past their retention deleted"),
                                     Err(e) => tracing::error!("cannot prune the journal: {e}"),
                                 }
+                            }
+                            // Machine action logs past their retention policy.
+                            let now = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_millis() as i64);
+                            match engine.store().run(move |s| s.sweep_artifacts(now)).await {
+                                Ok(0) => {}
+                                Ok(n) => tracing::info!(swept = n, "action logs past their retention deleted"),
+                                Err(e) => tracing::error!("cannot sweep action logs: {e}"),
                             }
                             if due {
                                 discover_all(&engine, &t).await;
