@@ -100,13 +100,11 @@ impl Subscription {
         };
         let live = futures::stream::unfold((live, gauge), |(rx, gauge)| async move {
             let mut rx = rx?;
-            loop {
-                match rx.recv().await {
-                    Ok(wakehub_core::engine::LogLine::Line(l)) => return Some((l, (Some(rx), gauge))),
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        return Some((format!("@@ {n} lines skipped (the client read too slowly)"), (Some(rx), gauge)));
-                    }
+            match rx.recv().await {
+                Ok(wakehub_core::engine::LogLine::Line(l)) => Some((l, (Some(rx), gauge))),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    Some((format!("@@ {n} lines skipped (the client read too slowly)"), (Some(rx), gauge)))
                 }
             }
         });
