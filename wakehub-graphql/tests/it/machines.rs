@@ -116,6 +116,20 @@ fn the_cli_refreshes_a_machine_from_a_topology_file() {
     assert_eq!(v["outcome"], "ok");
     assert_eq!(v["snapshot"]["os"]["codename"], "bookworm");
 
+    // An action one-shot: its output live, then its report; exit by its outcome.
+    let with_cmd = machine.node("deb", "hello_command = \"echo hello; echo bye\"");
+    std::fs::write(&file, &with_cmd).unwrap();
+    let out = Command::new(bin()).arg("action").arg(&file).args(["deb", "command:hello"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("hello\nbye\n\n# command:hello on deb: succeeded in "), "{stdout}");
+    let out = Command::new(bin()).arg("action").arg(&file).args(["deb", "docker-prune"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("docker-prune failed (exit_status)"));
+    let out = Command::new(bin()).arg("action").arg(&file).args(["deb", "command:nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("offers no action `command:nope`"));
+
     // Refused credentials: exit 1, the code on stderr.
     std::fs::write(&file, machine.node("deb", "").replace(wakehub_tests::ROOT_PASSWORD, "wrong")).unwrap();
     let out = Command::new(bin()).arg("refresh").arg(&file).arg("deb").output().unwrap();

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -97,6 +97,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run an action on a machine — `upgrade`, `reboot`, `docker-prune` or `command:NAME` (a
+    /// `NAME_command` of its table) — showing its output live, then its report.
+    Action {
+        /// The topology file (TOML).
+        file: PathBuf,
+        /// The machine, by name.
+        node: String,
+        /// The action.
+        action: String,
+    },
     /// Run the WakeHub server: the GraphQL API over a SQLite store.
     Serve(serve::Options),
     /// Manage API tokens.
@@ -182,6 +192,9 @@ fn main() -> ExitCode {
         }
         Command::Start { file, node, concurrency, plugins } => {
             runtime().and_then(|rt| rt.block_on(cascade(&file, Action::Start, &node, concurrency, &plugins)))
+        }
+        Command::Action { file, node, action } => {
+            runtime().and_then(|rt| rt.block_on(action_run(&file, &node, &action)))
         }
         Command::Refresh { file, node, hardware, json } => {
             runtime().and_then(|rt| rt.block_on(refresh(&file, &node, hardware, json)))
@@ -373,6 +386,64 @@ async fn refresh(file: &Path, node: &str, hardware: bool, json: bool) -> anyhow:
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// `wakehub action FILE NODE ACTION`: exit 0 when it succeeded, 1 when it failed (its error
+/// kind on stderr), 2 on a bad request.
+async fn action_run(file: &Path, node: &str, action: &str) -> anyhow::Result<ExitCode> {
+    use wakehub_core::engine::LogLine;
+    let plugins = plugins::Loaded::default();
+    let topology = match load_with(file, &plugins)? {
+        Ok(t) => t,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let engine = engine_for(&topology, 4, &plugins)?;
+    let queued = engine.run_action(node, action, "manual", "cli").await?;
+    // Follow its log live from the moment it runs.
+    let mut rx = loop {
+        let e = engine.store().execution(queued.id)?.ok_or_else(|| anyhow::anyhow!("execution vanished"))?;
+        let (so_far, rx) = engine.execution_log(queued.id);
+        if let Some(rx) = rx {
+            so_far.iter().for_each(|l| println!("{l}"));
+            break Some(rx);
+        }
+        if e.status.is_final() {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    if let Some(rx) = rx.as_mut() {
+        loop {
+            match rx.recv().await {
+                Ok(LogLine::Line(l)) => println!("{l}"),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => println!("@@ {n} lines skipped"),
+            }
+        }
+    }
+    let done = loop {
+        let e = engine.store().execution(queued.id)?.ok_or_else(|| anyhow::anyhow!("execution vanished"))?;
+        if e.status.is_final() {
+            break e;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!();
+    print!("{}", done.report.as_deref().unwrap_or_default());
+    Ok(if done.status == wakehub_core::store::ExecutionStatus::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "error: {} {} ({})",
+            done.action,
+            done.status.as_str(),
+            done.error_kind.as_deref().unwrap_or("unknown")
+        );
+        ExitCode::from(1)
     })
 }
 
