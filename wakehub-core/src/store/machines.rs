@@ -526,3 +526,70 @@ impl Store {
         })
     }
 }
+
+/// One entry of a machine's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TimelineEntry {
+    /// The journal event it comes from.
+    pub event: crate::model::EventId,
+    /// When (ms since the epoch).
+    pub at_ms: i64,
+    /// `refresh`, `action` or `power`.
+    pub kind: &'static str,
+    /// How much it matters.
+    pub severity: Severity,
+    /// Who caused it, when someone did.
+    pub actor: Option<String>,
+    /// One line for people.
+    pub summary: String,
+}
+
+/// The machine-related journal kinds a timeline reads.
+const TIMELINE_KINDS: [&str; 4] = ["machine-refreshed", "machine-execution", "status-change", "power-refused"];
+
+fn timeline_entry(e: crate::events::Event) -> Option<TimelineEntry> {
+    let (kind, severity, actor, summary) = match e.kind {
+        EventKind::MachineRefreshed { outcome, security_updates, reboot_required, summary, actor, .. } => {
+            let severity = match outcome.as_str() {
+                "failed" => Severity::Error,
+                _ if security_updates > 0 || reboot_required => Severity::Warning,
+                _ => Severity::Info,
+            };
+            ("refresh", severity, Some(actor), format!("refresh {outcome}: {summary}"))
+        }
+        EventKind::MachineExecution { execution, action, status, error_kind, actor, .. } => {
+            let severity = match status.as_str() {
+                "failed" | "interrupted" => Severity::Error,
+                _ => Severity::Info,
+            };
+            let why = error_kind.map(|k| format!(" ({k})")).unwrap_or_default();
+            ("action", severity, Some(actor), format!("{action} {status}{why} (execution:{execution})"))
+        }
+        EventKind::StatusChange { state, .. } => ("power", Severity::Info, None, format!("now {state}")),
+        EventKind::PowerRefused { action, actor, code, .. } => (
+            "power",
+            Severity::Warning,
+            Some(actor.clone()),
+            format!("{} refused to {actor} ({})", action.as_str(), code.as_str()),
+        ),
+        _ => return None,
+    };
+    Some(TimelineEntry { event: e.id, at_ms: e.at_ms, kind, severity, actor, summary })
+}
+
+impl Store {
+    /// A machine's timeline, newest first: its refreshes, actions, power changes and
+    /// refused power requests, each with a severity and who caused it — read from the
+    /// journal, where every one of them is recorded.
+    pub fn machine_timeline(&self, node: NodeId, limit: usize) -> Result<Vec<TimelineEntry>, StoreError> {
+        let query = super::EventQuery {
+            node: Some(node),
+            kinds: TIMELINE_KINDS.iter().map(|k| (*k).to_owned()).collect(),
+            newest_first: true,
+            limit,
+            ..Default::default()
+        };
+        Ok(self.find_events(&query)?.into_iter().filter_map(timeline_entry).collect())
+    }
+}

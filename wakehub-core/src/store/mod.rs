@@ -28,6 +28,7 @@ pub use journal::{
 };
 pub use machines::{
     MachineState, MessageRecord, RecordedRefresh, RefreshOutcome, RefreshRecord, RefreshResult, SnapshotRecord,
+    TimelineEntry,
 };
 pub use migrations::SCHEMA_VERSION;
 pub use nodes::ImportSummary;

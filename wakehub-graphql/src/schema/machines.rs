@@ -124,6 +124,24 @@ impl GqlMachineState {
     }
 }
 
+/// One entry of a machine's timeline.
+#[derive(SimpleObject)]
+#[graphql(name = "TimelineEntry")]
+pub struct GqlTimelineEntry {
+    /// The journal event it comes from.
+    pub event: ID,
+    /// When (RFC 3339).
+    pub at: String,
+    /// `refresh`, `action` or `power`.
+    pub kind: String,
+    /// `info`, `warning` or `error`.
+    pub severity: String,
+    /// Who caused it, when someone did.
+    pub actor: Option<String>,
+    /// One line for people.
+    pub summary: String,
+}
+
 /// A package with a newer version.
 #[derive(SimpleObject)]
 pub struct PackageUpgrade {
@@ -301,6 +319,29 @@ impl GqlMachine {
                 .map(|c| format!("command:{c}")),
         );
         Ok(out)
+    }
+    /// Its timeline, newest first: refreshes, actions, power changes and refused power
+    /// requests, with severity and actor (from the journal).
+    #[graphql(complexity = "super::LIST_FANOUT * child_complexity")]
+    async fn timeline(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+    ) -> async_graphql::Result<Vec<GqlTimelineEntry>> {
+        let node = self.node;
+        let first = usize::try_from(first).unwrap_or(0).min(500);
+        let rows = ctx.data::<Engine>()?.store().run(move |s| s.machine_timeline(node, first)).await.api()?;
+        Ok(rows
+            .into_iter()
+            .map(|t| GqlTimelineEntry {
+                event: ID(t.event.to_string()),
+                at: time(t.at_ms),
+                kind: t.kind.to_owned(),
+                severity: t.severity.as_str().to_owned(),
+                actor: t.actor,
+                summary: t.summary,
+            })
+            .collect())
     }
     /// Its refresh attempts, newest first.
     #[graphql(complexity = "super::LIST_FANOUT * child_complexity")]

@@ -250,4 +250,17 @@ async fn actions_through_the_api_their_log_route_and_a_crash_that_interrupts_wit
         json!([{"action": "upgrade", "status": "interrupted"}, {"action": "command:hello", "status": "succeeded"}]),
         "nothing runs twice"
     );
+    // The timeline tells it, newest first, with severities and actors.
+    let d = s.gql("{ machine(node: \"deb\") { timeline { kind severity actor summary } } }", json!({})).await;
+    let timeline = d["machine"]["timeline"].as_array().unwrap().clone();
+    let interrupted =
+        timeline.iter().find(|t| t["summary"].as_str().unwrap().starts_with("upgrade interrupted")).unwrap();
+    assert_eq!((&interrupted["kind"], &interrupted["severity"]), (&json!("action"), &json!("error")), "{timeline:?}");
+    assert!(
+        timeline
+            .iter()
+            .any(|t| t["summary"].as_str().unwrap().starts_with("command:hello succeeded") && t["actor"] == "lab-op"),
+        "{timeline:?}"
+    );
+    assert!(timeline.iter().any(|t| t["kind"] == "refresh" && t["actor"] == "wakehub"), "{timeline:?}");
 }
