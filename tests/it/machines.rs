@@ -224,6 +224,14 @@ async fn actions_run_one_at_a_time_with_their_log_result_and_report() {
     assert_eq!((artifact.bytes as usize, artifact.retention.as_str()), (content.len(), "failed"));
     assert_eq!(content, live.join("\n"));
     assert!(content.contains("@@ apt-get full-upgrade"), "{content}");
+    // What dpkg said joins the machine's messages.
+    let messages = e.store().machine_messages(upgrade.node, false).unwrap();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.message.text.starts_with("dpkg: error processing") && m.message.text.contains("demo-broken")),
+        "{messages:?}"
+    );
 
     // The machine was refreshed in the execution's turn, and the report says how it is:
     // demo-broken left, and dpkg stopped before configuring what it unpacked (so no reboot

@@ -287,6 +287,14 @@ impl Engine {
             }
         };
         let failure = failure.map(|(k, m)| (k.to_owned(), m));
+        // What the output says a person should read joins the machine's messages.
+        let found = actions::messages(&log);
+        if !found.is_empty() {
+            let (node, now) = (e.node, crate::store::now_ms());
+            if let Err(err) = self.record(move |tx| tx.merge_messages(node, &found, now)).await {
+                tracing::warn!(node = %name, "cannot keep the messages of an action: {err}");
+            }
+        }
         // What the machine is now: its state follows every action (still in the execution's
         // turn, so nothing else runs in between), and the report says it.
         let after = match self.refresh_now(topology, e.node, RefreshOptions::default(), "wakehub").await {

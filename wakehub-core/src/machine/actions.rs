@@ -300,6 +300,30 @@ pub fn report(
     out
 }
 
+/// What an action's output says that a person should read: apt's errors, warnings and
+/// announced major changes, dpkg's failures, Docker's warnings.
+pub fn messages(log: &str) -> Vec<super::Message> {
+    use super::snapshot::{Message, Severity};
+    let mut out: Vec<Message> = log
+        .lines()
+        .filter(|l| !l.contains("Could not get lock"))
+        .filter_map(|l| {
+            super::parse::apt_message(l).or_else(|| {
+                let t = l.trim();
+                t.strip_prefix("WARNING: ")
+                    .map(|w| Message::new("docker", "warning", Severity::Warning, None, w))
+                    .or_else(|| {
+                        t.starts_with("dpkg: error processing ")
+                            .then(|| Message::new("apt", "error", Severity::Error, None, t))
+                    })
+            })
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// `log` without any occurrence of the `secrets` (replaced by `[redacted]`).
 pub fn redact(log: &str, secrets: &[&str]) -> String {
     let mut out = log.to_owned();
@@ -378,6 +402,10 @@ E: Sub-process /usr/bin/dpkg returned an error code (1)
             read_output(&MachineAction::Upgrade, "Unpacking a (1) over (0) ...\n", None).1.map(|f| f.0),
             Some("connection_lost")
         );
+        let found = messages(log);
+        assert!(found.iter().any(|m| m.text.starts_with("dpkg: error processing archive")), "{found:?}");
+        assert!(found.iter().any(|m| m.text.starts_with("Failed to fetch file:/srv/missing")), "{found:?}");
+        assert!(!found.iter().any(|m| m.text.contains("Could not get lock")), "a wait is not a failure: {found:?}");
         let prune = "Deleted Images:\nuntagged: x\n\nTotal reclaimed space: 1.5GB\n";
         assert_eq!(read_output(&MachineAction::DockerPrune, prune, Some(0)).0.reclaimed_bytes, Some(1_500_000_000));
     }

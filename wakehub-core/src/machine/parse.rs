@@ -308,6 +308,32 @@ pub(crate) fn security_archive(archive: &str) -> bool {
     suite.ends_with("-security") || label.to_ascii_lowercase().contains("security")
 }
 
+/// What one line apt printed means for a person, if anything: an `E:` or `W:` line (an
+/// error or a warning), or an `N:` notice that a release changes its suite or codename
+/// (`stable` → `oldstable`: a major upgrade announced).
+pub(crate) fn apt_message(line: &str) -> Option<Message> {
+    let line = line.trim();
+    let (severity, text) = match line.split_once(": ") {
+        Some(("E", t)) => (Severity::Error, t),
+        Some(("W", t)) => (Severity::Warning, t),
+        Some(("N", t)) => (Severity::Info, t),
+        _ => return None,
+    };
+    if text.starts_with("Some index files failed to download") {
+        return None;
+    }
+    let future = text.contains("changed its 'Suite' value") || text.contains("changed its 'Codename' value");
+    let category = if future {
+        "future-major-change"
+    } else if severity == Severity::Error {
+        "error"
+    } else {
+        "warning"
+    };
+    (severity != Severity::Info || future)
+        .then(|| Message::new("apt", category, severity.max(Severity::Warning), None, text))
+}
+
 fn apt(sections: &BTreeMap<String, Section>, messages: &mut Vec<Message>) -> Apt {
     let empty = Section::default();
     let get = |name: &str| sections.get(name).unwrap_or(&empty);
@@ -320,30 +346,11 @@ fn apt(sections: &BTreeMap<String, Section>, messages: &mut Vec<Message>) -> Apt
         if line.contains("Could not get lock") || line.contains("Unable to lock") {
             a.locked = true;
         }
-        let (severity, text) = match line.split_once(": ") {
-            Some(("E", t)) => (Severity::Error, t),
-            Some(("W", t)) => (Severity::Warning, t),
-            Some(("N", t)) => (Severity::Info, t),
-            _ => continue,
-        };
-        if text.starts_with("Some index files failed to download") {
-            continue;
-        }
-        // A release that changes its suite or codename (stable → oldstable) is a major
-        // upgrade announced: say so rather than bury it.
-        let future = text.contains("changed its 'Suite' value") || text.contains("changed its 'Codename' value");
-        let category = if future {
-            "future-major-change"
-        } else if severity == Severity::Error {
-            "error"
-        } else {
-            "warning"
-        };
-        if severity != Severity::Info || future {
-            if severity >= Severity::Warning && !future {
-                a.source_errors.push(text.to_owned());
+        if let Some(m) = apt_message(line) {
+            if m.category != "future-major-change" {
+                a.source_errors.push(line.split_once(": ").map_or(line, |(_, t)| t).to_owned());
             }
-            messages.push(Message::new("apt", category, severity.max(Severity::Warning), None, text));
+            messages.push(m);
         }
     }
     if a.locked {

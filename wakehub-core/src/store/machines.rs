@@ -432,6 +432,18 @@ fn severity(s: &str) -> Severity {
     }
 }
 
+impl JournalTx<'_> {
+    /// Merges messages found in an action's output into `node`'s messages; returns how
+    /// many are new.
+    pub fn merge_messages(&mut self, node: NodeId, messages: &[Message], now: i64) -> Result<usize, StoreError> {
+        let mut new = 0;
+        for m in messages {
+            new += merge_message(self.tx, node, m, now)?;
+        }
+        Ok(new)
+    }
+}
+
 impl Store {
     /// A machine's state (the cache), if it was ever refreshed.
     pub fn machine_state(&self, node: NodeId) -> Result<Option<MachineState>, StoreError> {
