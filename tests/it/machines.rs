@@ -84,23 +84,7 @@ async fn a_changed_host_key_a_wrong_password_and_a_held_apt_lock_are_each_report
 
     // Another apt holds the lists' lock (a real fcntl lock, as apt takes it): the refresh
     // answers from the lists as they are and says why they were not refreshed.
-    let holder = machine
-        .chrooted_command(
-            "/usr/bin/perl",
-            &[
-                "-e",
-                "use Fcntl; open(my $f, '>>', '/var/lib/apt/lists/lock') or die; \
-                 my $l = pack('s s x4 q q i x4', F_WRLCK, 0, 0, 0, 0); fcntl($f, F_SETLK, $l) or die \"lock: $!\"; \
-                 print \"locked\\n\"; $| = 1; sleep 60;",
-            ],
-        )
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut holder = scopeguard(holder);
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.0.stdout.take().unwrap()), &mut line).unwrap();
-    assert_eq!(line.trim(), "locked");
+    let holder = hold_lock(&machine, "/var/lib/apt/lists/lock", 60);
     let r = e.refresh_machine("deb", RefreshOptions::default(), "alice").await.unwrap();
     assert_eq!(r.refresh.outcome, RefreshOutcome::Ok);
     let snap = e.store().latest_snapshot(r.refresh.node).unwrap().unwrap().snapshot;
@@ -122,18 +106,29 @@ async fn a_changed_host_key_a_wrong_password_and_a_held_apt_lock_are_each_report
     assert_eq!(r.state.updates, 5);
 }
 
+/// A process inside `machine` holding an fcntl write lock on `path` (as apt and dpkg take
+/// theirs) for `secs` seconds, once it has it; killed on drop.
+pub(crate) fn hold_lock(machine: &DebianMachine, path: &str, secs: u32) -> Guard {
+    let script = format!(
+        "use Fcntl; open(my $f, '>>', '{path}') or die; my $l = pack('s s x4 q q i x4', F_WRLCK, 0, 0, 0, 0); \
+         fcntl($f, F_SETLK, $l) or die \"lock: $!\"; print \"locked\\n\"; $| = 1; sleep {secs};"
+    );
+    let child = machine.chrooted_command("/usr/bin/perl", &["-e", &script]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut holder = Guard(child);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.0.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    holder
+}
+
 /// Kills a child on drop.
-struct Guard(std::process::Child);
+pub(crate) struct Guard(std::process::Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn scopeguard(child: std::process::Child) -> Guard {
-    Guard(child)
 }
 
 /// Waits until execution `id` ends.
@@ -279,22 +274,7 @@ async fn a_running_upgrade_is_never_cut_short_by_a_stop_or_overlapped_by_a_refre
     let machine = DebianMachine::start();
     let e = engine(&machine.node("deb", ""));
     // Another dpkg holds its lock for a few seconds: the upgrade waits for it (running).
-    let holder = machine
-        .chrooted_command(
-            "/usr/bin/perl",
-            &[
-                "-e",
-                "use Fcntl; open(my $f, '>>', '/var/lib/dpkg/lock-frontend') or die; \
-                 my $l = pack('s s x4 q q i x4', F_WRLCK, 0, 0, 0, 0); fcntl($f, F_SETLK, $l) or die \"lock: $!\"; \
-                 print \"locked\\n\"; $| = 1; sleep 4;",
-            ],
-        )
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut holder = scopeguard(holder);
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.0.stdout.take().unwrap()), &mut line).unwrap();
+    let holder = hold_lock(&machine, "/var/lib/dpkg/lock-frontend", 4);
     let upgrade = e.run_action("deb", "upgrade", "manual", "alice").await.unwrap();
     while e.store().execution(upgrade.id).unwrap().unwrap().status == ExecutionStatus::Queued {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -13,10 +13,10 @@ use tokio::sync::broadcast;
 use crate::connector::transport::ssh::{SshEndpoint, ssh_stream};
 use crate::connector::{ConnectorError, ErrorCode, Target};
 use crate::machine::actions::{self, MachineAction, Privilege};
-use crate::model::{NodeId, NodeRef, NodeState, PowerState, Refusal};
+use crate::model::{NodeId, NodeRef, PowerState, Refusal};
 use crate::store::{ExecutionRecord, ExecutionStatus, Finished};
 
-use super::machines::{RefreshOptions, is_machine};
+use super::machines::{RefreshOptions, machine_of};
 use super::{Engine, EngineError};
 
 /// How long a claim holds before it must be renewed.
@@ -60,18 +60,8 @@ impl Engine {
         actor: &str,
     ) -> Result<ExecutionRecord, EngineError> {
         let topology = self.inner.store.run(|s| s.topology_shared()).await?;
-        let node = topology.find(&node.into())?;
+        let node = machine_of(&topology, &node.into())?;
         let (id, name) = (node.id, node.spec.name.clone());
-        if node.spec.state != NodeState::Configured {
-            return Err(Refusal::invalid(format!("`{name}` is discovered but not configured; adopt it first")).into());
-        }
-        if !is_machine(&node.spec.connector) {
-            return Err(Refusal::invalid(format!(
-                "`{name}` is not a machine WakeHub can reach over SSH: its connector table needs `host` and \
-                 `ssh_password` or `ssh_private_key`"
-            ))
-            .into());
-        }
         if !matches!(mode, "manual" | "scheduled" | "maintenance") {
             return Err(Refusal::invalid(format!("mode `{mode}` is manual, scheduled or maintenance")).into());
         }

@@ -23,6 +23,26 @@ impl RefreshOptions {
     }
 }
 
+/// The configured machine `node` names, or why it is none (`NOT_FOUND`, `VALIDATION`).
+pub(super) fn machine_of<'a>(
+    topology: &'a crate::model::Topology,
+    node: &NodeRef,
+) -> Result<&'a crate::model::Node, EngineError> {
+    let node = topology.find(node)?;
+    let name = &node.spec.name;
+    if node.spec.state != NodeState::Configured {
+        return Err(Refusal::invalid(format!("`{name}` is discovered but not configured; adopt it first")).into());
+    }
+    if !is_machine(&node.spec.connector) {
+        return Err(Refusal::invalid(format!(
+            "`{name}` is not a machine WakeHub can reach over SSH: its connector table needs `host` and \
+             `ssh_password` or `ssh_private_key`"
+        ))
+        .into());
+    }
+    Ok(node)
+}
+
 /// Whether WakeHub can reach a node over SSH with its own table: a `host`, and an
 /// `ssh_password` or `ssh_private_key`.
 pub fn is_machine(connector: &ConnectorConfig) -> bool {
@@ -47,18 +67,8 @@ impl Engine {
         actor: &str,
     ) -> Result<RecordedRefresh, EngineError> {
         let topology = self.inner.store.run(|s| s.topology_shared()).await?;
-        let node = topology.find(&node.into())?;
+        let node = machine_of(&topology, &node.into())?;
         let (id, name) = (node.id, node.spec.name.clone());
-        if node.spec.state != NodeState::Configured {
-            return Err(Refusal::invalid(format!("`{name}` is discovered but not configured; adopt it first")).into());
-        }
-        if !is_machine(&node.spec.connector) {
-            return Err(Refusal::invalid(format!(
-                "`{name}` is not a machine WakeHub can reach over SSH: its connector table needs `host` and \
-                 `ssh_password` or `ssh_private_key`"
-            ))
-            .into());
-        }
         if self.busy().contains(&id) {
             return Err(Refusal::conflict(format!(
                 "`{name}` has a power operation in flight; refresh it once it is done"
