@@ -319,6 +319,18 @@ fn load_with(file: &Path, plugins: &plugins::Loaded) -> anyhow::Result<Result<To
     }
 }
 
+/// The engine of a one-shot command over `file`, or `None` when the file is refused (its
+/// problems are printed: the command exits 1).
+fn one_shot_engine(file: &Path, concurrency: usize, plugins: &plugins::Loaded) -> anyhow::Result<Option<Engine>> {
+    match load_with(file, plugins)? {
+        Ok(topology) => Ok(Some(engine_for(&topology, concurrency, plugins)?)),
+        Err(message) => {
+            eprintln!("error: {message}");
+            Ok(None)
+        }
+    }
+}
+
 fn check(file: &Path, plugins: &plugins::OneShotOptions) -> anyhow::Result<ExitCode> {
     match load_with(file, &plugins.load()?)? {
         Ok(topology) => {
@@ -348,14 +360,7 @@ fn engine_for(topology: &Topology, concurrency: usize, plugins: &plugins::Loaded
 /// refresh failed (its code and message on stderr), 2 on a bad request.
 async fn refresh(file: &Path, node: &str, hardware: bool, json: bool) -> anyhow::Result<ExitCode> {
     let plugins = plugins::Loaded::default();
-    let topology = match load_with(file, &plugins)? {
-        Ok(t) => t,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Ok(ExitCode::from(1));
-        }
-    };
-    let engine = engine_for(&topology, 4, &plugins)?;
+    let Some(engine) = one_shot_engine(file, 4, &plugins)? else { return Ok(ExitCode::from(1)) };
     let options = wakehub_core::engine::RefreshOptions::default().with_hardware(hardware);
     let r = engine.refresh_machine(node, options, "cli").await?;
     let snapshot = match r.snapshot {
@@ -394,14 +399,7 @@ async fn refresh(file: &Path, node: &str, hardware: bool, json: bool) -> anyhow:
 async fn action_run(file: &Path, node: &str, action: &str) -> anyhow::Result<ExitCode> {
     use wakehub_core::engine::LogLine;
     let plugins = plugins::Loaded::default();
-    let topology = match load_with(file, &plugins)? {
-        Ok(t) => t,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Ok(ExitCode::from(1));
-        }
-    };
-    let engine = engine_for(&topology, 4, &plugins)?;
+    let Some(engine) = one_shot_engine(file, 4, &plugins)? else { return Ok(ExitCode::from(1)) };
     let queued = engine.run_action(node, action, "manual", "cli").await?;
     // Follow its log live from the moment it runs.
     let mut rx = loop {
@@ -455,14 +453,7 @@ async fn plan(
     plugins: &plugins::OneShotOptions,
 ) -> anyhow::Result<ExitCode> {
     let plugins = plugins.load()?;
-    let topology = match load_with(file, &plugins)? {
-        Ok(t) => t,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Ok(ExitCode::from(1));
-        }
-    };
-    let engine = engine_for(&topology, 4, &plugins)?;
+    let Some(engine) = one_shot_engine(file, 4, &plugins)? else { return Ok(ExitCode::from(1)) };
     let stored = engine.store().topology()?;
     let Some(target) = stored.by_name(node) else { bail!("unknown node `{node}` in {}", file.display()) };
     let plan = engine.plan(target.id, action).await?;
@@ -482,14 +473,7 @@ async fn cascade(
     plugins: &plugins::OneShotOptions,
 ) -> anyhow::Result<ExitCode> {
     let plugins = plugins.load()?;
-    let topology = match load_with(file, &plugins)? {
-        Ok(t) => t,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Ok(ExitCode::from(1));
-        }
-    };
-    let engine = engine_for(&topology, concurrency, &plugins)?;
+    let Some(engine) = one_shot_engine(file, concurrency, &plugins)? else { return Ok(ExitCode::from(1)) };
     let stored = engine.store().topology()?;
     let Some(target) = stored.by_name(node) else { bail!("unknown node `{node}` in {}", file.display()) };
     let plan = engine.plan(target.id, action).await?;
