@@ -310,11 +310,30 @@ pub enum EventKind {
         /// Who asked.
         actor: String,
     },
+    /// `maintenance`: a step of a maintenance run (its beginning, a machine woken,
+    /// upgraded, rebooted, put back…, its end).
+    Maintenance {
+        /// The run.
+        run: i64,
+        /// Its window (none: an ad-hoc selection).
+        window: Option<String>,
+        /// `plan`, `wake`, `refresh`, `upgrade`, `stop-guests`, `reboot`, `start-guests`,
+        /// `verify`, `restore`, `done`.
+        phase: String,
+        /// The machine (or node) the step is about.
+        node: Option<NodeId>,
+        /// Its name.
+        name: Option<String>,
+        /// `running`, `done`, `skipped`, `failed`; for `done`, the run's status.
+        status: String,
+        /// What happened, for people.
+        message: String,
+    },
 }
 
 impl EventKind {
     /// Every kind's name, as [`EventKind::name`] gives it.
-    pub const NAMES: [&'static str; 13] = [
+    pub const NAMES: [&'static str; 14] = [
         "status-change",
         "cascade-planned",
         "cascade-progress",
@@ -328,6 +347,7 @@ impl EventKind {
         "power-refused",
         "machine-refreshed",
         "machine-execution",
+        "maintenance",
     ];
 
     /// The kebab-case name (`status-change`, `cascade-progress`, …).
@@ -346,6 +366,7 @@ impl EventKind {
             EventKind::PowerRefused { .. } => "power-refused",
             EventKind::MachineRefreshed { .. } => "machine-refreshed",
             EventKind::MachineExecution { .. } => "machine-execution",
+            EventKind::Maintenance { .. } => "maintenance",
         }
     }
 
@@ -364,6 +385,7 @@ impl EventKind {
             | EventKind::PowerRefused { .. }
             | EventKind::MachineRefreshed { .. }
             | EventKind::MachineExecution { .. }
+            | EventKind::Maintenance { .. }
             | EventKind::HostDiscovered { .. } => None,
         }
     }
@@ -384,6 +406,7 @@ impl EventKind {
             | EventKind::MachineRefreshed { node, .. }
             | EventKind::MachineExecution { node, .. }
             | EventKind::HostDiscovered { node, .. } => Some(*node),
+            EventKind::Maintenance { node, .. } => *node,
         }
     }
 }

@@ -26,6 +26,8 @@ mod discovery;
 mod executions;
 #[cfg(feature = "wol-ssh")]
 mod machines;
+#[cfg(feature = "wol-ssh")]
+mod maintenance;
 mod observe;
 mod proposals;
 mod run;
@@ -35,6 +37,10 @@ mod subscribe;
 pub use executions::LogLine;
 #[cfg(feature = "wol-ssh")]
 pub use machines::{RefreshOptions, is_machine};
+#[cfg(feature = "wol-ssh")]
+pub use maintenance::{
+    CATCH_UP, MaintenancePlan, PlannedMachine, PlannedPackage, Selection, Skipped, describe_schedule, next_occurrence,
+};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -199,6 +205,9 @@ struct State {
     /// The live logs of running executions.
     #[cfg(feature = "wol-ssh")]
     logs: HashMap<i64, executions::LiveLog>,
+    /// Machines in a running maintenance, with its run (0 while the run is being recorded).
+    #[cfg(feature = "wol-ssh")]
+    maintenance: HashMap<NodeId, i64>,
 }
 
 struct Inner {

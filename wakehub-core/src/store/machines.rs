@@ -547,7 +547,7 @@ pub struct TimelineEntry {
     pub event: crate::model::EventId,
     /// When (ms since the epoch).
     pub at_ms: i64,
-    /// `refresh`, `action` or `power`.
+    /// `refresh`, `action`, `power` or `maintenance`.
     pub kind: &'static str,
     /// How much it matters.
     pub severity: Severity,
@@ -558,7 +558,8 @@ pub struct TimelineEntry {
 }
 
 /// The machine-related journal kinds a timeline reads.
-const TIMELINE_KINDS: [&str; 4] = ["machine-refreshed", "machine-execution", "status-change", "power-refused"];
+const TIMELINE_KINDS: [&str; 5] =
+    ["machine-refreshed", "machine-execution", "status-change", "power-refused", "maintenance"];
 
 fn timeline_entry(e: crate::events::Event) -> Option<TimelineEntry> {
     let (kind, severity, actor, summary) = match e.kind {
@@ -585,6 +586,10 @@ fn timeline_entry(e: crate::events::Event) -> Option<TimelineEntry> {
             Some(actor.clone()),
             format!("{} refused to {actor} ({})", action.as_str(), code.as_str()),
         ),
+        EventKind::Maintenance { run, phase, status, message, .. } => {
+            let severity = if status == "failed" { Severity::Error } else { Severity::Info };
+            ("maintenance", severity, None, format!("maintenance run {run}, {phase}: {message}"))
+        }
         _ => return None,
     };
     Some(TimelineEntry { event: e.id, at_ms: e.at_ms, kind, severity, actor, summary })

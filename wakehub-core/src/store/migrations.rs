@@ -280,6 +280,43 @@ pub(super) const MIGRATIONS: &[&str] = &[
         delete_reason TEXT
     ) STRICT;
     "#,
+    // 13: maintenance windows (machines by name or tag, an optional cron schedule) and their
+    // runs: the plan followed, each step taken, the report.
+    r#"
+    CREATE TABLE maintenance_windows (
+        name          TEXT PRIMARY KEY,
+        nodes         TEXT NOT NULL,
+        tags          TEXT NOT NULL,
+        schedule      TEXT,
+        timezone      TEXT,
+        enabled       INTEGER NOT NULL,
+        updated_by    TEXT NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        last_fired_at INTEGER
+    ) STRICT;
+    CREATE TABLE maintenance_runs (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        window_name TEXT,
+        mode        TEXT NOT NULL CHECK (mode IN ('manual', 'scheduled')),
+        actor       TEXT NOT NULL,
+        status      TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'attention', 'interrupted')),
+        started_at  INTEGER NOT NULL,
+        finished_at INTEGER,
+        plan        TEXT NOT NULL,
+        report      TEXT
+    ) STRICT;
+    CREATE INDEX maintenance_runs_window ON maintenance_runs (window_name, id);
+    CREATE TABLE maintenance_steps (
+        run_id  INTEGER NOT NULL REFERENCES maintenance_runs(id) ON DELETE CASCADE,
+        seq     INTEGER NOT NULL,
+        at      INTEGER NOT NULL,
+        phase   TEXT NOT NULL,
+        node    TEXT,
+        status  TEXT NOT NULL,
+        message TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

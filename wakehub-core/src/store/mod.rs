@@ -9,6 +9,7 @@ mod discovery;
 mod executions;
 mod journal;
 mod machines;
+mod maintenance;
 mod migrations;
 mod nodes;
 mod payload;
@@ -30,6 +31,7 @@ pub use machines::{
     MachineState, MessageRecord, RecordedRefresh, RefreshOutcome, RefreshRecord, RefreshResult, SnapshotRecord,
     TimelineEntry,
 };
+pub use maintenance::{MaintenanceRunRecord, MaintenanceStep, MaintenanceWindow, RunStatus, check_window_name};
 pub use migrations::SCHEMA_VERSION;
 pub use nodes::ImportSummary;
 pub use tokens::TokenRecord;

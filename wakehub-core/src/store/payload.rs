@@ -65,6 +65,10 @@ pub(super) fn encode(kind: &EventKind) -> Value {
             "node": node.get(), "name": name, "execution": execution, "action": action, "status": status,
             "error_kind": error_kind, "actor": actor
         }),
+        EventKind::Maintenance { run, window, phase, node, name, status, message } => json!({
+            "run": run, "window": window, "phase": phase, "node": node.map(|n| n.get()), "name": name,
+            "status": status, "message": message
+        }),
     }
 }
 
@@ -194,6 +198,15 @@ pub(super) fn decode(kind: &str, payload: &str) -> Option<EventKind> {
             status: text(&v, "status")?,
             error_kind: v.get("error_kind").and_then(|c| c.as_str()).map(str::to_owned),
             actor: text(&v, "actor")?,
+        },
+        "maintenance" => EventKind::Maintenance {
+            run: int(&v, "run")?,
+            window: text(&v, "window"),
+            phase: text(&v, "phase")?,
+            node: node(),
+            name: text(&v, "name"),
+            status: text(&v, "status")?,
+            message: text(&v, "message")?,
         },
         _ => return None,
     })

@@ -239,6 +239,33 @@ pub struct MachineExecution {
     pub actor: String,
 }
 
+/// `maintenance`: a step of a maintenance run.
+#[derive(SimpleObject)]
+pub struct MaintenanceStep {
+    /// The run (`maintenance-run:N`).
+    pub run: ID,
+    /// Its window (none: an ad-hoc selection).
+    pub window: Option<String>,
+    /// `plan`, `wake`, `refresh`, `upgrade`, `stop-guests`, `reboot`, `start-guests`,
+    /// `verify`, `restore`, `done`.
+    pub phase: String,
+    /// The machine (or node) the step is about.
+    pub node: Option<ID>,
+    /// Its name.
+    pub name: Option<String>,
+    /// `running`, `done`, `skipped`, `failed`; for `done`, the run's status.
+    pub status: String,
+    /// What happened, for people.
+    pub message: String,
+}
+
+/// An event of a kind this API version does not describe (a newer library).
+#[derive(SimpleObject)]
+pub struct OtherEvent {
+    /// The event's kind.
+    pub kind: String,
+}
+
 /// What an event says.
 #[derive(Union)]
 pub enum EventPayload {
@@ -268,6 +295,10 @@ pub enum EventPayload {
     MachineRefreshed(MachineRefreshed),
     /// An action on a machine queued, begun or ended.
     MachineExecution(MachineExecution),
+    /// A step of a maintenance run.
+    MaintenanceStep(MaintenanceStep),
+    /// A kind this API version does not describe.
+    OtherEvent(OtherEvent),
 }
 
 fn id<T: std::fmt::Display>(v: T) -> ID {
@@ -287,9 +318,10 @@ impl GqlEvent {
     async fn at(&self) -> String {
         time(self.0.at_ms)
     }
-    /// `status-change`, `cascade-progress`, `cascade-complete`, `cascade-error`,
-    /// `shutdown-proposed`, `node-kept`, `proposal-resolved`, `capability-denied` or
-    /// `host-discovered`.
+    /// `status-change`, `cascade-planned`, `cascade-progress`, `cascade-complete`,
+    /// `cascade-error`, `shutdown-proposed`, `node-kept`, `proposal-resolved`,
+    /// `capability-denied`, `host-discovered`, `power-refused`, `machine-refreshed`,
+    /// `machine-execution` or `maintenance`.
     async fn kind(&self) -> &'static str {
         self.0.kind.name()
     }
@@ -437,11 +469,18 @@ impl GqlEvent {
                     actor: actor.clone(),
                 })
             }
-            _ => EventPayload::CascadeComplete(CascadeComplete {
-                cascade: id("unknown"),
-                node: id("unknown"),
-                action: GqlAction::Start,
-            }),
+            EventKind::Maintenance { run, window, phase, node, name, status, message } => {
+                EventPayload::MaintenanceStep(MaintenanceStep {
+                    run: ID(format!("maintenance-run:{run}")),
+                    window: window.clone(),
+                    phase: phase.clone(),
+                    node: node.map(id),
+                    name: name.clone(),
+                    status: status.clone(),
+                    message: message.clone(),
+                })
+            }
+            other => EventPayload::OtherEvent(OtherEvent { kind: other.name().to_owned() }),
         }
     }
 }
