@@ -288,3 +288,37 @@ async fn a_running_upgrade_is_never_cut_short_by_a_stop_or_overlapped_by_a_refre
     assert_eq!(upgrade.error_kind.as_deref(), Some("dpkg_error"), "it ran once the lock was free: {upgrade:?}");
     drop(holder);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_cut_mid_upgrade_is_recorded_as_lost_and_never_run_again() {
+    use wakehub_core::store::ExecutionStatus;
+    let mut machine = DebianMachine::start();
+    let e = engine(&machine.node("deb", ""));
+    // The upgrade is running (waiting for dpkg's lock) when the machine loses power.
+    let _holder = hold_lock(&machine, "/var/lib/dpkg/lock-frontend", 30);
+    let upgrade = e.run_action("deb", "upgrade", "manual", "alice").await.unwrap();
+    let (so_far, _rx) = loop {
+        let (lines, rx) = e.execution_log(upgrade.id);
+        if lines.iter().any(|l| l.contains("apt-get full-upgrade")) {
+            break (lines, rx);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(!so_far.is_empty());
+    machine.power_off();
+    let upgrade = finished(&e, upgrade.id).await;
+    assert_eq!(
+        (upgrade.status, upgrade.error_kind.as_deref()),
+        (ExecutionStatus::Failed, Some("connection_lost")),
+        "{upgrade:?}"
+    );
+    assert!(upgrade.report.as_deref().is_some_and(|r| r.contains("connection")), "{:?}", upgrade.report);
+    // Its log up to the cut is kept.
+    let (_, log) = e.store().artifact(upgrade.artifact.unwrap()).unwrap().unwrap();
+    assert!(String::from_utf8(log.unwrap()).unwrap().contains("@@ apt-get full-upgrade"));
+    // Nothing runs it again.
+    machine.boot();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(e.store().execution(upgrade.id).unwrap().unwrap().status, ExecutionStatus::Failed);
+    assert_eq!(e.store().executions(None, 10).unwrap().len(), 1);
+}

@@ -6,6 +6,7 @@ mod docker;
 mod e2e;
 mod lab;
 mod machines;
+mod maintenance;
 mod plugins;
 mod proxmox;
 /// The lab helpers the core's own tests use (one file, shared).

@@ -2,7 +2,8 @@
 //! machine, its own `sshd` run chrooted in a private mount and PID namespace (its own
 //! `/proc`, `/sys` read-only) on a loopback port, root logging in with a password, and a
 //! local apt repository whose packages make every case a refresh must read. Powering it
-//! off kills its sshd (and everything in its namespace); booting starts it again. Needs root.
+//! off kills its sshd (and everything in its namespace); booting starts it again — as a
+//! valid Wake-on-LAN packet for its MAC on its UDP port does. Needs root.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -38,6 +39,10 @@ pub struct DebianMachine {
     stop_watch: Arc<AtomicBool>,
     /// Its SSH port on 127.0.0.1.
     pub port: u16,
+    /// The UDP port on 127.0.0.1 where a magic packet for [`mac`](Self::mac) boots it.
+    pub wol_port: u16,
+    /// Its MAC address (one per machine).
+    pub mac: String,
 }
 
 /// `program` run inside the machine at `root`: a private mount and PID namespace where the
@@ -72,6 +77,57 @@ fn boot_sshd(dir: &Path, port: u16) -> Child {
     child
 }
 
+/// A machine's power button (see [`DebianMachine::power`]).
+#[derive(Debug, Clone)]
+pub struct Power {
+    sshd: Arc<Mutex<Option<Child>>>,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Power {
+    /// Boots the machine unless it is on.
+    pub fn boot(&self) {
+        boot_if_off(&self.sshd, &self.dir, self.port);
+    }
+
+    /// Powers it off (and empties its `/run`, as the next boot would).
+    pub fn power_off(&self) {
+        if self.is_on() {
+            kill(&self.sshd, self.port);
+            empty_run(&self.dir.join("root/run"));
+        }
+    }
+
+    /// Whether it is on.
+    pub fn is_on(&self) -> bool {
+        self.sshd.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+}
+
+/// Boots the machine at `dir` unless it is on.
+fn boot_if_off(sshd: &Mutex<Option<Child>>, dir: &Path, port: u16) {
+    let mut sshd = sshd.lock().unwrap_or_else(|e| e.into_inner());
+    if sshd.is_none() {
+        *sshd = Some(boot_sshd(dir, port));
+    }
+}
+
+/// Empties a machine's `/run` as a boot does, keeping `/run/sshd`.
+fn empty_run(run: &Path) {
+    for entry in std::fs::read_dir(run).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if entry.file_name() == "sshd" {
+            continue;
+        }
+        let _ = if path.is_dir() && !path.is_symlink() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+    }
+}
+
 fn kill(sshd: &Mutex<Option<Child>>, port: u16) {
     if let Some(mut c) = sshd.lock().unwrap_or_else(|e| e.into_inner()).take() {
         let _ = c.kill();
@@ -87,6 +143,14 @@ fn kill(sshd: &Mutex<Option<Child>>, port: u16) {
 /// The machine's reboot command (its `reboot_command`): it asks the harness, which powers
 /// the machine off, clears `/run` as a boot does, and boots it again a second later.
 pub const REBOOT_COMMAND: &str = "/usr/local/sbin/wakehub-test-reboot";
+/// The machine's power-off command (its `shutdown_command`): the harness powers it off.
+pub const SHUTDOWN_COMMAND: &str = "/usr/local/sbin/wakehub-test-poweroff";
+
+/// Whether `packet` is a magic packet for `mac`: six 0xff, then the MAC sixteen times (a
+/// SecureOn password may follow).
+fn is_magic_packet(packet: &[u8], mac: &[u8; 6]) -> bool {
+    packet.len() >= 102 && packet[..6] == [0xff; 6] && packet[6..102].chunks(6).all(|c| c == mac)
+}
 
 impl DebianMachine {
     /// Unpacks a fresh machine with a new host key, and boots it (its sshd answers). Its
@@ -98,37 +162,58 @@ impl DebianMachine {
         std::fs::create_dir_all(&root).unwrap();
         let out = Command::new("tar").arg("-C").arg(&root).arg("-xf").arg(&image).output().unwrap();
         assert!(out.status.success(), "unpack {}: {}", image.display(), String::from_utf8_lossy(&out.stderr));
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        udp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let port = free_port();
+        let mac_bytes = [0x02, 0, 0, 0, (port >> 8) as u8, port as u8];
         let m = DebianMachine {
             dir,
             sshd: Arc::new(Mutex::new(None)),
             stop_watch: Arc::new(AtomicBool::new(false)),
-            port: free_port(),
+            port,
+            wol_port: udp.local_addr().unwrap().port(),
+            mac: mac_bytes.map(|b| format!("{b:02x}")).join(":"),
         };
         m.run_ok(&format!(
             "ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && echo 'root:{ROOT_PASSWORD}' | chpasswd && \
-             printf '#!/bin/sh\\necho rebooting\\ntouch /run/wakehub-reboot\\n' > {REBOOT_COMMAND} && chmod 755 {REBOOT_COMMAND}"
+             printf '#!/bin/sh\\necho rebooting\\ntouch /run/wakehub-reboot\\n' > {REBOOT_COMMAND} && chmod 755 {REBOOT_COMMAND} && \
+             printf '#!/bin/sh\\necho powering off\\ntouch /run/wakehub-poweroff\\n' > {SHUTDOWN_COMMAND} && chmod 755 {SHUTDOWN_COMMAND}"
         ));
         let mut m = m;
         m.boot();
-        // The reboot watcher.
-        let (dir, sshd, stop, port) = (m.dir.path().to_owned(), m.sshd.clone(), m.stop_watch.clone(), m.port);
+        // The power watcher: the reboot and power-off commands' markers.
+        let (dir, sshd, stop) = (m.dir.path().to_owned(), m.sshd.clone(), m.stop_watch.clone());
         std::thread::spawn(move || {
-            let marker = dir.join("root/run/wakehub-reboot");
+            let (reboot, poweroff) = (dir.join("root/run/wakehub-reboot"), dir.join("root/run/wakehub-poweroff"));
             while !stop.load(Ordering::Relaxed) {
-                if marker.exists() {
+                let rebooting = reboot.exists();
+                if rebooting || poweroff.exists() {
                     std::thread::sleep(Duration::from_millis(200));
                     kill(&sshd, port);
-                    // A boot empties /run: the reboot flag goes with it.
-                    for f in ["run/wakehub-reboot", "run/reboot-required", "run/reboot-required.pkgs"] {
-                        let _ = std::fs::remove_file(dir.join("root").join(f));
+                    // A boot empties /run (sshd's privilege separation directory aside,
+                    // which its package makes again at boot).
+                    empty_run(&dir.join("root/run"));
+                    if rebooting {
+                        std::thread::sleep(Duration::from_secs(1));
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        boot_if_off(&sshd, &dir, port);
                     }
-                    std::thread::sleep(Duration::from_secs(1));
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    *sshd.lock().unwrap_or_else(|e| e.into_inner()) = Some(boot_sshd(&dir, port));
                 }
                 std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        // Its network card: a magic packet for its MAC boots it.
+        let (dir, sshd, stop) = (m.dir.path().to_owned(), m.sshd.clone(), m.stop_watch.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((n, _)) = udp.recv_from(&mut buf)
+                    && is_magic_packet(&buf[..n], &mac_bytes)
+                {
+                    boot_if_off(&sshd, &dir, port);
+                }
             }
         });
         m
@@ -158,20 +243,22 @@ impl DebianMachine {
 
     /// Boots it: its sshd listens on [`port`](Self::port) again.
     pub fn boot(&mut self) {
-        let mut sshd = self.sshd.lock().unwrap_or_else(|e| e.into_inner());
-        if sshd.is_none() {
-            *sshd = Some(boot_sshd(self.dir.path(), self.port));
-        }
+        self.power().boot();
     }
 
     /// Powers it off: its sshd and everything it started are killed.
     pub fn power_off(&mut self) {
-        kill(&self.sshd, self.port);
+        self.power().power_off();
     }
 
     /// Whether it is on.
     pub fn is_on(&self) -> bool {
-        self.sshd.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.power().is_on()
+    }
+
+    /// Its power button, for another thread (a hypervisor emulator's guest, say).
+    pub fn power(&self) -> Power {
+        Power { sshd: self.sshd.clone(), dir: self.dir.path().to_owned(), port: self.port }
     }
 
     /// A file of the machine (a path inside it).
@@ -180,13 +267,24 @@ impl DebianMachine {
     }
 
     /// The `[[node]]` table of this machine as a `wol-ssh` physical machine named `name`:
-    /// root's password, its port, its [`REBOOT_COMMAND`]; `extra` adds keys to its
-    /// connector table.
+    /// its MAC and Wake-on-LAN port, root's password, its SSH port, its [`REBOOT_COMMAND`]
+    /// and [`SHUTDOWN_COMMAND`]; `extra` adds keys to its connector table.
     pub fn node(&self, name: &str, extra: &str) -> String {
         format!(
             "[[node]]\nname = \"{name}\"\nkind = \"physical\"\nstart_timeout = \"60s\"\n[node.connector]\n\
-             type = \"wol-ssh\"\nmac = \"02:00:00:00:00:01\"\nbroadcast = \"127.255.255.255\"\nhost = \"127.0.0.1\"\n\
-             ssh_port = {}\nssh_user = \"root\"\nssh_password = \"{ROOT_PASSWORD}\"\nreboot_command = \"{REBOOT_COMMAND}\"\n{extra}\n",
+             type = \"wol-ssh\"\nmac = \"{}\"\nbroadcast = \"127.0.0.1\"\nwol_port = {}\n{}{extra}\n",
+            self.mac,
+            self.wol_port,
+            self.ssh_keys()
+        )
+    }
+
+    /// The connector keys that reach this machine over SSH (for a node of any kind):
+    /// `host`, `ssh_port`, root's password, its [`REBOOT_COMMAND`] and [`SHUTDOWN_COMMAND`].
+    pub fn ssh_keys(&self) -> String {
+        format!(
+            "host = \"127.0.0.1\"\nssh_port = {}\nssh_user = \"root\"\nssh_password = \"{ROOT_PASSWORD}\"\n\
+             reboot_command = \"{REBOOT_COMMAND}\"\nshutdown_command = \"{SHUTDOWN_COMMAND}\"\n",
             self.port
         )
     }

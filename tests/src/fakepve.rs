@@ -97,6 +97,58 @@ impl FakePve {
     }
 }
 
+/// A guest of the emulator made real: while it lives, a Debian machine is on exactly when
+/// the emulated guest is running and its host machine is on.
+#[derive(Debug)]
+pub struct Mirror {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakePve {
+    /// Mirrors guest `vmid` of node `pve1` onto `guest` (a [`DebianMachine`](crate::DebianMachine)'s
+    /// power), hosted by `host`: starting the guest through the API boots the machine, a
+    /// shutdown powers it off, and so does powering its host off.
+    pub fn mirror(&self, vmid: u32, guest: crate::Power, host: crate::Power) -> Mirror {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (url, cert, auth) = (
+            self.url.clone(),
+            self.cert.clone(),
+            format!("Authorization: PVEAPIToken={}={}", self.token_id, self.token_secret),
+        );
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                let out = Command::new("curl")
+                    .args(["-s", "--cacert", &cert, "-H", &auth])
+                    .arg(format!("{url}/api2/json/nodes/pve1/qemu/{vmid}/status/current"))
+                    .output();
+                let running = out
+                    .ok()
+                    .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+                    .map(|v| v["data"]["status"] == "running");
+                match running {
+                    Some(true) if host.is_on() => guest.boot(),
+                    Some(_) => guest.power_off(),
+                    None => {}
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        });
+        Mirror { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 impl Drop for FakePve {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -31,9 +31,9 @@ mod sushy;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use debian::{DebianMachine, REBOOT_COMMAND, ROOT_PASSWORD};
+pub use debian::{DebianMachine, Power, REBOOT_COMMAND, ROOT_PASSWORD, SHUTDOWN_COMMAND};
 pub use dockerd::{Dockerd, IMAGE};
-pub use fakepve::FakePve;
+pub use fakepve::{FakePve, Mirror};
 pub use homeassistant::HomeAssistant;
 pub use machine::Machine;
 pub use shelly::Shelly;

@@ -40,3 +40,19 @@ pub async fn probe_machine(target: &Target, hardware: bool) -> Result<Snapshot, 
         }
     }
 }
+
+/// Whether `target` rebooted since a reboot left `token` in
+/// [`REBOOT_MARKER`](crate::machine::actions::REBOOT_MARKER): it answers over SSH and the
+/// marker is gone (every boot empties `/run`). An error while it is down.
+pub async fn rebooted_since(target: &Target, token: &str) -> Result<bool, ConnectorError> {
+    let SshEndpoint { host, port, user, auth } = SshEndpoint::of(target)?;
+    let command = format!("cat {} 2>/dev/null; true", crate::machine::actions::REBOOT_MARKER);
+    let run = ssh_run(target, &host, port, &user, auth, &command, 4096);
+    let (code, output, _) = tokio::time::timeout(Duration::from_secs(15), run)
+        .await
+        .map_err(|_| ConnectorError::new(ErrorCode::Timeout, format!("{}: no answer", target.name)))??;
+    if code != Some(0) {
+        return Err(ConnectorError::new(ErrorCode::Unreachable, format!("{}: the session dropped", target.name)));
+    }
+    Ok(String::from_utf8_lossy(&output).trim() != token)
+}

@@ -14,7 +14,7 @@ pub mod proxmox;
 pub mod sim;
 pub(crate) mod transport;
 #[cfg(feature = "wol-ssh")]
-pub use machine::probe_machine;
+pub use machine::{probe_machine, rebooted_since};
 #[cfg(feature = "wol-ssh")]
 pub mod wol_ssh;
 

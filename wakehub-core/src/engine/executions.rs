@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 use crate::connector::transport::ssh::{SshEndpoint, ssh_stream};
-use crate::connector::{ConnectorError, ErrorCode, Target};
+use crate::connector::{ConnectorError, ErrorCode, Target, rebooted_since};
 use crate::machine::actions::{self, MachineAction, Privilege};
 use crate::model::{NodeId, NodeRef, PowerState, Refusal};
 use crate::store::{ExecutionRecord, ExecutionStatus, Finished};
@@ -100,9 +100,14 @@ impl Engine {
         self.record(move |tx| tx.cancel_execution(execution, &name, now)).await
     }
 
-    /// Marks executions a previous run left running `interrupted`, and starts the machines'
+    /// Marks maintenance runs and executions a previous run left running `interrupted` (never
+    /// run again; the actions a run had queued are cancelled), and starts the machines'
     /// queues again. Call once the runtime runs (the server does at start).
     pub async fn resume_executions(&self) -> Result<(), EngineError> {
+        let now = crate::store::now_ms();
+        for run in self.record(move |tx| tx.reclaim_maintenance_runs(now)).await? {
+            tracing::warn!(run = run.id, "a maintenance run the previous run left running is marked interrupted");
+        }
         let reclaimed = self.record(|tx| tx.reclaim_executions(i64::MAX)).await?;
         for e in &reclaimed {
             tracing::warn!(execution = e.id, action = %e.action, "an execution the previous run left running is marked interrupted");
@@ -320,7 +325,7 @@ impl Engine {
         };
         let command = action.command_key().and_then(|k| target.config.str(&k).map(str::to_owned));
         let reboot = target.config.str("reboot_command").map(str::to_owned);
-        let script = actions::script(action, privilege, command.as_deref(), reboot.as_deref());
+        let script = actions::script(action, privilege, command.as_deref(), reboot.as_deref(), &reboot_token(id));
         let stdin = match (privilege, &sudo_password) {
             (Privilege::SudoPassword, Some(p)) => Some(format!("{}\n", p.expose()).into_bytes()),
             _ => None,
@@ -361,28 +366,38 @@ impl Engine {
         if exit.is_some_and(|c| c != 0) {
             return Ok((exit, None));
         }
-        self.log_line(id, "@@ waiting for the machine to go down");
-        let Some(connector) = self.inner.connectors.get(&target.config.type_name) else {
-            return Ok((Some(0), None));
-        };
-        let until = Instant::now() + DOWN_TIMEOUT;
+        self.log_line(id, "@@ waiting for the machine to go down and come back");
+        let connector = self.inner.connectors.get(&target.config.type_name);
+        let went_down_by = Instant::now() + DOWN_TIMEOUT;
+        let until = went_down_by + target_start_timeout(self, target);
+        // Seen down: its SSH stopped answering, or its connector said it is off.
+        let (mut down, mut powered_off) = (false, false);
         loop {
-            if let Ok(Ok(PowerState::Off)) =
-                tokio::time::timeout(Duration::from_secs(5), connector.status(target)).await
-            {
-                break;
+            match rebooted_since(target, &reboot_token(id)).await {
+                Ok(true) => break,
+                // Its `/run` survived a power cycle the connector saw: it came back anyway.
+                Ok(false) if powered_off => {
+                    self.log_line(id, "@@ the reboot marker survived the power cycle (is /run not cleared at boot?)");
+                    break;
+                }
+                Ok(false) if !down && Instant::now() > went_down_by => {
+                    return Ok((
+                        Some(0),
+                        Some(("reboot_timeout", "the machine did not go down after the reboot".into())),
+                    ));
+                }
+                Ok(false) => {}
+                Err(_) if !down => {
+                    down = true;
+                    self.log_line(id, "@@ down; waiting for it to come back");
+                }
+                Err(_) => {}
             }
-            if Instant::now() > until {
-                return Ok((Some(0), Some(("reboot_timeout", "the machine did not go down after the reboot".into()))));
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        self.log_line(id, "@@ down; waiting for it to come back");
-        let until = Instant::now() + target_start_timeout(self, target);
-        loop {
-            if let Ok(Ok(PowerState::On)) = tokio::time::timeout(Duration::from_secs(5), connector.status(target)).await
-            {
-                break;
+            if !powered_off && let Some(c) = &connector {
+                powered_off = matches!(
+                    tokio::time::timeout(Duration::from_secs(5), c.status(target)).await,
+                    Ok(Ok(PowerState::Off))
+                );
             }
             if Instant::now() > until {
                 return Ok((
@@ -390,7 +405,7 @@ impl Engine {
                     Some(("reboot_timeout", "the machine did not come back after the reboot".into())),
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
         self.log_line(id, "@@ back");
         Ok((Some(0), None))
@@ -403,6 +418,11 @@ impl Engine {
             let _ = live.tx.send(LogLine::Line(line.to_owned()));
         }
     }
+}
+
+/// What execution `id`'s reboot writes to the machine's reboot marker.
+fn reboot_token(id: i64) -> String {
+    format!("wakehub-execution-{id}")
 }
 
 /// The machine's start timeout: how long a reboot may take to come back.

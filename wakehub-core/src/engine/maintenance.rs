@@ -398,9 +398,9 @@ impl Engine {
             });
         }
         let engine = self.clone();
-        let actor = format!("maintenance:{}", window.as_deref().unwrap_or("ad-hoc"));
-        let by = actor.clone();
         let run_id = run.id;
+        // What the run does is done by it: its cascades and executions name it.
+        let by = format!("maintenance-run:{run_id}");
         tokio::spawn(async move {
             let (status, report) = engine.maintain(run_id, plan, &by).await;
             let now = crate::store::now_ms();
@@ -696,7 +696,22 @@ impl Engine {
                 Ok(e) if e.status == ExecutionStatus::Succeeded => {
                     let msg = format!("{name} upgraded (execution:{})", e.id);
                     self.step(run, "upgrade", named.clone(), "done", msg).await;
-                    did.push(format!("upgraded {} package(s) (execution:{})", state.updates, e.id));
+                    let changed: Vec<String> = e
+                        .result
+                        .as_ref()
+                        .and_then(|r| r["changed"].as_array().cloned())
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|c| {
+                            let name = c["name"].as_str()?;
+                            Some(c["to"].as_str().map_or(format!("{name} removed"), |to| format!("{name} {to}")))
+                        })
+                        .collect();
+                    did.push(if changed.is_empty() {
+                        format!("upgraded (execution:{})", e.id)
+                    } else {
+                        format!("upgraded {} (execution:{})", changed.join(", "), e.id)
+                    });
                     reboot_required =
                         self.inner.store.machine_state(id).ok().flatten().is_some_and(|s| s.reboot_required);
                 }
@@ -782,7 +797,8 @@ impl Engine {
         }
         if !stopped.is_empty() {
             did.push(format!(
-                "its guests {} stopped for the reboot and started again",
+                "{} {} stopped for the reboot and started again",
+                if stopped.len() == 1 { "its guest" } else { "its guests" },
                 stopped.iter().map(|g| topology.name_of(*g)).collect::<Vec<_>>().join(", ")
             ));
         }

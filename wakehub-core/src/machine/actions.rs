@@ -94,10 +94,22 @@ fn as_root(privilege: Privilege, script: &str) -> String {
     }
 }
 
+/// Where a reboot leaves its marker: `/run` is emptied by every boot, so a machine that
+/// answers without the marker has rebooted — whatever its hypervisor says about its power
+/// (a guest rebooting inside stays "running" for Proxmox).
+pub const REBOOT_MARKER: &str = "/run/wakehub-rebooting";
+
 /// The command line an action runs (for `Reboot`, the reboot itself; the wait is the
 /// engine's). `command` is the operator's command for a `Command` action, `reboot` the
-/// node's reboot command if it set one.
-pub fn script(action: &MachineAction, privilege: Privilege, command: Option<&str>, reboot: Option<&str>) -> String {
+/// node's reboot command if it set one; `token` is written to [`REBOOT_MARKER`] before a
+/// reboot.
+pub fn script(
+    action: &MachineAction,
+    privilege: Privilege,
+    command: Option<&str>,
+    reboot: Option<&str>,
+    token: &str,
+) -> String {
     match action {
         MachineAction::Upgrade => as_root(
             privilege,
@@ -109,10 +121,14 @@ pub fn script(action: &MachineAction, privilege: Privilege, command: Option<&str
              exec apt-get -y -q -o DPkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confdef \
                   -o Dpkg::Options::=--force-confold \"$verb\"",
         ),
-        MachineAction::Reboot => match reboot {
-            Some(r) => format!("/bin/sh -c {}", shell_quote(r)),
-            None => as_root(privilege, "shutdown -r now"),
-        },
+        MachineAction::Reboot => as_root(
+            privilege,
+            &format!(
+                "printf '%s\\n' {} > {REBOOT_MARKER} || exit 1\n{}",
+                shell_quote(token),
+                reboot.unwrap_or("shutdown -r now")
+            ),
+        ),
         MachineAction::DockerPrune => as_root(privilege, "LC_ALL=C exec docker system prune -f"),
         MachineAction::Command(_) => format!("/bin/sh -c {}", shell_quote(command.unwrap_or("false"))),
     }
@@ -352,11 +368,20 @@ mod tests {
 
     #[test]
     fn scripts_get_root_the_way_the_node_allows_and_quote_what_they_run() {
-        let s = script(&MachineAction::Upgrade, Privilege::SudoPassword, None, None);
+        let s = script(&MachineAction::Upgrade, Privilege::SudoPassword, None, None, "t");
         assert!(s.starts_with("sudo -S -p '' /bin/sh -c '"), "{s}");
         assert!(s.contains("full-upgrade") && s.contains("--force-confold"));
-        let s = script(&MachineAction::Command("x".into()), Privilege::Root, Some("echo 'hi'; date"), None);
+        let s = script(&MachineAction::Command("x".into()), Privilege::Root, Some("echo 'hi'; date"), None, "t");
         assert_eq!(s, r"/bin/sh -c 'echo '\''hi'\''; date'");
+        // A reboot leaves its marker (as root), then runs the node's reboot command.
+        let s = script(&MachineAction::Reboot, Privilege::SudoNoPassword, None, Some("/sbin/reboot"), "execution-7");
+        assert_eq!(
+            s,
+            r"sudo -n /bin/sh -c 'printf '\''%s\n'\'' '\''execution-7'\'' > /run/wakehub-rebooting || exit 1
+/sbin/reboot'"
+        );
+        let s = script(&MachineAction::Reboot, Privilege::Root, None, None, "x");
+        assert!(s.ends_with("shutdown -r now'"), "{s}");
     }
 
     #[test]

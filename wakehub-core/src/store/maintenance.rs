@@ -278,21 +278,24 @@ impl JournalTx<'_> {
             let mut stmt = self.tx.prepare("SELECT id FROM maintenance_runs WHERE status = 'running'").map_err(db)?;
             stmt.query_map([], |r| r.get(0)).map_err(db)?.collect::<Result<_, _>>().map_err(db)?
         };
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let queued: Vec<(i64, String)> = {
+            let mut stmt = self
+                .tx
+                .prepare(
+                    "SELECT e.id, n.name FROM machine_executions e JOIN nodes n ON n.id = e.node_id
+                     WHERE e.status = 'queued' AND e.mode = 'maintenance'",
+                )
+                .map_err(db)?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db)?.collect::<Result<_, _>>().map_err(db)?
+        };
+        for (e, name) in queued {
+            self.cancel_execution(e, &name, now)?;
+        }
         let mut out = Vec::new();
         for id in ids {
-            let queued: Vec<(i64, String)> = {
-                let mut stmt = self
-                    .tx
-                    .prepare(
-                        "SELECT e.id, n.name FROM machine_executions e JOIN nodes n ON n.id = e.node_id
-                         WHERE e.status = 'queued' AND e.mode = 'maintenance'",
-                    )
-                    .map_err(db)?;
-                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db)?.collect::<Result<_, _>>().map_err(db)?
-            };
-            for (e, name) in queued {
-                self.cancel_execution(e, &name, now)?;
-            }
             let plan = run(self.tx, id)?.map(|r| r.plan).unwrap_or_default();
             let woken: Vec<String> = plan["machines"]
                 .as_array()
