@@ -25,6 +25,43 @@ use std::sync::Arc;
 use futures::stream::BoxStream;
 
 pub use crate::model::{Action, ErrorCode, PowerState};
+
+/// Keys any node's table may carry for WakeHub to reach the machine it is over SSH (its
+/// state, its actions, maintenance), whatever powers it: `host`, `ssh_port`, `ssh_user`,
+/// `ssh_password` or `ssh_private_key` (with `ssh_passphrase`), `ssh_host_key`,
+/// `sudo_password`, and commands `NAME_command` (`reboot_command`, the operator's actions).
+pub const SSH_ACCESS_KEYS: [&str; 8] = [
+    "host",
+    "ssh_port",
+    "ssh_user",
+    "ssh_password",
+    "ssh_private_key",
+    "ssh_passphrase",
+    "ssh_host_key",
+    "sudo_password",
+];
+
+/// Checks `key` of `config` as one of the [`SSH_ACCESS_KEYS`] or a `NAME_command`: `None`
+/// when it is neither, else whether its value is right.
+pub(crate) fn check_ssh_access_key(config: &ConnectorConfig, key: &str) -> Option<Result<(), String>> {
+    if key.ends_with("_command") && key.len() > "_command".len() {
+        return Some(if config.str(key).is_none_or(|c| c.trim().is_empty()) {
+            Err(format!("`{key}` must be a command (a non-empty string)"))
+        } else {
+            Ok(())
+        });
+    }
+    if !SSH_ACCESS_KEYS.contains(&key) {
+        return None;
+    }
+    Some(match key {
+        "ssh_port" if config.int("ssh_port").is_none_or(|p| !(1..=65535).contains(&p)) => {
+            Err("`ssh_port` must be a port number (1 to 65535)".into())
+        }
+        "host" if config.str("host").is_none_or(|h| h.trim().is_empty()) => Err("`host` must be a host name".into()),
+        _ => Ok(()),
+    })
+}
 use crate::model::{
     Capability, ConfigValue, ConnectorConfig, Kind, NodeId, PluginKinds, SecretRef, Timeouts, Topology, is_command_key,
     is_endpoint_key, is_file_key, is_secret_key,

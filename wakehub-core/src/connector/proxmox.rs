@@ -437,40 +437,19 @@ impl Connector for ProxmoxConnector {
     }
 }
 
-/// Keys a guest's table may carry for WakeHub to reach the machine inside over SSH (its
-/// state, its actions, maintenance); an operator's action is `NAME_command`.
-const GUEST_SSH_KEYS: [&str; 8] = [
-    "host",
-    "ssh_port",
-    "ssh_user",
-    "ssh_password",
-    "ssh_private_key",
-    "ssh_passphrase",
-    "ssh_host_key",
-    "sudo_password",
-];
-
 fn validate(config: &ConnectorConfig) -> Result<(), String> {
     for key in config.settings.keys() {
-        let command = key.ends_with("_command") && key.len() > "_command".len();
-        if command {
-            if config.str(key).is_none_or(|c| c.trim().is_empty()) {
-                return Err(format!("proxmox: `{key}` must be a command (a non-empty string)"));
+        match crate::connector::check_ssh_access_key(config, key) {
+            Some(checked) => checked.map_err(|e| format!("proxmox: {e}"))?,
+            None if ["vmid", "stop", "force_stop", "shutdown_timeout_secs"].contains(&key.as_str()) => {}
+            None => {
+                return Err(format!(
+                    "proxmox: unknown key `{key}` (expected vmid, stop, force_stop, shutdown_timeout_secs; to reach \
+                     the guest over SSH: {}, reboot_command or an action `NAME_command`)",
+                    crate::connector::SSH_ACCESS_KEYS.join(", ")
+                ));
             }
-        } else if !["vmid", "stop", "force_stop", "shutdown_timeout_secs"].contains(&key.as_str())
-            && !GUEST_SSH_KEYS.contains(&key.as_str())
-        {
-            return Err(format!(
-                "proxmox: unknown key `{key}` (expected vmid, stop, force_stop, shutdown_timeout_secs; to reach the \
-                 guest over SSH: {}, reboot_command or an action `NAME_command`)",
-                GUEST_SSH_KEYS.join(", ")
-            ));
         }
-    }
-    if let Some(port) = config.settings.get("ssh_port")
-        && config.int("ssh_port").is_none_or(|p| !(1..=65535).contains(&p))
-    {
-        return Err(format!("proxmox: `ssh_port` is a port number, not {port:?}"));
     }
     if config.int("vmid").is_none_or(|v| v < 1) {
         return Err("proxmox: `vmid` (a positive number) is required".into());

@@ -100,9 +100,15 @@ fn parse(config: &ConnectorConfig) -> Result<SimConfig, String> {
             // Keys of an endpoint the node offers to its guests (`docker_host`, `proxmox_…`)
             // belong to that capability's connector, which validates them.
             (other, _) if other.starts_with("docker_") || other.starts_with("proxmox_") => {}
+            // A simulated machine may still be reached over SSH (its state, its actions).
+            (other, _) if let Some(checked) = crate::connector::check_ssh_access_key(config, other) => {
+                checked.map_err(|e| format!("sim: {e}"))?;
+            }
             (other, _) => {
                 return Err(format!(
-                    "sim: unknown key `{other}` (expected initially, start_delay_ms, stop_delay_ms, fail, guests)"
+                    "sim: unknown key `{other}` (expected initially, start_delay_ms, stop_delay_ms, fail, guests, or \
+                     the keys that reach a machine over SSH: {})",
+                    crate::connector::SSH_ACCESS_KEYS.join(", ")
                 ));
             }
         }

@@ -7,8 +7,9 @@
 //!
 //! Windows may carry a cron schedule (read in their time zone); [`Engine::fire_due_windows`]
 //! runs those whose time came. The rule for times missed while WakeHub was down: a window
-//! less than [`CATCH_UP`] late runs once when WakeHub is back; an older miss is skipped
-//! (and said in the log), never run hours after the time its owner chose.
+//! whose latest time is less than [`CATCH_UP`] ago runs once when WakeHub is back (however
+//! many times were missed); an older miss is skipped (and said in the log), never run hours
+//! after the time its owner chose.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -434,7 +435,10 @@ impl Engine {
             }
             let name = w.name.clone();
             self.record(move |tx| tx.window_fired(&name, now)).await?;
-            if now - due > CATCH_UP.as_millis() as i64 {
+            // Its latest time that came, if within the catch-up delay: one run for every
+            // time missed, never a run long after the time its owner chose.
+            let catch_up = now - CATCH_UP.as_millis() as i64;
+            if next_occurrence(cron, w.timezone.as_deref(), catch_up.max(since)).is_ok_and(|t| t > now) {
                 tracing::warn!(window = %w.name, "maintenance window skipped: its time passed while WakeHub was down");
                 continue;
             }

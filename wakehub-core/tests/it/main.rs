@@ -6,6 +6,7 @@ mod engine;
 mod layers;
 mod machine_probe;
 mod machine_state;
+mod maintenance;
 mod model;
 mod model_props;
 mod planner;
