@@ -40,6 +40,24 @@ pub struct Selection {
     pub tags: Vec<String>,
 }
 
+impl Selection {
+    /// The nodes it names (by name or tag) that exist, and the names that do not.
+    pub fn resolve(&self, topology: &Topology) -> (BTreeSet<NodeId>, Vec<String>) {
+        let mut found = BTreeSet::new();
+        let mut missing = Vec::new();
+        for name in &self.nodes {
+            match topology.by_name(name) {
+                Some(n) => {
+                    found.insert(n.id);
+                }
+                None => missing.push(name.clone()),
+            }
+        }
+        found.extend(topology.nodes().filter(|n| n.spec.tags.iter().any(|t| self.tags.contains(t))).map(|n| n.id));
+        (found, missing)
+    }
+}
+
 /// What a run would do, before it does it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -145,21 +163,9 @@ impl Engine {
     /// The machines `selection` names, ordered guests first, with their power now; and what
     /// it names that is not a machine.
     fn select_machines(&self, topology: &Topology, selection: &Selection) -> (Vec<Chosen>, Vec<Skipped>) {
-        let mut chosen = BTreeSet::new();
-        let mut skipped = Vec::new();
-        for name in &selection.nodes {
-            match topology.by_name(name) {
-                Some(n) => {
-                    chosen.insert(n.id);
-                }
-                None => skipped.push(Skipped { name: name.clone(), reason: "no such node".into() }),
-            }
-        }
-        for node in topology.nodes() {
-            if node.spec.tags.iter().any(|t| selection.tags.contains(t)) {
-                chosen.insert(node.id);
-            }
-        }
+        let (chosen, missing) = selection.resolve(topology);
+        let mut skipped: Vec<Skipped> =
+            missing.into_iter().map(|name| Skipped { name, reason: "no such node".into() }).collect();
         let machines: BTreeSet<NodeId> = chosen
             .into_iter()
             .filter(|id| {

@@ -241,7 +241,7 @@ pub struct MachineExecution {
 
 /// `maintenance`: a step of a maintenance run.
 #[derive(SimpleObject)]
-pub struct MaintenanceStep {
+pub struct MaintenanceProgress {
     /// The run (`maintenance-run:N`).
     pub run: ID,
     /// Its window (none: an ad-hoc selection).
@@ -296,7 +296,7 @@ pub enum EventPayload {
     /// An action on a machine queued, begun or ended.
     MachineExecution(MachineExecution),
     /// A step of a maintenance run.
-    MaintenanceStep(MaintenanceStep),
+    MaintenanceProgress(MaintenanceProgress),
     /// A kind this API version does not describe.
     OtherEvent(OtherEvent),
 }
@@ -470,7 +470,7 @@ impl GqlEvent {
                 })
             }
             EventKind::Maintenance { run, window, phase, node, name, status, message } => {
-                EventPayload::MaintenanceStep(MaintenanceStep {
+                EventPayload::MaintenanceProgress(MaintenanceProgress {
                     run: ID(format!("maintenance-run:{run}")),
                     window: window.clone(),
                     phase: phase.clone(),

@@ -21,6 +21,7 @@ mod error;
 mod events;
 mod links;
 mod machines;
+mod maintenance;
 mod nodes;
 mod plan;
 #[cfg(feature = "plugins")]
@@ -52,7 +53,7 @@ use wakehub_core::plugin::PluginHost;
     doc,
     doc = "The query root: the per-resource queries, merged. The merge order is the field order \
            of `Query` in the SDL (`schema.graphql`): node, nodes, cascade, cascades, events, plan, \
-           proposals, machine, plugins, runningCascades, me, users, tokens."
+           proposals, machine, maintenance (windows, plan, runs), plugins, runningCascades, me, users, tokens."
 )]
 #[cfg_attr(not(doc), allow(missing_docs))]
 pub struct Query(
@@ -62,6 +63,7 @@ pub struct Query(
     plan::PlanQuery,
     proposals::ProposalsQuery,
     machines::MachinesQuery,
+    maintenance::MaintenanceQuery,
     #[cfg(feature = "plugins")] plugins::PluginsQuery,
     cascades::RunningQuery,
     accounts::AccountsQuery,
@@ -73,7 +75,8 @@ pub struct Query(
     doc = "The mutation root: the per-resource mutations, merged. The merge order is the field \
            order of `Mutation` in the SDL: nodes (create, update, delete), discovery (discover, \
            adopt), links, cascades (start, stop, cancel, rerun), proposals, machines (refresh, \
-           acknowledge), plugins, topology (import, export), accounts (users, tokens)."
+           actions, acknowledge), maintenance (save, delete, run), plugins, topology (import, \
+           export), accounts (users, tokens)."
 )]
 #[cfg_attr(not(doc), allow(missing_docs))]
 pub struct Mutation(
@@ -83,6 +86,7 @@ pub struct Mutation(
     cascades::CascadesMutation,
     proposals::ProposalsMutation,
     machines::MachinesMutation,
+    maintenance::MaintenanceMutation,
     #[cfg(feature = "plugins")] plugins::PluginsMutation,
     topology::TopologyMutation,
     accounts::AccountsMutation,

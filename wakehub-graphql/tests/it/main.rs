@@ -8,6 +8,7 @@ mod discovery;
 mod exploits;
 mod gql_client;
 mod machines;
+mod maintenance;
 mod plugins;
 mod schema;
 mod support;

@@ -107,6 +107,22 @@ enum Command {
         /// The action.
         action: String,
     },
+    /// Maintain machines: wake what is asleep, refresh, upgrade (guests before their hosts),
+    /// reboot only what requires it, verify, and put each back to the power it had — showing
+    /// every step live, then the report. With `--plan`, only say what it would do.
+    Maintenance {
+        /// The topology file (TOML).
+        file: PathBuf,
+        /// Machines by name (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        nodes: Vec<String>,
+        /// Machines by tag (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        tags: Vec<String>,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        plan: bool,
+    },
     /// Run the WakeHub server: the GraphQL API over a SQLite store.
     Serve(serve::Options),
     /// Manage API tokens.
@@ -195,6 +211,9 @@ fn main() -> ExitCode {
         }
         Command::Action { file, node, action } => {
             runtime().and_then(|rt| rt.block_on(action_run(&file, &node, &action)))
+        }
+        Command::Maintenance { file, nodes, tags, plan } => {
+            runtime().and_then(|rt| rt.block_on(maintenance(&file, nodes, tags, plan)))
         }
         Command::Refresh { file, node, hardware, json } => {
             runtime().and_then(|rt| rt.block_on(refresh(&file, &node, hardware, json)))
@@ -392,6 +411,49 @@ async fn refresh(file: &Path, node: &str, hardware: bool, json: bool) -> anyhow:
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `wakehub maintenance FILE`: exit 0 when the run succeeded (or the plan was printed), 1
+/// when it needs attention, 2 on a bad request (its code on stderr).
+async fn maintenance(file: &Path, nodes: Vec<String>, tags: Vec<String>, plan_only: bool) -> anyhow::Result<ExitCode> {
+    use wakehub_core::engine::Selection;
+    use wakehub_core::store::RunStatus;
+    let plugins = plugins::Loaded::default();
+    let Some(engine) = one_shot_engine(file, 4, &plugins)? else { return Ok(ExitCode::from(1)) };
+    let selection = Selection { nodes, tags };
+    let refused = |e: wakehub_core::engine::EngineError| {
+        eprintln!("error: {e} ({})", e.code().as_str());
+        ExitCode::from(2)
+    };
+    let plan = match engine.plan_maintenance(&selection).await {
+        Ok(p) => p,
+        Err(e) => return Ok(refused(e)),
+    };
+    print!("{}", render::maintenance_plan(&plan));
+    if plan_only {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let run = match engine.run_maintenance(selection, None, "manual", "cli").await {
+        Ok(r) => r,
+        Err(e) => return Ok(refused(e)),
+    };
+    println!();
+    let mut shown = 0;
+    let done = loop {
+        let record = engine.store().maintenance_run(run.id)?.ok_or_else(|| anyhow::anyhow!("run vanished"))?;
+        let steps = engine.store().maintenance_steps(run.id)?;
+        for s in steps.iter().skip(shown) {
+            println!("{} {}: {}: {}", s.phase, s.node.as_deref().unwrap_or("-"), s.status, s.message);
+        }
+        shown = steps.len();
+        if record.status != RunStatus::Running {
+            break record;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!();
+    print!("{}", done.report.as_deref().unwrap_or_default());
+    Ok(if done.status == RunStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// `wakehub action FILE NODE ACTION`: exit 0 when it succeeded, 1 when it failed (its error

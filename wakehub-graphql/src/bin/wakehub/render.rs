@@ -217,3 +217,40 @@ pub fn machine(
     }
     out
 }
+
+/// A maintenance plan, for a terminal: the machines in the order they are upgraded, what
+/// each would upgrade (security first) and whether it reboots, what is woken, what is left
+/// alone, and the estimate.
+pub fn maintenance_plan(plan: &wakehub_core::engine::MaintenancePlan) -> String {
+    let mut out = String::new();
+    let packages: usize = plan.machines.iter().map(|m| m.packages.len()).sum();
+    let _ = writeln!(
+        out,
+        "Maintenance plan: {} machine(s), {packages} package(s) to upgrade, about {}",
+        plan.machines.len(),
+        short(std::time::Duration::from_secs(plan.estimate_secs))
+    );
+    if !plan.wake.is_empty() {
+        let _ = writeln!(out, "Wakes, then puts back to sleep: {}", plan.wake.join(", "));
+    }
+    for m in &plan.machines {
+        let host = m.host.as_deref().map(|h| format!(", on {h}")).unwrap_or_default();
+        let known = if m.known_at.is_some() { "" } else { ", never refreshed: refreshed first" };
+        let _ = writeln!(out, "  {} ({}{host}{known}): reboot {}", m.name, m.power_before, m.reboot);
+        for p in &m.packages {
+            let security = if p.security { " [security]" } else { "" };
+            let _ = writeln!(out, "    {} {} → {}{security}", p.name, p.installed, p.candidate);
+        }
+        if !m.held.is_empty() {
+            let _ = writeln!(out, "    held, left as they are: {}", m.held.join(", "));
+        }
+        for r in &m.reboot_reasons {
+            let _ = writeln!(out, "    reboot: {r}");
+        }
+        let _ = writeln!(out, "    estimate: {}", m.estimate_basis);
+    }
+    for s in &plan.skipped {
+        let _ = writeln!(out, "  {}: {}", s.name, s.reason);
+    }
+    out
+}

@@ -235,7 +235,8 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
 }
 
 /// Observes every node at start-up and then every 30 s, so statuses stay current and
-/// changes made outside WakeHub are journaled. Supervised: each round runs as its own task,
+/// changes made outside WakeHub are journaled; prunes the journal and action logs past their
+/// retention, and begins the maintenance windows whose time came. Supervised: each round runs as its own task,
 /// so a round that fails (or panics) is logged and the next one runs all the same.
 fn spawn_monitor(engine: Engine, discover_every: Duration, retention: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -270,6 +271,15 @@ fn spawn_monitor(engine: Engine, discover_every: Duration, retention: Duration) 
                                 Ok(0) => {}
                                 Ok(n) => tracing::info!(swept = n, "action logs past their retention deleted"),
                                 Err(e) => tracing::error!("cannot sweep action logs: {e}"),
+                            }
+                            // Maintenance windows whose time came (at most 30 s late).
+                            match engine.fire_due_windows().await {
+                                Ok(runs) => {
+                                    for r in runs {
+                                        tracing::info!(run = r.id, window = ?r.window, "scheduled maintenance began");
+                                    }
+                                }
+                                Err(e) => tracing::error!("cannot check the maintenance windows: {e}"),
                             }
                             if due {
                                 discover_all(&engine, &t).await;
