@@ -49,6 +49,7 @@ export function navigation(role: Role): NavItem[] {
     { href: '#/lab', label: 'Lab' },
     { href: '#/proposals', label: 'Proposals' },
     { href: '#/discovery', label: 'Discovery' },
+    { href: '#/maintenance', label: 'Maintenance' },
     { href: '#/journal', label: 'Journal' },
   ];
   if (canAdminister(role)) items.push({ href: '#/admin', label: 'Admin' });

@@ -22,6 +22,18 @@ describe('describeEvent', () => {
       'pve: 1 new guest(s) (lxc-101), 0 gone',
     );
   });
+
+  it('tells machine refreshes, actions and maintenance steps', () => {
+    const refreshed = { __typename: 'MachineRefreshed', name: 'pve', outcome: 'ok', updates: 4, securityUpdates: 1, rebootRequired: true, refreshCode: null, summary: '4 updates (1 security), reboot required', actor: 'alice' } as const;
+    expect(describeEvent(event({ kind: 'machine-refreshed', payload: refreshed }))).toBe('pve refreshed: 4 updates (1 security), reboot required');
+    expect(describeEvent(event({ kind: 'machine-refreshed', payload: { ...refreshed, outcome: 'failed', refreshCode: 'AUTH_FAILED' } }))).toBe('pve: refresh failed (AUTH_FAILED)');
+    expect(
+      describeEvent(event({ kind: 'machine-execution', payload: { __typename: 'MachineExecution', name: 'pve', execution: 'execution:3', machineAction: 'upgrade', executionStatus: 'failed', errorKind: 'apt_locked', actor: 'bob' } })),
+    ).toBe('upgrade on pve: failed (apt_locked)');
+    expect(
+      describeEvent(event({ kind: 'maintenance', payload: { __typename: 'MaintenanceProgress', run: 'maintenance-run:2', window: 'sunday', phase: 'reboot', machine: 'pve', runStatus: 'done', message: 'pve rebooted and back' } })),
+    ).toBe('maintenance-run:2: reboot pve done — pve rebooted and back');
+  });
 });
 
 describe('matches', () => {

@@ -5,6 +5,7 @@ import type { WakeEvent } from './types';
 export const EVENT_KINDS = [
   'status-change', 'cascade-progress', 'cascade-complete', 'cascade-error', 'shutdown-proposed',
   'node-kept', 'proposal-resolved', 'capability-denied', 'host-discovered', 'power-refused',
+  'machine-refreshed', 'machine-execution', 'maintenance',
 ] as const;
 
 export function describeEvent(event: WakeEvent): string {
@@ -32,6 +33,12 @@ export function describeEvent(event: WakeEvent): string {
       return `${p.name}: ${p.added.length} new guest(s)${p.added.length ? ` (${p.added.join(', ')})` : ''}, ${p.disappeared.length} gone`;
     case 'PowerRefused':
       return `${p.actor} may not ${p.action.toLowerCase()} ${p.name} (${p.code})`;
+    case 'MachineRefreshed':
+      return p.outcome === 'failed' ? `${p.name}: refresh failed (${p.refreshCode ?? 'error'})` : `${p.name} refreshed: ${p.summary}`;
+    case 'MachineExecution':
+      return `${p.machineAction} on ${p.name}: ${p.executionStatus}${p.errorKind ? ` (${p.errorKind})` : ''}`;
+    case 'MaintenanceProgress':
+      return `${p.run}: ${p.phase}${p.machine ? ` ${p.machine}` : ''} ${p.runStatus} — ${p.message}`;
   }
 }
 

@@ -26,6 +26,8 @@ const jellyfin: LabNode = {
   url: 'http://jellyfin.lab.home:8096',
   canPower: true,
   canEdit: true,
+  isMachine: false,
+  machine: null,
 };
 
 describe('groupByTag', () => {

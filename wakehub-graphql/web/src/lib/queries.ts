@@ -15,13 +15,17 @@ export const EVENT_FIELDS = `id at kind cascade node payload {
   ... on CapabilityDenied { name plugin what }
   ... on HostDiscovered { name added disappeared }
   ... on PowerRefused { name action actor code }
+  ... on MachineRefreshed { name outcome updates securityUpdates rebootRequired refreshCode: code summary actor }
+  ... on MachineExecution { name execution machineAction: action executionStatus: status errorKind actor }
+  ... on MaintenanceProgress { run window phase machine: name runStatus: status message }
 }`;
 
 /** Every field of a node the dashboard, lab and forms use. */
 export const NODE_FIELDS = `id name kind state status observedAt stale url canPower canEdit pinned
   confirmAutoShutdown stopWhenEmpty startTimeout stopTimeout
   readiness { kind target status } offers connector { type settings } tags
-  parent { id name } children { id name state } dependsOn { id name }`;
+  parent { id name } children { id name state } dependsOn { id name }
+  isMachine machine { summary updates securityUpdates rebootRequired asleep refreshedAt lastOutcome }`;
 
 export const NODES_QUERY = `query Nodes($pinned: Boolean) { nodes(pinned: $pinned) { ${NODE_FIELDS} } }`;
 
@@ -108,3 +112,38 @@ export const CREATE_TOKEN = `mutation CreateToken($name: String!, $role: String!
 }`;
 export const REVOKE_TOKEN = `mutation Revoke($id: ID!) { revokeToken(id: $id) { id revokedAt } }`;
 
+
+/** A machine's page: its state, updates (security first), actions, executions, timeline, messages. */
+export const MACHINE_QUERY = `query Machine($node: ID!) {
+  machine(node: $node) {
+    node actions
+    state { refreshedAt lastOutcome lastErrorCode lastError asleep summary os kernel updates securityUpdates keptBack held
+            aptProblems rebootRequired rebootReasons restarts diskWarnings fullestDiskPercent memoryPercent load1 running
+            dockerContainers dockerRunning }
+    upgrades { name installed candidate security keptBack held }
+    executions(first: 10) { id action mode actor status queuedAt startedAt finishedAt errorKind errorMessage report
+                            log { url bytes sha256 redacted retention expiresAt deletedAt } }
+    timeline(first: 30) { event at kind severity actor summary }
+    messages { id source severity text firstSeen lastSeen timesSeen }
+  }
+}`;
+export const REFRESH_MACHINE = `mutation Refresh($node: ID!) { refreshMachine(node: $node) { refresh { outcome errorCode errorMessage } } }`;
+export const RUN_ACTION = `mutation RunAction($node: ID!, $action: String!) { runAction(node: $node, action: $action) { id status } }`;
+export const ACKNOWLEDGE_MESSAGE = `mutation Ack($node: ID!, $message: ID!) { acknowledgeMachineMessage(node: $node, message: $message) }`;
+export const EXECUTION_LOG_SUBSCRIPTION = `subscription Log($execution: ID!) { executionLog(execution: $execution) }`;
+
+export const PLAN_FIELDS = `wake estimateSecs reboots packages skipped { name reason }
+  machines { name powerBefore host level knownAt updates securityUpdates reboot rebootReasons estimateSecs estimateBasis held
+             packages { name installed candidate security } }`;
+export const MAINTENANCE_QUERY = `query Maintenance {
+  maintenanceWindows { name nodes tags schedule scheduleDescription timezone nextRunAt enabled updatedBy updatedAt lastFiredAt }
+  maintenanceRuns(first: 20) { id window mode actor status startedAt finishedAt report steps { seq at phase node status message } }
+}`;
+export const MAINTENANCE_PLAN_QUERY = `query MaintenancePlan($window: String, $nodes: [String!]! = [], $tags: [String!]! = []) {
+  maintenancePlan(window: $window, nodes: $nodes, tags: $tags) { ${PLAN_FIELDS} }
+}`;
+export const SAVE_WINDOW = `mutation SaveWindow($input: MaintenanceWindowInput!) { saveMaintenanceWindow(input: $input) { name } }`;
+export const DELETE_WINDOW = `mutation DeleteWindow($name: String!) { deleteMaintenanceWindow(name: $name) }`;
+export const RUN_MAINTENANCE = `mutation RunMaintenance($window: String, $nodes: [String!]! = [], $tags: [String!]! = []) {
+  runMaintenance(window: $window, nodes: $nodes, tags: $tags) { id status }
+}`;

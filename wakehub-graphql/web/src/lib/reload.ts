@@ -20,6 +20,6 @@ export function coalesce(run: () => void, waitMs: number): { trigger: () => void
 }
 
 /** Events after which the lab's nodes (status, configuration, guests) may differ. */
-export const NODE_EVENT_KINDS = new Set(['status-change', 'cascade-complete', 'cascade-error', 'host-discovered']);
+export const NODE_EVENT_KINDS = new Set(['status-change', 'cascade-complete', 'cascade-error', 'host-discovered', 'machine-refreshed', 'machine-execution']);
 
 export const changesNodes = (event: WakeEvent) => NODE_EVENT_KINDS.has(event.kind);

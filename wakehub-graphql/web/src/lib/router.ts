@@ -9,6 +9,7 @@ export type Route =
   | { name: 'proposals' }
   | { name: 'discovery' }
   | { name: 'journal' }
+  | { name: 'maintenance' }
   | { name: 'admin' }
   | { name: 'login' }
   | { name: 'not-found'; path: string };
@@ -24,6 +25,7 @@ export function parseRoute(hash: string): Route {
     case 'proposals':
     case 'discovery':
     case 'journal':
+    case 'maintenance':
     case 'admin':
     case 'login':
       return rest.length ? { name: 'not-found', path } : { name: first };

@@ -60,6 +60,21 @@ export interface LabNode {
   url: string | null;
   canPower: boolean;
   canEdit: boolean;
+  /** WakeHub reaches it over SSH (its state, its actions, maintenance). */
+  isMachine: boolean;
+  /** Its state, once refreshed. */
+  machine: MachineSummary | null;
+}
+
+/** What a tile shows of a machine's state. */
+export interface MachineSummary {
+  summary: string;
+  updates: number;
+  securityUpdates: number;
+  rebootRequired: boolean;
+  asleep: boolean;
+  refreshedAt: string | null;
+  lastOutcome: string | null;
 }
 
 export interface NodeDetail extends LabNode {
@@ -145,7 +160,20 @@ export type EventPayload =
   | { __typename: 'ProposalResolved'; proposal: string; confirmed: boolean }
   | { __typename: 'CapabilityDenied'; name: string; plugin: string; what: string }
   | { __typename: 'HostDiscovered'; name: string; added: string[]; disappeared: string[] }
-  | { __typename: 'PowerRefused'; name: string; action: Action; actor: string; code: string };
+  | { __typename: 'PowerRefused'; name: string; action: Action; actor: string; code: string }
+  | {
+      __typename: 'MachineRefreshed';
+      name: string;
+      outcome: string;
+      updates: number;
+      securityUpdates: number;
+      rebootRequired: boolean;
+      refreshCode: string | null;
+      summary: string;
+      actor: string;
+    }
+  | { __typename: 'MachineExecution'; name: string; execution: string; machineAction: string; executionStatus: string; errorKind: string | null; actor: string }
+  | { __typename: 'MaintenanceProgress'; run: string; window: string | null; phase: string; machine: string | null; runStatus: string; message: string };
 
 export interface WakeEvent {
   id: string;
@@ -185,4 +213,106 @@ export interface ApiToken {
 export interface PageInfo {
   hasNextPage: boolean;
   endCursor: string | null;
+}
+
+export interface PackageUpgrade {
+  name: string;
+  installed: string;
+  candidate: string;
+  security: boolean;
+  keptBack?: boolean;
+  held?: boolean;
+}
+
+export interface Execution {
+  id: string;
+  action: string;
+  mode: string;
+  actor: string;
+  status: string;
+  queuedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  errorKind: string | null;
+  errorMessage: string | null;
+  report: string | null;
+  log: { url: string; bytes: number; sha256: string; redacted: boolean; retention: string; expiresAt: string | null; deletedAt: string | null } | null;
+}
+
+export interface MachineDetail {
+  node: string;
+  actions: string[];
+  state: MachineSummary & {
+    lastErrorCode: string | null;
+    lastError: string | null;
+    os: string | null;
+    kernel: string | null;
+    keptBack: number;
+    held: number;
+    aptProblems: boolean;
+    rebootReasons: string[];
+    restarts: number;
+    diskWarnings: number;
+    fullestDiskPercent: number | null;
+    memoryPercent: number | null;
+    load1: number | null;
+    running: string | null;
+    dockerContainers: number | null;
+    dockerRunning: number | null;
+  };
+  upgrades: PackageUpgrade[];
+  executions: Execution[];
+  timeline: { event: string; at: string; kind: string; severity: string; actor: string | null; summary: string }[];
+  messages: { id: string; source: string; severity: string; text: string; firstSeen: string; lastSeen: string; timesSeen: number }[];
+}
+
+export interface PlannedMachine {
+  name: string;
+  powerBefore: string;
+  host: string | null;
+  level: number;
+  knownAt: string | null;
+  updates: number;
+  securityUpdates: number;
+  reboot: string;
+  rebootReasons: string[];
+  estimateSecs: number;
+  estimateBasis: string;
+  held: string[];
+  packages: PackageUpgrade[];
+}
+
+export interface MaintenancePlan {
+  wake: string[];
+  estimateSecs: number;
+  reboots: number;
+  packages: number;
+  skipped: { name: string; reason: string }[];
+  machines: PlannedMachine[];
+}
+
+export interface MaintenanceWindow {
+  name: string;
+  nodes: string[];
+  tags: string[];
+  schedule: string | null;
+  scheduleDescription: string | null;
+  timezone: string | null;
+  nextRunAt: string | null;
+  enabled: boolean;
+  updatedBy: string;
+  updatedAt: string;
+  lastFiredAt: string | null;
+}
+
+export interface MaintenanceRun {
+  id: string;
+  window: string | null;
+  mode: string;
+  actor: string;
+  status: string;
+  startedAt: string;
+  finishedAt: string | null;
+  report: string | null;
+  steps: { seq: number; at: string; phase: string; node: string | null; status: string; message: string }[];
 }
