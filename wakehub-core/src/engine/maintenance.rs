@@ -226,7 +226,9 @@ impl Engine {
                 Some(PowerState::Off) => "off",
                 _ => "unknown",
             };
-            let state = store.machine_state(*id)?;
+            // What is known of it: a state with a snapshot (a machine whose refreshes all
+            // failed is as unknown as one never refreshed).
+            let state = store.machine_state(*id)?.filter(|s| s.snapshot.is_some());
             let snapshot = store.latest_snapshot(*id)?;
             let mut packages: Vec<PlannedPackage> = snapshot
                 .as_ref()

@@ -123,6 +123,11 @@ async fn a_due_window_runs_once_and_puts_back_what_it_woke_even_when_it_cannot_p
         })
         .unwrap();
     assert_eq!(events.len(), phases.len() + 2, "begin, each step, end");
+    // Refreshes that all failed teach nothing: the next plan still does not know `a`.
+    let plan = e.plan_maintenance(&Selection { nodes: vec!["a".into()], tags: vec![] }).await.unwrap();
+    let a = &plan.machines[0];
+    assert_eq!((a.known_at, a.reboot.as_str()), (None, "unknown"), "{a:?}");
+    assert!(a.estimate_basis.contains("upgrade"), "{a:?}");
 }
 
 #[tokio::test]
