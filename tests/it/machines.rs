@@ -322,3 +322,37 @@ async fn a_connection_cut_mid_upgrade_is_recorded_as_lost_and_never_run_again() 
     assert_eq!(e.store().execution(upgrade.id).unwrap().unwrap().status, ExecutionStatus::Failed);
     assert_eq!(e.store().executions(None, 10).unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_with_docker_reports_its_containers_and_a_prune_removes_the_stopped_ones() {
+    use wakehub_core::store::ExecutionStatus;
+    let docker = wakehub_tests::Dockerd::start();
+    docker.create("web", &[], &["sleep", "600"]);
+    docker.ok(&["start", "web"]);
+    docker.create("old-job", &[], &["true"]);
+    let machine = DebianMachine::start();
+    // The machine's Docker: Debian's CLI, and the daemon's socket where the CLI looks.
+    std::fs::copy("/usr/bin/docker", machine.file("/usr/bin/docker")).expect("docker.io is missing");
+    std::fs::hard_link(&docker.socket, machine.file("/run/docker.sock")).unwrap();
+    let e = engine(&machine.node("deb", ""));
+
+    let r = e.refresh_machine("deb", RefreshOptions::default(), "alice").await.unwrap();
+    assert_eq!(r.refresh.outcome, RefreshOutcome::Ok, "{:?}", r.refresh);
+    let snap = e.store().latest_snapshot(r.refresh.node).unwrap().unwrap().snapshot;
+    let d = snap.docker.as_ref().expect("Docker is seen");
+    assert!(d.version.as_deref().is_some_and(|v| v.chars().next().is_some_and(|c| c.is_ascii_digit())), "{d:?}");
+    let mut seen: Vec<(&str, &str)> = d.containers.iter().map(|c| (c.name.as_str(), c.state.as_str())).collect();
+    seen.sort();
+    assert_eq!(seen, [("old-job", "created"), ("web", "running")]);
+    assert_eq!(d.images, 1);
+    assert_eq!(r.state.docker.map(|(all, running, _)| (all, running)), Some((2, 1)), "{:?}", r.state);
+
+    // A prune removes what is not running, never the running one.
+    let prune = e.run_action("deb", "docker-prune", "manual", "alice").await.unwrap();
+    let prune = finished(&e, prune.id).await;
+    assert_eq!(prune.status, ExecutionStatus::Succeeded, "{prune:?}");
+    assert!(prune.result.as_ref().is_some_and(|r| r["reclaimed_bytes"].is_u64()), "{:?}", prune.result);
+    assert_eq!(docker.ok(&["ps", "-a", "--format", "{{.Names}}"]), "web");
+    let state = e.store().machine_state(prune.node).unwrap().unwrap();
+    assert_eq!(state.docker.map(|(all, running, _)| (all, running)), Some((1, 1)), "{state:?}");
+}
