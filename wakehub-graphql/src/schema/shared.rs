@@ -71,9 +71,15 @@ impl View {
         self.scope.is_all() || self.topology.node(id).is_some_and(|n| self.scope.allows(n))
     }
 
-    /// Whether the caller may see an event: it is about a node the caller sees.
+    /// Whether the caller may see an event: it is about a node the caller sees. A
+    /// maintenance run's own beginning and end (about no one node) are for callers of every
+    /// node: a run's selection may reach outside a narrower scope.
     pub(crate) fn sees(&self, event: &wakehub_core::events::Event) -> bool {
-        event.kind.node().is_none_or(|n| self.visible(n))
+        use wakehub_core::events::EventKind;
+        match (&event.kind, event.kind.node()) {
+            (EventKind::Maintenance { .. }, None) => self.scope.is_all(),
+            (_, node) => node.is_none_or(|n| self.visible(n)),
+        }
     }
 
     /// A node by id or name whether or not the caller may see it (for power checks,

@@ -135,6 +135,9 @@ async fn operators_save_and_run_windows_in_their_scope_and_everyone_follows_them
         events.iter().any(|e| e["payload"] == json!({"run": id, "phase": "reboot", "status": "done", "name": "deb"})),
         "{d}"
     );
+    // None of it reaches a caller outside the machines' scope, not even the run's beginning.
+    let (_, v) = s.post_as(Some(&elsewhere), "{ events(kinds: [\"maintenance\"]) { nodes { id } } }", json!({})).await;
+    assert_eq!(v["data"]["events"]["nodes"], json!([]), "{v}");
 
     // Deleting is an operator's, for a window it sees.
     let del = "mutation { deleteMaintenanceWindow(name: \"everything\") }";
