@@ -85,6 +85,7 @@ pub mod plan;
 #[cfg(feature = "wasm")]
 pub mod plugin;
 pub mod secrets;
+pub mod stack;
 pub mod store;
 pub mod topology_file;
 

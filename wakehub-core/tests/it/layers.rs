@@ -16,10 +16,11 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("events", &["model"]),
     ("topology_file", &["model"]),
     ("machine", &[]),
-    ("connector", &["model", "secrets", "machine"]),
-    ("store", &["model", "secrets", "events", "plan", "connector", "machine"]),
+    ("stack", &[]),
+    ("connector", &["model", "secrets", "machine", "stack"]),
+    ("store", &["model", "secrets", "events", "plan", "connector", "machine", "stack"]),
     ("plugin", &["model", "secrets", "connector"]),
-    ("engine", &["model", "secrets", "events", "plan", "connector", "store", "machine"]),
+    ("engine", &["model", "secrets", "events", "plan", "connector", "store", "machine", "stack"]),
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -2,6 +2,7 @@
 //! the network: the model, the planner, the engine on the simulated connector, the store
 //! and the topology file. Tests against real peers live in the top-level `tests/` crate.
 
+mod compose;
 mod engine;
 mod layers;
 mod machine_probe;
