@@ -65,6 +65,26 @@ fn endpoint_of(config: &ConnectorConfig) -> Result<Option<Endpoint>, String> {
     }
 }
 
+/// A client of the engine a table names (`docker_host` and its TLS keys), its API version
+/// negotiated; `what` names the table's node in errors.
+pub(crate) async fn client_for(config: &ConnectorConfig, what: &str) -> Result<Docker, ConnectorError> {
+    let invalid = |m: String| ConnectorError::new(ErrorCode::InvalidConfig, format!("{what}: {m}"));
+    let endpoint = endpoint_of(config).map_err(invalid)?.ok_or_else(|| invalid("docker: no `docker_host`".into()))?;
+    let version = bollard::API_DEFAULT_VERSION;
+    let fail = |doing: &str, e: DockerError| {
+        ConnectorError::new(ErrorCode::Unreachable, format!("{what}: docker: cannot {doing}: {}", cause_chain(&e)))
+    };
+    let client = match &endpoint {
+        Endpoint::Unix(path) => Docker::connect_with_unix(path, CALL_TIMEOUT_SECS, version),
+        Endpoint::Http(addr) => Docker::connect_with_http(addr, CALL_TIMEOUT_SECS, version),
+        Endpoint::Tls { addr, ca, cert, key } => {
+            Docker::connect_with_ssl(addr, key, cert, ca, CALL_TIMEOUT_SECS, version)
+        }
+    }
+    .map_err(|e| fail("connect", e))?;
+    client.negotiate_version().await.map_err(|e| fail("negotiate the API version", e))
+}
+
 /// The Docker connector. Clients are created once per endpoint and reused.
 #[derive(Default)]
 pub struct DockerConnector {

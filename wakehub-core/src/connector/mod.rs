@@ -4,6 +4,8 @@
 //! table and the endpoint its parent offers), never the whole topology.
 
 #[cfg(feature = "docker")]
+pub mod compose;
+#[cfg(feature = "docker")]
 pub mod docker;
 #[cfg(feature = "wol-ssh")]
 mod machine;
