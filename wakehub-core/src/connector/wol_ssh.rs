@@ -90,37 +90,24 @@ impl Connector for WolSshConnector {
 }
 
 fn validate(config: &ConnectorConfig) -> Result<(), String> {
-    const KEYS: [&str; 17] = [
-        "shutdown_via",
-        "mac",
-        "broadcast",
-        "wol_port",
-        "secureon_password",
-        "repeats",
-        "host",
-        "ssh_port",
-        "ssh_user",
-        "ssh_password",
-        "ssh_private_key",
-        "ssh_passphrase",
-        "shutdown_command",
-        "reboot_command",
-        "sudo_password",
-        "probe_port",
-        "ssh_host_key",
-    ];
+    /// The machine's own keys; the keys that reach it over SSH (`host`, `ssh_…`,
+    /// `sudo_password`, `NAME_command`) are the shared [`SSH_ACCESS_KEYS`](super::SSH_ACCESS_KEYS).
+    const KEYS: [&str; 7] =
+        ["shutdown_via", "mac", "broadcast", "wol_port", "secureon_password", "repeats", "probe_port"];
     for key in config.settings.keys() {
-        // `docker_…`/`proxmox_…` keys describe endpoints this machine offers its guests;
-        // `NAME_command` keys are the operator's actions (`backup_command` → `command:backup`).
-        let action = key.ends_with("_command") && key.len() > "_command".len();
-        if !KEYS.contains(&key.as_str()) && !key.starts_with("docker_") && !key.starts_with("proxmox_") && !action {
-            return Err(format!(
-                "wol-ssh: unknown key `{key}` (expected {}, or an action `NAME_command`)",
-                KEYS.join(", ")
-            ));
+        // `docker_…`/`proxmox_…` keys describe endpoints this machine offers its guests.
+        if key.starts_with("docker_") || key.starts_with("proxmox_") || KEYS.contains(&key.as_str()) {
+            continue;
         }
-        if action && config.str(key).is_none_or(|c| c.trim().is_empty()) {
-            return Err(format!("wol-ssh: `{key}` must be a command (a non-empty string)"));
+        match super::check_ssh_access_key(config, key) {
+            Some(checked) => checked.map_err(|e| format!("wol-ssh: {e}"))?,
+            None => {
+                return Err(format!(
+                    "wol-ssh: unknown key `{key}` (expected {}, {}, or a command `NAME_command`)",
+                    KEYS.join(", "),
+                    super::SSH_ACCESS_KEYS.join(", ")
+                ));
+            }
         }
     }
     match config.str("shutdown_via") {

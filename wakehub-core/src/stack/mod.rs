@@ -3,6 +3,7 @@
 //! version's identity.
 
 pub mod compose;
+mod forms;
 
 pub use compose::{
     Compose, ComposeError, Condition, Healthcheck, MAX_COMPOSE_BYTES, Mount, Network, Port, Restart, Service, Volume,

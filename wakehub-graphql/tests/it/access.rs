@@ -7,20 +7,10 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, bin, homelab_faster};
-
-fn token(s: &Server, name: &str, args: &[&str]) -> String {
-    let out = Command::new(bin()).args(["token", "create", name]).args(args).arg("--db").arg(&s.db).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
+use crate::support::{Server, bin, code, homelab_faster, token};
 
 async fn as_(s: &Server, token: &str, query: &str) -> (u16, Value) {
     s.post_as(Some(token), query, json!({})).await
-}
-
-fn code(v: &Value) -> &str {
-    v["errors"][0]["extensions"]["code"].as_str().unwrap_or_default()
 }
 
 fn lab() -> String {

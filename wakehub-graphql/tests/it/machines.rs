@@ -8,17 +8,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 use wakehub_tests::DebianMachine;
 
-use crate::support::{Server, bin};
-
-fn token(s: &Server, name: &str, args: &[&str]) -> String {
-    let out = Command::new(bin()).args(["token", "create", name]).args(args).arg("--db").arg(&s.db).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn code(v: &Value) -> &str {
-    v["errors"][0]["extensions"]["code"].as_str().unwrap_or_default()
-}
+use crate::support::{Server, bin, code, token};
 
 const REFRESH: &str = "mutation($n: ID!) { refreshMachine(node: $n) {
     refresh { outcome errorCode actor }

@@ -7,20 +7,10 @@
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use wakehub_tests::DebianMachine;
 
-use crate::support::{Server, bin};
-
-fn token(s: &Server, name: &str, args: &[&str]) -> String {
-    let out = Command::new(bin()).args(["token", "create", name]).args(args).arg("--db").arg(&s.db).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn code(v: &Value) -> &str {
-    v["errors"][0]["extensions"]["code"].as_str().unwrap_or_default()
-}
+use crate::support::{Server, bin, code, token};
 
 const SAVE: &str = "mutation($w: MaintenanceWindowInput!) { saveMaintenanceWindow(input: $w) {
     name tags schedule timezone scheduleDescription nextRunAt updatedBy } }";

@@ -10,6 +10,18 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+/// Creates API token `name` in the server's database with `args` (`--role`, `--nodes`…).
+pub fn token(s: &Server, name: &str, args: &[&str]) -> String {
+    let out = Command::new(bin()).args(["token", "create", name]).args(args).arg("--db").arg(&s.db).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The stable code of a GraphQL answer's first error (empty if none).
+pub fn code(v: &Value) -> &str {
+    v["errors"][0]["extensions"]["code"].as_str().unwrap_or_default()
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_wakehub")
 }
