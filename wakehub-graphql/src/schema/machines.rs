@@ -464,7 +464,8 @@ impl MachinesMutation {
     }
 
     /// Queues an action on a machine: `upgrade`, `reboot`, `docker-prune`, or
-    /// `command:NAME` for a command the operator named in its table (never free text). It
+    /// `command:NAME` for a command the operator named in its table (never free text), in
+    /// mode `manual` (default) or `scheduled` (`maintenance` is a maintenance run's). It
     /// runs when the machine has nothing else running; follow it with `executionLog` and
     /// the `machine-execution` events.
     #[graphql(guard = "RoleGuard(Role::Operator)")]
@@ -475,6 +476,10 @@ impl MachinesMutation {
         action: String,
         #[graphql(default_with = "\"manual\".to_owned()")] mode: String,
     ) -> async_graphql::Result<GqlExecution> {
+        // `maintenance` is what a maintenance run's own actions say they are.
+        if !matches!(mode.as_str(), "manual" | "scheduled") {
+            return Err(api_error(ErrorCode::Validation, format!("mode `{mode}` is manual or scheduled")));
+        }
         let (_, node) = machine_node(ctx, &node).await?;
         let who = caller(ctx).name;
         Ok(GqlExecution(ctx.data::<Engine>()?.run_action(node, &action, &mode, &who).await.api()?))

@@ -166,6 +166,9 @@ async fn actions_through_the_api_their_log_route_and_a_crash_that_interrupts_wit
     assert_eq!((&hello["status"], &hello["actor"]), (&json!("queued"), &json!("lab-op")), "{v}");
     let (_, v) = s.post_as(Some(&operator), run, json!({"a": "command:echo pwned"})).await;
     assert_eq!(code(&v), "VALIDATION", "no free text: {v}");
+    let posing = "mutation { runAction(node: \"deb\", action: \"upgrade\", mode: \"maintenance\") { id } }";
+    let (_, v) = s.post_as(Some(&operator), posing, json!({})).await;
+    assert_eq!(code(&v), "VALIDATION", "only a maintenance run's actions are in mode maintenance: {v}");
 
     let done = execution_status(&s, &hello["id"]).await;
     assert_eq!(done["status"], "succeeded", "{done}");
