@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { ApiError, createApi, retryDelay, socketUrl, toApiError, untilAnswered } from './api';
+import { ApiError, createApi, errorText, retryDelay, socketUrl, toApiError, untilAnswered } from './api';
 
 const answer = (status: number, body: unknown) =>
   vi.fn(async () => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } }));
@@ -66,6 +66,13 @@ describe('login', () => {
     const fetch = answer(429, { errors: [{ message: 'too many attempts', extensions: { code: 'RATE_LIMITED' } }] });
     const api = createApi({ fetch, token: () => null, onUnauthenticated: () => {} });
     await expect(api.login('demo', 'x')).rejects.toMatchObject({ code: 'RATE_LIMITED', message: 'too many attempts' });
+  });
+});
+
+describe('errorText', () => {
+  it('says the message with its code, or the error as text', () => {
+    expect(errorText(new ApiError('nope', 'FORBIDDEN'))).toBe('nope (FORBIDDEN)');
+    expect(errorText(new Error('offline'))).toBe('Error: offline');
   });
 });
 

@@ -32,6 +32,11 @@ export class ApiError extends Error {
   }
 }
 
+/** What went wrong, for an alert: the server's message and its stable code, or the error as text. */
+export function errorText(e: unknown): string {
+  return e instanceof ApiError ? `${e.message} (${e.code})` : String(e);
+}
+
 interface WireError {
   message?: string;
   extensions?: { code?: string; fields?: FieldError[] };
