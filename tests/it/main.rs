@@ -9,6 +9,7 @@ mod machines;
 mod maintenance;
 mod plugins;
 mod proxmox;
+mod stack_commands;
 mod stacks;
 /// The lab helpers the core's own tests use (one file, shared).
 #[path = "../../wakehub-core/tests/it/support.rs"]

@@ -14,7 +14,7 @@ use wakehub_tests::{Dockerd, IMAGE};
 fn compose(web_command: &str, with_web: bool) -> String {
     let web = if with_web {
         format!(
-            "  web:\n    image: {IMAGE}\n    command: {web_command}\n    volumes: ['data:/data:ro']\n    depends_on:\n      db: {{condition: service_healthy}}\n    labels: {{role: front}}\n"
+            "  web:\n    image: {IMAGE}\n    command: {web_command}\n    stop_grace_period: 1s\n    volumes: ['data:/data:ro']\n    depends_on:\n      db: {{condition: service_healthy}}\n    labels: {{role: front}}\n"
         )
     } else {
         String::new()
@@ -98,7 +98,7 @@ async fn a_failing_health_check_fails_the_apply_with_the_container_log_and_nothi
     );
     let c = parse_compose(&text).unwrap();
     let err = converge(&client, "shop", 1, &c, Duration::from_secs(30), &mut |_| {}).await.unwrap_err();
-    assert_eq!(err.code.as_str(), "PLATFORM_ERROR", "{err}");
+    assert_eq!(err.code.as_str(), "UNHEALTHY", "{err}");
     assert!(err.to_string().contains("service `db` is unhealthy") && err.to_string().contains("db is broken"), "{err}");
     assert!(docker.cli(&["inspect", "shop-web"]).status.code() != Some(0), "web was never created");
 
@@ -109,6 +109,7 @@ async fn a_failing_health_check_fails_the_apply_with_the_container_log_and_nothi
     let err = converge(&client, "shop2", 1, &parse_compose(&text).unwrap(), Duration::from_secs(30), &mut |_| {})
         .await
         .unwrap_err();
+    assert_eq!(err.code.as_str(), "ONE_SHOT_FAILED", "{err}");
     assert!(
         err.to_string().contains("one-shot service `init` exited with 3")
             && err.to_string().contains("migration failed"),

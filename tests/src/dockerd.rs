@@ -126,17 +126,26 @@ impl Dockerd {
 
     /// A rootfs with busybox and a few applets, imported as an image.
     fn import_busybox(&self) {
-        let root = self.dir.path().join("rootfs");
+        self.import_image(IMAGE, None);
+    }
+
+    /// Imports the busybox rootfs as image `tag`, with file `/variant` holding `marker` when
+    /// given (two variants under one tag are two images); returns the image's id.
+    pub fn import_image(&self, tag: &str, marker: Option<&str>) -> String {
+        let root = self.dir.path().join(format!("rootfs-{}", crate::free_port()));
         std::fs::create_dir_all(root.join("bin")).unwrap();
         std::fs::create_dir_all(root.join("tmp")).unwrap();
         std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is missing");
         for applet in ["sh", "sleep", "touch", "test", "true", "false"] {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
         }
-        let tar = self.dir.path().join("rootfs.tar");
+        if let Some(marker) = marker {
+            std::fs::write(root.join("variant"), marker).unwrap();
+        }
+        let tar = root.with_extension("tar");
         let status = Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg(".").status().unwrap();
         assert!(status.success());
-        self.ok(&["import", &tar.display().to_string(), IMAGE]);
+        self.ok(&["import", &tar.display().to_string(), tag])
     }
 
     /// Creates (does not start) container `name` from [`IMAGE`] with no network.

@@ -329,11 +329,30 @@ pub enum EventKind {
         /// What happened, for people.
         message: String,
     },
+    /// `stack-command`: a stack command was queued, began or ended.
+    StackCommand {
+        /// The stack.
+        node: NodeId,
+        /// Its name.
+        name: String,
+        /// The command's id.
+        command: i64,
+        /// `apply`, `rollback`, `stop`, `remove`, `refresh`.
+        kind: String,
+        /// The version it converges to.
+        version: Option<i64>,
+        /// `pending`, `running`, `done`, `failed`, `cancelled`.
+        status: String,
+        /// Its error code, when it failed.
+        code: Option<String>,
+        /// Who asked.
+        actor: String,
+    },
 }
 
 impl EventKind {
     /// Every kind's name, as [`EventKind::name`] gives it.
-    pub const NAMES: [&'static str; 14] = [
+    pub const NAMES: [&'static str; 15] = [
         "status-change",
         "cascade-planned",
         "cascade-progress",
@@ -348,6 +367,7 @@ impl EventKind {
         "machine-refreshed",
         "machine-execution",
         "maintenance",
+        "stack-command",
     ];
 
     /// The kebab-case name (`status-change`, `cascade-progress`, …).
@@ -367,6 +387,7 @@ impl EventKind {
             EventKind::MachineRefreshed { .. } => "machine-refreshed",
             EventKind::MachineExecution { .. } => "machine-execution",
             EventKind::Maintenance { .. } => "maintenance",
+            EventKind::StackCommand { .. } => "stack-command",
         }
     }
 
@@ -386,6 +407,7 @@ impl EventKind {
             | EventKind::MachineRefreshed { .. }
             | EventKind::MachineExecution { .. }
             | EventKind::Maintenance { .. }
+            | EventKind::StackCommand { .. }
             | EventKind::HostDiscovered { .. } => None,
         }
     }
@@ -405,6 +427,7 @@ impl EventKind {
             | EventKind::PowerRefused { node, .. }
             | EventKind::MachineRefreshed { node, .. }
             | EventKind::MachineExecution { node, .. }
+            | EventKind::StackCommand { node, .. }
             | EventKind::HostDiscovered { node, .. } => Some(*node),
             EventKind::Maintenance { node, .. } => *node,
         }

@@ -157,6 +157,19 @@ impl MasterKey {
         Sealed { nonce: nonce.to_vec(), ciphertext }
     }
 
+    /// A digest of `data` only a holder of this key can compute (SHA-256 over a domain
+    /// name, the key and the data, hex): an identity for content holding secrets that can be
+    /// shown without letting anyone test guesses of those secrets against it.
+    pub fn keyed_digest(&self, domain: &str, data: &[u8]) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(domain.as_bytes());
+        h.update([0u8]);
+        h.update(self.0.as_slice());
+        h.update(data);
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Decrypts what [`seal`](Self::seal) produced with the same `aad`.
     pub fn open(&self, sealed: &Sealed, aad: &[u8]) -> Result<Vec<u8>, SecretError> {
         if sealed.nonce.len() != 12 {

@@ -238,13 +238,13 @@ fn parse_entry(index: usize, item: &Value, options: &ParseOptions, errors: &mut 
     }
     let kind = match t.get("kind") {
         None => {
-            errors.push(&label, "kind", "missing (physical, vm, lxc, container, or a plugin kind)");
+            errors.push(&label, "kind", "missing (physical, vm, lxc, container, stack, or a plugin kind)");
             None
         }
         Some(Value::String(s)) => {
             let kind = Kind::parse(s, &options.plugin_kinds);
             if kind.is_none() {
-                let mut known = vec!["physical", "vm", "lxc", "container"];
+                let mut known = vec!["physical", "vm", "lxc", "container", "stack"];
                 known.extend(options.plugin_kinds.names());
                 errors.push(&label, "kind", format!("unknown kind `{s}` (expected one of: {})", known.join(", ")));
             }

@@ -18,7 +18,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder,
+    StopContainerOptions,
 };
 use futures::StreamExt;
 
@@ -143,6 +143,7 @@ fn body(stack: &str, version: u64, name: &str, s: &Service, compose: &Compose) -
         labels: Some(labels),
         user: s.user.clone(),
         working_dir: s.working_dir.clone(),
+        stop_timeout: s.stop_grace_period.map(|g| i64::try_from(g.as_secs()).unwrap_or(i64::MAX)),
         exposed_ports: Some(s.ports.iter().map(|p| format!("{}/{}", p.target, p.protocol)).collect()),
         healthcheck: s.healthcheck.as_ref().map(|h| HealthConfig {
             test: Some(h.test.clone()),
@@ -172,7 +173,7 @@ fn body(stack: &str, version: u64, name: &str, s: &Service, compose: &Compose) -
 /// What decides whether a service's container changed: its service as written and the
 /// names of what it mounts and joins (not the version number: an unchanged service survives
 /// a new version).
-fn config_digest(stack: &str, name: &str, s: &Service, compose: &Compose) -> String {
+pub(crate) fn config_digest(stack: &str, name: &str, s: &Service, compose: &Compose) -> String {
     use sha2::Digest;
     let used_volumes: BTreeMap<&String, _> =
         s.volumes.iter().filter_map(|m| m.source.as_ref()).filter_map(|v| compose.volumes.get_key_value(v)).collect();
@@ -200,7 +201,8 @@ async fn ours(client: &Docker, stack: &str) -> Result<Vec<(String, String, Optio
 }
 
 async fn remove(client: &Docker, stack: &str, id: &str) -> Result<(), ConnectorError> {
-    let _ = client.stop_container(id, Some(StopContainerOptionsBuilder::default().t(10).build())).await;
+    // The container's own grace (its service's `stop_grace_period`, else the engine's).
+    let _ = client.stop_container(id, None::<StopContainerOptions>).await;
     match client.remove_container(id, Some(RemoveContainerOptionsBuilder::default().force(true).build())).await {
         Err(e) if !not_found(&e) => Err(fail(stack, "remove a container", e)),
         _ => Ok(()),
@@ -221,15 +223,16 @@ async fn log_tail(client: &Docker, id: &str) -> String {
     out.trim_end().to_owned()
 }
 
-/// Waits until `service`'s container `id` meets `condition` (started after `since`), within
-/// `timeout`.
+/// Waits until `service`'s container `id` meets `condition`, within `timeout`. A health
+/// result counts when it ended after `since`; with no `since` (a container this apply kept
+/// running as it was), its current health counts.
 async fn await_condition(
     client: &Docker,
     stack: &str,
     service: &str,
     id: &str,
     condition: Condition,
-    since: chrono_like::Instant,
+    since: Option<chrono_like::Instant>,
     timeout: Duration,
 ) -> Result<(), ConnectorError> {
     let until = Instant::now() + timeout;
@@ -244,19 +247,22 @@ async fn await_condition(
                 let health = state.health.unwrap_or_default();
                 // A fresh result: a check that ended after this apply began (a stale
                 // "healthy" from before a restart does not count).
-                let fresh = health
-                    .log
-                    .unwrap_or_default()
-                    .iter()
-                    .rev()
-                    .find_map(|r| r.end.as_deref().map(|at| since.is_before(at)))
-                    .unwrap_or(false);
+                let fresh = match since {
+                    None => true,
+                    Some(since) => health
+                        .log
+                        .unwrap_or_default()
+                        .iter()
+                        .rev()
+                        .find_map(|r| r.end.as_deref().map(|at| since.is_before(at)))
+                        .unwrap_or(false),
+                };
                 match health.status {
                     Some(HealthStatusEnum::HEALTHY) => running && fresh,
                     Some(HealthStatusEnum::UNHEALTHY) if fresh => {
                         let tail = log_tail(client, id).await;
                         return Err(ConnectorError::new(
-                            ErrorCode::PlatformError,
+                            ErrorCode::Unhealthy,
                             format!("stack `{stack}`: service `{service}` is unhealthy; its log ends:\n{tail}"),
                         ));
                     }
@@ -278,7 +284,7 @@ async fn await_condition(
                         code => {
                             let tail = log_tail(client, id).await;
                             return Err(ConnectorError::new(
-                                ErrorCode::PlatformError,
+                                ErrorCode::OneShotFailed,
                                 format!(
                                     "stack `{stack}`: one-shot service `{service}` exited with {}; its log ends:\n{tail}",
                                     code.map_or("no status".to_owned(), |c| c.to_string())
@@ -296,7 +302,7 @@ async fn await_condition(
         if Instant::now() > until {
             let tail = log_tail(client, id).await;
             return Err(ConnectorError::new(
-                ErrorCode::Timeout,
+                if condition == Condition::ServiceHealthy { ErrorCode::Unhealthy } else { ErrorCode::Timeout },
                 format!(
                     "stack `{stack}`: `{service}` did not become {} within {timeout:?}; its log ends:\n{tail}",
                     match condition {
@@ -400,6 +406,8 @@ pub async fn converge(
     }
 
     let mut applied = Applied::default();
+    // Per service, since when its health counts (none: kept running as it was).
+    let mut since_of: HashMap<String, Option<chrono_like::Instant>> = HashMap::new();
     let existing = ours(client, stack).await?;
     // Services a version dropped: their containers go.
     for (service, id, _) in existing.iter().filter(|(s, _, _)| !compose.services.contains_key(s)) {
@@ -416,7 +424,8 @@ pub async fn converge(
                 "{name}: waiting for {dep} ({})",
                 serde_json::to_value(condition).unwrap_or_default().as_str().unwrap_or("")
             ));
-            await_condition(client, stack, dep, &id, *condition, since, wait).await?;
+            let dep_since = since_of.get(dep).copied().unwrap_or(Some(since));
+            await_condition(client, stack, dep, &id, *condition, dep_since, wait).await?;
         }
         let want = config_digest(stack, name, s, compose);
         let mine: Vec<&(String, String, Option<String>)> = existing.iter().filter(|(sv, _, _)| sv == name).collect();
@@ -466,14 +475,29 @@ pub async fn converge(
                 .services
                 .values()
                 .any(|o| o.depends_on.get(name) == Some(&Condition::ServiceCompletedSuccessfully));
-        if status != Some(ContainerStateStatusEnum::RUNNING) && !completed_once {
+        let was_running = status == Some(ContainerStateStatusEnum::RUNNING);
+        if !was_running && !completed_once {
             client
                 .start_container(&id, None)
                 .await
                 .map_err(|e| fail(stack, &format!("start the container of `{name}`"), e))?;
             log(format!("{name}: started"));
         }
+        since_of.insert(name.to_owned(), if was_running { None } else { Some(since) });
         applied.containers.insert(name.to_owned(), id);
+    }
+    // The apply ends when every service with a health check is healthy (by a result newer
+    // than its start, for what this apply started).
+    for name in compose.start_order() {
+        let s = &compose.services[name];
+        if s.healthcheck.as_ref().is_none_or(|h| h.test == ["NONE"]) {
+            continue;
+        }
+        let id = applied.containers.get(name).cloned().unwrap_or_default();
+        log(format!("{name}: waiting until healthy"));
+        let from = since_of.get(name).copied().unwrap_or(Some(since));
+        await_condition(client, stack, name, &id, Condition::ServiceHealthy, from, wait).await?;
+        log(format!("{name}: healthy"));
     }
     Ok(applied)
 }

@@ -14,6 +14,8 @@ pub mod probe;
 pub mod proxmox;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "docker")]
+pub mod stack;
 pub(crate) mod transport;
 #[cfg(feature = "wol-ssh")]
 pub use machine::{probe_machine, rebooted_since};
@@ -190,6 +192,35 @@ pub trait NodeContext: Send + Sync {
     /// Reports something that happened during a call and must be recorded (journaled,
     /// logged). Writing may block: it is called from a blocking-safe context.
     fn notify(&self, _notice: Notice) {}
+    /// The version stack node `node` is to run (with its secrets and the image ids it ran
+    /// with): the one a running stack command applies, else the one it is on, else its
+    /// latest. `None` when it has none.
+    fn stack(&self, _node: NodeId) -> Result<Option<StackToApply>, String> {
+        Ok(None)
+    }
+}
+
+/// A stack version to apply, as the driver of a stack gives it ([`NodeContext::stack`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StackToApply {
+    /// Its number.
+    pub version: i64,
+    /// Its model, secrets included (never logged).
+    pub compose: crate::stack::Compose,
+    /// The image ids it ran with, when it ran before (a rollback restores exactly them).
+    pub images: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl StackToApply {
+    /// A version to apply.
+    pub fn new(
+        version: i64,
+        compose: crate::stack::Compose,
+        images: Option<std::collections::BTreeMap<String, String>>,
+    ) -> Self {
+        StackToApply { version, compose, images }
+    }
 }
 
 /// What a connector reports through [`NodeContext::notify`]: a closed list.
@@ -206,6 +237,15 @@ pub enum Notice {
         plugin: String,
         /// What it asked for.
         what: String,
+    },
+    /// A stack node's start applied `version`, with these image ids (service → id).
+    StackApplied {
+        /// The stack.
+        node: NodeId,
+        /// The version now running.
+        version: i64,
+        /// The image ids it ran with.
+        images: std::collections::BTreeMap<String, String>,
     },
 }
 
@@ -517,6 +557,8 @@ impl Registry {
         r.register("sim", sim::SimConnector::new());
         #[cfg(feature = "docker")]
         r.register("docker", docker::DockerConnector::new());
+        #[cfg(feature = "docker")]
+        r.register("stack", stack::StackConnector::new());
         #[cfg(feature = "proxmox")]
         r.register("proxmox", proxmox::ProxmoxConnector::new());
         #[cfg(feature = "wol-ssh")]

@@ -34,6 +34,11 @@ impl NodeContext for EngineContext {
         })
     }
 
+    #[cfg(feature = "docker")]
+    fn stack(&self, node: NodeId) -> Result<Option<crate::connector::StackToApply>, String> {
+        self.0.stack_to_apply(node).map_err(|e| e.to_string())
+    }
+
     fn notify(&self, notice: Notice) {
         let event = match notice {
             Notice::CapabilityDenied { node, name, plugin, what } => {
@@ -44,6 +49,13 @@ impl NodeContext for EngineContext {
                 }
                 EventKind::CapabilityDenied { node, name, plugin, what }
             }
+            #[cfg(feature = "docker")]
+            Notice::StackApplied { node, version, images } => {
+                self.0.stack_applied(node, version, &images);
+                return;
+            }
+            #[cfg(not(feature = "docker"))]
+            Notice::StackApplied { .. } => return,
         };
         if let Err(e) = self.0.record_blocking(move |tx| {
             tx.emit(event);

@@ -167,7 +167,11 @@ impl Engine {
                 let mut st = self.state();
                 let power = st.ops.contains_key(&node)
                     || st.running.values().any(|r| r.stops.contains(&node) || r.needs.contains(&node));
-                let free = !power && !st.refreshing.contains(&node);
+                #[cfg(feature = "docker")]
+                let stacking = st.stacking.values().any(|(h, _)| *h == node);
+                #[cfg(not(feature = "docker"))]
+                let stacking = false;
+                let free = !power && !st.refreshing.contains(&node) && !stacking;
                 if free {
                     st.executing.insert(node);
                 }

@@ -31,10 +31,14 @@ mod maintenance;
 mod observe;
 mod proposals;
 mod run;
+#[cfg(feature = "docker")]
+mod stacks;
 mod subscribe;
 
 #[cfg(feature = "wol-ssh")]
 pub use executions::LogLine;
+#[cfg(feature = "docker")]
+pub use stacks::{StackLogLine, StackView, diff_text, stack_sources};
 #[cfg(feature = "wol-ssh")]
 pub use machines::{RefreshOptions, is_machine};
 #[cfg(feature = "wol-ssh")]
@@ -208,6 +212,19 @@ struct State {
     /// Machines in a running maintenance, with its run (0 while the run is being recorded).
     #[cfg(feature = "wol-ssh")]
     maintenance: HashMap<NodeId, i64>,
+    /// Stacks whose command queue has a driver.
+    #[cfg(feature = "docker")]
+    stack_drivers: BTreeSet<NodeId>,
+    /// Stacks running a command now: their host, and whether the command stops the stack
+    /// itself (other stops of the stack or its host wait otherwise).
+    #[cfg(feature = "docker")]
+    stacking: BTreeMap<NodeId, (NodeId, bool)>,
+    /// The version a running command applies to each stack.
+    #[cfg(feature = "docker")]
+    stack_targets: HashMap<NodeId, i64>,
+    /// The live logs of running stack commands.
+    #[cfg(feature = "docker")]
+    stack_logs: HashMap<i64, stacks::StackLive>,
 }
 
 struct Inner {
@@ -580,7 +597,8 @@ impl Engine {
         .collect();
         self.check_connectors(&topology, scope.iter().copied())?;
         {
-            let st = self.state();
+            #[allow(unused_mut)]
+            let mut st = self.state();
             if st.shutting_down {
                 return Err(EngineError::ShuttingDown);
             }
@@ -610,6 +628,17 @@ impl Engine {
                     "cannot stop `{name}`: `{}` is running {what}; stop it once that is done",
                     topology.name_of(busy)
                 ))));
+            }
+            #[cfg(feature = "docker")]
+            if action == Action::Stop {
+                drop(st);
+                if let Some(stack) = self.stack_blocks_stop(&scope) {
+                    return Err(EngineError::from(Refusal::conflict(format!(
+                        "cannot stop `{name}`: a command of stack `{}` is running; stop it once that is done",
+                        topology.name_of(stack)
+                    ))));
+                }
+                st = self.state();
             }
             if action == Action::Stop {
                 for (id, r) in st.running.iter().filter(|(_, r)| r.action == Action::Start) {

@@ -84,6 +84,14 @@ codes! {
     PlatformError = "PLATFORM_ERROR",
     /// The readiness probe never passed.
     NotReady = "NOT_READY",
+    /// A stack's service failed its health check (or never became healthy in time).
+    Unhealthy = "UNHEALTHY",
+    /// A stack's one-shot service exited with a status other than 0.
+    OneShotFailed = "ONE_SHOT_FAILED",
+    /// A compose file is outside the accepted subset or malformed.
+    ComposeInvalid = "COMPOSE_INVALID",
+    /// The command is already running: it is not cancelled, it runs to its end.
+    CommandRunning = "COMMAND_RUNNING",
     // ----- connector plugins -----
     /// A plugin asked for something its node's configuration does not grant.
     CapabilityDenied = "CAPABILITY_DENIED",

@@ -27,6 +27,9 @@ pub enum Kind {
     Lxc,
     /// A Docker container, driven through its parent's Docker API. Always a leaf.
     Container,
+    /// A stack of containers (a compose file's services, as numbered versions), applied
+    /// through its parent's Docker API. Always a leaf.
+    Stack,
     /// A kind declared by a connector plugin (a Redfish server, a smart plug…).
     Plugin(String),
 }
@@ -39,6 +42,7 @@ impl Kind {
             Kind::Vm => "vm",
             Kind::Lxc => "lxc",
             Kind::Container => "container",
+            Kind::Stack => "stack",
             Kind::Plugin(name) => name,
         }
     }
@@ -50,6 +54,7 @@ impl Kind {
             "vm" => Some(Kind::Vm),
             "lxc" => Some(Kind::Lxc),
             "container" => Some(Kind::Container),
+            "stack" => Some(Kind::Stack),
             other if plugin_kinds.contains(other) => Some(Kind::Plugin(other.to_owned())),
             _ => None,
         }
@@ -70,6 +75,8 @@ impl Kind {
             Kind::Vm => (180, 120),
             Kind::Lxc => (90, 60),
             Kind::Container => (60, 30),
+            // An apply pulls nothing (images are local) but waits for health checks.
+            Kind::Stack => (600, 120),
             Kind::Plugin(_) => (300, 180),
         };
         Timeouts { start: Duration::from_secs(start), stop: Duration::from_secs(stop) }
@@ -80,7 +87,7 @@ impl Kind {
         match self {
             Kind::Physical | Kind::Plugin(_) => true,
             Kind::Vm | Kind::Lxc => capability == Capability::Docker,
-            Kind::Container => false,
+            Kind::Container | Kind::Stack => false,
         }
     }
 }
@@ -318,10 +325,11 @@ pub fn is_command_key(key: &str) -> bool {
 }
 
 /// Whether a connector key names a file on WakeHub's machine that a connector reads (the
-/// Docker client's certificates `docker_tls_ca`, `docker_tls_cert`, `docker_tls_key`):
+/// Docker client's certificates `docker_tls_ca`, `docker_tls_cert`, `docker_tls_key`, a
+/// stack's `compose_file`):
 /// only the operator sets those; through the API they are kept as they are.
 pub fn is_file_key(key: &str) -> bool {
-    key.starts_with("docker_tls_")
+    key.starts_with("docker_tls_") || key == "compose_file"
 }
 
 /// Whether a connector key says where the node's secrets are sent: a host, a URL, a port,

@@ -467,13 +467,13 @@ fn check_hosting(child: &NodeSpec, parent: Option<&Node>) -> Result<(), ModelErr
             };
         }
         Kind::Vm | Kind::Lxc => Some(Capability::Proxmox),
-        Kind::Container => Some(Capability::Docker),
+        Kind::Container | Kind::Stack => Some(Capability::Docker),
         Kind::Plugin(_) => None,
     };
     match (parent, needs) {
         (None, Some(cap)) => Err(err(format!("a {} needs a parent that offers `{cap}`", child.kind))),
-        (Some(p), _) if p.spec.kind == Kind::Container => {
-            Err(err(format!("`{}` is a container, and a container hosts nothing", p.spec.name)))
+        (Some(p), _) if matches!(p.spec.kind, Kind::Container | Kind::Stack) => {
+            Err(err(format!("`{}` is a {}, and a {} hosts nothing", p.spec.name, p.spec.kind, p.spec.kind)))
         }
         (Some(p), Some(cap)) if !p.offers(cap) => {
             Err(err(format!("a {} runs on a host that offers `{cap}`, and `{}` does not", child.kind, p.spec.name)))

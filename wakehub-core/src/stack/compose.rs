@@ -6,7 +6,7 @@
 //! extensions, which are ignored); per service `image` (required), `command`, `entrypoint`,
 //! `environment`, `ports`, `volumes`, `networks`, `healthcheck`, `depends_on` (with
 //! `service_started`, `service_healthy`, `service_completed_successfully`), `restart`,
-//! `labels`, `user`, `working_dir`, `x-…`. Anything else is refused with its key and line.
+//! `labels`, `user`, `working_dir`, `stop_grace_period`, `x-…`. Anything else is refused with its key and line.
 //! Variable substitution (`${VAR}`) is refused: a value comes from the file (or a secret),
 //! never from the server's environment; `$$` is a literal `$`.
 
@@ -78,6 +78,9 @@ pub struct Service {
     pub user: Option<String>,
     /// Its working directory.
     pub working_dir: Option<String>,
+    /// How long a stop waits after SIGTERM before SIGKILL (none: the engine's 10 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_grace_period: Option<Duration>,
 }
 
 /// A published port.

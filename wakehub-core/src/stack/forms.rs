@@ -26,6 +26,7 @@ pub(super) const SERVICE_KEYS: &[&str] = &[
     "labels",
     "user",
     "working_dir",
+    "stop_grace_period",
 ];
 
 #[derive(Deserialize)]
@@ -64,6 +65,8 @@ pub(super) struct RawService {
     user: Option<Scalar>,
     #[serde(default)]
     working_dir: Option<String>,
+    #[serde(default)]
+    stop_grace_period: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -504,5 +507,9 @@ pub(super) fn service(name: &str, raw: RawService) -> Result<Service, ComposeErr
         labels: pairs(raw.labels, &format!("{path}.labels"))?,
         user: raw.user.map(Scalar::text),
         working_dir: raw.working_dir,
+        stop_grace_period: match raw.stop_grace_period {
+            None => None,
+            Some(d) => Some(duration(Some(&d), Duration::ZERO, &format!("{path}.stop_grace_period"))?),
+        },
     })
 }

@@ -317,6 +317,59 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, seq)
     ) STRICT;
     "#,
+    // 14: stacks — immutable numbered versions of a compose file (secret environment values
+    // sealed apart, the image ids each first ran with), the version a stack is on, and the
+    // durable queue of its commands (one running per stack, leased, with its log).
+    r#"
+    CREATE TABLE stack_versions (
+        stack_id   INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+        number     INTEGER NOT NULL,
+        digest     TEXT NOT NULL,
+        model      TEXT NOT NULL,
+        nonce      BLOB,
+        secrets    BLOB,
+        images     TEXT,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        note       TEXT,
+        PRIMARY KEY (stack_id, number)
+    ) STRICT;
+    CREATE TRIGGER stack_versions_immutable
+        BEFORE UPDATE OF stack_id, number, digest, model, nonce, secrets, created_by, created_at, note
+        ON stack_versions
+    BEGIN
+        SELECT RAISE(ABORT, 'a stack version never changes');
+    END;
+    CREATE TRIGGER stack_versions_images_once
+        BEFORE UPDATE OF images ON stack_versions WHEN OLD.images IS NOT NULL
+    BEGIN
+        SELECT RAISE(ABORT, 'a stack version records its images once');
+    END;
+    CREATE TABLE stack_state (
+        stack_id   INTEGER PRIMARY KEY REFERENCES nodes(id) ON DELETE CASCADE,
+        current    INTEGER,
+        applied_at INTEGER
+    ) STRICT;
+    CREATE TABLE stack_commands (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        stack_id      INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+        kind          TEXT NOT NULL CHECK (kind IN ('apply', 'rollback', 'stop', 'remove', 'refresh')),
+        version       INTEGER,
+        status        TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed', 'cancelled')),
+        actor         TEXT NOT NULL,
+        reason        TEXT,
+        queued_at     INTEGER NOT NULL,
+        started_at    INTEGER,
+        finished_at   INTEGER,
+        lease_until   INTEGER,
+        error_code    TEXT,
+        error_message TEXT,
+        result        TEXT,
+        log           TEXT NOT NULL DEFAULT ''
+    ) STRICT;
+    CREATE UNIQUE INDEX stack_commands_one_running ON stack_commands (stack_id) WHERE status = 'running';
+    CREATE INDEX stack_commands_by_stack ON stack_commands (stack_id, id);
+    "#,
 ];
 
 /// The schema version this build writes.

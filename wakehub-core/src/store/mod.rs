@@ -13,6 +13,7 @@ mod maintenance;
 mod migrations;
 mod nodes;
 mod payload;
+mod stacks;
 mod tokens;
 mod users;
 
@@ -34,6 +35,9 @@ pub use machines::{
 pub use maintenance::{MaintenanceRunRecord, MaintenanceStep, MaintenanceWindow, RunStatus, check_window_name};
 pub use migrations::SCHEMA_VERSION;
 pub use nodes::ImportSummary;
+pub use stacks::{
+    SECRET_PLACEHOLDER, StackCommand, StackCommandKind, StackCommandStatus, StackOutcome, StackVersion, is_secret_env,
+};
 pub use tokens::TokenRecord;
 pub use users::{MIN_PASSWORD_CHARS, UserRecord};
 

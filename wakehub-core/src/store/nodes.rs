@@ -323,6 +323,20 @@ impl Store {
         current: Option<&NodeSpec>,
         origin: Origin,
     ) -> Result<NodeSpec, StoreError> {
+        // A stack's compose file is not a setting: the operator's file gives it to be written
+        // as a version (see `engine::stack_sources`); the API writes versions apart.
+        if spec.kind == Kind::Stack {
+            if origin == Origin::Api && spec.connector.settings.contains_key("compose") {
+                return Err(Refusal::invalid(format!(
+                    "node `{}`: a stack's compose file is written as a version (saveStackVersion), not in its \
+                     connector table",
+                    spec.name
+                ))
+                .into());
+            }
+            spec.connector.settings.remove("compose");
+            spec.connector.settings.remove("compose_file");
+        }
         let endpoint = endpoint_of(&spec.connector);
         let node = spec.name.clone();
         let walk = |path: &str, v: &mut ConfigValue| -> Result<(), StoreError> {

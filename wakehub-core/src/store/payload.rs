@@ -69,6 +69,10 @@ pub(super) fn encode(kind: &EventKind) -> Value {
             "run": run, "window": window, "phase": phase, "node": node.map(|n| n.get()), "name": name,
             "status": status, "message": message
         }),
+        EventKind::StackCommand { node, name, command, kind, version, status, code, actor } => json!({
+            "node": node.get(), "name": name, "command": command, "kind": kind, "version": version,
+            "status": status, "code": code, "actor": actor
+        }),
     }
 }
 
@@ -207,6 +211,16 @@ pub(super) fn decode(kind: &str, payload: &str) -> Option<EventKind> {
             name: text(&v, "name"),
             status: text(&v, "status")?,
             message: text(&v, "message")?,
+        },
+        "stack-command" => EventKind::StackCommand {
+            node: node()?,
+            name: text(&v, "name")?,
+            command: int(&v, "command")?,
+            kind: text(&v, "kind")?,
+            version: int(&v, "version"),
+            status: text(&v, "status")?,
+            code: text(&v, "code"),
+            actor: text(&v, "actor")?,
         },
         _ => return None,
     })

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use wakehub_core::stack::{Condition, Restart, parse_compose};
+use wakehub_core::stack::{Condition, Restart, parse_compose, render};
 
 const FULL: &str = r#"
 name: media
@@ -59,6 +59,7 @@ services:
     labels:
       traefik.enable: "true"
     user: 1000
+    stop_grace_period: 1m30s
     x-note: ignored
 volumes:
   pgdata:
@@ -110,6 +111,7 @@ fn every_accepted_form_is_read_into_its_long_form() {
     assert_eq!(web.depends_on["migrate"], Condition::ServiceCompletedSuccessfully);
     assert_eq!(web.restart, Restart::OnFailure(Some(3)));
     assert_eq!(web.user.as_deref(), Some("1000"));
+    assert_eq!(web.stop_grace_period, Some(Duration::from_secs(90)));
     assert!(c.networks["back"].internal);
     assert_eq!(c.volumes["cache"].driver.as_deref(), Some("local"));
 }
@@ -230,4 +232,18 @@ fn nothing_comes_from_the_server_environment() {
 fn a_huge_file_is_refused_before_it_is_read() {
     let big = format!("services:\n  a:\n    image: x\n    labels:\n{}", "      k: v\n".repeat(30_000));
     refused(&big, "at most 256 KiB", None);
+}
+
+#[test]
+fn a_model_rendered_as_a_compose_file_reads_back_the_same() {
+    let full = parse_compose(FULL).unwrap();
+    let rendered = render(&full);
+    assert_eq!(parse_compose(&rendered).unwrap(), full, "{rendered}");
+    // One form: rendering what was read from the rendering changes nothing.
+    assert_eq!(render(&parse_compose(&rendered).unwrap()), rendered);
+    // `$` stays literal, a disabled check stays disabled, no restart is the default.
+    let tricky = "services:\n  a:\n    image: busybox\n    command: echo $$HOME\n    healthcheck:\n      disable: true\n";
+    let back = parse_compose(&render(&parse_compose(tricky).unwrap())).unwrap();
+    assert_eq!(back.services["a"].command.as_deref(), Some(&["echo".to_owned(), "$HOME".to_owned()][..]));
+    assert_eq!(back.services["a"].healthcheck.as_ref().unwrap().test, ["NONE"]);
 }
