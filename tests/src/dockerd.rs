@@ -88,6 +88,9 @@ impl Dockerd {
             .args(["--pidfile", &d.join("dockerd.pid").display().to_string()])
             .args(["-H", &format!("unix://{}", socket.display())])
             .args(["--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false"])
+            // Its own pool of small networks, so daemons side by side (and bridges a killed
+            // one left) do not exhaust Docker's default pools.
+            .arg(format!("--default-address-pool=base=10.{}.0.0/16,size=24", 100 + crate::free_port() % 150))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -169,6 +172,8 @@ impl Drop for Dockerd {
         for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
             let _ = self.cli(&["rm", "-f", id]);
         }
+        // Its networks' bridges live in the machine's namespace: remove them with it.
+        let _ = self.cli(&["network", "prune", "-f"]);
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(15);
         while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {

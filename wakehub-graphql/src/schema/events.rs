@@ -259,6 +259,27 @@ pub struct MaintenanceProgress {
     pub message: String,
 }
 
+/// `stack-command`: a stack command was queued, began or ended.
+#[derive(SimpleObject)]
+pub struct StackCommandProgress {
+    /// The stack.
+    pub node: ID,
+    /// Its name.
+    pub name: String,
+    /// The command (`stack-command:N`).
+    pub command: ID,
+    /// `apply`, `rollback`, `stop`, `remove`, `refresh`.
+    pub kind: String,
+    /// The version it converges to.
+    pub version: Option<i64>,
+    /// `pending`, `running`, `done`, `failed`, `cancelled`.
+    pub status: String,
+    /// Its error code, when it failed.
+    pub code: Option<String>,
+    /// Who asked.
+    pub actor: String,
+}
+
 /// An event of a kind this API version does not describe (a newer library).
 #[derive(SimpleObject)]
 pub struct OtherEvent {
@@ -297,6 +318,8 @@ pub enum EventPayload {
     MachineExecution(MachineExecution),
     /// A step of a maintenance run.
     MaintenanceProgress(MaintenanceProgress),
+    /// A stack command queued, begun or ended.
+    StackCommandProgress(StackCommandProgress),
     /// A kind this API version does not describe.
     OtherEvent(OtherEvent),
 }
@@ -478,6 +501,18 @@ impl GqlEvent {
                     name: name.clone(),
                     status: status.clone(),
                     message: message.clone(),
+                })
+            }
+            EventKind::StackCommand { node, name, command, kind, version, status, code, actor } => {
+                EventPayload::StackCommandProgress(StackCommandProgress {
+                    node: id(node),
+                    name: name.clone(),
+                    command: ID(format!("stack-command:{command}")),
+                    kind: kind.clone(),
+                    version: *version,
+                    status: status.clone(),
+                    code: code.clone(),
+                    actor: actor.clone(),
                 })
             }
             other => EventPayload::OtherEvent(OtherEvent { kind: other.name().to_owned() }),

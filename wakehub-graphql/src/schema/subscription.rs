@@ -111,6 +111,54 @@ impl Subscription {
         Ok(futures::stream::iter(kept).chain(live))
     }
 
+    /// The log of one stack command, line by line: what it said so far, then each line as
+    /// it comes, until it ends (a command already ended gives its log whole).
+    async fn stack_command_log(
+        &self,
+        ctx: &Context<'_>,
+        command: ID,
+    ) -> async_graphql::Result<impl Stream<Item = String> + use<>> {
+        let engine = ctx.data::<Engine>()?.clone();
+        let c = super::stacks::visible_stack_command(ctx, &command).await?;
+        let gauge = Gauge::new(ctx);
+        let (so_far, live) = engine.stack_log(c.id);
+        let kept: Vec<String> = match &live {
+            None => c.log.lines().map(str::to_owned).collect(),
+            Some(_) => so_far,
+        };
+        let live = futures::stream::unfold((live, gauge), |(rx, gauge)| async move {
+            let mut rx = rx?;
+            match rx.recv().await {
+                Ok(wakehub_core::engine::StackLogLine::Line(l)) => Some((l, (Some(rx), gauge))),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    Some((format!("@@ {n} lines skipped (the client read too slowly)"), (Some(rx), gauge)))
+                }
+            }
+        });
+        Ok(futures::stream::iter(kept).chain(live))
+    }
+
+    /// What happens to a stack's containers, as its Docker Engine reports it, from now on
+    /// (`start`, `die`, `stop`, `destroy`, `healthy`, `unhealthy`…). Ends when the engine's
+    /// stream does (its machine went to sleep); an engine that cannot be reached is an error.
+    async fn stack_container_events(
+        &self,
+        ctx: &Context<'_>,
+        stack: ID,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<super::stacks::StackContainerEvent>> + use<>>
+    {
+        let engine = ctx.data::<Engine>()?.clone();
+        let node = View::load(ctx).await?.require(&stack)?;
+        let gauge = Gauge::new(ctx);
+        let events = engine.stack_events(node).await.api()?;
+        Ok(events.map(move |e| {
+            let _keep = &gauge;
+            e.map(super::stacks::StackContainerEvent::from)
+                .map_err(|e| api_error(e.code, e.message))
+        }))
+    }
+
     /// The events of one cascade, from its first one (replayed) until it ends.
     async fn cascade_progress(
         &self,

@@ -11,5 +11,6 @@ mod machines;
 mod maintenance;
 mod plugins;
 mod schema;
+mod stacks;
 mod support;
 mod ws;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
-use wakehub_core::engine::{Engine, EngineConfig};
+use wakehub_core::engine::{Engine, EngineConfig, stack_sources};
 use wakehub_core::events::{EventKind, StepStatus};
 use wakehub_core::model::Topology;
 use wakehub_core::model::{Action, Origin, Role, Scope};
@@ -22,6 +22,7 @@ use wakehub_core::topology_file;
 mod plugins;
 mod render;
 mod serve;
+mod stack;
 
 #[derive(Parser)]
 #[command(name = "wakehub", version, about = "Power a homelab on and off as a whole")]
@@ -125,6 +126,11 @@ enum Command {
     },
     /// Run the WakeHub server: the GraphQL API over a SQLite store.
     Serve(serve::Options),
+    /// Stacks of containers (compose files): apply one, showing each step live.
+    Stack {
+        #[command(subcommand)]
+        command: stack::StackCommand,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -199,6 +205,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(options) => runtime().and_then(|rt| rt.block_on(serve::run(options))),
         Command::Token { command } => token(command),
+        Command::Stack { command } => runtime().and_then(|rt| rt.block_on(stack::command(command))),
         Command::User { command } => user(command),
         #[cfg(feature = "plugins")]
         Command::Plugin { command } => runtime().and_then(|rt| rt.block_on(plugins::command(command))),
@@ -341,8 +348,16 @@ fn load_with(file: &Path, plugins: &plugins::Loaded) -> anyhow::Result<Result<To
 /// The engine of a one-shot command over `file`, or `None` when the file is refused (its
 /// problems are printed: the command exits 1).
 fn one_shot_engine(file: &Path, concurrency: usize, plugins: &plugins::Loaded) -> anyhow::Result<Option<Engine>> {
-    match load_with(file, plugins)? {
-        Ok(topology) => Ok(Some(engine_for(&topology, concurrency, plugins)?)),
+    let loaded = load_with(file, plugins)?.and_then(|t| {
+        let stacks = stack_sources(&t, &base_dir(file)).map_err(|e| format!("{}: {e}", file.display()))?;
+        Ok((t, stacks))
+    });
+    match loaded {
+        Ok((topology, stacks)) => {
+            let engine = engine_for(&topology, concurrency, plugins)?;
+            save_stack_sources(engine.store(), stacks)?;
+            Ok(Some(engine))
+        }
         Err(message) => {
             eprintln!("error: {message}");
             Ok(None)
@@ -350,8 +365,31 @@ fn one_shot_engine(file: &Path, concurrency: usize, plugins: &plugins::Loaded) -
     }
 }
 
+/// The directory a topology file's relative paths (`compose_file`) are read from.
+pub(crate) fn base_dir(file: &Path) -> PathBuf {
+    file.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_owned)
+}
+
+/// Writes the compose files a topology file gives its stacks as their versions (nothing new
+/// when one means the same as the stack's latest).
+pub(crate) fn save_stack_sources(store: &Store, stacks: Vec<(String, wakehub_core::stack::Compose)>) -> anyhow::Result<()> {
+    let topology = store.topology()?;
+    for (name, compose) in stacks {
+        let Some(node) = topology.by_name(&name) else { continue };
+        let (v, created) = store.save_stack_version(node.id, &compose, "operator", Some("from the topology file"))?;
+        if created {
+            tracing::info!(stack = %name, version = v.number, "stack version written from the topology file");
+        }
+    }
+    Ok(())
+}
+
 fn check(file: &Path, plugins: &plugins::OneShotOptions) -> anyhow::Result<ExitCode> {
-    match load_with(file, &plugins.load()?)? {
+    let loaded = load_with(file, &plugins.load()?)?.and_then(|t| {
+        stack_sources(&t, &base_dir(file)).map_err(|e| format!("{}: {e}", file.display()))?;
+        Ok(t)
+    });
+    match loaded {
         Ok(topology) => {
             let links = topology.links().count();
             println!("{}: {} nodes, {} dependency links — valid\n", file.display(), topology.len(), links);

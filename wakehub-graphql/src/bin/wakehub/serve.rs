@@ -148,7 +148,18 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         };
+        let stacks = match &options.config {
+            Some(file) => match wakehub_core::engine::stack_sources(&topology, &crate::base_dir(file)) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", file.display());
+                    return Ok(ExitCode::from(1));
+                }
+            },
+            None => Vec::new(),
+        };
         let summary = store.import(&topology, Origin::Operator)?;
+        crate::save_stack_sources(&store, stacks)?;
         tracing::info!(
             added = summary.added.len(),
             updated = summary.updated.len(),
@@ -184,6 +195,8 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     // Machine actions a previous run left running are reported interrupted (never run
     // again); the queued ones start.
     engine.resume_executions().await?;
+    // Stack commands likewise (marked failed, `INTERRUPTED`); pending ones start.
+    engine.resume_stacks().await?;
     let monitor = spawn_monitor(engine.clone(), options.discover_every, options.journal_retention);
     let app = server::router(
         engine.clone(),
