@@ -93,7 +93,8 @@ async fn versions_apply_roll_back_to_the_images_they_ran_with_and_a_failed_apply
     let v1_text = compose("[sleep, '600']", "/tmp/ready");
     let (v1, new) = engine.save_stack_version("media", &v1_text, "tester", Some("first")).await.unwrap();
     assert!(new && v1.number == 1);
-    let (same, new) = engine.save_stack_version("media", &format!("# a comment\n{v1_text}"), "tester", None).await.unwrap();
+    let (same, new) =
+        engine.save_stack_version("media", &format!("# a comment\n{v1_text}"), "tester", None).await.unwrap();
     assert!(!new && same.number == 1 && same.digest == v1.digest);
     // Its secret is sealed: a placeholder in the model, never in the database's files.
     assert_eq!(v1.compose.services["db"].environment["DB_PASSWORD"], "********");
@@ -227,14 +228,19 @@ async fn the_queue_runs_one_command_at_a_time_in_order_and_drift_and_events_are_
     let drift = view.state.unwrap().drift;
     assert!(drift.iter().any(|d| d.contains("`db` has no container")), "{drift:?}");
     assert!(drift.iter().any(|d| d.contains("`web` is exited")), "{drift:?}");
-    let refresh = until_final(&engine, engine.stack_command("media", StackCommandKind::Refresh, None, "t").await.unwrap().id).await;
+    let refresh =
+        until_final(&engine, engine.stack_command("media", StackCommandKind::Refresh, None, "t").await.unwrap().id)
+            .await;
     assert!(refresh.log.contains("drift: `db` has no container"), "{}", refresh.log);
-    let fix = until_final(&engine, engine.stack_command("media", StackCommandKind::Apply, None, "t").await.unwrap().id).await;
+    let fix =
+        until_final(&engine, engine.stack_command("media", StackCommandKind::Apply, None, "t").await.unwrap().id).await;
     assert_eq!(fix.status, StackCommandStatus::Done, "{fix:?}");
     assert!(engine.stack_view("media").await.unwrap().state.unwrap().drift.is_empty());
 
     // Remove: containers and networks go, the volume stays; the stack is on no version.
-    let removed = until_final(&engine, engine.stack_command("media", StackCommandKind::Remove, None, "t").await.unwrap().id).await;
+    let removed =
+        until_final(&engine, engine.stack_command("media", StackCommandKind::Remove, None, "t").await.unwrap().id)
+            .await;
     assert_eq!(removed.status, StackCommandStatus::Done, "{removed:?}");
     assert!(docker.cli(&["inspect", "media-web"]).status.code() != Some(0));
     assert!(docker.cli(&["network", "inspect", "media_default"]).status.code() != Some(0));

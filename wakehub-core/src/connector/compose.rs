@@ -34,6 +34,8 @@ pub const SERVICE_LABEL: &str = "io.wakehub.service";
 pub const VERSION_LABEL: &str = "io.wakehub.version";
 /// The label holding the digest of a container's configuration (what decides "changed").
 pub const CONFIG_LABEL: &str = "io.wakehub.config";
+/// The label keeping the image reference a service pinned to an image id was written with.
+pub const IMAGE_LABEL: &str = "io.wakehub.image";
 
 /// What an apply did, per service.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -461,7 +463,8 @@ pub async fn converge(
                     )
                     .await
                     .map_err(|e| fail(stack, &format!("create the container of `{name}`"), e))?;
-                log(format!("{name}: container {} created from {}", &created.id[..12.min(created.id.len())], s.image));
+                let image = s.labels.get(IMAGE_LABEL).map_or(s.image.as_str(), |r| r.as_str());
+                log(format!("{name}: container {} created from {image}", &created.id[..12.min(created.id.len())]));
                 applied.created.push(name.to_owned());
                 created.id
             }

@@ -238,6 +238,14 @@ pub enum Notice {
         /// What it asked for.
         what: String,
     },
+    /// A line of what a stack node's start is doing (its driver shows it with the command
+    /// that asked, if one did).
+    StackLog {
+        /// The stack.
+        node: NodeId,
+        /// The line.
+        line: String,
+    },
     /// A stack node's start applied `version`, with these image ids (service → id).
     StackApplied {
         /// The stack.

@@ -19,15 +19,13 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde::Serialize;
 
+pub use super::StackToApply;
+pub use super::compose::IMAGE_LABEL;
 use super::compose::{CONFIG_LABEL, SERVICE_LABEL, STACK_LABEL, VERSION_LABEL, config_digest};
 use super::transport::cause_chain;
 use super::{ConfigError, Connector, ConnectorError, ErrorCode, Notice, PowerState, Target};
-pub use super::StackToApply;
 use crate::model::ConnectorConfig;
 use crate::stack::Compose;
-
-/// The label keeping the image reference a pinned service was written with.
-pub const IMAGE_LABEL: &str = "io.wakehub.image";
 
 /// How long an apply waits for one condition (a dependency healthy, a one-shot done) unless
 /// the node's `wait_secs` says.
@@ -40,17 +38,16 @@ pub fn project_of(target: &Target) -> String {
 
 /// How long each condition of an apply may take.
 pub fn wait_of(target: &Target) -> Duration {
-    target
-        .config
-        .int("wait_secs")
-        .and_then(|s| u64::try_from(s).ok())
-        .map_or(DEFAULT_WAIT, Duration::from_secs)
+    target.config.int("wait_secs").and_then(|s| u64::try_from(s).ok()).map_or(DEFAULT_WAIT, Duration::from_secs)
 }
 
 /// A client of the Docker Engine the stack's host offers.
 pub async fn client(target: &Target) -> Result<Docker, ConnectorError> {
     let host = target.host.as_ref().ok_or_else(|| {
-        ConnectorError::new(ErrorCode::InvalidConfig, format!("{}: a stack runs on a host that offers docker", target.name))
+        ConnectorError::new(
+            ErrorCode::InvalidConfig,
+            format!("{}: a stack runs on a host that offers docker", target.name),
+        )
     })?;
     super::docker::client_for(&host.config, &target.name).await
 }
@@ -109,7 +106,8 @@ pub async fn pin_images(
                             )
                         })?;
                     }
-                    let image = client.inspect_image(&reference).await.map_err(|e| fail(stack, "inspect an image", e))?;
+                    let image =
+                        client.inspect_image(&reference).await.map_err(|e| fail(stack, "inspect an image", e))?;
                     image.id.unwrap_or_else(|| reference.clone())
                 }
                 Err(e) => return Err(fail(stack, "inspect an image", e)),
@@ -227,7 +225,12 @@ pub async fn observe(client: &Docker, stack: &str, expected: Option<&Compose>) -
 
 /// Stops every running container of stack `stack`, dependents first when `order` (a start
 /// order) is known.
-pub async fn stop_all(client: &Docker, stack: &str, order: &[&str], log: &mut (dyn FnMut(String) + Send)) -> Result<(), ConnectorError> {
+pub async fn stop_all(
+    client: &Docker,
+    stack: &str,
+    order: &[&str],
+    log: &mut (dyn FnMut(String) + Send),
+) -> Result<(), ConnectorError> {
     let state = observe(client, stack, None).await?;
     let rank = |s: &str| order.iter().position(|o| *o == s).unwrap_or(usize::MAX);
     let mut running: Vec<&ServiceState> = state.services.iter().filter(|s| s.state == "running").collect();
@@ -245,7 +248,11 @@ pub async fn stop_all(client: &Docker, stack: &str, order: &[&str], log: &mut (d
 
 /// Removes stack `stack`'s containers and networks (its volumes are kept: data outlives a
 /// removal; `docker volume rm` is the operator's choice).
-pub async fn remove_all(client: &Docker, stack: &str, log: &mut (dyn FnMut(String) + Send)) -> Result<(), ConnectorError> {
+pub async fn remove_all(
+    client: &Docker,
+    stack: &str,
+    log: &mut (dyn FnMut(String) + Send),
+) -> Result<(), ConnectorError> {
     let state = observe(client, stack, None).await?;
     for s in &state.services {
         if let Some(id) = &s.container {
@@ -363,7 +370,10 @@ impl Connector for StackConnector {
     /// Applies the version its driver gives, waiting for its health checks and one-shots.
     async fn start(&self, target: &Target) -> Result<(), ConnectorError> {
         let context = target.context.as_ref().ok_or_else(|| {
-            ConnectorError::new(ErrorCode::InvalidConfig, format!("{}: no store to read the stack's versions from", target.name))
+            ConnectorError::new(
+                ErrorCode::InvalidConfig,
+                format!("{}: no store to read the stack's versions from", target.name),
+            )
         })?;
         let wanted = context.0.stack(target.node).map_err(|m| {
             ConnectorError::new(ErrorCode::InvalidConfig, format!("{}: cannot read its version: {m}", target.name))
@@ -376,7 +386,7 @@ impl Connector for StackConnector {
         };
         let client = client(target).await?;
         let project = project_of(target);
-        let mut log = |line: String| tracing::info!(stack = %project_of(target), "{line}");
+        let mut log = |line: String| target.notify(Notice::StackLog { node: target.node, line });
         let (pinned, images) = pin_images(&client, &project, &wanted.compose, wanted.images.as_ref(), &mut log).await?;
         let version = u64::try_from(wanted.version).unwrap_or(0);
         super::compose::converge(&client, &project, version, &pinned, wait_of(target), &mut log).await?;
@@ -390,8 +400,8 @@ impl Connector for StackConnector {
         let project = project_of(target);
         let wanted = target.context.as_ref().and_then(|c| c.0.stack(target.node).ok().flatten());
         let order: Vec<&str> = wanted.as_ref().map(|w| w.compose.start_order()).unwrap_or_default();
-        let mut log = |line: String| tracing::info!(stack = %project, "{line}");
-        stop_all(&client, &project_of(target), &order, &mut log).await
+        let mut log = |line: String| target.notify(Notice::StackLog { node: target.node, line });
+        stop_all(&client, &project, &order, &mut log).await
     }
 
     fn validate(&self, config: &ConnectorConfig) -> Result<(), ConfigError> {
@@ -399,7 +409,8 @@ impl Connector for StackConnector {
         let mut problems = Vec::new();
         for key in config.settings.keys() {
             if !KEYS.contains(&key.as_str()) {
-                problems.push(ConfigError::key(key, format!("stack: unknown key `{key}` (expected {})", KEYS.join(", "))));
+                problems
+                    .push(ConfigError::key(key, format!("stack: unknown key `{key}` (expected {})", KEYS.join(", "))));
             }
         }
         if config.settings.contains_key("project")
@@ -410,9 +421,11 @@ impl Connector for StackConnector {
                     || !p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
             })
         {
-            problems.push(ConfigError::key("project", "stack: `project` is [a-z0-9][a-z0-9_-]*, at most 63 characters"));
+            problems
+                .push(ConfigError::key("project", "stack: `project` is [a-z0-9][a-z0-9_-]*, at most 63 characters"));
         }
-        if config.settings.contains_key("wait_secs") && config.int("wait_secs").is_none_or(|s| !(1..=3600).contains(&s)) {
+        if config.settings.contains_key("wait_secs") && config.int("wait_secs").is_none_or(|s| !(1..=3600).contains(&s))
+        {
             problems.push(ConfigError::key("wait_secs", "stack: `wait_secs` is a number of seconds from 1 to 3600"));
         }
         for key in ["compose", "compose_file"] {

@@ -54,8 +54,13 @@ impl NodeContext for EngineContext {
                 self.0.stack_applied(node, version, &images);
                 return;
             }
+            #[cfg(feature = "docker")]
+            Notice::StackLog { node, line } => {
+                self.0.stack_connector_line(node, line);
+                return;
+            }
             #[cfg(not(feature = "docker"))]
-            Notice::StackApplied { .. } => return,
+            Notice::StackApplied { .. } | Notice::StackLog { .. } => return,
         };
         if let Err(e) = self.0.record_blocking(move |tx| {
             tx.emit(event);

@@ -37,14 +37,14 @@ mod subscribe;
 
 #[cfg(feature = "wol-ssh")]
 pub use executions::LogLine;
-#[cfg(feature = "docker")]
-pub use stacks::{StackLogLine, StackView, diff_text, stack_sources};
 #[cfg(feature = "wol-ssh")]
 pub use machines::{RefreshOptions, is_machine};
 #[cfg(feature = "wol-ssh")]
 pub use maintenance::{
     CATCH_UP, MaintenancePlan, PlannedMachine, PlannedPackage, Selection, Skipped, describe_schedule, next_occurrence,
 };
+#[cfg(feature = "docker")]
+pub use stacks::{StackLogLine, StackView, diff_text, stack_sources};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -225,6 +225,9 @@ struct State {
     /// The live logs of running stack commands.
     #[cfg(feature = "docker")]
     stack_logs: HashMap<i64, stacks::StackLive>,
+    /// The command running on each stack (its connector's lines go to its log).
+    #[cfg(feature = "docker")]
+    stack_running: HashMap<NodeId, i64>,
 }
 
 struct Inner {

@@ -104,7 +104,11 @@ pub fn diff_text(a: &str, b: &str, a_name: &str, b_name: &str) -> String {
 }
 
 impl Engine {
-    fn stack_node(&self, topology: &Topology, stack: &NodeRef) -> Result<(NodeId, String, Option<NodeId>), EngineError> {
+    fn stack_node(
+        &self,
+        topology: &Topology,
+        stack: &NodeRef,
+    ) -> Result<(NodeId, String, Option<NodeId>), EngineError> {
         let n = topology.find(stack)?;
         if n.spec.kind != Kind::Stack {
             return Err(Refusal::invalid(format!("`{}` is a {}, not a stack", n.spec.name, n.spec.kind)).into());
@@ -201,7 +205,11 @@ impl Engine {
     /// Cancels a pending command; a running one answers `COMMAND_RUNNING` (it runs to its
     /// end: an apply half done is worse than one finished or rolled back).
     pub async fn cancel_stack_command(&self, id: i64) -> Result<StackCommand, EngineError> {
-        let c = self.inner.store.stack_command(id)?.ok_or_else(|| EngineError::NotFound { what: format!("stack command {id}") })?;
+        let c = self
+            .inner
+            .store
+            .stack_command(id)?
+            .ok_or_else(|| EngineError::NotFound { what: format!("stack command {id}") })?;
         let topology = self.inner.store.run(|s| s.topology_shared()).await?;
         let name = topology.name_of(c.stack);
         let now = crate::store::now_ms();
@@ -223,7 +231,11 @@ impl Engine {
         let topology = self.inner.store.run(|s| s.topology_shared()).await?;
         let reclaimed = self.record(move |tx| tx.reclaim_stack_commands(i64::MAX, &|n| topology.name_of(n))).await?;
         for c in &reclaimed {
-            tracing::warn!(command = c.id, kind = c.kind.as_str(), "a stack command the previous run left running is marked failed (interrupted)");
+            tracing::warn!(
+                command = c.id,
+                kind = c.kind.as_str(),
+                "a stack command the previous run left running is marked failed (interrupted)"
+            );
         }
         for stack in self.inner.store.stacks_with_pending_commands()? {
             self.drive_stack(stack);
@@ -247,7 +259,9 @@ impl Engine {
     async fn observe_stack(&self, target: &Target, version: Option<i64>) -> Result<StackState, ConnectorError> {
         let client = tokio::time::timeout(self.inner.config.status_timeout, docker_stack::client(target))
             .await
-            .map_err(|_| ConnectorError::new(ErrorCode::Timeout, format!("{}: its Docker Engine did not answer", target.name)))??;
+            .map_err(|_| {
+                ConnectorError::new(ErrorCode::Timeout, format!("{}: its Docker Engine did not answer", target.name))
+            })??;
         let project = docker_stack::project_of(target);
         let expected = match version.map(|n| self.inner.store.stack_version_to_apply(target.node, n)) {
             Some(Ok(Some((v, full)))) => match &v.images {
@@ -267,10 +281,11 @@ impl Engine {
     pub async fn stack_events(
         &self,
         stack: impl Into<NodeRef>,
-    ) -> Result<futures::stream::BoxStream<'static, Result<docker_stack::ContainerEvent, ConnectorError>>, EngineError> {
+    ) -> Result<futures::stream::BoxStream<'static, Result<docker_stack::ContainerEvent, ConnectorError>>, EngineError>
+    {
         let topology = self.inner.store.run(|s| s.topology_shared()).await?;
         let (id, name, _) = self.stack_node(&topology, &stack.into())?;
-        let target = self.target(&topology, id).ok_or_else(|| EngineError::NotFound { what: name })?;
+        let target = self.target(&topology, id).ok_or(EngineError::NotFound { what: name })?;
         let client = docker_stack::client(&target).await?;
         Ok(docker_stack::events(&client, &docker_stack::project_of(&target)))
     }
@@ -303,7 +318,8 @@ impl Engine {
         let topology = store.topology_shared();
         let name = topology.map(|t| t.name_of(node)).unwrap_or_default();
         if store.stack_current(node).ok().flatten().map(|c| c.0) != Some(version)
-            && let Err(e) = self.record_blocking(move |tx| tx.set_stack_current(node, &name, Some(version), crate::store::now_ms()))
+            && let Err(e) =
+                self.record_blocking(move |tx| tx.set_stack_current(node, &name, Some(version), crate::store::now_ms()))
         {
             tracing::error!("cannot record the version a stack is on: {e}");
         }
@@ -349,10 +365,9 @@ impl Engine {
             }
         }
         let st = self.state();
-        st.stacking
-            .iter()
-            .find(|(_, (h, _))| *h == host)
-            .map(|(s, _)| format!("waiting for a command of stack `{}` on `{}`", topology.name_of(*s), topology.name_of(host)))
+        st.stacking.iter().find(|(_, (h, _))| *h == host).map(|(s, _)| {
+            format!("waiting for a command of stack `{}` on `{}`", topology.name_of(*s), topology.name_of(host))
+        })
     }
 
     async fn drive_stack_queue(&self, stack: NodeId) {
@@ -407,7 +422,11 @@ impl Engine {
                 }
             };
             let (tx, _) = broadcast::channel(1024);
-            self.state().stack_logs.insert(command.id, StackLive { lines: Vec::new(), tx });
+            {
+                let mut st = self.state();
+                st.stack_logs.insert(command.id, StackLive { lines: Vec::new(), tx });
+                st.stack_running.insert(stack, command.id);
+            }
             let heartbeat = {
                 let engine = self.clone();
                 let id = command.id;
@@ -434,6 +453,17 @@ impl Engine {
                 let _ = live.tx.send(StackLogLine::End(status));
             }
             st.stacking.remove(&stack);
+            st.stack_running.remove(&stack);
+        }
+    }
+
+    /// A line the stack connector said while starting or stopping `node`: into the log of
+    /// the command running on it, if one is, else the server's log.
+    pub(super) fn stack_connector_line(&self, node: NodeId, line: String) {
+        let running = self.state().stack_running.get(&node).copied();
+        match running {
+            Some(id) => self.stack_line(id, line),
+            None => tracing::info!(stack = %node, "{line}"),
         }
     }
 
@@ -468,7 +498,12 @@ impl Engine {
                 self.apply_stack(&target, c, number, &mut log).await
             }
             StackCommandKind::Stop => match self.stack_cascade(&target, Action::Stop, &c.actor, &mut log).await {
-                Ok(()) => StackOutcome { status: StackCommandStatus::Done, error: None, result: serde_json::Value::Null, current: None },
+                Ok(()) => StackOutcome {
+                    status: StackCommandStatus::Done,
+                    error: None,
+                    result: serde_json::Value::Null,
+                    current: None,
+                },
                 Err(e) => failed(e.code, e.message),
             },
             StackCommandKind::Remove => {
@@ -501,7 +536,11 @@ impl Engine {
                                 s.service,
                                 s.state,
                                 s.health.as_ref().map(|h| format!(" ({h})")).unwrap_or_default(),
-                                if s.restarts > 0 { format!(", restarted {} times", s.restarts) } else { String::new() }
+                                if s.restarts > 0 {
+                                    format!(", restarted {} times", s.restarts)
+                                } else {
+                                    String::new()
+                                }
                             ));
                         }
                         for d in &state.drift {
@@ -587,7 +626,9 @@ impl Engine {
         }
         .await;
         match applied {
-            Ok(result) => StackOutcome { status: StackCommandStatus::Done, error: None, result, current: Some(Some(number)) },
+            Ok(result) => {
+                StackOutcome { status: StackCommandStatus::Done, error: None, result, current: Some(Some(number)) }
+            }
             Err(e) => {
                 log(format!("failed ({}): {}", e.code.as_str(), e.message));
                 let Some(previous) = previous.filter(|p| *p != number) else {
@@ -623,9 +664,15 @@ impl Engine {
         let project = docker_stack::project_of(target);
         let (pinned, images) = docker_stack::pin_images(&client, &project, &full, version.images.as_ref(), log).await?;
         let wait = docker_stack::wait_of(target);
-        let applied =
-            crate::connector::compose::converge(&client, &project, u64::try_from(number).unwrap_or(0), &pinned, wait, log)
-                .await?;
+        let applied = crate::connector::compose::converge(
+            &client,
+            &project,
+            u64::try_from(number).unwrap_or(0),
+            &pinned,
+            wait,
+            log,
+        )
+        .await?;
         self.stack_applied(target.node, number, &images);
         Ok(serde_json::json!({
             "version": number,
@@ -645,5 +692,4 @@ impl Engine {
             .find(|(s, (h, allow_stop))| !allow_stop && (scope.contains(s) || scope.contains(h)))
             .map(|(s, _)| *s)
     }
-
 }

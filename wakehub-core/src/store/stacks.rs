@@ -19,7 +19,7 @@ use super::journal::JournalTx;
 use super::{Store, StoreError, db};
 use crate::events::EventKind;
 use crate::model::{NodeId, Refusal, is_secret_key};
-use crate::secrets::{SecretError, Sealed};
+use crate::secrets::{Sealed, SecretError};
 use crate::stack::Compose;
 
 /// What a secret environment value reads as outside the store.
@@ -208,7 +208,8 @@ fn command(tx: &Transaction<'_>, id: i64) -> Result<StackCommand, StoreError> {
         .ok_or_else(|| StoreError::NotFound { what: format!("stack command {id}") })
 }
 
-type VersionRow = (i64, i64, String, String, Option<Vec<u8>>, Option<Vec<u8>>, Option<String>, String, i64, Option<String>);
+type VersionRow =
+    (i64, i64, String, String, Option<Vec<u8>>, Option<Vec<u8>>, Option<String>, String, i64, Option<String>);
 
 const VERSION_COLUMNS: &str = "stack_id, number, digest, model, nonce, secrets, images, created_by, created_at, note";
 
@@ -243,7 +244,10 @@ impl Store {
             .services
             .iter()
             .flat_map(|(svc, s)| {
-                s.environment.iter().filter(|(n, v)| is_secret_env(n) && *v == SECRET_PLACEHOLDER).map(move |(n, _)| format!("{svc}.{n}"))
+                s.environment
+                    .iter()
+                    .filter(|(n, v)| is_secret_env(n) && *v == SECRET_PLACEHOLDER)
+                    .map(move |(n, _)| format!("{svc}.{n}"))
             })
             .collect();
         let full = match (with_secrets, nonce, sealed) {
@@ -371,7 +375,9 @@ impl Store {
         let rows: Vec<VersionRow> = {
             let conn = self.conn();
             let mut stmt = conn
-                .prepare(&format!("SELECT {VERSION_COLUMNS} FROM stack_versions WHERE stack_id = ?1 ORDER BY number DESC"))
+                .prepare(&format!(
+                    "SELECT {VERSION_COLUMNS} FROM stack_versions WHERE stack_id = ?1 ORDER BY number DESC"
+                ))
                 .map_err(db)?;
             let rows = stmt.query_map([stack.get()], version_row).map_err(db)?;
             rows.collect::<Result<_, _>>().map_err(db)?
@@ -535,11 +541,9 @@ impl JournalTx<'_> {
     ) -> Result<Option<StackCommand>, StoreError> {
         let running: Option<i64> = self
             .tx
-            .query_row(
-                "SELECT id FROM stack_commands WHERE stack_id = ?1 AND status = 'running'",
-                [stack.get()],
-                |r| r.get(0),
-            )
+            .query_row("SELECT id FROM stack_commands WHERE stack_id = ?1 AND status = 'running'", [stack.get()], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(db)?;
         if running.is_some() {

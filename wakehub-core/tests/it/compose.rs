@@ -242,7 +242,8 @@ fn a_model_rendered_as_a_compose_file_reads_back_the_same() {
     // One form: rendering what was read from the rendering changes nothing.
     assert_eq!(render(&parse_compose(&rendered).unwrap()), rendered);
     // `$` stays literal, a disabled check stays disabled, no restart is the default.
-    let tricky = "services:\n  a:\n    image: busybox\n    command: echo $$HOME\n    healthcheck:\n      disable: true\n";
+    let tricky =
+        "services:\n  a:\n    image: busybox\n    command: echo $$HOME\n    healthcheck:\n      disable: true\n";
     let back = parse_compose(&render(&parse_compose(tricky).unwrap())).unwrap();
     assert_eq!(back.services["a"].command.as_deref(), Some(&["echo".to_owned(), "$HOME".to_owned()][..]));
     assert_eq!(back.services["a"].healthcheck.as_ref().unwrap().test, ["NONE"]);

@@ -276,7 +276,11 @@ impl GqlStack {
     }
     /// Each service as the engine runs it now (empty when its engine cannot be read).
     async fn services(&self) -> Vec<StackService> {
-        self.view.state.as_ref().map(|s| s.services.iter().cloned().map(StackService::from).collect()).unwrap_or_default()
+        self.view
+            .state
+            .as_ref()
+            .map(|s| s.services.iter().cloned().map(StackService::from).collect())
+            .unwrap_or_default()
     }
     /// What differs from the version it is on (a container stopped or removed by hand, a
     /// changed configuration, a container of no service); the next apply fixes it.
@@ -285,10 +289,11 @@ impl GqlStack {
     }
     /// Why its engine could not be read, if it could not.
     async fn engine_error(&self) -> Option<StackEngineError> {
-        self.view.state.as_ref().err().map(|e: &ConnectorError| StackEngineError {
-            code: e.code.as_str().to_owned(),
-            message: e.message.clone(),
-        })
+        self.view
+            .state
+            .as_ref()
+            .err()
+            .map(|e: &ConnectorError| StackEngineError { code: e.code.as_str().to_owned(), message: e.message.clone() })
     }
     /// Its versions, newest first.
     async fn versions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GqlStackVersion>> {
@@ -342,12 +347,8 @@ impl StacksQuery {
     async fn stacks(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GqlStack>> {
         let view = View::load(ctx).await?;
         let engine = ctx.data::<Engine>()?;
-        let ids: Vec<NodeId> = view
-            .topology
-            .nodes()
-            .filter(|n| n.spec.kind == Kind::Stack && view.visible(n.id))
-            .map(|n| n.id)
-            .collect();
+        let ids: Vec<NodeId> =
+            view.topology.nodes().filter(|n| n.spec.kind == Kind::Stack && view.visible(n.id)).map(|n| n.id).collect();
         let views = futures::future::join_all(ids.into_iter().map(|id| engine.stack_view(id))).await;
         views.into_iter().map(|v| v.api().map(|view| GqlStack { view })).collect()
     }

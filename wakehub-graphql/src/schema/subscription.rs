@@ -154,8 +154,7 @@ impl Subscription {
         let events = engine.stack_events(node).await.api()?;
         Ok(events.map(move |e| {
             let _keep = &gauge;
-            e.map(super::stacks::StackContainerEvent::from)
-                .map_err(|e| api_error(e.code, e.message))
+            e.map(super::stacks::StackContainerEvent::from).map_err(|e| api_error(e.code, e.message))
         }))
     }
 

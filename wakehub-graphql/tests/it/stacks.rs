@@ -66,20 +66,27 @@ async fn stacks_through_the_api_survive_a_kill_during_a_health_wait() {
         )
         .await;
     let st = &d["stack"];
-    assert_eq!((&st["project"], &st["currentVersion"], &st["latestVersion"]), (&json!("media"), &Value::Null, &json!(1)));
+    assert_eq!(
+        (&st["project"], &st["currentVersion"], &st["latestVersion"]),
+        (&json!("media"), &Value::Null, &json!(1))
+    );
     let v1 = &st["versions"][0];
     assert_eq!((&v1["secrets"], &v1["createdBy"]), (&json!(["db.DB_PASSWORD"]), &json!("operator")), "{v1}");
     assert!(v1["compose"].as_str().unwrap().contains("DB_PASSWORD: '********'"), "{v1}");
     assert!(!d.to_string().contains("hunter2"), "{d}");
 
     // Roles and scope: a viewer reads but does not write; another scope does not see it.
-    let save = "mutation($s: ID!, $c: String!) { saveStackVersion(stack: $s, compose: $c) { created version { number } } }";
-    let (_, r) = s.post_as(Some(&viewer), save, json!({"s": "media", "c": compose("[sleep, '601']", "/tmp/ready")})).await;
+    let save =
+        "mutation($s: ID!, $c: String!) { saveStackVersion(stack: $s, compose: $c) { created version { number } } }";
+    let (_, r) =
+        s.post_as(Some(&viewer), save, json!({"s": "media", "c": compose("[sleep, '601']", "/tmp/ready")})).await;
     assert_eq!(code(&r), "FORBIDDEN", "{r}");
     let (_, r) = s.post_as(Some(&elsewhere), COMMAND, json!({"s": "media", "k": "APPLY"})).await;
     assert_eq!(code(&r), "NOT_FOUND", "{r}");
     // A malformed compose file: its stable code, the key and its line; nothing written.
-    let (_, r) = s.post_as(Some(&s.token), save, json!({"s": "media", "c": "services:\n  a:\n    image: x\n    build: .\n"})).await;
+    let (_, r) = s
+        .post_as(Some(&s.token), save, json!({"s": "media", "c": "services:\n  a:\n    image: x\n    build: .\n"}))
+        .await;
     assert_eq!(code(&r), "COMPOSE_INVALID", "{r}");
     assert!(r["errors"][0]["message"].as_str().unwrap().contains("line 4"), "{r}");
 
@@ -96,10 +103,15 @@ async fn stacks_through_the_api_survive_a_kill_during_a_health_wait() {
             json!({}),
         )
         .await;
-    let statuses: Vec<&str> =
-        ev["events"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["payload"]["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = ev["events"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["payload"]["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["pending", "running", "done"]);
-    let d = s.gql("{ stack(node: \"media\") { currentVersion services { service state health } drift } }", json!({})).await;
+    let d =
+        s.gql("{ stack(node: \"media\") { currentVersion services { service state health } drift } }", json!({})).await;
     assert_eq!(d["stack"]["currentVersion"], 1);
     assert_eq!(
         d["stack"]["services"],
@@ -128,7 +140,8 @@ async fn stacks_through_the_api_survive_a_kill_during_a_health_wait() {
     }
     s.kill9();
     let s = s.restart(&[]);
-    let after = s.gql("query($id: ID!) { stackCommand(id: $id) { status errorCode startedAt log } }", json!({"id": id})).await;
+    let after =
+        s.gql("query($id: ID!) { stackCommand(id: $id) { status errorCode startedAt log } }", json!({"id": id})).await;
     let after = &after["stackCommand"];
     assert_eq!((&after["status"], &after["errorCode"]), (&json!("failed"), &json!("INTERRUPTED")), "{after}");
     tokio::time::sleep(Duration::from_secs(2)).await;

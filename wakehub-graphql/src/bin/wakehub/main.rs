@@ -372,7 +372,10 @@ pub(crate) fn base_dir(file: &Path) -> PathBuf {
 
 /// Writes the compose files a topology file gives its stacks as their versions (nothing new
 /// when one means the same as the stack's latest).
-pub(crate) fn save_stack_sources(store: &Store, stacks: Vec<(String, wakehub_core::stack::Compose)>) -> anyhow::Result<()> {
+pub(crate) fn save_stack_sources(
+    store: &Store,
+    stacks: Vec<(String, wakehub_core::stack::Compose)>,
+) -> anyhow::Result<()> {
     let topology = store.topology()?;
     for (name, compose) in stacks {
         let Some(node) = topology.by_name(&name) else { continue };

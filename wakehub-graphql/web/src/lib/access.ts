@@ -50,6 +50,7 @@ export function navigation(role: Role): NavItem[] {
     { href: '#/proposals', label: 'Proposals' },
     { href: '#/discovery', label: 'Discovery' },
     { href: '#/maintenance', label: 'Maintenance' },
+    { href: '#/stacks', label: 'Stacks' },
     { href: '#/journal', label: 'Journal' },
   ];
   if (canAdminister(role)) items.push({ href: '#/admin', label: 'Admin' });

@@ -39,6 +39,8 @@ export function describeEvent(event: WakeEvent): string {
       return `${p.machineAction} on ${p.name}: ${p.executionStatus}${p.errorKind ? ` (${p.errorKind})` : ''}`;
     case 'MaintenanceProgress':
       return `${p.run}: ${p.phase}${p.machine ? ` ${p.machine}` : ''} ${p.runStatus} — ${p.message}`;
+    case 'StackCommandProgress':
+      return `${p.commandKind}${p.version !== null ? ` to version ${p.version}` : ''} on ${p.stack}: ${p.commandStatus}${p.commandCode ? ` (${p.commandCode})` : ''}`;
   }
 }
 

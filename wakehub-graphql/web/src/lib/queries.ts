@@ -18,6 +18,7 @@ export const EVENT_FIELDS = `id at kind cascade node payload {
   ... on MachineRefreshed { name outcome updates securityUpdates rebootRequired refreshCode: code summary actor }
   ... on MachineExecution { name execution machineAction: action executionStatus: status errorKind actor }
   ... on MaintenanceProgress { run window phase machine: name runStatus: status message }
+  ... on StackCommandProgress { stack: name command commandKind: kind version commandStatus: status commandCode: code actor }
 }`;
 
 /** Every field of a node the dashboard, lab and forms use. */
@@ -146,4 +147,30 @@ export const SAVE_WINDOW = `mutation SaveWindow($input: MaintenanceWindowInput!)
 export const DELETE_WINDOW = `mutation DeleteWindow($name: String!) { deleteMaintenanceWindow(name: $name) }`;
 export const RUN_MAINTENANCE = `mutation RunMaintenance($window: String, $nodes: [String!]! = [], $tags: [String!]! = []) {
   runMaintenance(window: $window, nodes: $nodes, tags: $tags) { id status }
+}`;
+
+export const STACK_COMMAND_FIELDS = `id kind version status actor reason queuedAt startedAt finishedAt errorCode errorMessage result`;
+export const STACKS_QUERY = `query Stacks {
+  stacks { node name project currentVersion latestVersion drift engineError { code message }
+           services { service state health } }
+}`;
+export const STACK_QUERY = `query Stack($node: ID!) {
+  stack(node: $node) {
+    node name project currentVersion appliedAt latestVersion drift engineError { code message }
+    services { service container state health startedAt restarts exitCode image version }
+    versions { number digest compose services secrets images { service id } createdBy createdAt note }
+    commands(first: 30) { ${STACK_COMMAND_FIELDS} log }
+  }
+}`;
+export const STACK_DIFF_QUERY = `query StackDiff($stack: ID!, $from: Int!, $to: Int!) { stackDiff(stack: $stack, from: $from, to: $to) }`;
+export const SAVE_STACK_VERSION = `mutation SaveStackVersion($stack: ID!, $compose: String!, $note: String) {
+  saveStackVersion(stack: $stack, compose: $compose, note: $note) { created version { number } }
+}`;
+export const RUN_STACK_COMMAND = `mutation RunStackCommand($stack: ID!, $kind: StackCommandKind!, $version: Int) {
+  runStackCommand(stack: $stack, kind: $kind, version: $version) { id status }
+}`;
+export const CANCEL_STACK_COMMAND = `mutation CancelStackCommand($id: ID!) { cancelStackCommand(id: $id) { id status } }`;
+export const STACK_LOG_SUBSCRIPTION = `subscription StackLog($command: ID!) { stackCommandLog(command: $command) }`;
+export const STACK_EVENTS_SUBSCRIPTION = `subscription StackEvents($stack: ID!) {
+  stackContainerEvents(stack: $stack) { service container action exitCode at }
 }`;

@@ -10,6 +10,8 @@ export type Route =
   | { name: 'discovery' }
   | { name: 'journal' }
   | { name: 'maintenance' }
+  | { name: 'stacks' }
+  | { name: 'stack'; stack: string }
   | { name: 'admin' }
   | { name: 'login' }
   | { name: 'not-found'; path: string };
@@ -26,6 +28,7 @@ export function parseRoute(hash: string): Route {
     case 'discovery':
     case 'journal':
     case 'maintenance':
+    case 'stacks':
     case 'admin':
     case 'login':
       return rest.length ? { name: 'not-found', path } : { name: first };
@@ -35,11 +38,14 @@ export function parseRoute(hash: string): Route {
       return arg ? { name: 'node', node: arg } : { name: 'not-found', path };
     case 'cascade':
       return arg ? { name: 'cascade', id: arg } : { name: 'not-found', path };
+    case 'stack':
+      return arg ? { name: 'stack', stack: arg } : { name: 'not-found', path };
     default:
       return { name: 'not-found', path };
   }
 }
 
 export const nodeHref = (name: string) => `#/node/${encodeURIComponent(name)}`;
+export const stackHref = (name: string) => `#/stack/${encodeURIComponent(name)}`;
 // `cascade:12` stays readable in the address bar.
 export const cascadeHref = (id: string) => `#/cascade/${encodeURIComponent(id).replace(/%3A/gi, ':')}`;

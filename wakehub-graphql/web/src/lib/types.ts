@@ -173,7 +173,8 @@ export type EventPayload =
       actor: string;
     }
   | { __typename: 'MachineExecution'; name: string; execution: string; machineAction: string; executionStatus: string; errorKind: string | null; actor: string }
-  | { __typename: 'MaintenanceProgress'; run: string; window: string | null; phase: string; machine: string | null; runStatus: string; message: string };
+  | { __typename: 'MaintenanceProgress'; run: string; window: string | null; phase: string; machine: string | null; runStatus: string; message: string }
+  | { __typename: 'StackCommandProgress'; stack: string; command: string; commandKind: string; version: number | null; commandStatus: string; commandCode: string | null; actor: string };
 
 export interface WakeEvent {
   id: string;
@@ -315,4 +316,69 @@ export interface MaintenanceRun {
   finishedAt: string | null;
   report: string | null;
   steps: { seq: number; at: string; phase: string; node: string | null; status: string; message: string }[];
+}
+
+export interface StackService {
+  service: string;
+  container?: string | null;
+  state: string;
+  health: string | null;
+  startedAt?: string | null;
+  restarts?: number;
+  exitCode?: number | null;
+  image?: string | null;
+  version?: number | null;
+}
+
+export interface StackVersion {
+  number: number;
+  digest: string;
+  compose: string;
+  services: string[];
+  secrets: string[];
+  images: { service: string; id: string }[];
+  createdBy: string;
+  createdAt: string;
+  note: string | null;
+}
+
+export interface StackCommand {
+  id: string;
+  kind: string;
+  version: number | null;
+  status: string;
+  actor: string;
+  reason: string | null;
+  queuedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+  result: unknown;
+  log?: string;
+}
+
+export interface StackSummary {
+  node: string;
+  name: string;
+  project: string;
+  currentVersion: number | null;
+  latestVersion: number | null;
+  drift: string[];
+  engineError: { code: string; message: string } | null;
+  services: StackService[];
+}
+
+export interface StackDetail extends StackSummary {
+  appliedAt: string | null;
+  versions: StackVersion[];
+  commands: StackCommand[];
+}
+
+export interface StackContainerEvent {
+  service: string;
+  container: string;
+  action: string;
+  exitCode: string | null;
+  at: string;
 }
