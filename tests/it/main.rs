@@ -10,6 +10,7 @@ mod maintenance;
 mod plugins;
 mod proxmox;
 mod stack_commands;
+mod stack_machine;
 mod stacks;
 /// The lab helpers the core's own tests use (one file, shared).
 #[path = "../../wakehub-core/tests/it/support.rs"]

@@ -135,20 +135,7 @@ impl Dockerd {
     /// Imports the busybox rootfs as image `tag`, with file `/variant` holding `marker` when
     /// given (two variants under one tag are two images); returns the image's id.
     pub fn import_image(&self, tag: &str, marker: Option<&str>) -> String {
-        let root = self.dir.path().join(format!("rootfs-{}", crate::free_port()));
-        std::fs::create_dir_all(root.join("bin")).unwrap();
-        std::fs::create_dir_all(root.join("tmp")).unwrap();
-        std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is missing");
-        for applet in ["sh", "sleep", "touch", "test", "true", "false"] {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-        }
-        if let Some(marker) = marker {
-            std::fs::write(root.join("variant"), marker).unwrap();
-        }
-        let tar = root.with_extension("tar");
-        let status = Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg(".").status().unwrap();
-        assert!(status.success());
-        self.ok(&["import", &tar.display().to_string(), tag])
+        import_busybox(&self.socket, tag, marker)
     }
 
     /// Creates (does not start) container `name` from [`IMAGE`] with no network.
@@ -164,6 +151,34 @@ impl Dockerd {
     pub fn running(&self, name: &str) -> bool {
         self.ok(&["inspect", "--format", "{{.State.Running}}", name]) == "true"
     }
+}
+
+/// Imports a busybox rootfs (a few applets; file `/variant` holding `marker` when given, so
+/// two variants under one tag are two images) as image `tag` into the engine listening on
+/// unix socket `socket`; returns the image's id.
+pub fn import_busybox(socket: &Path, tag: &str, marker: Option<&str>) -> String {
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path().join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is missing");
+    for applet in ["sh", "sleep", "touch", "test", "true", "false"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    if let Some(marker) = marker {
+        std::fs::write(root.join("variant"), marker).unwrap();
+    }
+    let tar = scratch.path().join("rootfs.tar");
+    let status = Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg(".").status().unwrap();
+    assert!(status.success());
+    let out = Command::new("docker")
+        .arg("-H")
+        .arg(format!("unix://{}", socket.display()))
+        .args(["import", &tar.display().to_string(), tag])
+        .output()
+        .expect("run the docker CLI");
+    assert!(out.status.success(), "docker import: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 impl Drop for Dockerd {

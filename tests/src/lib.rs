@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use debian::{DebianMachine, Power, REBOOT_COMMAND, ROOT_PASSWORD, SHUTDOWN_COMMAND};
-pub use dockerd::{Dockerd, IMAGE};
+pub use dockerd::{Dockerd, IMAGE, import_busybox};
 pub use fakepve::{FakePve, Mirror};
 pub use homeassistant::HomeAssistant;
 pub use machine::Machine;

@@ -31,6 +31,84 @@ pub struct Machine {
 impl Machine {
     /// Creates machine number `net` (10.231.`net`.0/24) answering to `mac`, powered off.
     pub fn start(net: u8, mac: &str) -> Machine {
+        Self::start_with(net, mac, None)
+    }
+
+    /// A machine whose Docker Engine runs while it is on: a `dockerd` started in its
+    /// namespace when it boots (listening on `tcp://10.231.NET.2:2375`, and on
+    /// [`docker_socket`](Self::docker_socket) for the test's own CLI), its data kept across
+    /// power cycles like a disk, stopped — its containers with it — when it powers off.
+    pub fn with_docker(net: u8, mac: &str) -> Machine {
+        let pool = 30 + net % 50;
+        // `ip netns exec` gives the machine a fresh /sys: its cgroup hierarchies are mounted
+        // again there (as this host has them), as a booting machine mounts its own.
+        let cgroups: Vec<String> = std::fs::read_to_string("/proc/self/mounts")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let (source, path, kind, options) = (*f.first()?, *f.get(1)?, *f.get(2)?, *f.get(3)?);
+                (path.starts_with("/sys/fs/cgroup") && matches!(kind, "tmpfs" | "cgroup" | "cgroup2"))
+                    .then(|| format!("mkdir -p {path} && mount -t {kind} -o {options} {source} {path}"))
+            })
+            .collect();
+        let boot = move |dir: &std::path::Path| {
+            let d = dir.display();
+            [
+                cgroups.iter().map(|c| format!("{c};")).collect::<Vec<_>>().join(" "),
+                format!("exec /usr/sbin/dockerd --data-root {d}/docker --exec-root {d}/docker-exec"),
+                format!("--pidfile {d}/dockerd.pid --tls=false -H tcp://10.231.{net}.2:2375 -H unix://{d}/docker.sock"),
+                "--bridge=none --iptables=false --ip6tables=false --ip-masq=false".to_owned(),
+                format!("--default-address-pool=base=10.{pool}.0.0/16,size=24"),
+            ]
+            .join(" ")
+        };
+        Self::start_with(net, mac, Some(&boot))
+    }
+
+    /// The unix socket of the Docker Engine of a [`with_docker`](Self::with_docker) machine.
+    pub fn docker_socket(&self) -> std::path::PathBuf {
+        self.dir.path().join("docker.sock")
+    }
+
+    /// Runs the `docker` CLI against this machine's engine (through its unix socket).
+    pub fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", self.docker_socket().display()))
+            .args(args)
+            .output()
+            .expect("run the docker CLI")
+    }
+
+    /// What its services (sshd, and the boot command's) wrote.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd_config.log")).unwrap_or_default()
+    }
+
+    /// Sends it a magic packet (as any machine on its link would).
+    pub fn wake(&self) {
+        let mac: Vec<u8> = self.mac.split(':').map(|h| u8::from_str_radix(h, 16).unwrap()).collect();
+        let mut packet = vec![0xffu8; 6];
+        for _ in 0..16 {
+            packet.extend_from_slice(&mac);
+        }
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        socket.set_broadcast(true).unwrap();
+        socket.send_to(&packet, format!("10.231.{}.255:9", self.net)).unwrap();
+    }
+
+    /// Powers it off as its shutdown command would, and waits until it is down.
+    pub fn shut_down(&self) {
+        std::fs::write(self.dir.path().join("out/power-off"), b"").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while self.is_up() || std::path::Path::new(&self.dir.path().join("out/power-off")).exists() {
+            assert!(Instant::now() < deadline, "the machine did not power off");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn start_with(net: u8, mac: &str, boot: Option<&dyn Fn(&std::path::Path) -> String>) -> Machine {
         let pid = std::process::id();
         let (ns, veth, peer) = (format!("wh{net}-{pid}"), format!("wh{net}a{pid}"), format!("wh{net}b{pid}"));
         // Leftovers of an interrupted run would shadow the route to the subnet.
@@ -94,6 +172,7 @@ impl Machine {
             .arg(mac)
             .arg(&config)
             .arg(out.join("power-off"))
+            .args(boot.map(|b| b(d)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
