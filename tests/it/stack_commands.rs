@@ -211,6 +211,10 @@ async fn the_queue_runs_one_command_at_a_time_in_order_and_drift_and_events_are_
     assert!(docker.running("media-web"));
     let view = engine.stack_view("media").await.unwrap();
     assert!(view.state.as_ref().unwrap().drift.is_empty(), "{view:?}");
+    // A service's output: its last lines; a service with no container is NOT_FOUND.
+    assert!(engine.stack_service_log("media", "db", 5).await.unwrap().contains("db up"));
+    let err = engine.stack_service_log("media", "nope", 5).await.unwrap_err();
+    assert_eq!(err.code().as_str(), "NOT_FOUND", "{err}");
 
     // Events: a container stopped by hand is seen live, and as drift; the next apply fixes it.
     let mut events = engine.stack_events("media").await.unwrap();

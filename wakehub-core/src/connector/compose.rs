@@ -213,12 +213,17 @@ async fn remove(client: &Docker, stack: &str, id: &str) -> Result<(), ConnectorE
 
 /// The last lines of a container's log, for an error a person reads.
 async fn log_tail(client: &Docker, id: &str) -> String {
-    let options = LogsOptionsBuilder::default().stdout(true).stderr(true).tail("20").build();
+    tail(client, id, 20, 4096).await
+}
+
+/// The last `lines` lines of container `id`'s output (stdout and stderr), at most `bytes`.
+pub(crate) async fn tail(client: &Docker, id: &str, lines: usize, bytes: usize) -> String {
+    let options = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&lines.to_string()).build();
     let mut logs = client.logs(id, Some(options));
     let mut out = String::new();
     while let Some(Ok(chunk)) = logs.next().await {
         out.push_str(&chunk.to_string());
-        if out.len() > 4096 {
+        if out.len() > bytes {
             break;
         }
     }
@@ -315,7 +320,7 @@ async fn await_condition(
                 ),
             ));
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -417,31 +422,113 @@ pub async fn converge(
         log(format!("{service}: removed (not in version {version})"));
         applied.removed.push(service.clone());
     }
+    let log = std::sync::Mutex::new(log);
+    let say = |line: String| (log.lock().unwrap_or_else(|e| e.into_inner()))(line);
+    // Level by level (a service after everything it depends on), the services of a level
+    // side by side, as their conditions allow.
+    for level in levels(compose) {
+        let step = Step { client, stack, version, compose, existing: &existing, since, wait, say: &say };
+        let done = futures::future::try_join_all(
+            level.iter().map(|name| step.service(name, &applied.containers, &since_of)),
+        )
+        .await?;
+        for (name, (id, kept, was_running)) in level.iter().zip(done) {
+            if kept {
+                applied.kept.push((*name).to_owned());
+            } else {
+                applied.created.push((*name).to_owned());
+            }
+            since_of.insert((*name).to_owned(), if was_running { None } else { Some(since) });
+            applied.containers.insert((*name).to_owned(), id);
+        }
+    }
+    // The apply ends when every service with a health check is healthy (by a result newer
+    // than its start, for what this apply started).
+    let checked: Vec<&str> = compose
+        .start_order()
+        .into_iter()
+        .filter(|n| compose.services[*n].healthcheck.as_ref().is_some_and(|h| h.test != ["NONE"]))
+        .collect();
+    futures::future::try_join_all(checked.iter().map(|name| {
+        let id = applied.containers.get(*name).cloned().unwrap_or_default();
+        let from = since_of.get(*name).copied().unwrap_or(Some(since));
+        let say = &say;
+        async move {
+            say(format!("{name}: waiting until healthy"));
+            await_condition(client, stack, name, &id, Condition::ServiceHealthy, from, wait).await?;
+            say(format!("{name}: healthy"));
+            Ok::<(), ConnectorError>(())
+        }
+    }))
+    .await?;
+    Ok(applied)
+}
+
+/// The services by level: each after every service it depends on (names sorted in a level).
+fn levels(compose: &Compose) -> Vec<Vec<&str>> {
+    let mut level_of: HashMap<&str, usize> = HashMap::new();
     for name in compose.start_order() {
+        let level = compose.services[name].depends_on.keys().filter_map(|d| level_of.get(d.as_str())).map(|l| l + 1).max();
+        level_of.insert(name, level.unwrap_or(0));
+    }
+    let mut out: Vec<Vec<&str>> = Vec::new();
+    for name in compose.start_order() {
+        let l = level_of[name];
+        if out.len() <= l {
+            out.resize_with(l + 1, Vec::new);
+        }
+        out[l].push(name);
+    }
+    for level in &mut out {
+        level.sort_unstable();
+    }
+    out
+}
+
+/// What applying one service needs.
+struct Step<'a, F: Fn(String) + Sync> {
+    client: &'a Docker,
+    stack: &'a str,
+    version: u64,
+    compose: &'a Compose,
+    existing: &'a [(String, String, Option<String>)],
+    since: chrono_like::Instant,
+    wait: Duration,
+    say: &'a F,
+}
+
+impl<F: Fn(String) + Sync> Step<'_, F> {
+    /// Waits for what `name` depends on, then makes its container as the version says
+    /// (kept when unchanged) and starts it: its id, whether it was kept, whether it ran.
+    async fn service(
+        &self,
+        name: &str,
+        containers: &BTreeMap<String, String>,
+        since_of: &HashMap<String, Option<chrono_like::Instant>>,
+    ) -> Result<(String, bool, bool), ConnectorError> {
+        let (client, stack, compose, say) = (self.client, self.stack, self.compose, self.say);
         let s = &compose.services[name];
-        // What it needs first.
         for (dep, condition) in &s.depends_on {
-            let id = applied.containers.get(dep).cloned().unwrap_or_default();
-            log(format!(
+            let id = containers.get(dep).cloned().unwrap_or_default();
+            say(format!(
                 "{name}: waiting for {dep} ({})",
                 serde_json::to_value(condition).unwrap_or_default().as_str().unwrap_or("")
             ));
-            let dep_since = since_of.get(dep).copied().unwrap_or(Some(since));
-            await_condition(client, stack, dep, &id, *condition, dep_since, wait).await?;
+            let dep_since = since_of.get(dep).copied().unwrap_or(Some(self.since));
+            await_condition(client, stack, dep, &id, *condition, dep_since, self.wait).await?;
         }
         let want = config_digest(stack, name, s, compose);
-        let mine: Vec<&(String, String, Option<String>)> = existing.iter().filter(|(sv, _, _)| sv == name).collect();
+        let mine: Vec<&(String, String, Option<String>)> =
+            self.existing.iter().filter(|(sv, _, _)| sv == name).collect();
         let keep =
             mine.iter().find(|(_, _, digest)| digest.as_deref() == Some(want.as_str())).map(|(_, id, _)| id.clone());
         for (_, id, _) in mine.iter().filter(|(_, id, _)| Some(id) != keep.as_ref()) {
             remove(client, stack, id).await?;
-            log(format!("{name}: its container changed, recreated"));
+            say(format!("{name}: its container changed, recreated"));
         }
+        let kept = keep.is_some();
         let id = match keep {
-            Some(id) => {
-                applied.kept.push(name.to_owned());
-                id
-            }
+            Some(id) => id,
             None => {
                 let cname = container_name(stack, name);
                 // A container of that name WakeHub did not make is not ours to replace.
@@ -459,13 +546,12 @@ pub async fn converge(
                 let created = client
                     .create_container(
                         Some(CreateContainerOptionsBuilder::default().name(&cname).build()),
-                        body(stack, version, name, s, compose),
+                        body(stack, self.version, name, s, compose),
                     )
                     .await
                     .map_err(|e| fail(stack, &format!("create the container of `{name}`"), e))?;
                 let image = s.labels.get(IMAGE_LABEL).map_or(s.image.as_str(), |r| r.as_str());
-                log(format!("{name}: container {} created from {image}", &created.id[..12.min(created.id.len())]));
-                applied.created.push(name.to_owned());
+                say(format!("{name}: container {} created from {image}", &created.id[..12.min(created.id.len())]));
                 created.id
             }
         };
@@ -473,36 +559,18 @@ pub async fn converge(
         let status = c.state.and_then(|s| s.status);
         // A one-shot that already completed is not run again on an unchanged re-apply.
         let completed_once = status == Some(ContainerStateStatusEnum::EXITED)
-            && applied.kept.last().map(String::as_str) == Some(name)
-            && compose
-                .services
-                .values()
-                .any(|o| o.depends_on.get(name) == Some(&Condition::ServiceCompletedSuccessfully));
+            && kept
+            && compose.services.values().any(|o| o.depends_on.get(name) == Some(&Condition::ServiceCompletedSuccessfully));
         let was_running = status == Some(ContainerStateStatusEnum::RUNNING);
         if !was_running && !completed_once {
             client
                 .start_container(&id, None)
                 .await
                 .map_err(|e| fail(stack, &format!("start the container of `{name}`"), e))?;
-            log(format!("{name}: started"));
+            say(format!("{name}: started"));
         }
-        since_of.insert(name.to_owned(), if was_running { None } else { Some(since) });
-        applied.containers.insert(name.to_owned(), id);
+        Ok((id, kept, was_running))
     }
-    // The apply ends when every service with a health check is healthy (by a result newer
-    // than its start, for what this apply started).
-    for name in compose.start_order() {
-        let s = &compose.services[name];
-        if s.healthcheck.as_ref().is_none_or(|h| h.test == ["NONE"]) {
-            continue;
-        }
-        let id = applied.containers.get(name).cloned().unwrap_or_default();
-        log(format!("{name}: waiting until healthy"));
-        let from = since_of.get(name).copied().unwrap_or(Some(since));
-        await_condition(client, stack, name, &id, Condition::ServiceHealthy, from, wait).await?;
-        log(format!("{name}: healthy"));
-    }
-    Ok(applied)
 }
 
 /// A client of the engine a host's table names (`docker_host`, and its TLS keys for

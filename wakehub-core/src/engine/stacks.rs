@@ -277,6 +277,20 @@ impl Engine {
         docker_stack::observe(&client, &project, expected.as_ref()).await
     }
 
+    /// The tail of the output of `service` of `stack` (`lines` lines).
+    pub async fn stack_service_log(
+        &self,
+        stack: impl Into<NodeRef>,
+        service: &str,
+        lines: usize,
+    ) -> Result<String, EngineError> {
+        let topology = self.inner.store.run(|s| s.topology_shared()).await?;
+        let (id, name, _) = self.stack_node(&topology, &stack.into())?;
+        let target = self.target(&topology, id).ok_or(EngineError::NotFound { what: name })?;
+        let client = docker_stack::client(&target).await?;
+        Ok(docker_stack::service_log(&client, &docker_stack::project_of(&target), service, lines).await?)
+    }
+
     /// The Docker events of `stack`'s containers, as they come.
     pub async fn stack_events(
         &self,

@@ -295,6 +295,17 @@ impl GqlStack {
             .err()
             .map(|e: &ConnectorError| StackEngineError { code: e.code.as_str().to_owned(), message: e.message.clone() })
     }
+    /// The last lines of a service's output (stdout and stderr; `lines` from 1 to 1,000,
+    /// default 100).
+    async fn service_log(
+        &self,
+        ctx: &Context<'_>,
+        service: String,
+        lines: Option<i32>,
+    ) -> async_graphql::Result<String> {
+        let lines = usize::try_from(lines.unwrap_or(100).clamp(1, 1000)).unwrap_or(100);
+        ctx.data::<Engine>()?.stack_service_log(self.view.node, &service, lines).await.api()
+    }
     /// Its versions, newest first.
     async fn versions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GqlStackVersion>> {
         let list = ctx.data::<Engine>()?.stack_versions(self.view.node).await.api()?;

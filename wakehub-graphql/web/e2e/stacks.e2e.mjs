@@ -119,6 +119,9 @@ test('a stack is written, applied with its log live, diffed, and rolled back', a
   await services.locator('tr[data-service="db"] td.health-healthy').waitFor();
   await services.locator('tr[data-service="web"]').getByText('running').waitFor();
   await page.locator('[data-testid="stack-state"][data-state="healthy"]').waitFor();
+  // A service's output, its last lines.
+  await services.getByRole('button', { name: 'Output of db' }).click();
+  await page.getByTestId('service-output').getByText('db ready').waitFor();
   await page.screenshot({ path: resolve(shots, 'stack-applied-desktop.png') });
 
   // Version 2: its diff against the current one, then applied.

@@ -162,6 +162,9 @@ export const STACK_QUERY = `query Stack($node: ID!) {
     commands(first: 30) { ${STACK_COMMAND_FIELDS} log }
   }
 }`;
+export const STACK_SERVICE_LOG_QUERY = `query StackServiceLog($node: ID!, $service: String!) {
+  stack(node: $node) { serviceLog(service: $service, lines: 200) }
+}`;
 export const STACK_DIFF_QUERY = `query StackDiff($stack: ID!, $from: Int!, $to: Int!) { stackDiff(stack: $stack, from: $from, to: $to) }`;
 export const SAVE_STACK_VERSION = `mutation SaveStackVersion($stack: ID!, $compose: String!, $note: String) {
   saveStackVersion(stack: $stack, compose: $compose, note: $note) { created version { number } }
