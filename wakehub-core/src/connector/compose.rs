@@ -428,10 +428,9 @@ pub async fn converge(
     // side by side, as their conditions allow.
     for level in levels(compose) {
         let step = Step { client, stack, version, compose, existing: &existing, since, wait, say: &say };
-        let done = futures::future::try_join_all(
-            level.iter().map(|name| step.service(name, &applied.containers, &since_of)),
-        )
-        .await?;
+        let done =
+            futures::future::try_join_all(level.iter().map(|name| step.service(name, &applied.containers, &since_of)))
+                .await?;
         for (name, (id, kept, was_running)) in level.iter().zip(done) {
             if kept {
                 applied.kept.push((*name).to_owned());
@@ -468,7 +467,8 @@ pub async fn converge(
 fn levels(compose: &Compose) -> Vec<Vec<&str>> {
     let mut level_of: HashMap<&str, usize> = HashMap::new();
     for name in compose.start_order() {
-        let level = compose.services[name].depends_on.keys().filter_map(|d| level_of.get(d.as_str())).map(|l| l + 1).max();
+        let level =
+            compose.services[name].depends_on.keys().filter_map(|d| level_of.get(d.as_str())).map(|l| l + 1).max();
         level_of.insert(name, level.unwrap_or(0));
     }
     let mut out: Vec<Vec<&str>> = Vec::new();
@@ -560,7 +560,10 @@ impl<F: Fn(String) + Sync> Step<'_, F> {
         // A one-shot that already completed is not run again on an unchanged re-apply.
         let completed_once = status == Some(ContainerStateStatusEnum::EXITED)
             && kept
-            && compose.services.values().any(|o| o.depends_on.get(name) == Some(&Condition::ServiceCompletedSuccessfully));
+            && compose
+                .services
+                .values()
+                .any(|o| o.depends_on.get(name) == Some(&Condition::ServiceCompletedSuccessfully));
         let was_running = status == Some(ContainerStateStatusEnum::RUNNING);
         if !was_running && !completed_once {
             client

@@ -227,9 +227,10 @@ pub async fn observe(client: &Docker, stack: &str, expected: Option<&Compose>) -
 /// stack `stack`; `NOT_FOUND` when it has none.
 pub async fn service_log(client: &Docker, stack: &str, service: &str, lines: usize) -> Result<String, ConnectorError> {
     let state = observe(client, stack, None).await?;
-    let id = state.services.iter().find(|s| s.service == service).and_then(|s| s.container.clone()).ok_or_else(|| {
-        ConnectorError::new(ErrorCode::NotFound, format!("stack `{stack}`: service `{service}` has no container"))
-    })?;
+    let id =
+        state.services.iter().find(|s| s.service == service).and_then(|s| s.container.clone()).ok_or_else(|| {
+            ConnectorError::new(ErrorCode::NotFound, format!("stack `{stack}`: service `{service}` has no container"))
+        })?;
     Ok(super::compose::tail(client, &id, lines.clamp(1, 1000), 256 << 10).await)
 }
 
