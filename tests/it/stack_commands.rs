@@ -37,6 +37,13 @@ parent = "lab"
 [node.connector]
 type = "stack"
 wait_secs = 20
+
+[[node]]
+name = "tools"
+kind = "stack"
+parent = "lab"
+[node.connector]
+type = "stack"
 "#,
         docker.socket.display()
     )
@@ -187,6 +194,10 @@ async fn the_queue_runs_one_command_at_a_time_in_order_and_drift_and_events_are_
     let apply = engine.stack_command("media", StackCommandKind::Apply, None, "tester").await.unwrap();
     let refresh = engine.stack_command("media", StackCommandKind::Refresh, None, "tester").await.unwrap();
     let stop = engine.stack_command("media", StackCommandKind::Stop, None, "tester").await.unwrap();
+    // A stack on the same machine waits its turn, and says for what.
+    let tools_text = format!("services:\n  t:\n    image: {APP}\n    command: [sleep, '600']\n    stop_grace_period: 1s\n");
+    engine.save_stack_version("tools", &tools_text, "tester", None).await.unwrap();
+    let tools = engine.stack_command("tools", StackCommandKind::Apply, None, "tester").await.unwrap();
     let cancelled = engine.cancel_stack_command(refresh.id).await.unwrap();
     assert_eq!(cancelled.status, StackCommandStatus::Cancelled);
     while engine.store().stack_command(apply.id).unwrap().unwrap().status == StackCommandStatus::Pending {
@@ -194,12 +205,25 @@ async fn the_queue_runs_one_command_at_a_time_in_order_and_drift_and_events_are_
     }
     let err = engine.cancel_stack_command(apply.id).await.unwrap_err();
     assert_eq!(err.code().as_str(), "COMMAND_RUNNING", "{err}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = engine.store().stack_command(tools.id).unwrap().unwrap();
+        if t.reason.as_deref() == Some("waiting for a command of stack `media` on `lab`") {
+            assert_eq!(t.status, StackCommandStatus::Pending);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{t:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // While it runs, a stop of its host waits for it: refused with the reason.
     let err = engine.request("lab", Action::Stop).await.unwrap_err();
     assert!(err.to_string().contains("a command of stack `media` is running"), "{err}");
     let (apply, stop) = (until_final(&engine, apply.id).await, until_final(&engine, stop.id).await);
     assert_eq!((apply.status, stop.status), (StackCommandStatus::Done, StackCommandStatus::Done), "{apply:?} {stop:?}");
     assert!(apply.finished_at.unwrap() <= stop.started_at.unwrap(), "one at a time, in order");
+    let tools = until_final(&engine, tools.id).await;
+    assert_eq!(tools.status, StackCommandStatus::Done, "{tools:?}");
+    assert!(apply.finished_at.unwrap() <= tools.started_at.unwrap(), "after the machine's other stack");
     let refresh = engine.store().stack_command(refresh.id).unwrap().unwrap();
     assert_eq!((refresh.status, refresh.started_at), (StackCommandStatus::Cancelled, None));
     assert!(!docker.running("media-web") && !docker.running("media-db"), "stopped");
