@@ -154,7 +154,7 @@ fn main() {
     for _ in 0..runs {
         rt.block_on(async {
             let began = Instant::now();
-            ok(converge(&client, "benchw", 1, &healthy, wait, &mut quiet).await);
+            ok(converge(&client, "benchw", 1, None, &healthy, wait, &mut quiet).await);
             ours.push(began.elapsed());
             ok(remove_all(&client, "benchw", &mut quiet).await);
         });
@@ -178,10 +178,10 @@ fn main() {
     for _ in 0..runs {
         rt.block_on(async {
             let began = Instant::now();
-            ok(converge(&client, "benchp", 1, &plain, wait, &mut quiet).await);
+            ok(converge(&client, "benchp", 1, None, &plain, wait, &mut quiet).await);
             apply.push(began.elapsed());
             let began = Instant::now();
-            let kept = ok(converge(&client, "benchp", 1, &plain, wait, &mut quiet).await);
+            let kept = ok(converge(&client, "benchp", 1, None, &plain, wait, &mut quiet).await);
             again.push(began.elapsed());
             assert_eq!(kept.kept.len(), n, "a re-apply keeps every container");
             ok(remove_all(&client, "benchp", &mut quiet).await);

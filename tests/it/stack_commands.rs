@@ -126,6 +126,9 @@ async fn versions_apply_roll_back_to_the_images_they_ran_with_and_a_failed_apply
     let images = v1.images.clone().expect("the image ids it ran with");
     assert!(images.values().all(|i| *i == image_one), "{images:?}");
     assert_eq!(inspect(&docker, "media-db", "{{.State.Health.Status}}"), "healthy");
+    // Its containers say what made them: this command.
+    let made_by = inspect(&docker, "media-db", "{{index .Config.Labels \"io.wakehub.command\"}}");
+    assert_eq!(made_by, format!("stack-command:{}", c.id));
     // The secret reaches the container, and only it.
     assert!(inspect(&docker, "media-db", "{{.Config.Env}}").contains("DB_PASSWORD=s3cr3t-value-42"));
     let ids_v1 = c.result.as_ref().unwrap()["containers"].clone();
@@ -195,7 +198,8 @@ async fn the_queue_runs_one_command_at_a_time_in_order_and_drift_and_events_are_
     let refresh = engine.stack_command("media", StackCommandKind::Refresh, None, "tester").await.unwrap();
     let stop = engine.stack_command("media", StackCommandKind::Stop, None, "tester").await.unwrap();
     // A stack on the same machine waits its turn, and says for what.
-    let tools_text = format!("services:\n  t:\n    image: {APP}\n    command: [sleep, '600']\n    stop_grace_period: 1s\n");
+    let tools_text =
+        format!("services:\n  t:\n    image: {APP}\n    command: [sleep, '600']\n    stop_grace_period: 1s\n");
     engine.save_stack_version("tools", &tools_text, "tester", None).await.unwrap();
     let tools = engine.stack_command("tools", StackCommandKind::Apply, None, "tester").await.unwrap();
     let cancelled = engine.cancel_stack_command(refresh.id).await.unwrap();
@@ -244,6 +248,12 @@ async fn the_queue_runs_one_command_at_a_time_in_order_and_drift_and_events_are_
     let mut events = engine.stack_events("media").await.unwrap();
     docker.ok(&["stop", "-t", "1", "media-web"]);
     docker.ok(&["rm", "-f", "media-db"]);
+    // A container labeled for the stack that no service of its version names: an orphan.
+    docker.create(
+        "media-ghost",
+        &["--label", "io.wakehub.stack=media", "--label", "io.wakehub.service=ghost"],
+        &["sleep", "600"],
+    );
     let mut seen = Vec::new();
     while let Ok(Some(Ok(e))) = tokio::time::timeout(Duration::from_secs(10), events.next()).await {
         seen.push(format!("{} {}", e.service, e.action));
@@ -256,6 +266,7 @@ async fn the_queue_runs_one_command_at_a_time_in_order_and_drift_and_events_are_
     let drift = view.state.unwrap().drift;
     assert!(drift.iter().any(|d| d.contains("`db` has no container")), "{drift:?}");
     assert!(drift.iter().any(|d| d.contains("`web` is exited")), "{drift:?}");
+    assert!(drift.iter().any(|d| d.contains("`ghost` is not a service of this version")), "{drift:?}");
     let refresh =
         until_final(&engine, engine.stack_command("media", StackCommandKind::Refresh, None, "t").await.unwrap().id)
             .await;
@@ -264,6 +275,8 @@ async fn the_queue_runs_one_command_at_a_time_in_order_and_drift_and_events_are_
         until_final(&engine, engine.stack_command("media", StackCommandKind::Apply, None, "t").await.unwrap().id).await;
     assert_eq!(fix.status, StackCommandStatus::Done, "{fix:?}");
     assert!(engine.stack_view("media").await.unwrap().state.unwrap().drift.is_empty());
+    assert!(fix.log.contains("ghost: removed (not in version 1)"), "the orphan went: {}", fix.log);
+    assert!(docker.cli(&["inspect", "media-ghost"]).status.code() != Some(0));
 
     // Remove: containers and networks go, the volume stays; the stack is on no version.
     let removed =

@@ -32,6 +32,9 @@ pub const STACK_LABEL: &str = "io.wakehub.stack";
 pub const SERVICE_LABEL: &str = "io.wakehub.service";
 /// The label naming the version that created a container.
 pub const VERSION_LABEL: &str = "io.wakehub.version";
+/// The label naming what created a container (`stack-command:N`, or `cascade` when a start
+/// of the stack node did).
+pub const COMMAND_LABEL: &str = "io.wakehub.command";
 /// The label holding the digest of a container's configuration (what decides "changed").
 pub const CONFIG_LABEL: &str = "io.wakehub.config";
 /// The label keeping the image reference a service pinned to an image id was written with.
@@ -80,7 +83,14 @@ fn secs_ns(d: Duration) -> i64 {
 }
 
 /// The container a service runs as, for the engine.
-fn body(stack: &str, version: u64, name: &str, s: &Service, compose: &Compose) -> ContainerCreateBody {
+fn body(
+    stack: &str,
+    version: u64,
+    command: Option<&str>,
+    name: &str,
+    s: &Service,
+    compose: &Compose,
+) -> ContainerCreateBody {
     let net_of = |n: &str| match compose.networks.get(n) {
         Some(net) if net.external => net.name.clone().unwrap_or_else(|| n.to_owned()),
         Some(net) => net.name.clone().unwrap_or_else(|| scoped(stack, n)),
@@ -135,6 +145,9 @@ fn body(stack: &str, version: u64, name: &str, s: &Service, compose: &Compose) -
     labels.insert(STACK_LABEL.into(), stack.into());
     labels.insert(SERVICE_LABEL.into(), name.into());
     labels.insert(VERSION_LABEL.into(), version.to_string());
+    if let Some(command) = command {
+        labels.insert(COMMAND_LABEL.into(), command.into());
+    }
     labels.insert(CONFIG_LABEL.into(), config_digest(stack, name, s, compose));
     let first = networks.first().cloned().unwrap_or_default();
     ContainerCreateBody {
@@ -343,12 +356,14 @@ mod chrono_like {
     }
 }
 
-/// Converges the engine `client` to `compose` as version `version` of stack `stack`,
-/// telling each step to `log`. Each wait for a condition is bounded by `wait`.
+/// Converges the engine `client` to `compose` as version `version` of stack `stack` (for
+/// `command`, the label of what asked), telling each step to `log`. Each wait for a
+/// condition is bounded by `wait`.
 pub async fn converge(
     client: &Docker,
     stack: &str,
     version: u64,
+    command: Option<&str>,
     compose: &Compose,
     wait: Duration,
     log: &mut (dyn FnMut(String) + Send),
@@ -427,7 +442,7 @@ pub async fn converge(
     // Level by level (a service after everything it depends on), the services of a level
     // side by side, as their conditions allow.
     for level in levels(compose) {
-        let step = Step { client, stack, version, compose, existing: &existing, since, wait, say: &say };
+        let step = Step { client, stack, version, command, compose, existing: &existing, since, wait, say: &say };
         let done =
             futures::future::try_join_all(level.iter().map(|name| step.service(name, &applied.containers, &since_of)))
                 .await?;
@@ -490,6 +505,7 @@ struct Step<'a, F: Fn(String) + Sync> {
     client: &'a Docker,
     stack: &'a str,
     version: u64,
+    command: Option<&'a str>,
     compose: &'a Compose,
     existing: &'a [(String, String, Option<String>)],
     since: chrono_like::Instant,
@@ -546,7 +562,7 @@ impl<F: Fn(String) + Sync> Step<'_, F> {
                 let created = client
                     .create_container(
                         Some(CreateContainerOptionsBuilder::default().name(&cname).build()),
-                        body(stack, self.version, name, s, compose),
+                        body(stack, self.version, self.command, name, s, compose),
                     )
                     .await
                     .map_err(|e| fail(stack, &format!("create the container of `{name}`"), e))?;

@@ -210,6 +210,8 @@ pub struct StackToApply {
     pub compose: crate::stack::Compose,
     /// The image ids it ran with, when it ran before (a rollback restores exactly them).
     pub images: Option<std::collections::BTreeMap<String, String>>,
+    /// The stack command applying it, if one is (its containers are labeled with it).
+    pub command: Option<i64>,
 }
 
 impl StackToApply {
@@ -219,7 +221,13 @@ impl StackToApply {
         compose: crate::stack::Compose,
         images: Option<std::collections::BTreeMap<String, String>>,
     ) -> Self {
-        StackToApply { version, compose, images }
+        StackToApply { version, compose, images, command: None }
+    }
+
+    /// The same, applied by stack command `command`.
+    pub fn by_command(mut self, command: Option<i64>) -> Self {
+        self.command = command;
+        self
     }
 }
 

@@ -400,7 +400,9 @@ impl Connector for StackConnector {
         let mut log = |line: String| target.notify(Notice::StackLog { node: target.node, line });
         let (pinned, images) = pin_images(&client, &project, &wanted.compose, wanted.images.as_ref(), &mut log).await?;
         let version = u64::try_from(wanted.version).unwrap_or(0);
-        super::compose::converge(&client, &project, version, &pinned, wait_of(target), &mut log).await?;
+        let command = wanted.command.map_or_else(|| "cascade".to_owned(), |c| format!("stack-command:{c}"));
+        super::compose::converge(&client, &project, version, Some(&command), &pinned, wait_of(target), &mut log)
+            .await?;
         target.notify(Notice::StackApplied { node: target.node, version: wanted.version, images });
         Ok(())
     }

@@ -316,7 +316,10 @@ impl Engine {
             },
         };
         let Some(number) = number else { return Ok(None) };
-        Ok(store.stack_version_to_apply(node, number)?.map(|(v, full)| StackToApply::new(v.number, full, v.images)))
+        let command = self.state().stack_running.get(&node).copied();
+        Ok(store
+            .stack_version_to_apply(node, number)?
+            .map(|(v, full)| StackToApply::new(v.number, full, v.images).by_command(command)))
     }
 
     /// What a stack's start reported: the images its version ran with, and (outside a
@@ -678,10 +681,12 @@ impl Engine {
         let project = docker_stack::project_of(target);
         let (pinned, images) = docker_stack::pin_images(&client, &project, &full, version.images.as_ref(), log).await?;
         let wait = docker_stack::wait_of(target);
+        let command = self.state().stack_running.get(&target.node).map(|c| format!("stack-command:{c}"));
         let applied = crate::connector::compose::converge(
             &client,
             &project,
             u64::try_from(number).unwrap_or(0),
+            command.as_deref(),
             &pinned,
             wait,
             log,
