@@ -168,7 +168,7 @@ impl Engine {
                 let power = st.ops.contains_key(&node)
                     || st.running.values().any(|r| r.stops.contains(&node) || r.needs.contains(&node));
                 #[cfg(feature = "docker")]
-                let stacking = st.stacking.values().any(|(h, _)| *h == node);
+                let stacking = st.stacks.stacking.values().any(|(h, _)| *h == node);
                 #[cfg(not(feature = "docker"))]
                 let stacking = false;
                 let free = !power && !st.refreshing.contains(&node) && !stacking;

@@ -212,22 +212,9 @@ struct State {
     /// Machines in a running maintenance, with its run (0 while the run is being recorded).
     #[cfg(feature = "wol-ssh")]
     maintenance: HashMap<NodeId, i64>,
-    /// Stacks whose command queue has a driver.
+    /// The stacks' queues: drivers, running commands, their logs.
     #[cfg(feature = "docker")]
-    stack_drivers: BTreeSet<NodeId>,
-    /// Stacks running a command now: their host, and whether the command stops the stack
-    /// itself (other stops of the stack or its host wait otherwise).
-    #[cfg(feature = "docker")]
-    stacking: BTreeMap<NodeId, (NodeId, bool)>,
-    /// The version a running command applies to each stack.
-    #[cfg(feature = "docker")]
-    stack_targets: HashMap<NodeId, i64>,
-    /// The live logs of running stack commands.
-    #[cfg(feature = "docker")]
-    stack_logs: HashMap<i64, stacks::StackLive>,
-    /// The command running on each stack (its connector's lines go to its log).
-    #[cfg(feature = "docker")]
-    stack_running: HashMap<NodeId, i64>,
+    stacks: stacks::Stacks,
 }
 
 struct Inner {
@@ -635,12 +622,7 @@ impl Engine {
             #[cfg(feature = "docker")]
             if action == Action::Stop {
                 drop(st);
-                if let Some(stack) = self.stack_blocks_stop(&scope) {
-                    return Err(EngineError::from(Refusal::conflict(format!(
-                        "cannot stop `{name}`: a command of stack `{}` is running; stop it once that is done",
-                        topology.name_of(stack)
-                    ))));
-                }
+                self.refuse_stop_during_stack_command(&scope, &topology, &name)?;
                 st = self.state();
             }
             if action == Action::Stop {

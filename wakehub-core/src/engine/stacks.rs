@@ -37,6 +37,22 @@ pub enum StackLogLine {
     End(StackCommandStatus),
 }
 
+/// What the engine holds about the stacks' queues.
+#[derive(Default)]
+pub(super) struct Stacks {
+    /// Stacks whose command queue has a driver.
+    drivers: std::collections::BTreeSet<NodeId>,
+    /// Stacks running a command now: their host, and whether the command stops the stack
+    /// itself (other stops of the stack or its host are refused otherwise).
+    pub(super) stacking: BTreeMap<NodeId, (NodeId, bool)>,
+    /// The version a running command applies to each stack.
+    targets: std::collections::HashMap<NodeId, i64>,
+    /// The live logs of running commands.
+    logs: std::collections::HashMap<i64, StackLive>,
+    /// The command running on each stack (its connector's lines go to its log).
+    running: std::collections::HashMap<NodeId, i64>,
+}
+
 /// A running command's log so far and its live lines.
 pub(super) struct StackLive {
     lines: Vec<String>,
@@ -219,7 +235,7 @@ impl Engine {
     /// The log of command `id` so far and, while it runs, its next lines.
     pub fn stack_log(&self, id: i64) -> (Vec<String>, Option<broadcast::Receiver<StackLogLine>>) {
         let st = self.state();
-        match st.stack_logs.get(&id) {
+        match st.stacks.logs.get(&id) {
             Some(live) => (live.lines.clone(), Some(live.tx.subscribe())),
             None => (Vec::new(), None),
         }
@@ -307,7 +323,7 @@ impl Engine {
     /// The version the stack's start applies ([`NodeContext::stack`](crate::connector::NodeContext::stack)).
     pub(super) fn stack_to_apply(&self, node: NodeId) -> Result<Option<StackToApply>, StoreError> {
         let store = &self.inner.store;
-        let target = self.state().stack_targets.get(&node).copied();
+        let target = self.state().stacks.targets.get(&node).copied();
         let number = match target {
             Some(n) => Some(n),
             None => match store.stack_current(node)? {
@@ -316,7 +332,7 @@ impl Engine {
             },
         };
         let Some(number) = number else { return Ok(None) };
-        let command = self.state().stack_running.get(&node).copied();
+        let command = self.state().stacks.running.get(&node).copied();
         Ok(store
             .stack_version_to_apply(node, number)?
             .map(|(v, full)| StackToApply::new(v.number, full, v.images).by_command(command)))
@@ -329,7 +345,7 @@ impl Engine {
         if let Err(e) = store.record_stack_images(node, version, images) {
             tracing::error!("cannot record a stack version's images: {e}");
         }
-        if self.state().stack_targets.contains_key(&node) {
+        if self.state().stacks.targets.contains_key(&node) {
             return;
         }
         let topology = store.topology_shared();
@@ -344,13 +360,13 @@ impl Engine {
 
     /// Starts the stack's queue driver unless one runs.
     fn drive_stack(&self, stack: NodeId) {
-        if !self.state().stack_drivers.insert(stack) {
+        if !self.state().stacks.drivers.insert(stack) {
             return;
         }
         let engine = self.clone();
         tokio::spawn(async move {
             engine.drive_stack_queue(stack).await;
-            engine.state().stack_drivers.remove(&stack);
+            engine.state().stacks.drivers.remove(&stack);
             if engine.inner.store.stacks_with_pending_commands().is_ok_and(|s| s.contains(&stack))
                 && !engine.inner.closed.is_cancelled()
                 && !engine.state().shutting_down
@@ -382,7 +398,7 @@ impl Engine {
             }
         }
         let st = self.state();
-        st.stacking.iter().find(|(_, (h, _))| *h == host).map(|(s, _)| {
+        st.stacks.stacking.iter().find(|(_, (h, _))| *h == host).map(|(s, _)| {
             format!("waiting for a command of stack `{}` on `{}`", topology.name_of(*s), topology.name_of(host))
         })
     }
@@ -409,7 +425,7 @@ impl Engine {
             let busy = self.stack_host_busy(host, &topology);
             if busy.is_none() {
                 let allow_stop = matches!(next.kind, StackCommandKind::Stop | StackCommandKind::Remove);
-                self.state().stacking.insert(stack, (host.unwrap_or(stack), allow_stop));
+                self.state().stacks.stacking.insert(stack, (host.unwrap_or(stack), allow_stop));
             }
             drop(admission);
             if let Some(reason) = busy {
@@ -430,19 +446,19 @@ impl Engine {
             let command = match claimed {
                 Ok(Some(c)) => c,
                 Ok(None) => {
-                    self.state().stacking.remove(&stack);
+                    self.state().stacks.stacking.remove(&stack);
                     return;
                 }
                 Err(e) => {
-                    self.state().stacking.remove(&stack);
+                    self.state().stacks.stacking.remove(&stack);
                     return tracing::error!("stacks: cannot claim: {e}");
                 }
             };
             let (tx, _) = broadcast::channel(1024);
             {
                 let mut st = self.state();
-                st.stack_logs.insert(command.id, StackLive { lines: Vec::new(), tx });
-                st.stack_running.insert(stack, command.id);
+                st.stacks.logs.insert(command.id, StackLive { lines: Vec::new(), tx });
+                st.stacks.running.insert(stack, command.id);
             }
             let heartbeat = {
                 let engine = self.clone();
@@ -459,25 +475,25 @@ impl Engine {
             };
             let outcome = self.run_stack_command(&topology, &command).await;
             heartbeat.abort();
-            self.state().stack_targets.remove(&stack);
+            self.state().stacks.targets.remove(&stack);
             let status = outcome.status;
             let (id, now, name2) = (command.id, crate::store::now_ms(), name.clone());
             if let Err(e) = self.record(move |tx| tx.finish_stack_command(id, &name2, now, outcome)).await {
                 tracing::error!(command = id, "cannot record the end of a stack command: {e}");
             }
             let mut st = self.state();
-            if let Some(live) = st.stack_logs.remove(&id) {
+            if let Some(live) = st.stacks.logs.remove(&id) {
                 let _ = live.tx.send(StackLogLine::End(status));
             }
-            st.stacking.remove(&stack);
-            st.stack_running.remove(&stack);
+            st.stacks.stacking.remove(&stack);
+            st.stacks.running.remove(&stack);
         }
     }
 
     /// A line the stack connector said while starting or stopping `node`: into the log of
     /// the command running on it, if one is, else the server's log.
     pub(super) fn stack_connector_line(&self, node: NodeId, line: String) {
-        let running = self.state().stack_running.get(&node).copied();
+        let running = self.state().stacks.running.get(&node).copied();
         match running {
             Some(id) => self.stack_line(id, line),
             None => tracing::info!(stack = %node, "{line}"),
@@ -489,7 +505,7 @@ impl Engine {
             tracing::warn!(command = id, "cannot keep a log line: {e}");
         }
         let mut st = self.state();
-        if let Some(live) = st.stack_logs.get_mut(&id) {
+        if let Some(live) = st.stacks.logs.get_mut(&id) {
             live.lines.push(line.clone());
             let _ = live.tx.send(StackLogLine::Line(line));
         }
@@ -631,7 +647,7 @@ impl Engine {
             current: None,
         };
         let previous = self.inner.store.stack_current(c.stack).ok().flatten().map(|c| c.0);
-        self.state().stack_targets.insert(c.stack, number);
+        self.state().stacks.targets.insert(c.stack, number);
         log(format!(
             "{} to version {number}{}",
             c.kind.as_str(),
@@ -652,7 +668,7 @@ impl Engine {
                     return failed(e, serde_json::Value::Null);
                 };
                 log(format!("going back to version {previous}"));
-                self.state().stack_targets.insert(c.stack, previous);
+                self.state().stacks.targets.insert(c.stack, previous);
                 let restored = match self.converge_stack(target, previous, log).await {
                     Ok(_) => format!("back on version {previous}"),
                     Err(r) => format!("could not go back to version {previous} ({}): {}", r.code.as_str(), r.message),
@@ -681,7 +697,7 @@ impl Engine {
         let project = docker_stack::project_of(target);
         let (pinned, images) = docker_stack::pin_images(&client, &project, &full, version.images.as_ref(), log).await?;
         let wait = docker_stack::wait_of(target);
-        let command = self.state().stack_running.get(&target.node).map(|c| format!("stack-command:{c}"));
+        let command = self.state().stacks.running.get(&target.node).map(|c| format!("stack-command:{c}"));
         let applied = crate::connector::compose::converge(
             &client,
             &project,
@@ -703,12 +719,28 @@ impl Engine {
         }))
     }
 
-    /// Whether a stop of `scope` would cut a stack command short: the stack or host it runs on.
-    pub(super) fn stack_blocks_stop(&self, scope: &std::collections::BTreeSet<NodeId>) -> Option<NodeId> {
-        self.state()
+    /// Refuses a stop of `scope` (asked as a stop of `name`) that would cut a stack command
+    /// short: of a stack in it or on a host in it.
+    pub(super) fn refuse_stop_during_stack_command(
+        &self,
+        scope: &std::collections::BTreeSet<NodeId>,
+        topology: &Topology,
+        name: &str,
+    ) -> Result<(), EngineError> {
+        let busy = self
+            .state()
+            .stacks
             .stacking
             .iter()
             .find(|(s, (h, allow_stop))| !allow_stop && (scope.contains(s) || scope.contains(h)))
-            .map(|(s, _)| *s)
+            .map(|(s, _)| *s);
+        match busy {
+            None => Ok(()),
+            Some(stack) => Err(Refusal::conflict(format!(
+                "cannot stop `{name}`: a command of stack `{}` is running; stop it once that is done",
+                topology.name_of(stack)
+            ))
+            .into()),
+        }
     }
 }
