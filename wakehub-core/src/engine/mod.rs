@@ -31,6 +31,8 @@ mod maintenance;
 mod observe;
 mod proposals;
 mod run;
+mod schedule;
+mod schedules;
 #[cfg(feature = "docker")]
 mod stacks;
 mod subscribe;
@@ -40,9 +42,8 @@ pub use executions::LogLine;
 #[cfg(feature = "wol-ssh")]
 pub use machines::{RefreshOptions, is_machine};
 #[cfg(feature = "wol-ssh")]
-pub use maintenance::{
-    CATCH_UP, MaintenancePlan, PlannedMachine, PlannedPackage, Selection, Skipped, describe_schedule, next_occurrence,
-};
+pub use maintenance::{MaintenancePlan, PlannedMachine, PlannedPackage, Skipped};
+pub use schedule::{CATCH_UP, Selection, describe_schedule, next_occurrence};
 #[cfg(feature = "docker")]
 pub use stacks::{StackLogLine, StackView, diff_text, stack_sources};
 

@@ -370,6 +370,24 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX stack_commands_one_running ON stack_commands (stack_id) WHERE status = 'running';
     CREATE INDEX stack_commands_by_stack ON stack_commands (stack_id, id);
     "#,
+    // 15: power schedules — start, stop or keep on nodes (by name or tag) at cron times read
+    // in a time zone; when each last fired and what came of it.
+    r#"
+    CREATE TABLE power_schedules (
+        name          TEXT PRIMARY KEY,
+        action        TEXT NOT NULL CHECK (action IN ('start', 'stop', 'keep-on')),
+        nodes         TEXT NOT NULL,
+        tags          TEXT NOT NULL,
+        schedule      TEXT NOT NULL,
+        timezone      TEXT,
+        keep_for_secs INTEGER,
+        enabled       INTEGER NOT NULL,
+        updated_by    TEXT NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        last_fired_at INTEGER,
+        last_outcome  TEXT
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -13,6 +13,7 @@ mod maintenance;
 mod migrations;
 mod nodes;
 mod payload;
+mod schedules;
 mod stacks;
 mod tokens;
 mod users;
@@ -35,6 +36,7 @@ pub use machines::{
 pub use maintenance::{MaintenanceRunRecord, MaintenanceStep, MaintenanceWindow, RunStatus, check_window_name};
 pub use migrations::SCHEMA_VERSION;
 pub use nodes::ImportSummary;
+pub use schedules::{PowerSchedule, ScheduleAction};
 pub use stacks::{
     SECRET_PLACEHOLDER, StackCommand, StackCommandKind, StackCommandStatus, StackOutcome, StackVersion, is_secret_env,
 };

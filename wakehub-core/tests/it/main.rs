@@ -12,6 +12,7 @@ mod model;
 mod model_props;
 mod planner;
 mod planner_props;
+mod schedules;
 mod secrets;
 mod store;
 mod support;

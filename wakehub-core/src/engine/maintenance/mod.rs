@@ -12,11 +12,9 @@
 //! after the time its owner chose.
 
 mod plan;
-mod schedule;
 
 pub use plan::{MaintenancePlan, PlannedMachine, PlannedPackage, Selection, Skipped};
-use schedule::zone;
-pub use schedule::{describe_schedule, next_occurrence};
+use super::schedule::{CATCH_UP, next_occurrence, zone};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -30,8 +28,6 @@ use crate::store::{
 use super::machines::RefreshOptions;
 use super::{Engine, EngineError};
 
-/// How late a scheduled window may still run after WakeHub was down at its time.
-pub const CATCH_UP: Duration = Duration::from_secs(3600);
 /// How long the run waits for a guest's own action before rebooting its host anyway is
 /// never: it waits this long, then leaves the host unrebooted and says why.
 const GUEST_WAIT: Duration = Duration::from_secs(3600);

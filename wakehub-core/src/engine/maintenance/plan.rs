@@ -9,33 +9,7 @@ use crate::model::{NodeId, NodeState, PowerState, Topology};
 
 use super::super::machines::is_machine;
 use super::super::{Engine, EngineError};
-
-/// Which machines: those named, and those carrying one of the tags.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Selection {
-    /// Node names.
-    pub nodes: Vec<String>,
-    /// Tags.
-    pub tags: Vec<String>,
-}
-
-impl Selection {
-    /// The nodes it names (by name or tag) that exist, and the names that do not.
-    pub fn resolve(&self, topology: &Topology) -> (BTreeSet<NodeId>, Vec<String>) {
-        let mut found = BTreeSet::new();
-        let mut missing = Vec::new();
-        for name in &self.nodes {
-            match topology.by_name(name) {
-                Some(n) => {
-                    found.insert(n.id);
-                }
-                None => missing.push(name.clone()),
-            }
-        }
-        found.extend(topology.nodes().filter(|n| n.spec.tags.iter().any(|t| self.tags.contains(t))).map(|n| n.id));
-        (found, missing)
-    }
-}
+pub use super::super::schedule::Selection;
 
 /// What a run would do, before it does it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

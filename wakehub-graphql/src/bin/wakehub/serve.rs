@@ -294,6 +294,15 @@ fn spawn_monitor(engine: Engine, discover_every: Duration, retention: Duration) 
                                 }
                                 Err(e) => tracing::error!("cannot check the maintenance windows: {e}"),
                             }
+                            // Power schedules likewise.
+                            match engine.fire_due_power_schedules().await {
+                                Ok(fired) => {
+                                    for (name, outcome) in fired {
+                                        tracing::info!(schedule = %name, "power schedule fired: {outcome}");
+                                    }
+                                }
+                                Err(e) => tracing::error!("cannot check the power schedules: {e}"),
+                            }
                             if due {
                                 discover_all(&engine, &t).await;
                             }

@@ -1,7 +1,50 @@
-//! Maintenance schedules: cron expressions (croner) read in an IANA time zone (jiff).
+//! Schedules (maintenance windows, power schedules): cron expressions (croner) read in an
+//! IANA time zone (jiff), the rule for times missed while WakeHub was down, and selections
+//! of nodes by name and tag.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{NodeId, Topology};
+
+/// How late a scheduled window or power schedule may still fire after WakeHub was down at
+/// its time: a time missed by less fires once when WakeHub is back (however many were
+/// missed); an older one is skipped and said in the log.
+pub const CATCH_UP: Duration = Duration::from_secs(3600);
+
+/// Which nodes: those named, and those carrying one of the tags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selection {
+    /// Node names.
+    pub nodes: Vec<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+}
+
+impl Selection {
+    /// The nodes it names (by name or tag) that exist, and the names that do not.
+    pub fn resolve(&self, topology: &Topology) -> (BTreeSet<NodeId>, Vec<String>) {
+        let mut found = BTreeSet::new();
+        let mut missing = Vec::new();
+        for name in &self.nodes {
+            match topology.by_name(name) {
+                Some(n) => {
+                    found.insert(n.id);
+                }
+                None => missing.push(name.clone()),
+            }
+        }
+        found.extend(topology.nodes().filter(|n| n.spec.tags.iter().any(|t| self.tags.contains(t))).map(|n| n.id));
+        (found, missing)
+    }
+}
+
+
 
 /// Time zone `name` (IANA), or why not.
-pub(super) fn zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
+pub(crate) fn zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
     jiff::tz::TimeZone::get(name).map_err(|_| format!("unknown time zone `{name}`"))
 }
 
