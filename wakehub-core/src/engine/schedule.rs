@@ -41,8 +41,6 @@ impl Selection {
     }
 }
 
-
-
 /// Time zone `name` (IANA), or why not.
 pub(crate) fn zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
     jiff::tz::TimeZone::get(name).map_err(|_| format!("unknown time zone `{name}`"))

@@ -103,10 +103,12 @@ impl Engine {
             let Some(((at, outcome), keep)) = s.last_fired.as_ref().zip(s.keep_for_secs) else { continue };
             let until = at + keep * 1000;
             let selected = Selection { nodes: s.nodes.clone(), tags: s.tags.clone() }.resolve(&topology).0;
-            if until > now && !outcome.starts_with("skipped") && selected.contains(&node) {
-                if best.as_ref().is_none_or(|(_, u)| *u < until) {
-                    best = Some((s.name.clone(), until));
-                }
+            if until > now
+                && !outcome.starts_with("skipped")
+                && selected.contains(&node)
+                && best.as_ref().is_none_or(|(_, u)| *u < until)
+            {
+                best = Some((s.name.clone(), until));
             }
         }
         Ok(best)
@@ -161,7 +163,8 @@ impl Engine {
         if !missing.is_empty() {
             said.push(format!("no longer in the lab: {}", missing.join(", ")));
         }
-        let head = format!("{} requested for {requested} node{}", action.as_str(), if requested == 1 { "" } else { "s" });
+        let head =
+            format!("{} requested for {requested} node{}", action.as_str(), if requested == 1 { "" } else { "s" });
         if said.is_empty() { head } else { format!("{head}; {}", said.join("; ")) }
     }
 }

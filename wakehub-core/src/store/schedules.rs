@@ -105,8 +105,7 @@ impl PowerSchedule {
     }
 }
 
-const COLUMNS: &str =
-    "name, action, nodes, tags, schedule, timezone, keep_for_secs, enabled, updated_by, updated_at, last_fired_at, last_outcome";
+const COLUMNS: &str = "name, action, nodes, tags, schedule, timezone, keep_for_secs, enabled, updated_by, updated_at, last_fired_at, last_outcome";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PowerSchedule> {
     let list = |s: String| serde_json::from_str::<Vec<String>>(&s).unwrap_or_default();

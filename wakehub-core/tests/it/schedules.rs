@@ -69,9 +69,14 @@ async fn schedules_are_checked_when_written() {
     bad(start(&[], &["nothing"]), "no node carries").await;
     bad(PowerSchedule::new("s", ScheduleAction::Start, "61 * * * *", vec!["tv".into()], vec![]), "schedule `61").await;
     bad(start(&["tv"], &[]).in_zone(Some("Mars/Olympus".into())), "time zone").await;
-    bad(PowerSchedule::new("s", ScheduleAction::KeepOn, "0 20 * * *", vec!["tv".into()], vec![]), "1 minute to 7 days").await;
+    bad(PowerSchedule::new("s", ScheduleAction::KeepOn, "0 20 * * *", vec!["tv".into()], vec![]), "1 minute to 7 days")
+        .await;
     bad(start(&["tv"], &[]).keeping_for(Some(3600)), "only a keep-on").await;
-    bad(PowerSchedule::new("bad name!", ScheduleAction::Start, "0 7 * * *", vec!["tv".into()], vec![]), "schedule's name").await;
+    bad(
+        PowerSchedule::new("bad name!", ScheduleAction::Start, "0 7 * * *", vec!["tv".into()], vec![]),
+        "schedule's name",
+    )
+    .await;
     assert!(e.store().power_schedules().unwrap().is_empty(), "nothing was written");
 }
 

@@ -309,7 +309,7 @@ pub struct MaintenanceWindowInput {
 
 /// The nodes a selection resolves to, if the caller sees each of them (`NOT_FOUND` for a
 /// name it does not see, `FORBIDDEN` for a tagged node outside its scope).
-fn check_scope(view: &View, selection: &Selection) -> async_graphql::Result<BTreeSet<NodeId>> {
+pub(crate) fn check_scope(view: &View, selection: &Selection) -> async_graphql::Result<BTreeSet<NodeId>> {
     for name in &selection.nodes {
         view.require(name)?;
     }
@@ -324,7 +324,7 @@ fn check_scope(view: &View, selection: &Selection) -> async_graphql::Result<BTre
 }
 
 /// Whether the caller sees every node `selection` reaches.
-fn sees_all(view: &View, selection: &Selection) -> bool {
+pub(crate) fn sees_all(view: &View, selection: &Selection) -> bool {
     selection.nodes.iter().all(|n| view.resolve(n).is_some())
         && selection.resolve(&view.topology).0.iter().all(|n| view.visible(*n))
 }

@@ -6,7 +6,7 @@
 //! ([`crate::server`]), so an embedder can put it behind their own auth.
 //!
 //! One module per resource, each with its types, its queries and its mutations: `nodes`,
-//! `links`, `discovery`, `cascades`, `events`, `plan`, `proposals`, `machines`, `maintenance`, `stacks`, `plugins` (the
+//! `links`, `discovery`, `cascades`, `events`, `plan`, `proposals`, `machines`, `maintenance`, `schedules`, `stacks`, `plugins` (the
 //! `plugins` feature), `topology` and `accounts` (the caller, users, API tokens). [`Query`] and [`Mutation`] merge the per-resource
 //! objects; `subscription` holds the subscriptions. Shared by all: `enums` (power states,
 //! actions, statuses), `shared` (the per-request view, id parsing, times, page sizes) and
@@ -27,6 +27,7 @@ mod plan;
 #[cfg(feature = "plugins")]
 mod plugins;
 mod proposals;
+mod schedules;
 mod shared;
 mod stacks;
 mod subscription;
@@ -54,7 +55,7 @@ use wakehub_core::plugin::PluginHost;
     doc,
     doc = "The query root: the per-resource queries, merged. The merge order is the field order \
            of `Query` in the SDL (`schema.graphql`): node, nodes, cascade, cascades, events, plan, \
-           proposals, machine, maintenance (windows, plan, runs), stacks (stack, stacks, stackCommand, stackDiff), plugins, runningCascades, me, users, tokens."
+           proposals, machine, maintenance (windows, plan, runs), powerSchedules, stacks (stack, stacks, stackCommand, stackDiff), plugins, runningCascades, me, users, tokens."
 )]
 #[cfg_attr(not(doc), allow(missing_docs))]
 pub struct Query(
@@ -65,6 +66,7 @@ pub struct Query(
     proposals::ProposalsQuery,
     machines::MachinesQuery,
     maintenance::MaintenanceQuery,
+    schedules::SchedulesQuery,
     stacks::StacksQuery,
     #[cfg(feature = "plugins")] plugins::PluginsQuery,
     cascades::RunningQuery,
@@ -77,8 +79,8 @@ pub struct Query(
     doc = "The mutation root: the per-resource mutations, merged. The merge order is the field \
            order of `Mutation` in the SDL: nodes (create, update, delete), discovery (discover, \
            adopt), links, cascades (start, stop, cancel, rerun), proposals, machines (refresh, \
-           actions, acknowledge), maintenance (save, delete, run), stacks (save a version, run and \
-           cancel commands), plugins, topology (import, export), accounts (users, tokens)."
+           actions, acknowledge), maintenance (save, delete, run), power schedules (save, delete), \
+           stacks (save a version, run and cancel commands), plugins, topology (import, export), accounts (users, tokens)."
 )]
 #[cfg_attr(not(doc), allow(missing_docs))]
 pub struct Mutation(
@@ -89,6 +91,7 @@ pub struct Mutation(
     proposals::ProposalsMutation,
     machines::MachinesMutation,
     maintenance::MaintenanceMutation,
+    schedules::SchedulesMutation,
     stacks::StacksMutation,
     #[cfg(feature = "plugins")] plugins::PluginsMutation,
     topology::TopologyMutation,

@@ -10,6 +10,7 @@ mod gql_client;
 mod machines;
 mod maintenance;
 mod plugins;
+mod schedules;
 mod schema;
 mod stacks;
 mod support;

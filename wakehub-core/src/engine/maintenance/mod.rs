@@ -13,8 +13,8 @@
 
 mod plan;
 
-pub use plan::{MaintenancePlan, PlannedMachine, PlannedPackage, Selection, Skipped};
 use super::schedule::{CATCH_UP, next_occurrence, zone};
+pub use plan::{MaintenancePlan, PlannedMachine, PlannedPackage, Selection, Skipped};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

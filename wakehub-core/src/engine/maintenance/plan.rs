@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::model::{NodeId, NodeState, PowerState, Topology};
 
 use super::super::machines::is_machine;
-use super::super::{Engine, EngineError};
 pub use super::super::schedule::Selection;
+use super::super::{Engine, EngineError};
 
 /// What a run would do, before it does it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -49,6 +49,7 @@ export function navigation(role: Role): NavItem[] {
     { href: '#/lab', label: 'Lab' },
     { href: '#/proposals', label: 'Proposals' },
     { href: '#/discovery', label: 'Discovery' },
+    { href: '#/schedules', label: 'Schedules' },
     { href: '#/maintenance', label: 'Maintenance' },
     { href: '#/stacks', label: 'Stacks' },
     { href: '#/journal', label: 'Journal' },

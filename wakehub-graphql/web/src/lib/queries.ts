@@ -177,3 +177,9 @@ export const STACK_LOG_SUBSCRIPTION = `subscription StackLog($command: ID!) { st
 export const STACK_EVENTS_SUBSCRIPTION = `subscription StackEvents($stack: ID!) {
   stackContainerEvents(stack: $stack) { service container action exitCode at }
 }`;
+
+export const POWER_SCHEDULE_FIELDS = `name action nodes tags schedule scheduleDescription timezone keepForSecs enabled
+  nextRuns(count: 3) lastFiredAt lastOutcome activeUntil updatedBy updatedAt`;
+export const POWER_SCHEDULES_QUERY = `query PowerSchedules { powerSchedules { ${POWER_SCHEDULE_FIELDS} } }`;
+export const SAVE_POWER_SCHEDULE = `mutation SavePowerSchedule($input: PowerScheduleInput!) { savePowerSchedule(input: $input) { name } }`;
+export const DELETE_POWER_SCHEDULE = `mutation DeletePowerSchedule($name: String!) { deletePowerSchedule(name: $name) }`;

@@ -11,6 +11,7 @@ export type Route =
   | { name: 'journal' }
   | { name: 'maintenance' }
   | { name: 'stacks' }
+  | { name: 'schedules' }
   | { name: 'stack'; stack: string }
   | { name: 'admin' }
   | { name: 'login' }
@@ -29,6 +30,7 @@ export function parseRoute(hash: string): Route {
     case 'journal':
     case 'maintenance':
     case 'stacks':
+    case 'schedules':
     case 'admin':
     case 'login':
       return rest.length ? { name: 'not-found', path } : { name: first };

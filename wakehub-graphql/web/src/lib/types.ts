@@ -382,3 +382,23 @@ export interface StackContainerEvent {
   exitCode: string | null;
   at: string;
 }
+
+export type ScheduleAction = 'START' | 'STOP' | 'KEEP_ON';
+
+export interface PowerSchedule {
+  name: string;
+  action: ScheduleAction;
+  nodes: string[];
+  tags: string[];
+  schedule: string;
+  scheduleDescription: string | null;
+  timezone: string | null;
+  keepForSecs: number | null;
+  enabled: boolean;
+  nextRuns: string[];
+  lastFiredAt: string | null;
+  lastOutcome: string | null;
+  activeUntil: string | null;
+  updatedBy: string;
+  updatedAt: string;
+}
