@@ -3,7 +3,7 @@
 //!
 //! A version is written once (triggers refuse any change) and only its image ids are added,
 //! once, the first time it runs. Environment values whose names say they are secrets
-//! (`…_PASSWORD`, `…_TOKEN`, `…_SECRET`, `…_API_KEY`…, as for connector keys) are sealed
+//! ([`is_secret_env`]: `…_PASSWORD`, `DB_PASS`, `…_TOKEN`, `SECRET_KEY`…) are sealed
 //! apart with the master key; the model kept beside them holds a placeholder, and the
 //! version's digest is keyed so it can be shown without letting anyone test guesses. A
 //! command is persisted `pending` before it is acknowledged; one per stack runs at a time
@@ -25,9 +25,16 @@ use crate::stack::Compose;
 /// What a secret environment value reads as outside the store.
 pub const SECRET_PLACEHOLDER: &str = "********";
 
-/// Whether environment variable `name` holds a secret (by the connector keys' rule).
+/// Whether environment variable `name` holds a secret: by the connector keys' rule, or a
+/// word of it (split on `_`) is `PASSWORD`, `PASSWD`, `PASS`, `PWD`, `SECRET`, `TOKEN`,
+/// `PASSPHRASE`, `CREDENTIALS` or `APIKEY`, or it ends in `_KEY` (`SECRET_KEY`,
+/// `ACCESS_KEY`…). Sealing a value that was no secret only hides it; the reverse leaks.
 pub fn is_secret_env(name: &str) -> bool {
+    const WORDS: [&str; 9] = ["PASSWORD", "PASSWD", "PASS", "PWD", "SECRET", "TOKEN", "PASSPHRASE", "CREDENTIALS", "APIKEY"];
+    let upper = name.to_ascii_uppercase();
     is_secret_key(&name.to_ascii_lowercase())
+        || upper.ends_with("_KEY")
+        || upper.split('_').any(|w| WORDS.contains(&w))
 }
 
 /// One version of a stack, as shown: its secrets are placeholders.
@@ -680,5 +687,22 @@ impl JournalTx<'_> {
             code: c.error_code.clone(),
             actor: c.actor.clone(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_secret_env;
+
+    #[test]
+    fn secret_environment_names_are_recognised() {
+        for name in ["POSTGRES_PASSWORD", "DB_PASS", "PAPERLESS_DBPASS_X_PASS", "API_TOKEN", "SECRET_KEY",
+            "AWS_SECRET_ACCESS_KEY", "MYSQL_ROOT_PWD", "SMTP_PASSWD", "GITHUB_APIKEY", "app_secret"]
+        {
+            assert!(is_secret_env(name), "{name}");
+        }
+        for name in ["TZ", "PUID", "POSTGRES_USER", "PAPERLESS_URL", "PASSIVE_MODE", "KEYBOARD"] {
+            assert!(!is_secret_env(name), "{name}");
+        }
     }
 }

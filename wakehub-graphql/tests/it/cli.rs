@@ -18,6 +18,20 @@ fn text(b: &[u8]) -> String {
 }
 
 #[test]
+fn check_reads_the_stacks_example_and_its_compose_file() {
+    let out = wakehub(&["check", "examples/stacks.toml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    expect![[r#"
+        examples/stacks.toml: 3 nodes, 1 dependency links — valid
+
+        docker-host  (physical, offers docker, via wol-ssh)  ready when tcp 192.168.1.20:2376 answers
+        └── paperless  (stack, via stack) [pinned]  → needs nas
+        nas  (physical, via wol-ssh)  ← used by paperless
+    "#]]
+    .assert_eq(&text(&out.stdout));
+}
+
+#[test]
 fn check_prints_the_homelab_tree() {
     let out = wakehub(&["check", "examples/homelab.toml"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
