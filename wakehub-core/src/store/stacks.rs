@@ -30,11 +30,10 @@ pub const SECRET_PLACEHOLDER: &str = "********";
 /// `PASSPHRASE`, `CREDENTIALS` or `APIKEY`, or it ends in `_KEY` (`SECRET_KEY`,
 /// `ACCESS_KEY`…). Sealing a value that was no secret only hides it; the reverse leaks.
 pub fn is_secret_env(name: &str) -> bool {
-    const WORDS: [&str; 9] = ["PASSWORD", "PASSWD", "PASS", "PWD", "SECRET", "TOKEN", "PASSPHRASE", "CREDENTIALS", "APIKEY"];
+    const WORDS: [&str; 9] =
+        ["PASSWORD", "PASSWD", "PASS", "PWD", "SECRET", "TOKEN", "PASSPHRASE", "CREDENTIALS", "APIKEY"];
     let upper = name.to_ascii_uppercase();
-    is_secret_key(&name.to_ascii_lowercase())
-        || upper.ends_with("_KEY")
-        || upper.split('_').any(|w| WORDS.contains(&w))
+    is_secret_key(&name.to_ascii_lowercase()) || upper.ends_with("_KEY") || upper.split('_').any(|w| WORDS.contains(&w))
 }
 
 /// One version of a stack, as shown: its secrets are placeholders.
@@ -696,9 +695,18 @@ mod tests {
 
     #[test]
     fn secret_environment_names_are_recognised() {
-        for name in ["POSTGRES_PASSWORD", "DB_PASS", "PAPERLESS_DBPASS_X_PASS", "API_TOKEN", "SECRET_KEY",
-            "AWS_SECRET_ACCESS_KEY", "MYSQL_ROOT_PWD", "SMTP_PASSWD", "GITHUB_APIKEY", "app_secret"]
-        {
+        for name in [
+            "POSTGRES_PASSWORD",
+            "DB_PASS",
+            "PAPERLESS_DBPASS_X_PASS",
+            "API_TOKEN",
+            "SECRET_KEY",
+            "AWS_SECRET_ACCESS_KEY",
+            "MYSQL_ROOT_PWD",
+            "SMTP_PASSWD",
+            "GITHUB_APIKEY",
+            "app_secret",
+        ] {
             assert!(is_secret_env(name), "{name}");
         }
         for name in ["TZ", "PUID", "POSTGRES_USER", "PAPERLESS_URL", "PASSIVE_MODE", "KEYBOARD"] {
