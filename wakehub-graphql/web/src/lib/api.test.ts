@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { ApiError, createApi, errorText, retryDelay, socketUrl, toApiError, untilAnswered } from './api';
+import { ApiError, attempt, createApi, errorText, retryDelay, socketUrl, toApiError, untilAnswered } from './api';
 
 const answer = (status: number, body: unknown) =>
   vi.fn(async () => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } }));
@@ -73,6 +73,22 @@ describe('errorText', () => {
   it('says the message with its code, or the error as text', () => {
     expect(errorText(new ApiError('nope', 'FORBIDDEN'))).toBe('nope (FORBIDDEN)');
     expect(errorText(new Error('offline'))).toBe('Error: offline');
+  });
+});
+
+describe('attempt', () => {
+  it('clears the alert, acts, reloads, and says a failure with its code', async () => {
+    const said: (string | null)[] = [];
+    const reload = vi.fn(async () => {});
+    expect(await attempt(async () => {}, reload, (a) => said.push(a))).toBe(true);
+    expect(reload).toHaveBeenCalledTimes(1);
+    expect(said).toEqual([null]);
+    const failing = async () => {
+      throw new ApiError('no such node', 'NOT_FOUND');
+    };
+    expect(await attempt(failing, reload, (a) => said.push(a))).toBe(false);
+    expect(reload).toHaveBeenCalledTimes(1);
+    expect(said).toEqual([null, null, 'no such node (NOT_FOUND)']);
   });
 });
 

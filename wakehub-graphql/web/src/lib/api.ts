@@ -37,6 +37,26 @@ export function errorText(e: unknown): string {
   return e instanceof ApiError ? `${e.message} (${e.code})` : String(e);
 }
 
+/**
+ * A view's action: clears its alert (`say(null)`), runs `what`, then `reload`; a failure is
+ * said as `errorText`. Whether it worked.
+ */
+export async function attempt(
+  what: () => Promise<unknown>,
+  reload: () => Promise<unknown>,
+  say: (alert: string | null) => void,
+): Promise<boolean> {
+  say(null);
+  try {
+    await what();
+    await reload();
+    return true;
+  } catch (e) {
+    say(errorText(e));
+    return false;
+  }
+}
+
 interface WireError {
   message?: string;
   extensions?: { code?: string; fields?: FieldError[] };
