@@ -114,7 +114,7 @@ pub enum ExportError {
     },
 }
 
-const NODE_FIELDS: [&str; 14] = [
+const NODE_FIELDS: [&str; 15] = [
     "name",
     "kind",
     "parent",
@@ -128,6 +128,7 @@ const NODE_FIELDS: [&str; 14] = [
     "offers",
     "tags",
     "url",
+    "idle",
     "connector",
 ];
 
@@ -283,6 +284,13 @@ fn parse_entry(index: usize, item: &Value, options: &ParseOptions, errors: &mut 
             false
         }
     });
+    let idle = t.get("idle").and_then(|v| match crate::model::IdleRule::from_value(v) {
+        Ok(rule) => Some(rule),
+        Err(e) => {
+            errors.push(&label, "idle", e);
+            None
+        }
+    });
     let start_timeout = opt_duration(t, "start_timeout", &label, errors);
     let stop_timeout = opt_duration(t, "stop_timeout", &label, errors);
     let readiness = t.get("readiness").and_then(|v| parse_readiness(v, &label, errors));
@@ -357,6 +365,7 @@ fn parse_entry(index: usize, item: &Value, options: &ParseOptions, errors: &mut 
     spec.offers = offers;
     spec.tags = tags;
     spec.url = url;
+    spec.idle = idle;
     Some(Entry { label, spec, parent, depends_on })
 }
 
@@ -696,6 +705,11 @@ pub fn export(topology: &Topology) -> Result<String, ExportError> {
                 }
             }
             t.insert("readiness".into(), Value::Table(rt));
+        }
+        if let Some(idle) = &spec.idle
+            && let Ok(v) = Value::try_from(idle.to_json())
+        {
+            t.insert("idle".into(), v);
         }
         let mut ct = toml::Table::new();
         ct.insert("type".into(), spec.connector.type_name.clone().into());

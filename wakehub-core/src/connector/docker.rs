@@ -18,7 +18,9 @@ use std::sync::Mutex;
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerStateStatusEnum, ContainerSummary, HealthStatusEnum};
-use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuilder, StopContainerOptionsBuilder};
+use bollard::query_parameters::{
+    EventsOptionsBuilder, ListContainersOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
+};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
@@ -277,6 +279,26 @@ impl Connector for DockerConnector {
             Ok(()) | Err(DockerError::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
             Err(e) => Err(map_error(target, "stop the container", e)),
         }
+    }
+
+    /// The container's busy CPU time and its network bytes in and out so far (one sample of
+    /// Docker's stats, without waiting for a second one).
+    async fn load(&self, target: &Target) -> Result<super::activity::Load, ConnectorError> {
+        let container = Self::container(target)?;
+        let client = self.client(target).await?;
+        let options = StatsOptionsBuilder::new().stream(false).one_shot(true).build();
+        let stats = client
+            .stats(&container, Some(options))
+            .next()
+            .await
+            .ok_or_else(|| ConnectorError::new(ErrorCode::PlatformError, format!("{}: no stats", target.name)))?
+            .map_err(|e| map_error(target, "read the container's stats", e))?;
+        let busy = stats.cpu_stats.and_then(|c| c.cpu_usage).and_then(|u| u.total_usage);
+        let net = stats.networks.map(|n| n.values().map(|i| i.rx_bytes.unwrap_or(0) + i.tx_bytes.unwrap_or(0)).sum());
+        Ok(super::activity::Load {
+            cpu: busy.map(|ns| super::activity::Cpu::BusySeconds(ns as f64 / 1e9)),
+            net_bytes: net,
+        })
     }
 
     /// The container's state now, then again after every Docker event about it (start, die,

@@ -3,6 +3,7 @@
 //! type name; each call carries everything it needs about one node (its own connector
 //! table and the endpoint its parent offers), never the whole topology.
 
+pub mod activity;
 #[cfg(feature = "docker")]
 pub mod compose;
 #[cfg(feature = "docker")]
@@ -524,6 +525,14 @@ pub trait Connector: Send + Sync + 'static {
         Err(ConnectorError::new(
             ErrorCode::Unsupported,
             format!("{}: this connector cannot discover guests", host.name),
+        ))
+    }
+    /// The node's load (CPU, network) for the inactivity rules; `UNSUPPORTED` where the
+    /// platform reports none.
+    async fn load(&self, target: &Target) -> Result<activity::Load, ConnectorError> {
+        Err(ConnectorError::new(
+            ErrorCode::Unsupported,
+            format!("{}: its connector reports no CPU or network figures", target.name),
         ))
     }
     /// Checks that the platform answers and the configuration is accepted.

@@ -346,6 +346,21 @@ impl Connector for ProxmoxConnector {
         })
     }
 
+    /// The guest's current CPU use (Proxmox averages it: `cpu` is a fraction of its `cpus`)
+    /// and its network bytes in and out so far.
+    async fn load(&self, target: &Target) -> Result<super::activity::Load, ConnectorError> {
+        let api = self.api(target)?;
+        let path = format!("{}/status/current", Self::guest_path(target, &api)?);
+        let data = api.call(target, Method::GET, &path, &[]).await?;
+        let cpus = data["cpus"].as_f64().unwrap_or(1.0);
+        let cpu = data["cpu"].as_f64().map(|f| super::activity::Cpu::Percent(f * cpus * 100.0));
+        let net = match (data["netin"].as_u64(), data["netout"].as_u64()) {
+            (Some(i), Some(o)) => Some(i + o),
+            _ => None,
+        };
+        Ok(super::activity::Load { cpu, net_bytes: net })
+    }
+
     async fn start(&self, target: &Target) -> Result<(), ConnectorError> {
         let api = self.api(target)?;
         let path = format!("{}/status/start", Self::guest_path(target, &api)?);

@@ -127,12 +127,19 @@ struct SimNode {
 #[derive(Clone, Default)]
 pub struct SimConnector {
     nodes: Arc<Mutex<HashMap<NodeId, SimNode>>>,
+    loads: Arc<Mutex<HashMap<NodeId, super::activity::Load>>>,
 }
 
 impl SimConnector {
     /// A simulator with no node state yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets what [`Connector::load`] reports for `node` from now on (by default, no CPU
+    /// time and no traffic ever: an idle node).
+    pub fn set_load(&self, node: NodeId, load: super::activity::Load) {
+        self.loads.lock().unwrap_or_else(|e| e.into_inner()).insert(node, load);
     }
 
     fn config(target: &Target) -> Result<SimConfig, ConnectorError> {
@@ -220,6 +227,11 @@ impl Connector for SimConnector {
 
     async fn stop(&self, target: &Target) -> Result<(), ConnectorError> {
         self.power(target, Action::Stop)
+    }
+
+    async fn load(&self, target: &Target) -> Result<super::activity::Load, ConnectorError> {
+        let idle = super::activity::Load { cpu: Some(super::activity::Cpu::BusySeconds(0.0)), net_bytes: Some(0) };
+        Ok(self.loads.lock().unwrap_or_else(|e| e.into_inner()).get(&target.node).copied().unwrap_or(idle))
     }
 
     fn watch(&self, target: &Target) -> Option<BoxStream<'static, PowerState>> {

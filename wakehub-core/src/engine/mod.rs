@@ -24,6 +24,7 @@ mod context;
 mod discovery;
 #[cfg(feature = "wol-ssh")]
 mod executions;
+mod idle;
 #[cfg(feature = "wol-ssh")]
 mod machines;
 #[cfg(feature = "wol-ssh")]
@@ -39,6 +40,7 @@ mod subscribe;
 
 #[cfg(feature = "wol-ssh")]
 pub use executions::LogLine;
+pub use idle::{IdleStatus, Reading};
 #[cfg(feature = "wol-ssh")]
 pub use machines::{RefreshOptions, is_machine};
 #[cfg(feature = "wol-ssh")]
@@ -216,6 +218,8 @@ struct State {
     /// The stacks' queues: drivers, running commands, their logs.
     #[cfg(feature = "docker")]
     stacks: stacks::Stacks,
+    /// The running nodes with an inactivity rule, and what was measured of them.
+    idle: idle::Tracks,
 }
 
 struct Inner {
@@ -479,19 +483,6 @@ impl Engine {
         actor: &str,
     ) -> Result<CascadeRecord, EngineError> {
         self.admit(node.into(), action, None, Some(actor.to_owned())).await
-    }
-
-    /// Journals that `actor` was refused `action` on `node` (a `power-refused` event).
-    pub async fn journal_refusal(
-        &self,
-        node: NodeId,
-        action: Action,
-        actor: &str,
-        code: ErrorCode,
-    ) -> Result<(), EngineError> {
-        let topology = self.inner.store.run(|s| s.topology_shared()).await?;
-        let name = topology.name_of(node);
-        self.emit(vec![EventKind::PowerRefused { node, name, action, actor: actor.to_owned(), code }]).await
     }
 
     /// Shorthand for [`request`](Self::request) with [`Action::Start`].

@@ -4,12 +4,25 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::sync::broadcast;
 
-use crate::events::Event;
-use crate::model::EventId;
+use crate::events::{Event, EventKind};
+use crate::model::{Action, ErrorCode, EventId, NodeId};
 
 use super::{Engine, EngineError};
 
 impl Engine {
+    /// Journals that `actor` was refused `action` on `node` (a `power-refused` event).
+    pub async fn journal_refusal(
+        &self,
+        node: NodeId,
+        action: Action,
+        actor: &str,
+        code: ErrorCode,
+    ) -> Result<(), EngineError> {
+        let topology = self.inner.store.run(|s| s.topology_shared()).await?;
+        let name = topology.name_of(node);
+        self.emit(vec![EventKind::PowerRefused { node, name, action, actor: actor.to_owned(), code }]).await
+    }
+
     /// Every event after `after` (from the journal), then live events, with no gap and no
     /// duplicate — also when the subscriber falls behind the live bus. The stream ends once
     /// [`shutdown`](Self::shutdown) is over, after the last events it journaled.

@@ -4,6 +4,7 @@
 mod access;
 mod code;
 mod error;
+mod idle;
 mod ids;
 mod node;
 mod power;
@@ -12,6 +13,7 @@ mod topology;
 pub use access::{Role, Scope, validate_tag};
 pub use code::ErrorCode;
 pub use error::{ModelError, Refusal};
+pub use idle::{HttpCheck, IdleRule, MAX_IDLE, MIN_IDLE, reports_something};
 pub use ids::{CascadeId, CredentialId, EventId, NodeId, NodeRef, ProposalId};
 pub use node::{
     Capability, ConfigValue, ConnectorConfig, Kind, Node, NodeDraft, NodeSpec, NodeState, Origin, PluginKinds,

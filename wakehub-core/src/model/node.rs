@@ -510,6 +510,8 @@ pub struct NodeSpec {
     pub tags: BTreeSet<String>,
     /// The service's web address (`http` or `https`), opened from the dashboard.
     pub url: Option<String>,
+    /// When it counts as idle and is stopped (see [`IdleRule`](super::IdleRule)).
+    pub idle: Option<super::IdleRule>,
 }
 
 impl NodeSpec {
@@ -527,6 +529,7 @@ impl NodeSpec {
             state: NodeState::Configured,
             tags: BTreeSet::new(),
             url: None,
+            idle: None,
             kind,
         }
     }

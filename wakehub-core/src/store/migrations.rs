@@ -388,6 +388,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
         last_outcome  TEXT
     ) STRICT;
     "#,
+    // 16: inactivity rules — a node's `idle` table (JSON, the file's form), when it counts
+    // as idle and is stopped.
+    r#"
+    ALTER TABLE nodes ADD COLUMN idle TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

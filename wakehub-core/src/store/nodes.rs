@@ -337,6 +337,17 @@ impl Store {
             spec.connector.settings.remove("compose");
             spec.connector.settings.remove("compose_file");
         }
+        // A veto command runs on the node: like a connector's command keys, only the
+        // operator's file chooses it.
+        let veto = |s: Option<&NodeSpec>| s.and_then(|s| s.idle.as_ref()).and_then(|r| r.veto_command.clone());
+        if origin == Origin::Api && veto(Some(&spec)).is_some() && veto(Some(&spec)) != veto(current) {
+            return Err(Refusal::invalid(format!(
+                "node `{}`, `idle.veto_command`: a command WakeHub runs on the node is set in the operator's \
+                 topology file, not through the API",
+                spec.name
+            ))
+            .into());
+        }
         let endpoint = endpoint_of(&spec.connector);
         let node = spec.name.clone();
         let walk = |path: &str, v: &mut ConfigValue| -> Result<(), StoreError> {
@@ -538,7 +549,7 @@ pub(super) fn write_node(tx: &Transaction<'_>, id: NodeId, spec: &NodeSpec) -> R
         "UPDATE nodes SET name = ?1, kind = ?2, state = ?3, pinned = ?4, confirm_auto_shutdown = ?5,
                 start_timeout_ms = ?6, stop_timeout_ms = ?7, readiness = ?8, offers = ?9, connector_type = ?10,
                 connector_settings = ?11, updated_at = ?12, tags = ?14, stop_when_empty = ?15,
-                url = ?16
+                url = ?16, idle = ?17
          WHERE id = ?13",
         params![
             spec.name,
@@ -559,7 +570,8 @@ pub(super) fn write_node(tx: &Transaction<'_>, id: NodeId, spec: &NodeSpec) -> R
             id.get(),
             tags,
             spec.stop_when_empty,
-            spec.url
+            spec.url,
+            spec.idle.as_ref().map(|r| r.to_json().to_string())
         ],
     )
     .map_err(db)?;
@@ -614,7 +626,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
     let mut stmt = tx
         .prepare(
             "SELECT id, name, kind, parent_id, state, pinned, confirm_auto_shutdown, start_timeout_ms, stop_timeout_ms,
-                readiness, offers, connector_type, connector_settings, tags, stop_when_empty, url
+                readiness, offers, connector_type, connector_settings, tags, stop_when_empty, url, idle
          FROM nodes ORDER BY id",
         )
         .map_err(db)?;
@@ -637,6 +649,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
                 r.get::<_, String>(13)?,
                 r.get::<_, bool>(14)?,
                 r.get::<_, Option<String>>(15)?,
+                r.get::<_, Option<String>>(16)?,
             ))
         })
         .map_err(db)?;
@@ -659,7 +672,14 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
             tags,
             stop_when_empty,
             url,
+            idle,
         ) = r.map_err(db)?;
+        let idle = idle
+            .map(|text| {
+                let v: Value = serde_json::from_str(&text).map_err(|e| corrupt(id, e))?;
+                crate::model::IdleRule::from_value(&v).map_err(|e| corrupt(id, format!("idle: {e}")))
+            })
+            .transpose()?;
         let tags: BTreeSet<String> = serde_json::from_str(&tags).map_err(|e| corrupt(id, e))?;
         let kind =
             Kind::parse(&kind, &PluginKinds::from_iter([kind.clone()])).ok_or_else(|| corrupt(id, "bad kind"))?;
@@ -701,6 +721,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
                 state,
                 tags,
                 url,
+                idle,
             },
         });
     }

@@ -4,6 +4,7 @@
 
 mod compose;
 mod engine;
+mod idle;
 mod layers;
 mod machine_probe;
 mod machine_state;

@@ -174,7 +174,7 @@ impl GqlMaintenanceWindow {
     /// When it runs next (RFC 3339), if scheduled and enabled.
     async fn next_run_at(&self) -> Option<String> {
         let cron = self.0.schedule.as_deref().filter(|_| self.0.enabled)?;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64;
+        let now = super::shared::now_ms();
         next_occurrence(cron, self.0.timezone.as_deref(), now).ok().map(time)
     }
     /// Whether its schedule is followed.

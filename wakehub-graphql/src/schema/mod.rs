@@ -19,6 +19,7 @@ mod discovery;
 mod enums;
 mod error;
 mod events;
+mod idle;
 mod links;
 mod machines;
 mod maintenance;

@@ -108,6 +108,17 @@ impl GqlNode {
     async fn url(&self) -> Option<String> {
         self.view.topology.node(self.id)?.spec.url.clone()
     }
+    /// Its inactivity rule: when it counts as idle and is stopped.
+    async fn idle(&self) -> Option<super::idle::GqlIdleRule> {
+        self.view.topology.node(self.id)?.spec.idle.as_ref().map(Into::into)
+    }
+    /// While it runs under an inactivity rule: its countdown, what it last did and what
+    /// keeps it on (as of the server's last check, every 30 s).
+    async fn idle_status(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<super::idle::GqlIdleStatus>> {
+        let all = ctx.data::<Engine>()?.idle_statuses().api()?;
+        let now = super::shared::now_ms();
+        Ok(all.iter().find(|s| s.node == self.id).map(|s| super::idle::GqlIdleStatus::new(s, now)))
+    }
     /// Whether the caller may start and stop it (an operator or admin whose scope holds it).
     async fn can_power(&self) -> bool {
         self.view.role.allows(Role::Operator) && self.view.visible(self.id)
@@ -270,6 +281,8 @@ pub struct NodeInput {
     pub tags: Option<Vec<String>>,
     /// The service's web address (`http` or `https`), opened from the dashboard.
     pub url: Option<String>,
+    /// Its inactivity rule: when it counts as idle and is stopped.
+    pub idle: Option<super::idle::IdleRuleInput>,
     /// The connector table: `{"type": "sim", …keys}`. Secrets are values (stored
     /// encrypted, never returned) or this node's own `credential:N`; `env:`/`file:`
     /// references are read only from the operator's topology file.
@@ -310,6 +323,9 @@ impl NodeInput {
         }
         if let Some(u) = &self.url {
             m.insert("url".into(), u.clone().into());
+        }
+        if let Some(i) = &self.idle {
+            m.insert("idle".into(), i.to_json());
         }
         if let Some(r) = &self.readiness {
             let mut rm = serde_json::Map::new();

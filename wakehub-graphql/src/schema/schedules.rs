@@ -87,11 +87,7 @@ impl GqlPowerSchedule {
     /// Its next times (RFC 3339), `count` of them (1 to 20, default 5).
     async fn next_runs(&self, count: Option<i32>) -> Vec<String> {
         let count = usize::try_from(count.unwrap_or(5).clamp(1, 20)).unwrap_or(5);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default();
-        Engine::next_runs(&self.0, now, count).into_iter().map(time).collect()
+        Engine::next_runs(&self.0, super::shared::now_ms(), count).into_iter().map(time).collect()
     }
     /// When it last fired (its time, RFC 3339).
     async fn last_fired_at(&self) -> Option<String> {
@@ -105,7 +101,7 @@ impl GqlPowerSchedule {
     async fn active_until(&self) -> Option<String> {
         let ((at, outcome), keep) = self.0.last_fired.as_ref().zip(self.0.keep_for_secs)?;
         let until = at + keep * 1000;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64;
+        let now = super::shared::now_ms();
         (self.0.enabled && until > now && !outcome.starts_with("skipped")).then(|| time(until))
     }
     /// Who wrote it last.

@@ -19,6 +19,11 @@ pub(crate) fn time(ms: i64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
 }
 
+/// Now, in milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Parses `prefix:N` or `N`.
 pub(crate) fn parse_id(id: &str, prefix: &str) -> Option<i64> {
     id.strip_prefix(prefix).and_then(|r| r.strip_prefix(':')).unwrap_or(id).parse().ok()

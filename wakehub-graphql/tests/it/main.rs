@@ -7,6 +7,7 @@ mod dashboard;
 mod discovery;
 mod exploits;
 mod gql_client;
+mod idle;
 mod machines;
 mod maintenance;
 mod plugins;

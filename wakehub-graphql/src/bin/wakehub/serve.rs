@@ -249,7 +249,8 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
 
 /// Observes every node at start-up and then every 30 s, so statuses stay current and
 /// changes made outside WakeHub are journaled; prunes the journal and action logs past their
-/// retention, and begins the maintenance windows whose time came. Supervised: each round runs as its own task,
+/// retention, begins the maintenance windows whose time came, fires the power schedules and
+/// applies the inactivity rules. Supervised: each round runs as its own task,
 /// so a round that fails (or panics) is logged and the next one runs all the same.
 fn spawn_monitor(engine: Engine, discover_every: Duration, retention: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -302,6 +303,10 @@ fn spawn_monitor(engine: Engine, discover_every: Duration, retention: Duration) 
                                     }
                                 }
                                 Err(e) => tracing::error!("cannot check the power schedules: {e}"),
+                            }
+                            // Inactivity rules: measure, and stop what is idle.
+                            if let Err(e) = engine.check_idle().await {
+                                tracing::error!("cannot check the inactivity rules: {e}");
                             }
                             if due {
                                 discover_all(&engine, &t).await;
