@@ -46,14 +46,17 @@ pub struct DebianMachine {
 }
 
 /// `program` run inside the machine at `root`: a private mount and PID namespace where the
-/// machine's root is a mount of its own, with `/proc` and a read-only `/sys`, then `chroot`.
+/// machine's root is a mount of its own, with `/proc`, a read-only `/sys` and its own
+/// terminals (`/dev/pts`, for interactive SSH sessions), then `chroot`.
 fn chrooted(root: &Path, program: &str, args: &[&str]) -> Command {
     let mut c = Command::new("unshare");
     c.args(["--mount", "--pid", "--fork", "--kill-child", "sh", "-c"])
         .arg(
             r#"root=$1; shift
                mount --bind "$root" "$root" && mount -t proc proc "$root/proc" &&
-               mount -t sysfs -o ro sysfs "$root/sys" && exec chroot "$root" "$@""#,
+               mount -t sysfs -o ro sysfs "$root/sys" &&
+               mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts" &&
+               mount --bind "$root/dev/pts/ptmx" "$root/dev/ptmx" && exec chroot "$root" "$@""#,
         )
         .arg("sh")
         .arg(root)

@@ -294,10 +294,13 @@ impl Connector for DockerConnector {
             .ok_or_else(|| ConnectorError::new(ErrorCode::PlatformError, format!("{}: no stats", target.name)))?
             .map_err(|e| map_error(target, "read the container's stats", e))?;
         let busy = stats.cpu_stats.and_then(|c| c.cpu_usage).and_then(|u| u.total_usage);
-        let net = stats.networks.map(|n| n.values().map(|i| i.rx_bytes.unwrap_or(0) + i.tx_bytes.unwrap_or(0)).sum());
+        // A container without a network of its own (`none`, or the host's) has no counters:
+        // no traffic of its own (on the host's network, its traffic is not told apart).
+        let net =
+            stats.networks.map_or(0, |n| n.values().map(|i| i.rx_bytes.unwrap_or(0) + i.tx_bytes.unwrap_or(0)).sum());
         Ok(super::activity::Load {
             cpu: busy.map(|ns| super::activity::Cpu::BusySeconds(ns as f64 / 1e9)),
-            net_bytes: net,
+            net_bytes: Some(net),
         })
     }
 
