@@ -29,9 +29,9 @@ export const lab = { server: null, api: '', origin: '', admin: null, viewer: nul
 export const foreign = [];
 
 /** Starts `wakehub serve --demo` and reads its URL and the two demo logins. */
-function startServer() {
+function startServer(args) {
   return new Promise((ok, fail) => {
-    const child = spawn(bin, ['serve', '--demo', '--listen', '127.0.0.1:0'], {
+    const child = spawn(bin, ['serve', '--demo', '--listen', '127.0.0.1:0', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, RUST_LOG: 'warn' },
     });
@@ -138,11 +138,11 @@ export async function waitStatus(page, node, status, timeout = 30_000) {
   await page.locator(`[data-node="${node}"] [data-status="${status}"]`).first().waitFor({ timeout });
 }
 
-/** Starts the server, the relay and the browser for the tests of the calling file. */
-export function useLab() {
+/** Starts the server (with `args` after `serve --demo`), the relay and the browser for the tests of the calling file. */
+export function useLab({ args = [] } = {}) {
   before(async () => {
     mkdirSync(shots, { recursive: true });
-    const s = await startServer();
+    const s = await startServer(args);
     Object.assign(lab, { server: s.child, api: s.url, admin: s.admin, viewer: s.viewer });
     lab.relay = await startRelay(s.url);
     lab.origin = lab.relay.origin;

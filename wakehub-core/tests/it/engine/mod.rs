@@ -400,8 +400,8 @@ async fn a_stop_cannot_take_what_a_running_start_needs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_accepted_during_a_stop_wins() {
     let text = all_on(&fast(HOMELAB)).replace(
-        "url = \"http://jellyfin.lab.home:8096\"\n[node.connector]\ntype = \"sim\"\ninitially = \"on\"\nstart_delay_ms = 80\nstop_delay_ms = 50",
-        "url = \"http://jellyfin.lab.home:8096\"\n[node.connector]\ntype = \"sim\"\ninitially = \"on\"\nstart_delay_ms = 80\nstop_delay_ms = 600",
+        "[node.connector]\ntype = \"sim\"\ninitially = \"on\"\nstart_delay_ms = 80\nstop_delay_ms = 50\n\n[[node]]\nname = \"lxc-cloudflared\"",
+        "[node.connector]\ntype = \"sim\"\ninitially = \"on\"\nstart_delay_ms = 80\nstop_delay_ms = 600\n\n[[node]]\nname = \"lxc-cloudflared\"",
     );
     assert!(text.contains("stop_delay_ms = 600"));
     let lab = Lab::new(&text, 4);

@@ -67,6 +67,10 @@ pub(crate) struct Options {
     /// request, through the `discover` mutation).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub discover_every: Duration,
+    /// How often every node is observed, the power schedules and maintenance windows
+    /// checked, and the inactivity rules applied (at least 1s).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub monitor_every: Duration,
 }
 
 /// `--db`, or `$XDG_DATA_HOME/wakehub/wakehub.db` (`~/.local/share/…`).
@@ -197,7 +201,8 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     engine.resume_executions().await?;
     // Stack commands likewise (marked failed, `INTERRUPTED`); pending ones start.
     engine.resume_stacks().await?;
-    let monitor = spawn_monitor(engine.clone(), options.discover_every, options.journal_retention);
+    let monitor =
+        spawn_monitor(engine.clone(), options.monitor_every, options.discover_every, options.journal_retention);
     let app = server::router(
         engine.clone(),
         ServerConfig {
@@ -247,12 +252,17 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Observes every node at start-up and then every 30 s, so statuses stay current and
+/// Observes every node at start-up and then every `every` (30 s by default), so statuses stay current and
 /// changes made outside WakeHub are journaled; prunes the journal and action logs past their
 /// retention, begins the maintenance windows whose time came, fires the power schedules and
 /// applies the inactivity rules. Supervised: each round runs as its own task,
 /// so a round that fails (or panics) is logged and the next one runs all the same.
-fn spawn_monitor(engine: Engine, discover_every: Duration, retention: Duration) -> tokio::task::JoinHandle<()> {
+fn spawn_monitor(
+    engine: Engine,
+    every: Duration,
+    discover_every: Duration,
+    retention: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut last_discovery: Option<std::time::Instant> = None;
         loop {
@@ -319,7 +329,8 @@ fn spawn_monitor(engine: Engine, discover_every: Duration, retention: Duration) 
             if let Err(e) = round.await {
                 tracing::error!("a monitoring round ended abnormally (the next one runs as usual): {e}");
             }
-            tokio::time::sleep(Duration::from_secs(30).min(discover_every.max(Duration::from_secs(1)))).await;
+            let next = if discover_every.is_zero() { every } else { every.min(discover_every) };
+            tokio::time::sleep(next.max(Duration::from_secs(1))).await;
         }
     })
 }

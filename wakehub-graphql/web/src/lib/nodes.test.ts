@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cascadeFor, displayStatus, formField, groupByTag, nodeToInput, parseList, toConfigure } from './nodes';
+import { cascadeFor, displayStatus, formField, groupByTag, idleLine, idleSignals, nodeToInput, parseList, toConfigure } from './nodes';
 import { parseRoute, cascadeHref } from './router';
 import type { LabNode } from './types';
 
@@ -28,6 +28,11 @@ const jellyfin: LabNode = {
   canEdit: true,
   isMachine: false,
   machine: null,
+  idle: {
+    after: '30m', tcpPorts: [], sshSessions: false, cpuPercent: 5, netKbps: null,
+    probe: { url: 'http://10.0.0.9:8096/Sessions', pointer: null }, vetoUrl: null, vetoCommand: 'pgrep -x ffmpeg',
+  },
+  idleStatus: null,
 };
 
 describe('groupByTag', () => {
@@ -72,7 +77,10 @@ describe('nodeToInput', () => {
       tags: ['media'],
       connector: { type: 'sim', initially: 'off', start_delay_ms: 800 },
       url: 'http://jellyfin.lab.home:8096',
+      // The operator's veto command goes back unchanged (the API refuses any other).
+      idle: { after: '30m', cpuPercent: 5, probe: { url: 'http://10.0.0.9:8096/Sessions' }, vetoCommand: 'pgrep -x ffmpeg' },
     });
+    expect(nodeToInput({ ...jellyfin, idle: null }).idle).toBeNull();
   });
 
   it('sends no url when the node has none (the server then clears it)', () => {
@@ -131,5 +139,28 @@ describe('formField', () => {
     expect(formField('readiness.tcp')).toBe('readiness');
     expect(formField('connector.proxmox_host')).toBe('connector');
     expect(formField('something_else')).toBeNull();
+  });
+});
+
+describe('idle rules', () => {
+  const status = { lastActivity: 'seen on', lastActivityAt: '2026-01-01T00:00:00Z', idleAt: '2026-01-01T00:30:00Z',
+    secondsLeft: 0, kept: null, stopRequested: null, measuredAt: null, readings: [] };
+  const at = (iso: string) => Date.parse(iso);
+
+  it('counts down from the time it becomes idle, not from when the page loaded', () => {
+    expect(idleLine(status, at('2026-01-01T00:00:00Z'))).toBe('Idle in 30 min');
+    expect(idleLine(status, at('2026-01-01T00:29:30Z'))).toBe('Idle in 30 s');
+    expect(idleLine({ ...status, idleAt: '2026-01-01T02:30:00Z' }, at('2026-01-01T00:00:00Z'))).toBe('Idle in 2 h 30 min');
+    expect(idleLine(status, at('2026-01-01T00:31:00Z'))).toBe('Idle: stops at the next check');
+  });
+
+  it('says why an idle node is kept, and when its stop is under way', () => {
+    const kept = { ...status, kept: 'schedule `evening` keeps `tv` on for 2h' };
+    expect(idleLine(kept, at('2026-01-01T00:31:00Z'))).toBe('Idle, kept on: schedule `evening` keeps `tv` on for 2h');
+    expect(idleLine({ ...status, stopRequested: 'cascade:4' }, at('2026-01-01T00:31:00Z'))).toBe('Idle: stopping');
+  });
+
+  it('names what a rule watches', () => {
+    expect(idleSignals(jellyfin.idle!)).toBe('CPU > 5 %, a probe, requests through the proxy');
   });
 });

@@ -1,6 +1,6 @@
 // Plain functions over nodes: the dashboard's groups, the honest status word, and the
 // NodeInput that `createNode`/`updateNode`/`adoptNode` take, built from a node or a form.
-import type { Cascade, LabNode, PowerState } from './types';
+import type { Cascade, IdleRule, IdleStatus, LabNode, PowerState } from './types';
 
 export interface Group<T> {
   tag: string;
@@ -60,6 +60,61 @@ export interface NodeInput {
   tags: string[];
   connector: Record<string, unknown>;
   url: string | null;
+  idle: IdleRuleInput | null;
+}
+
+/** An inactivity rule as `createNode`/`updateNode` take it. */
+export interface IdleRuleInput {
+  after: string;
+  tcpPorts?: number[];
+  sshSessions?: boolean;
+  cpuPercent?: number;
+  netKbps?: number;
+  probe?: { url: string; pointer?: string };
+  vetoUrl?: { url: string; pointer?: string };
+  vetoCommand?: string;
+}
+
+/** The input of a rule as it is (null fields left out). */
+export function idleInput(rule: IdleRule | null): IdleRuleInput | null {
+  if (!rule) return null;
+  const check = (c: IdleRule['probe']) => (c ? (c.pointer ? { url: c.url, pointer: c.pointer } : { url: c.url }) : undefined);
+  const input: IdleRuleInput = { after: rule.after };
+  if (rule.tcpPorts.length) input.tcpPorts = rule.tcpPorts;
+  if (rule.sshSessions) input.sshSessions = true;
+  if (rule.cpuPercent !== null) input.cpuPercent = rule.cpuPercent;
+  if (rule.netKbps !== null) input.netKbps = rule.netKbps;
+  if (rule.probe) input.probe = check(rule.probe);
+  if (rule.vetoUrl) input.vetoUrl = check(rule.vetoUrl);
+  if (rule.vetoCommand !== null) input.vetoCommand = rule.vetoCommand;
+  return input;
+}
+
+/** What a rule watches, for people: `CPU > 5 %, TCP 445, a probe`. */
+export function idleSignals(rule: IdleRule): string {
+  const parts: string[] = [];
+  if (rule.cpuPercent !== null) parts.push(`CPU > ${rule.cpuPercent} %`);
+  if (rule.netKbps !== null) parts.push(`traffic > ${rule.netKbps} kB/s`);
+  if (rule.tcpPorts.length) parts.push(`TCP ${rule.tcpPorts.join(', ')}`);
+  if (rule.sshSessions) parts.push('SSH sessions');
+  if (rule.probe) parts.push('a probe');
+  parts.push('requests through the proxy');
+  return parts.join(', ');
+}
+
+/**
+ * The line a node under an inactivity rule shows: its stop under way, why it is kept, or
+ * how long until it is idle (counted from `idleAt`, not from when the page loaded).
+ */
+export function idleLine(status: IdleStatus, now: number): string {
+  if (status.stopRequested) return 'Idle: stopping';
+  const left = Math.round((Date.parse(status.idleAt) - now) / 1000);
+  if (status.kept && left <= 0) return `Idle, kept on: ${status.kept}`;
+  if (left <= 0) return 'Idle: stops at the next check';
+  if (left < 60) return `Idle in ${left} s`;
+  if (left < 3600) return `Idle in ${Math.round(left / 60)} min`;
+  const hours = Math.floor(left / 3600);
+  return `Idle in ${hours} h ${Math.round((left - hours * 3600) / 60)} min`;
 }
 
 /**
@@ -82,6 +137,7 @@ export function nodeToInput(node: LabNode): NodeInput {
     tags: node.tags,
     connector: { ...(node.connector?.settings ?? {}), type: node.connector?.type ?? '' },
     url: node.url,
+    idle: idleInput(node.idle),
   };
 }
 
@@ -108,7 +164,7 @@ export function cascadeFor(cascades: Record<string, Cascade>, node: string): Cas
 /** The node form's fields, named as in NodeInput. */
 export const FORM_FIELDS = [
   'name', 'kind', 'parent', 'dependsOn', 'tags', 'offers', 'pinned', 'confirmAutoShutdown', 'stopWhenEmpty',
-  'startTimeout', 'stopTimeout', 'readiness', 'url', 'connector',
+  'startTimeout', 'stopTimeout', 'readiness', 'url', 'idle', 'connector',
 ] as const;
 export type FormField = (typeof FORM_FIELDS)[number];
 
@@ -127,5 +183,5 @@ export function formField(serverField: string): FormField | null {
 /** A new node's form before anything is typed. */
 export const EMPTY_INPUT: NodeInput = {
   name: '', kind: 'container', parent: null, dependsOn: [], pinned: false, confirmAutoShutdown: false, stopWhenEmpty: false,
-  startTimeout: '5m', stopTimeout: '2m', readiness: null, offers: [], tags: [], connector: { type: 'sim' }, url: null,
+  startTimeout: '5m', stopTimeout: '2m', readiness: null, offers: [], tags: [], connector: { type: 'sim' }, url: null, idle: null,
 };

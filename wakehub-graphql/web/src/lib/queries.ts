@@ -26,7 +26,9 @@ export const NODE_FIELDS = `id name kind state status observedAt stale url canPo
   confirmAutoShutdown stopWhenEmpty startTimeout stopTimeout
   readiness { kind target status } offers connector { type settings } tags
   parent { id name } children { id name state } dependsOn { id name }
-  isMachine machine { summary updates securityUpdates rebootRequired asleep refreshedAt lastOutcome }`;
+  isMachine machine { summary updates securityUpdates rebootRequired asleep refreshedAt lastOutcome }
+  idle { after tcpPorts sshSessions cpuPercent netKbps probe { url pointer } vetoUrl { url pointer } vetoCommand }
+  idleStatus { lastActivity lastActivityAt idleAt secondsLeft kept stopRequested measuredAt readings { signal value active error } }`;
 
 export const NODES_QUERY = `query Nodes($pinned: Boolean) { nodes(pinned: $pinned) { ${NODE_FIELDS} } }`;
 

@@ -64,6 +64,44 @@ export interface LabNode {
   isMachine: boolean;
   /** Its state, once refreshed. */
   machine: MachineSummary | null;
+  /** Its inactivity rule. */
+  idle: IdleRule | null;
+  /** While it runs under its rule: the countdown and what keeps it on. */
+  idleStatus: IdleStatus | null;
+}
+
+export interface HttpCheck {
+  url: string;
+  pointer: string | null;
+}
+
+export interface IdleRule {
+  after: string;
+  tcpPorts: number[];
+  sshSessions: boolean;
+  cpuPercent: number | null;
+  netKbps: number | null;
+  probe: HttpCheck | null;
+  vetoUrl: HttpCheck | null;
+  vetoCommand: string | null;
+}
+
+export interface IdleReading {
+  signal: string;
+  value: string;
+  active: boolean;
+  error: string | null;
+}
+
+export interface IdleStatus {
+  lastActivity: string;
+  lastActivityAt: string;
+  idleAt: string;
+  secondsLeft: number;
+  kept: string | null;
+  stopRequested: string | null;
+  measuredAt: string | null;
+  readings: IdleReading[];
 }
 
 /** What a tile shows of a machine's state. */
