@@ -27,6 +27,7 @@ pub mod plugins;
 pub mod shelly;
 mod sshd;
 mod sushy;
+mod upstream;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -39,6 +40,7 @@ pub use machine::Machine;
 pub use shelly::Shelly;
 pub use sshd::{PASSWORD, Sshd, USER, ensure_test_user};
 pub use sushy::Sushy;
+pub use upstream::Upstream;
 
 /// The repository's root (the workspace).
 pub fn repo() -> &'static Path {

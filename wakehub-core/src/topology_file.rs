@@ -114,7 +114,7 @@ pub enum ExportError {
     },
 }
 
-const NODE_FIELDS: [&str; 15] = [
+const NODE_FIELDS: [&str; 16] = [
     "name",
     "kind",
     "parent",
@@ -129,6 +129,7 @@ const NODE_FIELDS: [&str; 15] = [
     "tags",
     "url",
     "idle",
+    "proxy",
     "connector",
 ];
 
@@ -291,6 +292,17 @@ fn parse_entry(index: usize, item: &Value, options: &ParseOptions, errors: &mut 
             None
         }
     });
+    let proxy = t.get("proxy").and_then(|v| match crate::model::ProxyRoute::from_value(v) {
+        Ok(route) if !route.hosts.is_empty() && route.upstream.is_none() && url.is_none() => {
+            errors.push(&label, "proxy", "give `upstream` (or the node's `url`): where its requests go");
+            None
+        }
+        Ok(route) => Some(route),
+        Err(e) => {
+            errors.push(&label, "proxy", e);
+            None
+        }
+    });
     let start_timeout = opt_duration(t, "start_timeout", &label, errors);
     let stop_timeout = opt_duration(t, "stop_timeout", &label, errors);
     let readiness = t.get("readiness").and_then(|v| parse_readiness(v, &label, errors));
@@ -366,6 +378,7 @@ fn parse_entry(index: usize, item: &Value, options: &ParseOptions, errors: &mut 
     spec.tags = tags;
     spec.url = url;
     spec.idle = idle;
+    spec.proxy = proxy;
     Some(Entry { label, spec, parent, depends_on })
 }
 
@@ -710,6 +723,11 @@ pub fn export(topology: &Topology) -> Result<String, ExportError> {
             && let Ok(v) = Value::try_from(idle.to_json())
         {
             t.insert("idle".into(), v);
+        }
+        if let Some(proxy) = &spec.proxy
+            && let Ok(v) = Value::try_from(proxy.to_json())
+        {
+            t.insert("proxy".into(), v);
         }
         let mut ct = toml::Table::new();
         ct.insert("type".into(), spec.connector.type_name.clone().into());

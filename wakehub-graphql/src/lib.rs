@@ -19,6 +19,7 @@
 //! `resetPlugin` field.
 
 pub mod metrics;
+pub mod proxy;
 pub mod schema;
 pub mod server;
 mod web;

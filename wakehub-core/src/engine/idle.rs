@@ -146,6 +146,11 @@ impl Engine {
         st.idle.entry(node).or_insert_with(|| Track::new(now, what)).active(now, what.to_owned());
     }
 
+    /// The state last observed of `node` (by the monitor or a cascade), if it ever was.
+    pub fn seen(&self, node: NodeId) -> Option<PowerState> {
+        self.state().last_seen.get(&node).copied()
+    }
+
     /// What the idle rules say about every tracked node (running, with a rule), as of the
     /// last check.
     pub fn idle_statuses(&self) -> Result<Vec<IdleStatus>, EngineError> {

@@ -8,6 +8,7 @@ mod idle;
 mod ids;
 mod node;
 mod power;
+mod proxy;
 mod topology;
 
 pub use access::{Role, Scope, validate_tag};
@@ -21,4 +22,5 @@ pub use node::{
     is_secret_key, validate_name, validate_url,
 };
 pub use power::{Action, PowerState};
+pub use proxy::{ProxyRoute, TcpWake};
 pub use topology::Topology;

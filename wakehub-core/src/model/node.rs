@@ -512,6 +512,8 @@ pub struct NodeSpec {
     pub url: Option<String>,
     /// When it counts as idle and is stopped (see [`IdleRule`](super::IdleRule)).
     pub idle: Option<super::IdleRule>,
+    /// How WakeHub's proxy fronts it (see [`ProxyRoute`](super::ProxyRoute)).
+    pub proxy: Option<super::ProxyRoute>,
 }
 
 impl NodeSpec {
@@ -530,6 +532,7 @@ impl NodeSpec {
             tags: BTreeSet::new(),
             url: None,
             idle: None,
+            proxy: None,
             kind,
         }
     }

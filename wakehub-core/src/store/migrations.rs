@@ -388,10 +388,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
         last_outcome  TEXT
     ) STRICT;
     "#,
-    // 16: inactivity rules — a node's `idle` table (JSON, the file's form), when it counts
-    // as idle and is stopped.
+    // 16: inactivity rules and the proxy — a node's `idle` table (when it counts as idle and
+    // is stopped) and `proxy` table (the host names, path and TCP ports WakeHub fronts it
+    // on), each JSON in the file's form.
     r#"
     ALTER TABLE nodes ADD COLUMN idle TEXT;
+    ALTER TABLE nodes ADD COLUMN proxy TEXT;
     "#,
 ];
 

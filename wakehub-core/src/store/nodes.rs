@@ -348,6 +348,16 @@ impl Store {
             ))
             .into());
         }
+        // A TCP wake binds a port on WakeHub's machine: the operator's file chooses it.
+        let tcp = |s: Option<&NodeSpec>| s.and_then(|s| s.proxy.as_ref()).map(|p| p.tcp.clone()).unwrap_or_default();
+        if origin == Origin::Api && !tcp(Some(&spec)).is_empty() && tcp(Some(&spec)) != tcp(current) {
+            return Err(Refusal::invalid(format!(
+                "node `{}`, `proxy.tcp`: a port WakeHub listens on is set in the operator's topology file, not \
+                 through the API",
+                spec.name
+            ))
+            .into());
+        }
         let endpoint = endpoint_of(&spec.connector);
         let node = spec.name.clone();
         let walk = |path: &str, v: &mut ConfigValue| -> Result<(), StoreError> {
@@ -549,7 +559,7 @@ pub(super) fn write_node(tx: &Transaction<'_>, id: NodeId, spec: &NodeSpec) -> R
         "UPDATE nodes SET name = ?1, kind = ?2, state = ?3, pinned = ?4, confirm_auto_shutdown = ?5,
                 start_timeout_ms = ?6, stop_timeout_ms = ?7, readiness = ?8, offers = ?9, connector_type = ?10,
                 connector_settings = ?11, updated_at = ?12, tags = ?14, stop_when_empty = ?15,
-                url = ?16, idle = ?17
+                url = ?16, idle = ?17, proxy = ?18
          WHERE id = ?13",
         params![
             spec.name,
@@ -571,7 +581,8 @@ pub(super) fn write_node(tx: &Transaction<'_>, id: NodeId, spec: &NodeSpec) -> R
             tags,
             spec.stop_when_empty,
             spec.url,
-            spec.idle.as_ref().map(|r| r.to_json().to_string())
+            spec.idle.as_ref().map(|r| r.to_json().to_string()),
+            spec.proxy.as_ref().map(|r| r.to_json().to_string())
         ],
     )
     .map_err(db)?;
@@ -626,7 +637,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
     let mut stmt = tx
         .prepare(
             "SELECT id, name, kind, parent_id, state, pinned, confirm_auto_shutdown, start_timeout_ms, stop_timeout_ms,
-                readiness, offers, connector_type, connector_settings, tags, stop_when_empty, url, idle
+                readiness, offers, connector_type, connector_settings, tags, stop_when_empty, url, idle, proxy
          FROM nodes ORDER BY id",
         )
         .map_err(db)?;
@@ -650,6 +661,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
                 r.get::<_, bool>(14)?,
                 r.get::<_, Option<String>>(15)?,
                 r.get::<_, Option<String>>(16)?,
+                r.get::<_, Option<String>>(17)?,
             ))
         })
         .map_err(db)?;
@@ -673,7 +685,14 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
             stop_when_empty,
             url,
             idle,
+            proxy,
         ) = r.map_err(db)?;
+        let proxy = proxy
+            .map(|text| {
+                let v: Value = serde_json::from_str(&text).map_err(|e| corrupt(id, e))?;
+                crate::model::ProxyRoute::from_value(&v).map_err(|e| corrupt(id, format!("proxy: {e}")))
+            })
+            .transpose()?;
         let idle = idle
             .map(|text| {
                 let v: Value = serde_json::from_str(&text).map_err(|e| corrupt(id, e))?;
@@ -722,6 +741,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
                 tags,
                 url,
                 idle,
+                proxy,
             },
         });
     }

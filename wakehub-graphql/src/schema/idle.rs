@@ -1,5 +1,6 @@
-//! Inactivity rules in the API: a node's `idle` rule (read, and written with the node), and
-//! its `idleStatus` — the countdown to its stop and what keeps it on.
+//! The lab running itself, in the API: a node's inactivity rule (`idle`, read and written
+//! with the node), its `idleStatus` — the countdown to its stop and what keeps it on — and
+//! how the proxy fronts it (`proxy`).
 
 use async_graphql::{InputObject, SimpleObject};
 use wakehub_core::engine::{IdleStatus, Reading};
@@ -174,5 +175,59 @@ impl GqlIdleStatus {
             measured_at: s.measured_at.map(time),
             stop_requested: s.stop_requested.map(|c| async_graphql::ID(c.to_string())),
         }
+    }
+}
+
+/// A TCP wake: WakeHub listens on `listen`; a connection starts the node, is held while it
+/// starts, then spliced to `to`.
+#[derive(SimpleObject, InputObject, Clone)]
+#[graphql(name = "TcpWake", input_name = "TcpWakeInput")]
+pub struct GqlTcpWake {
+    /// `address:port` WakeHub listens on.
+    pub listen: String,
+    /// `host:port` of the service.
+    pub to: String,
+}
+
+/// How WakeHub's proxy fronts a node: requests for these host names and path prefix go to
+/// `upstream`, and start the node first when it is off.
+#[derive(SimpleObject, InputObject)]
+#[graphql(name = "ProxyRoute", input_name = "ProxyRouteInput")]
+pub struct GqlProxyRoute {
+    /// Host names routed to the node.
+    pub hosts: Vec<String>,
+    /// The path prefix (`/`).
+    pub path: Option<String>,
+    /// Where requests go (the node's `url` when absent).
+    pub upstream: Option<String>,
+    /// TCP wakes (set in the operator's topology file; accepted only unchanged).
+    pub tcp: Option<Vec<GqlTcpWake>>,
+}
+
+impl From<&wakehub_core::model::ProxyRoute> for GqlProxyRoute {
+    fn from(r: &wakehub_core::model::ProxyRoute) -> Self {
+        GqlProxyRoute {
+            hosts: r.hosts.clone(),
+            path: Some(r.path.clone()),
+            upstream: r.upstream.clone(),
+            tcp: Some(r.tcp.iter().map(|t| GqlTcpWake { listen: t.listen.clone(), to: t.to.clone() }).collect()),
+        }
+    }
+}
+
+impl GqlProxyRoute {
+    /// The table in the file's form (checked when the node is parsed).
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({ "hosts": self.hosts });
+        if let Some(p) = &self.path {
+            v["path"] = p.clone().into();
+        }
+        if let Some(u) = &self.upstream {
+            v["upstream"] = u.clone().into();
+        }
+        if let Some(t) = &self.tcp {
+            v["tcp"] = t.iter().map(|t| serde_json::json!({"listen": t.listen, "to": t.to})).collect();
+        }
+        v
     }
 }

@@ -112,6 +112,10 @@ impl GqlNode {
     async fn idle(&self) -> Option<super::idle::GqlIdleRule> {
         self.view.topology.node(self.id)?.spec.idle.as_ref().map(Into::into)
     }
+    /// How WakeHub's proxy fronts it (host names, path, upstream, TCP wakes).
+    async fn proxy(&self) -> Option<super::idle::GqlProxyRoute> {
+        self.view.topology.node(self.id)?.spec.proxy.as_ref().map(Into::into)
+    }
     /// While it runs under an inactivity rule: its countdown, what it last did and what
     /// keeps it on (as of the server's last check, every 30 s).
     async fn idle_status(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<super::idle::GqlIdleStatus>> {
@@ -283,6 +287,8 @@ pub struct NodeInput {
     pub url: Option<String>,
     /// Its inactivity rule: when it counts as idle and is stopped.
     pub idle: Option<super::idle::IdleRuleInput>,
+    /// How WakeHub's proxy fronts it.
+    pub proxy: Option<super::idle::GqlProxyRoute>,
     /// The connector table: `{"type": "sim", …keys}`. Secrets are values (stored
     /// encrypted, never returned) or this node's own `credential:N`; `env:`/`file:`
     /// references are read only from the operator's topology file.
@@ -326,6 +332,9 @@ impl NodeInput {
         }
         if let Some(i) = &self.idle {
             m.insert("idle".into(), i.to_json());
+        }
+        if let Some(p) = &self.proxy {
+            m.insert("proxy".into(), p.to_json());
         }
         if let Some(r) = &self.readiness {
             let mut rm = serde_json::Map::new();

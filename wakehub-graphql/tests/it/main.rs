@@ -11,6 +11,7 @@ mod idle;
 mod machines;
 mod maintenance;
 mod plugins;
+mod proxy;
 mod schedules;
 mod schema;
 mod stacks;

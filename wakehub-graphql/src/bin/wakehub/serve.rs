@@ -32,6 +32,10 @@ pub(crate) struct Options {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// Address of the wake-on-request proxy (the nodes' `[node.proxy]` routes and the
+    /// forward-auth endpoint `/.wakehub/auth`); no proxy without it.
+    #[arg(long)]
+    pub proxy_listen: Option<String>,
     /// Start on a fresh temporary database with the demo homelab (simulated connectors)
     /// and print a demo token.
     #[arg(long)]
@@ -196,6 +200,13 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         Err(e) => bail!("cannot listen on {}: {e}", options.listen),
     };
     let addr = listener.local_addr()?;
+    let proxy_listener = match &options.proxy_listen {
+        None => None,
+        Some(at) => match tokio::net::TcpListener::bind(at).await {
+            Ok(l) => Some(l),
+            Err(e) => bail!("cannot listen on {at} (--proxy-listen): {e}"),
+        },
+    };
     // Machine actions a previous run left running are reported interrupted (never run
     // again); the queued ones start.
     engine.resume_executions().await?;
@@ -231,6 +242,9 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         engine.store().create_user("viewer", &password, Role::Viewer, &Scope::All)?;
         out += &format!("demo viewer: viewer / {password}\n");
     }
+    if let Some(l) = &proxy_listener {
+        out += &format!("proxy: http://{}/\n", l.local_addr()?);
+    }
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
         tracing::warn!("cannot write the start-up lines to stdout: {e}");
@@ -242,9 +256,31 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
             tracing::warn!("cannot set TCP_NODELAY: {e}");
         }
     });
+    let stopping = tokio_util::sync::CancellationToken::new();
+    let proxy = match proxy_listener {
+        None => None,
+        Some(l) => {
+            let proxy = wakehub_graphql::proxy::router(wakehub_graphql::proxy::Proxy::new(engine.clone())?);
+            let stop = stopping.clone();
+            Some(tokio::spawn(async move {
+                let served = axum::serve(l, proxy.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!("the proxy stopped: {e}");
+                }
+            }))
+        }
+    };
+    let tcp_wakes = spawn_tcp_wakes(engine.clone(), stopping.clone());
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    stopping.cancel();
+    let _ = tcp_wakes.await;
+    if let Some(p) = proxy {
+        let _ = p.await;
+    }
     tracing::info!("shutting down: letting cascades in flight finish");
     monitor.abort();
     engine.shutdown().await;
@@ -332,6 +368,26 @@ fn spawn_monitor(
             let next = if discover_every.is_zero() { every } else { every.min(discover_every) };
             tokio::time::sleep(next.max(Duration::from_secs(1))).await;
         }
+    })
+}
+
+/// Keeps the TCP wake listeners as the topology says (checked every 5 s), until `stop`.
+fn spawn_tcp_wakes(engine: Engine, stop: tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut wakes = wakehub_graphql::proxy::tcp::TcpWakes::default();
+        let mut said = std::collections::BTreeSet::new();
+        loop {
+            for problem in wakes.reconcile(&engine).await {
+                if said.insert(problem.clone()) {
+                    tracing::error!("{problem}");
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+        wakes.close();
     })
 }
 
