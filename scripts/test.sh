@@ -11,9 +11,10 @@ cd "$(dirname "$0")/.."
 # namespaces for the machines that wake), curl (to change fakepve behind the connector),
 # Chromium, the browser the dashboard's end-to-end tests drive; and mmdebstrap with dpkg-dev
 # and apt-utils, which build the real Debian machine (and its local apt repository) the
-# machine-state tests refresh; Debian's docker-compose, the stack benchmark's baseline.
+# machine-state tests refresh; Debian's docker-compose, the stack benchmark's baseline;
+# nginx and Caddy, run in front of WakeHub's proxy from the forward-auth examples.
 APT_PACKAGES=(docker.io busybox-static openssh-server wakeonlan openssl iproute2 curl chromium mmdebstrap dpkg-dev
-  apt-utils docker-compose)
+  apt-utils docker-compose nginx-light caddy)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

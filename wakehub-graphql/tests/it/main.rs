@@ -6,6 +6,7 @@ mod cli;
 mod dashboard;
 mod discovery;
 mod exploits;
+mod front;
 mod gql_client;
 mod idle;
 mod machines;
