@@ -93,10 +93,13 @@ impl Track {
         }
     }
 
-    fn active(&mut self, now: i64, why: String) {
+    fn active(&mut self, now: i64, why: &str) {
         if now >= self.last_active {
             self.last_active = now;
-            self.last_reason = why;
+            // Most activity says the same as the last (a request after a request).
+            if self.last_reason != why {
+                self.last_reason = why.to_owned();
+            }
         }
     }
 }
@@ -143,7 +146,7 @@ impl Engine {
     /// [`touch`](Self::touch) at `now` (ms since the epoch).
     pub fn touch_at(&self, node: NodeId, what: &str, now: i64) {
         let mut st = self.state();
-        st.idle.entry(node).or_insert_with(|| Track::new(now, what)).active(now, what.to_owned());
+        st.idle.entry(node).or_insert_with(|| Track::new(now, what)).active(now, what);
     }
 
     /// The state last observed of `node` (by the monitor or a cascade), if it ever was.
@@ -195,7 +198,7 @@ impl Engine {
             for (n, (readings, load)) in measured {
                 let Some(track) = st.idle.get_mut(&n) else { continue };
                 if let Some(r) = readings.iter().find(|r| r.active && !r.signal.starts_with("veto")) {
-                    track.active(now, format!("{}: {}", r.signal, r.value));
+                    track.active(now, &format!("{}: {}", r.signal, r.value));
                 }
                 if load.is_some() {
                     track.load = load.map(|l| (now, l));

@@ -79,7 +79,8 @@ pub(super) async fn forward(proxy: &Proxy, route: &Route, req: Request, peer: So
         headers.insert(header::UPGRADE, protocol.clone());
     }
     let mut request = proxy.client.request(parts.method, &url).headers(headers);
-    if upgrade.is_none() {
+    // A request without a body (most GETs) goes without one, not as an empty chunked stream.
+    if upgrade.is_none() && http_body::Body::size_hint(&body).exact() != Some(0) {
         request = request.body(reqwest::Body::wrap_stream(body.into_data_stream()));
     }
     let answer = match request.send().await {

@@ -261,6 +261,12 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         None => None,
         Some(l) => {
             let proxy = wakehub_graphql::proxy::router(wakehub_graphql::proxy::Proxy::new(engine.clone())?);
+            // Without TCP_NODELAY, a response's last segment waits for the client's delayed ACK.
+            let l = axum::serve::ListenerExt::tap_io(l, |tcp: &mut tokio::net::TcpStream| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::warn!("cannot set TCP_NODELAY: {e}");
+                }
+            });
             let stop = stopping.clone();
             Some(tokio::spawn(async move {
                 let served = axum::serve(l, proxy.into_make_service_with_connect_info::<std::net::SocketAddr>())
