@@ -34,15 +34,16 @@ fi
 
 # Python peers, in a local venv: the third-party GraphQL client the server is tested with
 # (`gql`), the Proxmox VE API emulator the Proxmox connector is tested against (`fakepve`),
-# and the Redfish BMC emulator the Redfish plugin is tested against (`sushy-tools`).
-if ! .venv/bin/python -c 'import gql, websockets, aiohttp, fakepve, cryptography, sushy_tools, bcrypt' >/dev/null 2>&1; then
-  echo "== installing Python gql, fakepve and sushy-tools into .venv"
+# the Redfish BMC emulator the Redfish plugin is tested against (`sushy-tools`), and a real
+# SMTP server that receives the notification mail (`aiosmtpd`).
+if ! .venv/bin/python -c 'import gql, websockets, aiohttp, fakepve, cryptography, sushy_tools, bcrypt, aiosmtpd' >/dev/null 2>&1; then
+  echo "== installing Python gql, fakepve, sushy-tools and aiosmtpd into .venv"
   if ! python3 -m venv .venv >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
     python3 -m venv .venv
   fi
-  .venv/bin/pip install -q "gql[websockets,aiohttp]==4.4.*" "fakepve==0.5.*" cryptography "sushy-tools==2.2.*"
+  .venv/bin/pip install -q "gql[websockets,aiohttp]==4.4.*" "fakepve==0.5.*" cryptography "sushy-tools==2.2.*" "aiosmtpd==1.4.*"
 fi
 
 # The dashboard (wakehub-graphql/web): its client logic's unit tests, then the build, which

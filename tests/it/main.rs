@@ -8,6 +8,7 @@ mod idle;
 mod lab;
 mod machines;
 mod maintenance;
+mod notify;
 mod plugins;
 mod proxmox;
 mod stack_commands;

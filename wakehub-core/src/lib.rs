@@ -81,6 +81,8 @@ pub mod engine;
 pub mod events;
 pub mod machine;
 pub mod model;
+#[cfg(feature = "notify")]
+pub mod notify;
 pub mod plan;
 #[cfg(feature = "wasm")]
 pub mod plugin;

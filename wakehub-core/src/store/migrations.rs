@@ -395,6 +395,38 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE nodes ADD COLUMN idle TEXT;
     ALTER TABLE nodes ADD COLUMN proxy TEXT;
     "#,
+    // 17: notifications — rules (events, nodes or tags, a target; its secret sealed apart)
+    // and every delivery with its attempts, last error and outcome.
+    r#"
+    CREATE TABLE notification_rules (
+        name         TEXT PRIMARY KEY,
+        events       TEXT NOT NULL,
+        nodes        TEXT NOT NULL,
+        tags         TEXT NOT NULL,
+        target       TEXT NOT NULL,
+        enabled      INTEGER NOT NULL,
+        secret_nonce BLOB,
+        secret       BLOB,
+        updated_by   TEXT NOT NULL,
+        updated_at   INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE notification_deliveries (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        rule       TEXT NOT NULL,
+        event_id   INTEGER,
+        event      TEXT NOT NULL,
+        node       TEXT,
+        title      TEXT NOT NULL,
+        body       TEXT NOT NULL,
+        status     TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
+        attempts   INTEGER NOT NULL,
+        next_at    INTEGER NOT NULL,
+        last_error TEXT,
+        created_at INTEGER NOT NULL,
+        sent_at    INTEGER
+    ) STRICT;
+    CREATE INDEX notification_deliveries_due ON notification_deliveries (status, next_at);
+    "#,
 ];
 
 /// The schema version this build writes.

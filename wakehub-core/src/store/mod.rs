@@ -12,6 +12,7 @@ mod machines;
 mod maintenance;
 mod migrations;
 mod nodes;
+mod notifications;
 mod payload;
 mod schedules;
 mod stacks;
@@ -36,6 +37,7 @@ pub use machines::{
 pub use maintenance::{MaintenanceRunRecord, MaintenanceStep, MaintenanceWindow, RunStatus, check_window_name};
 pub use migrations::SCHEMA_VERSION;
 pub use nodes::ImportSummary;
+pub use notifications::{Delivery, DeliveryStatus, NotificationRule, NotifyEvent, SecretChange, SmtpSecurity, Target};
 pub use schedules::{PowerSchedule, ScheduleAction};
 pub use stacks::{
     SECRET_PLACEHOLDER, StackCommand, StackCommandKind, StackCommandStatus, StackOutcome, StackVersion, is_secret_env,

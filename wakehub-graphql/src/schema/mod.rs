@@ -24,6 +24,7 @@ mod links;
 mod machines;
 mod maintenance;
 mod nodes;
+mod notifications;
 mod plan;
 #[cfg(feature = "plugins")]
 mod plugins;
@@ -56,7 +57,7 @@ use wakehub_core::plugin::PluginHost;
     doc,
     doc = "The query root: the per-resource queries, merged. The merge order is the field order \
            of `Query` in the SDL (`schema.graphql`): node, nodes, cascade, cascades, events, plan, \
-           proposals, machine, maintenance (windows, plan, runs), powerSchedules, stacks (stack, stacks, stackCommand, stackDiff), plugins, runningCascades, me, users, tokens."
+           proposals, machine, maintenance (windows, plan, runs), powerSchedules, notifications (rules, deliveries), stacks (stack, stacks, stackCommand, stackDiff), plugins, runningCascades, me, users, tokens."
 )]
 #[cfg_attr(not(doc), allow(missing_docs))]
 pub struct Query(
@@ -68,6 +69,7 @@ pub struct Query(
     machines::MachinesQuery,
     maintenance::MaintenanceQuery,
     schedules::SchedulesQuery,
+    notifications::NotificationsQuery,
     stacks::StacksQuery,
     #[cfg(feature = "plugins")] plugins::PluginsQuery,
     cascades::RunningQuery,
@@ -81,7 +83,7 @@ pub struct Query(
            order of `Mutation` in the SDL: nodes (create, update, delete), discovery (discover, \
            adopt), links, cascades (start, stop, cancel, rerun), proposals, machines (refresh, \
            actions, acknowledge), maintenance (save, delete, run), power schedules (save, delete), \
-           stacks (save a version, run and cancel commands), plugins, topology (import, export), accounts (users, tokens)."
+           notifications (save, delete, test), stacks (save a version, run and cancel commands), plugins, topology (import, export), accounts (users, tokens)."
 )]
 #[cfg_attr(not(doc), allow(missing_docs))]
 pub struct Mutation(
@@ -93,6 +95,7 @@ pub struct Mutation(
     machines::MachinesMutation,
     maintenance::MaintenanceMutation,
     schedules::SchedulesMutation,
+    notifications::NotificationsMutation,
     stacks::StacksMutation,
     #[cfg(feature = "plugins")] plugins::PluginsMutation,
     topology::TopologyMutation,

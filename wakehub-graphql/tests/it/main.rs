@@ -11,6 +11,7 @@ mod gql_client;
 mod idle;
 mod machines;
 mod maintenance;
+mod notifications;
 mod plugins;
 mod proxy;
 mod schedules;

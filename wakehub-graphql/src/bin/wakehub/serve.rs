@@ -279,10 +279,14 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         }
     };
     let tcp_wakes = spawn_tcp_wakes(engine.clone(), stopping.clone());
+    // Notifications: the journal read in order from where the last run stopped, deliveries
+    // apart from the engine.
+    let notifier = tokio::spawn(wakehub_core::notify::Notifier::new(engine.clone()).run());
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     stopping.cancel();
+    notifier.abort();
     let _ = tcp_wakes.await;
     if let Some(p) = proxy {
         let _ = p.await;
