@@ -17,6 +17,9 @@
 //! - `plugin` (feature `wasm`): the host for connectors written as WebAssembly components.
 //! - [`engine`]: the executor that runs cascades, journals and publishes every step.
 //! - [`events`]: the journal's events.
+//! - [`energy`]: the energy report (time on and off from the journal, a node's draw).
+//! - `notify` (feature `notify`): notification rules read from the journal, delivered to
+//!   ntfy, signed webhooks and e-mail.
 //!
 //! ## A first lab
 //!
@@ -68,6 +71,7 @@
 //! | `docker` | yes | the Docker connector (`type = "docker"`, bollard) |
 //! | `proxmox` | yes | the Proxmox VE connector (`type = "proxmox"`, reqwest + rustls, pinned TLS) |
 //! | `wol-ssh` | yes | the physical-machine connector (`type = "wol-ssh"`: Wake-on-LAN on, SSH off with russh; `shutdown_via = "proxmox"` also needs `proxmox`) |
+//! | `notify` | yes | notifications: ntfy, HMAC-signed webhooks, SMTP (lettre) |
 //! | `wasm` | no | the `plugin` host: third-party connectors as WebAssembly components (wasmtime), `type = "plugin:<name>"`; brings the shared transports (pinned TLS, SSH, Wake-on-LAN), not the connectors |
 //!
 //! ## Floors
@@ -77,6 +81,7 @@
 //! [`store`] → `plugin` → [`engine`].
 
 pub mod connector;
+pub mod energy;
 pub mod engine;
 pub mod events;
 pub mod machine;

@@ -114,7 +114,7 @@ pub enum ExportError {
     },
 }
 
-const NODE_FIELDS: [&str; 16] = [
+const NODE_FIELDS: [&str; 17] = [
     "name",
     "kind",
     "parent",
@@ -130,6 +130,7 @@ const NODE_FIELDS: [&str; 16] = [
     "url",
     "idle",
     "proxy",
+    "watts",
     "connector",
 ];
 
@@ -303,6 +304,13 @@ fn parse_entry(index: usize, item: &Value, options: &ParseOptions, errors: &mut 
             None
         }
     });
+    let power = t.get("watts").and_then(|v| match crate::model::PowerDraw::from_value(v) {
+        Ok(draw) => Some(draw),
+        Err(e) => {
+            errors.push(&label, "watts", e);
+            None
+        }
+    });
     let start_timeout = opt_duration(t, "start_timeout", &label, errors);
     let stop_timeout = opt_duration(t, "stop_timeout", &label, errors);
     let readiness = t.get("readiness").and_then(|v| parse_readiness(v, &label, errors));
@@ -379,6 +387,7 @@ fn parse_entry(index: usize, item: &Value, options: &ParseOptions, errors: &mut 
     spec.url = url;
     spec.idle = idle;
     spec.proxy = proxy;
+    spec.power = power;
     Some(Entry { label, spec, parent, depends_on })
 }
 
@@ -728,6 +737,11 @@ pub fn export(topology: &Topology) -> Result<String, ExportError> {
             && let Ok(v) = Value::try_from(proxy.to_json())
         {
             t.insert("proxy".into(), v);
+        }
+        if let Some(draw) = &spec.power
+            && let Ok(v) = Value::try_from(draw.to_json())
+        {
+            t.insert("watts".into(), v);
         }
         let mut ct = toml::Table::new();
         ct.insert("type".into(), spec.connector.type_name.clone().into());

@@ -1,6 +1,6 @@
 //! The `stack` connector: a node of kind `stack` is a compose file's services on the Docker
 //! Engine its host offers. Starting it applies the version its driver gives
-//! ([`NodeContext::stack`]) with the image ids that version ran with; stopping it stops its
+//! ([`NodeContext::stack`](super::NodeContext::stack)) with the image ids that version ran with; stopping it stops its
 //! containers; its status is whether any of them runs. Beside the [`Connector`], what the
 //! engine's stack commands use: observing a stack (per service state, health, uptime,
 //! restarts, drift), removing it, and its containers' Docker events.

@@ -9,7 +9,7 @@ use super::{DISCOVERY_TIMEOUT, Engine, EngineError};
 
 impl Engine {
     /// Lists the guests `host` runs on each platform it offers (`proxmox`, `docker`) and
-    /// records them as discovered nodes under it (see [`Store::apply_discovery`]): new ones
+    /// records them as discovered nodes under it (see [`Store::apply_discovery`](crate::store::Store::apply_discovery)): new ones
     /// added, known ones refreshed, vanished ones reported. Their reported power states are
     /// noted like any observation.
     pub async fn discover(&self, host: NodeId) -> Result<DiscoveryReport, EngineError> {

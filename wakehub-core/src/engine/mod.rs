@@ -1,4 +1,4 @@
-//! The cascade engine: the pure [`plan`](plan::plan)ner and the [`Engine`] that runs plans
+//! The cascade engine: the pure [`plan`](crate::plan)ner and the [`Engine`] that runs plans
 //! against connectors, journals every step and publishes events.
 //!
 //! ## Guarantees

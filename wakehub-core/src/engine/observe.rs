@@ -136,7 +136,7 @@ impl Engine {
     }
 
     /// When the engine last observed each node (never observed: absent), with whether
-    /// that observation is now stale (older than [`EngineConfig::stale_after`]).
+    /// that observation is now stale (older than [`EngineConfig::stale_after`](super::EngineConfig::stale_after)).
     pub fn observed_at(&self) -> HashMap<NodeId, (std::time::SystemTime, bool)> {
         let stale_after = self.inner.config.stale_after;
         let now = std::time::SystemTime::now();

@@ -21,6 +21,6 @@ pub use node::{
     Readiness, STANDARD_COMMANDS, SecretRef, Timeouts, endpoint_of, is_command_key, is_endpoint_key, is_file_key,
     is_secret_key, validate_name, validate_url,
 };
-pub use power::{Action, PowerState};
+pub use power::{Action, PowerDraw, PowerState};
 pub use proxy::{ProxyRoute, TcpWake};
 pub use topology::Topology;

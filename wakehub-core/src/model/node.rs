@@ -514,6 +514,8 @@ pub struct NodeSpec {
     pub idle: Option<super::IdleRule>,
     /// How WakeHub's proxy fronts it (see [`ProxyRoute`](super::ProxyRoute)).
     pub proxy: Option<super::ProxyRoute>,
+    /// What it draws, on and off (for the energy report).
+    pub power: Option<super::PowerDraw>,
 }
 
 impl NodeSpec {
@@ -533,6 +535,7 @@ impl NodeSpec {
             url: None,
             idle: None,
             proxy: None,
+            power: None,
             kind,
         }
     }

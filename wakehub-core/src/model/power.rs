@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// What a node's connector reports (or the engine last observed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
@@ -110,5 +112,38 @@ impl Action {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A node's power draw, in watts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowerDraw {
+    /// While on (or starting, stopping).
+    pub on: f64,
+    /// While off (Wake-on-LAN standby, a BMC…).
+    #[serde(default)]
+    pub off: f64,
+}
+
+impl PowerDraw {
+    /// Reads `45.0` (on; 0 W off) or `{ on = 45.0, off = 1.5 }`, checked.
+    pub fn from_value<V: Serialize>(value: &V) -> Result<PowerDraw, String> {
+        let json = serde_json::to_value(value).map_err(|e| e.to_string())?;
+        let draw = match json.as_f64() {
+            Some(on) => PowerDraw { on, off: 0.0 },
+            None => serde_json::from_value(json)
+                .map_err(|e| format!("{e} (a number of watts, or {{ on = 45.0, off = 1.5 }})"))?,
+        };
+        let ok = |w: f64| w.is_finite() && (0.0..=100_000.0).contains(&w);
+        if !ok(draw.on) || !ok(draw.off) {
+            return Err("watts are 0 to 100000".into());
+        }
+        Ok(draw)
+    }
+
+    /// The file and JSON form.
+    pub fn to_json(&self) -> serde_json::Value {
+        if self.off == 0.0 { serde_json::json!(self.on) } else { serde_json::json!({ "on": self.on, "off": self.off }) }
     }
 }

@@ -396,7 +396,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE nodes ADD COLUMN proxy TEXT;
     "#,
     // 17: notifications — rules (events, nodes or tags, a target; its secret sealed apart)
-    // and every delivery with its attempts, last error and outcome.
+    // and every delivery with its attempts, last error and outcome; and a node's power draw.
     r#"
     CREATE TABLE notification_rules (
         name         TEXT PRIMARY KEY,
@@ -426,6 +426,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
         sent_at    INTEGER
     ) STRICT;
     CREATE INDEX notification_deliveries_due ON notification_deliveries (status, next_at);
+    -- A node's power draw (`watts`, JSON in the file's form), for the energy report.
+    ALTER TABLE nodes ADD COLUMN power TEXT;
     "#,
 ];
 

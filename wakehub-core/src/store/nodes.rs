@@ -559,7 +559,7 @@ pub(super) fn write_node(tx: &Transaction<'_>, id: NodeId, spec: &NodeSpec) -> R
         "UPDATE nodes SET name = ?1, kind = ?2, state = ?3, pinned = ?4, confirm_auto_shutdown = ?5,
                 start_timeout_ms = ?6, stop_timeout_ms = ?7, readiness = ?8, offers = ?9, connector_type = ?10,
                 connector_settings = ?11, updated_at = ?12, tags = ?14, stop_when_empty = ?15,
-                url = ?16, idle = ?17, proxy = ?18
+                url = ?16, idle = ?17, proxy = ?18, power = ?19
          WHERE id = ?13",
         params![
             spec.name,
@@ -582,7 +582,8 @@ pub(super) fn write_node(tx: &Transaction<'_>, id: NodeId, spec: &NodeSpec) -> R
             spec.stop_when_empty,
             spec.url,
             spec.idle.as_ref().map(|r| r.to_json().to_string()),
-            spec.proxy.as_ref().map(|r| r.to_json().to_string())
+            spec.proxy.as_ref().map(|r| r.to_json().to_string()),
+            spec.power.as_ref().map(|p| p.to_json().to_string())
         ],
     )
     .map_err(db)?;
@@ -637,7 +638,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
     let mut stmt = tx
         .prepare(
             "SELECT id, name, kind, parent_id, state, pinned, confirm_auto_shutdown, start_timeout_ms, stop_timeout_ms,
-                readiness, offers, connector_type, connector_settings, tags, stop_when_empty, url, idle, proxy
+                readiness, offers, connector_type, connector_settings, tags, stop_when_empty, url, idle, proxy, power
          FROM nodes ORDER BY id",
         )
         .map_err(db)?;
@@ -662,6 +663,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
                 r.get::<_, Option<String>>(15)?,
                 r.get::<_, Option<String>>(16)?,
                 r.get::<_, Option<String>>(17)?,
+                r.get::<_, Option<String>>(18)?,
             ))
         })
         .map_err(db)?;
@@ -686,7 +688,14 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
             url,
             idle,
             proxy,
+            power,
         ) = r.map_err(db)?;
+        let power = power
+            .map(|text| {
+                let v: Value = serde_json::from_str(&text).map_err(|e| corrupt(id, e))?;
+                crate::model::PowerDraw::from_value(&v).map_err(|e| corrupt(id, format!("watts: {e}")))
+            })
+            .transpose()?;
         let proxy = proxy
             .map(|text| {
                 let v: Value = serde_json::from_str(&text).map_err(|e| corrupt(id, e))?;
@@ -742,6 +751,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
                 url,
                 idle,
                 proxy,
+                power,
             },
         });
     }

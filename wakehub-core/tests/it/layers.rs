@@ -21,6 +21,8 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("store", &["model", "secrets", "events", "plan", "connector", "machine", "stack"]),
     ("plugin", &["model", "secrets", "connector"]),
     ("engine", &["model", "secrets", "events", "plan", "connector", "store", "machine", "stack"]),
+    ("energy", &["model", "events", "store"]),
+    ("notify", &["model", "secrets", "events", "connector", "store", "engine"]),
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -3,6 +3,7 @@
 //! and the topology file. Tests against real peers live in the top-level `tests/` crate.
 
 mod compose;
+mod energy;
 mod engine;
 mod idle;
 mod layers;

@@ -129,7 +129,7 @@ type = "sim"
     expect![[r#"
         field `title`: unknown top-level key (expected `[[node]]` entries) [VALIDATION]
         node `Machine 1`, field `name`: `Machine 1` must start with a lowercase letter or a digit [VALIDATION]
-        node `Machine 1`, field `colour`: unknown field (expected one of: name, kind, parent, depends_on, pinned, confirm_auto_shutdown, stop_when_empty, start_timeout, stop_timeout, readiness, offers, tags, url, idle, proxy, connector) [VALIDATION]
+        node `Machine 1`, field `colour`: unknown field (expected one of: name, kind, parent, depends_on, pinned, confirm_auto_shutdown, stop_when_empty, start_timeout, stop_timeout, readiness, offers, tags, url, idle, proxy, watts, connector) [VALIDATION]
         node `c1`, field `kind`: unknown kind `contianer` (expected one of: physical, vm, lxc, container, stack) [VALIDATION]
         node `c1`, field `depends_on`: must be a list of node names [VALIDATION]
         node `c1`, field `pinned`: must be true or false [VALIDATION]

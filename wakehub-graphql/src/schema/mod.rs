@@ -16,6 +16,7 @@ mod access;
 mod accounts;
 mod cascades;
 mod discovery;
+mod energy;
 mod enums;
 mod error;
 mod events;
@@ -57,7 +58,7 @@ use wakehub_core::plugin::PluginHost;
     doc,
     doc = "The query root: the per-resource queries, merged. The merge order is the field order \
            of `Query` in the SDL (`schema.graphql`): node, nodes, cascade, cascades, events, plan, \
-           proposals, machine, maintenance (windows, plan, runs), powerSchedules, notifications (rules, deliveries), stacks (stack, stacks, stackCommand, stackDiff), plugins, runningCascades, me, users, tokens."
+           proposals, machine, maintenance (windows, plan, runs), powerSchedules, notifications (rules, deliveries), energy, stacks (stack, stacks, stackCommand, stackDiff), plugins, runningCascades, me, users, tokens."
 )]
 #[cfg_attr(not(doc), allow(missing_docs))]
 pub struct Query(
@@ -70,6 +71,7 @@ pub struct Query(
     maintenance::MaintenanceQuery,
     schedules::SchedulesQuery,
     notifications::NotificationsQuery,
+    energy::EnergyQuery,
     stacks::StacksQuery,
     #[cfg(feature = "plugins")] plugins::PluginsQuery,
     cascades::RunningQuery,
@@ -83,7 +85,7 @@ pub struct Query(
            order of `Mutation` in the SDL: nodes (create, update, delete), discovery (discover, \
            adopt), links, cascades (start, stop, cancel, rerun), proposals, machines (refresh, \
            actions, acknowledge), maintenance (save, delete, run), power schedules (save, delete), \
-           notifications (save, delete, test), stacks (save a version, run and cancel commands), plugins, topology (import, export), accounts (users, tokens)."
+           notifications (save, delete, test), the energy price, stacks (save a version, run and cancel commands), plugins, topology (import, export), accounts (users, tokens)."
 )]
 #[cfg_attr(not(doc), allow(missing_docs))]
 pub struct Mutation(
@@ -96,6 +98,7 @@ pub struct Mutation(
     maintenance::MaintenanceMutation,
     schedules::SchedulesMutation,
     notifications::NotificationsMutation,
+    energy::EnergyMutation,
     stacks::StacksMutation,
     #[cfg(feature = "plugins")] plugins::PluginsMutation,
     topology::TopologyMutation,

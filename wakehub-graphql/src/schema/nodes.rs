@@ -112,6 +112,10 @@ impl GqlNode {
     async fn idle(&self) -> Option<super::idle::GqlIdleRule> {
         self.view.topology.node(self.id)?.spec.idle.as_ref().map(Into::into)
     }
+    /// What it draws on and off, for the energy report.
+    async fn watts(&self) -> Option<super::energy::GqlPowerDraw> {
+        self.view.topology.node(self.id)?.spec.power.as_ref().map(Into::into)
+    }
     /// How WakeHub's proxy fronts it (host names, path, upstream, TCP wakes).
     async fn proxy(&self) -> Option<super::idle::GqlProxyRoute> {
         self.view.topology.node(self.id)?.spec.proxy.as_ref().map(Into::into)
@@ -289,6 +293,8 @@ pub struct NodeInput {
     pub idle: Option<super::idle::IdleRuleInput>,
     /// How WakeHub's proxy fronts it.
     pub proxy: Option<super::idle::GqlProxyRoute>,
+    /// What it draws, for the energy report.
+    pub watts: Option<super::energy::GqlPowerDraw>,
     /// The connector table: `{"type": "sim", …keys}`. Secrets are values (stored
     /// encrypted, never returned) or this node's own `credential:N`; `env:`/`file:`
     /// references are read only from the operator's topology file.
@@ -335,6 +341,9 @@ impl NodeInput {
         }
         if let Some(p) = &self.proxy {
             m.insert("proxy".into(), p.to_json());
+        }
+        if let Some(w) = self.watts {
+            m.insert("watts".into(), w.to_json());
         }
         if let Some(r) = &self.readiness {
             let mut rm = serde_json::Map::new();

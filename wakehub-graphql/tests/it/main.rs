@@ -5,6 +5,7 @@ mod api;
 mod cli;
 mod dashboard;
 mod discovery;
+mod energy;
 mod exploits;
 mod front;
 mod gql_client;

@@ -244,8 +244,8 @@ async fn the_concurrency_limit_bounds_parallel_steps() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_step_fails_the_cascade_without_rollback() {
     let text = fast(HOMELAB).replacen(
-        "name = \"machine2\"\nkind = \"physical\"\noffers = [\"proxmox\"]\ntags = [\"infra\"]\n[node.connector]\ntype = \"sim\"\n",
-        "name = \"machine2\"\nkind = \"physical\"\noffers = [\"proxmox\"]\ntags = [\"infra\"]\n[node.connector]\ntype = \"sim\"\nfail = \"start\"\n",
+        "name = \"machine2\"\nkind = \"physical\"\noffers = [\"proxmox\"]\ntags = [\"infra\"]\nwatts = { on = 45.0, off = 1.5 }\n[node.connector]\ntype = \"sim\"\n",
+        "name = \"machine2\"\nkind = \"physical\"\noffers = [\"proxmox\"]\ntags = [\"infra\"]\nwatts = { on = 45.0, off = 1.5 }\n[node.connector]\ntype = \"sim\"\nfail = \"start\"\n",
         1,
     );
     let lab = Lab::new(&text, 4);

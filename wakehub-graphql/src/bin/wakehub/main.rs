@@ -19,6 +19,7 @@ use wakehub_core::secrets::MasterKey;
 use wakehub_core::store::Store;
 use wakehub_core::topology_file;
 
+mod energy;
 mod plugins;
 mod render;
 mod serve;
@@ -131,6 +132,24 @@ enum Command {
         #[command(subcommand)]
         command: stack::StackCommand,
     },
+    /// A month's energy report: per node and tag, drawn against always on, and the saving.
+    Energy {
+        /// The database (default: `$XDG_DATA_HOME/wakehub/wakehub.db`).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// The month, `YYYY-MM` (UTC; default: this month, up to now).
+        #[arg(long)]
+        month: Option<String>,
+        /// The price of a kWh (default: the one set on the server, if any).
+        #[arg(long)]
+        price: Option<f64>,
+        /// Its currency.
+        #[arg(long, default_value = "EUR")]
+        currency: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -205,6 +224,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(options) => runtime().and_then(|rt| rt.block_on(serve::run(options))),
         Command::Token { command } => token(command),
+        Command::Energy { db, month, price, currency, json } => {
+            energy::report(db, month, price, &currency, json).map(|()| ExitCode::SUCCESS)
+        }
         Command::Stack { command } => runtime().and_then(|rt| rt.block_on(stack::command(command))),
         Command::User { command } => user(command),
         #[cfg(feature = "plugins")]

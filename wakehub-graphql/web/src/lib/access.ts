@@ -52,6 +52,7 @@ export function navigation(role: Role): NavItem[] {
     { href: '#/schedules', label: 'Schedules' },
     { href: '#/maintenance', label: 'Maintenance' },
     { href: '#/stacks', label: 'Stacks' },
+    { href: '#/energy', label: 'Energy' },
     { href: '#/journal', label: 'Journal' },
   ];
   if (canAdminister(role)) items.push({ href: '#/admin', label: 'Admin' });

@@ -33,6 +33,8 @@ const jellyfin: LabNode = {
     probe: { url: 'http://10.0.0.9:8096/Sessions', pointer: null }, vetoUrl: null, vetoCommand: 'pgrep -x ffmpeg',
   },
   idleStatus: null,
+  watts: { on: 12, off: 0 },
+  proxy: { hosts: ['jellyfin.home.example'], path: '/', upstream: null, tcp: [] },
 };
 
 describe('groupByTag', () => {
@@ -79,6 +81,8 @@ describe('nodeToInput', () => {
       url: 'http://jellyfin.lab.home:8096',
       // The operator's veto command goes back unchanged (the API refuses any other).
       idle: { after: '30m', cpuPercent: 5, probe: { url: 'http://10.0.0.9:8096/Sessions' }, vetoCommand: 'pgrep -x ffmpeg' },
+      watts: { on: 12, off: 0 },
+      proxy: { hosts: ['jellyfin.home.example'], path: '/', upstream: null, tcp: [] },
     });
     expect(nodeToInput({ ...jellyfin, idle: null }).idle).toBeNull();
   });

@@ -61,6 +61,8 @@ export interface NodeInput {
   connector: Record<string, unknown>;
   url: string | null;
   idle: IdleRuleInput | null;
+  watts: { on: number; off: number } | null;
+  proxy: LabNode['proxy'];
 }
 
 /** An inactivity rule as `createNode`/`updateNode` take it. */
@@ -138,6 +140,8 @@ export function nodeToInput(node: LabNode): NodeInput {
     connector: { ...(node.connector?.settings ?? {}), type: node.connector?.type ?? '' },
     url: node.url,
     idle: idleInput(node.idle),
+    watts: node.watts,
+    proxy: node.proxy,
   };
 }
 
@@ -164,7 +168,7 @@ export function cascadeFor(cascades: Record<string, Cascade>, node: string): Cas
 /** The node form's fields, named as in NodeInput. */
 export const FORM_FIELDS = [
   'name', 'kind', 'parent', 'dependsOn', 'tags', 'offers', 'pinned', 'confirmAutoShutdown', 'stopWhenEmpty',
-  'startTimeout', 'stopTimeout', 'readiness', 'url', 'idle', 'connector',
+  'startTimeout', 'stopTimeout', 'readiness', 'url', 'idle', 'watts', 'connector',
 ] as const;
 export type FormField = (typeof FORM_FIELDS)[number];
 
@@ -183,5 +187,5 @@ export function formField(serverField: string): FormField | null {
 /** A new node's form before anything is typed. */
 export const EMPTY_INPUT: NodeInput = {
   name: '', kind: 'container', parent: null, dependsOn: [], pinned: false, confirmAutoShutdown: false, stopWhenEmpty: false,
-  startTimeout: '5m', stopTimeout: '2m', readiness: null, offers: [], tags: [], connector: { type: 'sim' }, url: null, idle: null,
+  startTimeout: '5m', stopTimeout: '2m', readiness: null, offers: [], tags: [], connector: { type: 'sim' }, url: null, idle: null, watts: null, proxy: null,
 };

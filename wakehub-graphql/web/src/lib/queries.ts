@@ -28,6 +28,7 @@ export const NODE_FIELDS = `id name kind state status observedAt stale url canPo
   parent { id name } children { id name state } dependsOn { id name }
   isMachine machine { summary updates securityUpdates rebootRequired asleep refreshedAt lastOutcome }
   idle { after tcpPorts sshSessions cpuPercent netKbps probe { url pointer } vetoUrl { url pointer } vetoCommand }
+  watts { on off } proxy { hosts path upstream tcp { listen to } }
   idleStatus { lastActivity lastActivityAt idleAt secondsLeft kept stopRequested measuredAt readings { signal value active error } }`;
 
 export const NODES_QUERY = `query Nodes($pinned: Boolean) { nodes(pinned: $pinned) { ${NODE_FIELDS} } }`;
@@ -185,3 +186,20 @@ export const POWER_SCHEDULE_FIELDS = `name action nodes tags schedule scheduleDe
 export const POWER_SCHEDULES_QUERY = `query PowerSchedules { powerSchedules { ${POWER_SCHEDULE_FIELDS} } }`;
 export const SAVE_POWER_SCHEDULE = `mutation SavePowerSchedule($input: PowerScheduleInput!) { savePowerSchedule(input: $input) { name } }`;
 export const DELETE_POWER_SCHEDULE = `mutation DeletePowerSchedule($name: String!) { deletePowerSchedule(name: $name) }`;
+
+export const NOTIFICATIONS_QUERY = `query Notifications {
+  notificationRules { name events nodes tags enabled hasSecret target { kind server topic url host port security from to user } }
+  notificationDeliveries(first: 20) { id rule event node title status attempts nextAt lastError createdAt sentAt }
+}`;
+export const SAVE_NOTIFICATION_RULE = `mutation SaveNotificationRule($input: NotificationRuleInput!) { saveNotificationRule(input: $input) { name } }`;
+export const DELETE_NOTIFICATION_RULE = `mutation DeleteNotificationRule($name: String!) { deleteNotificationRule(name: $name) }`;
+export const TEST_NOTIFICATION_RULE = `mutation TestNotificationRule($name: String!) { testNotificationRule(name: $name) }`;
+
+export const ENERGY_QUERY = `query Energy($month: String) {
+  energy(month: $month) {
+    month from to pricePerKwh currency usedKwh alwaysOnKwh savedKwh savedMoney
+    nodes { name tags watts { on off } onHours offHours unknownHours usedKwh alwaysOnKwh savedKwh savedMoney }
+    tags { tag usedKwh alwaysOnKwh savedKwh savedMoney }
+  }
+}`;
+export const SET_ENERGY_PRICE = `mutation SetEnergyPrice($price: Float, $currency: String!) { setEnergyPrice(pricePerKwh: $price, currency: $currency) }`;

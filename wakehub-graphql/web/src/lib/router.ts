@@ -12,6 +12,7 @@ export type Route =
   | { name: 'maintenance' }
   | { name: 'stacks' }
   | { name: 'schedules' }
+  | { name: 'energy' }
   | { name: 'stack'; stack: string }
   | { name: 'admin' }
   | { name: 'login' }
@@ -31,6 +32,7 @@ export function parseRoute(hash: string): Route {
     case 'maintenance':
     case 'stacks':
     case 'schedules':
+    case 'energy':
     case 'admin':
     case 'login':
       return rest.length ? { name: 'not-found', path } : { name: first };

@@ -68,6 +68,10 @@ export interface LabNode {
   idle: IdleRule | null;
   /** While it runs under its rule: the countdown and what keeps it on. */
   idleStatus: IdleStatus | null;
+  /** What it draws, for the energy report. */
+  watts: { on: number; off: number } | null;
+  /** How WakeHub's proxy fronts it. */
+  proxy: { hosts: string[]; path: string | null; upstream: string | null; tcp: { listen: string; to: string }[] | null } | null;
 }
 
 export interface HttpCheck {
@@ -439,4 +443,71 @@ export interface PowerSchedule {
   activeUntil: string | null;
   updatedBy: string;
   updatedAt: string;
+}
+
+export type NotifyEvent = 'CASCADE_FAILED' | 'PROPOSAL_WAITING' | 'NODE_DOWN' | 'MAINTENANCE_REPORT' | 'UPDATE_AVAILABLE';
+export type TargetKind = 'NTFY' | 'WEBHOOK' | 'SMTP';
+
+export interface NotificationTarget {
+  kind: TargetKind;
+  server: string | null;
+  topic: string | null;
+  url: string | null;
+  host: string | null;
+  port: number | null;
+  security: 'NONE' | 'STARTTLS' | 'TLS' | null;
+  from: string | null;
+  to: string[] | null;
+  user: string | null;
+}
+
+export interface NotificationRule {
+  name: string;
+  events: NotifyEvent[];
+  nodes: string[];
+  tags: string[];
+  target: NotificationTarget;
+  enabled: boolean;
+  hasSecret: boolean;
+}
+
+export interface NotificationDelivery {
+  id: number;
+  rule: string;
+  event: string;
+  node: string | null;
+  title: string;
+  status: 'pending' | 'sent' | 'failed';
+  attempts: number;
+  nextAt: string | null;
+  lastError: string | null;
+  createdAt: string;
+  sentAt: string | null;
+}
+
+export interface NodeEnergy {
+  name: string;
+  tags: string[];
+  watts: { on: number; off: number };
+  onHours: number;
+  offHours: number;
+  unknownHours: number;
+  usedKwh: number;
+  alwaysOnKwh: number;
+  savedKwh: number;
+  savedMoney: number | null;
+}
+
+export interface EnergyReport {
+  month: string;
+  from: string;
+  to: string;
+  pricePerKwh: number | null;
+  currency: string | null;
+  nodes: NodeEnergy[];
+  tags: { tag: string; usedKwh: number; alwaysOnKwh: number; savedKwh: number; savedMoney: number | null }[];
+  usedKwh: number;
+  alwaysOnKwh: number;
+  savedKwh: number;
+  savedMoney: number | null;
 }
