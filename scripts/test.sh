@@ -12,9 +12,10 @@ cd "$(dirname "$0")/.."
 # Chromium, the browser the dashboard's end-to-end tests drive; and mmdebstrap with dpkg-dev
 # and apt-utils, which build the real Debian machine (and its local apt repository) the
 # machine-state tests refresh; Debian's docker-compose, the stack benchmark's baseline;
-# nginx and Caddy, run in front of WakeHub's proxy from the forward-auth examples.
+# nginx and Caddy, run in front of WakeHub's proxy from the forward-auth examples; Mosquitto,
+# the MQTT broker Home Assistant talks through.
 APT_PACKAGES=(docker.io busybox-static openssh-server wakeonlan openssl iproute2 curl chromium mmdebstrap dpkg-dev
-  apt-utils docker-compose nginx-light caddy)
+  apt-utils docker-compose nginx-light caddy mosquitto mosquitto-clients)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

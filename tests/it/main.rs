@@ -4,6 +4,7 @@
 
 mod docker;
 mod e2e;
+mod homeassistant;
 mod idle;
 mod lab;
 mod machines;

@@ -18,6 +18,7 @@
 //! - [`engine`]: the executor that runs cascades, journals and publishes every step.
 //! - [`events`]: the journal's events.
 //! - [`energy`]: the energy report (time on and off from the journal, a node's draw).
+//! - `homeassistant` (feature `homeassistant`): nodes as Home Assistant switches over MQTT.
 //! - `notify` (feature `notify`): notification rules read from the journal, delivered to
 //!   ntfy, signed webhooks and e-mail.
 //!
@@ -71,6 +72,7 @@
 //! | `docker` | yes | the Docker connector (`type = "docker"`, bollard) |
 //! | `proxmox` | yes | the Proxmox VE connector (`type = "proxmox"`, reqwest + rustls, pinned TLS) |
 //! | `wol-ssh` | yes | the physical-machine connector (`type = "wol-ssh"`: Wake-on-LAN on, SSH off with russh; `shutdown_via = "proxmox"` also needs `proxmox`) |
+//! | `homeassistant` | yes | Home Assistant over MQTT (rumqttc): MQTT discovery, states, commands |
 //! | `notify` | yes | notifications: ntfy, HMAC-signed webhooks, SMTP (lettre) |
 //! | `wasm` | no | the `plugin` host: third-party connectors as WebAssembly components (wasmtime), `type = "plugin:<name>"`; brings the shared transports (pinned TLS, SSH, Wake-on-LAN), not the connectors |
 //!
@@ -84,6 +86,8 @@ pub mod connector;
 pub mod energy;
 pub mod engine;
 pub mod events;
+#[cfg(feature = "homeassistant")]
+pub mod homeassistant;
 pub mod machine;
 pub mod model;
 #[cfg(feature = "notify")]

@@ -352,6 +352,7 @@ impl Store {
     }
 
     /// Version `number` of `stack` with its secrets, to apply. Never leaves WakeHub.
+    #[cfg_attr(not(feature = "docker"), allow(dead_code))]
     pub(crate) fn stack_version_to_apply(
         &self,
         stack: NodeId,

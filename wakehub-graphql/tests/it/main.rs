@@ -9,6 +9,7 @@ mod energy;
 mod exploits;
 mod front;
 mod gql_client;
+mod homeassistant;
 mod idle;
 mod machines;
 mod maintenance;

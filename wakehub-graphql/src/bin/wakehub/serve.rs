@@ -71,6 +71,23 @@ pub(crate) struct Options {
     /// request, through the `discover` mutation).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub discover_every: Duration,
+    /// Home Assistant over MQTT: the broker, `HOST:PORT` (the user in `--mqtt-user`, its
+    /// password in `WAKEHUB_MQTT_PASSWORD`). Pinned nodes (and `--mqtt-tags`) appear as
+    /// switches; needs `--mqtt-as`.
+    #[arg(long)]
+    pub mqtt: Option<String>,
+    /// The API token whose role and scope Home Assistant's commands have (its name).
+    #[arg(long)]
+    pub mqtt_as: Option<String>,
+    /// The broker's user.
+    #[arg(long)]
+    pub mqtt_user: Option<String>,
+    /// Nodes carrying one of these tags (comma-separated) appear too, beside the pinned ones.
+    #[arg(long, value_delimiter = ',')]
+    pub mqtt_tags: Vec<String>,
+    /// Home Assistant's discovery prefix.
+    #[arg(long, default_value = "homeassistant")]
+    pub mqtt_prefix: String,
     /// How often every node is observed, the power schedules and maintenance windows
     /// checked, and the inactivity rules applied (at least 1s).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
@@ -135,7 +152,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         if options.demo { Some(tempfile::tempdir().context("cannot create a demo directory")?) } else { None };
     let db = match &demo_dir {
         Some(dir) => dir.path().join("wakehub.db"),
-        None => db_path(options.db)?,
+        None => db_path(options.db.clone())?,
     };
     let store = open_store(&db)?;
     let _lock = lock_database(&db)?;
@@ -282,11 +299,15 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     // Notifications: the journal read in order from where the last run stopped, deliveries
     // apart from the engine.
     let notifier = tokio::spawn(wakehub_core::notify::Notifier::new(engine.clone()).run());
+    let home_assistant = home_assistant(&engine, &options)?.map(tokio::spawn);
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     stopping.cancel();
     notifier.abort();
+    if let Some(ha) = home_assistant {
+        ha.abort();
+    }
     let _ = tcp_wakes.await;
     if let Some(p) = proxy {
         let _ = p.await;
@@ -379,6 +400,33 @@ fn spawn_monitor(
             tokio::time::sleep(next.max(Duration::from_secs(1))).await;
         }
     })
+}
+
+/// The Home Assistant bridge `--mqtt` asks for, acting as the token `--mqtt-as` names.
+fn home_assistant(
+    engine: &Engine,
+    options: &Options,
+) -> anyhow::Result<Option<impl std::future::Future<Output = ()> + Send + 'static>> {
+    use wakehub_core::homeassistant::Identity;
+    let Some(broker) = &options.mqtt else { return Ok(None) };
+    let (host, port) = broker
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+        .with_context(|| format!("--mqtt {broker}: give HOST:PORT"))?;
+    let name = options.mqtt_as.as_deref().context("--mqtt needs --mqtt-as TOKEN (whose role and scope apply)")?;
+    let token = engine
+        .store()
+        .tokens()?
+        .into_iter()
+        .find(|t| t.name == name && t.revoked_at_ms.is_none())
+        .with_context(|| format!("--mqtt-as {name}: no active API token of that name (wakehub token create)"))?;
+    let mut ha = wakehub_core::homeassistant::Options::new(host, port);
+    ha.username = options.mqtt_user.clone();
+    ha.password = std::env::var("WAKEHUB_MQTT_PASSWORD").ok().map(wakehub_core::secrets::SecretString::new);
+    ha.discovery_prefix = options.mqtt_prefix.clone();
+    ha.tags = options.mqtt_tags.clone();
+    let who = Identity { name: token.name, role: token.role, scope: token.scope };
+    Ok(Some(wakehub_core::homeassistant::run(engine.clone(), ha, who)))
 }
 
 /// Keeps the TCP wake listeners as the topology says (checked every 5 s), until `stop`.
