@@ -126,7 +126,7 @@ enum Command {
         plan: bool,
     },
     /// Run the WakeHub server: the GraphQL API over a SQLite store.
-    Serve(serve::Options),
+    Serve(Box<serve::Options>),
     /// Stacks of containers (compose files): apply one, showing each step live.
     Stack {
         #[command(subcommand)]
@@ -222,7 +222,7 @@ enum TokenCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(options) => runtime().and_then(|rt| rt.block_on(serve::run(options))),
+        Command::Serve(options) => runtime().and_then(|rt| rt.block_on(serve::run(*options))),
         Command::Token { command } => token(command),
         Command::Energy { db, month, price, currency, json } => {
             energy::report(db, month, price, &currency, json).map(|()| ExitCode::SUCCESS)
