@@ -8,7 +8,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { resolve } from 'node:path';
-import { axeSource, gql, lab, shots, useLab } from './harness.mjs';
+import { axeSource, gql, lab, logIn, newPage, shots, useLab } from './harness.mjs';
 
 /** A free loopback port (bound, read, released). */
 function freePort() {
@@ -58,6 +58,14 @@ test('a browser waits on the page, sees each step, and lands on the service', as
   await page.getByRole('heading', { name: 'Welcome to the media server' }).waitFor({ timeout: 30_000 });
   assert.equal(new URL(page.url()).host, `media.localhost:${proxyPort}`);
   await context.close();
+});
+
+test("the node's page says how the proxy fronts it", async () => {
+  const page = await newPage();
+  await logIn(page, lab.admin);
+  await page.goto(`${lab.origin}/#/node/media`);
+  await page.getByTestId('fronted').getByText(`media.localhost/ → http://127.0.0.1:${upstream.address().port}`).waitFor();
+  await page.context().close();
 });
 
 test('the waiting page passes an accessibility check (axe-core)', async () => {
