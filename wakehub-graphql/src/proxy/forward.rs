@@ -73,7 +73,7 @@ pub(super) async fn forward(proxy: &Proxy, route: &Route, req: Request, peer: So
     if let Some(h) = host {
         headers.insert("x-forwarded-host", h);
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(proxy.scheme));
     if let Some(protocol) = &upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, protocol.clone());

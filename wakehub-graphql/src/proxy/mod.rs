@@ -10,6 +10,7 @@
 mod forward;
 mod routes;
 pub mod tcp;
+pub mod tls;
 mod wait;
 
 use std::net::SocketAddr;
@@ -34,6 +35,8 @@ const MAX_WAIT: Duration = Duration::from_secs(300);
 /// topology changes) and the waiting pages' tickets.
 pub struct Proxy {
     engine: Engine,
+    /// `https` when it listens with TLS (`X-Forwarded-Proto`).
+    scheme: &'static str,
     client: reqwest::Client,
     routes: routes::RouteCache,
     tickets: wait::Tickets,
@@ -49,7 +52,14 @@ impl Proxy {
             .http1_only()
             .tcp_nodelay(true)
             .build()?;
-        Ok(Arc::new(Proxy { engine, client, routes: Default::default(), tickets: Default::default() }))
+        Ok(Arc::new(Proxy { engine, scheme: "http", client, routes: Default::default(), tickets: Default::default() }))
+    }
+
+    /// The same proxy, behind TLS (`X-Forwarded-Proto: https`).
+    pub fn new_https(engine: Engine) -> anyhow::Result<Arc<Proxy>> {
+        let mut proxy = Arc::into_inner(Self::new(engine)?).expect("just made");
+        proxy.scheme = "https";
+        Ok(Arc::new(proxy))
     }
 
     /// The routes of the current topology, and the problems found building them.

@@ -237,3 +237,58 @@ async fn routes_are_written_through_the_api_and_tcp_wakes_only_in_the_file() {
     assert_eq!(r.status(), 404);
     assert!(r.text().await.unwrap().contains("Not Found"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_serves_https_with_the_operators_certificate() {
+    let upstream = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=jellyfin.test", "-addext", "subjectAltName=DNS:jellyfin.test"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let port = free_port();
+    let lab = format!(
+        "[[node]]\nname = \"jellyfin\"\nkind = \"physical\"\nurl = \"{}\"\nproxy = {{ hosts = [\"jellyfin.test\"] }}\n\
+         [node.connector]\ntype = \"sim\"\ninitially = \"on\"\n",
+        upstream.url()
+    );
+    let (c, k) = (cert.display().to_string(), key.display().to_string());
+    let s = Server::with_config(
+        &lab,
+        &["--proxy-listen", &format!("127.0.0.1:{port}"), "--proxy-tls-cert", &c, "--proxy-tls-key", &k],
+    );
+    let pem = std::fs::read(&cert).unwrap();
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .resolve("jellyfin.test", std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .build()
+        .unwrap();
+    let mut answer = None;
+    for _ in 0..100 {
+        let r = https.get(format!("https://jellyfin.test:{port}/headers")).send().await.unwrap();
+        if r.status() == 200 {
+            answer = Some(r.json::<serde_json::Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = answer.unwrap_or_else(|| panic!("never up: {}", s.log()));
+    assert_eq!(seen["X-Forwarded-Proto"], "https", "{seen}");
+    // A client that does not trust the certificate gets no answer at all.
+    let err = reqwest::Client::builder()
+        .resolve("jellyfin.test", std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .build()
+        .unwrap()
+        .get(format!("https://jellyfin.test:{port}/"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_connect(), "{err}");
+}

@@ -36,6 +36,12 @@ pub(crate) struct Options {
     /// forward-auth endpoint `/.wakehub/auth`); no proxy without it.
     #[arg(long)]
     pub proxy_listen: Option<String>,
+    /// The proxy serves HTTPS with this PEM certificate chain (with `--proxy-tls-key`).
+    #[arg(long, requires = "proxy_tls_key")]
+    pub proxy_tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key.
+    #[arg(long, requires = "proxy_tls_cert")]
+    pub proxy_tls_key: Option<PathBuf>,
     /// Start on a fresh temporary database with the demo homelab (simulated connectors)
     /// and print a demo token.
     #[arg(long)]
@@ -260,7 +266,8 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         out += &format!("demo viewer: viewer / {password}\n");
     }
     if let Some(l) = &proxy_listener {
-        out += &format!("proxy: http://{}/\n", l.local_addr()?);
+        let scheme = if options.proxy_tls_cert.is_some() { "https" } else { "http" };
+        out += &format!("proxy: {scheme}://{}/\n", l.local_addr()?);
     }
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
@@ -277,20 +284,41 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let proxy = match proxy_listener {
         None => None,
         Some(l) => {
-            let proxy = wakehub_graphql::proxy::router(wakehub_graphql::proxy::Proxy::new(engine.clone())?);
-            // Without TCP_NODELAY, a response's last segment waits for the client's delayed ACK.
-            let l = axum::serve::ListenerExt::tap_io(l, |tcp: &mut tokio::net::TcpStream| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::warn!("cannot set TCP_NODELAY: {e}");
-                }
-            });
+            use wakehub_graphql::proxy::{Proxy, router, tls};
             let stop = stopping.clone();
+            let until = async move { stop.cancelled().await };
+            let served = match (&options.proxy_tls_cert, &options.proxy_tls_key) {
+                (Some(cert), Some(key)) => {
+                    let proxy = router(Proxy::new_https(engine.clone())?);
+                    let l = tls::TlsListener::new(l, tls::server_config(cert, key)?)?;
+                    // `tap_io` gives the listener the peer address the proxy reads.
+                    let l = axum::serve::ListenerExt::tap_io(l, |_| {});
+                    tokio::spawn(async move {
+                        axum::serve(l, proxy.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                            .with_graceful_shutdown(until)
+                            .await
+                    })
+                }
+                _ => {
+                    let proxy = router(Proxy::new(engine.clone())?);
+                    // Without TCP_NODELAY, a response's last segment waits for the client's delayed ACK.
+                    let l = axum::serve::ListenerExt::tap_io(l, |tcp: &mut tokio::net::TcpStream| {
+                        if let Err(e) = tcp.set_nodelay(true) {
+                            tracing::warn!("cannot set TCP_NODELAY: {e}");
+                        }
+                    });
+                    tokio::spawn(async move {
+                        axum::serve(l, proxy.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                            .with_graceful_shutdown(until)
+                            .await
+                    })
+                }
+            };
             Some(tokio::spawn(async move {
-                let served = axum::serve(l, proxy.into_make_service_with_connect_info::<std::net::SocketAddr>())
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await;
-                if let Err(e) = served {
-                    tracing::error!("the proxy stopped: {e}");
+                match served.await {
+                    Ok(Err(e)) => tracing::error!("the proxy stopped: {e}"),
+                    Err(e) => tracing::error!("the proxy stopped: {e}"),
+                    Ok(Ok(())) => {}
                 }
             }))
         }
