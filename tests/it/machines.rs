@@ -330,10 +330,21 @@ async fn a_machine_with_docker_reports_its_containers_and_a_prune_removes_the_st
     docker.create("web", &[], &["sleep", "600"]);
     docker.ok(&["start", "web"]);
     docker.create("old-job", &[], &["true"]);
-    let machine = DebianMachine::start();
+    let mut machine = DebianMachine::start();
     // The machine's Docker: Debian's CLI, and the daemon's socket where the CLI looks.
     std::fs::copy("/usr/bin/docker", machine.file("/usr/bin/docker")).expect("docker.io is missing");
-    std::fs::hard_link(&docker.socket, machine.file("/run/docker.sock")).unwrap();
+    // (A bind mount: the machine's root is a disk of its own, where no link reaches.)
+    std::fs::write(machine.file("/run/docker.sock"), b"").unwrap();
+    let out = std::process::Command::new("mount")
+        .arg("--bind")
+        .arg(&docker.socket)
+        .arg(machine.file("/run/docker.sock"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // Booted again, the machine sees the mount.
+    machine.power_off();
+    machine.boot();
     let e = engine(&machine.node("deb", ""));
 
     let r = e.refresh_machine("deb", RefreshOptions::default(), "alice").await.unwrap();

@@ -3,7 +3,8 @@
 //! `/proc`, `/sys` read-only) on a loopback port, root logging in with a password, and a
 //! local apt repository whose packages make every case a refresh must read. Powering it
 //! off kills its sshd (and everything in its namespace); booting starts it again — as a
-//! valid Wake-on-LAN packet for its MAC on its UDP port does. Needs root.
+//! valid Wake-on-LAN packet for its MAC on its UDP port does. Its root is a tmpfs of its own
+//! (2 GiB), so its disk is not this host's. Needs root.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -53,7 +54,7 @@ fn chrooted(root: &Path, program: &str, args: &[&str]) -> Command {
     c.args(["--mount", "--pid", "--fork", "--kill-child", "sh", "-c"])
         .arg(
             r#"root=$1; shift
-               mount --bind "$root" "$root" && mount -t proc proc "$root/proc" &&
+               mount --rbind "$root" "$root" && mount -t proc proc "$root/proc" &&
                mount -t sysfs -o ro sysfs "$root/sys" &&
                mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts" &&
                mount --bind "$root/dev/pts/ptmx" "$root/dev/ptmx" && exec chroot "$root" "$@""#,
@@ -163,6 +164,14 @@ impl DebianMachine {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root");
         std::fs::create_dir_all(&root).unwrap();
+        // Its own disk: a tmpfs, so what the machine reports of `/` (its usage, a warning
+        // past 90 %) is the machine's, not this host's.
+        let out =
+            Command::new("mount").args(["-t", "tmpfs", "-o", "size=2g,mode=755", "wakehub-debian"]).arg(&root).output();
+        assert!(
+            out.as_ref().is_ok_and(|o| o.status.success()),
+            "a tmpfs for the machine's root (root needed): {out:?}"
+        );
         let out = Command::new("tar").arg("-C").arg(&root).arg("-xf").arg(&image).output().unwrap();
         assert!(out.status.success(), "unpack {}: {}", image.display(), String::from_utf8_lossy(&out.stderr));
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -297,5 +306,6 @@ impl Drop for DebianMachine {
     fn drop(&mut self) {
         self.stop_watch.store(true, Ordering::Relaxed);
         self.power_off();
+        let _ = Command::new("umount").arg("-l").arg(self.root()).output();
     }
 }
