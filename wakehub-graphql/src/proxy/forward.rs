@@ -87,8 +87,8 @@ pub(super) async fn forward(proxy: &Proxy, route: &Route, req: Request, peer: So
         Ok(a) => a,
         Err(e) => {
             // On, but its service does not answer: perhaps it went down behind WakeHub's back;
-            // a start re-observes it (and starts what is off).
-            if e.is_connect() {
+            // a start re-observes it (and starts what is off) — at most every 30 s.
+            if e.is_connect() && proxy.may_rewake(route.node) {
                 let _ = proxy.wake(route.node).await;
             }
             tracing::warn!(node = %route.name, "proxy: {url}: {e}");

@@ -40,6 +40,8 @@ pub struct Proxy {
     client: reqwest::Client,
     routes: routes::RouteCache,
     tickets: wait::Tickets,
+    /// When a start was last asked for a node seen on whose service did not answer.
+    rewoken: std::sync::Mutex<std::collections::HashMap<NodeId, std::time::Instant>>,
 }
 
 impl Proxy {
@@ -52,7 +54,14 @@ impl Proxy {
             .http1_only()
             .tcp_nodelay(true)
             .build()?;
-        Ok(Arc::new(Proxy { engine, scheme: "http", client, routes: Default::default(), tickets: Default::default() }))
+        Ok(Arc::new(Proxy {
+            engine,
+            scheme: "http",
+            client,
+            routes: Default::default(),
+            tickets: Default::default(),
+            rewoken: Default::default(),
+        }))
     }
 
     /// The same proxy, behind TLS (`X-Forwarded-Proto: https`).
@@ -65,6 +74,20 @@ impl Proxy {
     /// The routes of the current topology, and the problems found building them.
     pub fn routes(&self) -> Arc<Routes> {
         self.routes.get(&self.engine)
+    }
+
+    /// Whether a start may be asked again for `node`, seen on but not answering (once per
+    /// 30 s: each request to a dead service must not journal a cascade).
+    fn may_rewake(&self, node: NodeId) -> bool {
+        let mut last = self.rewoken.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        match last.get(&node) {
+            Some(at) if now.duration_since(*at) < Duration::from_secs(30) => false,
+            _ => {
+                last.insert(node, now);
+                true
+            }
+        }
     }
 
     /// Starts `node`'s cascade, or finds the one already starting it: its id.

@@ -292,3 +292,27 @@ async fn the_proxy_serves_https_with_the_operators_certificate() {
         .unwrap_err();
     assert!(err.is_connect(), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_does_not_answer_is_a_502_and_one_start_not_one_per_request() {
+    let (proxy_port, dead) = (free_port(), free_port());
+    let lab = format!(
+        "[[node]]\nname = \"ghost\"\nkind = \"physical\"\nurl = \"http://127.0.0.1:{dead}\"\nproxy = {{ hosts = [\"ghost.test\"] }}\n\
+         [node.connector]\ntype = \"sim\"\ninitially = \"on\"\n"
+    );
+    let s = Server::with_config(&lab, &["--proxy-listen", &format!("127.0.0.1:{proxy_port}")]);
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        let r = http.get(format!("http://127.0.0.1:{proxy_port}/")).header("host", "ghost.test").send().await.unwrap();
+        statuses.push(r.status().as_u16());
+        if statuses.iter().filter(|s| **s == 502).count() >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(statuses.iter().filter(|s| **s == 502).count() >= 5, "{statuses:?}");
+    let d = s.gql("{ cascades(first: 50) { nodes { requestedBy } } }", json!({})).await;
+    let by_proxy = d["cascades"]["nodes"].as_array().unwrap().iter().filter(|c| c["requestedBy"] == "proxy").count();
+    assert!(by_proxy <= 2, "one start (perhaps one while it was first seen), not one per request: {d}");
+}
