@@ -165,6 +165,16 @@ impl Engine {
     /// Measures every running node with a rule at `now` (ms since the epoch), and requests
     /// the stop of each idle one nothing keeps on. Returns every tracked node's status.
     pub async fn check_idle_at(&self, now: i64) -> Result<Vec<IdleStatus>, EngineError> {
+        self.check_idle_inner(now, true).await
+    }
+
+    /// [`check_idle_at`](Self::check_idle_at) now, on the states the last observation left
+    /// (the server's monitor has just observed every node: no second poll).
+    pub async fn check_idle_observed(&self) -> Result<Vec<IdleStatus>, EngineError> {
+        self.check_idle_inner(crate::store::now_ms(), false).await
+    }
+
+    async fn check_idle_inner(&self, now: i64, observe: bool) -> Result<Vec<IdleStatus>, EngineError> {
         let topology = self.inner.store.run(|s| s.topology_shared()).await?;
         let ruled: Vec<(NodeId, IdleRule)> =
             topology.nodes().filter_map(|n| n.spec.idle.clone().map(|r| (n.id, r))).collect();
@@ -172,7 +182,11 @@ impl Engine {
             self.state().idle.clear();
             return Ok(Vec::new());
         }
-        let states = self.observe(&topology).await;
+        let states: BTreeMap<NodeId, PowerState> = if observe {
+            self.observe(&topology).await
+        } else {
+            self.state().last_seen.iter().map(|(n, s)| (*n, *s)).collect()
+        };
         let on = |n: NodeId| states.get(&n) == Some(&PowerState::On);
         {
             let mut st = self.state();

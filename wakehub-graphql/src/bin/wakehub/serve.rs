@@ -410,7 +410,7 @@ fn spawn_monitor(
                                 Err(e) => tracing::error!("cannot check the power schedules: {e}"),
                             }
                             // Inactivity rules: measure, and stop what is idle.
-                            if let Err(e) = engine.check_idle().await {
+                            if let Err(e) = engine.check_idle_observed().await {
                                 tracing::error!("cannot check the inactivity rules: {e}");
                             }
                             if due {
