@@ -18,7 +18,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use wakehub_tests::{free_port, wait_for_port};
+use wakehub_tests::{Nginx, free_port, wait_for_port};
 
 /// A child process killed on drop.
 struct Process(Child, #[allow(dead_code)] Option<tempfile::TempDir>);
@@ -32,27 +32,11 @@ impl Drop for Process {
 
 /// nginx on `port` with `http` (at the `http` level) and `locations` (a service answering
 /// a fixed page, or a reverse proxy).
-fn nginx(port: u16, http: &str, locations: &str) -> Process {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display();
-    let conf = format!(
-        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-         events {{ worker_connections 1024; }}\nhttp {{\naccess_log off;\nclient_body_temp_path {d}/body;\n\
-         proxy_temp_path {d}/proxy;\nfastcgi_temp_path {d}/fcgi;\nuwsgi_temp_path {d}/uwsgi;\nscgi_temp_path {d}/scgi;\n\
-         keepalive_requests 1000000;\n{http}\nserver {{\nlisten 127.0.0.1:{port};\n{locations}\n}}\n}}\n"
-    );
-    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(dir.path().join("nginx.conf"))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx (apt-get install nginx-light)");
-    let p = Process(child, Some(dir));
-    wait_for_port("nginx", port, Duration::from_secs(20), String::new);
-    p
+fn nginx(port: u16, http: &str, locations: &str) -> Nginx {
+    Nginx::start(
+        port,
+        &format!("keepalive_requests 1000000;\n{http}\nserver {{\nlisten 127.0.0.1:{port};\n{locations}\n}}"),
+    )
 }
 
 /// `wakehub serve` with one node, on, whose proxy routes `svc.bench` to `service`.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
-use wakehub_tests::{Upstream, free_port, repo, wait_for_port};
+use wakehub_tests::{Nginx, Upstream, free_port, repo, wait_for_port};
 
 use crate::support::Server;
 
@@ -40,29 +40,6 @@ fn example(file: &str, front_port: u16, upstream: u16, wakehub: u16) -> String {
 
 fn log(dir: &Path, file: &str) -> String {
     std::fs::read_to_string(dir.join(file)).unwrap_or_default()
-}
-
-fn nginx(port: u16, upstream: u16, wakehub: u16) -> Front {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display();
-    let conf = format!(
-        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\nevents {{}}\nhttp {{\n\
-         access_log off;\nclient_body_temp_path {d}/body;\nproxy_temp_path {d}/proxy;\nfastcgi_temp_path {d}/fcgi;\n\
-         uwsgi_temp_path {d}/uwsgi;\nscgi_temp_path {d}/scgi;\n{}\n}}\n",
-        example("nginx.conf", port, upstream, wakehub)
-    );
-    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(dir.path().join("nginx.conf"))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx (apt-get install nginx-light)");
-    let path = dir.path().to_owned();
-    wait_for_port("nginx", port, Duration::from_secs(20), || log(&path, "error.log"));
-    Front { child, _dir: dir }
 }
 
 fn caddy(port: u16, upstream: u16, wakehub: u16) -> Front {
@@ -143,7 +120,7 @@ async fn nginx_and_caddy_in_front_wake_the_service_with_the_shipped_examples() {
     );
     let s = Server::with_config(&lab, &["--proxy-listen", &format!("127.0.0.1:{wakehub}")]);
     let port = free_port();
-    let front = nginx(port, upstream.port, wakehub);
+    let front = Nginx::start(port, &example("nginx.conf", port, upstream.port, wakehub));
     wakes_through(&s, port, "nginx").await;
     drop(front);
     let port = free_port();
