@@ -9,6 +9,7 @@ mod idle;
 mod lab;
 mod machines;
 mod maintenance;
+mod meters;
 mod notify;
 mod plugins;
 mod proxmox;

@@ -15,7 +15,7 @@ use wakehub_core::topology_file::ParseOptions;
 
 use crate::lab::run_to_end as run;
 
-fn host(limits: PluginLimits, names: &[&str]) -> (PluginHost, tempfile::TempDir) {
+pub(crate) fn host(limits: PluginLimits, names: &[&str]) -> (PluginHost, tempfile::TempDir) {
     let dir = wakehub_tests::plugins::copy(names);
     let host = PluginHost::new(limits, None).unwrap();
     let (_, failed) = host.load_dir(dir.path());
@@ -24,7 +24,7 @@ fn host(limits: PluginLimits, names: &[&str]) -> (PluginHost, tempfile::TempDir)
 }
 
 /// An engine with the built-in connectors and the host's plugins, over `text`.
-fn engine(host: &PluginHost, text: &str) -> Engine {
+pub(crate) fn engine(host: &PluginHost, text: &str) -> Engine {
     let mut registry = Registry::builtin();
     host.register(&mut registry);
     let options = ParseOptions::operator().with_plugin_kinds(host.kinds());
@@ -36,7 +36,7 @@ fn engine(host: &PluginHost, text: &str) -> Engine {
     Engine::new(store, registry, EngineConfig { plugin_kinds: host.kinds(), ..EngineConfig::default() }).unwrap()
 }
 
-fn target(e: &Engine, name: &str) -> Target {
+pub(crate) fn target(e: &Engine, name: &str) -> Target {
     let t = e.store().topology().unwrap();
     e.target(&t, t.by_name(name).unwrap().id).unwrap()
 }
@@ -48,6 +48,7 @@ fn loading_reports_every_file_that_is_not_a_connector_of_a_known_version() {
         "http-switch",
         "redfish",
         "legacy",
+        "classic",
         "cli-app",
         "future",
         "partial",
@@ -62,18 +63,24 @@ fn loading_reports_every_file_that_is_not_a_connector_of_a_known_version() {
     let (loaded, failed) = host.load_dir(dir.path());
 
     let names: Vec<&str> = loaded.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["hostile", "http-switch", "legacy", "redfish"]);
-    let redfish = &loaded[3];
+    assert_eq!(names, ["classic", "hostile", "http-switch", "legacy", "redfish"]);
+    let redfish = &loaded[4];
     let kinds: Vec<&str> = redfish.kinds.iter().map(|k| k.name.as_str()).collect();
-    assert_eq!((redfish.wit_version.as_str(), kinds), ("0.2.0", vec!["bmc", "server"]));
-    // A 0.2.0 plugin's kinds say how long their operations take…
+    assert_eq!((redfish.wit_version.as_str(), kinds), ("0.3.0", vec!["bmc", "server"]));
+    // A 0.3.0 plugin's kinds say how long their operations take, and so do a 0.2.0 one's…
+    let classic = &loaded[0];
+    assert_eq!(classic.wit_version, "0.2.0");
+    assert_eq!(
+        (classic.kinds[0].timeouts.start, classic.kinds[0].typical_start),
+        (Duration::from_secs(20), Some(Duration::from_millis(500)))
+    );
     let server = &redfish.kinds[1];
     assert_eq!(
         (server.timeouts.start, server.typical_start),
         (Duration::from_secs(600), Some(Duration::from_secs(120)))
     );
     // …a 0.1.0 plugin's cannot: they get the plugin kinds' defaults.
-    let legacy = &loaded[2];
+    let legacy = &loaded[3];
     assert_eq!(legacy.wit_version, "0.1.0");
     let defaults = wakehub_core::model::Kind::Plugin(String::new()).default_timeouts();
     assert_eq!((legacy.kinds[0].name.as_str(), legacy.kinds[0].timeouts), ("legacy-switch", defaults));
@@ -92,7 +99,7 @@ fn loading_reports_every_file_that_is_not_a_connector_of_a_known_version() {
         (
             "future.wasm",
             "PLUGIN_INCOMPATIBLE",
-            "built for WIT wakehub:connector@0.9.0; this WakeHub supports 0.1.0, 0.2.0",
+            "built for WIT wakehub:connector@0.9.0; this WakeHub supports 0.1.0, 0.2.0, 0.3.0",
         ),
         ("partial.wasm", "PLUGIN_INVALID", "does not match the connector world"),
         ("bad_schema.wasm", "PLUGIN_INVALID", "its configuration schema is not a valid JSON Schema"),
@@ -109,7 +116,7 @@ fn loading_reports_every_file_that_is_not_a_connector_of_a_known_version() {
     // Compiled components are cached on disk: a second host loads them from there.
     assert!(std::fs::read_dir(cache.path()).unwrap().next().is_some(), "the cache directory is empty");
     let again = PluginHost::new(PluginLimits::default(), Some(cache.path())).unwrap();
-    assert_eq!(again.load_dir(dir.path()).0.len(), 4);
+    assert_eq!(again.load_dir(dir.path()).0.len(), 5);
     // A name already loaded is refused.
     let dup = again.load_file(&dir.path().join("redfish.wasm")).unwrap_err();
     assert!(dup.message.contains("already loaded"), "{dup}");
@@ -303,12 +310,12 @@ token = "{token}"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_built_for_wit_0_1_0_keeps_working_beside_0_2_0() {
+async fn a_plugin_built_for_wit_0_1_0_keeps_working_beside_0_3_0() {
     let token = "legacy-long-lived-token";
     let ha = wakehub_tests::HomeAssistant::start(token);
     let (host, _dir) = host(PluginLimits::default(), &["legacy", "http-switch"]);
     let versions: Vec<(String, String)> = host.plugins().into_iter().map(|p| (p.name, p.wit_version)).collect();
-    assert_eq!(versions, [("http-switch".into(), "0.2.0".into()), ("legacy".into(), "0.1.0".into())]);
+    assert_eq!(versions, [("http-switch".into(), "0.3.0".into()), ("legacy".into(), "0.1.0".into())]);
 
     // Its imports (HTTP with a bearer token, log, clock) and exports, through the adapter.
     let e = engine(&host, &legacy_plug(&ha.url, token, "switch.nas_plug"));

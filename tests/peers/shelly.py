@@ -53,6 +53,8 @@ Test controls, NOT part of the Shelly API (never protected):
   answer HTTP S with a plain-text body, before authentication, as an overloaded or rebooting
   device would; to test retries.
 - `POST /_test/expire_nonces`: every nonce issued so far becomes expired.
+- `POST /_test/load?watts=W`: what the appliance plugged in draws while the switch is on
+  (42.7 W at start; `apower` reads it, 0 when off).
 """
 
 import asyncio
@@ -73,7 +75,7 @@ USER = "admin"
 NONCE_LIFETIME = 3600.0
 UNPROTECTED = {"Shelly.GetDeviceInfo"}
 
-SWITCH = {"output": False, "source": "init", "energy": 1234.567, "timer": None}
+SWITCH = {"output": False, "source": "init", "energy": 1234.567, "timer": None, "load": 42.7}
 STATS = {"calls": 0, "auth_failures": 0, "challenges": 0, "executed": []}
 FAIL = {"count": 0, "status": 503}
 NONCES = {}  # nonce -> time issued
@@ -97,7 +99,7 @@ def device_info():
 
 def switch_status():
     on = SWITCH["output"]
-    apower = 42.7 if on else 0.0
+    apower = SWITCH["load"] if on else 0.0
     voltage = 230.4
     now = time.time()
     status = {"id": 0, "source": SWITCH["source"], "output": on, "apower": apower, "voltage": voltage,
@@ -371,6 +373,16 @@ async def test_expire_nonces(request):
     return web.json_response({"expired": len(NONCES)})
 
 
+async def test_load(request):
+    try:
+        watts = float(request.query["watts"])
+    except (KeyError, ValueError):
+        return web.Response(status=400, text="watts must be a number\n")
+    SWITCH["load"] = watts
+    log(request, "test control: the appliance draws %.1f W" % watts)
+    return web.json_response({"watts": watts})
+
+
 async def main():
     app = web.Application()
     app.router.add_get("/shelly", shelly)
@@ -380,6 +392,7 @@ async def main():
     app.router.add_get("/_test/state", test_state)
     app.router.add_post("/_test/fail", test_fail)
     app.router.add_post("/_test/expire_nonces", test_expire_nonces)
+    app.router.add_post("/_test/load", test_load)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -64,6 +64,12 @@ impl Shelly {
         self.request("POST", "/_test/expire_nonces");
     }
 
+    /// Sets what the appliance plugged in draws while the switch is on (a test control; the
+    /// meter's `apower` reads it).
+    pub fn set_load(&self, watts: f64) {
+        self.request("POST", &format!("/_test/load?watts={watts}"));
+    }
+
     /// A bodiless HTTP/1.0 request to the stand-in; its body, or a panic unless it is a 200.
     fn request(&self, method: &str, path: &str) -> String {
         let addr = self.url.trim_start_matches("http://");

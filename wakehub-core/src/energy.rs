@@ -6,8 +6,19 @@
 //! while off; time before its first observation, or while its state is unknown or in error,
 //! is counted in neither (the saving is never guessed). Months are calendar months in UTC;
 //! the current one ends now.
+//!
+//! **Measured.** A node whose `watts` names a `meter` (itself, or the smart plug it is
+//! plugged into) is counted at what the meter read instead: the server's monitor asks the
+//! meter's connector every round ([`Connector::load`](crate::connector::Connector::load)),
+//! and keeps a sample when the reading changes by more than 1 W and 5 %, and at least every
+//! [`SAMPLE_HEARTBEAT`]. A sample holds until the next one, for at most [`SAMPLE_VALID`]:
+//! time not covered by a sample (the meter unreachable, the server down) is not counted.
+//! What it would have drawn always on is its average measured draw while on, over the
+//! measured time; until the meter has read it on, its configured `on` watts (none: no
+//! saving is claimed).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use crate::events::EventKind;
 use crate::model::{NodeId, PowerDraw, PowerState};
@@ -69,6 +80,10 @@ pub struct NodeEnergy {
     pub used_kwh: f64,
     /// What it would have drawn always on over the same known time (kWh).
     pub always_on_kwh: f64,
+    /// Whether the figures are its meter's readings (not its configured draw).
+    pub measured: bool,
+    /// Its average draw while on: measured, or configured (watts).
+    pub on_watts: Option<f64>,
 }
 
 impl NodeEnergy {
@@ -87,7 +102,7 @@ pub fn energy(store: &Store, from: i64, to: i64) -> Result<Vec<NodeEnergy>, Stor
     let topology = store.topology_shared()?;
     let mut out = Vec::new();
     for n in topology.nodes() {
-        let Some(draw) = n.spec.power else { continue };
+        let Some(draw) = &n.spec.power else { continue };
         let kinds = vec!["status-change".to_owned()];
         let state_of = |e: &crate::events::Event| match e.kind {
             EventKind::StatusChange { state, .. } => Some((e.at_ms, state)),
@@ -114,20 +129,124 @@ pub fn energy(store: &Store, from: i64, to: i64) -> Result<Vec<NodeEnergy>, Stor
             .iter()
             .filter_map(state_of)
             .collect();
-        let t = tally(before, &changes, from, to);
         let hours = |ms: i64| ms as f64 / MS_PER_HOUR;
+        let meter = draw.meter.as_deref().and_then(|m| topology.by_name(m)).map(|m| m.id);
+        if let Some(meter) = meter {
+            let samples = store.power_samples(meter, from, to)?;
+            let m = measured(before, &changes, &samples, from, to);
+            let on_watts = (m.on_measured_ms > 0).then(|| m.on_wh / hours(m.on_measured_ms)).or(Some(draw.on));
+            let used_kwh = m.used_wh / 1000.0;
+            let always_on_kwh = match on_watts.filter(|w| *w > 0.0) {
+                Some(w) => w * hours(m.measured_ms) / 1000.0,
+                None => used_kwh,
+            };
+            out.push(NodeEnergy {
+                node: n.id,
+                name: n.spec.name.clone(),
+                tags: n.spec.tags.clone(),
+                draw: draw.clone(),
+                tally: m.tally,
+                used_kwh,
+                always_on_kwh: always_on_kwh.max(used_kwh),
+                measured: true,
+                on_watts,
+            });
+            continue;
+        }
+        let t = tally(before, &changes, from, to);
         out.push(NodeEnergy {
             node: n.id,
             name: n.spec.name.clone(),
             tags: n.spec.tags.clone(),
-            draw,
+            draw: draw.clone(),
             tally: t,
             used_kwh: (hours(t.on_ms) * draw.on + hours(t.off_ms) * draw.off) / 1000.0,
             always_on_kwh: hours(t.on_ms + t.off_ms) * draw.on / 1000.0,
+            measured: false,
+            on_watts: Some(draw.on),
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// How long a meter's sample holds when no newer one follows (the meter stopped answering).
+pub const SAMPLE_VALID: Duration = Duration::from_secs(10 * 60);
+/// How often a sample is kept although the reading did not change.
+pub const SAMPLE_HEARTBEAT: Duration = Duration::from_secs(5 * 60);
+/// How long samples are kept.
+pub const SAMPLE_RETENTION: Duration = Duration::from_secs(400 * 86_400);
+
+/// Whether a reading is worth a sample after `last` (time, watts) was kept.
+pub fn worth_keeping(last: Option<(i64, f64)>, now: i64, watts: f64) -> bool {
+    match last {
+        None => true,
+        Some((at, w)) => {
+            let change = (watts - w).abs();
+            now - at >= SAMPLE_HEARTBEAT.as_millis() as i64 || (change > 1.0 && change > 0.05 * w.abs().max(1.0))
+        }
+    }
+}
+
+/// A metered node's figures over a period.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Measured {
+    /// Its time on, off and unknown (unknown: its state, or no sample).
+    pub tally: Tally,
+    /// Energy read over the period (Wh), whatever its state.
+    pub used_wh: f64,
+    /// Time covered by a sample (ms).
+    pub measured_ms: i64,
+    /// Energy read while it was on (Wh), and for how long.
+    pub on_wh: f64,
+    /// Time on and covered by a sample (ms).
+    pub on_measured_ms: i64,
+}
+
+/// Integrates a meter's `samples` (time, watts; in order, the last one before `from`
+/// included) over `[from, to)`, split by the node's state (`before`, then `changes`).
+pub fn measured(
+    before: Option<PowerState>,
+    changes: &[(i64, PowerState)],
+    samples: &[(i64, f64)],
+    from: i64,
+    to: i64,
+) -> Measured {
+    let valid = SAMPLE_VALID.as_millis() as i64;
+    let mut cuts: Vec<i64> = vec![from, to];
+    cuts.extend(changes.iter().map(|(t, _)| *t));
+    cuts.extend(samples.iter().flat_map(|(t, _)| [*t, t + valid]));
+    cuts.retain(|t| (from..=to).contains(t));
+    cuts.sort_unstable();
+    cuts.dedup();
+    let state_at = |t: i64| changes.iter().rev().find(|(at, _)| *at <= t).map(|(_, s)| *s).or(before);
+    let watts_at = |t: i64| {
+        let i = samples.partition_point(|(at, _)| *at <= t);
+        let (at, w) = *samples.get(i.checked_sub(1)?)?;
+        (t - at < valid).then_some(w)
+    };
+    let mut m = Measured::default();
+    for pair in cuts.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        let ms = b - a;
+        let Some(w) = watts_at(a) else {
+            m.tally.unknown_ms += ms;
+            continue;
+        };
+        let wh = w * ms as f64 / MS_PER_HOUR;
+        m.used_wh += wh;
+        m.measured_ms += ms;
+        match drawing(state_at(a)) {
+            Some(true) => {
+                m.tally.on_ms += ms;
+                m.on_wh += wh;
+                m.on_measured_ms += ms;
+            }
+            Some(false) => m.tally.off_ms += ms,
+            None => m.tally.unknown_ms += ms,
+        }
+    }
+    m
 }
 
 /// Sums per tag: (used, always on) kWh of the nodes carrying each tag.
@@ -179,6 +298,45 @@ impl Price {
 }
 
 impl Store {
+    /// Keeps a meter's reading (and drops its samples past [`SAMPLE_RETENTION`]).
+    pub fn record_power_sample(&self, meter: NodeId, at_ms: i64, watts: f64) -> Result<(), StoreError> {
+        self.transaction(|tx| {
+            let db = crate::store::db;
+            tx.execute(
+                "INSERT INTO power_samples (node_id, at_ms, watts) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (node_id, at_ms) DO UPDATE SET watts = ?3",
+                rusqlite::params![meter.get(), at_ms, watts],
+            )
+            .map_err(db)?;
+            let horizon = at_ms - SAMPLE_RETENTION.as_millis() as i64;
+            tx.execute(
+                "DELETE FROM power_samples WHERE node_id = ?1 AND at_ms < ?2",
+                rusqlite::params![meter.get(), horizon],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    /// A meter's samples within `[from, to)`, with the last one before `from`, in order.
+    pub fn power_samples(&self, meter: NodeId, from: i64, to: i64) -> Result<Vec<(i64, f64)>, StoreError> {
+        self.transaction(|tx| {
+            let db = crate::store::db;
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT at_ms, watts FROM (SELECT at_ms, watts FROM power_samples
+                         WHERE node_id = ?1 AND at_ms < ?2 ORDER BY at_ms DESC LIMIT 1)
+                     UNION ALL
+                     SELECT at_ms, watts FROM power_samples WHERE node_id = ?1 AND at_ms >= ?2 AND at_ms < ?3
+                     ORDER BY at_ms",
+                )
+                .map_err(db)?;
+            let rows =
+                stmt.query_map(rusqlite::params![meter.get(), from, to], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db)
+        })
+    }
+
     /// The price set for the energy report, if any.
     pub fn energy_price(&self) -> Result<Option<Price>, StoreError> {
         let text: Option<String> = self.transaction(|tx| {
@@ -220,6 +378,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_meter_is_integrated_by_state_and_its_gaps_are_not_counted() {
+        use PowerState::*;
+        let min = 60_000;
+        // On from before 0 reading 40 W (a heartbeat every 9 minutes), off at 30 min reading
+        // 2 W; the meter goes silent after 40 min (its last sample holds 10 more minutes),
+        // back at 80 min reading 2 W.
+        let samples = [
+            (-5 * min, 40.0),
+            (4 * min, 40.0),
+            (13 * min, 40.0),
+            (22 * min, 40.0),
+            (30 * min, 2.0),
+            (40 * min, 2.0),
+            (80 * min, 2.0),
+        ];
+        let m = measured(Some(On), &[(30 * min, Off)], &samples, 0, 90 * min);
+        assert_eq!(m.tally, Tally { on_ms: 30 * min, off_ms: 30 * min, unknown_ms: 30 * min });
+        assert_eq!((m.measured_ms, m.on_measured_ms), (60 * min, 30 * min));
+        assert!((m.used_wh - (20.0 + 1.0)).abs() < 1e-9, "{m:?}");
+        assert!((m.on_wh - 20.0).abs() < 1e-9, "{m:?}");
+        // A sample older than its validity says nothing about the period.
+        let m = measured(Some(On), &[], &[(-20 * min, 40.0)], 0, 30 * min);
+        assert_eq!((m.measured_ms, m.tally.unknown_ms), (0, 30 * min));
+        // What is kept: the first reading, a real change, a heartbeat; not noise.
+        assert!(worth_keeping(None, 0, 3.0));
+        assert!(!worth_keeping(Some((0, 40.0)), min, 40.8));
+        assert!(worth_keeping(Some((0, 40.0)), min, 45.0));
+        assert!(worth_keeping(Some((0, 40.0)), 5 * min, 40.0));
+    }
+
+    #[test]
     fn time_is_split_by_state_and_the_unknown_is_not_counted() {
         use PowerState::*;
         // Unknown until the first sighting at 10, on until 40, off until 90, then on.
@@ -232,7 +421,13 @@ mod tests {
 
     #[test]
     fn draws_and_months_are_read() {
-        assert_eq!(PowerDraw::from_value(&serde_json::json!(45.0)).unwrap(), PowerDraw { on: 45.0, off: 0.0 });
+        assert_eq!(
+            PowerDraw::from_value(&serde_json::json!(45.0)).unwrap(),
+            PowerDraw { on: 45.0, off: 0.0, meter: None }
+        );
+        let metered = PowerDraw::from_value(&serde_json::json!({"meter": "nas-plug"})).unwrap();
+        assert_eq!(PowerDraw::from_value(&metered.to_json()).unwrap(), metered);
+        assert!(PowerDraw::from_value(&serde_json::json!({"meter": "Bad Name"})).unwrap_err().contains("meter"));
         let d = PowerDraw::from_value(&serde_json::json!({"on": 60, "off": 1.5})).unwrap();
         assert_eq!(PowerDraw::from_value(&d.to_json()).unwrap(), d);
         assert!(PowerDraw::from_value(&serde_json::json!(-3)).is_err());

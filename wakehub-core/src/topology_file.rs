@@ -656,6 +656,12 @@ fn build(entries: Vec<Entry>, named: &BTreeSet<String>, errors: &mut Errors) -> 
             }
         }
     }
+    for node in topology.nodes() {
+        let Some(meter) = node.spec.power.as_ref().and_then(|p| p.meter.as_ref()) else { continue };
+        if topology.by_name(meter).is_none() && !named.contains(meter) && !failed.contains(meter) {
+            errors.push(&node.spec.name, "watts", format!("meter: unknown node `{meter}`"));
+        }
+    }
     topology
 }
 

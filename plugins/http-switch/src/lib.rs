@@ -10,6 +10,13 @@
 //! (secrets, injected by the host): `token` (Bearer), `username` + `password` (Basic, or
 //! HTTP Digest with `auth_scheme = "digest"`), or `header_name` + `header_value`. `tls_fingerprint` pins a self-signed certificate.
 //!
+//! Measurements (`measure`, for inactivity rules and the energy report), read from the
+//! answer to `measure_url` (same `_method`/`_body` keys; the status request without it):
+//! `watts_pointer` (a JSON pointer to the power drawn, a number or a numeric string such
+//! as a Home Assistant sensor's `/state`), `in_use_pointer` (a JSON pointer to whether the
+//! device is in use: `true`, a non-zero number, a non-empty array or object, or a string
+//! other than empty, `0`, `false`, `off`, `idle`).
+//!
 //! Covers Home Assistant (`POST /api/services/switch/turn_on` with
 //! `{"entity_id": "switch.x"}`, status `GET /api/states/switch.x`, `state_pointer =
 //! "/state"`, a long-lived `token`), Shelly/Tasmota-style plugs and vendor APIs.
@@ -101,7 +108,9 @@ impl Plugin for HttpSwitch {
                 "token":{"description":"secret"},"username":{"type":"string"},"password":{"description":"secret"},
                 "header_name":{"type":"string"},"header_value":{"description":"secret"},
                 "auth_scheme":{"enum":["basic","digest"]},
-                "tls_fingerprint":{"type":"string"},"allow_hosts":{"type":"array"}},
+                "tls_fingerprint":{"type":"string"},"allow_hosts":{"type":"array"},
+                "measure_url":{"type":"string"},"measure_method":{"type":"string"},"measure_body":{"type":"string"},
+                "watts_pointer":{"type":"string"},"in_use_pointer":{"type":"string"}},
               "additionalProperties":false}"#,
         )
     }
@@ -110,7 +119,7 @@ impl Plugin for HttpSwitch {
         // The host has checked the declared schema (keys, types); these are the rules a
         // schema cannot say. Every problem, each with its key.
         let mut problems = Vec::new();
-        for key in ["on_url", "off_url", "status_url"] {
+        for key in ["on_url", "off_url", "status_url", "measure_url"] {
             if config.str(key).is_some_and(|u| !u.starts_with("http://") && !u.starts_with("https://")) {
                 problems.push(problem(key, "must be an http(s) URL"));
             }
@@ -125,10 +134,18 @@ impl Plugin for HttpSwitch {
         {
             problems.push(problem("state_regex", e.to_string()));
         }
-        if config.str("state_pointer").is_some_and(|p| !p.is_empty() && !p.starts_with('/')) {
-            problems.push(problem("state_pointer", "is a JSON pointer such as `/state`"));
+        for key in ["state_pointer", "watts_pointer", "in_use_pointer"] {
+            if config.str(key).is_some_and(|p| !p.is_empty() && !p.starts_with('/')) {
+                problems.push(problem(key, "is a JSON pointer such as `/state`"));
+            }
         }
-        for key in ["on_method", "off_method", "status_method"] {
+        if config.get("measure_url").is_some()
+            && config.get("watts_pointer").is_none()
+            && config.get("in_use_pointer").is_none()
+        {
+            problems.push(problem("measure_url", "reads nothing without `watts_pointer` or `in_use_pointer`"));
+        }
+        for key in ["on_method", "off_method", "status_method", "measure_method"] {
             if let Err(e) = method(config.str(key), http::Method::Get) {
                 problems.push(problem(key, e.message));
             }
@@ -172,6 +189,51 @@ impl Plugin for HttpSwitch {
 
     fn stop(node: &Node) -> Result<(), ConnectorError> {
         send(node, "off", http::Method::Post).map(|_| ())
+    }
+
+    fn measure(node: &Node) -> Result<Measurements, ConnectorError> {
+        let c = config(node);
+        let (watts, in_use) = (c.str("watts_pointer"), c.str("in_use_pointer"));
+        if watts.is_none() && in_use.is_none() {
+            return Err(error(
+                ErrorCode::Unsupported,
+                "http-switch: nothing to measure (set `watts_pointer` or `in_use_pointer`)",
+            ));
+        }
+        let op = if c.get("measure_url").is_some() { "measure" } else { "status" };
+        let resp = send(node, op, http::Method::Get)?;
+        let body: Value = serde_json::from_slice(&resp.body)
+            .map_err(|e| error(ErrorCode::PlatformError, format!("http-switch: the {op} answer is not JSON ({e})")))?;
+        let at = |pointer: &str| {
+            body.pointer(pointer).ok_or_else(|| {
+                error(ErrorCode::PlatformError, format!("http-switch: no `{pointer}` in the {op} answer"))
+            })
+        };
+        let mut m = measurements();
+        if let Some(pointer) = watts {
+            let v = at(pointer)?;
+            let w = v.as_f64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()));
+            m.watts = Some(w.filter(|w: &f64| w.is_finite() && *w >= 0.0).ok_or_else(|| {
+                error(ErrorCode::PlatformError, format!("http-switch: `{pointer}` is not a number of watts ({v})"))
+            })?);
+        }
+        if let Some(pointer) = in_use {
+            m.in_use = Some(something(at(pointer)?));
+        }
+        Ok(m)
+    }
+}
+
+/// Whether a value says "in use": `true`, a non-zero number, a non-empty array or object, a
+/// string other than empty, `0`, `false`, `off` or `idle`.
+fn something(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|n| n != 0.0),
+        Value::String(s) => !["", "0", "false", "off", "idle"].contains(&s.trim().to_ascii_lowercase().as_str()),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
     }
 }
 
@@ -292,5 +354,36 @@ mod tests {
                                 "state_pointer": "state", "auth_scheme": "ntlm"}));
         let keys: Vec<_> = HttpSwitch::validate(&bad).unwrap_err().into_iter().map(|p| p.key.unwrap()).collect();
         assert_eq!(keys, ["on_url", "state_pointer", "auth_scheme"]);
+    }
+
+    #[test]
+    fn measure_reads_the_power_and_whether_it_is_in_use() {
+        // A Home Assistant power sensor (a numeric string) and a media player's sessions.
+        let node = testing::node(
+            "desk",
+            "switch",
+            json!({
+                "on_url": "http://ha.lan/on", "off_url": "http://ha.lan/off",
+                "status_url": "http://ha.lan/api/states/switch.desk", "state_pointer": "/state",
+                "measure_url": "http://ha.lan/api/states/sensor.desk", "watts_pointer": "/state",
+                "in_use_pointer": "/attributes/sessions",
+            }),
+        );
+        let h = Harness::new().exchanges([exchange(http::Method::Get, "http://ha.lan/api/states/sensor.desk")
+            .respond(200, r#"{"state": "41.5", "attributes": {"sessions": [{"user": "ann"}]}}"#)]);
+        let m = h.run(|| HttpSwitch::measure(&node)).unwrap();
+        assert_eq!((m.watts, m.in_use), (Some(41.5), Some(true)));
+        let h = Harness::new().http(|_| testing::respond(200, r#"{"state": 3, "attributes": {"sessions": []}}"#));
+        let m = h.run(|| HttpSwitch::measure(&node)).unwrap();
+        assert_eq!((m.watts, m.in_use), (Some(3.0), Some(false)));
+        // Garbage is an error with its code, never a made-up figure.
+        let h = Harness::new().http(|_| testing::respond(200, r#"{"state": "unavailable", "attributes": {}}"#));
+        let e = h.run(|| HttpSwitch::measure(&node)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::PlatformError);
+        assert!(e.message.contains("not a number of watts"), "{}", e.message);
+        // Nothing configured to read: unsupported, without a request.
+        let e = Harness::new().run(|| HttpSwitch::measure(&switch())).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unsupported);
+        assert!(something(&json!("playing")) && !something(&json!("idle")) && !something(&json!(0)));
     }
 }

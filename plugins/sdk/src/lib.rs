@@ -3,9 +3,9 @@
 //!
 //! # Write your first connector: the walk
 //!
-//! A plugin is a WebAssembly component implementing `wakehub:connector@0.2.0` (this
+//! A plugin is a WebAssembly component implementing `wakehub:connector@0.3.0` (this
 //! crate's `wit/connector.wit`, a copy of the repository's frozen
-//! `wit/since_v0.2.0/connector.wit`). The walk, from an empty folder to a lab:
+//! `wit/since_v0.3.0/connector.wit`). The walk, from an empty folder to a lab:
 //!
 //! 1. **New**: `wakehub plugin new my-plug` writes a crate of its own (`crate-type =
 //!    ["cdylib"]`, its own `[workspace]`, a plug switched over HTTP to change into your
@@ -188,19 +188,19 @@
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        // A copy of the repository's `wit/since_v0.2.0` inside the package, so the crate
+        // A copy of the repository's `wit/since_v0.3.0` inside the package, so the crate
         // builds as a git or registry dependency (CI checks the copy is identical).
         path: "wit",
         world: "connector",
         pub_export_macro: true,
         export_macro_name: "__export_connector",
         default_bindings_module: "wakehub_plugin_sdk::bindings",
-        additional_derives: [PartialEq, Eq],
+        additional_derives: [PartialEq],
     });
 }
 
 pub use bindings::wakehub::connector::types::{
-    ConfigProblem, ConnectorError, Discovered, ErrorCode, KindInfo, Node, PluginInfo, PowerState,
+    ConfigProblem, ConnectorError, Discovered, ErrorCode, KindInfo, Measurements, Node, PluginInfo, PowerState,
 };
 pub use capabilities::{clock, http, log, ssh, tcp, wol};
 pub use serde_json;
@@ -212,7 +212,7 @@ mod capabilities;
 pub mod testing;
 
 /// The WIT version this SDK builds plugins for.
-pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSION: &str = "0.3.0";
 
 /// A connector. Every function is called in a fresh instance: keep no state between calls.
 pub trait Plugin {
@@ -238,6 +238,24 @@ pub trait Plugin {
     fn test_connection(node: &Node) -> Result<(), ConnectorError> {
         Self::status(node).map(|_| ())
     }
+    /// What the node's device measures now: whether it is in use, the power it draws, its
+    /// CPU and network ([`measurements`] has every figure left out; fill in what the
+    /// platform reports). Asked by the server's monitor whatever the node's state, for the
+    /// inactivity rules (`reported`, `watts_above`, `cpu_percent`, `net_kbps`) and the
+    /// energy report (a node whose `watts` names this one as its `meter`).
+    fn measure(node: &Node) -> Result<Measurements, ConnectorError> {
+        Err(error(ErrorCode::Unsupported, format!("{}: this plugin measures nothing", node.name)))
+    }
+}
+
+/// Measurements with every figure left out.
+///
+/// ```
+/// let m = wakehub_plugin_sdk::Measurements { watts: Some(41.5), ..wakehub_plugin_sdk::measurements() };
+/// assert_eq!((m.watts, m.in_use), (Some(41.5), None));
+/// ```
+pub fn measurements() -> Measurements {
+    Measurements { in_use: None, watts: None, cpu_percent: None, net_bytes: None }
 }
 
 /// A [`PluginInfo`] for this SDK's WIT version.
@@ -419,10 +437,13 @@ macro_rules! export_plugin {
             fn test_connection(node: $crate::Node) -> ::std::result::Result<(), $crate::ConnectorError> {
                 <$plugin as $crate::Plugin>::test_connection(&node)
             }
+            fn measure(node: $crate::Node) -> ::std::result::Result<$crate::Measurements, $crate::ConnectorError> {
+                <$plugin as $crate::Plugin>::measure(&node)
+            }
         }
 
         // Natively (`cargo test`) there is no component to export from, and the export
-        // names (`wakehub:connector/plugin@0.2.0#status`) are no valid native symbols.
+        // names (`wakehub:connector/plugin@0.3.0#status`) are no valid native symbols.
         #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_connector!(__WakehubPluginExport with_types_in $crate::bindings);
     };

@@ -4,7 +4,9 @@
 //!
 //! - status: `GET /rpc/Switch.GetStatus?id=N` → `{"output": true, …}`;
 //! - start and stop: `GET /rpc/Switch.Set?id=N&on=true` (or `false`) → `{"was_on": …}`;
-//! - test connection: `GET /rpc/Shelly.GetDeviceInfo` (never protected), then a status.
+//! - test connection: `GET /rpc/Shelly.GetDeviceInfo` (never protected), then a status;
+//! - measure: the power the switch's meter reads (`apower`, watts, in `Switch.GetStatus`),
+//!   whether the switch is on or off; a switch without a meter (Plus 1) measures nothing.
 //!
 //! A device with authentication enabled answers `401` with an HTTP Digest challenge (SHA-256,
 //! user `admin`, realm the device id): the node's `password` secret is answered by the host
@@ -129,6 +131,16 @@ impl Plugin for Shelly {
         set(node, false)
     }
 
+    fn measure(node: &Node) -> Result<Measurements, ConnectorError> {
+        let (_, id) = device(node)?;
+        let status = rpc(node, "Switch.GetStatus", &format!("?id={id}"), true)?;
+        match status.get("apower").and_then(Value::as_f64) {
+            Some(w) if w.is_finite() && w >= 0.0 => Ok(Measurements { watts: Some(w), ..measurements() }),
+            Some(w) => Err(error(ErrorCode::PlatformError, format!("{}: the meter reads {w} W", node.name))),
+            None => Err(error(ErrorCode::Unsupported, format!("{}: this switch has no power meter", node.name))),
+        }
+    }
+
     fn test_connection(node: &Node) -> Result<(), ConnectorError> {
         let info = rpc(node, "Shelly.GetDeviceInfo", "", false)?;
         if info.get("gen").and_then(Value::as_i64).is_some_and(|g| g < 2) {
@@ -163,6 +175,18 @@ mod tests {
             .expect_auth(Some(http::Auth::Digest(("admin".into(), "password".into()))))
             .respond(200, r#"{"id":1,"source":"init","output":true,"apower":4.2}"#)]);
         assert_eq!(h.run(|| Shelly::status(&protected())), Ok(PowerState::On));
+    }
+
+    #[test]
+    fn measure_reads_the_meter() {
+        let h = Harness::new().exchanges([exchange(http::Method::Get, "http://shelly.lan/rpc/Switch.GetStatus?id=1")
+            .expect_auth(Some(http::Auth::Digest(("admin".into(), "password".into()))))
+            .respond(200, r#"{"id":1,"output":true,"apower":38.4,"aenergy":{"total":1234.5}}"#)]);
+        let m = h.run(|| Shelly::measure(&protected())).unwrap();
+        assert_eq!((m.watts, m.in_use), (Some(38.4), None));
+        // A Plus 1 has no meter: nothing measured, said so.
+        let h = Harness::new().http(|_| testing::respond(200, r#"{"id":1,"output":true}"#));
+        assert_eq!(h.run(|| Shelly::measure(&protected())).unwrap_err().code, ErrorCode::Unsupported);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! What the inactivity rules measure on a node: its load (CPU, network) from its platform
+//! What the inactivity rules measure on a node: its load (CPU, network, whether it is in
+//! use, the power it draws) from its platform
 //! through [`Connector::load`](super::Connector::load), and, over one SSH session, TCP
 //! connections to given ports, interactive SSH sessions and a veto command.
 
@@ -14,6 +15,10 @@ pub struct Load {
     pub cpu: Option<Cpu>,
     /// Bytes received plus sent so far (a counter).
     pub net_bytes: Option<u64>,
+    /// Whether the platform says the node is in use (a plugin's `readings`).
+    pub in_use: Option<bool>,
+    /// The power drawn now, in watts (a smart plug's or a BMC's meter).
+    pub watts: Option<f64>,
 }
 
 /// How a platform reports CPU.

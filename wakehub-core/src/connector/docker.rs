@@ -301,6 +301,7 @@ impl Connector for DockerConnector {
         Ok(super::activity::Load {
             cpu: busy.map(|ns| super::activity::Cpu::BusySeconds(ns as f64 / 1e9)),
             net_bytes: Some(net),
+            ..Default::default()
         })
     }
 

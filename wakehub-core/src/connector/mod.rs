@@ -527,12 +527,12 @@ pub trait Connector: Send + Sync + 'static {
             format!("{}: this connector cannot discover guests", host.name),
         ))
     }
-    /// The node's load (CPU, network) for the inactivity rules; `UNSUPPORTED` where the
-    /// platform reports none.
+    /// The node's load (CPU, network, in use, watts) for the inactivity rules and the
+    /// energy report; `UNSUPPORTED` where the platform reports none.
     async fn load(&self, target: &Target) -> Result<activity::Load, ConnectorError> {
         Err(ConnectorError::new(
             ErrorCode::Unsupported,
-            format!("{}: its connector reports no CPU or network figures", target.name),
+            format!("{}: its connector measures nothing (no CPU, network or power figures)", target.name),
         ))
     }
     /// Checks that the platform answers and the configuration is accepted.

@@ -358,7 +358,7 @@ impl Connector for ProxmoxConnector {
             (Some(i), Some(o)) => Some(i + o),
             _ => None,
         };
-        Ok(super::activity::Load { cpu, net_bytes: net })
+        Ok(super::activity::Load { cpu, net_bytes: net, ..Default::default() })
     }
 
     async fn start(&self, target: &Target) -> Result<(), ConnectorError> {

@@ -230,7 +230,11 @@ impl Connector for SimConnector {
     }
 
     async fn load(&self, target: &Target) -> Result<super::activity::Load, ConnectorError> {
-        let idle = super::activity::Load { cpu: Some(super::activity::Cpu::BusySeconds(0.0)), net_bytes: Some(0) };
+        let idle = super::activity::Load {
+            cpu: Some(super::activity::Cpu::BusySeconds(0.0)),
+            net_bytes: Some(0),
+            ..Default::default()
+        };
         Ok(self.loads.lock().unwrap_or_else(|e| e.into_inner()).get(&target.node).copied().unwrap_or(idle))
     }
 

@@ -34,8 +34,8 @@ const MEASURE_TIMEOUT: Duration = Duration::from_secs(30);
 /// One signal's latest reading.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Reading {
-    /// `tcp_ports`, `ssh_sessions`, `cpu_percent`, `net_kbps`, `probe`, `veto_url`,
-    /// `veto_command`.
+    /// `tcp_ports`, `ssh_sessions`, `cpu_percent`, `net_kbps`, `reported`, `watts_above`,
+    /// `probe`, `veto_url`, `veto_command`.
     pub signal: String,
     /// What was measured, for people ("2 connections", "3.1 %").
     pub value: String,
@@ -306,12 +306,25 @@ impl Engine {
                                 None => reading("net_kbps", "first sample".into(), false),
                             });
                         }
+                        if rule.reported {
+                            out.push(match load.in_use {
+                                Some(true) => reading("reported", "in use".into(), true),
+                                Some(false) => reading("reported", "not in use".into(), false),
+                                None => failed("reported", "its connector does not say".into()),
+                            });
+                        }
                         sample = Some(load);
                     }
                     Err(e) => out.push(failed("load", e.to_string())),
                 },
                 None => out.push(failed("load", format!("no connector `{}`", target.config.type_name))),
             }
+        }
+        if let Some(limit) = rule.watts_above {
+            out.push(match self.meter_watts(topology, node, sample.as_ref()).await {
+                Ok(w) => reading("watts_above", format!("{w:.1} W"), w > limit),
+                Err(e) => failed("watts_above", e),
+            });
         }
         for (signal, check) in [("probe", &rule.probe), ("veto_url", &rule.veto_url)] {
             let Some(check) = check else { continue };

@@ -29,6 +29,7 @@ mod idle;
 mod machines;
 #[cfg(feature = "wol-ssh")]
 mod maintenance;
+mod meters;
 mod observe;
 mod proposals;
 mod run;
@@ -45,6 +46,7 @@ pub use idle::{IdleStatus, Reading};
 pub use machines::{RefreshOptions, is_machine};
 #[cfg(feature = "wol-ssh")]
 pub use maintenance::{MaintenancePlan, PlannedMachine, PlannedPackage, Skipped};
+pub use meters::MeterReading;
 pub use schedule::{CATCH_UP, Selection, describe_schedule, next_occurrence};
 #[cfg(feature = "docker")]
 pub use stacks::{StackLogLine, StackView, diff_text, stack_sources};
@@ -220,6 +222,8 @@ struct State {
     stacks: stacks::Stacks,
     /// The running nodes with an inactivity rule, and what was measured of them.
     idle: idle::Tracks,
+    /// The meters' latest readings and kept samples.
+    meters: meters::Meters,
 }
 
 struct Inner {

@@ -8,6 +8,8 @@
 //! ssh_sessions = true           # interactive SSH sessions (with a terminal, over SSH)
 //! cpu_percent = 5.0             # the container's or guest's CPU above this (% of one core)
 //! net_kbps = 50.0               # its network traffic above this (kB/s, in and out)
+//! reported = true               # its connector (a plugin's `measure`) reports it in use
+//! watts_above = 25.0            # the power it draws above this (its `watts.meter`, or itself)
 //! probe = { url = "http://jellyfin:8096/Sessions?activeWithinSeconds=60" }
 //! veto_url = { url = "http://backup:8080/running", pointer = "/running" }
 //! veto_command = "pgrep -x rsync"   # exit 0 keeps it on (the operator's file only)
@@ -50,6 +52,11 @@ pub struct IdleRule {
     pub cpu_percent: Option<f64>,
     /// Network traffic above this (kilobytes per second, in plus out) counts.
     pub net_kbps: Option<f64>,
+    /// The node's connector reporting it in use (a plugin's `measure`) counts.
+    pub reported: bool,
+    /// A power draw above this (watts) counts: read by the node's `watts.meter`, else by
+    /// its own connector.
+    pub watts_above: Option<f64>,
     /// An HTTP check that reports activity (a media server's active sessions).
     pub probe: Option<HttpCheck>,
     /// An HTTP check that, while it reports something, keeps the node on.
@@ -71,6 +78,10 @@ struct IdleText {
     cpu_percent: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     net_kbps: Option<f64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    reported: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    watts_above: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     probe: Option<HttpCheck>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,6 +99,8 @@ impl IdleRule {
             ssh_sessions: false,
             cpu_percent: None,
             net_kbps: None,
+            reported: false,
+            watts_above: None,
             probe: None,
             veto_url: None,
             veto_command: None,
@@ -106,6 +119,8 @@ impl IdleRule {
             ssh_sessions: text.ssh_sessions,
             cpu_percent: text.cpu_percent,
             net_kbps: text.net_kbps,
+            reported: text.reported,
+            watts_above: text.watts_above,
             probe: text.probe,
             veto_url: text.veto_url,
             veto_command: text.veto_command,
@@ -122,6 +137,8 @@ impl IdleRule {
             ssh_sessions: self.ssh_sessions,
             cpu_percent: self.cpu_percent,
             net_kbps: self.net_kbps,
+            reported: self.reported,
+            watts_above: self.watts_above,
             probe: self.probe.clone(),
             veto_url: self.veto_url.clone(),
             veto_command: self.veto_command.clone(),
@@ -138,7 +155,12 @@ impl IdleRule {
         if self.tcp_ports.contains(&0) || self.tcp_ports.len() > 16 {
             problems.push("tcp_ports: at most 16 ports, each 1 to 65535".to_owned());
         }
-        for (name, v, max) in [("cpu_percent", self.cpu_percent, 100_000.0), ("net_kbps", self.net_kbps, 1e9)] {
+        let limits = [
+            ("cpu_percent", self.cpu_percent, 100_000.0),
+            ("net_kbps", self.net_kbps, 1e9),
+            ("watts_above", self.watts_above, 100_000.0),
+        ];
+        for (name, v, max) in limits {
             if v.is_some_and(|v| !(v.is_finite() && v > 0.0 && v <= max)) {
                 problems.push(format!("{name}: must be a number above 0 and at most {max}"));
             }
@@ -165,9 +187,9 @@ impl IdleRule {
         !self.tcp_ports.is_empty() || self.ssh_sessions || self.veto_command.is_some()
     }
 
-    /// Whether measuring it needs the connector's load figures (CPU, network).
+    /// Whether measuring it needs its own connector's load figures (CPU, network, in use).
     pub fn needs_load(&self) -> bool {
-        self.cpu_percent.is_some() || self.net_kbps.is_some()
+        self.cpu_percent.is_some() || self.net_kbps.is_some() || self.reported
     }
 }
 

@@ -115,35 +115,51 @@ impl fmt::Display for Action {
     }
 }
 
-/// A node's power draw, in watts.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// A node's power draw, in watts: configured, or measured by a meter (a smart plug, a BMC:
+/// a node whose connector reports the watts it reads, `watts = { meter = "nas-plug" }`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PowerDraw {
-    /// While on (or starting, stopping).
+    /// While on (or starting, stopping); with a meter, what is assumed until it has read
+    /// the node on.
+    #[serde(default)]
     pub on: f64,
     /// While off (Wake-on-LAN standby, a BMC…).
     #[serde(default)]
     pub off: f64,
+    /// The node whose measurements are this node's draw (itself, or the plug it is
+    /// plugged into).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meter: Option<String>,
 }
 
 impl PowerDraw {
-    /// Reads `45.0` (on; 0 W off) or `{ on = 45.0, off = 1.5 }`, checked.
+    /// Reads `45.0` (on; 0 W off), `{ on = 45.0, off = 1.5 }` or `{ meter = "nas-plug" }`,
+    /// checked.
     pub fn from_value<V: Serialize>(value: &V) -> Result<PowerDraw, String> {
         let json = serde_json::to_value(value).map_err(|e| e.to_string())?;
         let draw = match json.as_f64() {
-            Some(on) => PowerDraw { on, off: 0.0 },
-            None => serde_json::from_value(json)
-                .map_err(|e| format!("{e} (a number of watts, or {{ on = 45.0, off = 1.5 }})"))?,
+            Some(on) => PowerDraw { on, off: 0.0, meter: None },
+            None => serde_json::from_value(json).map_err(|e| {
+                format!("{e} (a number of watts, {{ on = 45.0, off = 1.5 }} or {{ meter = \"nas-plug\" }})")
+            })?,
         };
         let ok = |w: f64| w.is_finite() && (0.0..=100_000.0).contains(&w);
         if !ok(draw.on) || !ok(draw.off) {
             return Err("watts are 0 to 100000".into());
+        }
+        if let Some(meter) = &draw.meter {
+            super::validate_name(meter).map_err(|e| format!("meter: {e}"))?;
         }
         Ok(draw)
     }
 
     /// The file and JSON form.
     pub fn to_json(&self) -> serde_json::Value {
-        if self.off == 0.0 { serde_json::json!(self.on) } else { serde_json::json!({ "on": self.on, "off": self.off }) }
+        if self.off == 0.0 && self.meter.is_none() {
+            serde_json::json!(self.on)
+        } else {
+            serde_json::to_value(self).unwrap_or_default()
+        }
     }
 }

@@ -429,6 +429,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
     -- A node's power draw (`watts`, JSON in the file's form), for the energy report.
     ALTER TABLE nodes ADD COLUMN power TEXT;
     "#,
+    // 18: what meters read — the watts a meter node's connector measured, kept when they
+    // change and at least every few minutes (see `energy`), for the energy report.
+    r#"
+    CREATE TABLE power_samples (
+        node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+        at_ms   INTEGER NOT NULL,
+        watts   REAL NOT NULL,
+        PRIMARY KEY (node_id, at_ms)
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

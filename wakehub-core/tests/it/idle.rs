@@ -1,8 +1,9 @@
 //! Inactivity rules through the engine on simulated nodes, with a clock the test controls:
 //! how a rule is written and checked, a guest's activity keeping its host, the stop of what
 //! is idle by a normal cascade, what keeps an idle node on (a node without a rule, a keep-on
-//! schedule, a veto URL, a signal that cannot be measured), and requests through the proxy
-//! and an HTTP probe counting as activity.
+//! schedule, a veto URL, a signal that cannot be measured), requests through the proxy and
+//! an HTTP probe counting as activity, and what a connector reports (in use, the watts its
+//! meter reads).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -124,7 +125,7 @@ async fn a_busy_guest_keeps_its_host_then_both_stop_when_idle() {
     assert_eq!(status(&all, &e, "jellyfin").readings[0].value, "first sample");
 
     // The guest is busy for five minutes (half a core), then quiet.
-    sim.set_load(jellyfin, Load { cpu: Some(Cpu::BusySeconds(150.0)), net_bytes: Some(0) });
+    sim.set_load(jellyfin, Load { cpu: Some(Cpu::BusySeconds(150.0)), net_bytes: Some(0), ..Default::default() });
     let all = e.check_idle_at(t0 + 5 * MIN).await.unwrap();
     let j = status(&all, &e, "jellyfin");
     assert_eq!(j.readings[0].value, "50.0 %");
@@ -270,4 +271,79 @@ initially = "on"
     settle(&e).await;
     assert_eq!(state(&e, "plex").await, PowerState::Off);
     assert_eq!(state(&e, "files").await, PowerState::On);
+}
+
+/// A 3D printer plugged into a metered plug: in use while its connector says so, or while
+/// it draws more than 50 W.
+const PRINTER: &str = r#"
+[[node]]
+name = "plug"
+kind = "physical"
+[node.connector]
+type = "sim"
+initially = "on"
+
+[[node]]
+name = "printer"
+kind = "physical"
+watts = { meter = "plug", on = 90.0 }
+idle = { after = "10m", reported = true, watts_above = 50.0 }
+[node.connector]
+type = "sim"
+initially = "on"
+"#;
+
+#[tokio::test]
+async fn what_a_connector_reports_and_what_a_meter_reads_count() {
+    let (e, sim) = lab(PRINTER);
+    let (plug, printer) = (id(&e, "plug"), id(&e, "printer"));
+    let reading = |s: &IdleStatus, signal: &str| {
+        let r = s.readings.iter().find(|r| r.signal == signal).unwrap_or_else(|| panic!("no {signal}: {s:?}"));
+        (r.value.clone(), r.active, r.error.clone())
+    };
+    // A connector that says nothing: unknown is not idle, and said so.
+    let t0 = now();
+    let all = e.check_idle_at(t0).await.unwrap();
+    let p = status(&all, &e, "printer");
+    assert_eq!(reading(p, "reported").2.as_deref(), Some("its connector does not say"));
+    assert!(reading(p, "watts_above").2.unwrap().contains("plug: its connector reads no power"), "{p:?}");
+
+    // Printing: in use, and the plug reads 120 W.
+    sim.set_load(printer, Load { in_use: Some(true), ..Default::default() });
+    sim.set_load(plug, Load { watts: Some(120.0), ..Default::default() });
+    let all = e.check_idle_at(t0 + MIN).await.unwrap();
+    let p = status(&all, &e, "printer");
+    assert_eq!(reading(p, "reported"), ("in use".into(), true, None));
+    assert_eq!(reading(p, "watts_above"), ("120.0 W".into(), true, None));
+    assert_eq!(p.last_activity_at, t0 + MIN);
+    // The job ends, the heater stays warm a while: still active by its draw alone.
+    sim.set_load(printer, Load { in_use: Some(false), ..Default::default() });
+    let all = e.check_idle_at(t0 + 5 * MIN).await.unwrap();
+    let p = status(&all, &e, "printer");
+    assert_eq!((reading(p, "reported").1, reading(p, "watts_above").1), (false, true));
+    assert_eq!(p.last_activity, "watts_above: 120.0 W");
+    // Cold: nothing fires; ten minutes later it is stopped.
+    sim.set_load(plug, Load { watts: Some(4.0), ..Default::default() });
+    e.check_idle_at(t0 + 6 * MIN).await.unwrap();
+    let all = e.check_idle_at(t0 + 16 * MIN).await.unwrap();
+    assert!(status(&all, &e, "printer").stop_requested.is_some(), "{all:?}");
+    settle(&e).await;
+    assert_eq!(state(&e, "printer").await, PowerState::Off);
+
+    // The meter's samples: kept on a change and as a heartbeat, not for noise.
+    for (at, watts) in [(0, 4.0), (MIN, 4.3), (2 * MIN, 60.0), (3 * MIN, 60.0), (8 * MIN, 60.0)] {
+        sim.set_load(plug, Load { watts: Some(watts), ..Default::default() });
+        let read = e.sample_meters_at(t0 + at).await.unwrap();
+        assert_eq!(read[&plug].watts, Ok(watts));
+    }
+    let kept = e.store().power_samples(plug, 0, i64::MAX).unwrap();
+    assert_eq!(kept, [(t0, 4.0), (t0 + 2 * MIN, 60.0), (t0 + 8 * MIN, 60.0)]);
+    assert_eq!(e.meter_readings()[&plug].at_ms, t0 + 8 * MIN);
+    // Only what a node names as its meter is read.
+    assert!(!e.meter_readings().contains_key(&printer));
+
+    // A meter that names no node is refused in a file, with its field.
+    let bad = PRINTER.replace(r#"meter = "plug""#, r#"meter = "socket""#);
+    let err = topology_file::parse(&bad, &ParseOptions::operator()).unwrap_err().to_string();
+    assert!(err.contains("printer") && err.contains("watts") && err.contains("meter: unknown node `socket`"), "{err}");
 }

@@ -11,27 +11,49 @@ use super::access::caller;
 use super::error::{ApiResultExt, api_error};
 use super::shared::{View, time};
 
-/// What a node draws, in watts.
-#[derive(SimpleObject, InputObject, Clone, Copy)]
+/// What a node draws, in watts: configured, or read by a meter.
+#[derive(SimpleObject, InputObject, Clone)]
 #[graphql(name = "PowerDraw", input_name = "PowerDrawInput")]
 pub struct GqlPowerDraw {
-    /// While on (or starting, stopping).
+    /// While on (or starting, stopping); with a meter, what is assumed until it has read
+    /// the node on.
+    #[graphql(default)]
     pub on: f64,
     /// While off (standby).
     #[graphql(default)]
     pub off: f64,
+    /// The node whose connector measures its draw (itself, or the smart plug it is plugged
+    /// into); the caller must see it.
+    pub meter: Option<String>,
 }
 
 impl From<&PowerDraw> for GqlPowerDraw {
     fn from(d: &PowerDraw) -> Self {
-        GqlPowerDraw { on: d.on, off: d.off }
+        GqlPowerDraw { on: d.on, off: d.off, meter: d.meter.clone() }
     }
 }
 
 impl GqlPowerDraw {
     /// The file's form.
-    pub(crate) fn to_json(self) -> serde_json::Value {
-        PowerDraw { on: self.on, off: self.off }.to_json()
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        PowerDraw { on: self.on, off: self.off, meter: self.meter.clone() }.to_json()
+    }
+}
+
+/// A meter's latest reading.
+#[derive(SimpleObject)]
+pub struct GqlMeterReading {
+    /// When it was taken (RFC 3339).
+    pub at: String,
+    /// What it read (watts).
+    pub watts: Option<f64>,
+    /// Why it could not read.
+    pub error: Option<String>,
+}
+
+impl From<&wakehub_core::engine::MeterReading> for GqlMeterReading {
+    fn from(r: &wakehub_core::engine::MeterReading) -> Self {
+        GqlMeterReading { at: time(r.at_ms), watts: r.watts.clone().ok(), error: r.watts.clone().err() }
     }
 }
 
@@ -58,6 +80,10 @@ pub struct NodeEnergyReport {
     pub saved_kwh: f64,
     /// The difference in money, when a price is set.
     pub saved_money: Option<f64>,
+    /// Whether the figures are its meter's readings (not its configured draw).
+    pub measured: bool,
+    /// Its average draw while on (watts): measured, or configured.
+    pub on_watts: Option<f64>,
 }
 
 /// The nodes of one tag together.
@@ -115,6 +141,8 @@ fn node_report(n: &NodeEnergy, price: Option<f64>) -> NodeEnergyReport {
         always_on_kwh: n.always_on_kwh,
         saved_kwh: n.saved_kwh(),
         saved_money: price.map(|p| p * n.saved_kwh()),
+        measured: n.measured,
+        on_watts: n.on_watts,
     }
 }
 

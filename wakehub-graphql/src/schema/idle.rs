@@ -40,6 +40,11 @@ pub struct GqlIdleRule {
     pub cpu_percent: Option<f64>,
     /// Network traffic above this (kB/s, in plus out) counts.
     pub net_kbps: Option<f64>,
+    /// The node's connector reporting it in use (a plugin's `measure`) counts.
+    pub reported: bool,
+    /// A power draw above this (watts) counts: read by the node's meter, else by its own
+    /// connector.
+    pub watts_above: Option<f64>,
     /// An HTTP check that reports activity (a media server's sessions).
     pub probe: Option<GqlHttpCheck>,
     /// An HTTP check that keeps the node on while it reports something.
@@ -57,6 +62,8 @@ impl From<&IdleRule> for GqlIdleRule {
             ssh_sessions: r.ssh_sessions,
             cpu_percent: r.cpu_percent,
             net_kbps: r.net_kbps,
+            reported: r.reported,
+            watts_above: r.watts_above,
             probe: r.probe.as_ref().map(Into::into),
             veto_url: r.veto_url.as_ref().map(Into::into),
             veto_command: r.veto_command.clone(),
@@ -77,6 +84,10 @@ pub struct IdleRuleInput {
     pub cpu_percent: Option<f64>,
     /// Network traffic above this (kB/s) counts.
     pub net_kbps: Option<f64>,
+    /// The node's connector reporting it in use counts.
+    pub reported: Option<bool>,
+    /// A power draw above this (watts) counts.
+    pub watts_above: Option<f64>,
     /// An HTTP check that reports activity.
     pub probe: Option<GqlHttpCheck>,
     /// An HTTP check that keeps the node on while it reports something.
@@ -103,6 +114,12 @@ impl IdleRuleInput {
         if let Some(n) = self.net_kbps {
             m.insert("net_kbps".into(), n.into());
         }
+        if let Some(r) = self.reported {
+            m.insert("reported".into(), r.into());
+        }
+        if let Some(w) = self.watts_above {
+            m.insert("watts_above".into(), w.into());
+        }
         for (key, check) in [("probe", &self.probe), ("veto_url", &self.veto_url)] {
             if let Some(c) = check {
                 let mut cm = json!({ "url": c.url });
@@ -123,8 +140,9 @@ impl IdleRuleInput {
 #[derive(SimpleObject)]
 #[graphql(name = "IdleReading")]
 pub struct GqlReading {
-    /// `tcp_ports`, `ssh_sessions`, `cpu_percent`, `net_kbps`, `probe`, `veto_url`,
-    /// `veto_command`, or `shell`/`load` when the measurement itself failed.
+    /// `tcp_ports`, `ssh_sessions`, `cpu_percent`, `net_kbps`, `reported`, `watts_above`,
+    /// `probe`, `veto_url`, `veto_command`, or `shell`/`load` when the measurement itself
+    /// failed.
     pub signal: String,
     /// What was measured (`2 connection(s) on 445`, `3.1 %`).
     pub value: String,

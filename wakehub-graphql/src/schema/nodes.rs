@@ -4,14 +4,14 @@
 
 use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
 use wakehub_core::engine::Engine;
-use wakehub_core::model::Role;
 use wakehub_core::model::{ConfigValue, NodeId, NodeState, Origin, Readiness};
+use wakehub_core::model::{ErrorCode, Role};
 use wakehub_core::topology_file::{self, ParseOptions};
 
 use super::access::RoleGuard;
 use super::discovery::GqlDiscovery;
 use super::enums::{GqlNodeState, GqlPowerState};
-use super::error::ApiResultExt;
+use super::error::{ApiResultExt, api_error};
 use super::shared::View;
 
 /// A readiness probe.
@@ -115,6 +115,15 @@ impl GqlNode {
     /// What it draws on and off, for the energy report.
     async fn watts(&self) -> Option<super::energy::GqlPowerDraw> {
         self.view.topology.node(self.id)?.spec.power.as_ref().map(Into::into)
+    }
+    /// What its meter (its `watts.meter`, or itself when another node's meter) read last,
+    /// as of the server's last round (every 30 s).
+    async fn watts_now(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<super::energy::GqlMeterReading>> {
+        let n = self.view.topology.node(self.id);
+        let meter = n.and_then(|n| n.spec.power.as_ref()?.meter.as_deref()).and_then(|m| self.view.topology.by_name(m));
+        let meter = meter.map_or(self.id, |m| m.id);
+        let readings = ctx.data::<Engine>()?.meter_readings();
+        Ok(readings.get(&meter).map(Into::into))
     }
     /// How WakeHub's proxy fronts it (host names, path, upstream, TCP wakes).
     async fn proxy(&self) -> Option<super::idle::GqlProxyRoute> {
@@ -342,7 +351,7 @@ impl NodeInput {
         if let Some(p) = &self.proxy {
             m.insert("proxy".into(), p.to_json());
         }
-        if let Some(w) = self.watts {
+        if let Some(w) = &self.watts {
             m.insert("watts".into(), w.to_json());
         }
         if let Some(r) = &self.readiness {
@@ -364,6 +373,16 @@ impl NodeInput {
     /// Parses the input as the topology file's `[[node]]` table.
     pub(crate) fn draft(&self, engine: &Engine) -> async_graphql::Result<topology_file::NodeDraft> {
         topology_file::parse_node(&self.to_json(), &parse_options(engine)).api()
+    }
+
+    /// Its meter, if any, is itself or a node the caller sees (whose readings become this
+    /// node's figures): `VALIDATION` otherwise.
+    fn check_meter(&self, view: &View) -> async_graphql::Result<()> {
+        let Some(meter) = self.watts.as_ref().and_then(|w| w.meter.as_deref()) else { return Ok(()) };
+        if meter == self.name || view.resolve(meter).is_some() {
+            return Ok(());
+        }
+        Err(api_error(ErrorCode::Validation, format!("watts.meter: no node `{meter}` (among the nodes you see)")))
     }
 }
 
@@ -441,6 +460,7 @@ impl NodesMutation {
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn create_node(&self, ctx: &Context<'_>, input: NodeInput) -> async_graphql::Result<GqlNode> {
         let engine = ctx.data::<Engine>()?;
+        input.check_meter(&View::load(ctx).await?)?;
         let draft = input.draft(engine)?;
         let id = engine.store().run(move |s| s.create_node(draft, Origin::Api)).await.api()?;
         node_after(ctx, id).await
@@ -450,7 +470,9 @@ impl NodesMutation {
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn update_node(&self, ctx: &Context<'_>, id: ID, input: NodeInput) -> async_graphql::Result<GqlNode> {
         let engine = ctx.data::<Engine>()?;
-        let node = View::load(ctx).await?.require(&id)?;
+        let view = View::load(ctx).await?;
+        let node = view.require(&id)?;
+        input.check_meter(&view)?;
         let draft = input.draft(engine)?;
         engine.store().run(move |s| s.replace_node(node, draft, Origin::Api)).await.api()?;
         node_after(ctx, node).await

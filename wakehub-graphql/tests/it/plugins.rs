@@ -34,7 +34,7 @@ async fn the_server_loads_plugins_lists_them_and_drives_their_nodes() {
     assert_eq!(d["plugins"].as_array().unwrap().len(), 1, "{d}");
     assert_eq!(
         (p["name"].as_str(), p["witVersion"].as_str(), p["status"].as_str()),
-        (Some("http-switch"), Some("0.2.0"), Some("READY"))
+        (Some("http-switch"), Some("0.3.0"), Some("READY"))
     );
     assert_eq!(p["kinds"], json!(["switch"]));
     assert_eq!(p["kindDetails"], json!([{"name": "switch", "startTimeoutMs": 30000, "typicalStartMs": 1000}]));
@@ -267,7 +267,7 @@ async fn plugin_check_describes_a_file_and_plugin_call_drives_a_device() {
     let out = plugin(&["check", wasm.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.starts_with("http-switch 0.1.0 — wakehub:connector@0.2.0"), "{stdout}");
+    assert!(stdout.starts_with("http-switch 0.1.0 — wakehub:connector@0.3.0"), "{stdout}");
     assert!(stdout.contains("kind switch: start within 30s, typically 1s, stop within 30s, typically 1s"), "{stdout}");
     assert!(stdout.contains("\"status_url\""), "{stdout}");
     assert!(stdout.lines().any(|l| l.starts_with("capabilities:") && l.contains("http")), "{stdout}");
@@ -292,6 +292,13 @@ async fn plugin_check_describes_a_file_and_plugin_call_drives_a_device() {
     let out = call("start");
     assert_eq!(text(&out.stdout).trim(), "start: accepted", "{}", text(&out.stderr));
     assert_eq!(text(&call("status").stdout).trim(), "status: on");
+    // What it measures: nothing until the table says where to read it.
+    let out = call("measure");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with("error: UNSUPPORTED"), "{}", text(&out.stderr));
+    let measuring = format!("{keys}, in_use_pointer = \"/state\"");
+    let out = plugin(&["call", wasm.to_str().unwrap(), "switch", "measure", "--config", &measuring]);
+    assert_eq!(text(&out.stdout).trim(), "measure: in use", "{}", text(&out.stderr));
     // A wrong token: the plugin's error code, the token nowhere.
     let wrong = keys.replace("env:WAKEHUB_TEST_HA_TOKEN", "not-the-token");
     let out = plugin(&["call", wasm.to_str().unwrap(), "switch", "status", "--config", &wrong]);
@@ -332,13 +339,13 @@ fn a_new_plugin_passes_its_tests_builds_and_loads_as_created() {
         all
     };
     let tested = cargo(&["test"]);
-    assert!(tested.contains("test result: ok. 4 passed"), "{tested}");
+    assert!(tested.contains("test result: ok. 5 passed"), "{tested}");
     cargo(&["build", "--release", "--target", "wasm32-wasip2"]);
     let wasm = target.join("wasm32-wasip2/release/desk_plug.wasm");
     let out = Command::new(bin()).args(["plugin", "check"]).arg(&wasm).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let described = String::from_utf8_lossy(&out.stdout);
-    assert!(described.starts_with("desk-plug 0.1.0 — wakehub:connector@0.2.0"), "{described}");
+    assert!(described.starts_with("desk-plug 0.1.0 — wakehub:connector@0.3.0"), "{described}");
     assert!(described.contains("kind plug: start within 10s, typically 300ms"), "{described}");
 
     // Nothing is overwritten; a name must be a node name.

@@ -217,6 +217,8 @@ pub(crate) enum Operation {
     Start,
     /// Power it off.
     Stop,
+    /// What its device measures now (in use, watts, CPU, network).
+    Measure,
 }
 
 /// One plugin file loaded alone (compiled without a cache).
@@ -364,6 +366,22 @@ pub(crate) async fn command(command: PluginCommand) -> anyhow::Result<std::proce
                 Operation::Status => connector.status(&target).await.map(|s| format!("status: {s}")),
                 Operation::Start => connector.start(&target).await.map(|()| "start: accepted".to_owned()),
                 Operation::Stop => connector.stop(&target).await.map(|()| "stop: accepted".to_owned()),
+                Operation::Measure => connector.load(&target).await.map(|l| {
+                    let mut said = Vec::new();
+                    if let Some(u) = l.in_use {
+                        said.push(if u { "in use".to_owned() } else { "not in use".to_owned() });
+                    }
+                    if let Some(w) = l.watts {
+                        said.push(format!("{w} W"));
+                    }
+                    if let Some(wakehub_core::connector::activity::Cpu::Percent(p)) = l.cpu {
+                        said.push(format!("CPU {p} %"));
+                    }
+                    if let Some(b) = l.net_bytes {
+                        said.push(format!("{b} bytes in and out so far"));
+                    }
+                    format!("measure: {}", if said.is_empty() { "nothing".to_owned() } else { said.join(", ") })
+                }),
             };
             match result {
                 Ok(line) => {

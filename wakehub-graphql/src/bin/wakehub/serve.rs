@@ -409,6 +409,10 @@ fn spawn_monitor(
                                 }
                                 Err(e) => tracing::error!("cannot check the power schedules: {e}"),
                             }
+                            // Meters: read each once, keep the samples the energy report needs.
+                            if let Err(e) = engine.sample_meters().await {
+                                tracing::error!("cannot read the power meters: {e}");
+                            }
                             // Inactivity rules: measure, and stop what is idle.
                             if let Err(e) = engine.check_idle_observed().await {
                                 tracing::error!("cannot check the inactivity rules: {e}");
