@@ -11,18 +11,18 @@
 //! plugged into) is counted at what the meter read instead: the server's monitor asks the
 //! meter's connector every round ([`Connector::load`](crate::connector::Connector::load)),
 //! and keeps a sample when the reading changes by more than 1 W and 5 %, and at least every
-//! [`SAMPLE_HEARTBEAT`]. A sample holds until the next one, for at most [`SAMPLE_VALID`]:
+//! [`SAMPLE_HEARTBEAT`](crate::store::SAMPLE_HEARTBEAT). A sample holds until the next one,
+//! for at most [`SAMPLE_VALID`]:
 //! time not covered by a sample (the meter unreachable, the server down) is not counted.
 //! What it would have drawn always on is its average measured draw while on, over the
 //! measured time; until the meter has read it on, its configured `on` watts (none: no
 //! saving is claimed).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use crate::events::EventKind;
 use crate::model::{NodeId, PowerDraw, PowerState};
-use crate::store::{EventQuery, Store, StoreError};
+use crate::store::{EventQuery, SAMPLE_VALID, Store, StoreError};
 
 /// Milliseconds on, off and unknown within a period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -170,24 +170,6 @@ pub fn energy(store: &Store, from: i64, to: i64) -> Result<Vec<NodeEnergy>, Stor
     Ok(out)
 }
 
-/// How long a meter's sample holds when no newer one follows (the meter stopped answering).
-pub const SAMPLE_VALID: Duration = Duration::from_secs(10 * 60);
-/// How often a sample is kept although the reading did not change.
-pub const SAMPLE_HEARTBEAT: Duration = Duration::from_secs(5 * 60);
-/// How long samples are kept.
-pub const SAMPLE_RETENTION: Duration = Duration::from_secs(400 * 86_400);
-
-/// Whether a reading is worth a sample after `last` (time, watts) was kept.
-pub fn worth_keeping(last: Option<(i64, f64)>, now: i64, watts: f64) -> bool {
-    match last {
-        None => true,
-        Some((at, w)) => {
-            let change = (watts - w).abs();
-            now - at >= SAMPLE_HEARTBEAT.as_millis() as i64 || (change > 1.0 && change > 0.05 * w.abs().max(1.0))
-        }
-    }
-}
-
 /// A metered node's figures over a period.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Measured {
@@ -298,45 +280,6 @@ impl Price {
 }
 
 impl Store {
-    /// Keeps a meter's reading (and drops its samples past [`SAMPLE_RETENTION`]).
-    pub fn record_power_sample(&self, meter: NodeId, at_ms: i64, watts: f64) -> Result<(), StoreError> {
-        self.transaction(|tx| {
-            let db = crate::store::db;
-            tx.execute(
-                "INSERT INTO power_samples (node_id, at_ms, watts) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (node_id, at_ms) DO UPDATE SET watts = ?3",
-                rusqlite::params![meter.get(), at_ms, watts],
-            )
-            .map_err(db)?;
-            let horizon = at_ms - SAMPLE_RETENTION.as_millis() as i64;
-            tx.execute(
-                "DELETE FROM power_samples WHERE node_id = ?1 AND at_ms < ?2",
-                rusqlite::params![meter.get(), horizon],
-            )
-            .map_err(db)?;
-            Ok(())
-        })
-    }
-
-    /// A meter's samples within `[from, to)`, with the last one before `from`, in order.
-    pub fn power_samples(&self, meter: NodeId, from: i64, to: i64) -> Result<Vec<(i64, f64)>, StoreError> {
-        self.transaction(|tx| {
-            let db = crate::store::db;
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT at_ms, watts FROM (SELECT at_ms, watts FROM power_samples
-                         WHERE node_id = ?1 AND at_ms < ?2 ORDER BY at_ms DESC LIMIT 1)
-                     UNION ALL
-                     SELECT at_ms, watts FROM power_samples WHERE node_id = ?1 AND at_ms >= ?2 AND at_ms < ?3
-                     ORDER BY at_ms",
-                )
-                .map_err(db)?;
-            let rows =
-                stmt.query_map(rusqlite::params![meter.get(), from, to], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(db)
-        })
-    }
-
     /// The price set for the energy report, if any.
     pub fn energy_price(&self) -> Result<Option<Price>, StoreError> {
         let text: Option<String> = self.transaction(|tx| {
@@ -402,6 +345,7 @@ mod tests {
         let m = measured(Some(On), &[], &[(-20 * min, 40.0)], 0, 30 * min);
         assert_eq!((m.measured_ms, m.tally.unknown_ms), (0, 30 * min));
         // What is kept: the first reading, a real change, a heartbeat; not noise.
+        use crate::store::worth_keeping;
         assert!(worth_keeping(None, 0, 3.0));
         assert!(!worth_keeping(Some((0, 40.0)), min, 40.8));
         assert!(worth_keeping(Some((0, 40.0)), min, 45.0));

@@ -1,6 +1,8 @@
 //! The simulated connector (`type = "sim"`): nodes that take a configurable time to come up
 //! and go down, for tests and the demo. Keys: `initially = "on" | "off"` (default off),
-//! `start_delay_ms`, `stop_delay_ms` (default 0), `fail = "start" | "stop"` (optional), and
+//! `start_delay_ms`, `stop_delay_ms` (default 0), `fail = "start" | "stop"` (optional),
+//! `meter_on`, `meter_off` (the watts its simulated meter reads while on and off; none: it
+//! measures no power), and
 //! on a host `guests`, the guests its discovery lists (`[{ name = "vm-nextcloud", kind =
 //! "vm", status = "on" }]`; each one a `sim` node that takes a second to start or stop), so
 //! a simulated lab has something to discover and adopt.
@@ -27,6 +29,7 @@ struct SimConfig {
     fail_start: bool,
     fail_stop: bool,
     guests: Vec<SimGuest>,
+    meter: Option<(f64, f64)>,
 }
 
 /// A guest a simulated host lists when discovered.
@@ -72,6 +75,7 @@ fn parse(config: &ConnectorConfig) -> Result<SimConfig, String> {
         fail_start: false,
         fail_stop: false,
         guests: Vec::new(),
+        meter: None,
     };
     for (key, value) in &config.settings {
         match (key.as_str(), value) {
@@ -97,6 +101,18 @@ fn parse(config: &ConnectorConfig) -> Result<SimConfig, String> {
                 c.guests = items.iter().map(parse_guest).collect::<Result<_, _>>()?;
             }
             ("guests", _) => return Err("sim: `guests` must be a list of { name, kind, status } tables".into()),
+            ("meter_on" | "meter_off", v) => {
+                let w = match v {
+                    ConfigValue::Float(f) => *f,
+                    ConfigValue::Integer(i) => *i as f64,
+                    _ => f64::NAN,
+                };
+                if !(w.is_finite() && (0.0..=100_000.0).contains(&w)) {
+                    return Err(format!("sim: `{key}` must be a number of watts (0 to 100000)"));
+                }
+                let (on, off) = c.meter.unwrap_or((0.0, 0.0));
+                c.meter = Some(if key == "meter_on" { (w, off) } else { (on, w) });
+            }
             // Keys of an endpoint the node offers to its guests (`docker_host`, `proxmox_…`)
             // belong to that capability's connector, which validates them.
             (other, _) if other.starts_with("docker_") || other.starts_with("proxmox_") => {}
@@ -106,7 +122,7 @@ fn parse(config: &ConnectorConfig) -> Result<SimConfig, String> {
             }
             (other, _) => {
                 return Err(format!(
-                    "sim: unknown key `{other}` (expected initially, start_delay_ms, stop_delay_ms, fail, guests, or \
+                    "sim: unknown key `{other}` (expected initially, start_delay_ms, stop_delay_ms, fail, guests, meter_on, meter_off, or \
                      the keys that reach a machine over SSH: {})",
                     crate::connector::SSH_ACCESS_KEYS.join(", ")
                 ));
@@ -235,7 +251,16 @@ impl Connector for SimConnector {
             net_bytes: Some(0),
             ..Default::default()
         };
-        Ok(self.loads.lock().unwrap_or_else(|e| e.into_inner()).get(&target.node).copied().unwrap_or(idle))
+        let mut load = self.loads.lock().unwrap_or_else(|e| e.into_inner()).get(&target.node).copied().unwrap_or(idle);
+        // Its simulated meter, by its state (what `set_load` says wins).
+        if load.watts.is_none()
+            && let Ok(cfg) = Self::config(target)
+            && let Some((on, off)) = cfg.meter
+        {
+            let state = self.with_node(target, &cfg, |n| *n.state.borrow());
+            load.watts = Some(if state == PowerState::Off { off } else { on });
+        }
+        Ok(load)
     }
 
     fn watch(&self, target: &Target) -> Option<BoxStream<'static, PowerState>> {

@@ -1,7 +1,7 @@
 //! Meters: the nodes whose connector reads a power draw (a smart plug, a BMC), named by
 //! another node's (or their own) `watts = { meter = "…" }`. The server's monitor calls
 //! [`Engine::sample_meters_at`] every round: each meter is read once, whatever its state,
-//! and its reading kept as a sample by the rule in [`crate::energy`] (a change, or a
+//! and its reading kept as a sample by [`worth_keeping`] (a change, or a
 //! heartbeat). The energy report integrates the samples; an inactivity rule's
 //! `watts_above` compares the reading now.
 
@@ -11,8 +11,8 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use crate::connector::activity::Load;
-use crate::energy::worth_keeping;
 use crate::model::{NodeId, Topology};
+use crate::store::worth_keeping;
 
 use super::{Engine, EngineError};
 

@@ -14,6 +14,7 @@ mod migrations;
 mod nodes;
 mod notifications;
 mod payload;
+mod power;
 mod schedules;
 mod stacks;
 mod tokens;
@@ -38,6 +39,7 @@ pub use maintenance::{MaintenanceRunRecord, MaintenanceStep, MaintenanceWindow, 
 pub use migrations::SCHEMA_VERSION;
 pub use nodes::ImportSummary;
 pub use notifications::{Delivery, DeliveryStatus, NotificationRule, NotifyEvent, SecretChange, SmtpSecurity, Target};
+pub use power::{SAMPLE_HEARTBEAT, SAMPLE_RETENTION, SAMPLE_VALID, worth_keeping};
 pub use schedules::{PowerSchedule, ScheduleAction};
 pub use stacks::{
     SECRET_PLACEHOLDER, StackCommand, StackCommandKind, StackCommandStatus, StackOutcome, StackVersion, is_secret_env,

@@ -29,11 +29,12 @@ const jellyfin: LabNode = {
   isMachine: false,
   machine: null,
   idle: {
-    after: '30m', tcpPorts: [], sshSessions: false, cpuPercent: 5, netKbps: null,
+    after: '30m', tcpPorts: [], sshSessions: false, cpuPercent: 5, netKbps: null, reported: false, wattsAbove: null,
     probe: { url: 'http://10.0.0.9:8096/Sessions', pointer: null }, vetoUrl: null, vetoCommand: 'pgrep -x ffmpeg',
   },
   idleStatus: null,
-  watts: { on: 12, off: 0 },
+  watts: { on: 12, off: 0, meter: null },
+  wattsNow: null,
   proxy: { hosts: ['jellyfin.home.example'], path: '/', upstream: null, tcp: [] },
 };
 
@@ -85,6 +86,14 @@ describe('nodeToInput', () => {
       proxy: { hosts: ['jellyfin.home.example'], path: '/', upstream: null, tcp: [] },
     });
     expect(nodeToInput({ ...jellyfin, idle: null }).idle).toBeNull();
+    // A metered draw keeps its meter; a rule's power and reported signals go back too.
+    const metered = nodeToInput({
+      ...jellyfin,
+      watts: { on: 0, off: 0, meter: 'media-plug' },
+      idle: { ...jellyfin.idle!, reported: true, wattsAbove: 25 },
+    });
+    expect(metered.watts).toEqual({ on: 0, off: 0, meter: 'media-plug' });
+    expect(metered.idle).toMatchObject({ reported: true, wattsAbove: 25 });
   });
 
   it('sends no url when the node has none (the server then clears it)', () => {
@@ -165,6 +174,9 @@ describe('idle rules', () => {
   });
 
   it('names what a rule watches', () => {
+    expect(idleSignals({ ...jellyfin.idle!, reported: true, wattsAbove: 25 })).toBe(
+      'CPU > 5 %, power > 25 W, in use, as its connector reports, a probe, requests through the proxy',
+    );
     expect(idleSignals(jellyfin.idle!)).toBe('CPU > 5 %, a probe, requests through the proxy');
   });
 });

@@ -61,7 +61,7 @@ export interface NodeInput {
   connector: Record<string, unknown>;
   url: string | null;
   idle: IdleRuleInput | null;
-  watts: { on: number; off: number } | null;
+  watts: { on: number; off: number; meter?: string | null } | null;
   proxy: LabNode['proxy'];
 }
 
@@ -72,6 +72,8 @@ export interface IdleRuleInput {
   sshSessions?: boolean;
   cpuPercent?: number;
   netKbps?: number;
+  reported?: boolean;
+  wattsAbove?: number;
   probe?: { url: string; pointer?: string };
   vetoUrl?: { url: string; pointer?: string };
   vetoCommand?: string;
@@ -86,6 +88,8 @@ export function idleInput(rule: IdleRule | null): IdleRuleInput | null {
   if (rule.sshSessions) input.sshSessions = true;
   if (rule.cpuPercent !== null) input.cpuPercent = rule.cpuPercent;
   if (rule.netKbps !== null) input.netKbps = rule.netKbps;
+  if (rule.reported) input.reported = true;
+  if (rule.wattsAbove !== null) input.wattsAbove = rule.wattsAbove;
   if (rule.probe) input.probe = check(rule.probe);
   if (rule.vetoUrl) input.vetoUrl = check(rule.vetoUrl);
   if (rule.vetoCommand !== null) input.vetoCommand = rule.vetoCommand;
@@ -97,6 +101,8 @@ export function idleSignals(rule: IdleRule): string {
   const parts: string[] = [];
   if (rule.cpuPercent !== null) parts.push(`CPU > ${rule.cpuPercent} %`);
   if (rule.netKbps !== null) parts.push(`traffic > ${rule.netKbps} kB/s`);
+  if (rule.wattsAbove !== null) parts.push(`power > ${rule.wattsAbove} W`);
+  if (rule.reported) parts.push('in use, as its connector reports');
   if (rule.tcpPorts.length) parts.push(`TCP ${rule.tcpPorts.join(', ')}`);
   if (rule.sshSessions) parts.push('SSH sessions');
   if (rule.probe) parts.push('a probe');
@@ -140,7 +146,7 @@ export function nodeToInput(node: LabNode): NodeInput {
     connector: { ...(node.connector?.settings ?? {}), type: node.connector?.type ?? '' },
     url: node.url,
     idle: idleInput(node.idle),
-    watts: node.watts,
+    watts: node.watts ? (node.watts.meter ? { ...node.watts } : { on: node.watts.on, off: node.watts.off }) : null,
     proxy: node.proxy,
   };
 }

@@ -27,8 +27,8 @@ export const NODE_FIELDS = `id name kind state status observedAt stale url canPo
   readiness { kind target status } offers connector { type settings } tags
   parent { id name } children { id name state } dependsOn { id name }
   isMachine machine { summary updates securityUpdates rebootRequired asleep refreshedAt lastOutcome }
-  idle { after tcpPorts sshSessions cpuPercent netKbps probe { url pointer } vetoUrl { url pointer } vetoCommand }
-  watts { on off } proxy { hosts path upstream tcp { listen to } }
+  idle { after tcpPorts sshSessions cpuPercent netKbps reported wattsAbove probe { url pointer } vetoUrl { url pointer } vetoCommand }
+  watts { on off meter } wattsNow { at watts error } proxy { hosts path upstream tcp { listen to } }
   idleStatus { lastActivity lastActivityAt idleAt secondsLeft kept stopRequested measuredAt readings { signal value active error } }`;
 
 export const NODES_QUERY = `query Nodes($pinned: Boolean) { nodes(pinned: $pinned) { ${NODE_FIELDS} } }`;
@@ -198,7 +198,7 @@ export const TEST_NOTIFICATION_RULE = `mutation TestNotificationRule($name: Stri
 export const ENERGY_QUERY = `query Energy($month: String) {
   energy(month: $month) {
     month from to pricePerKwh currency usedKwh alwaysOnKwh savedKwh savedMoney
-    nodes { name tags watts { on off } onHours offHours unknownHours usedKwh alwaysOnKwh savedKwh savedMoney }
+    nodes { name tags watts { on off meter } measured onWatts onHours offHours unknownHours usedKwh alwaysOnKwh savedKwh savedMoney }
     tags { tag usedKwh alwaysOnKwh savedKwh savedMoney }
   }
 }`;

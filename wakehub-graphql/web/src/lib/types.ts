@@ -68,10 +68,19 @@ export interface LabNode {
   idle: IdleRule | null;
   /** While it runs under its rule: the countdown and what keeps it on. */
   idleStatus: IdleStatus | null;
-  /** What it draws, for the energy report. */
-  watts: { on: number; off: number } | null;
+  /** What it draws, for the energy report: configured, or read by a meter node. */
+  watts: PowerDraw | null;
+  /** What its meter (or itself, as a meter) read last. */
+  wattsNow: { at: string; watts: number | null; error: string | null } | null;
   /** How WakeHub's proxy fronts it. */
   proxy: { hosts: string[]; path: string | null; upstream: string | null; tcp: { listen: string; to: string }[] | null } | null;
+}
+
+export interface PowerDraw {
+  on: number;
+  off: number;
+  /** The node whose connector measures its draw. */
+  meter: string | null;
 }
 
 export interface HttpCheck {
@@ -85,6 +94,8 @@ export interface IdleRule {
   sshSessions: boolean;
   cpuPercent: number | null;
   netKbps: number | null;
+  reported: boolean;
+  wattsAbove: number | null;
   probe: HttpCheck | null;
   vetoUrl: HttpCheck | null;
   vetoCommand: string | null;
@@ -488,7 +499,11 @@ export interface NotificationDelivery {
 export interface NodeEnergy {
   name: string;
   tags: string[];
-  watts: { on: number; off: number };
+  watts: PowerDraw;
+  /** Its meter's readings, not its configured draw. */
+  measured: boolean;
+  /** Its average draw while on (measured or configured). */
+  onWatts: number | null;
   onHours: number;
   offHours: number;
   unknownHours: number;
