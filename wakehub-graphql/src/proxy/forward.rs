@@ -1,18 +1,41 @@
 //! One request streamed to the node's service and its answer streamed back: hop-by-hop
 //! headers dropped, `X-Forwarded-*` added, the `Host` kept; a WebSocket (any `Upgrade`)
 //! spliced both ways once the service agreed, counted as activity while it stays open.
+//!
+//! The upstream client is hyper's own (pooled keep-alive connections, `TCP_NODELAY`): the
+//! request's body and the answer's are handed through as they are, not re-wrapped.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use futures::TryStreamExt;
-use hyper_util::rt::TokioIo;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, Version, header};
+use axum::response::Response;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::{Proxy, Route, plain};
+
+/// The client the proxy reaches services with: HTTP, or HTTPS checked against the web's
+/// public roots.
+pub(super) type Upstream = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
+
+/// A pooled HTTP/1.1 client: connect within 5 s, idle connections kept a minute.
+pub(super) fn upstream() -> anyhow::Result<Upstream> {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(5)));
+    http.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(https))
+}
 
 /// How often an open WebSocket counts as activity.
 pub(super) const TOUCH_EVERY: Duration = Duration::from_secs(30);
@@ -60,6 +83,9 @@ pub(super) async fn forward(proxy: &Proxy, route: &Route, req: Request, peer: So
     let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let url = format!("{}{path}", route.upstream);
+    let Ok(uri) = url.parse::<Uri>() else {
+        return plain(StatusCode::BAD_GATEWAY, format!("{}: `{url}` is not a URL\n", route.name));
+    };
     let mut headers = std::mem::take(&mut parts.headers);
     strip_hop_by_hop(&mut headers);
     let host = headers.get(header::HOST).cloned();
@@ -78,12 +104,14 @@ pub(super) async fn forward(proxy: &Proxy, route: &Route, req: Request, peer: So
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, protocol.clone());
     }
-    let mut request = proxy.client.request(parts.method, &url).headers(headers);
-    // A request without a body (most GETs) goes without one, not as an empty chunked stream.
-    if upgrade.is_none() && http_body::Body::size_hint(&body).exact() != Some(0) {
-        request = request.body(reqwest::Body::wrap_stream(body.into_data_stream()));
-    }
-    let answer = match request.send().await {
+    parts.uri = uri;
+    parts.version = Version::HTTP_11;
+    parts.headers = headers;
+    parts.extensions = Default::default();
+    // An upgrade carries no body; any other request's body streams through as it came (none
+    // for most GETs: hyper then sends none, not an empty chunked stream).
+    let body = if upgrade.is_some() { Body::empty() } else { body };
+    let mut answer = match proxy.client.request(Request::from_parts(parts, body)).await {
         Ok(a) => a,
         Err(e) => {
             // On, but its service does not answer: perhaps it went down behind WakeHub's back;
@@ -96,28 +124,23 @@ pub(super) async fn forward(proxy: &Proxy, route: &Route, req: Request, peer: So
         }
     };
     let status = answer.status();
-    let mut out = Response::builder().status(status);
-    if let Some(h) = out.headers_mut() {
-        for (name, value) in answer.headers() {
-            h.append(name, value.clone());
-        }
-        strip_hop_by_hop(h);
-    }
     if status == StatusCode::SWITCHING_PROTOCOLS
         && let (Some(protocol), Some(on_upgrade)) = (upgrade, on_upgrade)
     {
-        if let Some(h) = out.headers_mut() {
-            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            h.insert(header::UPGRADE, protocol);
-        }
+        let upstream_upgrade = hyper::upgrade::on(&mut answer);
+        let (mut out, _) = answer.into_parts();
+        out.version = Version::HTTP_11;
+        strip_hop_by_hop(&mut out.headers);
+        out.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        out.headers.insert(header::UPGRADE, protocol);
         let (engine, node, name) = (proxy.engine.clone(), route.node, route.name.clone());
         tokio::spawn(async move {
-            let (theirs, ours) = match tokio::join!(answer.upgrade(), on_upgrade) {
+            let (theirs, ours) = match tokio::join!(upstream_upgrade, on_upgrade) {
                 (Ok(theirs), Ok(ours)) => (theirs, ours),
                 (Err(e), _) => return tracing::warn!(node = %name, "proxy: upgrade refused upstream: {e}"),
                 (_, Err(e)) => return tracing::warn!(node = %name, "proxy: the client's upgrade failed: {e}"),
             };
-            let (mut theirs, mut ours) = (theirs, TokioIo::new(ours));
+            let (mut theirs, mut ours) = (TokioIo::new(theirs), TokioIo::new(ours));
             let splice = tokio::io::copy_bidirectional(&mut ours, &mut theirs);
             tokio::pin!(splice);
             let mut every = tokio::time::interval(TOUCH_EVERY);
@@ -128,10 +151,12 @@ pub(super) async fn forward(proxy: &Proxy, route: &Route, req: Request, peer: So
                 }
             }
         });
-        return out.body(Body::empty()).unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response());
+        return Response::from_parts(out, Body::empty());
     }
-    let stream = answer.bytes_stream().map_err(std::io::Error::other);
-    out.body(Body::from_stream(stream)).unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+    let (mut out, body) = answer.into_parts();
+    out.version = Version::HTTP_11;
+    strip_hop_by_hop(&mut out.headers);
+    Response::from_parts(out, Body::new(body))
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub struct Proxy {
     engine: Engine,
     /// `https` when it listens with TLS (`X-Forwarded-Proto`).
     scheme: &'static str,
-    client: reqwest::Client,
+    client: forward::Upstream,
     routes: routes::RouteCache,
     tickets: wait::Tickets,
     /// When a start was last asked for a node seen on whose service did not answer.
@@ -47,17 +47,10 @@ pub struct Proxy {
 impl Proxy {
     /// A proxy over `engine`'s topology.
     pub fn new(engine: Engine) -> anyhow::Result<Arc<Proxy>> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .http1_only()
-            .tcp_nodelay(true)
-            .build()?;
         Ok(Arc::new(Proxy {
             engine,
             scheme: "http",
-            client,
+            client: forward::upstream()?,
             routes: Default::default(),
             tickets: Default::default(),
             rewoken: Default::default(),
