@@ -6,7 +6,8 @@ GET  /headers    the request's headers as JSON
 GET  /big?mb=N   N MiB streamed in 64 KiB chunks
 GET  /ws         a WebSocket echoing every message
 
-Usage: upstream.py PORT — prints "ready" once listening.
+Usage: upstream.py PORT [CERT KEY] — HTTPS with that PEM certificate and key when given;
+prints "ready" once listening.
 """
 
 import json
@@ -52,13 +53,18 @@ async def ws(request):
     return sock
 
 
-async def main(port):
+async def main(port, tls):
     app = web.Application(client_max_size=64 << 20)
     app.add_routes([web.get("/", hello), web.post("/echo", echo), web.get("/headers", headers),
                     web.get("/big", big), web.get("/ws", ws)])
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    context = None
+    if tls:
+        import ssl
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*tls)
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
     print("ready", flush=True)
     import asyncio
     await asyncio.Event().wait()
@@ -66,4 +72,4 @@ async def main(port):
 
 if __name__ == "__main__":
     import asyncio
-    asyncio.run(main(int(sys.argv[1])))
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2:4]))

@@ -16,10 +16,21 @@ pub struct Upstream {
 impl Upstream {
     /// Starts it (`GET /`, `POST /echo`, `GET /headers`, `GET /big?mb=N`, `GET /ws`).
     pub fn start() -> Upstream {
+        Self::spawn(&[])
+    }
+
+    /// The same service over HTTPS, with the PEM certificate and key at `cert` and `key`
+    /// (`https://127.0.0.1:PORT`).
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Upstream {
+        Self::spawn(&[cert, key])
+    }
+
+    fn spawn(tls: &[&std::path::Path]) -> Upstream {
         let port = free_port();
         let child = Command::new(venv("python"))
             .arg(repo().join("tests/peers/upstream.py"))
             .arg(port.to_string())
+            .args(tls)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -20,6 +20,11 @@ pub mod stack;
 pub(crate) mod transport;
 #[cfg(feature = "wol-ssh")]
 pub use machine::{probe_machine, rebooted_since};
+/// A TLS client configuration that accepts exactly the certificate whose SHA-256 is the
+/// given `AB:CD:…` (handshake signatures still verified): how WakeHub pins a self-signed
+/// service.
+#[cfg(any(feature = "proxmox", feature = "wasm"))]
+pub use transport::tls::pinned_tls;
 #[cfg(feature = "wol-ssh")]
 pub mod wol_ssh;
 

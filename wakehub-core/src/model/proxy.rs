@@ -7,6 +7,7 @@
 //! hosts = ["jellyfin.home.example"]       # the Host names routed to this node
 //! path = "/"                              # the path prefix (default "/"; the longest wins)
 //! upstream = "http://10.0.0.9:8096"       # where requests go (default: the node's `url`)
+//! tls_fingerprint = "AB:CD:…"             # an https upstream's certificate, pinned (SHA-256)
 //! tcp = [{ listen = "0.0.0.0:4450", to = "10.0.0.5:445" }]   # the operator's file only
 //! ```
 
@@ -36,6 +37,10 @@ pub struct ProxyRoute {
     /// Where requests go: an `http`/`https` base URL (the node's `url` when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
+    /// The SHA-256 of an `https` upstream's certificate (`AB:CD:…`): that certificate and no
+    /// other is accepted (a self-signed service). Without it, the web's public roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_fingerprint: Option<String>,
     /// TCP wakes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tcp: Vec<TcpWake>,
@@ -101,6 +106,12 @@ impl ProxyRoute {
                 Err(e) => problems.push(format!("upstream: {e}")),
                 Ok(()) if u.contains(['?', '#']) => problems.push("upstream: a base URL, without query".to_owned()),
                 Ok(()) => {}
+            }
+        }
+        if let Some(fp) = &self.tls_fingerprint {
+            let hex: String = fp.chars().filter(|c| *c != ':').collect();
+            if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                problems.push("tls_fingerprint: a SHA-256 fingerprint (64 hex digits, `:` allowed)".to_owned());
             }
         }
         for t in &self.tcp {

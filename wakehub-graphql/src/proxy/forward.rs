@@ -23,17 +23,19 @@ use super::{Proxy, Route, plain};
 /// public roots.
 pub(super) type Upstream = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
 
-/// A pooled HTTP/1.1 client: connect within 5 s, idle connections kept a minute.
-pub(super) fn upstream() -> anyhow::Result<Upstream> {
+/// A pooled HTTP/1.1 client: connect within 5 s, idle connections kept a minute; HTTPS
+/// with `tls` (a pinned certificate), else the web's public roots.
+pub(super) fn upstream(tls: Option<rustls::ClientConfig>) -> anyhow::Result<Upstream> {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.set_connect_timeout(Some(Duration::from_secs(5)));
     http.enforce_http(false);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))?
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match tls {
+        Some(config) => builder.with_tls_config(config),
+        None => builder.with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))?,
+    };
+    let https = builder.https_or_http().enable_http1().wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(https))
 }
 
@@ -111,7 +113,11 @@ pub(super) async fn forward(proxy: &Proxy, route: &Route, req: Request, peer: So
     // An upgrade carries no body; any other request's body streams through as it came (none
     // for most GETs: hyper then sends none, not an empty chunked stream).
     let body = if upgrade.is_some() { Body::empty() } else { body };
-    let mut answer = match proxy.client.request(Request::from_parts(parts, body)).await {
+    let client = match proxy.client(route) {
+        Ok(c) => c,
+        Err(e) => return plain(StatusCode::BAD_GATEWAY, format!("{}: tls_fingerprint: {e}\n", route.name)),
+    };
+    let mut answer = match client.request(Request::from_parts(parts, body)).await {
         Ok(a) => a,
         Err(e) => {
             // On, but its service does not answer: perhaps it went down behind WakeHub's back;

@@ -38,6 +38,8 @@ pub struct Proxy {
     /// `https` when it listens with TLS (`X-Forwarded-Proto`).
     scheme: &'static str,
     client: forward::Upstream,
+    /// A client per pinned upstream certificate.
+    pinned: std::sync::Mutex<std::collections::HashMap<String, forward::Upstream>>,
     routes: routes::RouteCache,
     tickets: wait::Tickets,
     /// When a start was last asked for a node seen on whose service did not answer.
@@ -50,7 +52,8 @@ impl Proxy {
         Ok(Arc::new(Proxy {
             engine,
             scheme: "http",
-            client: forward::upstream()?,
+            client: forward::upstream(None)?,
+            pinned: Default::default(),
             routes: Default::default(),
             tickets: Default::default(),
             rewoken: Default::default(),
@@ -67,6 +70,19 @@ impl Proxy {
     /// The routes of the current topology, and the problems found building them.
     pub fn routes(&self) -> Arc<Routes> {
         self.routes.get(&self.engine)
+    }
+
+    /// The client for `route`: the shared one, or one pinning its upstream's certificate.
+    fn client(&self, route: &Route) -> Result<forward::Upstream, String> {
+        let Some(fp) = &route.tls_fingerprint else { return Ok(self.client.clone()) };
+        let mut pinned = self.pinned.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = pinned.get(fp) {
+            return Ok(c.clone());
+        }
+        let config = wakehub_core::connector::pinned_tls(fp)?;
+        let client = forward::upstream(Some(config)).map_err(|e| e.to_string())?;
+        pinned.insert(fp.clone(), client.clone());
+        Ok(client)
     }
 
     /// Whether a start may be asked again for `node`, seen on but not answering (once per

@@ -20,6 +20,8 @@ pub struct Route {
     pub path: String,
     /// The upstream base URL, without a trailing `/`.
     pub upstream: String,
+    /// The upstream's certificate, pinned (SHA-256), if it is.
+    pub tls_fingerprint: Option<String>,
 }
 
 /// Every route by host, longest prefix first, and what could not be routed.
@@ -54,6 +56,7 @@ impl Routes {
                     host: host.clone(),
                     path: proxy.path.clone(),
                     upstream: upstream.trim_end_matches('/').to_owned(),
+                    tls_fingerprint: proxy.tls_fingerprint.clone(),
                 });
                 list.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
             }

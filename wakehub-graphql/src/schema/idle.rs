@@ -218,6 +218,8 @@ pub struct GqlProxyRoute {
     pub path: Option<String>,
     /// Where requests go (the node's `url` when absent).
     pub upstream: Option<String>,
+    /// The SHA-256 of an `https` upstream's certificate, pinned (`AB:CD:…`).
+    pub tls_fingerprint: Option<String>,
     /// TCP wakes (set in the operator's topology file; accepted only unchanged).
     pub tcp: Option<Vec<GqlTcpWake>>,
 }
@@ -228,6 +230,7 @@ impl From<&wakehub_core::model::ProxyRoute> for GqlProxyRoute {
             hosts: r.hosts.clone(),
             path: Some(r.path.clone()),
             upstream: r.upstream.clone(),
+            tls_fingerprint: r.tls_fingerprint.clone(),
             tcp: Some(r.tcp.iter().map(|t| GqlTcpWake { listen: t.listen.clone(), to: t.to.clone() }).collect()),
         }
     }
@@ -242,6 +245,9 @@ impl GqlProxyRoute {
         }
         if let Some(u) = &self.upstream {
             v["upstream"] = u.clone().into();
+        }
+        if let Some(fp) = &self.tls_fingerprint {
+            v["tls_fingerprint"] = fp.clone().into();
         }
         if let Some(t) = &self.tcp {
             v["tcp"] = t.iter().map(|t| serde_json::json!({"listen": t.listen, "to": t.to})).collect();

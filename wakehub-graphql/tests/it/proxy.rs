@@ -238,14 +238,13 @@ async fn routes_are_written_through_the_api_and_tcp_wakes_only_in_the_file() {
     assert!(r.text().await.unwrap().contains("Not Found"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_proxy_serves_https_with_the_operators_certificate() {
-    let upstream = Upstream::start();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+/// A self-signed certificate for `name` (P-256, two days) in `dir`: its PEM files and its
+/// SHA-256 fingerprint (`AB:CD:…`, as `openssl x509 -fingerprint` writes it).
+fn self_signed(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
     let out = std::process::Command::new("openssl")
         .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=jellyfin.test", "-addext", "subjectAltName=DNS:jellyfin.test"])
+        .args(["-subj", &format!("/CN={name}"), "-addext", &format!("subjectAltName=DNS:{name}")])
         .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
         .arg(&key)
         .arg("-out")
@@ -253,6 +252,71 @@ async fn the_proxy_serves_https_with_the_operators_certificate() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let fp = text.trim().rsplit('=').next().unwrap().to_owned();
+    assert_eq!(fp.len(), 95, "{text}");
+    (cert, key, fp)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_service_is_reached_only_through_its_pinned_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, fp) = self_signed(dir.path(), "nas.test");
+    let upstream = Upstream::start_tls(&cert, &key);
+    let port = free_port();
+    let node = |name: &str, pin: &str| {
+        format!(
+            "[[node]]\nname = \"{name}\"\nkind = \"physical\"\n[node.proxy]\nhosts = [\"{name}.test\"]\n\
+             upstream = \"https://127.0.0.1:{}\"\n{pin}\n[node.connector]\ntype = \"sim\"\ninitially = \"on\"\n",
+            upstream.port
+        )
+    };
+    let lab = [
+        node("pinned", &format!("tls_fingerprint = \"{fp}\"")),
+        node("unpinned", ""),
+        node("wrong", &format!("tls_fingerprint = \"{}\"", ["00"; 32].join(":"))),
+    ]
+    .concat();
+    let s = Server::with_config(&lab, &["--proxy-listen", &format!("127.0.0.1:{port}")]);
+    let http = reqwest::Client::new();
+    let get = |host: &str| http.get(format!("http://127.0.0.1:{port}/headers")).header("host", host).send();
+    let mut status = None;
+    for _ in 0..100 {
+        match get("pinned.test").await {
+            Ok(r) if r.status() == 200 => {
+                let seen: serde_json::Value = r.json().await.unwrap();
+                assert_eq!(seen["Host"], "pinned.test", "{seen}");
+                status = Some(200);
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert_eq!(status, Some(200), "the pinned service never answered: {}", s.log());
+    // Its self-signed certificate is not trusted without the pin, nor with another one.
+    for host in ["unpinned.test", "wrong.test"] {
+        let r = get(host).await.unwrap();
+        assert_eq!(r.status(), 502, "{host}");
+        assert!(r.text().await.unwrap().contains("does not answer"), "{host}");
+    }
+    // A pin that is not a fingerprint is refused with its field.
+    let bad = node("bad", "tls_fingerprint = \"AB:CD\"");
+    let err = wakehub_core::topology_file::parse(&bad, &wakehub_core::topology_file::ParseOptions::operator())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tls_fingerprint: a SHA-256 fingerprint"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_serves_https_with_the_operators_certificate() {
+    let upstream = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, _) = self_signed(dir.path(), "jellyfin.test");
     let port = free_port();
     let lab = format!(
         "[[node]]\nname = \"jellyfin\"\nkind = \"physical\"\nurl = \"{}\"\nproxy = {{ hosts = [\"jellyfin.test\"] }}\n\

@@ -70,7 +70,7 @@ pub(crate) fn parse_fingerprint(s: &str) -> Result<Vec<u8>, String> {
 
 /// A TLS client configuration that accepts exactly the certificate whose SHA-256 is `fp`
 /// (`AB:CD:…`), handshake signatures still verified.
-pub(crate) fn pinned_tls(fp: &str) -> Result<rustls::ClientConfig, String> {
+pub fn pinned_tls(fp: &str) -> Result<rustls::ClientConfig, String> {
     let sha256 = parse_fingerprint(fp)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider.clone())

@@ -28,7 +28,7 @@ export const NODE_FIELDS = `id name kind state status observedAt stale url canPo
   parent { id name } children { id name state } dependsOn { id name }
   isMachine machine { summary updates securityUpdates rebootRequired asleep refreshedAt lastOutcome }
   idle { after tcpPorts sshSessions cpuPercent netKbps reported wattsAbove probe { url pointer } vetoUrl { url pointer } vetoCommand }
-  watts { on off meter } wattsNow { at watts error } proxy { hosts path upstream tcp { listen to } }
+  watts { on off meter } wattsNow { at watts error } proxy { hosts path upstream tlsFingerprint tcp { listen to } }
   idleStatus { lastActivity lastActivityAt idleAt secondsLeft kept stopRequested measuredAt readings { signal value active error } }`;
 
 export const NODES_QUERY = `query Nodes($pinned: Boolean) { nodes(pinned: $pinned) { ${NODE_FIELDS} } }`;

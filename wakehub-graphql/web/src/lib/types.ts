@@ -73,7 +73,14 @@ export interface LabNode {
   /** What its meter (or itself, as a meter) read last. */
   wattsNow: { at: string; watts: number | null; error: string | null } | null;
   /** How WakeHub's proxy fronts it. */
-  proxy: { hosts: string[]; path: string | null; upstream: string | null; tcp: { listen: string; to: string }[] | null } | null;
+  proxy: {
+    hosts: string[];
+    path: string | null;
+    upstream: string | null;
+    /** An https upstream's certificate, pinned (SHA-256). */
+    tlsFingerprint?: string | null;
+    tcp: { listen: string; to: string }[] | null;
+  } | null;
 }
 
 export interface PowerDraw {
