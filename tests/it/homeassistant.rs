@@ -10,11 +10,11 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use wakehub_core::connector::{PowerState, Registry};
 use wakehub_core::engine::{Engine, EngineConfig};
-use wakehub_core::homeassistant::{Identity, Options, run};
+use wakehub_core::homeassistant::{BrokerTls, Identity, Options, run};
 use wakehub_core::model::{Origin, Role, Scope};
 use wakehub_core::secrets::MasterKey;
 use wakehub_core::store::{EventQuery, Store};
-use wakehub_tests::{Mosquitto, repo};
+use wakehub_tests::{Mosquitto, repo, self_signed};
 
 const LAB: &str = r#"
 [[node]]
@@ -163,4 +163,40 @@ async fn nodes_appear_as_switches_and_obey_within_the_identitys_scope() {
     // The bridge is gone: the broker tells Home Assistant (its last will).
     bridge.abort();
     until("the last will", &seen, "wakehub/status", "offline").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridge_reaches_a_tls_broker_only_through_its_pinned_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, fp) = self_signed(dir.path(), "broker.test");
+    let broker = Mosquitto::start_tls(&cert, &key);
+    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    store.import(&crate::support::parse(LAB), Origin::Operator).unwrap();
+    let e = Engine::new(store, Registry::builtin(), EngineConfig::default()).unwrap();
+    e.observe(&e.store().topology().unwrap()).await;
+    // The test's own client watches on the plain listener.
+    let (_client, seen) = watch(broker.port).await;
+    let who = || Identity { name: "ha".into(), role: Role::Operator, scope: "*".parse::<Scope>().unwrap() };
+    let options = |tls: Option<BrokerTls>| {
+        let mut o = Options::new("127.0.0.1", broker.tls_port.unwrap());
+        o.tls = tls;
+        o
+    };
+
+    // Another certificate's pin, or the system's authorities: no connection, nothing published.
+    for tls in [BrokerTls::Pinned(["00"; 32].join(":")), BrokerTls::SystemRoots] {
+        let bridge = tokio::spawn(run(e.clone(), options(Some(tls.clone())), who()));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        bridge.abort();
+        assert!(seen.lock().unwrap().is_empty(), "{tls:?}: {:?}", seen.lock().unwrap());
+    }
+    // A pin that is no fingerprint: the bridge ends at once, said in the log.
+    let bad = tokio::spawn(run(e.clone(), options(Some(BrokerTls::Pinned("AB:CD".into()))), who()));
+    tokio::time::timeout(Duration::from_secs(5), bad).await.expect("ends at once").unwrap();
+
+    // Its own certificate pinned: connected over TLS, the switches published.
+    let bridge = tokio::spawn(run(e.clone(), options(Some(BrokerTls::Pinned(fp))), who()));
+    until("availability over TLS", &seen, "wakehub/status", "online").await;
+    until("state over TLS", &seen, "wakehub/nas/state", "ON").await;
+    bridge.abort();
 }

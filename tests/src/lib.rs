@@ -99,3 +99,28 @@ impl Drop for Peer {
         let _ = self.child.wait();
     }
 }
+
+/// A self-signed certificate for `name` (P-256, two days) in `dir`: its PEM files and its
+/// SHA-256 fingerprint (`AB:CD:…`, as `openssl x509 -fingerprint` writes it).
+pub fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf, String) {
+    let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
+        .args(["-subj", &format!("/CN={name}"), "-addext", &format!("subjectAltName=DNS:{name}")])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let fp = text.trim().rsplit('=').next().unwrap().to_owned();
+    assert_eq!(fp.len(), 95, "{text}");
+    (cert, key, fp)
+}

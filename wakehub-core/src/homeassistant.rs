@@ -40,6 +40,40 @@ pub struct Options {
     pub base: String,
     /// Nodes carrying one of these tags are exposed, beside the pinned ones.
     pub tags: Vec<String>,
+    /// TLS to the broker (`mqtts`, port 8883 usually); plain MQTT without it.
+    pub tls: Option<BrokerTls>,
+}
+
+/// How the broker's certificate is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerTls {
+    /// Against the system's certificate authorities.
+    SystemRoots,
+    /// Exactly the certificate whose SHA-256 is this (`AB:CD:…`): a self-signed broker.
+    Pinned(String),
+}
+
+impl BrokerTls {
+    /// The TLS client configuration: a bad fingerprint, or no usable system root, is an error.
+    pub fn client_config(&self) -> Result<rustls::ClientConfig, String> {
+        match self {
+            BrokerTls::Pinned(fp) => crate::connector::pinned_tls(fp),
+            BrokerTls::SystemRoots => {
+                let mut roots = rustls::RootCertStore::empty();
+                let found = rustls_native_certs::load_native_certs();
+                let (added, _) = roots.add_parsable_certificates(found.certs);
+                if added == 0 {
+                    return Err(format!("no system certificate authority could be read ({:?})", found.errors));
+                }
+                let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+                Ok(rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| format!("TLS setup: {e}"))?
+                    .with_root_certificates(roots)
+                    .with_no_client_auth())
+            }
+        }
+    }
 }
 
 impl Options {
@@ -53,6 +87,7 @@ impl Options {
             discovery_prefix: "homeassistant".into(),
             base: "wakehub".into(),
             tags: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -121,9 +156,19 @@ fn config_topic(options: &Options, name: &str) -> String {
     format!("{}/switch/wakehub_{}/config", options.discovery_prefix, name.replace('-', "_"))
 }
 
-/// Runs the bridge until the engine shuts down, reconnecting to the broker as needed.
+/// Runs the bridge until the engine shuts down, reconnecting to the broker as needed. A TLS
+/// configuration that cannot be built (a bad fingerprint) ends it at once, logged.
 pub async fn run(engine: Engine, options: Options, who: Identity) {
     let mut mqtt = MqttOptions::new(format!("wakehub-{}", who.name), options.host.clone(), options.port);
+    if let Some(tls) = &options.tls {
+        match tls.client_config() {
+            Ok(config) => {
+                let tls = rumqttc::TlsConfiguration::Rustls(std::sync::Arc::new(config));
+                mqtt.set_transport(rumqttc::Transport::tls_with_config(tls));
+            }
+            Err(e) => return tracing::error!("home assistant: TLS to the broker: {e}"),
+        }
+    }
     mqtt.set_keep_alive(Duration::from_secs(15));
     mqtt.set_last_will(LastWill::new(format!("{}/status", options.base), "offline", QoS::AtLeastOnce, true));
     if let Some(user) = &options.username {

@@ -23,7 +23,7 @@ pub use machine::{probe_machine, rebooted_since};
 /// A TLS client configuration that accepts exactly the certificate whose SHA-256 is the
 /// given `AB:CD:…` (handshake signatures still verified): how WakeHub pins a self-signed
 /// service.
-#[cfg(any(feature = "proxmox", feature = "wasm"))]
+#[cfg(any(feature = "proxmox", feature = "wasm", feature = "homeassistant"))]
 pub use transport::tls::pinned_tls;
 #[cfg(feature = "wol-ssh")]
 pub mod wol_ssh;

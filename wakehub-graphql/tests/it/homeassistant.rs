@@ -1,5 +1,6 @@
 //! `wakehub serve --mqtt` with a real Mosquitto and its own clients (`mosquitto_sub`,
-//! `mosquitto_pub`): the pinned node is discovered as a switch, a command from the broker
+//! `mosquitto_pub`), the server reaching it over TLS with its self-signed certificate pinned
+//! (`--mqtt-tls-fingerprint`): the pinned node is discovered as a switch, a command from the broker
 //! starts it as the token `--mqtt-as` names; a token that does not exist stops the server at
 //! start with the reason.
 
@@ -7,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
-use wakehub_tests::Mosquitto;
+use wakehub_tests::{Mosquitto, self_signed};
 
 use crate::support::{Server, bin};
 
@@ -15,9 +16,13 @@ const LAB: &str = "[[node]]\nname = \"tv\"\nkind = \"physical\"\npinned = true\n
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_bridges_home_assistant_as_a_token() {
-    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, fp) = self_signed(dir.path(), "broker.test");
+    let broker = Mosquitto::start_tls(&cert, &key);
+    // The clients of this test on the plain listener; the server over TLS.
     let port = broker.port.to_string();
-    let s = Server::with_config(LAB, &["--mqtt", &format!("127.0.0.1:{port}"), "--mqtt-as", "tests"]);
+    let tls = format!("127.0.0.1:{}", broker.tls_port.unwrap());
+    let s = Server::with_config(LAB, &["--mqtt", &tls, "--mqtt-as", "tests", "--mqtt-tls-fingerprint", &fp]);
     let out = Command::new("mosquitto_sub")
         .args(["-h", "127.0.0.1", "-p", &port, "-t", "homeassistant/switch/wakehub_tv/config", "-C", "1", "-W", "15"])
         .output()

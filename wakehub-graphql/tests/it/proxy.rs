@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wakehub_tests::{Upstream, free_port};
+use wakehub_tests::{Upstream, free_port, self_signed};
 
 use crate::support::Server;
 
@@ -236,31 +236,6 @@ async fn routes_are_written_through_the_api_and_tcp_wakes_only_in_the_file() {
     let r = get("/files/a").await.unwrap();
     assert_eq!(r.status(), 404);
     assert!(r.text().await.unwrap().contains("Not Found"));
-}
-
-/// A self-signed certificate for `name` (P-256, two days) in `dir`: its PEM files and its
-/// SHA-256 fingerprint (`AB:CD:…`, as `openssl x509 -fingerprint` writes it).
-fn self_signed(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf, String) {
-    let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
-    let out = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
-        .args(["-subj", &format!("/CN={name}"), "-addext", &format!("subjectAltName=DNS:{name}")])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let out = std::process::Command::new("openssl")
-        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-        .arg(&cert)
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let fp = text.trim().rsplit('=').next().unwrap().to_owned();
-    assert_eq!(fp.len(), 95, "{text}");
-    (cert, key, fp)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@
 
 #[cfg(any(feature = "wol-ssh", feature = "wasm"))]
 pub(crate) mod ssh;
-#[cfg(any(feature = "proxmox", feature = "wasm"))]
+#[cfg(any(feature = "proxmox", feature = "wasm", feature = "homeassistant"))]
 pub(crate) mod tls;
 #[cfg(any(feature = "wol-ssh", feature = "wasm"))]
 pub(crate) mod wol;

@@ -94,6 +94,13 @@ pub(crate) struct Options {
     /// Home Assistant's discovery prefix.
     #[arg(long, default_value = "homeassistant")]
     pub mqtt_prefix: String,
+    /// The broker over TLS, its certificate checked against the system's authorities.
+    #[arg(long)]
+    pub mqtt_tls: bool,
+    /// The broker over TLS, accepting exactly the certificate with this SHA-256 (`AB:CD:…`,
+    /// `openssl x509 -noout -fingerprint -sha256`): a self-signed broker.
+    #[arg(long, conflicts_with = "mqtt_tls")]
+    pub mqtt_tls_fingerprint: Option<String>,
     /// How often every node is observed, the power schedules and maintenance windows
     /// checked, and the inactivity rules applied (at least 1s).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
@@ -457,6 +464,15 @@ fn home_assistant(
     ha.password = std::env::var("WAKEHUB_MQTT_PASSWORD").ok().map(wakehub_core::secrets::SecretString::new);
     ha.discovery_prefix = options.mqtt_prefix.clone();
     ha.tags = options.mqtt_tags.clone();
+    use wakehub_core::homeassistant::BrokerTls;
+    ha.tls = match (&options.mqtt_tls_fingerprint, options.mqtt_tls) {
+        (Some(fp), _) => Some(BrokerTls::Pinned(fp.clone())),
+        (None, true) => Some(BrokerTls::SystemRoots),
+        (None, false) => None,
+    };
+    if let Some(tls) = &ha.tls {
+        tls.client_config().map_err(|e| anyhow::anyhow!("--mqtt-tls-fingerprint: {e}"))?;
+    }
     let who = Identity { name: token.name, role: token.role, scope: token.scope };
     Ok(Some(wakehub_core::homeassistant::run(engine.clone(), ha, who)))
 }
