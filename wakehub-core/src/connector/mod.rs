@@ -53,6 +53,7 @@ pub const SSH_ACCESS_KEYS: [&str; 8] = [
 
 /// Checks `key` of `config` as one of the [`SSH_ACCESS_KEYS`] or a `NAME_command`: `None`
 /// when it is neither, else whether its value is right.
+#[cfg(any(feature = "sim", feature = "wol-ssh", feature = "proxmox"))]
 pub(crate) fn check_ssh_access_key(config: &ConnectorConfig, key: &str) -> Option<Result<(), String>> {
     if key.ends_with("_command") && key.len() > "_command".len() {
         return Some(if config.str(key).is_none_or(|c| c.trim().is_empty()) {

@@ -12,7 +12,6 @@ pub(crate) mod wol;
 
 /// An error and its causes, `outer: inner: …` — the useful part of a transport error
 /// (refused, certificate, pin) is usually deep inside.
-#[cfg(any(feature = "docker", feature = "proxmox", feature = "wasm"))]
 pub(crate) fn cause_chain(e: &dyn std::error::Error) -> String {
     let mut chain = e.to_string();
     let mut source = e.source();
