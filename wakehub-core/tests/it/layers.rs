@@ -23,7 +23,7 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("engine", &["model", "secrets", "events", "plan", "connector", "store", "machine", "stack"]),
     ("energy", &["model", "events", "store"]),
     ("notify", &["model", "secrets", "events", "connector", "store", "engine"]),
-    ("homeassistant", &["model", "secrets", "events", "store", "engine"]),
+    ("homeassistant", &["model", "secrets", "events", "connector", "store", "engine"]),
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

