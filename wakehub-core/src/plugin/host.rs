@@ -1,7 +1,8 @@
 //! What a plugin may call: one implementation per capability interface of the WIT world,
 //! each checking the call against the node's configuration (the grant) first.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wasmtime::ResourceLimiter;
@@ -43,6 +44,56 @@ pub(super) struct State {
     deadline: Instant,
     log_left: usize,
     plugin_log_name: String,
+    clients: Arc<HttpClients>,
+}
+
+/// The HTTP clients plugins' requests go through, one per set of granted hosts and pinned
+/// certificate (what a client's redirect policy and TLS depend on): connections stay alive
+/// from one call to the next instead of a client, and its pool, per request. Secrets are
+/// per request (headers), never in a client.
+#[derive(Default)]
+pub(super) struct HttpClients(Mutex<HashMap<ClientKey, reqwest::Client>>);
+
+/// What a client depends on: the granted hosts (its redirect policy) and the pinned
+/// certificate.
+type ClientKey = (BTreeSet<String>, Option<String>);
+
+/// At most this many clients are kept; past it the cache starts again.
+const MAX_CLIENTS: usize = 256;
+
+impl HttpClients {
+    fn get(
+        &self,
+        grants: &BTreeSet<String>,
+        fingerprint: Option<&str>,
+    ) -> Result<reqwest::Client, types::ConnectorError> {
+        let key = (grants.clone(), fingerprint.map(str::to_owned));
+        let mut clients = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        // Redirects are followed only to granted hosts.
+        let redirect_grants = grants.clone();
+        let policy = reqwest::redirect::Policy::custom(move |attempt| {
+            let url = attempt.url();
+            let ok =
+                url.host_str().is_some_and(|h| allowed(&redirect_grants, h, url.port_or_known_default().unwrap_or(0)));
+            if attempt.previous().len() > 5 || !ok { attempt.stop() } else { attempt.follow() }
+        });
+        let mut builder = reqwest::Client::builder().redirect(policy).connect_timeout(Duration::from_secs(10));
+        if let Some(fp) = fingerprint {
+            let tls = tls::pinned_tls(fp)
+                .map_err(|e| failure(types::ErrorCode::InvalidConfig, format!("`tls_fingerprint`: {e}")))?;
+            builder = builder.use_preconfigured_tls(tls);
+        }
+        let client =
+            builder.build().map_err(|e| failure(types::ErrorCode::PlatformError, format!("HTTP client: {e}")))?;
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
 }
 
 impl WasiView for State {
@@ -52,7 +103,12 @@ impl WasiView for State {
 }
 
 impl State {
-    pub(super) fn new(target: Option<Target>, deadline: Instant, limits: &super::PluginLimits) -> State {
+    pub(super) fn new(
+        target: Option<Target>,
+        deadline: Instant,
+        limits: &super::PluginLimits,
+        clients: Arc<HttpClients>,
+    ) -> State {
         State {
             // No preopened directories, no sockets, no environment, no arguments.
             wasi: WasiCtx::builder().build(),
@@ -62,6 +118,7 @@ impl State {
             target,
             deadline,
             log_left: limits.log_bytes,
+            clients,
         }
     }
 
@@ -248,31 +305,13 @@ impl http::Host for State {
         if !allowed(&grants, &host, port) {
             return Err(self.deny(format!("HTTP to {host}:{port}, which this node's configuration does not name")));
         }
-        // Redirects are followed only to granted hosts.
-        let redirect_grants = grants.clone();
-        let policy = reqwest::redirect::Policy::custom(move |attempt| {
-            let url = attempt.url();
-            let ok =
-                url.host_str().is_some_and(|h| allowed(&redirect_grants, h, url.port_or_known_default().unwrap_or(0)));
-            if attempt.previous().len() > 5 || !ok { attempt.stop() } else { attempt.follow() }
-        });
         let timeout = req.timeout_ms.map_or(left, |ms| Duration::from_millis(ms.into()).min(left));
-        let mut builder = reqwest::Client::builder()
-            .redirect(policy)
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)));
         let fingerprint =
             target.config.str("tls_fingerprint").or_else(|| target.host.as_ref()?.config.str("tls_fingerprint"));
-        if let Some(fp) = fingerprint {
-            let tls = tls::pinned_tls(fp)
-                .map_err(|e| self.error(types::ErrorCode::InvalidConfig, format!("`tls_fingerprint`: {e}")))?;
-            builder = builder.use_preconfigured_tls(tls);
-        }
-        let client =
-            builder.build().map_err(|e| self.error(types::ErrorCode::PlatformError, format!("HTTP client: {e}")))?;
+        let client = self.clients.get(&grants, fingerprint)?;
         let method = reqwest::Method::from_bytes(req_method_name(&req.method).as_bytes())
             .map_err(|e| self.error(types::ErrorCode::PlatformError, format!("HTTP method: {e}")))?;
-        let mut request = client.request(method, url.clone());
+        let mut request = client.request(method, url.clone()).timeout(timeout);
         for h in &req.headers {
             request = request.header(h.name.as_str(), h.value.as_str());
         }

@@ -177,6 +177,9 @@ pub struct Plugin {
     /// Its configuration schema, compiled: every table is checked against it before the
     /// plugin's own `validate` runs.
     schema: Option<Arc<jsonschema::Validator>>,
+    /// Its HTTP clients, by grant set and pinned certificate (its own: no other plugin's
+    /// requests share its connections).
+    clients: Arc<host::HttpClients>,
 }
 
 /// Loads plugins and runs their calls.
@@ -339,6 +342,7 @@ impl PluginHost {
             in_a_row: AtomicU32::new(0),
             quarantined: AtomicBool::new(false),
             schema: None,
+            clients: Default::default(),
         };
         let described = match plugin.run_sync(Op::Describe) {
             Ok(Out::Info(info)) => info,
@@ -447,7 +451,7 @@ impl Plugin {
         }
         let limits = &self.shared.limits;
         let deadline = Instant::now() + limits.call_timeout;
-        let state = host::State::new(target, deadline, limits);
+        let state = host::State::new(target, deadline, limits, self.clients.clone());
         let mut store = Store::new(&self.shared.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_callback(move |_| {
