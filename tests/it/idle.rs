@@ -12,18 +12,21 @@ use wakehub_tests::{DebianMachine, Dockerd, FakePve};
 
 use crate::lab::engine_with_builtins as engine;
 
-const MIN: i64 = 60_000;
+pub(crate) const MIN: i64 = 60_000;
 
-fn now() -> i64 {
+/// The real time (ms since the epoch), where the tests' controlled clocks start.
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
-fn status<'a>(all: &'a [IdleStatus], e: &Engine, name: &str) -> &'a IdleStatus {
+/// `name`'s idle status among `all`.
+pub(crate) fn status<'a>(all: &'a [IdleStatus], e: &Engine, name: &str) -> &'a IdleStatus {
     let node = e.store().topology().unwrap().by_name(name).unwrap().id;
     all.iter().find(|s| s.node == node).unwrap_or_else(|| panic!("{name} is not tracked: {all:?}"))
 }
 
-fn value(s: &IdleStatus, signal: &str) -> (String, bool) {
+/// A signal's reading (measured without error) and whether it counts as activity.
+pub(crate) fn value(s: &IdleStatus, signal: &str) -> (String, bool) {
     let r = s.readings.iter().find(|r| r.signal == signal).unwrap_or_else(|| panic!("no {signal}: {s:?}"));
     assert_eq!(r.error, None, "{r:?}");
     (r.value.clone(), r.active)

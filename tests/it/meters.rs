@@ -9,31 +9,15 @@ use std::time::Duration;
 
 use wakehub_core::connector::ErrorCode;
 use wakehub_core::energy::energy;
-use wakehub_core::engine::{Engine, IdleStatus};
+use wakehub_core::engine::Engine;
 use wakehub_core::events::{CascadeStatus, EventKind};
 use wakehub_core::model::{Action, PowerState};
 use wakehub_core::plugin::PluginLimits;
 use wakehub_core::store::EventQuery;
 
+use crate::idle::{MIN, now, status, value as reading};
 use crate::lab::run_to_end as run;
 use crate::plugins::{engine, host, target};
-
-const MIN: i64 = 60_000;
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
-fn status<'a>(all: &'a [IdleStatus], e: &Engine, name: &str) -> &'a IdleStatus {
-    let node = e.store().topology().unwrap().by_name(name).unwrap().id;
-    all.iter().find(|s| s.node == node).unwrap_or_else(|| panic!("{name} is not tracked: {all:?}"))
-}
-
-fn reading(s: &IdleStatus, signal: &str) -> (String, bool) {
-    let r = s.readings.iter().find(|r| r.signal == signal).unwrap_or_else(|| panic!("no {signal}: {s:?}"));
-    assert_eq!(r.error, None, "{r:?}");
-    (r.value.clone(), r.active)
-}
 
 /// When the journal saw `name` turn `state`.
 fn seen_at(e: &Engine, name: &str, state: PowerState) -> i64 {
