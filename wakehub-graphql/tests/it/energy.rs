@@ -85,3 +85,36 @@ async fn the_month_per_node_and_tag_in_scope_and_in_money() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Energy, ") && text.contains("tag lab") && text.contains(" EUR"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meter_is_named_through_the_api_within_the_callers_scope_and_its_reading_shown() {
+    let lab = "[[node]]\nname = \"plug\"\nkind = \"physical\"\ntags = [\"infra\"]\n[node.connector]\ntype = \"sim\"\n\
+               initially = \"on\"\nmeter_on = 31.5\n\n[[node]]\nname = \"desk\"\nkind = \"physical\"\ntags = [\"desk\"]\n\
+               [node.connector]\ntype = \"sim\"\n";
+    let s = Server::with_config(lab, &["--monitor-every", "1s"]);
+    let desk_admin = token(&s, "desk-admin", &["--role", "admin", "--nodes", "tag:desk"]);
+    let create = "mutation($input: NodeInput!) { createNode(input: $input) { name watts { on off meter } } }";
+    let printer = |meter: &str| {
+        json!({"input": {"name": "printer", "kind": "physical", "tags": ["desk"], "watts": {"meter": meter},
+               "connector": {"type": "sim"}}})
+    };
+    // A meter the caller does not see is refused, as is one that names no node at all.
+    let (_, r) = s.post_as(Some(&desk_admin), create, printer("plug")).await;
+    assert_eq!(code(&r), "VALIDATION", "{r}");
+    assert!(r.to_string().contains("watts.meter: no node `plug`"), "{r}");
+    let (_, r) = s.post_as(Some(&s.token), create, printer("socket")).await;
+    assert_eq!(code(&r), "VALIDATION", "{r}");
+    // An admin who sees it names it; the monitor reads it and the node shows the reading.
+    let d = s.gql(create, printer("plug")).await;
+    assert_eq!(d["createNode"]["watts"], json!({"on": 0.0, "off": 0.0, "meter": "plug"}));
+    let mut now = json!(null);
+    for _ in 0..100 {
+        now = s.gql("{ node(id: \"printer\") { wattsNow { watts error } } }", json!({})).await["node"]["wattsNow"]
+            .clone();
+        if now["watts"] == 31.5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(now, json!({"watts": 31.5, "error": null}), "{}", s.log());
+}
