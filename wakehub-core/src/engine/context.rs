@@ -62,11 +62,6 @@ impl NodeContext for EngineContext {
             #[cfg(not(feature = "docker"))]
             Notice::StackApplied { .. } | Notice::StackLog { .. } => return,
         };
-        if let Err(e) = self.0.record_blocking(move |tx| {
-            tx.emit(event);
-            Ok(())
-        }) {
-            tracing::error!("cannot journal a connector's notice: {e}");
-        }
+        self.0.emit_detached(vec![event], "a connector's notice");
     }
 }

@@ -25,6 +25,7 @@ mod discovery;
 #[cfg(feature = "wol-ssh")]
 mod executions;
 mod idle;
+mod journal;
 #[cfg(feature = "wol-ssh")]
 mod machines;
 #[cfg(feature = "wol-ssh")]
@@ -232,7 +233,9 @@ struct Inner {
     config: EngineConfig,
     bus: broadcast::Sender<Event>,
     /// Held while an event is written and published, so the bus carries ids in order.
-    publish: Mutex<()>,
+    publish: Arc<Mutex<()>>,
+    /// The journal writer (group commit).
+    journal: journal::Writer,
     state: Mutex<State>,
     /// Serializes admission of requests (check for conflicts, then register).
     admission: tokio::sync::Mutex<()>,
@@ -268,13 +271,17 @@ impl Engine {
     /// needs it) fails with `PLUGIN_NOT_LOADED`; [`Engine::unserved_nodes`] lists them.
     pub fn new(store: Store, connectors: Registry, config: EngineConfig) -> Result<Engine, EngineError> {
         let (bus, _) = broadcast::channel(4096);
+        let publish = Arc::new(Mutex::new(()));
+        let journal = journal::Writer::start(store.clone(), bus.clone(), publish.clone())
+            .map_err(|e| StoreError::Database { message: format!("cannot start the journal writer: {e}") })?;
         let engine = Engine {
             inner: Arc::new(Inner {
                 store,
                 connectors,
                 config: EngineConfig { concurrency: config.concurrency.max(1), ..config },
                 bus,
-                publish: Mutex::new(()),
+                publish,
+                journal,
                 state: Mutex::new(State::default()),
                 admission: tokio::sync::Mutex::new(()),
                 finished: watch::Sender::new(0),
@@ -314,14 +321,50 @@ impl Engine {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes in one transaction and publishes the resulting events, in id order.
+    /// Writes in one transaction and publishes the resulting events, in id order (through
+    /// the journal writer: committed with the writes queued beside it).
     async fn record<R, F>(&self, f: F) -> Result<R, EngineError>
     where
         R: Send + 'static,
         F: FnOnce(&mut JournalTx<'_>) -> Result<R, StoreError> + Send + 'static,
     {
-        let engine = self.clone();
-        self.inner.store.run(move |_| engine.record_blocking(f)).await
+        self.record_then(f, None).await
+    }
+
+    async fn record_then<R, F>(&self, f: F, after_commit: Option<journal::AfterCommit>) -> Result<R, EngineError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut JournalTx<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner.journal.submit(
+            f,
+            true,
+            after_commit,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.await.unwrap_or_else(|_| Err(journal::lost()))
+    }
+
+    /// Queues a write without waiting for it: it is committed after every write queued
+    /// before it, and its events published then. `failed` gets its error, if any. A write
+    /// that is not `guarded` must fail only when the database does (see [`journal`]).
+    fn record_detached<F>(&self, guarded: bool, f: F, failed: impl FnOnce(EngineError) + Send + 'static)
+    where
+        F: FnOnce(&mut JournalTx<'_>) -> Result<(), StoreError> + Send + 'static,
+    {
+        self.inner.journal.submit(
+            f,
+            guarded,
+            None,
+            Box::new(move |r| {
+                if let Err(e) = r {
+                    failed(e);
+                }
+            }),
+        );
     }
 
     /// Journals `events` alone (no other write).
@@ -333,11 +376,29 @@ impl Engine {
         .await
     }
 
+    /// Journals `events` alone, without waiting (a failure is logged as `what`).
+    fn emit_detached(&self, events: Vec<EventKind>, what: &'static str) {
+        self.record_detached(
+            false,
+            move |tx| {
+                events.into_iter().for_each(|e| tx.emit(e));
+                Ok(())
+            },
+            move |e| tracing::error!("cannot journal {what}: {e}"),
+        );
+    }
+
+    /// Writes directly, bypassing the writer (only before anything is queued: at start-up).
     fn record_blocking<R>(
         &self,
         f: impl FnOnce(&mut JournalTx<'_>) -> Result<R, StoreError>,
     ) -> Result<R, EngineError> {
-        self.record_blocking_then(f, || {})
+        let _order = self.inner.publish.lock().unwrap_or_else(|e| e.into_inner());
+        let (r, events) = self.inner.store.journal(f)?;
+        for e in events {
+            let _ = self.inner.bus.send(e);
+        }
+        Ok(r)
     }
 
     /// Writes the final record of cascade `id`, unregisters it, *then* publishes: a client
@@ -347,13 +408,7 @@ impl Engine {
         F: FnOnce(&mut JournalTx<'_>) -> Result<(), StoreError> + Send + 'static,
     {
         let engine = self.clone();
-        self.inner
-            .store
-            .run(move |_| {
-                let e = engine.clone();
-                engine.record_blocking_then(f, move || e.unregister(id))
-            })
-            .await
+        self.record_then(f, Some(Box::new(move || engine.unregister(id)))).await
     }
 
     /// Forgets a cascade that ended and wakes its waiters.
@@ -362,21 +417,6 @@ impl Engine {
         if removed {
             self.inner.finished.send_modify(|n| *n += 1);
         }
-    }
-
-    fn record_blocking_then<R>(
-        &self,
-        f: impl FnOnce(&mut JournalTx<'_>) -> Result<R, StoreError>,
-        after_commit: impl FnOnce(),
-    ) -> Result<R, EngineError> {
-        let _order = self.inner.publish.lock().unwrap_or_else(|e| e.into_inner());
-        let (r, events) = self.inner.store.journal(f)?;
-        after_commit();
-        for e in events {
-            // No subscriber is not an error: the journal has it.
-            let _ = self.inner.bus.send(e);
-        }
-        Ok(r)
     }
 
     /// Nodes needed by start cascades in flight, with the cascade that needs them.
@@ -780,8 +820,7 @@ impl Engine {
                 break;
             }
         }
-        let engine = self.clone();
-        if let Err(e) = self.inner.store.run(move |_| engine.record_blocking(|tx| tx.interrupt_unfinished())).await {
+        if let Err(e) = self.record(|tx| tx.interrupt_unfinished()).await {
             tracing::error!("cannot mark unfinished cascades interrupted: {e}");
         }
         self.inner.closed.cancel();

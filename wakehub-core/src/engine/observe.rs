@@ -82,33 +82,31 @@ impl Engine {
 
     /// Records newly seen states, journaling the changes in one transaction.
     pub(super) async fn note_states(&self, topology: &Topology, seen: &[(NodeId, PowerState)]) {
-        let events: Vec<EventKind> = {
-            let mut st = self.state();
-            let now = std::time::SystemTime::now();
-            st.observed_at.extend(seen.iter().map(|(node, _)| (*node, now)));
-            for (node, state) in seen {
-                if *state != PowerState::Unknown {
-                    st.denied.remove(node);
-                }
+        let mut st = self.state();
+        let now = std::time::SystemTime::now();
+        st.observed_at.extend(seen.iter().map(|(node, _)| (*node, now)));
+        for (node, state) in seen {
+            if *state != PowerState::Unknown {
+                st.denied.remove(node);
             }
-            seen.iter()
-                .filter(|(node, state)| st.last_seen.insert(*node, *state) != Some(*state))
-                .filter_map(|(node, state)| {
-                    let n = topology.node(*node)?;
-                    Some(EventKind::StatusChange {
-                        node: *node,
-                        name: n.spec.name.clone(),
-                        kind: n.spec.kind.to_string(),
-                        state: *state,
-                    })
-                })
-                .collect()
-        };
-        if events.is_empty() {
-            return;
         }
-        if let Err(e) = self.emit(events).await {
-            tracing::error!("cannot journal a status change: {e}");
+        let events: Vec<EventKind> = seen
+            .iter()
+            .filter(|(node, state)| st.last_seen.insert(*node, *state) != Some(*state))
+            .filter_map(|(node, state)| {
+                let n = topology.node(*node)?;
+                Some(EventKind::StatusChange {
+                    node: *node,
+                    name: n.spec.name.clone(),
+                    kind: n.spec.kind.to_string(),
+                    state: *state,
+                })
+            })
+            .collect();
+        // Queued while the state is locked: status changes are journaled in the order they
+        // were seen. Nobody waits for them.
+        if !events.is_empty() {
+            self.emit_detached(events, "a status change");
         }
     }
 

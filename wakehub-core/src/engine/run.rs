@@ -63,9 +63,16 @@ struct StepOutcome {
 struct CascadeScope {
     nodes: BTreeSet<NodeId>,
     kept: Mutex<BTreeSet<NodeId>>,
+    /// The first step whose journal write failed, and why (steps do not wait for their
+    /// writes; the cascade fails with this once it is known).
+    unjournaled: Mutex<Option<(usize, StepFailure)>>,
 }
 
 impl CascadeScope {
+    fn unjournaled(&self) -> Option<(usize, StepFailure)> {
+        self.unjournaled.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     fn keep(&self, node: NodeId) {
         self.kept.lock().unwrap_or_else(|e| e.into_inner()).insert(node);
     }
@@ -288,6 +295,7 @@ impl Engine {
         let scope = Arc::new(CascadeScope {
             nodes: plan.steps.iter().map(|s| s.node).chain(plan.skipped.iter().map(|d| d.node)).collect(),
             kept: Mutex::new(BTreeSet::new()),
+            unjournaled: Mutex::new(None),
         });
         let mut set = JoinSet::new();
         let mut failed: Option<(usize, StepFailure)> = None;
@@ -301,13 +309,16 @@ impl Engine {
                 let engine = self.clone();
                 let step = plan.steps[i].clone();
                 let (topology, scope, target) = (topology.clone(), scope.clone(), plan.target);
-                set.spawn(async move { (i, engine.run_step(id, target, n, step, &topology, &scope).await) });
+                set.spawn(async move { (i, engine.run_step(id, target, n, step, &topology, scope).await) });
             }
             if set.is_empty() {
                 break;
             }
             tokio::select! {
                 joined = set.join_next() => match joined {
+                    Some(Ok((_, Ok(())))) if scope.unjournaled().is_some() => {
+                        failed = failed.or_else(|| scope.unjournaled());
+                    }
                     Some(Ok((i, Ok(())))) => {
                         for d in &dependents[i] {
                             waiting[*d] -= 1;
@@ -328,6 +339,11 @@ impl Engine {
                 _ = cancel.cancelled(), if !cancelled => cancelled = true,
             }
         }
+        // The steps did not wait for their journal writes: once these are settled, a write
+        // that failed fails the cascade.
+        if failed.is_none() && self.record(|_| Ok(())).await.is_ok() {
+            failed = scope.unjournaled();
+        }
         match failed {
             Some((step, failure)) => Outcome::Failed { step, failure },
             None if cancelled && (waiting.iter().any(|w| *w > 0) || !ready.is_empty()) => Outcome::Cancelled,
@@ -342,7 +358,7 @@ impl Engine {
         total: usize,
         step: Step,
         topology: &Topology,
-        scope: &CascadeScope,
+        scope: Arc<CascadeScope>,
     ) -> Result<(), StepFailure> {
         let name = topology.name_of(step.node);
         let transitional = match step.action {
@@ -358,11 +374,11 @@ impl Engine {
         };
         let index = step.id;
         let running = StepEnd { status: StepStatus::Running, reason: None, error: None };
-        self.record_step(id, index, running, progress(0, transitional, StepStatus::Running), None).await?;
+        self.record_step(id, index, running, progress(0, transitional, StepStatus::Running), None, &scope);
         // A connector that panics fails this step (and so the cascade), nothing else: the
         // operation's guard unwinds and frees the node for the next request.
         let result =
-            AssertUnwindSafe(self.perform(id, &step, topology, scope)).catch_unwind().await.unwrap_or_else(|_| {
+            AssertUnwindSafe(self.perform(id, &step, topology, &scope)).catch_unwind().await.unwrap_or_else(|_| {
                 tracing::error!(cascade = %id, node = %name, "the connector panicked");
                 Err(StepFailure::new(
                     ErrorCode::Internal,
@@ -383,33 +399,41 @@ impl Engine {
             }),
             _ => None,
         };
-        self.record_step(id, index, StepEnd { status, reason, error }, progress(0, state, status), kept).await?;
+        self.record_step(id, index, StepEnd { status, reason, error }, progress(0, state, status), kept, &scope);
         result.map(|_| ())
     }
 
     /// Records a step's new status and publishes its progress event (with the count of
-    /// finished steps filled in).
-    async fn record_step(
+    /// finished steps filled in), without waiting: a failed write is noted in `scope`.
+    fn record_step(
         &self,
         id: CascadeId,
         index: usize,
         end: StepEnd,
         mut event: EventKind,
         also: Option<EventKind>,
-    ) -> Result<(), StepFailure> {
+        scope: &Arc<CascadeScope>,
+    ) {
         let StepEnd { status, reason, error } = end;
-        self.record(move |tx| {
-            let err = error.as_ref().map(|(c, m)| (*c, m.as_str()));
-            let done = tx.set_step(id, index, status, reason.as_deref(), err)?;
-            if let EventKind::CascadeProgress { step, .. } = &mut event {
-                *step = done;
-            }
-            tx.emit(event);
-            also.into_iter().for_each(|e| tx.emit(e));
-            Ok(())
-        })
-        .await
-        .map_err(|e| StepFailure::new(e.code(), e.to_string()))
+        let scope = scope.clone();
+        self.record_detached(
+            false,
+            move |tx| {
+                let err = error.as_ref().map(|(c, m)| (*c, m.as_str()));
+                let done = tx.set_step(id, index, status, reason.as_deref(), err)?;
+                if let EventKind::CascadeProgress { step, .. } = &mut event {
+                    *step = done;
+                }
+                tx.emit(event);
+                also.into_iter().for_each(|e| tx.emit(e));
+                Ok(())
+            },
+            move |e| {
+                tracing::error!(cascade = %id, step = index, "cannot journal a step: {e}");
+                let mut first = scope.unjournaled.lock().unwrap_or_else(|e| e.into_inner());
+                first.get_or_insert((index, StepFailure::new(e.code(), e.to_string())));
+            },
+        );
     }
 
     async fn perform(

@@ -350,11 +350,12 @@ impl Engine {
         }
         let topology = store.topology_shared();
         let name = topology.map(|t| t.name_of(node)).unwrap_or_default();
-        if store.stack_current(node).ok().flatten().map(|c| c.0) != Some(version)
-            && let Err(e) =
-                self.record_blocking(move |tx| tx.set_stack_current(node, &name, Some(version), crate::store::now_ms()))
-        {
-            tracing::error!("cannot record the version a stack is on: {e}");
+        if store.stack_current(node).ok().flatten().map(|c| c.0) != Some(version) {
+            self.record_detached(
+                true,
+                move |tx| tx.set_stack_current(node, &name, Some(version), crate::store::now_ms()),
+                |e| tracing::error!("cannot record the version a stack is on: {e}"),
+            );
         }
     }
 

@@ -166,11 +166,53 @@ impl Store {
         &self,
         f: impl FnOnce(&mut JournalTx<'_>) -> Result<R, StoreError>,
     ) -> Result<(R, Vec<Event>), StoreError> {
+        let mut item = (Some(f), None);
+        let mut written = self.journal_each(
+            std::slice::from_mut(&mut item),
+            |_| true,
+            |(f, r), tx| {
+                *r = f.take().map(|f| f(tx)).transpose()?;
+                Ok(())
+            },
+        )?;
+        let events = written.pop().unwrap_or_else(|| Ok(Vec::new()))?;
+        item.1.map(|r| (r, events)).ok_or_else(|| bad("journal write", "not run"))
+    }
+
+    /// Group commit: runs `write` for each item in one transaction and commits once, with
+    /// one sync. An item `guarded` says may fail runs in a savepoint of its own: if it fails
+    /// it is rolled back alone (its `Err` is in the result) and the others commit. An item
+    /// that is not guarded (a write that fails only when the database does) saves the
+    /// savepoint's cost; if it fails, the whole group is rolled back and this returns its
+    /// error, as when the transaction cannot begin or commit: nothing was written.
+    pub fn journal_each<T>(
+        &self,
+        items: &mut [T],
+        guarded: impl Fn(&T) -> bool,
+        mut write: impl FnMut(&mut T, &mut JournalTx<'_>) -> Result<(), StoreError>,
+    ) -> Result<Vec<Result<Vec<Event>, StoreError>>, StoreError> {
         self.transaction(|tx| {
-            let mut jtx = JournalTx { tx, events: Vec::new() };
-            let r = f(&mut jtx)?;
-            let events = jtx.events.into_iter().map(|k| append_event(tx, k)).collect::<Result<_, _>>()?;
-            Ok((r, events))
+            let savepoint = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute([])).map_err(db);
+            let mut out = Vec::with_capacity(items.len());
+            for item in items.iter_mut() {
+                let guarded = guarded(item);
+                if guarded {
+                    savepoint("SAVEPOINT journal_item")?;
+                }
+                let mut jtx = JournalTx { tx, events: Vec::new() };
+                let written = write(item, &mut jtx)
+                    .and_then(|()| jtx.events.into_iter().map(|k| append_event(tx, k)).collect::<Result<Vec<_>, _>>());
+                if guarded {
+                    if written.is_err() {
+                        savepoint("ROLLBACK TO journal_item")?;
+                    }
+                    savepoint("RELEASE journal_item")?;
+                    out.push(written);
+                } else {
+                    out.push(Ok(written?));
+                }
+            }
+            Ok(out)
         })
     }
 
@@ -549,11 +591,15 @@ impl JournalTx<'_> {
             params![now_ms(), steps.len() as i64, id.get()],
         )
         .map_err(db)?;
-        for (i, s) in steps.iter().enumerate() {
-            tx.execute(
+        let mut insert = tx
+            .prepare_cached(
                 "INSERT INTO cascade_steps (cascade_id, idx, node_id, node_name, action, role, after, status)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending')",
-                params![
+            )
+            .map_err(db)?;
+        for (i, s) in steps.iter().enumerate() {
+            insert
+                .execute(params![
                     id.get(),
                     i as i64,
                     s.node.get(),
@@ -561,9 +607,8 @@ impl JournalTx<'_> {
                     s.action.as_str(),
                     s.role.as_str(),
                     serde_json::to_string(s.after).unwrap_or_else(|_| "[]".into())
-                ],
-            )
-            .map_err(db)?;
+                ])
+                .map_err(db)?;
         }
         Ok(())
     }
@@ -584,12 +629,14 @@ impl JournalTx<'_> {
             StepStatus::Pending => (None, None),
             _ => (None, Some(now)),
         };
-        // Hot path (three writes per step): statements are prepared once per connection.
-        tx.prepare_cached(
-            "UPDATE cascade_steps SET status = ?1, reason = COALESCE(?2, reason), error_code = ?3, error_message = ?4,
+        // Hot path (two writes per step): statements are prepared once per connection. A
+        // finished step is final: it is never written again.
+        let changed = tx
+            .prepare_cached(
+                "UPDATE cascade_steps SET status = ?1, reason = COALESCE(?2, reason), error_code = ?3, error_message = ?4,
                 started_at = COALESCE(?5, started_at), completed_at = COALESCE(?6, completed_at)
-         WHERE cascade_id = ?7 AND idx = ?8",
-        )
+         WHERE cascade_id = ?7 AND idx = ?8 AND status NOT IN ('done', 'skipped', 'joined')",
+            )
         .map_err(db)?
         .execute(params![
             status.as_str(),
@@ -602,16 +649,12 @@ impl JournalTx<'_> {
             index as i64
         ])
         .map_err(db)?;
+        // O(1) accounting: the count moves by one when a step reaches a finished status.
+        let finishes = changed > 0 && matches!(status, StepStatus::Done | StepStatus::Skipped | StepStatus::Joined);
         let finished: i64 = tx
-            .prepare_cached(
-                "SELECT COUNT(*) FROM cascade_steps WHERE cascade_id = ?1 AND status IN ('done', 'skipped', 'joined')",
-            )
+            .prepare_cached("UPDATE cascades SET current_step = current_step + ?1 WHERE id = ?2 RETURNING current_step")
             .map_err(db)?
-            .query_row([id.get()], |r| r.get(0))
-            .map_err(db)?;
-        tx.prepare_cached("UPDATE cascades SET current_step = ?1 WHERE id = ?2")
-            .map_err(db)?
-            .execute(params![finished, id.get()])
+            .query_row(params![i64::from(finishes), id.get()], |r| r.get(0))
             .map_err(db)?;
         Ok(finished as usize)
     }

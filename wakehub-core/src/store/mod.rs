@@ -170,6 +170,9 @@ impl Store {
         // FULL: a committed transaction survives a power loss, so an event id that was
         // published (after its commit) is never handed out again.
         conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+        // The journal writer commits groups of writes, each in a savepoint: their statement
+        // journals stay in memory.
+        conn.pragma_update(None, "temp_store", "MEMORY").map_err(db)?;
         migrations::migrate(&mut conn)?;
         check_master_key(&conn, &key)?;
         {

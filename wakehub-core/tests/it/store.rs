@@ -206,3 +206,61 @@ fn a_cycle_planted_in_the_database_by_hand_is_refused_at_load() {
     assert!(err.to_string().contains("cycle"), "{err}");
     assert!(err.to_string().contains("nas") && err.to_string().contains("sandbox"), "{err}");
 }
+
+/// Group commit: writes share one transaction; a guarded write that fails is rolled back
+/// alone, an unguarded one that fails takes its whole group with it.
+#[test]
+fn journal_groups_commit_together_and_a_failed_write_is_rolled_back() {
+    use wakehub_core::events::EventKind;
+    use wakehub_core::model::{NodeId, PowerState, Refusal};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("j.db"), MasterKey::generate()).unwrap();
+    let seen = |name: &str| EventKind::StatusChange {
+        node: NodeId::new(1),
+        name: name.into(),
+        kind: "physical".into(),
+        state: PowerState::On,
+    };
+    // (name, guarded, fails after emitting)
+    let mut group = vec![("a", true, false), ("b", true, true), ("c", false, false), ("d", true, false)];
+    let results = store
+        .journal_each(
+            &mut group,
+            |(_, guarded, _)| *guarded,
+            |(name, _, fails), tx| {
+                tx.emit(seen(name));
+                if *fails { Err(Refusal::invalid("refused after writing").into()) } else { Ok(()) }
+            },
+        )
+        .unwrap();
+    let names = |events: &[wakehub_core::events::Event]| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match &e.kind {
+                EventKind::StatusChange { name, .. } => name.clone(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(results.len(), 4);
+    assert!(matches!(&results[1], Err(StoreError::Refused(r)) if r.code == ErrorCode::Validation));
+    let committed: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).flatten().cloned().collect();
+    assert_eq!(names(&committed), ["a", "c", "d"]);
+    let stored = store.events_after(None, None, 100).unwrap();
+    assert_eq!(names(&stored), ["a", "c", "d"], "the refused write left nothing behind");
+    assert_eq!(stored.iter().map(|e| e.id).collect::<Vec<_>>(), committed.iter().map(|e| e.id).collect::<Vec<_>>());
+    assert!(stored.windows(2).all(|w| w[0].id < w[1].id));
+
+    // An unguarded write that fails: nothing of its group is written.
+    let mut group = vec![("e", true, false), ("f", false, true)];
+    let failed = store.journal_each(
+        &mut group,
+        |(_, guarded, _)| *guarded,
+        |(name, _, fails), tx| {
+            tx.emit(seen(name));
+            if *fails { Err(Refusal::invalid("the database failed").into()) } else { Ok(()) }
+        },
+    );
+    assert!(failed.is_err());
+    assert_eq!(names(&store.events_after(None, None, 100).unwrap()), ["a", "c", "d"]);
+}

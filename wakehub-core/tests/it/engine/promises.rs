@@ -326,3 +326,58 @@ async fn a_replay_from_before_the_retention_gets_a_clear_code() {
     // Ids are never reused after a prune.
     assert!(store.last_event_id().unwrap().unwrap() > last);
 }
+
+/// Steps do not wait for their journal writes (the writer commits them in groups), yet
+/// every event a subscriber receives is already in the journal, events arrive in id order,
+/// and each cascade's progress counts its finished steps one by one up to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_published_event_is_already_journaled() {
+    let mut text = String::new();
+    for c in 0..3 {
+        for i in 0..40 {
+            text += &format!("[[node]]\nname = \"c{c}-n{i}\"\nkind = \"physical\"\n");
+            if i > 0 {
+                text += &format!("depends_on = [\"c{c}-n{}\"]\n", i - 1);
+            }
+            text += "[node.connector]\ntype = \"sim\"\ninitially = \"off\"\n\n";
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("lab.db"), MasterKey::generate()).unwrap();
+    store.import_toml(&text, &ParseOptions::operator()).unwrap();
+    let engine = Engine::new(store, Registry::builtin(), EngineConfig::default()).unwrap();
+    let after = engine.store().last_event_id().unwrap();
+    let mut live = engine.subscribe(after);
+    let ids: Vec<CascadeId> = futures::future::join_all((0..3).map(|c| engine.start(format!("c{c}-n39"))))
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().id)
+        .collect();
+    let (mut last, mut ended, mut counts) = (after, 0, HashMap::<CascadeId, usize>::new());
+    while ended < 3 {
+        let event = tokio::time::timeout(Duration::from_secs(20), live.next()).await.unwrap().unwrap().unwrap();
+        assert!(Some(event.id) > last, "{:?} after {last:?}", event.id);
+        last = Some(event.id);
+        let stored =
+            engine.store().events_after(Some(wakehub_core::model::EventId::new(event.id.get() - 1)), None, 1).unwrap();
+        assert_eq!(stored.first(), Some(&event), "published before it was written");
+        match &event.kind {
+            EventKind::CascadeProgress { cascade, step, current, .. } => {
+                let count = counts.entry(*cascade).or_default();
+                let finished =
+                    matches!(current.step_status, StepStatus::Done | StepStatus::Skipped | StepStatus::Joined);
+                assert_eq!(*step, *count + usize::from(finished), "{event:?}");
+                *count = *step;
+            }
+            EventKind::CascadeComplete { cascade, .. } => {
+                assert_eq!(counts.get(cascade), Some(&40), "the end comes after every step");
+                ended += 1;
+            }
+            _ => {}
+        }
+    }
+    for id in ids {
+        let record = engine.store().cascade(id).unwrap().unwrap();
+        assert_eq!((record.status, record.current_step, record.total_steps), (CascadeStatus::Completed, 40, 40));
+    }
+}
