@@ -64,12 +64,18 @@ fn big_topology(machines: usize) -> (Topology, NodeId) {
     (t, deepest.unwrap_or(NodeId::new(1)))
 }
 
+/// The median of `runs` timed runs (the machine is shared: the median shrugs off the runs
+/// another process slowed down).
 fn time<R>(runs: u32, mut f: impl FnMut() -> R) -> Duration {
-    let began = Instant::now();
-    for _ in 0..runs {
-        std::hint::black_box(f());
-    }
-    began.elapsed() / runs
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let began = Instant::now();
+            std::hint::black_box(f());
+            began.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
 }
 
 fn planner(machines: usize) {
@@ -77,8 +83,8 @@ fn planner(machines: usize) {
     let states: BTreeMap<NodeId, PowerState> = t.nodes().map(|n| (n.id, PowerState::Off)).collect();
     let on: BTreeMap<NodeId, PowerState> = t.nodes().map(|n| (n.id, PowerState::On)).collect();
     let (held, durations) = (BTreeMap::new(), BTreeMap::new());
-    let walk = time(20, || t.upstream_closure(target).len());
-    let start = time(20, || {
+    let walk = time(51, || t.upstream_closure(target).len());
+    let start = time(51, || {
         plan(&t, Observations::new(&states, &held, &durations), target, Action::Start).map(|p| p.steps.len())
     });
     let steps = plan(&t, Observations::new(&states, &held, &durations), target, Action::Start)
@@ -86,12 +92,29 @@ fn planner(machines: usize) {
         .unwrap_or(0);
     let root = t.by_name("m0").map(|n| n.id).unwrap_or(target);
     let stop =
-        time(5, || plan(&t, Observations::new(&on, &held, &durations), root, Action::Stop).map(|p| p.steps.len()));
+        time(51, || plan(&t, Observations::new(&on, &held, &durations), root, Action::Stop).map(|p| p.steps.len()));
     let stop_steps =
         plan(&t, Observations::new(&on, &held, &durations), root, Action::Stop).map(|p| p.steps.len()).unwrap_or(0);
     println!("planner, {} nodes:", t.len());
     println!("  start plan ({steps} steps): {start:?}  — {:.1}× a bare closure walk ({walk:?})", ratio(start, walk));
     println!("  stop plan of a root ({stop_steps} steps, with re-evaluation): {stop:?}");
+    // The first plan after a change also builds the topology's dense index (once per
+    // version): a changed copy planned, against the same copy and change alone.
+    let spec = t.node(target).map(|n| n.spec.clone()).unwrap_or_else(|| panic!("no target"));
+    let changed = || {
+        let mut copy = t.clone();
+        copy.update_node(target, spec.clone()).unwrap_or_else(|e| panic!("{e}"));
+        copy
+    };
+    let copy_only = time(11, || changed().len());
+    let first = time(11, || {
+        let copy = changed();
+        plan(&copy, Observations::new(&states, &held, &durations), target, Action::Start).map(|p| p.steps.len())
+    });
+    println!(
+        "  first start plan after a change (builds the index): {:?} (the copy and change themselves, {copy_only:?}, taken out)",
+        first.saturating_sub(copy_only)
+    );
 }
 
 fn ratio(a: Duration, b: Duration) -> f64 {

@@ -6,6 +6,7 @@ mod code;
 mod error;
 mod idle;
 mod ids;
+pub(crate) mod index;
 mod node;
 mod power;
 mod proxy;

@@ -22,6 +22,8 @@ pub struct Topology {
     rdeps: BTreeMap<NodeId, BTreeSet<NodeId>>,
     children: BTreeMap<NodeId, BTreeSet<NodeId>>,
     next_id: i64,
+    /// The planner's dense index of this version (dropped by every change).
+    index: super::index::IndexCache,
 }
 
 impl Topology {
@@ -84,6 +86,11 @@ impl Topology {
         self.nodes.get(&id).map_or_else(|| id.to_string(), |n| n.spec.name.clone())
     }
 
+    /// The dense index of this version, built on first use.
+    pub(crate) fn index(&self) -> std::sync::Arc<super::index::Index> {
+        self.index.get(self)
+    }
+
     /// Every dependency link `(from, to)`: `from` depends on `to`.
     pub fn links(&self) -> impl Iterator<Item = (NodeId, NodeId)> + '_ {
         self.deps.iter().flat_map(|(from, tos)| tos.iter().map(move |to| (*from, *to)))
@@ -100,6 +107,7 @@ impl Topology {
 
     /// Adds a node with a given id (used when loading from the store).
     pub fn insert_node(&mut self, id: NodeId, spec: NodeSpec, parent: Option<NodeId>) -> Result<(), ModelError> {
+        self.index.clear();
         if self.nodes.contains_key(&id) {
             return Err(ModelError::DuplicateId { id: id.to_string() });
         }
@@ -137,6 +145,7 @@ impl Topology {
     /// hosting rules are checked for the new spec under the new parent and for its children
     /// under the new spec; a new parent that would close a cycle is refused.
     pub fn replace_node(&mut self, id: NodeId, spec: NodeSpec, parent: Option<NodeId>) -> Result<(), ModelError> {
+        self.index.clear();
         let current = self.get(id)?;
         validate_name(&spec.name).map_err(|reason| ModelError::InvalidName { name: spec.name.clone(), reason })?;
         if let Some(other) = self.by_name.get(&spec.name)
@@ -186,6 +195,7 @@ impl Topology {
 
     /// Removes a node and its dependency links. Refused while it hosts other nodes.
     pub fn remove_node(&mut self, id: NodeId) -> Result<Node, ModelError> {
+        self.index.clear();
         self.get(id)?;
         let children = self.children(id);
         if !children.is_empty() {
@@ -218,6 +228,7 @@ impl Topology {
     /// Adds "`from` depends on `to`". Refuses self-links, duplicates, and any link that
     /// would close a cycle in the union of both layers (the error names the cycle).
     pub fn add_dependency(&mut self, from: NodeId, to: NodeId) -> Result<(), ModelError> {
+        self.index.clear();
         self.get(from)?;
         self.get(to)?;
         if from == to {
@@ -238,6 +249,7 @@ impl Topology {
     /// and unknown nodes, and the union of both layers is checked for a cycle once, in
     /// linear time, instead of once per link. On error nothing is added.
     pub fn add_dependencies(&mut self, links: &[(NodeId, NodeId)]) -> Result<(), ModelError> {
+        self.index.clear();
         for (from, to) in links {
             self.get(*from)?;
             self.get(*to)?;
@@ -294,6 +306,7 @@ impl Topology {
 
     /// Removes "`from` depends on `to`".
     pub fn remove_dependency(&mut self, from: NodeId, to: NodeId) -> Result<(), ModelError> {
+        self.index.clear();
         self.get(from)?;
         self.get(to)?;
         let removed = self.deps.get_mut(&from).is_some_and(|s| s.remove(&to));

@@ -43,6 +43,8 @@ impl Store {
         }
         let generation = self.topology_generation();
         let t = std::sync::Arc::new(self.transaction(load)?);
+        // The planner's index is built with the version it belongs to, not by a request.
+        t.index();
         self.cache_topology(generation, t.clone());
         Ok(t)
     }
