@@ -6,7 +6,12 @@
 //! 1. 1,000 concurrent WebSocket subscribers receiving a cascade's events: p50/p99 delivery
 //!    latency (publication → a client has parsed it), against the same with one subscriber.
 //! 2. Query throughput on a 1,000-node topology (`nodes { name status parent { name } }`
-//!    over HTTP, 8 clients), against a one-node query on the same server.
+//!    over HTTP, 8 clients), against a one-node query on the same server and against a
+//!    bare HTTP answer (`/healthz`). The server is a separate `wakehub serve` process on a
+//!    database file (WAL), as deployed; this process only makes the load. (Not pinned to
+//!    separate cores: the machine has two, and the server would get one.)
+//!
+//! `WAKEHUB_BENCH=subscribers` or `=throughput` runs one part only.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -181,18 +186,70 @@ async fn subscribers(n: usize) {
     );
 }
 
-/// Queries per second of `query` from 8 concurrent HTTP clients for `seconds`.
-async fn rate(r: &Running, query: &'static str, seconds: u64) -> f64 {
+/// A `wakehub serve` process on a database file holding topology `t`, with an admin token.
+struct Process {
+    child: std::process::Child,
+    url: String,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_server(t: &Topology) -> Process {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = dir.path().join("bench.db");
+    let bin = env!("CARGO_BIN_EXE_wakehub");
+    let lab = dir.path().join("lab.toml");
+    let text = wakehub_core::topology_file::export(t).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&lab, text).unwrap_or_else(|e| panic!("{e}"));
+    let out = std::process::Command::new(bin)
+        .args(["token", "create", "bench", "--role", "admin", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let mut child = std::process::Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&lab)
+        .arg("--db")
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let url = lines
+        .find_map(|l| l.ok()?.strip_prefix("WakeHub listening on ")?.split_once(' ').map(|(u, _)| u.to_owned()))
+        .unwrap_or_else(|| panic!("wakehub serve did not start"));
+    // Drained, so the server never writes to a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Process { child, url, token, _dir: dir }
+}
+
+/// Requests per second of `request` from 8 concurrent HTTP clients for `seconds`.
+async fn rate<F, Fut>(seconds: u64, request: F) -> f64
+where
+    F: Fn(reqwest::Client) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     let client = reqwest::Client::new();
     let began = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..8 {
-        let (client, url, token) = (client.clone(), r.url.clone(), r.token.clone());
+        let (client, request) = (client.clone(), request.clone());
         workers.push(tokio::spawn(async move {
             let mut n = 0u32;
             while began.elapsed() < Duration::from_secs(seconds) {
-                let v = post(&client, &url, &token, query).await;
-                assert!(v.get("errors").is_none(), "{v}");
+                request(client.clone()).await;
                 n += 1;
             }
             n
@@ -205,17 +262,45 @@ async fn rate(r: &Running, query: &'static str, seconds: u64) -> f64 {
     f64::from(total) / began.elapsed().as_secs_f64()
 }
 
+/// Queries per second of `query` (checked to answer without errors).
+async fn query_rate(p: &Process, query: &'static str, seconds: u64) -> f64 {
+    let (url, token) = (p.url.clone(), p.token.clone());
+    rate(seconds, move |client| {
+        let (url, token) = (url.clone(), token.clone());
+        async move {
+            let v = post(&client, &url, &token, query).await;
+            assert!(v.get("errors").is_none(), "{v}");
+        }
+    })
+    .await
+}
+
 async fn throughput(machines: usize, seconds: u64) {
     let t = topology(machines, 18);
-    let r = serve(&t).await;
+    let p = spawn_server(&t);
     let nodes = t.len();
     let listing = "{ nodes { name status parent { name } } }";
-    let first = post(&reqwest::Client::new(), &r.url, &r.token, listing).await;
+    let first = post(&reqwest::Client::new(), &p.url, &p.token, listing).await;
     assert_eq!(first["data"]["nodes"].as_array().map_or(0, Vec::len), nodes);
-    let one = rate(&r, "{ node(id: \"m0\") { name status } }", seconds).await;
-    let all = rate(&r, listing, seconds).await;
-    println!("query throughput, {nodes}-node topology, 8 HTTP clients:");
-    println!("  one node by name:              {one:.0} queries/s (HTTP, auth and GraphQL overhead)");
+    let health = p.url.replace("/graphql", "/healthz");
+    let bare = rate(seconds, move |client| {
+        let health = health.clone();
+        async move {
+            let r = client.get(&health).send().await.unwrap_or_else(|e| panic!("{e}"));
+            assert!(r.status().is_success());
+        }
+    })
+    .await;
+    let one = query_rate(&p, "{ node(id: \"m0\") { name status } }", seconds).await;
+    let all = query_rate(&p, listing, seconds).await;
+    println!(
+        "query throughput, {nodes}-node topology, a `wakehub serve` process on a database file, 8 HTTP clients in this process:"
+    );
+    println!("  bare HTTP (/healthz):          {bare:.0} requests/s");
+    println!(
+        "  one node by name:              {one:.0} queries/s ({:.2}× bare HTTP: auth and GraphQL overhead)",
+        one / bare
+    );
     println!(
         "  all nodes with status, parent: {all:.0} queries/s ({nodes} nodes each) — {:.2}× the one-node rate",
         all / one
@@ -225,6 +310,12 @@ async fn throughput(machines: usize, seconds: u64) {
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| panic!("{e}"));
-    rt.block_on(subscribers(if full { 1000 } else { 20 }));
-    rt.block_on(throughput(if full { 50 } else { 3 }, if full { 3 } else { 1 }));
+    let only = std::env::var("WAKEHUB_BENCH").ok();
+    let run = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    if run("subscribers") {
+        rt.block_on(subscribers(if full { 1000 } else { 20 }));
+    }
+    if run("throughput") {
+        rt.block_on(throughput(if full { 50 } else { 3 }, if full { 3 } else { 1 }));
+    }
 }

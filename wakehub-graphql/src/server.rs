@@ -15,6 +15,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wakehub_core::model::ErrorCode;
+use wakehub_core::store::Principal;
 
 use async_graphql::Data;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
@@ -173,18 +174,13 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 /// revoked or expired).
 async fn authenticate(engine: &Engine, token: Option<String>) -> Option<Caller> {
     let token = token?;
-    let found = engine
-        .store()
-        .run(move |s| {
-            if token.starts_with("whs_") {
-                s.verify_session(&token).map(|u| u.map(|u| Caller { name: u.name, role: u.role, scope: u.scope }))
-            } else {
-                s.verify_token(&token).map(|t| t.map(|t| Caller { name: t.name, role: t.role, scope: t.scope }))
-            }
-        })
-        .await;
-    match found {
-        Ok(found) => found,
+    let caller = |p: Principal| Caller { name: p.name, role: p.role, scope: p.scope };
+    // A token checked a moment ago is answered from memory, with no blocking hop.
+    if let Some(p) = engine.store().authenticated(&token) {
+        return Some(caller(p));
+    }
+    match engine.store().run(move |s| s.authenticate(&token)).await {
+        Ok(found) => found.map(caller),
         Err(e) => {
             tracing::error!("token check failed: {e}");
             None

@@ -151,7 +151,7 @@ impl Engine {
 
     /// The state last observed of `node` (by the monitor or a cascade), if it ever was.
     pub fn seen(&self, node: NodeId) -> Option<PowerState> {
-        self.state().last_seen.get(&node).copied()
+        self.state().observed.states.get(&node).copied()
     }
 
     /// What the idle rules say about every tracked node (running, with a rule), as of the
@@ -185,7 +185,7 @@ impl Engine {
         let states: BTreeMap<NodeId, PowerState> = if observe {
             self.observe(&topology).await
         } else {
-            self.state().last_seen.iter().map(|(n, s)| (*n, *s)).collect()
+            self.observed().states.iter().map(|(n, s)| (*n, *s)).collect()
         };
         let on = |n: NodeId| states.get(&n) == Some(&PowerState::On);
         {

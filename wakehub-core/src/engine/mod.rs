@@ -192,13 +192,24 @@ struct Running {
     cancel: CancellationToken,
 }
 
+/// What the engine last observed of each node: a snapshot, cheap to share
+/// ([`Engine::observed`]).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Observed {
+    /// The power state last seen of each node.
+    pub states: HashMap<NodeId, PowerState>,
+    /// When each node was last observed (whatever the answer).
+    pub at: HashMap<NodeId, std::time::SystemTime>,
+}
+
 #[derive(Default)]
 struct State {
     ops: HashMap<NodeId, Op>,
     running: HashMap<CascadeId, Running>,
-    last_seen: HashMap<NodeId, PowerState>,
-    /// When each node was last observed (whatever the answer).
-    observed_at: HashMap<NodeId, std::time::SystemTime>,
+    /// What was last observed of each node: a snapshot shared with readers, changed
+    /// copy-on-write.
+    observed: Arc<Observed>,
     /// The last capability denial journaled for each node: the same one again is counted,
     /// not journaled, until the node is observed fine or is denied something else.
     denied: HashMap<NodeId, String>,

@@ -84,15 +84,11 @@ impl Engine {
     pub(super) async fn note_states(&self, topology: &Topology, seen: &[(NodeId, PowerState)]) {
         let mut st = self.state();
         let now = std::time::SystemTime::now();
-        st.observed_at.extend(seen.iter().map(|(node, _)| (*node, now)));
-        for (node, state) in seen {
-            if *state != PowerState::Unknown {
-                st.denied.remove(node);
-            }
-        }
+        let observed = Arc::make_mut(&mut st.observed);
+        observed.at.extend(seen.iter().map(|(node, _)| (*node, now)));
         let events: Vec<EventKind> = seen
             .iter()
-            .filter(|(node, state)| st.last_seen.insert(*node, *state) != Some(*state))
+            .filter(|(node, state)| observed.states.insert(*node, *state) != Some(*state))
             .filter_map(|(node, state)| {
                 let n = topology.node(*node)?;
                 Some(EventKind::StatusChange {
@@ -103,6 +99,11 @@ impl Engine {
                 })
             })
             .collect();
+        for (node, state) in seen {
+            if *state != PowerState::Unknown {
+                st.denied.remove(node);
+            }
+        }
         // Queued while the state is locked: status changes are journaled in the order they
         // were seen. Nobody waits for them.
         if !events.is_empty() {
@@ -130,7 +131,12 @@ impl Engine {
 
     /// The last state the engine saw for each node.
     pub fn last_seen(&self) -> HashMap<NodeId, PowerState> {
-        self.state().last_seen.clone()
+        self.state().observed.states.clone()
+    }
+
+    /// What the engine last observed of every node, as a shared snapshot (no copy).
+    pub fn observed(&self) -> Arc<super::Observed> {
+        self.state().observed.clone()
     }
 
     /// When the engine last observed each node (never observed: absent), with whether
@@ -138,8 +144,8 @@ impl Engine {
     pub fn observed_at(&self) -> HashMap<NodeId, (std::time::SystemTime, bool)> {
         let stale_after = self.inner.config.stale_after;
         let now = std::time::SystemTime::now();
-        self.state()
-            .observed_at
+        self.observed()
+            .at
             .iter()
             .map(|(n, at)| (*n, (*at, now.duration_since(*at).is_ok_and(|age| age > stale_after))))
             .collect()

@@ -44,7 +44,7 @@ pub use schedules::{PowerSchedule, ScheduleAction};
 pub use stacks::{
     SECRET_PLACEHOLDER, StackCommand, StackCommandKind, StackCommandStatus, StackOutcome, StackVersion, is_secret_env,
 };
-pub use tokens::TokenRecord;
+pub use tokens::{AUTH_CACHE_TTL, Principal, TokenRecord};
 pub use users::{MIN_PASSWORD_CHARS, UserRecord};
 
 use crate::model::{CredentialId, ErrorCode, ModelError, NodeId, Refusal, SecretRef};
@@ -123,6 +123,8 @@ struct Inner {
     dir: Option<std::path::PathBuf>,
     /// The last loaded topology and the generation it was loaded at.
     topology: Mutex<(u64, Option<Arc<crate::model::Topology>>)>,
+    /// Who the tokens and sessions recently checked stand for.
+    auth: tokens::AuthCache,
 }
 
 /// A stored credential: nonce, ciphertext, and the node and key it is bound to.
@@ -183,7 +185,15 @@ impl Store {
                 tracing::info!(bound, "credentials of an older version bound to their nodes");
             }
         }
-        Ok(Self { inner: Arc::new(Inner { conn: Mutex::new(conn), key, dir, topology: Mutex::new((0, None)) }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                key,
+                dir,
+                topology: Mutex::new((0, None)),
+                auth: tokens::AuthCache::default(),
+            }),
+        })
     }
 
     /// Runs `f` on tokio's blocking pool, for async callers.

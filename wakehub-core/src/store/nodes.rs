@@ -35,6 +35,13 @@ impl Store {
         self.topology_shared().map(|t| (*t).clone())
     }
 
+    /// The current topology if it is loaded already: no database read, so an async caller
+    /// may ask it in place (else [`topology_shared`](Self::topology_shared) on the blocking
+    /// pool).
+    pub fn topology_cached(&self) -> Option<std::sync::Arc<Topology>> {
+        self.cached_topology()
+    }
+
     /// The whole topology, shared: served from a cache that every topology change through
     /// this store invalidates, so readers do not reload and re-validate it each time.
     pub fn topology_shared(&self) -> Result<std::sync::Arc<Topology>, StoreError> {

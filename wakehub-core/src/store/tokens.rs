@@ -1,6 +1,16 @@
 //! API tokens. A token is `whk_` followed by 43 base64url characters (32 random bytes); only
 //! its SHA-256 is stored, so a stolen database yields no usable token. Tokens are shown
 //! once, at creation.
+//!
+//! [`Store::authenticate`] checks a token or a session and keeps the answer in memory,
+//! keyed by the token's SHA-256, so a request with a known token costs no database read.
+//! Every change of tokens, users or sessions through this store empties the cache at once;
+//! a change made by another process on the same database (the CLI) is seen within
+//! [`AUTH_CACHE_TTL`].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
@@ -30,6 +40,50 @@ pub struct TokenRecord {
 }
 
 const COLUMNS: &str = "id, name, created_at, revoked_at, role, scope, expires_at";
+
+/// How long a cached answer is trusted without reading the database again: the longest a
+/// token revoked by another process (the CLI) may still be accepted.
+pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// The most answers kept (the cache is emptied when full).
+const AUTH_CACHE_MAX: usize = 10_000;
+
+/// Who a token or session stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Principal {
+    /// The token's or user's name.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// Which nodes it may see and act on.
+    pub scope: Scope,
+}
+
+struct Cached {
+    who: Principal,
+    /// When the token or session expires (ms since epoch), if ever.
+    expires_at_ms: Option<i64>,
+    checked: Instant,
+}
+
+/// The answers of [`Store::authenticate`] (valid tokens and sessions only), and a
+/// generation bumped by every change, so an answer read before a change is never kept.
+#[derive(Default)]
+pub(super) struct AuthCache(Mutex<(u64, HashMap<Vec<u8>, Cached>)>);
+
+impl AuthCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, HashMap<Vec<u8>, Cached>)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets every answer (a token, user or session changed).
+    pub(super) fn clear(&self) {
+        let mut cache = self.lock();
+        cache.0 += 1;
+        cache.1.clear();
+    }
+}
 
 fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
@@ -114,8 +168,47 @@ impl Store {
                 .map_err(db)?;
             let id = id.ok_or_else(|| StoreError::NotFound { what: format!("active token `{name_or_id}`") })?;
             tx.execute("UPDATE api_tokens SET revoked_at = ?1 WHERE id = ?2", params![now_ms(), id]).map_err(db)?;
+            self.inner.auth.clear();
             tx.query_row(&format!("SELECT {COLUMNS} FROM api_tokens WHERE id = ?1"), [id], row).map_err(db)
         })
+    }
+
+    /// Who `token` (an API token `whk_…` or a session `whs_…`) stands for, if it is live:
+    /// from memory when it was checked less than [`AUTH_CACHE_TTL`] ago and nothing changed
+    /// since, else from the database.
+    pub fn authenticate(&self, token: &str) -> Result<Option<Principal>, StoreError> {
+        if let Some(who) = self.authenticated(token) {
+            return Ok(Some(who));
+        }
+        let generation = self.inner.auth.lock().0;
+        let found = if token.starts_with("whs_") {
+            self.verify_session_until(token)?
+                .map(|(u, until)| (Principal { name: u.name, role: u.role, scope: u.scope }, Some(until)))
+        } else {
+            self.verify_token(token)?
+                .map(|t| (Principal { name: t.name, role: t.role, scope: t.scope }, t.expires_at_ms))
+        };
+        Ok(found.map(|(who, expires_at_ms)| {
+            let mut cache = self.inner.auth.lock();
+            // A change since the read: this answer may be stale, it is not kept.
+            if cache.0 == generation {
+                if cache.1.len() >= AUTH_CACHE_MAX {
+                    cache.1.clear();
+                }
+                cache.1.insert(hash(token), Cached { who: who.clone(), expires_at_ms, checked: Instant::now() });
+            }
+            who
+        }))
+    }
+
+    /// The cached answer for `token`, if it is fresh and not expired: no database read, so
+    /// an async caller may ask it in place.
+    pub fn authenticated(&self, token: &str) -> Option<Principal> {
+        let key = hash(token);
+        let cache = self.inner.auth.lock();
+        let c = cache.1.get(&key)?;
+        let fresh = c.checked.elapsed() < AUTH_CACHE_TTL && c.expires_at_ms.is_none_or(|e| e > now_ms());
+        fresh.then(|| c.who.clone())
     }
 
     /// The active (not revoked, not expired) token matching `token`, if any.

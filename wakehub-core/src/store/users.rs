@@ -103,6 +103,7 @@ impl Store {
     pub fn remove_user(&self, name: &str) -> Result<(), StoreError> {
         self.transaction(|tx| {
             let n = tx.execute("DELETE FROM users WHERE name = ?1", [name]).map_err(db)?;
+            self.inner.auth.clear();
             if n == 0 {
                 return Err(StoreError::NotFound { what: format!("user `{name}`") });
             }
@@ -147,16 +148,21 @@ impl Store {
 
     /// The user of a live session token (not revoked, not expired), if any.
     pub fn verify_session(&self, token: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self.verify_session_until(token)?.map(|(user, _)| user))
+    }
+
+    /// The user of a live session token, and when the session expires.
+    pub(super) fn verify_session_until(&self, token: &str) -> Result<Option<(UserRecord, i64)>, StoreError> {
         if !token.starts_with("whs_") || token.len() > 128 {
             return Ok(None);
         }
         self.transaction(|tx| {
-            tx.query_row(
-                "SELECT u.id, u.name, u.role, u.scope, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id
+            tx.prepare_cached(
+                "SELECT u.id, u.name, u.role, u.scope, u.created_at, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id
                  WHERE s.hash = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2",
-                params![session_hash(token), now_ms()],
-                row,
             )
+            .map_err(db)?
+            .query_row(params![session_hash(token), now_ms()], |r| Ok((row(r)?, r.get(5)?)))
             .optional()
             .map_err(db)
         })
@@ -171,6 +177,7 @@ impl Store {
                     params![now_ms(), session_hash(token)],
                 )
                 .map_err(db)?;
+            self.inner.auth.clear();
             if n == 0 {
                 return Err(StoreError::NotFound { what: "session".into() });
             }

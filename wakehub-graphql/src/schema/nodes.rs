@@ -96,13 +96,13 @@ impl GqlNode {
     }
     /// When the server last observed it (RFC 3339; null if it never has).
     async fn observed_at(&self) -> Option<String> {
-        let (at, _) = self.view.observed.get(&self.id)?;
-        Some(humantime::format_rfc3339_millis(*at).to_string())
+        let (at, _) = self.view.observed_at(self.id)?;
+        Some(humantime::format_rfc3339_millis(at).to_string())
     }
     /// Whether `status` is too old to trust: never observed, or not for longer than the
     /// engine's `stale_after` (90 s by default; the server observes every 30 s).
     async fn stale(&self) -> bool {
-        self.view.observed.get(&self.id).is_none_or(|(_, stale)| *stale)
+        self.view.observed_at(self.id).is_none_or(|(_, stale)| stale)
     }
     /// The service's web address, opened from the dashboard.
     async fn url(&self) -> Option<String> {
@@ -246,7 +246,7 @@ impl GqlNode {
     /// Who currently holds it up: nodes that depend on it or run on it and may be running.
     #[graphql(complexity = "super::LIST_FANOUT * child_complexity")]
     async fn held_by(&self) -> Vec<GqlNode> {
-        let seen = &self.view.seen;
+        let seen = &self.view.observed.states;
         self.view
             .topology
             .users(self.id, |u| seen.get(&u).is_none_or(|s| s.may_be_running()))

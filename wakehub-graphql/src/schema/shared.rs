@@ -1,13 +1,12 @@
 //! Helpers every resource uses: the per-request [`View`] of the topology and observed
 //! states, id parsing (`prefix:N`), RFC 3339 times and page sizes.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_graphql::Context;
 use wakehub_core::connector::PowerState;
-use wakehub_core::engine::Engine;
+use wakehub_core::engine::{Engine, Observed};
 use wakehub_core::model::{ErrorCode, NodeId, Role, Scope, Topology};
 
 use super::Limits;
@@ -45,12 +44,13 @@ pub(crate) fn page(ctx: &Context<'_>, first: Option<i32>) -> async_graphql::Resu
 pub(crate) struct View {
     /// The topology.
     pub topology: Arc<Topology>,
-    /// The power states last observed.
-    pub seen: Arc<HashMap<NodeId, PowerState>>,
+    /// What was last observed of each node (states, and when).
+    pub observed: Arc<Observed>,
+    /// When an observation becomes stale: its time plus the engine's `stale_after`, before
+    /// this request.
+    pub stale_before: SystemTime,
     /// What the caller may see: nodes outside it do not exist for this request.
     pub scope: Arc<Scope>,
-    /// When each node was last observed, and whether that is now stale.
-    pub observed: Arc<HashMap<NodeId, (SystemTime, bool)>>,
     /// What the caller may do.
     pub role: Role,
 }
@@ -59,13 +59,18 @@ impl View {
     /// The topology now and the states last observed, as the caller may see them.
     pub(crate) async fn load(ctx: &Context<'_>) -> async_graphql::Result<View> {
         let engine = ctx.data::<Engine>()?;
-        let topology = engine.store().run(|s| s.topology_shared()).await.api()?;
+        // Loaded already (the usual case): no blocking hop.
+        let topology = match engine.store().topology_cached() {
+            Some(t) => t,
+            None => engine.store().run(|s| s.topology_shared()).await.api()?,
+        };
         let caller = super::access::caller(ctx);
+        let now = SystemTime::now();
         Ok(View {
             topology,
-            seen: Arc::new(engine.last_seen()),
+            observed: engine.observed(),
+            stale_before: now.checked_sub(engine.config().stale_after).unwrap_or(SystemTime::UNIX_EPOCH),
             scope: Arc::new(caller.scope),
-            observed: Arc::new(engine.observed_at()),
             role: caller.role,
         })
     }
@@ -113,8 +118,13 @@ impl View {
         self.resolve(id_or_name).ok_or_else(|| api_error(ErrorCode::NotFound, format!("node `{id_or_name}` not found")))
     }
 
+    /// When node `id` was last observed, and whether that is now stale.
+    pub(crate) fn observed_at(&self, id: NodeId) -> Option<(SystemTime, bool)> {
+        self.observed.at.get(&id).map(|at| (*at, *at < self.stale_before))
+    }
+
     /// The power state last observed (`UNKNOWN` if never).
     pub(crate) fn state(&self, id: NodeId) -> PowerState {
-        self.seen.get(&id).copied().unwrap_or(PowerState::Unknown)
+        self.observed.states.get(&id).copied().unwrap_or(PowerState::Unknown)
     }
 }
