@@ -158,7 +158,16 @@ struct Shared {
     engine: Engine,
     limits: PluginLimits,
     stop_ticker: Arc<AtomicBool>,
+    /// One permit per slot of the instance pool: a call waits for a free slot.
+    slots: tokio::sync::Semaphore,
 }
+
+/// Plugin calls in flight at once: the instance pool's size. Each slot reserves (virtual
+/// memory only) what one instance may use, so instantiating maps nothing new.
+const POOL_SLOTS: u32 = 32;
+
+/// Bytes of a pooled memory, table or stack kept mapped between calls.
+const KEEP_RESIDENT: usize = 64 << 10;
 
 impl Drop for Shared {
     fn drop(&mut self) {
@@ -204,6 +213,24 @@ impl PluginHost {
             |what: &str, e: &dyn std::fmt::Display| PluginHostError::Runtime { message: format!("{what}: {e}") };
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
+        // Every call instantiates the plugin afresh: from a pool of pre-reserved slots (a
+        // component has several core instances, memories and tables: room for them all).
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(POOL_SLOTS)
+            .total_core_instances(POOL_SLOTS * 16)
+            .total_memories(POOL_SLOTS * 4)
+            .total_tables(POOL_SLOTS * 16)
+            .total_stacks(POOL_SLOTS)
+            .max_memory_size(limits.memory_bytes)
+            // A returned slot keeps its first pages mapped and is zeroed in place: the next
+            // call does not fault them in again.
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT)
+            .async_stack_keep_resident(KEEP_RESIDENT)
+            // Returned slots are decommitted in batches: one `madvise` (and TLB shootdown)
+            // for several calls instead of one each.
+            .decommit_batch_size(POOL_SLOTS as usize / 2);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         if let Some(dir) = cache_dir {
             let mut cache = wasmtime::CacheConfig::new();
             // A compiled component, once written, is never rewritten behind the host's back
@@ -241,7 +268,12 @@ impl PluginHost {
         since_v0_1_0::Connector::add_to_linker::<host::State, HasSelf<host::State>>(&mut linker, |s| s)
             .map_err(|e| runtime("linker", &e))?;
         Ok(PluginHost {
-            shared: Arc::new(Shared { engine, limits, stop_ticker }),
+            shared: Arc::new(Shared {
+                engine,
+                limits,
+                stop_ticker,
+                slots: tokio::sync::Semaphore::new(POOL_SLOTS as usize),
+            }),
             linker,
             plugins: Mutex::new(BTreeMap::new()),
         })
@@ -449,6 +481,10 @@ impl Plugin {
                 format!("{name}: plugin `{}` is quarantined after repeated faults", self.info.name),
             ));
         }
+        // Waiting for a slot is not the plugin's time: calls in flight end by their deadline.
+        let Ok(_slot) = self.shared.slots.acquire().await else {
+            return Err(ConnectorError::new(ErrorCode::Internal, format!("{name}: the plugin host is closed")));
+        };
         let limits = &self.shared.limits;
         let deadline = Instant::now() + limits.call_timeout;
         let state = host::State::new(target, deadline, limits, self.clients.clone());
