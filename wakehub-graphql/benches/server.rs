@@ -11,7 +11,10 @@
 //!    database file (WAL), as deployed; this process only makes the load. (Not pinned to
 //!    separate cores: the machine has two, and the server would get one.)
 //!
-//! `WAKEHUB_BENCH=subscribers` or `=throughput` runs one part only.
+//! 3. Memory: the resident set of a `wakehub serve` process, idle (on a small lab, and on the
+//!    demo) and on a 10,000-node lab after a full listing (Linux, `/proc/PID/status`).
+//!
+//! `WAKEHUB_BENCH=subscribers`, `=throughput` or `=memory` runs one part only.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -202,34 +205,55 @@ impl Drop for Process {
 }
 
 fn spawn_server(t: &Topology) -> Process {
+    spawn(Some(t))
+}
+
+/// `wakehub serve` on `t`, or on the demo lab (`--demo`, which prints its own token).
+fn spawn(t: Option<&Topology>) -> Process {
     use std::io::BufRead as _;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let db = dir.path().join("bench.db");
     let bin = env!("CARGO_BIN_EXE_wakehub");
-    let lab = dir.path().join("lab.toml");
-    let text = wakehub_core::topology_file::export(t).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(&lab, text).unwrap_or_else(|e| panic!("{e}"));
-    let out = std::process::Command::new(bin)
-        .args(["token", "create", "bench", "--role", "admin", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let mut child = std::process::Command::new(bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&lab)
-        .arg("--db")
-        .arg(&db)
+    let mut command = std::process::Command::new(bin);
+    command.args(["serve", "--listen", "127.0.0.1:0"]);
+    let mut token = String::new();
+    match t {
+        Some(t) => {
+            let lab = dir.path().join("lab.toml");
+            let text = wakehub_core::topology_file::export(t).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(&lab, text).unwrap_or_else(|e| panic!("{e}"));
+            let out = std::process::Command::new(bin)
+                .args(["token", "create", "bench", "--role", "admin", "--db"])
+                .arg(&db)
+                .output()
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            command.arg("--config").arg(&lab).arg("--db").arg(&db);
+        }
+        None => {
+            command.arg("--demo");
+        }
+    }
+    let mut child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
     let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
     let mut lines = std::io::BufReader::new(stdout).lines();
-    let url = lines
-        .find_map(|l| l.ok()?.strip_prefix("WakeHub listening on ")?.split_once(' ').map(|(u, _)| u.to_owned()))
-        .unwrap_or_else(|| panic!("wakehub serve did not start"));
+    let mut url = String::new();
+    for line in lines.by_ref().map_while(Result::ok) {
+        if let Some(rest) = line.strip_prefix("WakeHub listening on ") {
+            url = rest.split_once(' ').map_or(rest, |(u, _)| u).to_owned();
+        } else if let Some(t) = line.strip_prefix("demo token: ") {
+            token = t.to_owned();
+        }
+        if !url.is_empty() && !token.is_empty() {
+            break;
+        }
+    }
+    assert!(!url.is_empty(), "wakehub serve did not start");
     // Drained, so the server never writes to a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
     Process { child, url, token, _dir: dir }
@@ -307,6 +331,37 @@ async fn throughput(machines: usize, seconds: u64) {
     );
 }
 
+/// The resident set of process `pid`, in MiB (Linux).
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse::<f64>().ok());
+    kib.unwrap_or(f64::NAN) / 1024.0
+}
+
+async fn memory(machines: usize) {
+    let settle = Duration::from_secs(3);
+    let small = topology(4, 4);
+    let p = spawn_server(&small);
+    tokio::time::sleep(settle).await;
+    let idle = rss_mib(p.child.id());
+    drop(p);
+    let demo = spawn(None);
+    tokio::time::sleep(settle).await;
+    let idle_demo = rss_mib(demo.child.id());
+    drop(demo);
+    let t = topology(machines, 18);
+    let p = spawn_server(&t);
+    let first = post(&reqwest::Client::new(), &p.url, &p.token, "{ nodes { name status parent { name } } }").await;
+    assert_eq!(first["data"]["nodes"].as_array().map_or(0, Vec::len), t.len());
+    tokio::time::sleep(settle).await;
+    let big = rss_mib(p.child.id());
+    println!("memory of a `wakehub serve` process (resident set):");
+    println!("  idle, a {}-node lab:                      {idle:.1} MiB", small.len());
+    println!("  idle, the demo (its users' argon2id hashes made at start): {idle_demo:.1} MiB");
+    println!("  a {}-node lab, after a full listing:  {big:.1} MiB", t.len());
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| panic!("{e}"));
@@ -317,5 +372,8 @@ fn main() {
     }
     if run("throughput") {
         rt.block_on(throughput(if full { 50 } else { 3 }, if full { 3 } else { 1 }));
+    }
+    if run("memory") {
+        rt.block_on(memory(if full { 500 } else { 3 }));
     }
 }
