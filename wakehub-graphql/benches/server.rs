@@ -12,7 +12,9 @@
 //!    separate cores: the machine has two, and the server would get one.)
 //!
 //! 3. Memory: the resident set of a `wakehub serve` process, idle (on a small lab, and on the
-//!    demo) and on a 10,000-node lab after a full listing (Linux, `/proc/PID/status`).
+//!    demo), holding 10,000 idle WebSocket subscribers (Node, `hold-subscribers.mjs`, a
+//!    process of its own), and on a 10,000-node lab after a full listing (Linux,
+//!    `/proc/PID/status`).
 //!
 //! `WAKEHUB_BENCH=subscribers`, `=throughput` or `=memory` runs one part only.
 
@@ -75,7 +77,9 @@ async fn serve(t: &Topology) -> Running {
     let engine = Engine::new(store, Registry::builtin(), EngineConfig::default()).unwrap_or_else(|e| panic!("{e}"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let config = ServerConfig { ws_burst: 1000, ..ServerConfig::default() };
+    // 1,000 legitimate clients from one address, all at once: above the flood defaults.
+    let config =
+        ServerConfig { ws_burst: 1000, ws_max_pending: 2000, ws_max_per_address: 2000, ..ServerConfig::default() };
     let app = router(engine.clone(), config);
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
         let _ = tcp.set_nodelay(true);
@@ -205,17 +209,18 @@ impl Drop for Process {
 }
 
 fn spawn_server(t: &Topology) -> Process {
-    spawn(Some(t))
+    spawn(Some(t), &[])
 }
 
-/// `wakehub serve` on `t`, or on the demo lab (`--demo`, which prints its own token).
-fn spawn(t: Option<&Topology>) -> Process {
+/// `wakehub serve` on `t`, or on the demo lab (`--demo`, which prints its own token), with
+/// `extra` options.
+fn spawn(t: Option<&Topology>, extra: &[&str]) -> Process {
     use std::io::BufRead as _;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let db = dir.path().join("bench.db");
     let bin = env!("CARGO_BIN_EXE_wakehub");
     let mut command = std::process::Command::new(bin);
-    command.args(["serve", "--listen", "127.0.0.1:0"]);
+    command.args(["serve", "--listen", "127.0.0.1:0"]).args(extra);
     let mut token = String::new();
     match t {
         Some(t) => {
@@ -339,14 +344,30 @@ fn rss_mib(pid: u32) -> f64 {
     kib.unwrap_or(f64::NAN) / 1024.0
 }
 
-async fn memory(machines: usize) {
+async fn memory(machines: usize, subscribers: usize) {
     let settle = Duration::from_secs(3);
     let small = topology(4, 4);
-    let p = spawn_server(&small);
+    let limit = (subscribers + 10).to_string();
+    let p = spawn(Some(&small), &["--ws-per-address", &limit, "--ws-connections", &limit]);
     tokio::time::sleep(settle).await;
     let idle = rss_mib(p.child.id());
+    // Idle subscribers, from a Node process of their own.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/hold-subscribers.mjs");
+    let ws_url = p.url.replacen("http://", "ws://", 1);
+    let mut node = std::process::Command::new("node")
+        .args(["--no-warnings", "--experimental-websocket", script, &ws_url, &p.token, &subscribers.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("node: {e}"));
+    let out = node.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let ready = std::io::BufRead::lines(std::io::BufReader::new(out)).map_while(Result::ok).any(|l| l == "ready");
+    assert!(ready, "the subscribers did not all connect");
+    tokio::time::sleep(settle).await;
+    let held = rss_mib(p.child.id());
+    let _ = node.kill();
+    let _ = node.wait();
     drop(p);
-    let demo = spawn(None);
+    let demo = spawn(None, &[]);
     tokio::time::sleep(settle).await;
     let idle_demo = rss_mib(demo.child.id());
     drop(demo);
@@ -358,6 +379,10 @@ async fn memory(machines: usize) {
     let big = rss_mib(p.child.id());
     println!("memory of a `wakehub serve` process (resident set):");
     println!("  idle, a {}-node lab:                      {idle:.1} MiB", small.len());
+    println!(
+        "  the same with {subscribers} idle WebSocket subscribers (another process): {held:.1} MiB ({:.1} KiB each)",
+        (held - idle) * 1024.0 / subscribers as f64
+    );
     println!("  idle, the demo (its users' argon2id hashes made at start): {idle_demo:.1} MiB");
     println!("  a {}-node lab, after a full listing:  {big:.1} MiB", t.len());
 }
@@ -374,6 +399,6 @@ fn main() {
         rt.block_on(throughput(if full { 50 } else { 3 }, if full { 3 } else { 1 }));
     }
     if run("memory") {
-        rt.block_on(memory(if full { 500 } else { 3 }));
+        rt.block_on(memory(if full { 500 } else { 3 }, if full { 10_000 } else { 20 }));
     }
 }

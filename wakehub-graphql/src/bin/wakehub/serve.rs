@@ -63,6 +63,10 @@ pub(crate) struct Options {
     /// WebSockets (pending or open) one client address may hold.
     #[arg(long, default_value_t = 64)]
     pub ws_per_address: usize,
+    /// Authenticated WebSockets the server holds at once (each takes a file descriptor:
+    /// keep it under the process's limit, `ulimit -n`).
+    #[arg(long, default_value_t = 4096)]
+    pub ws_connections: usize,
     /// How long journal events are kept (`0s`: for ever); older ones are pruned by the
     /// monitor, and a client resuming from before that gets `JOURNAL_PRUNED`.
     #[arg(long, default_value = "90days", value_parser = humantime::parse_duration)]
@@ -250,6 +254,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
             token_recheck: options.token_recheck,
             ws_auth_deadline: options.ws_auth_deadline,
             ws_max_per_address: options.ws_per_address,
+            ws_max_connections: options.ws_connections,
             ws_max_subscriptions: options.ws_max_subscriptions,
             #[cfg(feature = "plugins")]
             plugins: plugins.host(),
