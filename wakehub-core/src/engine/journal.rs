@@ -20,8 +20,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
-use super::EngineError;
-use crate::events::Event;
+use super::{Engine, EngineError};
+use crate::events::{Event, EventKind};
+use crate::model::CascadeId;
 use crate::store::{JournalTx, Store, StoreError};
 
 /// The most writes committed in one transaction.
@@ -152,6 +153,107 @@ where
                 reply(Ok(r));
             }
             Err(e) => reply(Err(e)),
+        }
+    }
+}
+
+/// How the engine writes: through the writer, waiting or not.
+impl Engine {
+    /// Writes in one transaction and publishes the resulting events, in id order (through
+    /// the journal writer: committed with the writes queued beside it).
+    pub(super) async fn record<R, F>(&self, f: F) -> Result<R, EngineError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut JournalTx<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.record_then(f, None).await
+    }
+
+    pub(super) async fn record_then<R, F>(&self, f: F, after_commit: Option<AfterCommit>) -> Result<R, EngineError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut JournalTx<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner.journal.submit(
+            f,
+            true,
+            after_commit,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.await.unwrap_or_else(|_| Err(lost()))
+    }
+
+    /// Queues a write without waiting for it: it is committed after every write queued
+    /// before it, and its events published then. `failed` gets its error, if any. A write
+    /// that is not `guarded` must fail only when the database does (see the module docs).
+    pub(super) fn record_detached<F>(&self, guarded: bool, f: F, failed: impl FnOnce(EngineError) + Send + 'static)
+    where
+        F: FnOnce(&mut JournalTx<'_>) -> Result<(), StoreError> + Send + 'static,
+    {
+        self.inner.journal.submit(
+            f,
+            guarded,
+            None,
+            Box::new(move |r| {
+                if let Err(e) = r {
+                    failed(e);
+                }
+            }),
+        );
+    }
+
+    /// Journals `events` alone (no other write).
+    pub(super) async fn emit(&self, events: Vec<EventKind>) -> Result<(), EngineError> {
+        self.record(move |tx| {
+            events.into_iter().for_each(|e| tx.emit(e));
+            Ok(())
+        })
+        .await
+    }
+
+    /// Journals `events` alone, without waiting (a failure is logged as `what`).
+    pub(super) fn emit_detached(&self, events: Vec<EventKind>, what: &'static str) {
+        self.record_detached(
+            false,
+            move |tx| {
+                events.into_iter().for_each(|e| tx.emit(e));
+                Ok(())
+            },
+            move |e| tracing::error!("cannot journal {what}: {e}"),
+        );
+    }
+
+    /// Writes directly, bypassing the writer (only before anything is queued: at start-up).
+    pub(super) fn record_blocking<R>(
+        &self,
+        f: impl FnOnce(&mut JournalTx<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, EngineError> {
+        let _order = self.inner.publish.lock().unwrap_or_else(|e| e.into_inner());
+        let (r, events) = self.inner.store.journal(f)?;
+        for e in events {
+            let _ = self.inner.bus.send(e);
+        }
+        Ok(r)
+    }
+
+    /// Writes the final record of cascade `id`, unregisters it, *then* publishes: a client
+    /// that sees the cascade end can immediately request another one on the same node.
+    pub(super) async fn record_end<F>(&self, id: CascadeId, f: F) -> Result<(), EngineError>
+    where
+        F: FnOnce(&mut JournalTx<'_>) -> Result<(), StoreError> + Send + 'static,
+    {
+        let engine = self.clone();
+        self.record_then(f, Some(Box::new(move || engine.unregister(id)))).await
+    }
+
+    /// Forgets a cascade that ended and wakes its waiters.
+    pub(super) fn unregister(&self, id: CascadeId) {
+        let removed = self.state().running.remove(&id).is_some();
+        if removed {
+            self.inner.finished.send_modify(|n| *n += 1);
         }
     }
 }

@@ -66,7 +66,7 @@ use crate::model::{
     Topology,
 };
 use crate::plan::{Observations, Plan, plan};
-use crate::store::{CascadeRecord, ImportSummary, JournalTx, ProposalStatus, Store, StoreError};
+use crate::store::{CascadeRecord, ImportSummary, ProposalStatus, Store, StoreError};
 
 /// How long one platform listing may take.
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -330,104 +330,6 @@ impl Engine {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Writes in one transaction and publishes the resulting events, in id order (through
-    /// the journal writer: committed with the writes queued beside it).
-    async fn record<R, F>(&self, f: F) -> Result<R, EngineError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&mut JournalTx<'_>) -> Result<R, StoreError> + Send + 'static,
-    {
-        self.record_then(f, None).await
-    }
-
-    async fn record_then<R, F>(&self, f: F, after_commit: Option<journal::AfterCommit>) -> Result<R, EngineError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&mut JournalTx<'_>) -> Result<R, StoreError> + Send + 'static,
-    {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.inner.journal.submit(
-            f,
-            true,
-            after_commit,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        );
-        rx.await.unwrap_or_else(|_| Err(journal::lost()))
-    }
-
-    /// Queues a write without waiting for it: it is committed after every write queued
-    /// before it, and its events published then. `failed` gets its error, if any. A write
-    /// that is not `guarded` must fail only when the database does (see [`journal`]).
-    fn record_detached<F>(&self, guarded: bool, f: F, failed: impl FnOnce(EngineError) + Send + 'static)
-    where
-        F: FnOnce(&mut JournalTx<'_>) -> Result<(), StoreError> + Send + 'static,
-    {
-        self.inner.journal.submit(
-            f,
-            guarded,
-            None,
-            Box::new(move |r| {
-                if let Err(e) = r {
-                    failed(e);
-                }
-            }),
-        );
-    }
-
-    /// Journals `events` alone (no other write).
-    async fn emit(&self, events: Vec<EventKind>) -> Result<(), EngineError> {
-        self.record(move |tx| {
-            events.into_iter().for_each(|e| tx.emit(e));
-            Ok(())
-        })
-        .await
-    }
-
-    /// Journals `events` alone, without waiting (a failure is logged as `what`).
-    fn emit_detached(&self, events: Vec<EventKind>, what: &'static str) {
-        self.record_detached(
-            false,
-            move |tx| {
-                events.into_iter().for_each(|e| tx.emit(e));
-                Ok(())
-            },
-            move |e| tracing::error!("cannot journal {what}: {e}"),
-        );
-    }
-
-    /// Writes directly, bypassing the writer (only before anything is queued: at start-up).
-    fn record_blocking<R>(
-        &self,
-        f: impl FnOnce(&mut JournalTx<'_>) -> Result<R, StoreError>,
-    ) -> Result<R, EngineError> {
-        let _order = self.inner.publish.lock().unwrap_or_else(|e| e.into_inner());
-        let (r, events) = self.inner.store.journal(f)?;
-        for e in events {
-            let _ = self.inner.bus.send(e);
-        }
-        Ok(r)
-    }
-
-    /// Writes the final record of cascade `id`, unregisters it, *then* publishes: a client
-    /// that sees the cascade end can immediately request another one on the same node.
-    async fn record_end<F>(&self, id: CascadeId, f: F) -> Result<(), EngineError>
-    where
-        F: FnOnce(&mut JournalTx<'_>) -> Result<(), StoreError> + Send + 'static,
-    {
-        let engine = self.clone();
-        self.record_then(f, Some(Box::new(move || engine.unregister(id)))).await
-    }
-
-    /// Forgets a cascade that ended and wakes its waiters.
-    fn unregister(&self, id: CascadeId) {
-        let removed = self.state().running.remove(&id).is_some();
-        if removed {
-            self.inner.finished.send_modify(|n| *n += 1);
-        }
     }
 
     /// Nodes needed by start cascades in flight, with the cascade that needs them.

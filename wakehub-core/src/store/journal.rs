@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
-use super::payload::{decode, encode};
+use super::payload::encode;
 use super::{Store, StoreError, db, now_ms};
 use crate::events::{CascadeStatus, Event, EventKind, StepStatus};
-use crate::model::{Action, CascadeId, ErrorCode, EventId, NodeId, ProposalId, Refusal};
+use crate::model::{Action, CascadeId, ErrorCode, EventId, NodeId, ProposalId};
 use crate::plan::Role;
 
 /// A cascade as recorded.
@@ -135,27 +135,6 @@ pub struct CascadeFilter {
     pub before: Option<CascadeId>,
     /// At most this many (default 50).
     pub limit: Option<usize>,
-}
-
-/// Which journal events [`Store::find_events`] reads: every filter is optional.
-#[derive(Debug, Clone, Default)]
-pub struct EventQuery {
-    /// Only events after this one.
-    pub after: Option<EventId>,
-    /// Only events before this one.
-    pub before: Option<EventId>,
-    /// Only events about this node.
-    pub node: Option<NodeId>,
-    /// Only events of these kinds ([`EventKind::NAMES`](crate::events::EventKind::NAMES)).
-    pub kinds: Vec<String>,
-    /// Only events at or after this time (ms since the epoch).
-    pub since_ms: Option<i64>,
-    /// Only events before this time.
-    pub until_ms: Option<i64>,
-    /// Newest first (the default is oldest first).
-    pub newest_first: bool,
-    /// At most this many.
-    pub limit: usize,
 }
 
 impl Store {
@@ -309,115 +288,6 @@ impl Store {
         self.transaction(|tx| proposal(tx, id))
     }
 
-    /// Events after `after` (all if `None`), oldest first, optionally about one node only.
-    pub fn events_after(
-        &self,
-        after: Option<EventId>,
-        node: Option<NodeId>,
-        limit: usize,
-    ) -> Result<Vec<Event>, StoreError> {
-        self.find_events(&EventQuery { after, node, limit, ..EventQuery::default() })
-    }
-
-    /// The events `query` selects (the journal's filters).
-    pub fn find_events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
-        const WHERE: &str = "WHERE id > ?1 AND id < ?2 AND (?3 IS NULL OR node_id = ?3)
-                 AND (?4 IS NULL OR kind IN (SELECT value FROM json_each(?4)))
-                 AND at >= ?5 AND at < ?6";
-        let kinds = (!query.kinds.is_empty()).then(|| serde_json::Value::from(query.kinds.clone()).to_string());
-        self.transaction(|tx| {
-            let order = if query.newest_first { "DESC" } else { "ASC" };
-            let mut stmt = tx
-                .prepare(&format!("SELECT id, at, kind, payload FROM events {WHERE} ORDER BY id {order} LIMIT ?7"))
-                .map_err(db)?;
-            let rows = stmt
-                .query_map(
-                    params![
-                        query.after.map_or(0, EventId::get),
-                        query.before.map_or(i64::MAX, EventId::get),
-                        query.node.map(NodeId::get),
-                        kinds,
-                        query.since_ms.unwrap_or(i64::MIN),
-                        query.until_ms.unwrap_or(i64::MAX),
-                        query.limit as i64
-                    ],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)),
-                )
-                .map_err(db)?;
-            rows.map(|row| {
-                let (id, at, kind, payload) = row.map_err(db)?;
-                let kind = decode(&kind, &payload).ok_or_else(|| bad("event", &format!("{id}")))?;
-                Ok(Event { id: EventId::new(id), at_ms: at, kind })
-            })
-            .collect()
-        })
-    }
-
-    /// The id of the first event of a cascade (None if it has none yet).
-    pub fn first_event_of_cascade(&self, id: CascadeId) -> Result<Option<EventId>, StoreError> {
-        self.transaction(|tx| {
-            Ok(tx
-                .query_row("SELECT MIN(id) FROM events WHERE cascade_id = ?1", [id.get()], |r| {
-                    r.get::<_, Option<i64>>(0)
-                })
-                .map_err(db)?
-                .map(EventId::new))
-        })
-    }
-
-    /// Deletes the events recorded before `before_ms` (the journal's retention); cascades,
-    /// steps and proposals stay. Returns how many were deleted. Ids are never reused.
-    pub fn prune_events(&self, before_ms: i64) -> Result<usize, StoreError> {
-        self.transaction(|tx| {
-            let last: Option<i64> =
-                tx.query_row("SELECT MAX(id) FROM events WHERE at < ?1", [before_ms], |r| r.get(0)).map_err(db)?;
-            let Some(last) = last else { return Ok(0) };
-            let n = tx.execute("DELETE FROM events WHERE id <= ?1", [last]).map_err(db)?;
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('events_pruned_through', ?1)
-                 ON CONFLICT (key) DO UPDATE SET value = ?1",
-                [last.to_string()],
-            )
-            .map_err(db)?;
-            Ok(n)
-        })
-    }
-
-    /// The newest event id the retention deleted (a replay must start after it).
-    pub fn events_pruned_through(&self) -> Result<Option<EventId>, StoreError> {
-        self.transaction(|tx| {
-            let v: Option<String> = tx
-                .query_row("SELECT value FROM meta WHERE key = 'events_pruned_through'", [], |r| r.get(0))
-                .optional()
-                .map_err(db)?;
-            Ok(v.and_then(|v| v.parse().ok()).map(EventId::new))
-        })
-    }
-
-    /// Refuses a replay that resumes after `after` when events after it were pruned
-    /// (`JOURNAL_PRUNED`): the caller would miss them. (Replaying "everything", with no
-    /// `after`, starts at the oldest event kept.)
-    pub fn check_replay(&self, after: Option<EventId>) -> Result<(), StoreError> {
-        match (after, self.events_pruned_through()?) {
-            (Some(a), Some(pruned)) if a < pruned => Err(Refusal::new(
-                ErrorCode::JournalPruned,
-                format!("events up to {pruned} were pruned by the journal's retention; resume from {pruned} or later"),
-            )
-            .into()),
-            _ => Ok(()),
-        }
-    }
-
-    /// The id of the newest event (None if the journal is empty).
-    pub fn last_event_id(&self) -> Result<Option<EventId>, StoreError> {
-        self.transaction(|tx| {
-            Ok(tx
-                .query_row("SELECT MAX(id) FROM events", [], |r| r.get::<_, Option<i64>>(0))
-                .map_err(db)?
-                .map(EventId::new))
-        })
-    }
-
     /// The median duration of the last successful steps per node and action (for plan
     /// estimates).
     pub fn typical_durations(&self) -> Result<BTreeMap<(NodeId, Action), Duration>, StoreError> {
@@ -459,7 +329,7 @@ fn code_of(stored: Option<String>) -> Option<ErrorCode> {
     stored.map(|c| ErrorCode::parse(&c).unwrap_or(ErrorCode::Internal))
 }
 
-fn bad(what: &str, value: &str) -> StoreError {
+pub(super) fn bad(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt { message: format!("bad {what} `{value}`") }
 }
 

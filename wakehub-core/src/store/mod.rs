@@ -6,6 +6,7 @@
 //! the work to tokio's blocking pool so the runtime is never blocked.
 
 mod discovery;
+mod events;
 mod executions;
 mod journal;
 mod machines;
@@ -27,10 +28,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use discovery::{Disappeared, DiscoveredNode, DiscoveryRecord, DiscoveryReport};
+pub use events::EventQuery;
 pub use executions::{Artifact, ArtifactRecord, ExecutionRecord, ExecutionStatus, Finished, retention_ms};
-pub use journal::{
-    CascadeFilter, CascadeRecord, EventQuery, JournalTx, NewStep, ProposalRecord, ProposalStatus, StepRecord,
-};
+pub use journal::{CascadeFilter, CascadeRecord, JournalTx, NewStep, ProposalRecord, ProposalStatus, StepRecord};
 pub use machines::{
     MachineState, MessageRecord, RecordedRefresh, RefreshOutcome, RefreshRecord, RefreshResult, SnapshotRecord,
     TimelineEntry,

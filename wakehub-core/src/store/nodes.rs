@@ -8,6 +8,7 @@ use std::time::Duration;
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::{Value, json};
 
+use super::payload::{from_json, to_json};
 use super::{Store, StoreError, db, now_ms};
 use crate::model::{
     Capability, ConfigValue, ConnectorConfig, CredentialId, Kind, NodeDraft, NodeId, NodeSpec, NodeState, Origin,
@@ -597,38 +598,6 @@ pub(super) fn write_node(tx: &Transaction<'_>, id: NodeId, spec: &NodeSpec) -> R
     )
     .map_err(db)?;
     Ok(())
-}
-
-fn to_json(v: &ConfigValue) -> Value {
-    match v {
-        ConfigValue::String(s) => Value::from(s.as_str()),
-        ConfigValue::Integer(i) => Value::from(*i),
-        ConfigValue::Float(f) => Value::from(*f),
-        ConfigValue::Bool(b) => Value::from(*b),
-        ConfigValue::Array(a) => Value::Array(a.iter().map(to_json).collect()),
-        ConfigValue::Table(t) => Value::Object(t.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
-        // Inline secrets are sealed before any write; this arm keeps a reference only.
-        ConfigValue::Secret(s) => json!({ "$secret": s.to_reference().unwrap_or_default() }),
-    }
-}
-
-fn from_json(v: &Value) -> Result<ConfigValue, String> {
-    Ok(match v {
-        Value::String(s) => ConfigValue::String(s.clone()),
-        Value::Bool(b) => ConfigValue::Bool(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => ConfigValue::Integer(i),
-            None => ConfigValue::Float(n.as_f64().ok_or("bad number")?),
-        },
-        Value::Array(a) => ConfigValue::Array(a.iter().map(from_json).collect::<Result<_, _>>()?),
-        Value::Object(o) => match o.get("$secret") {
-            Some(Value::String(r)) if o.len() == 1 => ConfigValue::Secret(SecretRef::parse(r)?),
-            _ => ConfigValue::Table(
-                o.iter().map(|(k, v)| Ok((k.clone(), from_json(v)?))).collect::<Result<_, String>>()?,
-            ),
-        },
-        Value::Null => return Err("null in connector settings".into()),
-    })
 }
 
 struct Row {

@@ -1,10 +1,10 @@
-//! Event payloads in the journal: the store's own JSON (the API has its own types), encoded
-//! when an event is appended and decoded when it is read back.
+//! The store's own JSON (the API has its own types): event payloads in the journal, encoded
+//! when an event is appended and decoded when it is read back, and connector settings.
 
 use serde_json::{Value, json};
 
 use crate::events::{CascadeStatus, CurrentNode, EventKind, PlannedStep, StepStatus};
-use crate::model::{Action, CascadeId, ErrorCode, NodeId, PowerState, ProposalId};
+use crate::model::{Action, CascadeId, ConfigValue, ErrorCode, NodeId, PowerState, ProposalId, SecretRef};
 
 pub(super) fn encode(kind: &EventKind) -> Value {
     match kind {
@@ -223,5 +223,39 @@ pub(super) fn decode(kind: &str, payload: &str) -> Option<EventKind> {
             actor: text(&v, "actor")?,
         },
         _ => return None,
+    })
+}
+
+/// A connector setting as the store keeps it (a secret as its reference only).
+pub(super) fn to_json(v: &ConfigValue) -> Value {
+    match v {
+        ConfigValue::String(s) => Value::from(s.as_str()),
+        ConfigValue::Integer(i) => Value::from(*i),
+        ConfigValue::Float(f) => Value::from(*f),
+        ConfigValue::Bool(b) => Value::from(*b),
+        ConfigValue::Array(a) => Value::Array(a.iter().map(to_json).collect()),
+        ConfigValue::Table(t) => Value::Object(t.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+        // Inline secrets are sealed before any write; this arm keeps a reference only.
+        ConfigValue::Secret(s) => json!({ "$secret": s.to_reference().unwrap_or_default() }),
+    }
+}
+
+/// A connector setting read back.
+pub(super) fn from_json(v: &Value) -> Result<ConfigValue, String> {
+    Ok(match v {
+        Value::String(s) => ConfigValue::String(s.clone()),
+        Value::Bool(b) => ConfigValue::Bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => ConfigValue::Integer(i),
+            None => ConfigValue::Float(n.as_f64().ok_or("bad number")?),
+        },
+        Value::Array(a) => ConfigValue::Array(a.iter().map(from_json).collect::<Result<_, _>>()?),
+        Value::Object(o) => match o.get("$secret") {
+            Some(Value::String(r)) if o.len() == 1 => ConfigValue::Secret(SecretRef::parse(r)?),
+            _ => ConfigValue::Table(
+                o.iter().map(|(k, v)| Ok((k.clone(), from_json(v)?))).collect::<Result<_, String>>()?,
+            ),
+        },
+        Value::Null => return Err("null in connector settings".into()),
     })
 }
