@@ -157,6 +157,9 @@ async fn actions_run_one_at_a_time_with_their_log_result_and_report() {
     let prune = e.run_action("deb", "docker-prune", "manual", "alice").await.unwrap();
     let upgrade = e.run_action("deb", "upgrade", "manual", "alice").await.unwrap();
     assert_eq!(upgrade.status, ExecutionStatus::Queued);
+    // Its log can be followed while it waits.
+    let (so_far, mut rx) = e.execution_log(&upgrade).await.unwrap().expect("the upgrade is queued");
+    assert!(so_far.is_empty(), "{so_far:?}");
     // Free text is no action.
     let err = e.run_action("deb", "command:rm -rf /", "manual", "alice").await.unwrap_err();
     assert!(err.to_string().contains("offers no action"), "{err}");
@@ -172,16 +175,8 @@ async fn actions_run_one_at_a_time_with_their_log_result_and_report() {
         "{prune:?}"
     );
 
-    // The upgrade's log streams live while it runs.
+    // The upgrade's log, followed since it was queued, streamed live while it ran.
     let mut live = Vec::new();
-    let mut rx = loop {
-        let (so_far, rx) = e.execution_log(upgrade.id);
-        if let Some(rx) = rx {
-            live.extend(so_far);
-            break rx;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
     let end = loop {
         match rx.recv().await {
             Ok(LogLine::Line(l)) => live.push(l),
@@ -298,7 +293,7 @@ async fn a_connection_cut_mid_upgrade_is_recorded_as_lost_and_never_run_again() 
     let _holder = hold_lock(&machine, "/var/lib/dpkg/lock-frontend", 30);
     let upgrade = e.run_action("deb", "upgrade", "manual", "alice").await.unwrap();
     let (so_far, _rx) = loop {
-        let (lines, rx) = e.execution_log(upgrade.id);
+        let (lines, rx) = e.execution_log(&upgrade).await.unwrap().expect("the upgrade is queued or running");
         if lines.iter().any(|l| l.contains("apt-get full-upgrade")) {
             break (lines, rx);
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use wakehub_core::connector::Registry;
 use wakehub_core::connector::compose::VERSION_LABEL;
-use wakehub_core::engine::{Engine, EngineConfig};
+use wakehub_core::engine::{Engine, EngineConfig, StackLogLine};
 use wakehub_core::model::{Action, Origin};
 use wakehub_core::secrets::MasterKey;
 use wakehub_core::store::{StackCommand, StackCommandKind, StackCommandStatus, Store};
@@ -202,8 +202,14 @@ async fn the_queue_runs_one_command_at_a_time_in_order_and_drift_and_events_are_
         format!("services:\n  t:\n    image: {APP}\n    command: [sleep, '600']\n    stop_grace_period: 1s\n");
     engine.save_stack_version("tools", &tools_text, "tester", None).await.unwrap();
     let tools = engine.stack_command("tools", StackCommandKind::Apply, None, "tester").await.unwrap();
+    // Their logs can be followed while they wait: the stop's comes whole once it runs, the
+    // cancelled refresh's ends with its cancel.
+    let (before, mut stop_log) = engine.stack_log(&stop).await.unwrap().expect("the stop is waiting");
+    let (_, mut refresh_log) = engine.stack_log(&refresh).await.unwrap().expect("the refresh is waiting");
+    assert!(before.is_empty(), "{before:?}");
     let cancelled = engine.cancel_stack_command(refresh.id).await.unwrap();
     assert_eq!(cancelled.status, StackCommandStatus::Cancelled);
+    assert_eq!(refresh_log.recv().await.unwrap(), StackLogLine::End(StackCommandStatus::Cancelled));
     while engine.store().stack_command(apply.id).unwrap().unwrap().status == StackCommandStatus::Pending {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -232,6 +238,15 @@ async fn the_queue_runs_one_command_at_a_time_in_order_and_drift_and_events_are_
     assert_eq!((refresh.status, refresh.started_at), (StackCommandStatus::Cancelled, None));
     assert!(!docker.running("media-web") && !docker.running("media-db"), "stopped");
     assert!(stop.log.contains("stop cascade"), "{}", stop.log);
+    let mut followed = Vec::new();
+    let end = loop {
+        match stop_log.recv().await.unwrap() {
+            StackLogLine::Line(l) => followed.push(l),
+            StackLogLine::End(status) => break status,
+            _ => unreachable!(),
+        }
+    };
+    assert_eq!((end, followed.join("\n")), (StackCommandStatus::Done, stop.log.trim_end().to_owned()));
 
     // Starting the stack node (a cascade) applies the version it is on.
     let start = crate::lab::run_to_end(&engine, "media", Action::Start).await;

@@ -8,14 +8,13 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::sync::broadcast;
-
 use crate::connector::transport::ssh::{SshEndpoint, ssh_stream};
 use crate::connector::{ConnectorError, ErrorCode, Target, rebooted_since};
 use crate::machine::actions::{self, MachineAction, Privilege};
 use crate::model::{NodeId, NodeRef, PowerState, Refusal};
 use crate::store::{ExecutionRecord, ExecutionStatus, Finished};
 
+use super::live_log::{Following, Logs, Phase};
 use super::machines::{RefreshOptions, machine_of};
 use super::{Engine, EngineError};
 
@@ -30,20 +29,20 @@ const LOG_LIMIT: usize = 16 << 20;
 /// How long a rebooting machine may take to go down.
 const DOWN_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// One execution's output as it comes: what was said so far, and the live lines.
-pub(super) struct LiveLog {
-    pub(super) lines: Vec<String>,
-    pub(super) tx: broadcast::Sender<LogLine>,
+/// A line of an execution's log as it is streamed.
+pub type LogLine = super::live_log::Line<ExecutionStatus>;
+
+/// Where an execution is, for its log's followers.
+fn phase(store: &crate::store::Store, id: i64) -> Result<Phase, crate::store::StoreError> {
+    Ok(match store.execution(id)?.map(|e| e.status) {
+        Some(ExecutionStatus::Queued) => Phase::Waiting,
+        Some(ExecutionStatus::Running) => Phase::Running,
+        _ => Phase::Over,
+    })
 }
 
-/// A line of an execution's log as it is streamed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LogLine {
-    /// One line of output.
-    Line(String),
-    /// The execution ended.
-    End(ExecutionStatus),
+fn logs(st: &mut super::State) -> &mut Logs<ExecutionStatus> {
+    &mut st.logs
 }
 
 impl Engine {
@@ -97,7 +96,9 @@ impl Engine {
         let topology = self.inner.store.run(|s| s.topology_shared()).await?;
         let name = topology.name_of(e.node);
         let now = crate::store::now_ms();
-        self.record(move |tx| tx.cancel_execution(execution, &name, now)).await
+        let cancelled = self.record(move |tx| tx.cancel_execution(execution, &name, now)).await?;
+        self.state().logs.end(execution, cancelled.status);
+        Ok(cancelled)
     }
 
     /// Marks maintenance runs and executions a previous run left running `interrupted` (never
@@ -118,13 +119,11 @@ impl Engine {
         Ok(())
     }
 
-    /// The log of execution `id` so far and, while it runs, its next lines.
-    pub fn execution_log(&self, id: i64) -> (Vec<String>, Option<broadcast::Receiver<LogLine>>) {
-        let st = self.state();
-        match st.logs.get(&id) {
-            Some(live) => (live.lines.clone(), Some(live.tx.subscribe())),
-            None => (Vec::new(), None),
-        }
+    /// Follows the log of execution `e`: what it said so far and its next lines, from the
+    /// moment it is queued until it ends; `None` once it is over (its kept log is then in
+    /// its record's artifact, read after this returns).
+    pub async fn execution_log(&self, e: &ExecutionRecord) -> Result<Option<Following<ExecutionStatus>>, EngineError> {
+        self.follow_log(e.id, e.node, logs, phase).await
     }
 
     /// Whether `node` runs an execution now (refreshes and stops wait for it or are refused).
@@ -192,7 +191,7 @@ impl Engine {
                 Ok(Some(e)) => e,
                 Ok(None) => {
                     self.state().executing.remove(&node);
-                    return;
+                    return self.close_stale_logs(node, logs, phase).await;
                 }
                 Err(err) => {
                     self.state().executing.remove(&node);
@@ -207,9 +206,7 @@ impl Engine {
             if let Err(err) = self.record(move |tx| tx.finish_execution(id, &name2, now, finished)).await {
                 tracing::error!(execution = id, "cannot record the end of an execution: {err}");
             }
-            if let Some(live) = self.state().logs.remove(&id) {
-                let _ = live.tx.send(LogLine::End(status));
-            }
+            self.state().logs.end(id, status);
             self.state().executing.remove(&node);
         }
     }
@@ -218,8 +215,7 @@ impl Engine {
     /// the execution's outcome).
     async fn execute_action(&self, topology: &crate::model::Topology, e: &ExecutionRecord, name: &str) -> Finished {
         let began = Instant::now();
-        let (tx, _) = broadcast::channel(1024);
-        self.state().logs.insert(e.id, LiveLog { lines: Vec::new(), tx });
+        self.state().logs.open(e.id, e.node);
         let fail = |kind: &str, message: String| {
             let mut f = Finished::new(
                 ExecutionStatus::Failed,
@@ -259,7 +255,7 @@ impl Engine {
         let outcome = self.run_on_machine(&target, &action, e.id).await;
         heartbeat.abort();
         let took = began.elapsed().as_secs();
-        let log = self.state().logs.get(&e.id).map(|l| l.lines.join("\n")).unwrap_or_default();
+        let log = self.state().logs.text(e.id);
         let secrets: Vec<String> = ["sudo_password", "ssh_password"]
             .iter()
             .filter_map(|k| target.secret(&target.config, k).ok().flatten())
@@ -346,11 +342,7 @@ impl Engine {
             while let Some(at) = pending.find('\n') {
                 let line: String = pending[..at].trim_end_matches('\r').to_owned();
                 pending.drain(..=at);
-                let mut st = engine.state();
-                if let Some(live) = st.logs.get_mut(&id) {
-                    live.lines.push(line.clone());
-                    let _ = live.tx.send(LogLine::Line(line));
-                }
+                engine.state().logs.say(id, line);
             }
         };
         let run = ssh_stream(target, &host, port, &user, auth, &script, stdin.as_deref(), &mut on_data);
@@ -416,11 +408,7 @@ impl Engine {
     }
 
     fn log_line(&self, id: i64, line: &str) {
-        let mut st = self.state();
-        if let Some(live) = st.logs.get_mut(&id) {
-            live.lines.push(line.to_owned());
-            let _ = live.tx.send(LogLine::Line(line.to_owned()));
-        }
+        self.state().logs.say(id, line.to_owned());
     }
 }
 

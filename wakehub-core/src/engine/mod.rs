@@ -26,6 +26,8 @@ mod discovery;
 mod executions;
 mod idle;
 mod journal;
+#[cfg(any(feature = "wol-ssh", feature = "docker"))]
+mod live_log;
 #[cfg(feature = "wol-ssh")]
 mod machines;
 #[cfg(feature = "wol-ssh")]
@@ -43,6 +45,8 @@ mod subscribe;
 #[cfg(feature = "wol-ssh")]
 pub use executions::LogLine;
 pub use idle::{IdleStatus, Reading};
+#[cfg(any(feature = "wol-ssh", feature = "docker"))]
+pub use live_log::{Following, Line};
 #[cfg(feature = "wol-ssh")]
 pub use machines::{RefreshOptions, is_machine};
 #[cfg(feature = "wol-ssh")]
@@ -225,7 +229,7 @@ struct State {
     refreshing: BTreeSet<NodeId>,
     /// The live logs of running executions.
     #[cfg(feature = "wol-ssh")]
-    logs: HashMap<i64, executions::LiveLog>,
+    logs: live_log::Logs<crate::store::ExecutionStatus>,
     /// Machines in a running maintenance, with its run (0 while the run is being recorded).
     #[cfg(feature = "wol-ssh")]
     maintenance: HashMap<NodeId, i64>,

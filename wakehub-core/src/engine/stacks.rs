@@ -12,14 +12,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::sync::broadcast;
-
 use crate::connector::stack::{self as docker_stack, StackState};
 use crate::connector::{ConnectorError, ErrorCode, StackToApply, Target};
 use crate::model::{Action, Kind, NodeId, NodeRef, Refusal, Topology};
 use crate::stack::{Compose, MAX_COMPOSE_BYTES, parse_compose, render};
 use crate::store::{StackCommand, StackCommandKind, StackCommandStatus, StackOutcome, StackVersion, StoreError};
 
+use super::live_log::{Following, Logs, Phase};
 use super::{Engine, EngineError};
 
 /// How long a claim holds before it must be renewed.
@@ -28,13 +27,19 @@ const LEASE: Duration = Duration::from_secs(60);
 const HEARTBEAT: Duration = Duration::from_secs(10);
 
 /// A line of a stack command's log as it is streamed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StackLogLine {
-    /// One line.
-    Line(String),
-    /// The command ended.
-    End(StackCommandStatus),
+pub type StackLogLine = super::live_log::Line<StackCommandStatus>;
+
+/// Where a stack command is, for its log's followers.
+fn phase(store: &crate::store::Store, id: i64) -> Result<Phase, crate::store::StoreError> {
+    Ok(match store.stack_command(id)?.map(|c| c.status) {
+        Some(StackCommandStatus::Pending) => Phase::Waiting,
+        Some(StackCommandStatus::Running) => Phase::Running,
+        _ => Phase::Over,
+    })
+}
+
+fn logs(st: &mut super::State) -> &mut Logs<StackCommandStatus> {
+    &mut st.stacks.logs
 }
 
 /// What the engine holds about the stacks' queues.
@@ -47,16 +52,10 @@ pub(super) struct Stacks {
     pub(super) stacking: BTreeMap<NodeId, (NodeId, bool)>,
     /// The version a running command applies to each stack.
     targets: std::collections::HashMap<NodeId, i64>,
-    /// The live logs of running commands.
-    logs: std::collections::HashMap<i64, StackLive>,
+    /// The live logs of commands followed or running.
+    logs: Logs<StackCommandStatus>,
     /// The command running on each stack (its connector's lines go to its log).
     running: std::collections::HashMap<NodeId, i64>,
-}
-
-/// A running command's log so far and its live lines.
-pub(super) struct StackLive {
-    lines: Vec<String>,
-    tx: broadcast::Sender<StackLogLine>,
 }
 
 /// A stack as the API shows it: the version it is on, its latest, and what its engine runs.
@@ -229,16 +228,16 @@ impl Engine {
         let topology = self.inner.store.run(|s| s.topology_shared()).await?;
         let name = topology.name_of(c.stack);
         let now = crate::store::now_ms();
-        self.record(move |tx| tx.cancel_stack_command(id, &name, now)).await
+        let cancelled = self.record(move |tx| tx.cancel_stack_command(id, &name, now)).await?;
+        self.state().stacks.logs.end(id, cancelled.status);
+        Ok(cancelled)
     }
 
-    /// The log of command `id` so far and, while it runs, its next lines.
-    pub fn stack_log(&self, id: i64) -> (Vec<String>, Option<broadcast::Receiver<StackLogLine>>) {
-        let st = self.state();
-        match st.stacks.logs.get(&id) {
-            Some(live) => (live.lines.clone(), Some(live.tx.subscribe())),
-            None => (Vec::new(), None),
-        }
+    /// Follows the log of command `c`: what it said so far and its next lines, from the
+    /// moment it is queued until it ends; `None` once it is over (its log is then whole in
+    /// its record, read after this returns).
+    pub async fn stack_log(&self, c: &StackCommand) -> Result<Option<Following<StackCommandStatus>>, EngineError> {
+        self.follow_log(c.id, c.stack, logs, phase).await
     }
 
     /// Marks commands a previous run left running `failed` (`INTERRUPTED`; never run again)
@@ -448,17 +447,16 @@ impl Engine {
                 Ok(Some(c)) => c,
                 Ok(None) => {
                     self.state().stacks.stacking.remove(&stack);
-                    return;
+                    return self.close_stale_logs(stack, logs, phase).await;
                 }
                 Err(e) => {
                     self.state().stacks.stacking.remove(&stack);
                     return tracing::error!("stacks: cannot claim: {e}");
                 }
             };
-            let (tx, _) = broadcast::channel(1024);
             {
                 let mut st = self.state();
-                st.stacks.logs.insert(command.id, StackLive { lines: Vec::new(), tx });
+                st.stacks.logs.open(command.id, stack);
                 st.stacks.running.insert(stack, command.id);
             }
             let heartbeat = {
@@ -483,9 +481,7 @@ impl Engine {
                 tracing::error!(command = id, "cannot record the end of a stack command: {e}");
             }
             let mut st = self.state();
-            if let Some(live) = st.stacks.logs.remove(&id) {
-                let _ = live.tx.send(StackLogLine::End(status));
-            }
+            st.stacks.logs.end(id, status);
             st.stacks.stacking.remove(&stack);
             st.stacks.running.remove(&stack);
         }
@@ -505,11 +501,7 @@ impl Engine {
         if let Err(e) = self.inner.store.append_stack_log(id, &line) {
             tracing::warn!(command = id, "cannot keep a log line: {e}");
         }
-        let mut st = self.state();
-        if let Some(live) = st.stacks.logs.get_mut(&id) {
-            live.lines.push(line.clone());
-            let _ = live.tx.send(StackLogLine::Line(line));
-        }
+        self.state().stacks.logs.say(id, line);
     }
 
     /// Runs one claimed command to its end (every failure is its outcome).

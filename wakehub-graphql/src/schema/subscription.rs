@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, ID, Subscription};
 use futures::{Stream, StreamExt};
-use wakehub_core::engine::Engine;
+use wakehub_core::engine::{Engine, Line};
 use wakehub_core::events::EventKind;
 use wakehub_core::model::ErrorCode;
 use wakehub_core::model::{CascadeId, EventId};
@@ -20,6 +20,27 @@ fn event_id(id: &ID) -> async_graphql::Result<EventId> {
     parse_id(id, "event")
         .map(EventId::new)
         .ok_or_else(|| api_error(ErrorCode::Validation, format!("bad event id `{}`", id.0)))
+}
+
+/// A command's log followed: the lines said so far, then each one as it comes, until the
+/// command ends.
+fn follow<S: Clone + Send + 'static>(
+    so_far: Vec<String>,
+    rx: tokio::sync::broadcast::Receiver<Line<S>>,
+    gauge: Gauge,
+) -> impl Stream<Item = String> {
+    use tokio::sync::broadcast::error::RecvError;
+    let live = futures::stream::unfold((Some(rx), gauge), |(rx, gauge)| async move {
+        let mut rx = rx?;
+        match rx.recv().await {
+            Ok(Line::Line(l)) => Some((l, (Some(rx), gauge))),
+            Ok(_) | Err(RecvError::Closed) => None,
+            Err(RecvError::Lagged(n)) => {
+                Some((format!("@@ {n} lines skipped (the client read too slowly)"), (Some(rx), gauge)))
+            }
+        }
+    });
+    futures::stream::iter(so_far).chain(live)
 }
 
 /// Counts the subscription while its stream lives.
@@ -86,9 +107,14 @@ impl Subscription {
         let engine = ctx.data::<Engine>()?.clone();
         let e = super::machines::visible_execution(ctx, &execution).await?;
         let gauge = Gauge::new(ctx);
-        let (so_far, live) = engine.execution_log(e.id);
-        let kept: Vec<String> = match (&live, e.artifact) {
-            (None, Some(a)) => engine
+        if let Some((so_far, rx)) = engine.execution_log(&e).await.api()? {
+            return Ok(follow(so_far, rx, gauge).left_stream());
+        }
+        // Over: its kept log, read now that it is whole.
+        let id = e.id;
+        let artifact = engine.store().run(move |s| s.execution(id)).await.api()?.and_then(|e| e.artifact);
+        let kept = match artifact {
+            Some(a) => engine
                 .store()
                 .run(move |s| s.artifact(a))
                 .await
@@ -96,19 +122,9 @@ impl Subscription {
                 .and_then(|(_, content)| content)
                 .map(|c| String::from_utf8_lossy(&c).lines().map(str::to_owned).collect())
                 .unwrap_or_default(),
-            _ => so_far,
+            None => Vec::new(),
         };
-        let live = futures::stream::unfold((live, gauge), |(rx, gauge)| async move {
-            let mut rx = rx?;
-            match rx.recv().await {
-                Ok(wakehub_core::engine::LogLine::Line(l)) => Some((l, (Some(rx), gauge))),
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    Some((format!("@@ {n} lines skipped (the client read too slowly)"), (Some(rx), gauge)))
-                }
-            }
-        });
-        Ok(futures::stream::iter(kept).chain(live))
+        Ok(futures::stream::iter(kept).right_stream())
     }
 
     /// The log of one stack command, line by line: what it said so far, then each line as
@@ -121,22 +137,13 @@ impl Subscription {
         let engine = ctx.data::<Engine>()?.clone();
         let c = super::stacks::visible_stack_command(ctx, &command).await?;
         let gauge = Gauge::new(ctx);
-        let (so_far, live) = engine.stack_log(c.id);
-        let kept: Vec<String> = match &live {
-            None => c.log.lines().map(str::to_owned).collect(),
-            Some(_) => so_far,
-        };
-        let live = futures::stream::unfold((live, gauge), |(rx, gauge)| async move {
-            let mut rx = rx?;
-            match rx.recv().await {
-                Ok(wakehub_core::engine::StackLogLine::Line(l)) => Some((l, (Some(rx), gauge))),
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    Some((format!("@@ {n} lines skipped (the client read too slowly)"), (Some(rx), gauge)))
-                }
-            }
-        });
-        Ok(futures::stream::iter(kept).chain(live))
+        if let Some((so_far, rx)) = engine.stack_log(&c).await.api()? {
+            return Ok(follow(so_far, rx, gauge).left_stream());
+        }
+        // Over: its log, read now that it is whole.
+        let id = c.id;
+        let log = engine.store().run(move |s| s.stack_command(id)).await.api()?.map(|c| c.log).unwrap_or_default();
+        Ok(futures::stream::iter(log.lines().map(str::to_owned).collect::<Vec<_>>()).right_stream())
     }
 
     /// What happens to a stack's containers, as its Docker Engine reports it, from now on

@@ -526,18 +526,13 @@ async fn action_run(file: &Path, node: &str, action: &str) -> anyhow::Result<Exi
     let plugins = plugins::Loaded::default();
     let Some(engine) = one_shot_engine(file, 4, &plugins)? else { return Ok(ExitCode::from(1)) };
     let queued = engine.run_action(node, action, "manual", "cli").await?;
-    // Follow its log live from the moment it runs.
-    let mut rx = loop {
-        let e = engine.store().execution(queued.id)?.ok_or_else(|| anyhow::anyhow!("execution vanished"))?;
-        let (so_far, rx) = engine.execution_log(queued.id);
-        if let Some(rx) = rx {
+    // Follow its log live from the moment it is queued.
+    let mut rx = match engine.execution_log(&queued).await? {
+        Some((so_far, rx)) => {
             so_far.iter().for_each(|l| println!("{l}"));
-            break Some(rx);
+            Some(rx)
         }
-        if e.status.is_final() {
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        None => None,
     };
     if let Some(rx) = rx.as_mut() {
         loop {

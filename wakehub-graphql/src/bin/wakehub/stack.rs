@@ -51,19 +51,17 @@ async fn apply(file: &Path, stack: &str, compose: Option<&Path>) -> anyhow::Resu
             return Ok(ExitCode::from(2));
         }
     };
-    // Its log live, from the moment it runs.
-    let mut rx = loop {
-        let c = engine.store().stack_command(queued.id)?.context("the command vanished")?;
-        let (so_far, rx) = engine.stack_log(queued.id);
-        if let Some(rx) = rx {
+    // Its log live, from the moment it is queued.
+    let mut rx = match engine.stack_log(&queued).await? {
+        Some((so_far, rx)) => {
             so_far.iter().for_each(|l| println!("{l}"));
-            break Some(rx);
+            Some(rx)
         }
-        if c.status.is_final() {
+        None => {
+            let c = engine.store().stack_command(queued.id)?.context("the command vanished")?;
             print!("{}", c.log);
-            break None;
+            None
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     };
     if let Some(rx) = rx.as_mut() {
         loop {
