@@ -283,8 +283,8 @@ impl Store {
     /// The price set for the energy report, if any.
     pub fn energy_price(&self) -> Result<Option<Price>, StoreError> {
         let text: Option<String> = self.transaction(|tx| {
-            use rusqlite::OptionalExtension;
-            tx.query_row("SELECT value FROM meta WHERE key = 'energy_price'", [], |r| r.get(0))
+            use crate::store::db::OptionalExtension;
+            tx.query_row("SELECT value FROM meta WHERE key = 'energy_price'", (), |r| r.get(0))
                 .optional()
                 .map_err(crate::store::db)
         })?;
@@ -302,7 +302,7 @@ impl Store {
                     "INSERT INTO meta (key, value) VALUES ('energy_price', ?1) ON CONFLICT (key) DO UPDATE SET value = ?1",
                     [format!("{} {}", p.per_kwh, p.currency)],
                 ),
-                None => tx.execute("DELETE FROM meta WHERE key = 'energy_price'", []),
+                None => tx.execute("DELETE FROM meta WHERE key = 'energy_price'", ()),
             }
             .map_err(crate::store::db)?;
             Ok(())

@@ -8,7 +8,8 @@
 //! the same host) is linked to, not copied. What the platform no longer lists is reported:
 //! a discovered node that nothing uses is removed, a configured one is kept and marked gone.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use super::db::{OptionalExtension, Transaction};
+use rusqlite::params;
 use serde_json::Value;
 
 use super::nodes::{insert_node, load, write_node};
@@ -293,7 +294,7 @@ const SELECT: &str =
     "SELECT node_id, host_id, source, key, details, status, first_seen, last_seen, gone_at FROM discoveries";
 
 #[allow(clippy::type_complexity)]
-fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<DiscoveryRecord, StoreError>> {
+fn record(r: &super::db::Row<'_>) -> super::db::Result<Result<DiscoveryRecord, StoreError>> {
     let details: String = r.get(4)?;
     let status: String = r.get(5)?;
     let node: i64 = r.get(0)?;

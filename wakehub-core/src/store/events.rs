@@ -1,6 +1,7 @@
 //! Reading the journal's events: filtered queries, replay checks, retention.
 
-use rusqlite::{OptionalExtension, params};
+use super::db::OptionalExtension;
+use rusqlite::params;
 
 use super::journal::bad;
 use super::payload::decode;
@@ -108,7 +109,7 @@ impl Store {
     pub fn events_pruned_through(&self) -> Result<Option<EventId>, StoreError> {
         self.transaction(|tx| {
             let v: Option<String> = tx
-                .query_row("SELECT value FROM meta WHERE key = 'events_pruned_through'", [], |r| r.get(0))
+                .query_row("SELECT value FROM meta WHERE key = 'events_pruned_through'", (), |r| r.get(0))
                 .optional()
                 .map_err(db)?;
             Ok(v.and_then(|v| v.parse().ok()).map(EventId::new))
@@ -133,7 +134,7 @@ impl Store {
     pub fn last_event_id(&self) -> Result<Option<EventId>, StoreError> {
         self.transaction(|tx| {
             Ok(tx
-                .query_row("SELECT MAX(id) FROM events", [], |r| r.get::<_, Option<i64>>(0))
+                .query_row("SELECT MAX(id) FROM events", (), |r| r.get::<_, Option<i64>>(0))
                 .map_err(db)?
                 .map(EventId::new))
         })

@@ -5,7 +5,8 @@
 //! marks every execution whose lease ran out `interrupted`: nothing stays running, nothing
 //! runs twice.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use super::db::{OptionalExtension, Transaction};
+use rusqlite::params;
 use sha2::Digest;
 
 use super::journal::JournalTx;
@@ -143,7 +144,7 @@ const COLUMNS: &str = "e.id, e.node_id, e.action, e.mode, e.actor, e.status, e.q
      e.exit_code, e.error_kind, e.error_message, e.result, e.report,
      (SELECT a.id FROM machine_artifacts a WHERE a.execution_id = e.id ORDER BY a.id DESC LIMIT 1)";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionRecord> {
+fn row(r: &super::db::Row<'_>) -> super::db::Result<ExecutionRecord> {
     let result: Option<String> = r.get(12)?;
     Ok(ExecutionRecord {
         id: r.get(0)?,
@@ -417,7 +418,7 @@ impl JournalTx<'_> {
     }
 }
 
-fn artifact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ArtifactRecord> {
+fn artifact_row(r: &super::db::Row<'_>) -> super::db::Result<ArtifactRecord> {
     let deleted_at: Option<i64> = r.get(10)?;
     let reason: Option<String> = r.get(11)?;
     Ok(ArtifactRecord {
@@ -463,7 +464,7 @@ impl Store {
         self.transaction(|tx| {
             let mut stmt =
                 tx.prepare("SELECT DISTINCT node_id FROM machine_executions WHERE status = 'queued'").map_err(db)?;
-            let rows = stmt.query_map([], |r| r.get::<_, i64>(0)).map_err(db)?;
+            let rows = stmt.query_map((), |r| r.get::<_, i64>(0)).map_err(db)?;
             rows.map(|r| r.map(NodeId::new)).collect::<Result<_, _>>().map_err(db)
         })
     }

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use super::db::{OptionalExtension, Row, Transaction};
+use rusqlite::params;
 
 use super::payload::encode;
 use super::{Store, StoreError, db, now_ms};
@@ -171,7 +172,7 @@ impl Store {
         mut write: impl FnMut(&mut T, &mut JournalTx<'_>) -> Result<(), StoreError>,
     ) -> Result<Vec<Result<Vec<Event>, StoreError>>, StoreError> {
         self.transaction(|tx| {
-            let savepoint = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute([])).map_err(db);
+            let savepoint = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute(())).map_err(db);
             let mut out = Vec::with_capacity(items.len());
             for item in items.iter_mut() {
                 let guarded = guarded(item);
@@ -301,7 +302,7 @@ impl Store {
                 .map_err(db)?;
             let mut samples: BTreeMap<(NodeId, Action), Vec<i64>> = BTreeMap::new();
             for row in stmt
-                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+                .query_map((), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
                 .map_err(db)?
             {
                 let (node, action, ms) = row.map_err(db)?;
@@ -336,7 +337,7 @@ pub(super) fn bad(what: &str, value: &str) -> StoreError {
 const CASCADE_COLUMNS: &str = "id, node_id, node_name, action, status, current_step, total_steps, failed_step, \
      error_code, error_message, rerun_of, created_at, started_at, completed_at, requested_by";
 
-fn cascade_row(r: &Row<'_>) -> rusqlite::Result<Result<CascadeRecord, StoreError>> {
+fn cascade_row(r: &Row<'_>) -> super::db::Result<Result<CascadeRecord, StoreError>> {
     let action: String = r.get(3)?;
     let status: String = r.get(4)?;
     let (Some(action), Some(status)) = (Action::parse(&action), CascadeStatus::parse(&status)) else {
@@ -370,7 +371,7 @@ pub(crate) fn cascade(tx: &Transaction<'_>, id: CascadeId) -> Result<Option<Casc
 
 const PROPOSAL_COLUMNS: &str = "id, node_id, node_name, cascade_id, reason, status, created_at, resolved_at";
 
-fn proposal_row(r: &Row<'_>) -> rusqlite::Result<Result<ProposalRecord, StoreError>> {
+fn proposal_row(r: &Row<'_>) -> super::db::Result<Result<ProposalRecord, StoreError>> {
     let status: String = r.get(5)?;
     let status = match status.as_str() {
         "pending" => ProposalStatus::Pending,
@@ -611,7 +612,7 @@ impl JournalTx<'_> {
             .tx
             .prepare(&format!("SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE status = 'pending' ORDER BY id"))
             .map_err(db)?;
-        let rows = stmt.query_map([], proposal_row).map_err(db)?;
+        let rows = stmt.query_map((), proposal_row).map_err(db)?;
         let mut out = Vec::new();
         for row in rows {
             let p = row.map_err(db)??;
@@ -630,7 +631,7 @@ impl JournalTx<'_> {
             .prepare("SELECT id, node_id, action FROM cascades WHERE status IN ('pending', 'in_progress')")
             .map_err(db)?;
         let rows: Vec<(i64, i64, String)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_map((), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(db)?
             .collect::<Result<_, _>>()
             .map_err(db)?;

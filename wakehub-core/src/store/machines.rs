@@ -4,7 +4,8 @@
 //! the one rule, applied when a refresh is recorded and by [`Store::rebuild_machine_state`],
 //! which gives the same answer from the tables alone (a property test holds them equal).
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use super::db::{OptionalExtension, Transaction};
+use rusqlite::params;
 
 use super::journal::JournalTx;
 use super::{Store, StoreError, db};
@@ -273,7 +274,7 @@ pub enum RefreshResult {
     Failed(ErrorCode, String),
 }
 
-fn refresh_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RefreshRecord> {
+fn refresh_row(r: &super::db::Row<'_>) -> super::db::Result<RefreshRecord> {
     Ok(RefreshRecord {
         id: r.get(0)?,
         node: NodeId::new(r.get(1)?),

@@ -4,7 +4,8 @@
 //! middle of is marked `interrupted` at the next start, never run again, and the queued
 //! actions it left are cancelled.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use super::db::{OptionalExtension, Transaction};
+use rusqlite::params;
 
 use super::journal::JournalTx;
 use super::{Store, StoreError, db};
@@ -276,7 +277,7 @@ impl JournalTx<'_> {
     pub fn reclaim_maintenance_runs(&mut self, now: i64) -> Result<Vec<MaintenanceRunRecord>, StoreError> {
         let ids: Vec<i64> = {
             let mut stmt = self.tx.prepare("SELECT id FROM maintenance_runs WHERE status = 'running'").map_err(db)?;
-            stmt.query_map([], |r| r.get(0)).map_err(db)?.collect::<Result<_, _>>().map_err(db)?
+            stmt.query_map((), |r| r.get(0)).map_err(db)?.collect::<Result<_, _>>().map_err(db)?
         };
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -289,7 +290,7 @@ impl JournalTx<'_> {
                      WHERE e.status = 'queued' AND e.mode = 'maintenance'",
                 )
                 .map_err(db)?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db)?.collect::<Result<_, _>>().map_err(db)?
+            stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?))).map_err(db)?.collect::<Result<_, _>>().map_err(db)?
         };
         for (e, name) in queued {
             self.cancel_execution(e, &name, now)?;
@@ -322,7 +323,7 @@ impl JournalTx<'_> {
 
 const RUN_COLUMNS: &str = "id, window_name, mode, actor, status, started_at, finished_at, plan, report";
 
-fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MaintenanceRunRecord> {
+fn run_row(r: &super::db::Row<'_>) -> super::db::Result<MaintenanceRunRecord> {
     let plan: String = r.get(7)?;
     Ok(MaintenanceRunRecord {
         id: r.get(0)?,
@@ -343,7 +344,7 @@ fn run(tx: &Transaction<'_>, id: i64) -> Result<Option<MaintenanceRunRecord>, St
         .map_err(db)
 }
 
-fn window_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MaintenanceWindow> {
+fn window_row(r: &super::db::Row<'_>) -> super::db::Result<MaintenanceWindow> {
     let list = |s: String| serde_json::from_str::<Vec<String>>(&s).unwrap_or_default();
     Ok(MaintenanceWindow {
         name: r.get(0)?,
@@ -366,7 +367,7 @@ impl Store {
         self.transaction(|tx| {
             let mut stmt =
                 tx.prepare(&format!("SELECT {WINDOW_COLUMNS} FROM maintenance_windows ORDER BY name")).map_err(db)?;
-            let rows = stmt.query_map([], window_row).map_err(db)?;
+            let rows = stmt.query_map((), window_row).map_err(db)?;
             rows.collect::<Result<_, _>>().map_err(db)
         })
     }

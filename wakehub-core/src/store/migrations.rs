@@ -4,7 +4,13 @@
 
 use rusqlite::Connection;
 
+use super::db::{Backend, Conn, OptionalExtension};
 use super::{StoreError, db};
+
+/// The PostgreSQL schema at [`SCHEMA_VERSION`]: a PostgreSQL database starts there (there
+/// is no older one to migrate); a later version adds its migration to both engines.
+#[cfg(feature = "postgres")]
+const POSTGRES_SCHEMA: &str = include_str!("postgres.sql");
 
 /// The migrations, in order; version N is `MIGRATIONS[N - 1]`.
 pub(super) const MIGRATIONS: &[&str] = &[
@@ -446,17 +452,64 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Brings the database to [`SCHEMA_VERSION`]. Refuses a database from a newer WakeHub.
 pub(super) fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)?;
+    let current: i64 = conn.query_row("PRAGMA user_version", (), |r| r.get(0)).map_err(|e| db(e.into()))?;
     if current > SCHEMA_VERSION {
         return Err(StoreError::TooNew { found: current, supported: SCHEMA_VERSION });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = i as i64 + 1;
-        let tx = conn.transaction().map_err(db)?;
-        tx.execute_batch(sql).map_err(db)?;
-        tx.pragma_update(None, "user_version", version).map_err(db)?;
-        tx.commit().map_err(db)?;
+        let sqlite = |e: rusqlite::Error| db(e.into());
+        let tx = conn.transaction().map_err(sqlite)?;
+        tx.execute_batch(sql).map_err(sqlite)?;
+        tx.pragma_update(None, "user_version", version).map_err(sqlite)?;
+        tx.commit().map_err(sqlite)?;
         tracing::info!(version, "applied schema migration");
     }
     Ok(current)
+}
+
+/// The schema version of the database `conn` is open on.
+pub(super) fn version(conn: &Conn) -> Result<i64, StoreError> {
+    match conn.backend() {
+        Backend::Sqlite => conn.query_row("PRAGMA user_version", (), |r| r.get(0)).map_err(db),
+        Backend::Postgres => conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", (), |r| r.get::<_, String>(0))
+            .map_err(db)?
+            .parse()
+            .map_err(|_| StoreError::Corrupt { message: "the schema version is not a number".into() }),
+    }
+}
+
+/// Brings a PostgreSQL database to [`SCHEMA_VERSION`], creating its schema in an empty one.
+/// Instances starting together take turns (a transaction-scoped advisory lock).
+#[cfg(feature = "postgres")]
+pub(super) fn migrate_postgres(conn: &Conn) -> Result<i64, StoreError> {
+    conn.execute_batch("BEGIN").map_err(db)?;
+    let migrated = (|| {
+        conn.execute_batch("SELECT pg_advisory_xact_lock(7157061375468651817)").map_err(db)?;
+        let exists: bool = conn
+            .query_row("SELECT to_regclass('meta') IS NOT NULL", (), |r| r.get(0))
+            .optional()
+            .map_err(db)?
+            .unwrap_or(false);
+        if !exists {
+            conn.execute_batch(POSTGRES_SCHEMA).map_err(db)?;
+            conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?1)", [SCHEMA_VERSION.to_string()])
+                .map_err(db)?;
+            tracing::info!(version = SCHEMA_VERSION, "created the PostgreSQL schema");
+            return Ok(0);
+        }
+        let current = version(conn)?;
+        if current > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { found: current, supported: SCHEMA_VERSION });
+        }
+        Ok(current)
+    })();
+    match migrated {
+        Ok(v) => conn.execute_batch("COMMIT").map_err(db).map(|_| v),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! in one transaction. Methods are synchronous; async callers use [`Store::run`], which moves
 //! the work to tokio's blocking pool so the runtime is never blocked.
 
+pub(crate) mod db;
 mod discovery;
 mod events;
 mod executions;
@@ -15,6 +16,8 @@ mod migrations;
 mod nodes;
 mod notifications;
 mod payload;
+#[cfg(feature = "postgres")]
+mod pg;
 mod power;
 mod schedules;
 mod stacks;
@@ -25,8 +28,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use db::{Conn, OptionalExtension};
+use rusqlite::params;
 
+pub use db::Backend;
 pub use discovery::{Disappeared, DiscoveredNode, DiscoveryRecord, DiscoveryReport};
 pub use events::EventQuery;
 pub use executions::{Artifact, ArtifactRecord, ExecutionRecord, ExecutionStatus, Finished, retention_ms};
@@ -111,12 +116,12 @@ impl StoreError {
 
 /// SQLite's error as a [`StoreError`]. A function, not a `From` impl: rusqlite's types stay
 /// out of the store's public API.
-pub(crate) fn db(e: rusqlite::Error) -> StoreError {
+pub(crate) fn db(e: db::Error) -> StoreError {
     StoreError::Database { message: e.to_string() }
 }
 
 struct Inner {
-    conn: Mutex<Connection>,
+    conn: Mutex<Conn>,
     key: MasterKey,
     /// The database's directory (where the master key file lives by default): no `file:`
     /// secret may point into it.
@@ -155,30 +160,50 @@ impl Store {
     /// that lives as long as the process. A database written by a newer WakeHub is refused
     /// with [`StoreError::TooNew`].
     pub fn open(path: &Path, key: MasterKey) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(db)?;
+        let conn = rusqlite::Connection::open(path).map_err(|e| db(e.into()))?;
         let dir = path.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d });
         Self::init(conn, key, dir.and_then(|d| d.canonicalize().ok()))
     }
 
     /// A private in-memory database (tests, `wakehub plan`).
     pub fn open_in_memory(key: MasterKey) -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory().map_err(db)?, key, None)
+        Self::init(rusqlite::Connection::open_in_memory().map_err(|e| db(e.into()))?, key, None)
     }
 
-    fn init(mut conn: Connection, key: MasterKey, dir: Option<std::path::PathBuf>) -> Result<Self, StoreError> {
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
-        conn.pragma_update(None, "foreign_keys", true).map_err(db)?;
+    fn init(
+        mut conn: rusqlite::Connection,
+        key: MasterKey,
+        dir: Option<std::path::PathBuf>,
+    ) -> Result<Self, StoreError> {
+        let sqlite = |e: rusqlite::Error| db(e.into());
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
+        conn.pragma_update(None, "foreign_keys", true).map_err(sqlite)?;
         // FULL: a committed transaction survives a power loss, so an event id that was
         // published (after its commit) is never handed out again.
-        conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(sqlite)?;
         // The journal writer commits groups of writes, each in a savepoint: their statement
         // journals stay in memory.
-        conn.pragma_update(None, "temp_store", "MEMORY").map_err(db)?;
+        conn.pragma_update(None, "temp_store", "MEMORY").map_err(sqlite)?;
+        conn.set_prepared_statement_cache_capacity(256);
         migrations::migrate(&mut conn)?;
+        Self::with_conn(Conn::Sqlite(conn), key, dir)
+    }
+
+    /// Opens the PostgreSQL database at `url` (`postgres://user:password@host:port/db`),
+    /// creating or migrating its schema. Several WakeHub instances may share it. The key
+    /// rules are those of [`open`](Self::open).
+    #[cfg(feature = "postgres")]
+    pub fn open_postgres(url: &str, key: MasterKey) -> Result<Self, StoreError> {
+        let conn = Conn::Postgres(pg::PgConn::connect(url).map_err(db)?);
+        migrations::migrate_postgres(&conn)?;
+        Self::with_conn(conn, key, None)
+    }
+
+    fn with_conn(mut conn: Conn, key: MasterKey, dir: Option<std::path::PathBuf>) -> Result<Self, StoreError> {
         check_master_key(&conn, &key)?;
         {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
+            let tx = conn.transaction().map_err(db)?;
             let bound = nodes::bind_legacy_credentials(&tx)?;
             tx.commit().map_err(db)?;
             if bound > 0 {
@@ -211,10 +236,10 @@ impl Store {
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        self.conn().query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)
+        self.conn().query_row("PRAGMA user_version", (), |r| r.get(0)).map_err(db)
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    fn conn(&self) -> MutexGuard<'_, Conn> {
         // A panic while holding the lock cannot leave SQLite half-written (transactions roll
         // back on drop), so a poisoned lock is safe to reuse.
         self.inner.conn.lock().unwrap_or_else(|e| e.into_inner())
@@ -249,13 +274,13 @@ impl Store {
     /// Runs `f` in one transaction: committed if it returns `Ok`, rolled back otherwise.
     pub(crate) fn transaction<R>(
         &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<R, StoreError>,
+        f: impl FnOnce(&db::Transaction<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let mut conn = self.conn();
         // IMMEDIATE: the write lock is taken up front, so another process writing the same
         // database (the CLI creating a token beside a running server) makes this wait
         // (busy timeout) instead of failing when a read would have to become a write.
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
+        let tx = conn.transaction().map_err(db)?;
         let r = f(&tx)?;
         tx.commit().map_err(db)?;
         Ok(r)
@@ -362,7 +387,7 @@ impl Store {
     /// Encrypts a plaintext secret into a new credential row.
     pub(crate) fn seal_credential(
         &self,
-        tx: &rusqlite::Transaction<'_>,
+        tx: &db::Transaction<'_>,
         plaintext: &str,
         node: NodeId,
         key: &str,
@@ -387,9 +412,9 @@ impl Store {
 
 /// The first open stores a sealed marker; later opens must be able to open it, so a wrong
 /// key is reported at once instead of at the first credential use.
-fn check_master_key(conn: &Connection, key: &MasterKey) -> Result<(), StoreError> {
+fn check_master_key(conn: &Conn, key: &MasterKey) -> Result<(), StoreError> {
     let stored: Option<String> =
-        conn.query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| r.get(0)).optional().map_err(db)?;
+        conn.query_row("SELECT value FROM meta WHERE key = 'key_check'", (), |r| r.get(0)).optional().map_err(db)?;
     match stored {
         Some(value) => {
             let (nonce, ciphertext) = value.split_once(':').ok_or(StoreError::WrongMasterKey)?;

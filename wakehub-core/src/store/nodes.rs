@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use super::db::{OptionalExtension, Transaction};
+use rusqlite::params;
 use serde_json::{Value, json};
 
 use super::payload::{from_json, to_json};
@@ -240,7 +241,7 @@ impl Store {
                                 .is_some_and(|pn| wanted.contains(pn.name()) || pn.spec.state == NodeState::Discovered)
                         })
             };
-            tx.execute("UPDATE nodes SET parent_id = NULL", []).map_err(db)?;
+            tx.execute("UPDATE nodes SET parent_id = NULL", ()).map_err(db)?;
             for node in current.nodes() {
                 if !survives(node.id) {
                     tx.execute("DELETE FROM nodes WHERE id = ?1", [node.id.get()]).map_err(db)?;
@@ -299,7 +300,7 @@ impl Store {
             }
             tx.execute(
                 "DELETE FROM dependencies WHERE from_id IN (SELECT id FROM nodes WHERE state = 'configured')",
-                [],
+                (),
             )
             .map_err(db)?;
             for (from, to) in desired.links() {
@@ -478,7 +479,7 @@ pub(super) fn bind_legacy_credentials(tx: &Transaction<'_>) -> Result<usize, Sto
     let unbound: BTreeSet<i64> = tx
         .prepare("SELECT id FROM credentials WHERE node_id IS NULL")
         .map_err(db)?
-        .query_map([], |r| r.get(0))
+        .query_map((), |r| r.get(0))
         .map_err(db)?
         .collect::<Result<_, _>>()
         .map_err(db)?;
@@ -530,7 +531,7 @@ fn gc_credentials(tx: &Transaction<'_>, topology: &Topology) -> Result<(), Store
     let all: Vec<i64> = tx
         .prepare("SELECT id FROM credentials")
         .map_err(db)?
-        .query_map([], |r| r.get(0))
+        .query_map((), |r| r.get(0))
         .map_err(db)?
         .collect::<Result<_, _>>()
         .map_err(db)?;
@@ -621,7 +622,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
         )
         .map_err(db)?;
     let raw = stmt
-        .query_map([], |r| {
+        .query_map((), |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
@@ -752,7 +753,7 @@ pub(super) fn load(tx: &Transaction<'_>) -> Result<Topology, StoreError> {
     }
     let mut stmt = tx.prepare("SELECT from_id, to_id FROM dependencies ORDER BY from_id, to_id").map_err(db)?;
     let links: Vec<(NodeId, NodeId)> = stmt
-        .query_map([], |r| Ok((NodeId::new(r.get(0)?), NodeId::new(r.get(1)?))))
+        .query_map((), |r| Ok((NodeId::new(r.get(0)?), NodeId::new(r.get(1)?))))
         .map_err(db)?
         .collect::<Result<_, _>>()
         .map_err(db)?;

@@ -2,7 +2,8 @@
 //! e-mail) with their secret sealed apart, and the deliveries — each one journaled with its
 //! attempts, its last error and how it ended.
 
-use rusqlite::{OptionalExtension, params};
+use super::db::OptionalExtension;
+use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, db};
@@ -228,7 +229,7 @@ fn to_json<T: Serialize>(v: &T) -> String {
 
 const RULE_COLUMNS: &str = "name, events, nodes, tags, target, enabled, secret IS NOT NULL, updated_by, updated_at";
 
-fn rule_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<NotificationRule, StoreError>> {
+fn rule_row(r: &super::db::Row<'_>) -> super::db::Result<Result<NotificationRule, StoreError>> {
     let (name, events, nodes, tags, target): (String, String, String, String, String) =
         (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
     let corrupt = |e: serde_json::Error| StoreError::Corrupt { message: format!("notification rule {name}: {e}") };
@@ -259,7 +260,7 @@ fn rule_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<NotificationRule, 
 const DELIVERY_COLUMNS: &str =
     "id, rule, event_id, event, node, title, body, status, attempts, next_at, last_error, created_at, sent_at";
 
-fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
+fn delivery_row(r: &super::db::Row<'_>) -> super::db::Result<Delivery> {
     let status: String = r.get(7)?;
     Ok(Delivery {
         id: r.get(0)?,
@@ -355,7 +356,7 @@ impl Store {
         self.transaction(|tx| {
             let mut stmt =
                 tx.prepare(&format!("SELECT {RULE_COLUMNS} FROM notification_rules ORDER BY name")).map_err(db)?;
-            let rows = stmt.query_map([], rule_row).map_err(db)?;
+            let rows = stmt.query_map((), rule_row).map_err(db)?;
             rows.map(|r| r.map_err(db)?).collect()
         })
     }
@@ -435,7 +436,7 @@ impl Store {
     /// When the next pending delivery is due, if any.
     pub fn next_delivery_at(&self) -> Result<Option<i64>, StoreError> {
         self.transaction(|tx| {
-            tx.query_row("SELECT MIN(next_at) FROM notification_deliveries WHERE status = 'pending'", [], |r| r.get(0))
+            tx.query_row("SELECT MIN(next_at) FROM notification_deliveries WHERE status = 'pending'", (), |r| r.get(0))
                 .map_err(db)
         })
     }
@@ -485,7 +486,7 @@ impl Store {
     /// The last journal event the notifier has read (none: it starts from the present).
     pub fn notifier_position(&self) -> Result<Option<i64>, StoreError> {
         self.transaction(|tx| {
-            tx.query_row("SELECT value FROM meta WHERE key = 'notifier_position'", [], |r| r.get::<_, String>(0))
+            tx.query_row("SELECT value FROM meta WHERE key = 'notifier_position'", (), |r| r.get::<_, String>(0))
                 .optional()
                 .map(|v| v.and_then(|v| v.parse().ok()))
                 .map_err(db)

@@ -1,7 +1,8 @@
 //! Power schedules: cron expressions (in a time zone) that start, stop or keep on nodes
 //! named or tagged, with when each last fired and what came of it.
 
-use rusqlite::{OptionalExtension, params};
+use super::db::OptionalExtension;
+use rusqlite::params;
 
 use super::{Store, StoreError, db};
 
@@ -107,7 +108,7 @@ impl PowerSchedule {
 
 const COLUMNS: &str = "name, action, nodes, tags, schedule, timezone, keep_for_secs, enabled, updated_by, updated_at, last_fired_at, last_outcome";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PowerSchedule> {
+fn row(r: &super::db::Row<'_>) -> super::db::Result<PowerSchedule> {
     let list = |s: String| serde_json::from_str::<Vec<String>>(&s).unwrap_or_default();
     let fired: Option<i64> = r.get(10)?;
     let outcome: Option<String> = r.get(11)?;
@@ -160,7 +161,7 @@ impl Store {
     pub fn power_schedules(&self) -> Result<Vec<PowerSchedule>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM power_schedules ORDER BY name")).map_err(db)?;
-        let rows = stmt.query_map([], row).map_err(db)?;
+        let rows = stmt.query_map((), row).map_err(db)?;
         rows.collect::<Result<_, _>>().map_err(db)
     }
 

@@ -13,7 +13,8 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use super::db::{OptionalExtension, Transaction};
+use rusqlite::params;
 
 use super::journal::JournalTx;
 use super::{Store, StoreError, db};
@@ -187,7 +188,7 @@ const LOG_LIMIT: usize = 256 << 10;
 const COMMAND_COLUMNS: &str = "id, stack_id, kind, version, status, actor, reason, queued_at, started_at, finished_at,
      error_code, error_message, result, log";
 
-fn command_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StackCommand> {
+fn command_row(r: &super::db::Row<'_>) -> super::db::Result<StackCommand> {
     let result: Option<String> = r.get(12)?;
     Ok(StackCommand {
         id: r.get(0)?,
@@ -219,7 +220,7 @@ type VersionRow =
 
 const VERSION_COLUMNS: &str = "stack_id, number, digest, model, nonce, secrets, images, created_by, created_at, note";
 
-fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VersionRow> {
+fn version_row(r: &super::db::Row<'_>) -> super::db::Result<VersionRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
 }
 
@@ -299,7 +300,7 @@ impl Store {
         let digest = self.inner.key.keyed_digest("wakehub:stack-version", compose.canonical().as_bytes());
         let (shown, secrets) = split_secrets(compose);
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
+        let tx = conn.transaction().map_err(db)?;
         let latest: Option<(i64, String)> = tx
             .query_row(
                 "SELECT number, digest FROM stack_versions WHERE stack_id = ?1 ORDER BY number DESC LIMIT 1",
@@ -453,7 +454,7 @@ impl Store {
         let conn = self.conn();
         let mut stmt =
             conn.prepare("SELECT DISTINCT stack_id FROM stack_commands WHERE status = 'pending'").map_err(db)?;
-        let rows = stmt.query_map([], |r| r.get::<_, i64>(0).map(NodeId::new)).map_err(db)?;
+        let rows = stmt.query_map((), |r| r.get::<_, i64>(0).map(NodeId::new)).map_err(db)?;
         rows.collect::<Result<_, _>>().map_err(db)
     }
 

@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rusqlite::{OptionalExtension, params};
+use super::db::OptionalExtension;
+use rusqlite::params;
 use sha2::{Digest, Sha256};
 
 use super::{Store, StoreError, db, now_ms};
@@ -89,8 +90,8 @@ fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
-    let bad = |i: usize, e: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into());
+fn row(r: &super::db::Row<'_>) -> super::db::Result<TokenRecord> {
+    let bad = |i: usize, e: String| super::db::Error::Conversion(format!("column {i}: {e}"));
     let role: String = r.get(4)?;
     let scope: String = r.get(5)?;
     Ok(TokenRecord {
@@ -150,7 +151,7 @@ impl Store {
     pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         self.transaction(|tx| {
             let mut stmt = tx.prepare(&format!("SELECT {COLUMNS} FROM api_tokens ORDER BY id")).map_err(db)?;
-            let rows = stmt.query_map([], row).map_err(db)?;
+            let rows = stmt.query_map((), row).map_err(db)?;
             rows.collect::<Result<_, _>>().map_err(db)
         })
     }

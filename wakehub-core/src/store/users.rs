@@ -2,10 +2,11 @@
 //! memory-hard function), each with a role and a scope like a token's; and their sessions,
 //! opaque `whs_…` tokens of which only the SHA-256 is stored, valid for a limited time.
 
+use super::db::OptionalExtension;
 use aes_gcm::aead::OsRng;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use sha2::{Digest, Sha256};
 
 use super::{Store, StoreError, db, now_ms};
@@ -30,8 +31,8 @@ pub struct UserRecord {
 
 const COLUMNS: &str = "id, name, role, scope, created_at";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
-    let bad = |i: usize, e: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into());
+fn row(r: &super::db::Row<'_>) -> super::db::Result<UserRecord> {
+    let bad = |i: usize, e: String| super::db::Error::Conversion(format!("column {i}: {e}"));
     let role: String = r.get(2)?;
     let scope: String = r.get(3)?;
     Ok(UserRecord {
@@ -94,7 +95,7 @@ impl Store {
     pub fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
         self.transaction(|tx| {
             let mut stmt = tx.prepare(&format!("SELECT {COLUMNS} FROM users ORDER BY id")).map_err(db)?;
-            let rows = stmt.query_map([], row).map_err(db)?;
+            let rows = stmt.query_map((), row).map_err(db)?;
             rows.collect::<Result<_, _>>().map_err(db)
         })
     }
