@@ -180,7 +180,7 @@ pub(super) fn state_inputs(tx: &Transaction<'_>, node: NodeId) -> Result<Vec<Exe
              UNION ALL
              SELECT * FROM (SELECT {COLUMNS} FROM machine_executions e
                             WHERE e.node_id = ?1 AND e.status NOT IN ('queued', 'running', 'cancelled')
-                            ORDER BY e.finished_at DESC, e.id DESC LIMIT 1)"
+                            ORDER BY e.finished_at DESC, e.id DESC LIMIT 1) AS latest"
         ))
         .map_err(db)?;
     let rows = stmt.query_map([node.get()], row).map_err(db)?;
@@ -450,7 +450,7 @@ impl Store {
         self.transaction(|tx| {
             let mut stmt = tx
                 .prepare(&format!(
-                    "SELECT {COLUMNS} FROM machine_executions e WHERE ?1 IS NULL OR e.node_id = ?1
+                    "SELECT {COLUMNS} FROM machine_executions e WHERE CAST(?1 AS BIGINT) IS NULL OR e.node_id = ?1
                      ORDER BY e.id DESC LIMIT ?2"
                 ))
                 .map_err(db)?;

@@ -207,7 +207,8 @@ impl Store {
             let mut stmt = tx
                 .prepare(&format!(
                     "SELECT {CASCADE_COLUMNS} FROM cascades
-                 WHERE (?1 IS NULL OR node_id = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id < ?3)
+                 WHERE (CAST(?1 AS BIGINT) IS NULL OR node_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR status = ?2)
+                   AND (CAST(?3 AS BIGINT) IS NULL OR id < ?3)
                  ORDER BY id DESC LIMIT ?4"
                 ))
                 .map_err(db)?;

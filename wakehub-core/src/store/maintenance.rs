@@ -149,7 +149,8 @@ impl JournalTx<'_> {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (name) DO UPDATE SET nodes = ?2, tags = ?3, schedule = ?4, timezone = ?5, enabled = ?6,
                    updated_by = ?7, updated_at = ?8,
-                   last_fired_at = CASE WHEN schedule IS ?4 AND timezone IS ?5 THEN last_fired_at END",
+                   last_fired_at = CASE WHEN maintenance_windows.schedule IS NOT DISTINCT FROM ?4
+                        AND maintenance_windows.timezone IS NOT DISTINCT FROM ?5 THEN maintenance_windows.last_fired_at END",
                 params![
                     w.name,
                     serde_json::to_string(&w.nodes).unwrap_or_default(),
@@ -399,7 +400,7 @@ impl Store {
         self.transaction(|tx| {
             let mut stmt = tx
                 .prepare(&format!(
-                    "SELECT {RUN_COLUMNS} FROM maintenance_runs WHERE ?1 IS NULL OR window_name = ?1
+                    "SELECT {RUN_COLUMNS} FROM maintenance_runs WHERE CAST(?1 AS TEXT) IS NULL OR window_name = ?1
                      ORDER BY id DESC LIMIT ?2"
                 ))
                 .map_err(db)?;

@@ -100,7 +100,13 @@ impl PgConn {
         if let Some(s) = live.statements.get(sql) {
             return Ok(s.clone());
         }
-        let s = futures::executor::block_on(live.client.prepare(&translate(sql))).map_err(pg)?;
+        let s = futures::executor::block_on(live.client.prepare(&translate(sql))).map_err(|e| match pg(e) {
+            // A statement PostgreSQL refuses is a bug of ours: say which.
+            Error::Postgres(m) => {
+                Error::Postgres(format!("{m} (in `{}`)", sql.split_whitespace().collect::<Vec<_>>().join(" ")))
+            }
+            e => e,
+        })?;
         live.statements.insert(sql.to_owned(), s.clone());
         Ok(s)
     }

@@ -49,7 +49,7 @@ impl Store {
             let mut stmt = tx
                 .prepare_cached(
                     "SELECT at_ms, watts FROM (SELECT at_ms, watts FROM power_samples
-                         WHERE node_id = ?1 AND at_ms < ?2 ORDER BY at_ms DESC LIMIT 1)
+                         WHERE node_id = ?1 AND at_ms < ?2 ORDER BY at_ms DESC LIMIT 1) AS before
                      UNION ALL
                      SELECT at_ms, watts FROM power_samples WHERE node_id = ?1 AND at_ms >= ?2 AND at_ms < ?3
                      ORDER BY at_ms",

@@ -442,7 +442,7 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(&format!(
-                "SELECT {COMMAND_COLUMNS} FROM stack_commands WHERE ?1 IS NULL OR stack_id = ?1 ORDER BY id DESC LIMIT ?2"
+                "SELECT {COMMAND_COLUMNS} FROM stack_commands WHERE CAST(?1 AS BIGINT) IS NULL OR stack_id = ?1 ORDER BY id DESC LIMIT ?2"
             ))
             .map_err(db)?;
         let rows = stmt.query_map(params![stack.map(NodeId::get), limit as i64], command_row).map_err(db)?;

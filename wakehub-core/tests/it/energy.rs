@@ -9,7 +9,6 @@ use wakehub_core::energy::{by_tag, energy};
 use wakehub_core::engine::{Engine, EngineConfig};
 use wakehub_core::model::{Action, Origin};
 use wakehub_core::secrets::MasterKey;
-use wakehub_core::store::Store;
 
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
@@ -20,7 +19,7 @@ async fn time_on_and_off_come_from_the_journal() {
     let text = "[[node]]\nname = \"pve\"\nkind = \"physical\"\ntags = [\"lab\"]\nwatts = { on = 100.0, off = 10.0 }\n\
                 [node.connector]\ntype = \"sim\"\ninitially = \"on\"\n\n\
                 [[node]]\nname = \"switch\"\nkind = \"physical\"\n[node.connector]\ntype = \"sim\"\ninitially = \"on\"\n";
-    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    let store = crate::support::store(MasterKey::generate());
     store.import(&crate::support::parse(text), Origin::Operator).unwrap();
     let e = Engine::new(store, Registry::builtin(), EngineConfig::default()).unwrap();
     let t0 = now();

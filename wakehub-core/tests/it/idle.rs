@@ -15,7 +15,7 @@ use wakehub_core::connector::{PowerState, Registry};
 use wakehub_core::engine::{Engine, EngineConfig, IdleStatus};
 use wakehub_core::model::{NodeId, Origin};
 use wakehub_core::secrets::MasterKey;
-use wakehub_core::store::{PowerSchedule, ScheduleAction, Store};
+use wakehub_core::store::{PowerSchedule, ScheduleAction};
 use wakehub_core::topology_file::{self, ParseOptions};
 
 const MIN: i64 = 60_000;
@@ -26,7 +26,7 @@ fn now() -> i64 {
 }
 
 fn lab(text: &str) -> (Engine, SimConnector) {
-    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    let store = crate::support::store(MasterKey::generate());
     store.import(&crate::support::parse(text), Origin::Operator).unwrap();
     let sim = SimConnector::new();
     let mut registry = Registry::builtin();

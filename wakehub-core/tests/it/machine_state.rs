@@ -11,7 +11,7 @@ use wakehub_core::store::{RefreshOutcome, RefreshResult, Store};
 use wakehub_core::topology_file::ParseOptions;
 
 fn store() -> (Store, NodeId) {
-    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    let store = crate::support::store(MasterKey::generate());
     store
         .import_toml(
             "[[node]]\nname = \"nas\"\nkind = \"physical\"\n[node.connector]\ntype = \"sim\"\n",

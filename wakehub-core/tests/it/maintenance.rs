@@ -9,7 +9,7 @@ use wakehub_core::connector::{PowerState, Registry};
 use wakehub_core::engine::{Engine, EngineConfig, Selection};
 use wakehub_core::model::Origin;
 use wakehub_core::secrets::MasterKey;
-use wakehub_core::store::{MaintenanceRunRecord, MaintenanceWindow, RunStatus, Store};
+use wakehub_core::store::{MaintenanceRunRecord, MaintenanceWindow, RunStatus};
 
 /// Two simulated machines (`a` on, `b` off) reachable, in name, over SSH on a port nothing
 /// listens on, and a NAS that is no machine.
@@ -26,7 +26,7 @@ fn lab() -> Engine {
         machine("a", "on"),
         machine("b", "off")
     );
-    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    let store = crate::support::store(MasterKey::generate());
     store.import(&crate::support::parse(&text), Origin::Operator).unwrap();
     Engine::new(store, Registry::builtin(), EngineConfig::default()).unwrap()
 }

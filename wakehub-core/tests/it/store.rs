@@ -115,7 +115,7 @@ fn credentials_are_encrypted_at_rest_and_never_exported() {
 
 #[test]
 fn import_is_all_or_nothing_and_keeps_ids() {
-    let store = Store::open_in_memory(key()).unwrap();
+    let store = crate::support::store(key());
     let summary = store.import_toml(HOMELAB, &ParseOptions::operator()).unwrap();
     assert_eq!(summary.added.len(), 11);
     let before = store.topology().unwrap();
@@ -153,7 +153,7 @@ fn import_is_all_or_nothing_and_keeps_ids() {
 
 #[test]
 fn single_changes_are_validated_in_the_store() {
-    let store = Store::open_in_memory(key()).unwrap();
+    let store = crate::support::store(key());
     store.import_toml(HOMELAB, &ParseOptions::operator()).unwrap();
     let t = store.topology().unwrap();
     let n = |name: &str| t.by_name(name).unwrap().id;
@@ -181,7 +181,7 @@ fn single_changes_are_validated_in_the_store() {
 
 #[tokio::test]
 async fn usable_from_async_code() {
-    let store = Store::open_in_memory(key()).unwrap();
+    let store = crate::support::store(key());
     let summary = store.run(|s| s.import_toml(HOMELAB, &ParseOptions::operator())).await.unwrap();
     assert_eq!(summary.added.len(), 11);
     let len = store.run(|s| s.topology().map(|t| t.len())).await.unwrap();

@@ -76,3 +76,29 @@ impl StoreToml for wakehub_core::store::Store {
         topology_file::export(&topology)
     }
 }
+
+/// A fresh store for a test: an in-memory SQLite database, or, when `WAKEHUB_TEST_POSTGRES`
+/// names a PostgreSQL server (`host=… port=… user=…`; `scripts/test.sh` starts one and runs
+/// the suite again against it), a new database of its own on that server.
+pub fn store(key: wakehub_core::secrets::MasterKey) -> wakehub_core::store::Store {
+    match std::env::var("WAKEHUB_TEST_POSTGRES") {
+        Ok(server) => wakehub_core::store::Store::open_postgres(&fresh_database(&server), key).unwrap(),
+        Err(_) => wakehub_core::store::Store::open_in_memory(key).unwrap(),
+    }
+}
+
+/// Creates an empty schema on PostgreSQL server `server` (with `psql`; a schema, not a
+/// database: a few hundred tests leave a few hundred of them) and returns the connection
+/// string that works in it.
+pub fn fresh_database(server: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = format!("t_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &format!("{server} dbname=postgres")])
+        .args(["-c", &format!("CREATE SCHEMA {name}")])
+        .output()
+        .expect("psql (apt-get install postgresql)");
+    assert!(out.status.success(), "CREATE SCHEMA {name}: {}", String::from_utf8_lossy(&out.stderr));
+    format!("{server} dbname=postgres options='-c search_path={name}'")
+}

@@ -80,7 +80,7 @@ struct Lab {
 impl Lab {
     fn new(text: &str, concurrency: usize) -> Lab {
         let config = EngineConfig { concurrency, ..EngineConfig::default() };
-        Self::on(Store::open_in_memory(MasterKey::generate()).unwrap(), text, config)
+        Self::on(crate::support::store(MasterKey::generate()), text, config)
     }
 
     fn on(store: Store, text: &str, config: EngineConfig) -> Lab {
@@ -580,7 +580,7 @@ fn a_crash_leaves_no_cascade_in_progress_forever() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_leaves_nothing_in_progress() {
     let config = EngineConfig { shutdown_grace: Duration::from_millis(300), ..EngineConfig::default() };
-    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    let store = crate::support::store(MasterKey::generate());
     let lab = Lab::on(store, &HOMELAB.replace("start_delay_ms = 3000", "start_delay_ms = 60000"), config);
     let record = lab.engine.start(lab.id("sandbox")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -619,7 +619,7 @@ async fn a_dry_run_writes_nothing_and_nodes_are_addressable_by_name() {
 async fn an_unregistered_connector_type_is_refused_when_it_enters() {
     let topology = crate::support::parse(&fast(HOMELAB));
     // At Engine::new: the store names `sim`, the registry has no such connector.
-    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    let store = crate::support::store(MasterKey::generate());
     store.import(&topology, Origin::Operator).unwrap();
     let err = Engine::new(store, Registry::new(), EngineConfig::default()).unwrap_err();
     assert_eq!(err.code().as_str(), "VALIDATION");
@@ -648,7 +648,7 @@ async fn an_unregistered_connector_type_is_refused_when_it_enters() {
 
     // A plugin left out of this run is not fatal: the engine starts, the node is unserved,
     // and powering it (or what needs it) says which option loads it.
-    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    let store = crate::support::store(MasterKey::generate());
     let mut with_plugin = topology.clone();
     let plugin = wakehub_core::model::NodeSpec::new(
         "desk-plug",
@@ -721,7 +721,7 @@ async fn a_retryable_refusal_is_tried_again_a_bounded_number_of_times() {
         (100, ErrorCode::AuthFailed, CascadeStatus::Failed, 1),
     ];
     for (failures, code, expected, attempts) in cases {
-        let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+        let store = crate::support::store(MasterKey::generate());
         store.import_toml(&fast(HOMELAB), &ParseOptions::operator()).unwrap();
         let flaky = Flaky { sim: Counting::default(), failures, code };
         let mut registry = Registry::new();

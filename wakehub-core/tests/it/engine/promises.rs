@@ -33,7 +33,7 @@ async fn a_panicking_connector_fails_only_what_needs_it() {
     let text = "[[node]]\nname = \"a\"\nkind = \"physical\"\n[node.connector]\ntype = \"boom\"\ninitially = \"off\"\nstart_delay_ms = 10\n\n\
                 [[node]]\nname = \"bomb-status\"\nkind = \"physical\"\n[node.connector]\ntype = \"boom\"\n\n\
                 [[node]]\nname = \"bomb-start\"\nkind = \"physical\"\n[node.connector]\ntype = \"boom\"\n";
-    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    let store = crate::support::store(MasterKey::generate());
     store.import_toml(text, &ParseOptions::operator()).unwrap();
     let mut registry = Registry::new();
     registry.register("boom", Bomb::default());
@@ -84,7 +84,7 @@ impl Connector for Gated {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_cascade_that_has_not_begun_launches_nothing() {
     let (gate, open) = tokio::sync::watch::channel(false);
-    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    let store = crate::support::store(MasterKey::generate());
     store.import_toml(&fast(HOMELAB), &ParseOptions::operator()).unwrap();
     let counting = Counting::default();
     let mut registry = Registry::new();
@@ -104,7 +104,7 @@ async fn cancelling_a_cascade_that_has_not_begun_launches_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shutdown_never_gives_a_cascade_two_ends() {
     let config = EngineConfig { shutdown_grace: Duration::from_millis(100), ..EngineConfig::default() };
-    let store = Store::open_in_memory(MasterKey::generate()).unwrap();
+    let store = crate::support::store(MasterKey::generate());
     // nas boots in 600 ms: longer than the grace, shorter than the test.
     let lab = Lab::on(store, &HOMELAB.replace("start_delay_ms = 2500", "start_delay_ms = 600"), config);
     let events = lab.engine.subscribe(lab.engine.store().last_event_id().unwrap());
