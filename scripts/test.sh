@@ -13,9 +13,10 @@ cd "$(dirname "$0")/.."
 # and apt-utils, which build the real Debian machine (and its local apt repository) the
 # machine-state tests refresh; Debian's docker-compose, the stack benchmark's baseline;
 # nginx and Caddy, run in front of WakeHub's proxy from the forward-auth examples; Mosquitto,
-# the MQTT broker Home Assistant talks through.
+# the MQTT broker Home Assistant talks through; PostgreSQL, the store shared by several
+# instances.
 APT_PACKAGES=(docker.io busybox-static openssh-server wakeonlan openssl iproute2 curl chromium mmdebstrap dpkg-dev
-  apt-utils docker-compose nginx-light caddy mosquitto mosquitto-clients)
+  apt-utils docker-compose nginx-light caddy mosquitto mosquitto-clients postgresql)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -89,6 +90,21 @@ else
   echo "== cargo test --workspace (cargo-nextest not found)"
   cargo test -j 2 --workspace --lib --bins --tests --no-fail-fast
 fi
+# The core suite again, on PostgreSQL: a private server (tests/peers/postgres.sh), a schema
+# per test.
+echo "== the core suite on PostgreSQL"
+pg_dir=$(mktemp -d /tmp/wakehub-pg.XXXXXX)
+pg_port=$((20000 + RANDOM % 20000))
+tests/peers/postgres.sh start "$pg_dir" "$pg_port"
+trap 'tests/peers/postgres.sh stop "$pg_dir"' EXIT
+if cargo nextest --version >/dev/null 2>&1; then
+  WAKEHUB_TEST_POSTGRES="host=127.0.0.1 port=$pg_port user=wakehub" cargo nextest run -j 2 -p wakehub-core --tests --no-fail-fast
+else
+  WAKEHUB_TEST_POSTGRES="host=127.0.0.1 port=$pg_port user=wakehub" cargo test -j 2 -p wakehub-core --tests --no-fail-fast
+fi
+tests/peers/postgres.sh stop "$pg_dir"
+trap - EXIT
+
 # Connector plugins, natively: the SDK's harness simulates the host's capabilities, so the
 # plugins' own tests (and the SDK's doc tests) need no WebAssembly runtime.
 echo "== plugins: native tests with the SDK's harness"

@@ -9,6 +9,7 @@ pub(crate) mod db;
 mod discovery;
 mod events;
 mod executions;
+mod instances;
 mod journal;
 mod machines;
 mod maintenance;

@@ -264,3 +264,53 @@ fn journal_groups_commit_together_and_a_failed_write_is_rolled_back() {
     assert!(failed.is_err());
     assert_eq!(names(&store.events_after(None, None, 100).unwrap()), ["a", "c", "d"]);
 }
+
+#[test]
+fn a_lab_is_copied_whole_into_an_empty_store_and_only_an_empty_one() {
+    use wakehub_core::model::{Role, Scope};
+    let dir = tempfile::tempdir().unwrap();
+    let source = Store::open(&dir.path().join("lab.db"), key()).unwrap();
+    source.import_toml(&with_secret(), &ParseOptions::operator()).unwrap();
+    let (_, token) = source.create_token("ci", Role::Operator, &Scope::All, None).unwrap();
+    source.create_user("alice", "correct horse battery", Role::Admin, &Scope::All).unwrap();
+    source.set_app_value("colour", "green").unwrap();
+
+    // Into SQLite, or PostgreSQL when the suite runs there.
+    let target = crate::support::store(key());
+    let copied = source.copy_into(&target).unwrap();
+    // 11 nodes, 3 links, 1 credential, 1 token, 1 user, 1 application value (the key
+    // check is the target's own).
+    assert_eq!(copied, 18);
+    assert_eq!(target.export_toml().unwrap(), source.export_toml().unwrap());
+    assert_eq!(
+        target.topology().unwrap().by_name("machine1").map(|n| n.id),
+        source.topology().unwrap().by_name("machine1").map(|n| n.id)
+    );
+    let m1 = target.topology().unwrap().by_name("machine1").unwrap().clone();
+    let ConfigValue::Secret(secret) = &m1.spec.connector.settings["ssh_password"] else { panic!("secret") };
+    assert_eq!(target.resolve_secret(m1.id, "ssh_password", secret).unwrap().expose(), "hunter2");
+    assert!(target.authenticate(token.expose()).unwrap().is_some(), "the token works on the copy");
+    assert_eq!(target.users().unwrap().iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["alice"]);
+    assert_eq!(target.app_value("colour").unwrap().as_deref(), Some("green"));
+    // New rows get ids past the copied ones.
+    let max = target.topology().unwrap().nodes().map(|n| n.id.get()).max().unwrap();
+    let added = target.add_node(crate::support::spec("late", Kind::Physical, &[]), None).unwrap();
+    assert!(added.get() > max, "{added:?} after {max}");
+    // Never over a lab.
+    assert_eq!(source.copy_into(&target).unwrap_err().code(), ErrorCode::Conflict);
+}
+
+#[test]
+fn one_instance_holds_the_lease_until_it_runs_out_or_is_given_up() {
+    let store = crate::support::store(key());
+    assert_eq!(store.claim_lease("a", 60_000).unwrap(), Ok(()));
+    let (who, until) = store.claim_lease("b", 60_000).unwrap().unwrap_err();
+    assert_eq!(who, "a");
+    assert!(until > wakehub_core::store::AUTH_CACHE_TTL.as_millis() as i64);
+    assert_eq!(store.claim_lease("a", 60_000).unwrap(), Ok(()), "renewed by its holder");
+    store.release_lease("b").unwrap();
+    assert!(store.claim_lease("b", 60_000).unwrap().is_err(), "only its holder gives it up");
+    store.release_lease("a").unwrap();
+    assert_eq!(store.claim_lease("b", -1).unwrap(), Ok(()));
+    assert_eq!(store.claim_lease("a", 60_000).unwrap(), Ok(()), "a lease that ran out is free");
+}

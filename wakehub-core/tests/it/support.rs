@@ -81,9 +81,9 @@ impl StoreToml for wakehub_core::store::Store {
 /// names a PostgreSQL server (`host=… port=… user=…`; `scripts/test.sh` starts one and runs
 /// the suite again against it), a new database of its own on that server.
 pub fn store(key: wakehub_core::secrets::MasterKey) -> wakehub_core::store::Store {
-    match std::env::var("WAKEHUB_TEST_POSTGRES") {
-        Ok(server) => wakehub_core::store::Store::open_postgres(&fresh_database(&server), key).unwrap(),
-        Err(_) => wakehub_core::store::Store::open_in_memory(key).unwrap(),
+    match std::env::var("WAKEHUB_TEST_POSTGRES").ok().filter(|s| !s.is_empty()) {
+        Some(server) => wakehub_core::store::Store::open_postgres(&fresh_database(&server), key).unwrap(),
+        None => wakehub_core::store::Store::open_in_memory(key).unwrap(),
     }
 }
 
