@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A private PostgreSQL server (Debian's `postgresql`) for a test run, on a loopback port:
 #   postgres.sh start DIR PORT   initdb into DIR (trust, user `wakehub`), start, wait
+#   postgres.sh restart DIR      stop it outright (as a crash would) and start it again
 #   postgres.sh stop DIR         stop it (immediately) and remove DIR
 # It refuses to run as root: as root, it runs as the `postgres` user.
 set -euo pipefail
@@ -18,10 +19,14 @@ case "${1:-}" in
     (cd "$dir" && as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
       -o "-k $dir -p $port -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null)
     ;;
+  restart)
+    dir=$2
+    (cd "$dir" && as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -m immediate -w restart >/dev/null)
+    ;;
   stop)
     dir=$2
     [ -d "$dir/data" ] && (cd "$dir" && as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true)
     rm -rf "$dir"
     ;;
-  *) echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 start DIR PORT | restart DIR | stop DIR" >&2; exit 2 ;;
 esac

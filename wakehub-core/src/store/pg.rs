@@ -19,6 +19,9 @@ use super::db::{Error, Result, owned};
 /// Notifications received on a connection: `(channel, payload)`.
 pub(crate) type Notices = tokio::sync::broadcast::Sender<(String, String)>;
 
+/// How long a broken connection is tried again before its caller is told.
+const REOPEN_FOR: std::time::Duration = std::time::Duration::from_secs(15);
+
 struct Live {
     client: tokio_postgres::Client,
     statements: HashMap<String, tokio_postgres::Statement>,
@@ -34,7 +37,10 @@ pub(crate) struct PgConn {
 fn pg(e: tokio_postgres::Error) -> Error {
     match e.as_db_error() {
         Some(d) => Error::Postgres(format!("{}: {}", d.code().code(), d.message())),
-        None => Error::Postgres(e.to_string()),
+        None => match std::error::Error::source(&e) {
+            Some(cause) => Error::Postgres(format!("{e}: {cause}")),
+            None => Error::Postgres(e.to_string()),
+        },
     }
 }
 
@@ -42,13 +48,19 @@ impl PgConn {
     /// Connects to `url` (`postgres://user:password@host:port/db` or key=value pairs).
     pub(crate) fn connect(url: &str) -> Result<PgConn> {
         let conn = PgConn { url: url.to_owned(), live: RefCell::new(None), notices: Notices::new(256) };
-        conn.live()?;
+        // The first time, an error is said at once (a wrong address, password, database).
+        *conn.live.borrow_mut() = Some(conn.open().map_err(|(e, _)| e)?);
         Ok(conn)
     }
 
-    fn open(&self) -> Result<Live> {
-        let config: tokio_postgres::Config =
-            self.url.parse().map_err(|e: tokio_postgres::Error| Error::Postgres(format!("bad database URL: {e}")))?;
+    /// A new connection; its error says whether trying again may help (the server is not
+    /// reachable or starting up, rather than refusing who we are).
+    fn open(&self) -> std::result::Result<Live, (Error, bool)> {
+        let fatal = |e: Error| (e, false);
+        let config: tokio_postgres::Config = self
+            .url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| fatal(Error::Postgres(format!("bad database URL: {e}"))))?;
         let (tx, rx) = std::sync::mpsc::channel();
         let notices = self.notices.clone();
         std::thread::Builder::new()
@@ -56,12 +68,16 @@ impl PgConn {
             .spawn(move || {
                 let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                     Ok(r) => r,
-                    Err(e) => return drop(tx.send(Err(Error::Postgres(e.to_string())))),
+                    Err(e) => return drop(tx.send(Err((Error::Postgres(e.to_string()), false)))),
                 };
                 runtime.block_on(async move {
                     let (client, mut connection) = match config.connect(tokio_postgres::NoTls).await {
                         Ok(c) => c,
-                        Err(e) => return drop(tx.send(Err(pg(e)))),
+                        Err(e) => {
+                            // Unreachable, or starting up (57P03): worth another try.
+                            let again = e.as_db_error().is_none_or(|d| d.code().code().starts_with("57P"));
+                            return drop(tx.send(Err((pg(e), again))));
+                        }
                     };
                     let _ = tx.send(Ok(client));
                     // Drive the connection until it closes, passing notifications on.
@@ -77,16 +93,31 @@ impl PgConn {
                     }
                 });
             })
-            .map_err(|e| Error::Postgres(e.to_string()))?;
-        let client = rx.recv().map_err(|_| Error::Postgres("the connection thread ended".into()))??;
+            .map_err(|e| fatal(Error::Postgres(e.to_string())))?;
+        let client = rx.recv().map_err(|_| fatal(Error::Postgres("the connection thread ended".into())))??;
         Ok(Live { client, statements: HashMap::new() })
     }
 
-    /// The live connection, opened again if it broke.
+    /// The live connection, opened again if it broke: a server restarting is waited for
+    /// (up to [`REOPEN_FOR`]), so the writes that follow an outage (a cascade's end) land.
     fn live(&self) -> Result<std::cell::RefMut<'_, Live>> {
         let mut live = self.live.borrow_mut();
         if live.as_ref().is_none_or(|l| l.client.is_closed()) {
-            *live = Some(self.open()?);
+            *live = None;
+            let since = std::time::Instant::now();
+            loop {
+                match self.open() {
+                    Ok(l) => {
+                        if since.elapsed() > std::time::Duration::from_millis(500) {
+                            tracing::info!("the PostgreSQL connection is back after {:?}", since.elapsed());
+                        }
+                        *live = Some(l);
+                        break;
+                    }
+                    Err((e, again)) if !again || since.elapsed() >= REOPEN_FOR => return Err(e),
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(200)),
+                }
+            }
         }
         Ok(std::cell::RefMut::map(live, |l| l.as_mut().expect("just opened")))
     }

@@ -15,6 +15,7 @@ mod machines;
 mod maintenance;
 mod notifications;
 mod plugins;
+mod postgres;
 mod proxy;
 mod schedules;
 mod schema;

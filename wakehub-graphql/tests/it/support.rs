@@ -128,8 +128,14 @@ impl Server {
         args: &[String],
         env: &[(&str, &str)],
         stderr: &Path,
-        mut token: Option<String>,
+        token: Option<String>,
     ) -> (Child, String, PathBuf, String) {
+        let (child, lines) = Self::spawn(args, env, stderr);
+        Self::listening(child, &lines, stderr, token, Duration::from_secs(30))
+    }
+
+    /// Starts `wakehub ARGS`; its stdout's lines come through the receiver.
+    fn spawn(args: &[String], env: &[(&str, &str)], stderr: &Path) -> (Child, std::sync::mpsc::Receiver<String>) {
         let mut child = Command::new(bin())
             .args(args)
             .env("RUST_LOG", "info")
@@ -146,12 +152,23 @@ impl Server {
                 let _ = tx.send(line);
             }
         });
-        let deadline = Instant::now() + Duration::from_secs(30);
+        (child, rx)
+    }
+
+    /// Waits (at most `within`) until the server says where it listens (and, for a demo, its token).
+    fn listening(
+        mut child: Child,
+        lines: &std::sync::mpsc::Receiver<String>,
+        stderr: &Path,
+        mut token: Option<String>,
+        within: Duration,
+    ) -> (Child, String, PathBuf, String) {
+        let deadline = Instant::now() + within;
         let mut url = None;
         let mut db_seen = None;
         while url.is_none() || token.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
+            match lines.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(rest) = line.strip_prefix("WakeHub listening on ") {
                         let (u, d) = rest.split_once(" (database ").unwrap();
@@ -168,6 +185,31 @@ impl Server {
             }
         }
         (child, url.unwrap(), db_seen.unwrap(), token.unwrap())
+    }
+
+    /// `serve --db URL` on a PostgreSQL database, with `--config` when given, `extra`
+    /// options and environment `env` (its master key); `token` is the API token to use.
+    /// Returns once it runs the database's engine.
+    pub fn on_postgres(url: &str, toml: Option<&str>, extra: &[&str], env: &[(&str, &str)], token: &str) -> Server {
+        let standby = Self::standby(url, toml, extra, env, token);
+        standby.active(Duration::from_secs(30))
+    }
+
+    /// [`on_postgres`](Self::on_postgres), returning at once: another instance may hold
+    /// the database, this one then stands by.
+    pub fn standby(url: &str, toml: Option<&str>, extra: &[&str], env: &[(&str, &str)], token: &str) -> Standby {
+        let dir = tempfile::tempdir().unwrap();
+        let stderr = dir.path().join("stderr.log");
+        let mut args: Vec<String> =
+            vec!["serve".into(), "--listen".into(), "127.0.0.1:0".into(), "--db".into(), url.into()];
+        if let Some(text) = toml {
+            let file = dir.path().join("lab.toml");
+            std::fs::write(&file, text).unwrap();
+            args.extend(["--config".into(), file.display().to_string()]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let (child, lines) = Self::spawn(&args, env, &stderr);
+        Standby { child: Guard(Some(child)), lines, stderr, token: token.to_owned(), dir, said: None }
     }
 
     /// The server's log so far.
@@ -239,6 +281,127 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A `wakehub serve` started on a shared database, maybe standing by.
+pub struct Standby {
+    child: Guard,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: PathBuf,
+    token: String,
+    dir: tempfile::TempDir,
+    said: Option<String>,
+}
+
+/// A child process killed on drop, unless taken.
+struct Guard(Option<Child>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Standby {
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Whether it has started serving (it took the database over): it said where it listens.
+    pub fn is_active(&mut self) -> bool {
+        while let Ok(line) = self.lines.try_recv() {
+            if line.starts_with("WakeHub listening on ") {
+                self.said = Some(line);
+            }
+        }
+        self.said.is_some()
+    }
+
+    /// Waits (at most `within`) until it runs the database's engine and serves.
+    pub fn active(mut self, within: Duration) -> Server {
+        let child = self.child.0.take().expect("a standby's process");
+        if let Some(line) = &self.said {
+            // Said already: hand the line on.
+            let (tx, rx) = std::sync::mpsc::channel();
+            tx.send(line.clone()).unwrap();
+            let lines = rx;
+            let (child, url, db, token) = Server::listening(child, &lines, &self.stderr, Some(self.token), within);
+            let base = url.trim_end_matches("/graphql").to_owned();
+            return Server {
+                child,
+                ws_url: url.replacen("http://", "ws://", 1),
+                url,
+                base,
+                token,
+                db,
+                stderr: self.stderr,
+                _dir: self.dir,
+            };
+        }
+        let (child, url, db, token) = Server::listening(child, &self.lines, &self.stderr, Some(self.token), within);
+        let base = url.trim_end_matches("/graphql").to_owned();
+        Server {
+            child,
+            ws_url: url.replacen("http://", "ws://", 1),
+            url,
+            base,
+            token,
+            db,
+            stderr: self.stderr,
+            _dir: self.dir,
+        }
+    }
+}
+
+/// A private PostgreSQL server (`tests/peers/postgres.sh`), stopped on drop.
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let status = Command::new(repo().join("tests/peers/postgres.sh"))
+            .args(["start", &dir.path().join("pg").display().to_string(), &port.to_string()])
+            .status()
+            .expect("tests/peers/postgres.sh");
+        assert!(status.success(), "PostgreSQL did not start (apt-get install postgresql)");
+        Postgres { dir, port }
+    }
+
+    /// A new empty database: its URL.
+    pub fn database(&self, name: &str) -> String {
+        let out = Command::new("psql")
+            .args(["-X", "-q", "-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "wakehub", "-d", "postgres"])
+            .args(["-c", &format!("CREATE DATABASE {name}")])
+            .output()
+            .expect("psql");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        format!("postgres://wakehub@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Stops the server outright and starts it again on the same data (a database restart).
+    pub fn restart(&self) {
+        let status = Command::new(repo().join("tests/peers/postgres.sh"))
+            .args(["restart", &self.dir.path().join("pg").display().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "PostgreSQL did not restart");
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("tests/peers/postgres.sh"))
+            .args(["stop", &self.dir.path().join("pg").display().to_string()])
+            .status();
     }
 }
 

@@ -15,8 +15,8 @@ pub(crate) fn report(
     currency: &str,
     json: bool,
 ) -> anyhow::Result<()> {
-    let db = crate::serve::db_path(db)?;
-    let store = crate::serve::open_store(&db)?;
+    let db = crate::database::db_path(db)?;
+    let store = crate::database::open_store(&db)?;
     let month_name = month_name.unwrap_or_else(this_month);
     let (from, to) = month(&month_name).map_err(anyhow::Error::msg)?;
     let price = match price {

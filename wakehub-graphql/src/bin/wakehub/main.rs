@@ -19,6 +19,7 @@ use wakehub_core::secrets::MasterKey;
 use wakehub_core::store::Store;
 use wakehub_core::topology_file;
 
+mod database;
 mod energy;
 mod plugins;
 mod render;
@@ -49,6 +50,14 @@ impl From<CliAction> for Action {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Copy the lab of a SQLite database into an empty PostgreSQL one (all or nothing:
+    /// nodes, credentials still sealed with the same master key, journal, users, tokens).
+    MigrateStore {
+        /// The SQLite database file.
+        from: PathBuf,
+        /// The PostgreSQL database (`postgres://user:password@host/db`), empty.
+        to: PathBuf,
+    },
     /// Validate a topology file and print its hosting tree with the dependency links.
     Check {
         /// The topology file (TOML).
@@ -232,6 +241,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "plugins")]
         Command::Plugin { command } => runtime().and_then(|rt| rt.block_on(plugins::command(command))),
         Command::Check { file, plugins } => check(&file, &plugins),
+        Command::MigrateStore { from, to } => database::migrate_store(&from, &to),
         Command::Plan { file, action, node, json, plugins } => {
             runtime().and_then(|rt| rt.block_on(plan(&file, action.into(), &node, json, &plugins)))
         }
@@ -298,18 +308,18 @@ fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password)?;
             let password = password.trim_end_matches(['\r', '\n']);
-            let store = serve::open_store(&serve::db_path(db)?)?;
+            let store = database::open_store(&database::db_path(db)?)?;
             let u = store.create_user(&name, password, role, &nodes)?;
             println!("{}\t{}\t{}", u.name, u.role, u.scope);
         }
         UserCommand::List { db } => {
-            let store = serve::open_store(&serve::db_path(db)?)?;
+            let store = database::open_store(&database::db_path(db)?)?;
             for u in store.users()? {
                 println!("{}\t{}\t{}", u.name, u.role, u.scope);
             }
         }
         UserCommand::Remove { name, db } => {
-            let store = serve::open_store(&serve::db_path(db)?)?;
+            let store = database::open_store(&database::db_path(db)?)?;
             store.remove_user(&name)?;
             println!("removed {name}");
         }
@@ -320,7 +330,7 @@ fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
 fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
     match command {
         TokenCommand::Create { name, role, nodes, expires, db } => {
-            let store = serve::open_store(&serve::db_path(db)?)?;
+            let store = database::open_store(&database::db_path(db)?)?;
             let expires_at = expires.map(|d| {
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
                 (now + d).as_millis() as i64
@@ -329,7 +339,7 @@ fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
             println!("{}", token.expose());
         }
         TokenCommand::List { db } => {
-            let store = serve::open_store(&serve::db_path(db)?)?;
+            let store = database::open_store(&database::db_path(db)?)?;
             for t in store.tokens()? {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -343,7 +353,7 @@ fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
             }
         }
         TokenCommand::Revoke { name, db } => {
-            let store = serve::open_store(&serve::db_path(db)?)?;
+            let store = database::open_store(&database::db_path(db)?)?;
             let t = store.revoke_token(&name)?;
             eprintln!("revoked token {} ({})", t.id, t.name);
         }

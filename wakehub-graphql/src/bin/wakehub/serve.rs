@@ -2,15 +2,13 @@
 //! monitor and periodic discovery, the HTTP server, graceful shutdown.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use wakehub_core::engine::{Engine, EngineConfig};
 use wakehub_core::model::{ErrorCode, Origin, Role, Scope};
-use wakehub_core::secrets::MasterKey;
-use wakehub_core::store::Store;
 use wakehub_core::topology_file;
 use wakehub_graphql::server::{self, ServerConfig};
 
@@ -25,10 +23,17 @@ pub(crate) struct Options {
     /// A topology file to import at start-up (all or nothing).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// The database (default: `$XDG_DATA_HOME/wakehub/wakehub.db`). The master key is read
-    /// from `WAKEHUB_MASTER_KEY` or `master.key` beside the database.
+    /// The database (default: `$XDG_DATA_HOME/wakehub/wakehub.db`), a SQLite file or a
+    /// PostgreSQL URL (`postgres://user:password@host/db`). The master key is read from
+    /// `WAKEHUB_MASTER_KEY` or `master.key` beside the file (`$XDG_DATA_HOME/wakehub/` for
+    /// PostgreSQL).
     #[arg(long)]
     pub db: Option<PathBuf>,
+    /// On PostgreSQL, how long the active instance's lease lasts: renewed every third of it;
+    /// another instance started on the same database stands by, and takes over when a lease
+    /// runs out (its holder killed or cut off).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease: Duration,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
@@ -111,54 +116,6 @@ pub(crate) struct Options {
     pub monitor_every: Duration,
 }
 
-/// `--db`, or `$XDG_DATA_HOME/wakehub/wakehub.db` (`~/.local/share/…`).
-pub(crate) fn db_path(db: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    if let Some(db) = db {
-        return Ok(db);
-    }
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .context("no --db given and neither XDG_DATA_HOME nor HOME is set")?;
-    Ok(base.join("wakehub").join("wakehub.db"))
-}
-
-/// Opens (creating) the store; the master key comes from `WAKEHUB_MASTER_KEY` or
-/// `master.key` beside the database (created with mode 0600 on first use).
-pub(crate) fn open_store(db: &Path) -> anyhow::Result<Store> {
-    let dir = db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let key = MasterKey::from_env_or_file(&dir.join("master.key"))?;
-    let store = Store::open(db, key).with_context(|| format!("cannot open {}", db.display()))?;
-    // The database holds every node's sealed credentials and the journal: its owner's only
-    // (SQLite gives its -wal and -shm files the same mode).
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(db, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot restrict {} to its owner", db.display()))?;
-    Ok(store)
-}
-
-/// One server per database: an advisory lock on `DB.lock`, held while the server runs
-/// (the command line's one-shot writes, such as `token create`, do not take it).
-fn lock_database(db: &Path) -> anyhow::Result<std::fs::File> {
-    let path = db.with_extension("lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "another WakeHub server is already using {} (it holds {}); stop it first, or give this one its own --db",
-            db.display(),
-            path.display()
-        ),
-        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
-    }
-}
-
 /// Runs the server until SIGTERM (or Ctrl-C), then lets cascades in flight finish.
 pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -169,11 +126,11 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         if options.demo { Some(tempfile::tempdir().context("cannot create a demo directory")?) } else { None };
     let db = match &demo_dir {
         Some(dir) => dir.path().join("wakehub.db"),
-        None => db_path(options.db.clone())?,
+        None => crate::database::db_path(options.db.clone())?,
     };
-    let store = open_store(&db)?;
-    let _lock = lock_database(&db)?;
-    let plugins = options.plugins.load(&db, &store)?;
+    let store = crate::database::open_store(&db)?;
+    let _held = crate::database::hold(&db, &store, options.lease).await?;
+    let plugins = options.plugins.load(&crate::database::home_of(&db)?.join("wakehub.db"), &store)?;
     let (registry, parse_options) = plugins.registry();
     let topology_text = match (&options.config, options.demo) {
         (Some(file), _) => {
@@ -263,7 +220,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     );
     // What a person needs to connect, written at once. Whoever reads it may close the pipe
     // afterwards: that is no reason to stop serving.
-    let mut out = format!("WakeHub listening on http://{addr}/graphql (database {})\n", db.display());
+    let mut out = format!("WakeHub listening on http://{addr}/graphql (database {})\n", crate::database::shown(&db));
     out += &format!("dashboard: http://{addr}/\n");
     if options.demo {
         let (_, token) = engine.store().create_token("demo", Role::Admin, &Scope::All, None)?;
