@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A private PostgreSQL server (Debian's `postgresql`) for a test run, on a loopback port:
-#   postgres.sh start DIR PORT   initdb into DIR (trust, user `wakehub`), start, wait
+#   postgres.sh start DIR PORT [durable]
+#                                initdb into DIR (trust, user `wakehub`), start, wait
+#                                (fsync off for tests; `durable` keeps it on, for benches)
 #   postgres.sh restart DIR      stop it outright (as a crash would) and start it again
 #   postgres.sh stop DIR         stop it (immediately) and remove DIR
 # It refuses to run as root: as root, it runs as the `postgres` user.
@@ -12,12 +14,13 @@ as_owner() {
 }
 case "${1:-}" in
   start)
-    dir=$2 port=$3
+    dir=$2 port=$3 fsync=off
+    [ "${4:-}" = durable ] && fsync=on
     rm -rf "$dir" && mkdir -p "$dir"
     [ "$(id -u)" = 0 ] && chown postgres "$dir"
     (cd "$dir" && as_owner "$bin/initdb" -D "$dir/data" -A trust -U wakehub --no-sync -E UTF8 --locale=C >/dev/null)
     (cd "$dir" && as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
-      -o "-k $dir -p $port -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null)
+      -o "-k $dir -p $port -c listen_addresses=127.0.0.1 -c fsync=$fsync -c max_connections=200" start >/dev/null)
     ;;
   restart)
     dir=$2

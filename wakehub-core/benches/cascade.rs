@@ -136,11 +136,76 @@ fn chain(n: usize, delay_ms: i64) -> Topology {
     t
 }
 
-/// An engine on a fresh database file (WAL, synchronous FULL: as deployed), with the
-/// directory holding it.
+/// Where the journal goes: a SQLite file (WAL, synchronous FULL: as deployed), or a
+/// PostgreSQL server (`host=… port=… user=…`; a fresh schema per engine).
+#[derive(Clone)]
+enum Db {
+    File,
+    Postgres(String),
+}
+
+impl Db {
+    fn label(&self) -> &'static str {
+        match self {
+            Db::File => "a SQLite file, WAL, synchronous FULL",
+            Db::Postgres(_) => "PostgreSQL on loopback, fsync on",
+        }
+    }
+}
+
+/// A private PostgreSQL server for the bench (`tests/peers/postgres.sh`), stopped on drop.
+struct Postgres(tempfile::TempDir, u16);
+
+impl Postgres {
+    fn start() -> Postgres {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_or(55439, |a| a.port());
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/postgres.sh");
+        let ok = std::process::Command::new(&script)
+            .args(["start", &dir.path().join("pg").display().to_string(), &port.to_string(), "durable"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "PostgreSQL did not start (apt-get install postgresql)");
+        Postgres(dir, port)
+    }
+
+    fn db(&self) -> Db {
+        Db::Postgres(format!("host=127.0.0.1 port={} user=wakehub", self.1))
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/postgres.sh");
+        let _ =
+            std::process::Command::new(script).args(["stop", &self.0.path().join("pg").display().to_string()]).status();
+    }
+}
+
+/// An engine on a fresh database, with the directory holding it.
 fn engine(t: &Topology, concurrency: usize) -> (Engine, tempfile::TempDir) {
+    engine_on(t, concurrency, &Db::File)
+}
+
+fn engine_on(t: &Topology, concurrency: usize, db: &Db) -> (Engine, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let store = Store::open(&dir.path().join("bench.db"), MasterKey::generate()).unwrap_or_else(|e| panic!("{e}"));
+    let store = match db {
+        Db::File => Store::open(&dir.path().join("bench.db"), MasterKey::generate()),
+        Db::Postgres(server) => {
+            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let name = format!("b{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            let ok = std::process::Command::new("psql")
+                .args(["-X", "-q", "-d", &format!("{server} dbname=postgres"), "-c", &format!("CREATE SCHEMA {name}")])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "CREATE SCHEMA {name}");
+            Store::open_postgres(
+                &format!("{server} dbname=postgres options='-c search_path={name}'"),
+                MasterKey::generate(),
+            )
+        }
+    }
+    .unwrap_or_else(|e| panic!("{e}"));
     store.import(t, wakehub_core::model::Origin::Operator).unwrap_or_else(|e| panic!("{e}"));
     let engine = Engine::new(store, Registry::builtin(), EngineConfig { concurrency, ..EngineConfig::default() })
         .unwrap_or_else(|e| panic!("{e}"));
@@ -158,19 +223,19 @@ async fn cascade(engine: &Engine, name: &str) -> Duration {
 }
 
 /// The whole time of a start cascade along a fresh `n`-step chain (median of three).
-async fn chain_cascade(n: usize) -> Duration {
+async fn chain_cascade(n: usize, db: &Db) -> Duration {
     let t = chain(n, 0);
     let mut runs = Vec::new();
     for _ in 0..3 {
-        let (e, _dir) = engine(&t, 4);
+        let (e, _dir) = engine_on(&t, 4, db);
         runs.push(cascade(&e, &format!("n{}", n - 1)).await);
     }
     runs.sort();
     runs[1]
 }
 
-async fn overhead(n: usize) {
-    let (short, long) = (chain_cascade(n).await, chain_cascade(5 * n).await);
+async fn overhead(n: usize, db: &Db) {
+    let (short, long) = (chain_cascade(n, db).await, chain_cascade(5 * n, db).await);
     // What one more step costs, and what a cascade costs whatever its size (its record, its
     // plan, its end: each a commit that the next part waits for).
     let per_step = long.saturating_sub(short) / (4 * n) as u32;
@@ -190,7 +255,7 @@ async fn overhead(n: usize) {
         }
     }
     let raw = began.elapsed() / n as u32;
-    println!("engine overhead, chains of zero-delay sim nodes (journaled in a SQLite file, WAL, synchronous FULL):");
+    println!("engine overhead, chains of zero-delay sim nodes (journaled in {}):", db.label());
     println!(
         "  {per_step:?} per step ({n} steps in {short:?}, {} in {long:?}) + {fixed:?} per cascade; raw connector calls {raw:?} per node",
         5 * n
@@ -232,7 +297,9 @@ fn main() {
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| panic!("{e}"));
     if run("overhead") {
-        rt.block_on(overhead(if full { 200 } else { 10 }));
+        rt.block_on(overhead(if full { 200 } else { 10 }, &Db::File));
+        let pg = Postgres::start();
+        rt.block_on(overhead(if full { 200 } else { 10 }, &pg.db()));
     }
     if run("parallel") {
         rt.block_on(parallel(if full { 50 } else { 5 }));
