@@ -98,7 +98,9 @@ pg_port=$((20000 + RANDOM % 20000))
 tests/peers/postgres.sh start "$pg_dir" "$pg_port"
 trap 'tests/peers/postgres.sh stop "$pg_dir"' EXIT
 if cargo nextest --version >/dev/null 2>&1; then
-  WAKEHUB_TEST_POSTGRES="host=127.0.0.1 port=$pg_port user=wakehub" cargo nextest run -j 2 -p wakehub-core --tests --no-fail-fast
+  # The workspace's features (what the first run built): nothing is compiled again.
+  WAKEHUB_TEST_POSTGRES="host=127.0.0.1 port=$pg_port user=wakehub" \
+    cargo nextest run -j 2 --workspace --lib --bins --tests --no-fail-fast -E 'package(wakehub-core)'
 else
   WAKEHUB_TEST_POSTGRES="host=127.0.0.1 port=$pg_port user=wakehub" cargo test -j 2 -p wakehub-core --tests --no-fail-fast
 fi
