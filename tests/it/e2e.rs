@@ -157,7 +157,7 @@ async fn start_jellyfin_then_stop_machine2_with_the_nas_re_evaluated() {
     let c = tokio::time::timeout(Duration::from_secs(60), e.wait(c.id)).await.unwrap().unwrap();
     assert_eq!(c.status, CascadeStatus::Completed, "{c:?}");
     assert!(!nas.is_up(), "the NAS powered off");
-    assert_eq!(nas.events().iter().filter(|l| *l == "powered off").count(), 1);
+    assert_eq!(nas.wait_for_event("powered off", Duration::from_secs(5)), 1, "{:?}", nas.events());
 
     // And the morning after: one request wakes everything again (host keys now pinned).
     let r = run(&e, "sandbox", Action::Start).await;

@@ -205,6 +205,19 @@ impl Machine {
         self.events.lock().unwrap().clone()
     }
 
+    /// Waits (at most `within`) until its listener reported `event` (it reports a power-off
+    /// just after its ports go silent); how many times it did.
+    pub fn wait_for_event(&self, event: &str, within: Duration) -> usize {
+        let deadline = Instant::now() + within;
+        loop {
+            let n = self.events().iter().filter(|l| *l == event).count();
+            if n > 0 || Instant::now() >= deadline {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The commands run over SSH so far.
     pub fn commands(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("out/commands.log")).unwrap_or_default()
