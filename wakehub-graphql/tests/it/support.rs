@@ -325,25 +325,16 @@ impl Standby {
     /// Waits (at most `within`) until it runs the database's engine and serves.
     pub fn active(mut self, within: Duration) -> Server {
         let child = self.child.0.take().expect("a standby's process");
-        if let Some(line) = &self.said {
-            // Said already: hand the line on.
-            let (tx, rx) = std::sync::mpsc::channel();
-            tx.send(line.clone()).unwrap();
-            let lines = rx;
-            let (child, url, db, token) = Server::listening(child, &lines, &self.stderr, Some(self.token), within);
-            let base = url.trim_end_matches("/graphql").to_owned();
-            return Server {
-                child,
-                ws_url: url.replacen("http://", "ws://", 1),
-                url,
-                base,
-                token,
-                db,
-                stderr: self.stderr,
-                _dir: self.dir,
-            };
-        }
-        let (child, url, db, token) = Server::listening(child, &self.lines, &self.stderr, Some(self.token), within);
+        // A line `is_active` read already is handed on first.
+        let (tx, said) = std::sync::mpsc::channel();
+        let lines = match self.said.take() {
+            Some(line) => {
+                tx.send(line).unwrap();
+                &said
+            }
+            None => &self.lines,
+        };
+        let (child, url, db, token) = Server::listening(child, lines, &self.stderr, Some(self.token.clone()), within);
         let base = url.trim_end_matches("/graphql").to_owned();
         Server {
             child,
@@ -352,7 +343,7 @@ impl Standby {
             base,
             token,
             db,
-            stderr: self.stderr,
+            stderr: self.stderr.clone(),
             _dir: self.dir,
         }
     }
