@@ -97,6 +97,18 @@ impl Server {
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         let (child, url, db, token) = Self::launch(&args, env, &stderr, token);
+        Self::running(child, url, db, token, stderr, dir)
+    }
+
+    /// A server started, from what it said: its API's URL, its database, the token to use.
+    fn running(
+        child: Child,
+        url: String,
+        db: PathBuf,
+        token: String,
+        stderr: PathBuf,
+        dir: tempfile::TempDir,
+    ) -> Server {
         let base = url.trim_end_matches("/graphql").to_owned();
         Server { child, ws_url: url.replacen("http://", "ws://", 1), url, base, token, db, stderr, _dir: dir }
     }
@@ -109,18 +121,8 @@ impl Server {
         args.push(self.db.display().to_string());
         args.extend(extra.iter().map(|s| s.to_string()));
         let (child, url, db, token) = Self::launch(&args, &[], &self.stderr, Some(self.token.clone()));
-        let base = url.trim_end_matches("/graphql").to_owned();
         let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
-        Server {
-            child,
-            ws_url: url.replacen("http://", "ws://", 1),
-            url,
-            base,
-            token,
-            db,
-            stderr: self.stderr.clone(),
-            _dir: dir,
-        }
+        Self::running(child, url, db, token, self.stderr.clone(), dir)
     }
 
     /// Runs `wakehub ARGS` until it prints its address (and, for a demo, its token).
@@ -335,17 +337,7 @@ impl Standby {
             None => &self.lines,
         };
         let (child, url, db, token) = Server::listening(child, lines, &self.stderr, Some(self.token.clone()), within);
-        let base = url.trim_end_matches("/graphql").to_owned();
-        Server {
-            child,
-            ws_url: url.replacen("http://", "ws://", 1),
-            url,
-            base,
-            token,
-            db,
-            stderr: self.stderr.clone(),
-            _dir: self.dir,
-        }
+        Server::running(child, url, db, token, self.stderr.clone(), self.dir)
     }
 }
 
