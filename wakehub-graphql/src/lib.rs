@@ -18,6 +18,7 @@
 //! Without `plugins`, wasmtime is not compiled and the schema has no `plugins` or
 //! `resetPlugin` field.
 
+mod leader;
 pub mod metrics;
 pub mod proxy;
 pub mod schema;

@@ -58,6 +58,7 @@ impl Engine {
         mode: &str,
         actor: &str,
     ) -> Result<ExecutionRecord, EngineError> {
+        self.must_lead()?;
         let topology = self.inner.store.run(|s| s.topology_shared()).await?;
         let node = machine_of(&topology, &node.into())?;
         let (id, name) = (node.id, node.spec.name.clone());
@@ -88,6 +89,7 @@ impl Engine {
 
     /// Cancels a queued execution (one already running is on the machine: it runs to its end).
     pub async fn cancel_execution(&self, execution: i64) -> Result<ExecutionRecord, EngineError> {
+        self.must_lead()?;
         let e = self
             .inner
             .store

@@ -174,6 +174,9 @@ impl Engine {
         R: Send + 'static,
         F: FnOnce(&mut JournalTx<'_>) -> Result<R, StoreError> + Send + 'static,
     {
+        if !self.is_leader() {
+            return Err(EngineError::NotLeader);
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.inner.journal.submit(
             f,
@@ -193,6 +196,9 @@ impl Engine {
     where
         F: FnOnce(&mut JournalTx<'_>) -> Result<(), StoreError> + Send + 'static,
     {
+        if !self.is_leader() {
+            return failed(EngineError::NotLeader);
+        }
         self.inner.journal.submit(
             f,
             guarded,
@@ -231,6 +237,9 @@ impl Engine {
         &self,
         f: impl FnOnce(&mut JournalTx<'_>) -> Result<R, StoreError>,
     ) -> Result<R, EngineError> {
+        if !self.is_leader() {
+            return Err(EngineError::NotLeader);
+        }
         let _order = self.inner.publish.lock().unwrap_or_else(|e| e.into_inner());
         let (r, events) = self.inner.store.journal(f)?;
         for e in events {

@@ -66,6 +66,7 @@ impl Engine {
         options: RefreshOptions,
         actor: &str,
     ) -> Result<RecordedRefresh, EngineError> {
+        self.must_lead()?;
         let topology = self.inner.store.run(|s| s.topology_shared()).await?;
         let node = machine_of(&topology, &node.into())?;
         let (id, name) = (node.id, node.spec.name.clone());

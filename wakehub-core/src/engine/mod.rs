@@ -24,6 +24,7 @@ mod context;
 mod discovery;
 #[cfg(feature = "wol-ssh")]
 mod executions;
+mod follow;
 mod idle;
 mod journal;
 #[cfg(any(feature = "wol-ssh", feature = "docker"))]
@@ -143,6 +144,9 @@ pub enum EngineError {
     /// The engine is shutting down.
     #[error("WakeHub is shutting down")]
     ShuttingDown,
+    /// This instance follows the one holding the shared database's lease: it runs no work.
+    #[error("this WakeHub instance follows another one on a shared database: ask the instance holding its lease")]
+    NotLeader,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -159,6 +163,7 @@ impl EngineError {
             EngineError::CascadeInProgress { .. } => ErrorCode::CascadeInProgress,
             EngineError::Refused(r) => r.code,
             EngineError::ShuttingDown => ErrorCode::ShuttingDown,
+            EngineError::NotLeader => ErrorCode::NotLeader,
             EngineError::Store(e) => e.code(),
             EngineError::Connector(e) => e.code,
         }
@@ -262,6 +267,11 @@ struct Inner {
     decisions: tokio::sync::Mutex<()>,
     /// Capability denials connectors reported, journaled or not.
     denials: std::sync::atomic::AtomicU64,
+    /// Whether this engine runs work and writes the journal (see [`follow`]): false while
+    /// it follows another instance on a shared database.
+    leading: std::sync::atomic::AtomicBool,
+    /// While following: the task that reads what the leader journals.
+    following: Mutex<Option<follow::Following>>,
 }
 
 /// The cascade engine. Cheap to clone; clones share everything.
@@ -285,6 +295,22 @@ impl Engine {
     /// not loaded is accepted: it is observed `UNKNOWN`, and powering it (or anything that
     /// needs it) fails with `PLUGIN_NOT_LOADED`; [`Engine::unserved_nodes`] lists them.
     pub fn new(store: Store, connectors: Registry, config: EngineConfig) -> Result<Engine, EngineError> {
+        let engine = Self::build(store, connectors, config, true)?;
+        engine.interrupt_unfinished()?;
+        Ok(engine)
+    }
+
+    /// Marks the cascades left unfinished (by a previous run, or by the instance this one
+    /// takes over from) `interrupted`.
+    fn interrupt_unfinished(&self) -> Result<usize, EngineError> {
+        let interrupted = self.record_blocking(|tx| tx.interrupt_unfinished())?;
+        if interrupted > 0 {
+            tracing::warn!(interrupted, "cascades left unfinished by the previous run are marked interrupted");
+        }
+        Ok(interrupted)
+    }
+
+    fn build(store: Store, connectors: Registry, config: EngineConfig, leading: bool) -> Result<Engine, EngineError> {
         let (bus, _) = broadcast::channel(4096);
         let publish = Arc::new(Mutex::new(()));
         let journal = journal::Writer::start(store.clone(), bus.clone(), publish.clone())
@@ -303,6 +329,8 @@ impl Engine {
                 closed: CancellationToken::new(),
                 decisions: tokio::sync::Mutex::new(()),
                 denials: std::sync::atomic::AtomicU64::new(0),
+                leading: std::sync::atomic::AtomicBool::new(leading),
+                following: Mutex::new(None),
             }),
         };
         // A plugin left out of this run is not fatal: its nodes answer `PLUGIN_NOT_LOADED`
@@ -310,10 +338,6 @@ impl Engine {
         let topology = engine.inner.store.topology_shared()?;
         let built_in = topology.nodes().filter(|n| !n.spec.connector.type_name.starts_with("plugin:"));
         engine.check_connectors(&topology, built_in.map(|n| n.id))?;
-        let interrupted = engine.record_blocking(|tx| tx.interrupt_unfinished())?;
-        if interrupted > 0 {
-            tracing::warn!(interrupted, "cascades left unfinished by the previous run are marked interrupted");
-        }
         Ok(engine)
     }
 
@@ -545,6 +569,9 @@ impl Engine {
             if st.shutting_down {
                 return Err(EngineError::ShuttingDown);
             }
+            if !self.is_leader() {
+                return Err(EngineError::NotLeader);
+            }
             // The same request twice waits for the first; a start of a node whose stop runs
             // supersedes it (rule 3 below), like a start of anything that stop touches.
             if let Some((id, _)) = st
@@ -723,6 +750,11 @@ impl Engine {
     /// flight finish) up to the grace period; whatever is still unfinished then is marked
     /// `interrupted`. Afterwards no cascade is left `in_progress` in the store.
     pub async fn shutdown(&self) {
+        if !self.is_leader() {
+            // A follower ran nothing: it stops reading the journal, and its subscriptions end.
+            self.stop_following();
+            return self.inner.closed.cancel();
+        }
         let mut finished = self.inner.finished.subscribe();
         {
             let mut st = self.state();

@@ -20,6 +20,13 @@ impl Engine {
     pub async fn observe(&self, topology: &Topology) -> BTreeMap<NodeId, PowerState> {
         let results = self.poll(topology).await;
         self.note_states(topology, &results).await;
+        // On a shared database, the instances that follow take these as fresh too.
+        if self.is_leader() && self.inner.store.is_shared() {
+            let at = crate::store::now_ms();
+            if let Err(e) = self.inner.store.run(move |s| s.set_observed_round(at)).await {
+                tracing::warn!("cannot record the observation round: {e}");
+            }
+        }
         results.into_iter().collect()
     }
 

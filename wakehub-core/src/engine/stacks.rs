@@ -182,6 +182,9 @@ impl Engine {
         if self.state().shutting_down {
             return Err(EngineError::ShuttingDown);
         }
+        if !self.is_leader() {
+            return Err(EngineError::NotLeader);
+        }
         let latest = self.inner.store.stack_latest(id)?;
         let current = self.inner.store.stack_current(id)?.map(|c| c.0);
         let exists = |n: i64| latest.is_some_and(|l| (1..=l).contains(&n));

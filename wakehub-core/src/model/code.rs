@@ -43,6 +43,9 @@ codes! {
     CascadeInProgress = "CASCADE_IN_PROGRESS",
     /// WakeHub is shutting down and accepts no new work.
     ShuttingDown = "SHUTTING_DOWN",
+    /// This instance follows another on a shared database: only the instance holding the
+    /// database's lease runs work (the API forwards mutations to it).
+    NotLeader = "NOT_LEADER",
     /// The caller did not authenticate.
     Unauthenticated = "UNAUTHENTICATED",
     /// The caller's role or scope does not allow this.

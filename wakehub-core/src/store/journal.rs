@@ -192,6 +192,9 @@ impl Store {
                     out.push(Ok(written?));
                 }
             }
+            if out.iter().any(|o| o.as_ref().is_ok_and(|events| !events.is_empty())) {
+                super::shared::notify(tx, super::shared::EVENTS_CHANNEL, "")?;
+            }
             Ok(out)
         })
     }

@@ -21,6 +21,7 @@ mod payload;
 mod pg;
 mod power;
 mod schedules;
+mod shared;
 mod stacks;
 mod tokens;
 mod users;
@@ -47,6 +48,7 @@ pub use nodes::ImportSummary;
 pub use notifications::{Delivery, DeliveryStatus, NotificationRule, NotifyEvent, SecretChange, SmtpSecurity, Target};
 pub use power::{SAMPLE_HEARTBEAT, SAMPLE_RETENTION, SAMPLE_VALID, worth_keeping};
 pub use schedules::{PowerSchedule, ScheduleAction};
+pub use shared::{CHANGES_CHANNEL, EVENTS_CHANNEL, Leader, Listener};
 pub use stacks::{
     SECRET_PLACEHOLDER, StackCommand, StackCommandKind, StackCommandStatus, StackOutcome, StackVersion, is_secret_env,
 };

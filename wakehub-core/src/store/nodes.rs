@@ -60,7 +60,11 @@ impl Store {
 
     /// Runs a topology change in one transaction and drops the cached topology.
     pub(super) fn change<R>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<R, StoreError>) -> Result<R, StoreError> {
-        let r = self.transaction(f);
+        let r = self.transaction(|tx| {
+            let r = f(tx)?;
+            super::shared::notify(tx, super::shared::CHANGES_CHANNEL, "topology")?;
+            Ok(r)
+        });
         self.invalidate_topology();
         r
     }

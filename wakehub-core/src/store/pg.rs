@@ -122,6 +122,17 @@ impl PgConn {
         Ok(std::cell::RefMut::map(live, |l| l.as_mut().expect("just opened")))
     }
 
+    /// Where it connects.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The notifications this connection receives from now on (after `LISTEN`), across its
+    /// reconnections.
+    pub(crate) fn notices(&self) -> tokio::sync::broadcast::Receiver<(String, String)> {
+        self.notices.subscribe()
+    }
+
     pub(crate) fn batch(&self, sql: &str) -> Result<()> {
         let live = self.live()?;
         futures::executor::block_on(live.client.batch_execute(sql)).map_err(pg)

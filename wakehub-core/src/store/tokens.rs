@@ -170,6 +170,7 @@ impl Store {
             let id = id.ok_or_else(|| StoreError::NotFound { what: format!("active token `{name_or_id}`") })?;
             tx.execute("UPDATE api_tokens SET revoked_at = ?1 WHERE id = ?2", params![now_ms(), id]).map_err(db)?;
             self.inner.auth.clear();
+            super::shared::notify(tx, super::shared::CHANGES_CHANNEL, "auth")?;
             tx.query_row(&format!("SELECT {COLUMNS} FROM api_tokens WHERE id = ?1"), [id], row).map_err(db)
         })
     }

@@ -105,6 +105,7 @@ impl Store {
         self.transaction(|tx| {
             let n = tx.execute("DELETE FROM users WHERE name = ?1", [name]).map_err(db)?;
             self.inner.auth.clear();
+            super::shared::notify(tx, super::shared::CHANGES_CHANNEL, "auth")?;
             if n == 0 {
                 return Err(StoreError::NotFound { what: format!("user `{name}`") });
             }
@@ -179,6 +180,7 @@ impl Store {
                 )
                 .map_err(db)?;
             self.inner.auth.clear();
+            super::shared::notify(tx, super::shared::CHANGES_CHANNEL, "auth")?;
             if n == 0 {
                 return Err(StoreError::NotFound { what: "session".into() });
             }

@@ -9,9 +9,10 @@
 //! | `CONFLICT` | the change conflicts with what exists or with a cascade in flight |
 //! | `CASCADE_IN_PROGRESS` | a cascade on this node is still running |
 //! | `UNAUTHENTICATED` | no valid API token |
-//! | `FORBIDDEN` | reserved for scoped tokens (every valid token may do everything today) |
+//! | `FORBIDDEN` | the caller's role or scope does not allow it |
 //! | `RATE_LIMITED` | too many messages on one WebSocket |
 //! | `SHUTTING_DOWN` | the server is stopping |
+//! | `NOT_LEADER` | this server follows another on a shared database and runs no work (see `crate::leader`) |
 //! | `SECRET_UNAVAILABLE` | a referenced secret cannot be read |
 //! | `INTERNAL` | a server fault (details in the server log only) |
 

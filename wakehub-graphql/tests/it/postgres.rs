@@ -1,14 +1,16 @@
 //! Several `wakehub serve` on one PostgreSQL database (a private server the test starts):
-//! one runs the engine and serves, the others stand by; when it is killed one of them takes
-//! over within the lease; a cascade it was running ends interrupted (never run again by
-//! another, never left running); the journal stays one sequence, readable from the new one;
-//! and a database restart mid-cascade leaves nothing stuck.
+//! every instance serves the API, one leads (runs the work) and the others follow (forward
+//! mutations to it, publish what it journals to their own subscribers); when the leader is
+//! killed one of them takes over within the lease; a cascade it was running ends interrupted
+//! (never run again by another, never left running); every subscriber on every instance
+//! sees every event once, in id order; and a database restart mid-cascade leaves nothing
+//! stuck.
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::support::{Postgres, Server, Standby, bin, homelab_faster};
+use crate::support::{MODERN, Postgres, Server, Ws, bin, homelab_faster};
 
 const LEASE: &str = "3s";
 
@@ -21,6 +23,11 @@ async fn until(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// An event's number in its GraphQL id.
+fn number(id: &Value) -> i64 {
+    id.as_str().unwrap().rsplit([':', '-']).next().unwrap().parse().unwrap()
+}
+
 async fn events(s: &Server) -> Vec<(i64, String, Option<String>)> {
     let d = s.gql("{ events(first: 500) { edges { node { id kind cascade } } } }", json!({})).await;
     d["events"]["edges"]
@@ -29,17 +36,57 @@ async fn events(s: &Server) -> Vec<(i64, String, Option<String>)> {
         .iter()
         .map(|e| {
             let n = &e["node"];
-            (
-                n["id"].as_str().unwrap().rsplit([':', '-']).next().unwrap().parse().unwrap(),
-                n["kind"].as_str().unwrap().to_owned(),
-                n["cascade"].as_str().map(str::to_owned),
-            )
+            (number(&n["id"]), n["kind"].as_str().unwrap().to_owned(), n["cascade"].as_str().map(str::to_owned))
         })
         .collect()
 }
 
+/// A subscriber to every event after `after`, on `s`.
+async fn subscriber(s: &Server, after: &Value) -> Ws {
+    let mut ws = Ws::connect(&s.ws_url, MODERN, json!({"Authorization": format!("Bearer {}", s.token)})).await.unwrap();
+    let query = "subscription($after: ID) { events(after: $after) { id kind } }";
+    ws.subscribe("all", query, json!({"after": after})).await;
+    ws
+}
+
+/// The event numbers a subscriber received until `last` (or nothing came for 10 s).
+async fn received(ws: &mut Ws, last: i64) -> Vec<i64> {
+    let mut got = Vec::new();
+    while got.last() != Some(&last) {
+        match ws.next_data(Duration::from_secs(10)).await {
+            Some(d) => got.push(number(&d["data"]["events"]["id"])),
+            None => break,
+        }
+    }
+    got
+}
+
+/// Waits until `s` shows `node`'s status as `want` (a follower shows it once it read the
+/// leader's journal).
+async fn shows(s: &Server, node: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let d = s.gql("query($n: ID!) { node(id: $n) { status } }", json!({"n": node})).await;
+        if d["node"]["status"] == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{node} is not {want} on {}: {d}\n{}", s.url, s.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn start(s: &Server, node: &str) -> String {
+    let d = s.gql("mutation($n: ID!) { startNode(id: $n) { id } }", json!({"n": node})).await;
+    d["startNode"]["id"].as_str().unwrap().to_owned()
+}
+
+async fn stop(s: &Server, node: &str) -> String {
+    let d = s.gql("mutation($n: ID!) { stopNode(id: $n) { id } }", json!({"n": node})).await;
+    d["stopNode"]["id"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_instances_share_one_database_and_one_takes_over_from_a_killed_one() {
+async fn three_instances_serve_one_database_and_one_takes_over_from_a_killed_leader() {
     let pg = Postgres::start();
     let url = pg.database("lab");
     // The instances share a master key: one directory for WakeHub's own files.
@@ -56,22 +103,47 @@ async fn three_instances_share_one_database_and_one_takes_over_from_a_killed_one
 
     let lab = homelab_faster(2);
     let mut a = Server::on_postgres(&url, Some(&lab), &["--lease", LEASE], &env, &token);
-    let mut standbys: Vec<Standby> =
-        (0..2).map(|_| Server::standby(&url, None, &["--lease", LEASE], &env, &token)).collect();
-    until(Duration::from_secs(20), "the other two stand by", || {
-        standbys.iter().all(|s| s.log().contains("standing by"))
-    })
-    .await;
-    assert!(!standbys.iter_mut().any(Standby::is_active), "one instance serves at a time");
+    until(Duration::from_secs(20), "the first instance leads", || a.leads()).await;
+    // The same configuration: a follower imports it only if it comes to lead.
+    let b = Server::on_postgres(&url, Some(&lab), &["--lease", LEASE], &env, &token);
+    let c = Server::on_postgres(&url, None, &["--lease", LEASE], &env, &token);
+    let follows = |s: &Server| s.log().contains("another instance leads this database: following it");
+    until(Duration::from_secs(20), "the other two follow", || follows(&b) && follows(&c)).await;
+    assert!(!b.leads() && !c.leads(), "one instance leads at a time");
 
-    // A start cascade on the active one, killed mid-way (after its first step).
-    let id = a.gql("mutation { startNode(id: \"lxc-jellyfin\") { id } }", json!({})).await["startNode"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    // A subscriber on each instance, from the same event on.
+    let from = a.gql("{ events(first: 500) { edges { node { id } } } }", json!({})).await;
+    let from = from["events"]["edges"].as_array().unwrap().last().map_or(Value::Null, |e| e["node"]["id"].clone());
+    let mut on_a = subscriber(&a, &from).await;
+    let mut on_b = subscriber(&b, &from).await;
+    let mut on_c = subscriber(&c, &from).await;
+
+    // Cascades asked of the followers run on the leader; any instance reads them.
+    let up = start(&b, "lxc-jellyfin").await;
+    assert_eq!(c.wait_cascade(&up).await, "COMPLETED");
+    let down = stop(&c, "lxc-jellyfin").await;
+    assert_eq!(b.wait_cascade(&down).await, "COMPLETED");
+    assert_eq!(a.wait_cascade(&down).await, "COMPLETED");
+    // What the leader observed, the followers show.
+    for s in [&a, &b, &c] {
+        shows(s, "lxc-jellyfin", "OFF").await;
+    }
+    // A follower's engine writes nothing of its own: a mutation over its WebSocket is refused.
+    let mut ws = subscriber(&b, &Value::Null).await;
+    ws.subscribe("m", "mutation { startNode(id: \"lxc-jellyfin\") { id } }", json!({})).await;
+    let refused = ws.next_message(Duration::from_secs(10)).await.unwrap();
+    // An execution error (`next`) or a request error (`error`), whichever the protocol says.
+    let error = match refused["payload"].get("errors") {
+        Some(errors) => errors[0].clone(),
+        None => refused["payload"][0].clone(),
+    };
+    assert_eq!(error["extensions"]["code"], "NOT_LEADER", "{refused}");
+
+    // A start asked of a follower (six steps), its leader killed mid-way (after its first).
+    let id = start(&c, "sandbox").await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let d = a.gql("query($id: ID!) { cascade(id: $id) { currentStep status } }", json!({"id": id})).await;
+        let d = b.gql("query($id: ID!) { cascade(id: $id) { currentStep status } }", json!({"id": id})).await;
         if d["cascade"]["currentStep"].as_i64().unwrap() >= 1 {
             assert_eq!(d["cascade"]["status"], "IN_PROGRESS", "{d}");
             break;
@@ -83,52 +155,50 @@ async fn three_instances_share_one_database_and_one_takes_over_from_a_killed_one
     a.kill9();
     let killed = Instant::now();
 
-    // One standby takes over within the lease (and some start-up); the other stays by.
-    let mut active = None;
-    until(Duration::from_secs(15), "a standby takes over", || {
-        active = standbys.iter_mut().position(Standby::is_active);
-        active.is_some()
-    })
-    .await;
+    // One follower takes over within the lease; the other follows on.
+    until(Duration::from_secs(15), "a follower takes over", || b.leads() || c.leads()).await;
     let took = killed.elapsed();
-    let b = standbys.remove(active.unwrap()).active(Duration::from_secs(5));
     assert!(took < Duration::from_secs(3 + 4), "took over after {took:?}");
+    let (leader, follower) = if b.leads() { (&b, &c) } else { (&c, &b) };
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(!standbys[0].is_active(), "the third still stands by");
+    assert!(!follower.leads(), "the third follows on");
 
-    // The killed cascade ended interrupted, by the new instance, and nothing of it ran again.
-    assert_eq!(b.wait_cascade(&id).await, "INTERRUPTED");
-    let after = events(&b).await;
+    // The killed cascade ended interrupted, by the new leader, and nothing of it ran again.
+    assert_eq!(follower.wait_cascade(&id).await, "INTERRUPTED");
+    let after = events(leader).await;
     assert!(after.windows(2).all(|w| w[0].0 < w[1].0), "one sequence of ids: {after:?}");
     assert_eq!(&after[..before.len()], &before[..], "the journal of the killed instance, whole");
     let later: Vec<&str> =
         after[before.len()..].iter().filter(|e| e.2.as_deref() == Some(id.as_str())).map(|e| e.1.as_str()).collect();
     assert_eq!(later, ["cascade-error"], "only its end, nothing run again");
 
-    // The new instance runs cascades to their end.
-    let again = b.gql("mutation { startNode(id: \"lxc-jellyfin\") { id } }", json!({})).await["startNode"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(b.wait_cascade(&again).await, "COMPLETED");
-    assert_eq!(b.gql("{ node(id: \"lxc-jellyfin\") { status } }", json!({})).await["node"]["status"], "ON");
+    // A cascade asked of the follower runs on the new leader to its end.
+    let again = start(follower, "lxc-jellyfin").await;
+    assert_eq!(follower.wait_cascade(&again).await, "COMPLETED");
+    shows(follower, "lxc-jellyfin", "ON").await;
+
+    // Every subscriber saw the journal after `from` once, in id order: those on the
+    // survivors all of it, across the takeover; the one on the killed leader a prefix.
+    let journal: Vec<i64> =
+        events(leader).await.iter().map(|e| e.0).filter(|n| from.is_null() || *n > number(&from)).collect();
+    let last = *journal.last().unwrap();
+    assert_eq!(received(&mut on_b, last).await, journal, "the subscriber on b");
+    assert_eq!(received(&mut on_c, last).await, journal, "the subscriber on c");
+    let on_killed = received(&mut on_a, last).await;
+    assert!(!on_killed.is_empty() && journal.starts_with(&on_killed), "{on_killed:?} / {journal:?}");
 
     // The database restarts mid-cascade: the cascade ends (whatever its end), nothing is
-    // left running, and the instance serves on.
-    let stop = b.gql("mutation { stopNode(id: \"lxc-jellyfin\") { id } }", json!({})).await["stopNode"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    // left running, and the instances serve on.
+    let down = stop(follower, "lxc-jellyfin").await;
     pg.restart();
-    let end = b.wait_cascade(&stop).await;
+    let end = leader.wait_cascade(&down).await;
     assert!(["COMPLETED", "FAILED", "INTERRUPTED"].contains(&end.as_str()), "{end}");
-    let d = b.gql("{ cascades(first: 10) { edges { node { status } } } }", json!({})).await;
+    let d = follower.gql("{ cascades(first: 10) { edges { node { status } } } }", json!({})).await;
     assert!(
         d["cascades"]["edges"].as_array().unwrap().iter().all(|e| e["node"]["status"] != "IN_PROGRESS"),
         "{d}\n{}",
-        b.log()
+        leader.log()
     );
-    let last = b.gql("mutation { stopNode(id: \"lxc-jellyfin\") { id } }", json!({})).await;
-    let last = last["stopNode"]["id"].as_str().unwrap().to_owned();
-    assert_eq!(b.wait_cascade(&last).await, "COMPLETED", "{}", b.log());
+    let last = stop(follower, "lxc-jellyfin").await;
+    assert_eq!(leader.wait_cascade(&last).await, "COMPLETED", "{}", leader.log());
 }

@@ -191,15 +191,8 @@ impl Server {
 
     /// `serve --db URL` on a PostgreSQL database, with `--config` when given, `extra`
     /// options and environment `env` (its master key); `token` is the API token to use.
-    /// Returns once it runs the database's engine.
+    /// Returns once it serves, leading the database or following the instance that does.
     pub fn on_postgres(url: &str, toml: Option<&str>, extra: &[&str], env: &[(&str, &str)], token: &str) -> Server {
-        let standby = Self::standby(url, toml, extra, env, token);
-        standby.active(Duration::from_secs(30))
-    }
-
-    /// [`on_postgres`](Self::on_postgres), returning at once: another instance may hold
-    /// the database, this one then stands by.
-    pub fn standby(url: &str, toml: Option<&str>, extra: &[&str], env: &[(&str, &str)], token: &str) -> Standby {
         let dir = tempfile::tempdir().unwrap();
         let stderr = dir.path().join("stderr.log");
         let mut args: Vec<String> =
@@ -210,8 +203,13 @@ impl Server {
             args.extend(["--config".into(), file.display().to_string()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        let (child, lines) = Self::spawn(&args, env, &stderr);
-        Standby { child: Guard(Some(child)), lines, stderr, token: token.to_owned(), dir, said: None }
+        let (child, url, db, token) = Self::launch(&args, env, &stderr, Some(token.to_owned()));
+        Self::running(child, url, db, token, stderr, dir)
+    }
+
+    /// Whether it leads its shared database (it said it holds the lease).
+    pub fn leads(&self) -> bool {
+        self.log().contains("this instance holds the database's lease")
     }
 
     /// The server's log so far.
@@ -283,61 +281,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// A `wakehub serve` started on a shared database, maybe standing by.
-pub struct Standby {
-    child: Guard,
-    lines: std::sync::mpsc::Receiver<String>,
-    stderr: PathBuf,
-    token: String,
-    dir: tempfile::TempDir,
-    said: Option<String>,
-}
-
-/// A child process killed on drop, unless taken.
-struct Guard(Option<Child>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Standby {
-    /// Its log so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// Whether it has started serving (it took the database over): it said where it listens.
-    pub fn is_active(&mut self) -> bool {
-        while let Ok(line) = self.lines.try_recv() {
-            if line.starts_with("WakeHub listening on ") {
-                self.said = Some(line);
-            }
-        }
-        self.said.is_some()
-    }
-
-    /// Waits (at most `within`) until it runs the database's engine and serves.
-    pub fn active(mut self, within: Duration) -> Server {
-        let child = self.child.0.take().expect("a standby's process");
-        // A line `is_active` read already is handed on first.
-        let (tx, said) = std::sync::mpsc::channel();
-        let lines = match self.said.take() {
-            Some(line) => {
-                tx.send(line).unwrap();
-                &said
-            }
-            None => &self.lines,
-        };
-        let (child, url, db, token) = Server::listening(child, lines, &self.stderr, Some(self.token.clone()), within);
-        Server::running(child, url, db, token, self.stderr.clone(), self.dir)
     }
 }
 

@@ -84,6 +84,9 @@ impl Engine {
         if self.state().shutting_down {
             return Err(EngineError::ShuttingDown);
         }
+        if !self.is_leader() {
+            return Err(EngineError::NotLeader);
+        }
         let plan = self.plan_maintenance(&selection).await?;
         if plan.machines.is_empty() {
             return Err(Refusal::invalid("the selection holds no machine WakeHub can maintain").into());

@@ -678,6 +678,7 @@ async fn a_subscription_ends_after_shutdown_with_the_last_events() {
     assert!(matches!(all.last().map(|e| &e.kind), Some(EventKind::CascadeComplete { .. })), "{all:?}");
 }
 
+mod follow;
 mod promises;
 
 /// The simulator, refusing the first `failures` starts of every node with `code`.

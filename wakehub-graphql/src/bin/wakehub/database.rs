@@ -104,52 +104,86 @@ impl Drop for Held {
     }
 }
 
-/// Becomes the database's active server: the file's lock (refused if another server holds
-/// it), or the PostgreSQL lease, waiting for it while another instance holds it (standing by).
-/// An instance that cannot renew its lease before it runs out stops at once (exit 3): a
-/// standby may have taken over.
-pub(crate) async fn hold(db: &Path, store: &Store, lease: Duration) -> anyhow::Result<Held> {
-    if !is_url(db) {
-        return lock_file(db).map(Held::File);
+/// Who asks for the database: the file's lock, or the PostgreSQL lease.
+pub(crate) struct Claimant {
+    db: PathBuf,
+    store: Store,
+    instance: String,
+    lease: Duration,
+    /// Where this instance's API answers, advertised to the others once it holds the lease.
+    url: String,
+}
+
+impl Claimant {
+    pub(crate) fn new(db: &Path, store: &Store, lease: Duration, url: String) -> Self {
+        let instance = format!("{}:{}:{}", host_name(), std::process::id(), now_ms());
+        Claimant { db: db.to_owned(), store: store.clone(), instance, lease, url }
     }
-    let instance = format!("{}:{}:{}", host_name(), std::process::id(), now_ms());
-    let ttl = lease.as_millis() as i64;
-    let mut said = false;
-    loop {
-        let (s, i) = (store.clone(), instance.clone());
-        match store_run(store, move || s.claim_lease(&i, ttl)).await? {
-            Ok(()) => break,
-            Err((who, until)) => {
-                if !said {
-                    tracing::info!(holder = %who, "another instance runs this database: standing by to take over");
-                    eprintln!("standing by: instance {who} holds the database's lease");
-                    said = true;
-                }
-                let wait = (until - now_ms()).clamp(100, ttl.max(100) / 3);
-                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+
+    /// The database now, if no other instance holds it: the file's lock (refused if another
+    /// server holds it), or the PostgreSQL lease (`None` while another instance holds it).
+    pub(crate) async fn try_claim(&self) -> anyhow::Result<Option<Held>> {
+        if !is_url(&self.db) {
+            return lock_file(&self.db).map(|f| Some(Held::File(f)));
+        }
+        let (s, i, ttl) = (self.store.clone(), self.instance.clone(), self.lease.as_millis() as i64);
+        match store_run(&self.store, move || s.claim_lease(&i, ttl)).await? {
+            Ok(()) => self.held().await.map(Some),
+            Err((who, _)) => {
+                tracing::info!(holder = %who, "another instance leads this database: following it");
+                Ok(None)
             }
         }
     }
-    tracing::info!(%instance, "this instance holds the database's lease");
-    let renew = {
-        let (store, instance) = (store.clone(), instance.clone());
-        tokio::spawn(async move {
-            let mut held_until = now_ms() + ttl;
-            loop {
-                tokio::time::sleep(lease / 3).await;
-                let (s, i) = (store.clone(), instance.clone());
-                match store_run(&store, move || s.claim_lease(&i, ttl)).await {
-                    Ok(Ok(())) => held_until = now_ms() + ttl,
-                    Ok(Err((who, _))) => lost(&format!("instance {who} took the lease over")),
-                    Err(e) if now_ms() + lease.as_millis() as i64 / 3 >= held_until => {
-                        lost(&format!("the lease could not be renewed before it ran out: {e}"))
-                    }
-                    Err(e) => tracing::warn!("cannot renew the lease (trying again): {e}"),
+
+    /// The PostgreSQL lease, once the instance holding it lets it run out (it stopped, was
+    /// killed or cut off).
+    pub(crate) async fn wait(self) -> anyhow::Result<Held> {
+        let ttl = self.lease.as_millis() as i64;
+        loop {
+            let (s, i) = (self.store.clone(), self.instance.clone());
+            match store_run(&self.store, move || s.claim_lease(&i, ttl)).await {
+                Ok(Ok(())) => return self.held().await,
+                Ok(Err((_, until))) => {
+                    let wait = (until - now_ms()).clamp(100, ttl.max(100) / 3);
+                    tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+                }
+                Err(e) => {
+                    tracing::warn!("cannot ask for the lease (trying again): {e}");
+                    tokio::time::sleep(self.lease / 3).await;
                 }
             }
-        })
-    };
-    Ok(Held::Lease { store: store.clone(), instance, renew })
+        }
+    }
+
+    /// The lease is ours: advertised, and renewed by a task every third of its time. An
+    /// instance that cannot renew it before it runs out stops at once (exit 3): another
+    /// may have taken over.
+    async fn held(&self) -> anyhow::Result<Held> {
+        let (s, i, u) = (self.store.clone(), self.instance.clone(), self.url.clone());
+        store_run(&self.store, move || s.advertise(&i, &u)).await?;
+        tracing::info!(instance = %self.instance, url = %self.url, "this instance holds the database's lease");
+        let (lease, ttl) = (self.lease, self.lease.as_millis() as i64);
+        let renew = {
+            let (store, instance) = (self.store.clone(), self.instance.clone());
+            tokio::spawn(async move {
+                let mut held_until = now_ms() + ttl;
+                loop {
+                    tokio::time::sleep(lease / 3).await;
+                    let (s, i) = (store.clone(), instance.clone());
+                    match store_run(&store, move || s.claim_lease(&i, ttl)).await {
+                        Ok(Ok(())) => held_until = now_ms() + ttl,
+                        Ok(Err((who, _))) => lost(&format!("instance {who} took the lease over")),
+                        Err(e) if now_ms() + lease.as_millis() as i64 / 3 >= held_until => {
+                            lost(&format!("the lease could not be renewed before it ran out: {e}"))
+                        }
+                        Err(e) => tracing::warn!("cannot renew the lease (trying again): {e}"),
+                    }
+                }
+            })
+        };
+        Ok(Held::Lease { store: self.store.clone(), instance: self.instance.clone(), renew })
+    }
 }
 
 /// Stops the process: another instance may run the engine now, two never may.

@@ -29,11 +29,16 @@ pub(crate) struct Options {
     /// PostgreSQL).
     #[arg(long)]
     pub db: Option<PathBuf>,
-    /// On PostgreSQL, how long the active instance's lease lasts: renewed every third of it;
-    /// another instance started on the same database stands by, and takes over when a lease
-    /// runs out (its holder killed or cut off).
+    /// On PostgreSQL, how long the leading instance's lease lasts: renewed every third of it;
+    /// other instances on the same database follow (serve the API, forward mutations to the
+    /// leader) and one takes over when a lease runs out (its holder killed or cut off).
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub lease: Duration,
+    /// On PostgreSQL, where the other instances reach this one's API when it leads (they
+    /// forward mutations there), e.g. `http://10.0.0.5:8080`; by default the `--listen`
+    /// address (127.0.0.1 for an unspecified one).
+    #[arg(long)]
+    pub advertise: Option<String>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
@@ -116,11 +121,19 @@ pub(crate) struct Options {
     pub monitor_every: Duration,
 }
 
+/// A topology given at start-up, imported by the instance that leads.
+type Import = (wakehub_core::model::Topology, Vec<(String, wakehub_core::stack::Compose)>);
+
 /// Runs the server until SIGTERM (or Ctrl-C), then lets cascades in flight finish.
+///
+/// On a PostgreSQL database several instances may run: the one holding the lease leads (runs
+/// the engine's work), the others serve the API as followers and take over when the lease
+/// runs out (see `wakehub_core::engine::Engine::follower`).
 pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let options = std::sync::Arc::new(options);
 
     let demo_dir =
         if options.demo { Some(tempfile::tempdir().context("cannot create a demo directory")?) } else { None };
@@ -129,7 +142,25 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         None => crate::database::db_path(options.db.clone())?,
     };
     let store = crate::database::open_store(&db)?;
-    let _held = crate::database::hold(&db, &store, options.lease).await?;
+    let listener = match tokio::net::TcpListener::bind(&options.listen).await {
+        Ok(l) => l,
+        Err(e) => bail!("cannot listen on {}: {e}", options.listen),
+    };
+    let addr = listener.local_addr()?;
+    let proxy_listener = match &options.proxy_listen {
+        None => None,
+        Some(at) => match tokio::net::TcpListener::bind(at).await {
+            Ok(l) => Some(l),
+            Err(e) => bail!("cannot listen on {at} (--proxy-listen): {e}"),
+        },
+    };
+    let url = match &options.advertise {
+        Some(u) => u.trim_end_matches('/').to_owned(),
+        None if addr.ip().is_unspecified() => format!("http://127.0.0.1:{}", addr.port()),
+        None => format!("http://{addr}"),
+    };
+    let claimant = crate::database::Claimant::new(&db, &store, options.lease, url);
+    let held = claimant.try_claim().await?;
     let plugins = options.plugins.load(&crate::database::home_of(&db)?.join("wakehub.db"), &store)?;
     let (registry, parse_options) = plugins.registry();
     let topology_text = match (&options.config, options.demo) {
@@ -139,6 +170,8 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         (None, true) => Some(DEMO.to_owned()),
         (None, false) => None,
     };
+    // Checked now by every instance, imported by the one that leads.
+    let mut import: Option<Import> = None;
     if let Some(text) = topology_text {
         let topology = match topology_file::parse(&text, &parse_options) {
             Ok(t) => t,
@@ -157,25 +190,22 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
             },
             None => Vec::new(),
         };
-        let summary = store.import(&topology, Origin::Operator)?;
-        crate::save_stack_sources(&store, stacks)?;
-        tracing::info!(
-            added = summary.added.len(),
-            updated = summary.updated.len(),
-            removed = summary.removed.len(),
-            "topology imported"
-        );
+        import = Some((topology, stacks));
     }
-    let engine = Engine::new(
-        store,
-        registry,
-        EngineConfig {
-            concurrency: options.concurrency,
-            shutdown_grace: options.shutdown_grace,
-            plugin_kinds: parse_options.plugin_kinds.clone(),
-            ..EngineConfig::default()
-        },
-    )?;
+    let config = EngineConfig {
+        concurrency: options.concurrency,
+        shutdown_grace: options.shutdown_grace,
+        plugin_kinds: parse_options.plugin_kinds.clone(),
+        ..EngineConfig::default()
+    };
+    let engine = if held.is_some() {
+        if let Some(i) = import.take() {
+            self::import(&store, i)?;
+        }
+        Engine::new(store, registry, config)?
+    } else {
+        Engine::follower(store, registry, config)?
+    };
     // Nodes no connector serves (plugins left out of the command line) would only show
     // `UNKNOWN`: say so now.
     for (node, type_name) in engine.unserved_nodes(&engine.store().topology()?) {
@@ -186,25 +216,6 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         tracing::warn!(node = %node, connector = %type_name, "{hint}");
         eprintln!("warning: node `{node}` cannot be observed or powered: {hint}");
     }
-    let listener = match tokio::net::TcpListener::bind(&options.listen).await {
-        Ok(l) => l,
-        Err(e) => bail!("cannot listen on {}: {e}", options.listen),
-    };
-    let addr = listener.local_addr()?;
-    let proxy_listener = match &options.proxy_listen {
-        None => None,
-        Some(at) => match tokio::net::TcpListener::bind(at).await {
-            Ok(l) => Some(l),
-            Err(e) => bail!("cannot listen on {at} (--proxy-listen): {e}"),
-        },
-    };
-    // Machine actions a previous run left running are reported interrupted (never run
-    // again); the queued ones start.
-    engine.resume_executions().await?;
-    // Stack commands likewise (marked failed, `INTERRUPTED`); pending ones start.
-    engine.resume_stacks().await?;
-    let monitor =
-        spawn_monitor(engine.clone(), options.monitor_every, options.discover_every, options.journal_retention);
     let app = server::router(
         engine.clone(),
         ServerConfig {
@@ -238,6 +249,29 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         let scheme = if options.proxy_tls_cert.is_some() { "https" } else { "http" };
         out += &format!("proxy: {scheme}://{}/\n", l.local_addr()?);
     }
+    let stopping = tokio_util::sync::CancellationToken::new();
+    // The leader's part: before serving when this instance leads at once (so what a
+    // previous run left is settled before anyone asks), else once it takes the lease over.
+    let leading = match held {
+        Some(held) => {
+            let parts = lead(engine.clone(), held, import, proxy_listener, &options, stopping.clone()).await?;
+            tokio::spawn(async move { parts })
+        }
+        None => {
+            out += "following: another instance leads this database (this one serves the API, forwards mutations, and takes over if the leader stops)\n";
+            let (engine, options, stopping) = (engine.clone(), options.clone(), stopping.clone());
+            tokio::spawn(async move {
+                let held = match claimant.wait().await {
+                    Ok(h) => h,
+                    Err(e) => fail(&format!("cannot take the lease: {e}")),
+                };
+                match lead(engine, held, import, proxy_listener, &options, stopping).await {
+                    Ok(l) => l,
+                    Err(e) => fail(&format!("cannot lead: {e:#}")),
+                }
+            })
+        }
+    };
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
         tracing::warn!("cannot write the start-up lines to stdout: {e}");
@@ -249,71 +283,156 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
             tracing::warn!("cannot set TCP_NODELAY: {e}");
         }
     });
-    let stopping = tokio_util::sync::CancellationToken::new();
-    let proxy = match proxy_listener {
-        None => None,
-        Some(l) => {
-            use wakehub_graphql::proxy::{Proxy, router, tls};
-            let stop = stopping.clone();
-            let until = async move { stop.cancelled().await };
-            let served = match (&options.proxy_tls_cert, &options.proxy_tls_key) {
-                (Some(cert), Some(key)) => {
-                    let proxy = router(Proxy::new_https(engine.clone())?);
-                    let l = tls::TlsListener::new(l, tls::server_config(cert, key)?)?;
-                    // `tap_io` gives the listener the peer address the proxy reads.
-                    let l = axum::serve::ListenerExt::tap_io(l, |_| {});
-                    tokio::spawn(async move {
-                        axum::serve(l, proxy.into_make_service_with_connect_info::<std::net::SocketAddr>())
-                            .with_graceful_shutdown(until)
-                            .await
-                    })
-                }
-                _ => {
-                    let proxy = router(Proxy::new(engine.clone())?);
-                    // Without TCP_NODELAY, a response's last segment waits for the client's delayed ACK.
-                    let l = axum::serve::ListenerExt::tap_io(l, |tcp: &mut tokio::net::TcpStream| {
-                        if let Err(e) = tcp.set_nodelay(true) {
-                            tracing::warn!("cannot set TCP_NODELAY: {e}");
-                        }
-                    });
-                    tokio::spawn(async move {
-                        axum::serve(l, proxy.into_make_service_with_connect_info::<std::net::SocketAddr>())
-                            .with_graceful_shutdown(until)
-                            .await
-                    })
-                }
-            };
-            Some(tokio::spawn(async move {
-                match served.await {
-                    Ok(Err(e)) => tracing::error!("the proxy stopped: {e}"),
-                    Err(e) => tracing::error!("the proxy stopped: {e}"),
-                    Ok(Ok(())) => {}
-                }
-            }))
-        }
-    };
-    let tcp_wakes = spawn_tcp_wakes(engine.clone(), stopping.clone());
-    // Notifications: the journal read in order from where the last run stopped, deliveries
-    // apart from the engine.
-    let notifier = tokio::spawn(wakehub_core::notify::Notifier::new(engine.clone()).run());
-    let home_assistant = home_assistant(&engine, &options)?.map(tokio::spawn);
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     stopping.cancel();
-    notifier.abort();
-    if let Some(ha) = home_assistant {
-        ha.abort();
+    if !leading.is_finished() {
+        // Still following (or taking over): there is nothing of the leader's to stop.
+        leading.abort();
     }
-    let _ = tcp_wakes.await;
-    if let Some(p) = proxy {
-        let _ = p.await;
-    }
+    let held = match leading.await {
+        Ok(parts) => Some(parts.stop().await),
+        Err(_) => None,
+    };
     tracing::info!("shutting down: letting cascades in flight finish");
-    monitor.abort();
     engine.shutdown().await;
+    // The lease (or the file's lock) is given up last: no other instance may lead while
+    // this one's cascades finish.
+    drop(held);
     drop(demo_dir);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Stops the process at once: an instance that cannot lead must not hold the lease.
+fn fail(why: &str) -> ! {
+    tracing::error!("stopping: {why}");
+    eprintln!("error: stopping: {why}");
+    std::process::exit(1)
+}
+
+/// Imports the topology given at start-up, and its stacks' compose files.
+fn import(store: &wakehub_core::store::Store, (topology, stacks): Import) -> anyhow::Result<()> {
+    let summary = store.import(&topology, Origin::Operator)?;
+    crate::save_stack_sources(store, stacks)?;
+    tracing::info!(
+        added = summary.added.len(),
+        updated = summary.updated.len(),
+        removed = summary.removed.len(),
+        "topology imported"
+    );
+    Ok(())
+}
+
+/// What runs only on the instance that leads, stopped at shutdown.
+struct Leading {
+    monitor: tokio::task::JoinHandle<()>,
+    proxy: Option<tokio::task::JoinHandle<()>>,
+    tcp_wakes: tokio::task::JoinHandle<()>,
+    notifier: tokio::task::JoinHandle<()>,
+    home_assistant: Option<tokio::task::JoinHandle<()>>,
+    /// The file's lock or the lease, given up last.
+    held: crate::database::Held,
+}
+
+impl Leading {
+    /// Stops these; the lease or lock is handed back, to be given up once the engine stopped.
+    async fn stop(self) -> crate::database::Held {
+        self.notifier.abort();
+        if let Some(ha) = self.home_assistant {
+            ha.abort();
+        }
+        let _ = self.tcp_wakes.await;
+        if let Some(p) = self.proxy {
+            let _ = p.await;
+        }
+        self.monitor.abort();
+        self.held
+    }
+}
+
+/// Starts leading: a follower that took the lease over reads the journal to its end and
+/// marks what its predecessor left unfinished interrupted; then the topology given is
+/// imported, the machine actions and stack commands left running are reported interrupted
+/// (the queued ones start), and the monitor, the proxy, the TCP wakes, the notifications and
+/// the Home Assistant bridge run.
+async fn lead(
+    engine: Engine,
+    held: crate::database::Held,
+    import: Option<Import>,
+    proxy_listener: Option<tokio::net::TcpListener>,
+    options: &Options,
+    stopping: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Leading> {
+    if !engine.is_leader() {
+        engine.lead().await?;
+        if let Some(i) = import {
+            let store = engine.store().clone();
+            tokio::task::spawn_blocking(move || self::import(&store, i)).await??;
+        }
+    }
+    // Machine actions a previous run left running are reported interrupted (never run
+    // again); the queued ones start.
+    engine.resume_executions().await?;
+    // Stack commands likewise (marked failed, `INTERRUPTED`); pending ones start.
+    engine.resume_stacks().await?;
+    let monitor =
+        spawn_monitor(engine.clone(), options.monitor_every, options.discover_every, options.journal_retention);
+    let proxy = match proxy_listener {
+        None => None,
+        Some(l) => Some(serve_proxy(&engine, l, options, stopping.clone())?),
+    };
+    let tcp_wakes = spawn_tcp_wakes(engine.clone(), stopping);
+    // Notifications: the journal read in order from where the last run stopped, deliveries
+    // apart from the engine.
+    let notifier = tokio::spawn(wakehub_core::notify::Notifier::new(engine.clone()).run());
+    let home_assistant = home_assistant(&engine, options)?.map(tokio::spawn);
+    Ok(Leading { monitor, proxy, tcp_wakes, notifier, home_assistant, held })
+}
+
+/// The wake-on-request proxy on `l`, over HTTPS when a certificate is given, until `stop`.
+fn serve_proxy(
+    engine: &Engine,
+    l: tokio::net::TcpListener,
+    options: &Options,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use wakehub_graphql::proxy::{Proxy, router, tls};
+    let until = async move { stop.cancelled().await };
+    let served = match (&options.proxy_tls_cert, &options.proxy_tls_key) {
+        (Some(cert), Some(key)) => {
+            let proxy = router(Proxy::new_https(engine.clone())?);
+            let l = tls::TlsListener::new(l, tls::server_config(cert, key)?)?;
+            // `tap_io` gives the listener the peer address the proxy reads.
+            let l = axum::serve::ListenerExt::tap_io(l, |_| {});
+            tokio::spawn(async move {
+                axum::serve(l, proxy.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                    .with_graceful_shutdown(until)
+                    .await
+            })
+        }
+        _ => {
+            let proxy = router(Proxy::new(engine.clone())?);
+            // Without TCP_NODELAY, a response's last segment waits for the client's delayed ACK.
+            let l = axum::serve::ListenerExt::tap_io(l, |tcp: &mut tokio::net::TcpStream| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::warn!("cannot set TCP_NODELAY: {e}");
+                }
+            });
+            tokio::spawn(async move {
+                axum::serve(l, proxy.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                    .with_graceful_shutdown(until)
+                    .await
+            })
+        }
+    };
+    Ok(tokio::spawn(async move {
+        match served.await {
+            Ok(Err(e)) => tracing::error!("the proxy stopped: {e}"),
+            Err(e) => tracing::error!("the proxy stopped: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }))
 }
 
 /// Observes every node at start-up and then every `every` (30 s by default), so statuses stay current and
