@@ -4,7 +4,8 @@
 //! store's calls hand it requests and wait for the answers without entering any runtime,
 //! so they may be made from the blocking pool, the journal writer's thread or a test alike.
 //! A connection that broke (the server restarted) is opened again on the next call; the
-//! transaction it was in is lost, as it would be on SQLite after a crash.
+//! transaction it was in is lost, as it would be on SQLite after a crash. A URL with
+//! `sslmode=require` connects over TLS, the server's certificate verified ([`Target`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -57,10 +58,7 @@ impl PgConn {
     /// reachable or starting up, rather than refusing who we are).
     fn open(&self) -> std::result::Result<Live, (Error, bool)> {
         let fatal = |e: Error| (e, false);
-        let config: tokio_postgres::Config = self
-            .url
-            .parse()
-            .map_err(|e: tokio_postgres::Error| fatal(Error::Postgres(format!("bad database URL: {e}"))))?;
+        let target = Target::parse(&self.url).map_err(fatal)?;
         let (tx, rx) = std::sync::mpsc::channel();
         let notices = self.notices.clone();
         std::thread::Builder::new()
@@ -71,25 +69,9 @@ impl PgConn {
                     Err(e) => return drop(tx.send(Err((Error::Postgres(e.to_string()), false)))),
                 };
                 runtime.block_on(async move {
-                    let (client, mut connection) = match config.connect(tokio_postgres::NoTls).await {
-                        Ok(c) => c,
-                        Err(e) => {
-                            // Unreachable, or starting up (57P03): worth another try.
-                            let again = e.as_db_error().is_none_or(|d| d.code().code().starts_with("57P"));
-                            return drop(tx.send(Err((pg(e), again))));
-                        }
-                    };
-                    let _ = tx.send(Ok(client));
-                    // Drive the connection until it closes, passing notifications on.
-                    loop {
-                        match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                            Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
-                                let _ = notices.send((n.channel().to_owned(), n.payload().to_owned()));
-                            }
-                            Some(Ok(_)) => {}
-                            Some(Err(e)) => return tracing::warn!("PostgreSQL connection ended: {e}"),
-                            None => return,
-                        }
+                    match target.tls {
+                        Some(tls) => drive(target.config, tls, tx, notices).await,
+                        None => drive(target.config, tokio_postgres::NoTls, tx, notices).await,
                     }
                 });
             })
@@ -172,6 +154,124 @@ impl PgConn {
         let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values.iter().map(|v| v as _).collect();
         let rows = futures::executor::block_on(live.client.query(&stmt, &refs)).map_err(pg)?;
         rows.iter().map(decode).collect()
+    }
+}
+
+/// Where and how to connect: the URL's settings, and TLS when it requires it.
+struct Target {
+    config: tokio_postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+}
+
+impl Target {
+    /// Parses a URL (`postgres://…?…`) or key=value pairs. `sslmode=require` (or libpq's
+    /// `verify-full` / `verify-ca`) means TLS, the server's certificate verified — chain and
+    /// host name — against `sslrootcert=FILE` (PEM certificate authorities), else the
+    /// system's; never TLS that trusts anything. Otherwise the connection is plain.
+    fn parse(url: &str) -> Result<Target> {
+        let (url, root) = settings(url);
+        let config: tokio_postgres::Config =
+            url.parse().map_err(|e: tokio_postgres::Error| Error::Postgres(format!("bad database URL: {e}")))?;
+        if config.get_ssl_mode() != tokio_postgres::config::SslMode::Require {
+            if root.is_some() {
+                return Err(Error::Postgres("bad database URL: `sslrootcert` needs `sslmode=require`".into()));
+            }
+            return Ok(Target { config, tls: None });
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        match &root {
+            Some(file) => {
+                use rustls::pki_types::pem::PemObject;
+                let bad = |e: String| Error::Postgres(format!("sslrootcert {file}: {e}"));
+                let certs = rustls::pki_types::CertificateDer::pem_file_iter(file)
+                    .map_err(|e| bad(e.to_string()))?
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| bad(e.to_string()))?;
+                let (added, _) = roots.add_parsable_certificates(certs);
+                if added == 0 {
+                    return Err(bad("no certificate in it".into()));
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(found.certs);
+                if roots.is_empty() {
+                    return Err(Error::Postgres(
+                        "sslmode=require: no system certificate authority could be read (give sslrootcert=FILE)".into(),
+                    ));
+                }
+            }
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Postgres(format!("TLS setup: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Target { config, tls: Some(tokio_postgres_rustls::MakeRustlsConnect::new(tls)) })
+    }
+}
+
+/// `url` without WakeHub's own setting `sslrootcert` (which tokio-postgres does not know),
+/// libpq's verifying `sslmode`s spelled `require` (which verifies here), and that file.
+fn settings(url: &str) -> (String, Option<String>) {
+    let mut root = None;
+    let mut keep = |pair: &str| -> Option<String> {
+        match pair.split_once('=') {
+            Some(("sslrootcert", file)) => {
+                root = Some(file.to_owned());
+                None
+            }
+            Some(("sslmode", "verify-full" | "verify-ca")) => Some("sslmode=require".to_owned()),
+            _ => Some(pair.to_owned()),
+        }
+    };
+    let url = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        match url.split_once('?') {
+            Some((base, query)) => {
+                let query: Vec<String> = query.split('&').filter_map(&mut keep).collect();
+                if query.is_empty() { base.to_owned() } else { format!("{base}?{}", query.join("&")) }
+            }
+            None => url.to_owned(),
+        }
+    } else {
+        url.split_whitespace().filter_map(&mut keep).collect::<Vec<_>>().join(" ")
+    };
+    (url, root)
+}
+
+/// Connects with `tls`, hands the client over, then drives the connection until it
+/// closes, passing notifications on.
+async fn drive<T>(
+    config: tokio_postgres::Config,
+    tls: T,
+    tx: std::sync::mpsc::Sender<std::result::Result<tokio_postgres::Client, (Error, bool)>>,
+    notices: Notices,
+) where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send,
+{
+    let (client, mut connection) = match config.connect(tls).await {
+        Ok(c) => c,
+        Err(e) => {
+            // Unreachable, or starting up (57P03): worth another try. A TLS failure (a
+            // certificate refused) is not.
+            let tls = std::error::Error::source(&e)
+                .is_some_and(|c| c.is::<rustls::Error>() || c.to_string().contains("certificate"));
+            let again = !tls && e.as_db_error().is_none_or(|d| d.code().code().starts_with("57P"));
+            return drop(tx.send(Err((pg(e), again))));
+        }
+    };
+    let _ = tx.send(Ok(client));
+    loop {
+        match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                let _ = notices.send((n.channel().to_owned(), n.payload().to_owned()));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return tracing::warn!("PostgreSQL connection ended: {e}"),
+            None => return,
+        }
     }
 }
 
@@ -292,7 +392,22 @@ pub(crate) fn translate(sql: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::translate;
+    use super::{Target, settings, translate};
+
+    #[test]
+    fn wakehubs_own_tls_settings_are_taken_out_of_the_url() {
+        let (url, root) = settings("postgres://u@h/db?sslmode=verify-full&sslrootcert=/etc/ca.pem&application_name=x");
+        assert_eq!(url, "postgres://u@h/db?sslmode=require&application_name=x");
+        assert_eq!(root.as_deref(), Some("/etc/ca.pem"));
+        let (url, root) = settings("host=h user=u sslrootcert=/ca.pem sslmode=verify-ca");
+        assert_eq!(url, "host=h user=u sslmode=require");
+        assert_eq!(root.as_deref(), Some("/ca.pem"));
+        assert_eq!(settings("postgres://u@h/db?sslrootcert=/ca.pem").0, "postgres://u@h/db");
+        assert_eq!(settings("postgres://u@h/db"), ("postgres://u@h/db".to_owned(), None));
+        assert!(Target::parse("postgres://u@h/db?sslrootcert=/ca.pem").is_err(), "a root without TLS");
+        assert!(Target::parse("postgres://u@h/db?sslmode=require&sslrootcert=/nonexistent.pem").is_err());
+        assert!(Target::parse("postgres://u@h/db").unwrap().tls.is_none());
+    }
 
     #[test]
     fn sqlite_sql_is_rewritten_for_postgres() {

@@ -202,3 +202,49 @@ async fn three_instances_serve_one_database_and_one_takes_over_from_a_killed_lea
     let last = stop(follower, "lxc-jellyfin").await;
     assert_eq!(leader.wait_cascade(&last).await, "COMPLETED", "{}", leader.log());
 }
+
+#[test]
+fn the_database_is_reached_over_verified_tls_when_the_url_requires_it() {
+    let pg = Postgres::start_tls();
+    let url = pg.database("lab");
+    let home = tempfile::tempdir().unwrap();
+    let made = std::cell::Cell::new(0);
+    let token = |db: &str| {
+        made.set(made.get() + 1);
+        let out = std::process::Command::new(bin())
+            .args(["token", "create", &format!("t{}", made.get()), "--role", "viewer", "--db", db])
+            .env("XDG_DATA_HOME", home.path())
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // Plain TCP: this server refuses it.
+    let (ok, said) = token(&url);
+    assert!(!ok && said.contains("no encryption"), "{said}");
+    // TLS, the server's certificate checked against the CA that issued it (chain and
+    // address): in — with WakeHub's spelling and with libpq's.
+    let ca = pg.ca().display().to_string();
+    let (ok, said) = token(&format!("{url}?sslmode=require&sslrootcert={ca}"));
+    assert!(ok, "{said}");
+    let (ok, said) = token(&format!("{url}?sslmode=verify-full&sslrootcert={ca}"));
+    assert!(ok, "{said}");
+    // A certificate no trusted authority issued: refused at once, saying so.
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = other.path().join("ca.pem");
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=another-ca", "-keyout"])
+        .arg(other.path().join("ca.key"))
+        .arg("-out")
+        .arg(&other_ca)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let started = Instant::now();
+    let (ok, said) = token(&format!("{url}?sslmode=require&sslrootcert={}", other_ca.display()));
+    assert!(!ok && said.contains("certificate"), "{said}");
+    assert!(started.elapsed() < Duration::from_secs(10), "not retried: {:?}", started.elapsed());
+    // A CA given without asking for TLS is a mistake, said as such.
+    let (ok, said) = token(&format!("{url}?sslrootcert={ca}"));
+    assert!(!ok && said.contains("sslmode=require"), "{said}");
+}

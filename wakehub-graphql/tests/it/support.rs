@@ -292,10 +292,26 @@ pub struct Postgres {
 
 impl Postgres {
     pub fn start() -> Postgres {
+        Self::start_with(&[])
+    }
+
+    /// A server that refuses plain TCP: clients must use TLS; its certificate is issued for
+    /// 127.0.0.1 by the CA in [`ca`](Self::ca).
+    pub fn start_tls() -> Postgres {
+        Self::start_with(&["tls"])
+    }
+
+    /// The CA that issued a TLS server's certificate (PEM).
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("pg/ca.pem")
+    }
+
+    fn start_with(mode: &[&str]) -> Postgres {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let status = Command::new(repo().join("tests/peers/postgres.sh"))
             .args(["start", &dir.path().join("pg").display().to_string(), &port.to_string()])
+            .args(mode)
             .status()
             .expect("tests/peers/postgres.sh");
         assert!(status.success(), "PostgreSQL did not start (apt-get install postgresql)");

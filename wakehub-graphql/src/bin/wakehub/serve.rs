@@ -24,7 +24,8 @@ pub(crate) struct Options {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// The database (default: `$XDG_DATA_HOME/wakehub/wakehub.db`), a SQLite file or a
-    /// PostgreSQL URL (`postgres://user:password@host/db`). The master key is read from
+    /// PostgreSQL URL (`postgres://user:password@host/db`; add `?sslmode=require` for TLS,
+    /// verified against the system's authorities or `&sslrootcert=CA.pem`). The master key is read from
     /// `WAKEHUB_MASTER_KEY` or `master.key` beside the file (`$XDG_DATA_HOME/wakehub/` for
     /// PostgreSQL).
     #[arg(long)]
