@@ -44,6 +44,8 @@ pub struct Metrics {
     /// Capability denials (the engine journals only the first of a repeated one).
     denials: Counter,
     denials_seen: std::sync::atomic::AtomicU64,
+    /// 1 while this instance leads its database (runs the work), 0 while it follows another.
+    leading: Gauge<i64, AtomicI64>,
     engine: std::sync::OnceLock<Engine>,
 }
 
@@ -75,6 +77,12 @@ impl Metrics {
             "What connector plugins asked for and their node does not grant",
             denials.clone(),
         );
+        let leading = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "wakehub_leading",
+            "1 while this instance runs the database's work, 0 while it follows another instance",
+            leading.clone(),
+        );
         Metrics {
             registry,
             cascades,
@@ -82,6 +90,7 @@ impl Metrics {
             errors,
             subscribers,
             denials,
+            leading,
             denials_seen: Default::default(),
             engine: Default::default(),
         }
@@ -93,6 +102,7 @@ impl Metrics {
             let total = engine.capability_denials();
             let before = self.denials_seen.swap(total, std::sync::atomic::Ordering::Relaxed);
             self.denials.inc_by(total.saturating_sub(before));
+            self.leading.set(i64::from(engine.is_leader()));
         }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {

@@ -106,7 +106,20 @@ fn role_and_scope(role: &str, scope: &str) -> async_graphql::Result<(Role, Scope
     Ok((role, scope))
 }
 
-/// Part of [`Query`](super::Query): `me`, `users`, `tokens`.
+/// The server answering a request ([`AccountsQuery::instance`]).
+#[derive(SimpleObject)]
+pub struct Instance {
+    /// Whether this server runs the work (cascades, actions, stack commands, schedules):
+    /// always on a SQLite file; on a shared PostgreSQL database, while it holds the lease.
+    leads: bool,
+    /// Whether the database is shared by several servers (PostgreSQL).
+    shared_database: bool,
+    /// On a shared database, the address of the server leading it now, as it advertised
+    /// (admins only; null when none leads).
+    leader: Option<String>,
+}
+
+/// Part of [`Query`](super::Query): `me`, `instance`, `users`, `tokens`.
 #[derive(Default)]
 pub struct AccountsQuery;
 
@@ -116,6 +129,20 @@ impl AccountsQuery {
     async fn me(&self, ctx: &Context<'_>) -> Me {
         let c = caller(ctx);
         Me { name: c.name, role: c.role.to_string(), scope: c.scope.to_string() }
+    }
+
+    /// The server answering: whether it leads its database (runs the work) or follows
+    /// another instance on a shared PostgreSQL database.
+    async fn instance(&self, ctx: &Context<'_>) -> async_graphql::Result<Instance> {
+        let engine = ctx.data::<Engine>()?;
+        let shared = engine.store().is_shared();
+        // Where the leader answers is the operators' business: admins only.
+        let leader = if shared && caller(ctx).role == Role::Admin {
+            engine.store().run(|s| s.leader()).await.api()?.map(|l| l.url)
+        } else {
+            None
+        };
+        Ok(Instance { leads: engine.is_leader(), shared_database: shared, leader })
     }
 
     /// The users, oldest first (admins of every node only).

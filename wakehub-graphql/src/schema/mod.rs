@@ -58,7 +58,7 @@ use wakehub_core::plugin::PluginHost;
     doc,
     doc = "The query root: the per-resource queries, merged. The merge order is the field order \
            of `Query` in the SDL (`schema.graphql`): node, nodes, cascade, cascades, events, plan, \
-           proposals, machine, maintenance (windows, plan, runs), powerSchedules, notifications (rules, deliveries), energy, stacks (stack, stacks, stackCommand, stackDiff), plugins, runningCascades, me, users, tokens."
+           proposals, machine, maintenance (windows, plan, runs), powerSchedules, notifications (rules, deliveries), energy, stacks (stack, stacks, stackCommand, stackDiff), plugins, runningCascades, me, instance, users, tokens."
 )]
 #[cfg_attr(not(doc), allow(missing_docs))]
 pub struct Query(

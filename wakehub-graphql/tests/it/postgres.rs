@@ -110,6 +110,20 @@ async fn three_instances_serve_one_database_and_one_takes_over_from_a_killed_lea
     let follows = |s: &Server| s.log().contains("another instance leads this database: following it");
     until(Duration::from_secs(20), "the other two follow", || follows(&b) && follows(&c)).await;
     assert!(!b.leads() && !c.leads(), "one instance leads at a time");
+    // Each says which it is, and where the leader answers; so do their metrics.
+    let role = "{ instance { leads sharedDatabase leader } }";
+    assert_eq!(
+        a.gql(role, json!({})).await["instance"],
+        json!({"leads": true, "sharedDatabase": true, "leader": a.base})
+    );
+    assert_eq!(
+        b.gql(role, json!({})).await["instance"],
+        json!({"leads": false, "sharedDatabase": true, "leader": a.base})
+    );
+    for (s, leads) in [(&a, 1), (&b, 0)] {
+        let metrics = reqwest::get(format!("{}/metrics", s.base)).await.unwrap().text().await.unwrap();
+        assert!(metrics.contains(&format!("wakehub_leading {leads}")), "{metrics}");
+    }
 
     // A subscriber on each instance, from the same event on.
     let from = a.gql("{ events(first: 500) { edges { node { id } } } }", json!({})).await;
