@@ -1,62 +1,114 @@
 //! On an instance that follows another on a shared PostgreSQL database, mutations are the
-//! leader's work: they are forwarded to it as they came (with the caller's token, checked
-//! again there), and its answer is returned. Queries are answered here, from the store.
+//! leader's work: a schema extension ([`Forward`]) sends each one — over HTTP or a
+//! WebSocket alike — to the leader as it came (with the caller's token, checked again
+//! there) and answers with the leader's response. Queries and subscriptions are answered
+//! here, from the store and the journal.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest};
 use async_graphql::parser::types::{DocumentOperations, OperationType};
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use async_graphql::{ErrorExtensionValues, Request, Response, ServerError, ServerResult, Value};
+use wakehub_core::engine::Engine;
 use wakehub_core::model::ErrorCode;
-use wakehub_core::store::Store;
 
 /// Marks a forwarded request: an instance that receives one does not forward it again
 /// (two instances that each believe the other leads answer `NOT_LEADER` instead of looping).
 pub(crate) const FORWARDED: &str = "x-wakehub-forwarded";
 
-/// Whether a GraphQL request body (one request, or a batch) runs a mutation. A body that is
-/// not one is not (it is answered here, with the parser's error).
-pub(crate) fn is_mutation(body: &[u8]) -> bool {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else { return false };
-    let one = |r: &serde_json::Value| {
-        let Some(query) = r.get("query").and_then(|q| q.as_str()) else { return false };
-        let Ok(document) = async_graphql::parser::parse_query(query) else { return false };
-        let name = r.get("operationName").and_then(|n| n.as_str());
-        match (document.operations, name) {
-            (DocumentOperations::Single(op), _) => op.node.ty == OperationType::Mutation,
-            (DocumentOperations::Multiple(ops), Some(name)) => {
-                ops.iter().any(|(n, op)| n.as_str() == name && op.node.ty == OperationType::Mutation)
-            }
-            (DocumentOperations::Multiple(_), None) => false,
+/// The caller's bearer token, as it authenticated (forwarded with its mutations).
+#[derive(Clone)]
+pub(crate) struct Bearer(pub String);
+
+/// Whether this request arrived forwarded by another instance.
+#[derive(Clone, Copy)]
+pub(crate) struct Forwarded;
+
+/// Whether `query` runs a mutation: its only operation, or the one `operation` names. A
+/// query that does not parse does not (the parser's error is answered here).
+pub(crate) fn runs_mutation(query: &str, operation: Option<&str>) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(query) else { return false };
+    match (document.operations, operation) {
+        (DocumentOperations::Single(op), _) => op.node.ty == OperationType::Mutation,
+        (DocumentOperations::Multiple(ops), Some(name)) => {
+            ops.iter().any(|(n, op)| n.as_str() == name && op.node.ty == OperationType::Mutation)
         }
-    };
-    match &value {
-        serde_json::Value::Array(batch) => batch.iter().any(one),
-        request => one(request),
+        // Named operations come as a map, even one alone: that one runs.
+        (DocumentOperations::Multiple(ops), None) => {
+            ops.len() == 1 && ops.values().all(|op| op.node.ty == OperationType::Mutation)
+        }
+    }
+}
+
+/// The schema extension that sends a follower's mutations to the leader.
+pub(crate) struct Forward;
+
+impl ExtensionFactory for Forward {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(Forwarding::default())
+    }
+}
+
+/// One request: what goes to the leader, if it does.
+#[derive(Default)]
+struct Forwarding {
+    body: Mutex<Option<serde_json::Value>>,
+}
+
+#[async_trait::async_trait]
+impl Extension for Forwarding {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let follows = ctx.data_opt::<Engine>().is_some_and(|e| !e.is_leader());
+        if follows && runs_mutation(&request.query, request.operation_name.as_deref()) {
+            let body = serde_json::json!({
+                "query": request.query,
+                "operationName": request.operation_name,
+                "variables": request.variables,
+            });
+            *self.body.lock().unwrap_or_else(|e| e.into_inner()) = Some(body);
+        }
+        next.run(ctx, request).await
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let body = self.body.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match body {
+            None => next.run(ctx, operation_name).await,
+            Some(body) => forward(ctx, body).await,
+        }
     }
 }
 
 fn refused(message: String) -> Response {
-    let body = serde_json::json!({"data": null, "errors": [{"message": message,
-                                  "extensions": {"code": ErrorCode::NotLeader.as_str()}}]});
-    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+    let mut error = ServerError::new(message, None);
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", ErrorCode::NotLeader.as_str());
+    error.extensions = Some(extensions);
+    Response::from_errors(vec![error])
 }
 
-/// Sends the request to the instance leading the database and returns its answer; when no
+/// Sends `body` to the instance leading the database and returns its answer; when no
 /// instance leads (one takes over within the lease time) or it cannot be reached,
-/// `NOT_LEADER` (503): the client tries again.
-pub(crate) async fn forward(
-    client: &reqwest::Client,
-    store: &Store,
-    headers: &HeaderMap,
-    body: Bytes,
-    timeout: Duration,
-) -> Response {
-    if headers.contains_key(FORWARDED) {
+/// `NOT_LEADER`: the client tries again.
+async fn forward(ctx: &ExtensionContext<'_>, body: serde_json::Value) -> Response {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    if ctx.data_opt::<Forwarded>().is_some() {
         return refused("this instance does not lead the database either: try again shortly".into());
     }
-    let leader = match store.run(|s| s.leader()).await {
+    let (Some(engine), Some(Bearer(token))) = (ctx.data_opt::<Engine>(), ctx.data_opt::<Bearer>()) else {
+        return refused("this instance follows another one and cannot forward this request".into());
+    };
+    let leader = match engine.store().run(|s| s.leader()).await {
         Ok(Some(l)) => l,
         Ok(None) => {
             return refused(
@@ -65,46 +117,64 @@ pub(crate) async fn forward(
         }
         Err(e) => return refused(format!("cannot read which instance leads this database: {e}")),
     };
-    let mut request = client.post(format!("{}/graphql", leader.url)).timeout(timeout).header(FORWARDED, "1").body(body);
-    for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
-        if let Some(v) = headers.get(&name) {
-            request = request.header(name, v);
-        }
-    }
-    match request.send().await {
-        Ok(answer) => {
-            let status = answer.status();
-            let kind = answer.headers().get(header::CONTENT_TYPE).cloned();
-            match answer.bytes().await {
-                Ok(bytes) => {
-                    let mut response = (status, bytes).into_response();
-                    if let Some(kind) = kind {
-                        response.headers_mut().insert(header::CONTENT_TYPE, kind);
-                    }
-                    response
-                }
-                Err(e) => {
-                    refused(format!("the instance leading this database ({}) did not answer whole: {e}", leader.url))
-                }
+    // The leader is reached directly, whatever proxy the environment names.
+    let client = CLIENT.get_or_init(|| reqwest::Client::builder().no_proxy().build().unwrap_or_default());
+    let sent = client
+        .post(format!("{}/graphql", leader.url))
+        .bearer_auth(token)
+        .header(FORWARDED, "1")
+        .json(&body)
+        .send()
+        .await;
+    let answer: serde_json::Value = match sent {
+        Ok(r) => match r.json().await {
+            Ok(v) => v,
+            Err(e) => {
+                return refused(format!("the instance leading this database ({}) answered badly: {e}", leader.url));
             }
-        }
-        Err(e) => refused(format!("cannot reach the instance leading this database ({}): {e}", leader.url)),
-    }
+        },
+        Err(e) => return refused(format!("cannot reach the instance leading this database ({}): {e}", leader.url)),
+    };
+    let data = answer.get("data").cloned().and_then(|d| Value::from_json(d).ok()).unwrap_or(Value::Null);
+    let errors = answer.get("errors").and_then(|e| e.as_array()).cloned().unwrap_or_default();
+    let mut response = Response::new(data);
+    response.errors = errors
+        .iter()
+        .map(|e| {
+            let message = e.get("message").and_then(|m| m.as_str()).unwrap_or("the leader refused").to_owned();
+            let mut error = ServerError::new(message, None);
+            if let Some(map) = e.get("extensions").and_then(|x| x.as_object()) {
+                let mut extensions = ErrorExtensionValues::default();
+                for (k, v) in map {
+                    if let Ok(v) = Value::from_json(v.clone()) {
+                        extensions.set(k, v);
+                    }
+                }
+                error.extensions = Some(extensions);
+            }
+            if let Some(path) = e.get("path").and_then(|p| serde_json::from_value(p.clone()).ok()) {
+                error.path = path;
+            }
+            error
+        })
+        .collect();
+    response
 }
 
 #[cfg(test)]
 mod tests {
-    use super::is_mutation;
+    use super::runs_mutation;
 
     #[test]
     fn mutations_are_told_from_queries() {
-        assert!(is_mutation(br#"{"query":"mutation { startNode(node: \"a\") { id } }"}"#));
-        assert!(is_mutation(br#"{"query":"mutation M { a } query Q { b }","operationName":"M"}"#));
-        assert!(!is_mutation(br#"{"query":"mutation M { a } query Q { b }","operationName":"Q"}"#));
-        assert!(!is_mutation(br#"{"query":"{ nodes { name } }"}"#));
-        assert!(!is_mutation(br#"{"query":"subscription { events { id } }"}"#));
-        assert!(is_mutation(br#"[{"query":"{ a }"},{"query":"mutation { b }"}]"#));
-        assert!(!is_mutation(b"not json"));
-        assert!(!is_mutation(br#"{"query":"mutation {"}"#));
+        assert!(runs_mutation(r#"mutation { startNode(node: "a") { id } }"#, None));
+        assert!(runs_mutation("mutation M { a } query Q { b }", Some("M")));
+        assert!(!runs_mutation("mutation M { a } query Q { b }", Some("Q")));
+        assert!(!runs_mutation("{ nodes { name } }", None));
+        assert!(!runs_mutation("subscription { events { id } }", None));
+        assert!(!runs_mutation("mutation {", None));
+        assert!(runs_mutation("mutation Start($id: ID!) { startNode(id: $id) { id } }", None));
+        assert!(!runs_mutation("query Q { a }", None));
+        assert!(!runs_mutation("mutation M { a } query Q { b }", None), "which one is not said: refused here");
     }
 }

@@ -22,7 +22,7 @@ use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequest, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -108,8 +108,6 @@ struct App {
     per_address: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
     /// Recent failed logins, by user name and by address: (count, window start).
     failures: Arc<std::sync::Mutex<std::collections::HashMap<String, (u32, Instant)>>>,
-    /// Forwards mutations to the leader, on an instance that follows one.
-    forwarder: reqwest::Client,
 }
 
 /// One WebSocket counted against its client address; uncounted on drop.
@@ -151,8 +149,6 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         pending: Arc::new(Semaphore::new(config.ws_max_pending)),
         per_address: Arc::default(),
         failures: Arc::default(),
-        // The leader is reached directly, whatever proxy the environment names.
-        forwarder: reqwest::Client::builder().no_proxy().build().unwrap_or_default(),
         config: Arc::new(config.clone()),
     };
     Router::new()
@@ -207,33 +203,22 @@ fn unauthenticated() -> Response {
     (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], axum::Json(body)).into_response()
 }
 
-async fn graphql_post(State(app): State<App>, request: axum::extract::Request) -> Response {
-    let Some(caller) = authenticate(&app.engine, bearer(request.headers())).await else {
+async fn graphql_post(State(app): State<App>, headers: HeaderMap, request: GraphQLRequest) -> Response {
+    let token = bearer(&headers);
+    let Some(caller) = authenticate(&app.engine, token.clone()).await else {
         return unauthenticated();
     };
-    // An instance that follows another runs no work: its mutations go to the leader.
-    let request = if app.engine.is_leader() {
-        request
-    } else {
-        let (parts, body) = request.into_parts();
-        let Ok(body) = axum::body::to_bytes(body, app.config.body_limit).await else {
-            return code_body(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::Validation, "the request is too large");
-        };
-        if crate::leader::is_mutation(&body) {
-            let store = app.engine.store();
-            return crate::leader::forward(&app.forwarder, store, &parts.headers, body, app.config.request_timeout)
-                .await;
-        }
-        axum::extract::Request::from_parts(parts, axum::body::Body::from(body))
-    };
-    let request =
-        match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(request, &()).await {
-            Ok(r) => r,
-            Err(rejection) => return rejection.into_response(),
-        };
+    // On an instance that follows another, the caller's mutations go to the leader with
+    // its token (see `leader`); once only.
+    let mut request = request.into_inner().data(caller);
+    if let Some(token) = token {
+        request = request.data(crate::leader::Bearer(token));
+    }
+    if headers.contains_key(crate::leader::FORWARDED) {
+        request = request.data(crate::leader::Forwarded);
+    }
     // Bounded, so a slow request cannot hold the server (or its graceful shutdown) for ever.
-    match tokio::time::timeout(app.config.request_timeout, app.schema.execute(request.into_inner().data(caller))).await
-    {
+    match tokio::time::timeout(app.config.request_timeout, app.schema.execute(request)).await {
         Ok(mut response) => {
             // The parser's and validator's own refusals (syntax, depth, complexity, unknown
             // fields) carry a stable code too: the request is not valid.
@@ -516,9 +501,12 @@ async fn serve_socket(
                 };
                 *held.lock().unwrap_or_else(|e| e.into_inner()) = Some(permit);
                 drop(pending);
-                let _ = token_tx.send(token);
+                let _ = token_tx.send(token.clone());
                 let mut data = Data::default();
                 data.insert(caller);
+                if let Some(token) = token {
+                    data.insert(crate::leader::Bearer(token));
+                }
                 Ok(data)
             } else {
                 Err(schema::api_error(ErrorCode::Unauthenticated, "missing, unknown or revoked API token"))

@@ -161,7 +161,9 @@ fn builder(
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
         .limit_recursive_depth(32)
-        .limit_directives(8);
+        .limit_directives(8)
+        // A follower's mutations go to the leader.
+        .extension(crate::leader::Forward);
     if let Some(m) = metrics {
         builder = builder.data(m);
     }

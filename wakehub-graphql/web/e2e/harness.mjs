@@ -18,8 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, '../../..');
-const bin = process.env.WAKEHUB_BIN ?? resolve(repo, 'target/debug/wakehub');
+export const repo = resolve(here, '../../..');
+export const bin = process.env.WAKEHUB_BIN ?? resolve(repo, 'target/debug/wakehub');
 export const shots = process.env.WAKEHUB_SCREENSHOTS ?? resolve(repo, 'target/e2e-screenshots');
 const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 export const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -138,6 +138,15 @@ export async function waitStatus(page, node, status, timeout = 30_000) {
   await page.locator(`[data-node="${node}"] [data-status="${status}"]`).first().waitFor({ timeout });
 }
 
+/** Debian's Chromium, headless, with nothing that reaches beyond this machine. */
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run'],
+  });
+}
+
 /** Starts the server (with `args` after `serve --demo`), the relay and the browser for the tests of the calling file. */
 export function useLab({ args = [] } = {}) {
   before(async () => {
@@ -146,11 +155,7 @@ export function useLab({ args = [] } = {}) {
     Object.assign(lab, { server: s.child, api: s.url, admin: s.admin, viewer: s.viewer });
     lab.relay = await startRelay(s.url);
     lab.origin = lab.relay.origin;
-    lab.browser = await chromium.launch({
-      executablePath: chromiumPath,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-        '--disable-sync', '--no-first-run'],
-    });
+    lab.browser = await launchBrowser();
   });
 
   after(async () => {

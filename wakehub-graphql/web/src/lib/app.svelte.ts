@@ -6,7 +6,7 @@ import { createApi, createSocket, socketUrl, untilAnswered, type Session, type S
 import { followEvents, type Cursor } from './events';
 import { readSession, writeSession } from './session';
 import { CASCADE_QUERY, LATEST_EVENT_QUERY, ME_QUERY, PROPOSALS_QUERY, RUNNING_CASCADES_QUERY } from './queries';
-import type { Cascade, Me, WakeEvent } from './types';
+import type { Cascade, Instance, Me, WakeEvent } from './types';
 
 export interface Toast {
   id: number;
@@ -19,6 +19,8 @@ type Listener = (event: WakeEvent) => void;
 class AppState {
   session = $state<Session | null>(readSession(localStorage, Date.now()));
   me = $state<Me | null>(null);
+  /** This server's part on a shared database (`null` until known). */
+  instance = $state<Instance | null>(null);
   connection = $state<SocketState>('connecting');
   /** Cascades seen running (or that ended since the page loaded), by id. */
   cascades = $state<Record<string, Cascade>>({});
@@ -76,14 +78,14 @@ class AppState {
     const answer = await untilAnswered(
       () =>
         Promise.all([
-          this.api.gql<{ me: Me }>(ME_QUERY),
+          this.api.gql<{ me: Me; instance: Instance }>(ME_QUERY),
           this.api.gql<{ events: { nodes: { id: string }[] } }>(LATEST_EVENT_QUERY),
         ]),
       { stopped: () => this.#socket !== socket },
     );
     // Signed out meanwhile (or refused: onUnauthenticated signed out).
     if (!answer || this.#socket !== socket) return;
-    const [{ me }, { events }] = answer;
+    const [{ me, instance }, { events }] = answer;
     const from: Cursor = { lastId: events.nodes[0]?.id ?? null };
     this.#stopFeed = followEvents(socket, {
       from,
@@ -94,6 +96,7 @@ class AppState {
       },
     });
     this.me = me;
+    this.instance = instance;
     await this.#loadShared();
   }
 

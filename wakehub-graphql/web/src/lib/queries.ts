@@ -101,7 +101,7 @@ export const STATUS_HISTORY_QUERY = journalQuery('id at kind payload { __typenam
 /** The latest event's id. */
 export const LATEST_EVENT_QUERY = `query Latest { events(newestFirst: true, first: 1) { nodes { id } } }`;
 
-export const ME_QUERY = `query Me { me { name role scope } }`;
+export const ME_QUERY = `query Me { me { name role scope } instance { leads sharedDatabase } }`;
 
 export const PLUGINS_QUERY = `query Plugins { plugins { name version status faults kinds capabilities } }`;
 export const RESET_PLUGIN = `mutation Reset($name: String!) { resetPlugin(name: $name) { name status } }`;

@@ -9,6 +9,12 @@ export type CascadeStatus = 'PENDING' | 'IN_PROGRESS' | 'COMPLETED' | 'FAILED' |
 export type StepStatus = 'PENDING' | 'RUNNING' | 'DONE' | 'SKIPPED' | 'JOINED' | 'FAILED' | 'CANCELLED' | 'INTERRUPTED';
 export type StepRole = 'REQUESTED' | 'REQUIRED' | 'DEPENDENT' | 'UNUSED';
 
+/** The server answering: on a database several servers share, whether it leads (runs the work) or follows the one that does. */
+export interface Instance {
+  leads: boolean;
+  sharedDatabase: boolean;
+}
+
 export interface Me {
   name: string;
   role: Role;
