@@ -47,24 +47,3 @@ async fn a_follower_publishes_what_the_leader_journals_then_leads() {
     assert!(matches!(after.last().unwrap().kind, EventKind::CascadeComplete { .. }), "{after:?}");
     assert_eq!(lab.state("lxc-jellyfin").await, PowerState::Off);
 }
-
-/// The events of `events` until cascade `id` ends (at most 20 s).
-async fn through(
-    events: &mut futures::stream::BoxStream<'static, Result<Event, wakehub_core::engine::EngineError>>,
-    id: CascadeId,
-) -> Vec<Event> {
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(e) = events.next().await {
-            let e = e.unwrap();
-            let end = matches!(&e.kind, EventKind::CascadeComplete { cascade, .. } | EventKind::CascadeError { cascade, .. } if *cascade == id);
-            out.push(e);
-            if end {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("the cascade did not end in time");
-    out
-}

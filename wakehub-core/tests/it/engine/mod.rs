@@ -116,6 +116,14 @@ async fn until_end(
     mut events: futures::stream::BoxStream<'static, Result<Event, wakehub_core::engine::EngineError>>,
     id: CascadeId,
 ) -> Vec<Event> {
+    through(&mut events, id).await
+}
+
+/// The events of `events` until cascade `id` ends (at most 20 s); the stream can go on.
+async fn through(
+    events: &mut futures::stream::BoxStream<'static, Result<Event, wakehub_core::engine::EngineError>>,
+    id: CascadeId,
+) -> Vec<Event> {
     let mut out = Vec::new();
     tokio::time::timeout(Duration::from_secs(20), async {
         while let Some(e) = events.next().await {
