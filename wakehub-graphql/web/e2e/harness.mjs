@@ -25,7 +25,7 @@ const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 export const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 /** The server, the relay in front of it, the browser, and what every page requested. */
-export const lab = { server: null, api: '', origin: '', admin: null, viewer: null, relay: null, browser: null };
+export const lab = { server: null, api: '', origin: '', admin: null, viewer: null, relay: null, browser: null, ready: null };
 export const foreign = [];
 
 /** Starts `wakehub serve --demo` and reads its URL and the two demo logins. */
@@ -91,6 +91,7 @@ function startRelay(target) {
 
 /** A GraphQL call straight to the server (not through the relay), as the admin. */
 export async function gql(query, variables = {}) {
+  await lab.ready;
   const login = await fetch(`${lab.api}/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -147,15 +148,28 @@ export function launchBrowser() {
   });
 }
 
-/** Starts the server (with `args` after `serve --demo`), the relay and the browser for the tests of the calling file. */
+/**
+ * Starts the server (with `args` after `serve --demo`), the relay and the browser for the tests of the calling file.
+ * Node 20 runs a file's top-level `before` hooks concurrently: another `before` of the same
+ * file must `await lab.ready` (as `gql` does) before it uses the lab.
+ */
 export function useLab({ args = [] } = {}) {
+  let started;
+  lab.ready = new Promise((ok, fail) => (started = { ok, fail }));
+  lab.ready.catch(() => {});
   before(async () => {
-    mkdirSync(shots, { recursive: true });
-    const s = await startServer(args);
-    Object.assign(lab, { server: s.child, api: s.url, admin: s.admin, viewer: s.viewer });
-    lab.relay = await startRelay(s.url);
-    lab.origin = lab.relay.origin;
-    lab.browser = await launchBrowser();
+    try {
+      mkdirSync(shots, { recursive: true });
+      const s = await startServer(args);
+      Object.assign(lab, { server: s.child, api: s.url, admin: s.admin, viewer: s.viewer });
+      lab.relay = await startRelay(s.url);
+      lab.origin = lab.relay.origin;
+      lab.browser = await launchBrowser();
+      started.ok();
+    } catch (error) {
+      started.fail(error);
+      throw error;
+    }
   });
 
   after(async () => {
