@@ -4,7 +4,9 @@
 //! Run with `cargo bench -p wakehub-graphql --bench server`.
 //!
 //! 1. 1,000 concurrent WebSocket subscribers receiving a cascade's events: p50/p99 delivery
-//!    latency (publication → a client has parsed it), against the same with one subscriber.
+//!    latency (publication → a client has parsed it), measured from a separate Node process
+//!    with npm `graphql-ws` (`subscribers.mjs`), against a minimal broadcast server (npm
+//!    `ws`) sending the same frames to as many plain WebSockets of the same client process.
 //! 2. Query throughput on a 1,000-node topology (`nodes { name status parent { name } }`
 //!    over HTTP, 8 clients), against a one-node query on the same server and against a
 //!    bare HTTP answer (`/healthz`). The server is a separate `wakehub serve` process on a
@@ -18,18 +20,10 @@
 //!
 //! `WAKEHUB_BENCH=subscribers`, `=throughput` or `=memory` runs one part only.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use wakehub_core::connector::Registry;
-use wakehub_core::engine::{Engine, EngineConfig};
 use wakehub_core::model::{Capability, ConnectorConfig, Kind, NodeSpec, Topology};
-use wakehub_core::secrets::MasterKey;
-use wakehub_core::store::Store;
-use wakehub_graphql::server::{ServerConfig, router};
 
 fn sim() -> ConnectorConfig {
     ConnectorConfig::new("sim")
@@ -62,32 +56,6 @@ fn topology(machines: usize, per_vm: usize) -> Topology {
     t
 }
 
-struct Running {
-    url: String,
-    token: String,
-    engine: Engine,
-}
-
-async fn serve(t: &Topology) -> Running {
-    let store = Store::open_in_memory(MasterKey::generate()).unwrap_or_else(|e| panic!("{e}"));
-    store.import(t, wakehub_core::model::Origin::Operator).unwrap_or_else(|e| panic!("{e}"));
-    let (_, token) = store
-        .create_token("bench", wakehub_core::model::Role::Admin, &wakehub_core::model::Scope::All, None)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let engine = Engine::new(store, Registry::builtin(), EngineConfig::default()).unwrap_or_else(|e| panic!("{e}"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    // 1,000 legitimate clients from one address, all at once: above the flood defaults.
-    let config =
-        ServerConfig { ws_burst: 1000, ws_max_pending: 2000, ws_max_per_address: 2000, ..ServerConfig::default() };
-    let app = router(engine.clone(), config);
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-        let _ = tcp.set_nodelay(true);
-    });
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Running { url: format!("http://{addr}/graphql"), token: token.expose().to_owned(), engine }
-}
-
 async fn post(client: &reqwest::Client, url: &str, token: &str, query: &str) -> Value {
     client
         .post(url)
@@ -101,95 +69,47 @@ async fn post(client: &reqwest::Client, url: &str, token: &str, query: &str) -> 
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn now_ms() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-}
-
-fn at_ms(at: &str) -> f64 {
-    humantime::parse_rfc3339(at)
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-}
-
-/// Opens `n` subscribers, starts `target`, and returns every (delivery latency in ms).
-async fn deliver(n: usize, target: &str) -> (Vec<f64>, usize) {
-    let t = topology(4, 4);
-    let r = serve(&t).await;
-    let ws_url = r.url.replacen("http://", "ws://", 1);
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(n);
-    let mut tasks = Vec::new();
-    for _ in 0..n {
-        let (ws_url, token, ready) = (ws_url.clone(), r.token.clone(), ready_tx.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut req = ws_url.into_client_request().unwrap_or_else(|e| panic!("{e}"));
-            req.headers_mut()
-                .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap_or_else(|e| panic!("{e:?}")));
-            let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap_or_else(|e| panic!("{e}"));
-            let init = json!({"type": "connection_init", "payload": {"token": token}});
-            ws.send(Message::Text(init.to_string().into())).await.unwrap_or_else(|e| panic!("{e}"));
-            let _ack = ws.next().await;
-            let sub =
-                json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { events { id at kind } }"}});
-            ws.send(Message::Text(sub.to_string().into())).await.unwrap_or_else(|e| panic!("{e}"));
-            let _ = ready.send(()).await;
-            let mut latencies = Vec::new();
-            while let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
-                let Message::Text(text) = msg else { continue };
-                let received = now_ms();
-                let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                let e = &v["payload"]["data"]["events"];
-                if let Some(at) = e["at"].as_str() {
-                    latencies.push(received - at_ms(at));
-                    if e["kind"] == "cascade-complete" {
-                        break;
-                    }
-                }
-            }
-            latencies
-        }));
-    }
-    for _ in 0..n {
-        ready_rx.recv().await;
-    }
-    // Let the last subscriptions reach the bus.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let client = reqwest::Client::new();
-    post(&client, &r.url, &r.token, &format!("mutation {{ startNode(id: \"{target}\") {{ id }} }}")).await;
-    let mut all = Vec::new();
-    let mut complete = 0;
-    for t in tasks {
-        let l = t.await.unwrap_or_default();
-        if !l.is_empty() {
-            complete += 1;
-        }
-        all.extend(l);
-    }
-    drop(r.engine);
-    all.sort_by(f64::total_cmp);
-    (all, complete)
-}
-
-fn pct(v: &[f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
+/// `n` subscribers (npm `graphql-ws`, a Node process of its own, `subscribers.mjs`) receive
+/// a cascade's events from a `wakehub serve` process; then the same frames from a minimal
+/// broadcast server (npm `ws`) to `n` plain WebSockets of the same client process. With two
+/// CPUs or more, the servers get CPU 0 and the clients CPU 1.
 async fn subscribers(n: usize) {
-    let (one, _) = deliver(1, "m3-c0").await;
-    let (many, complete) = deliver(n, "m3-c0").await;
+    let t = topology(4, 4);
+    let limit = (n + 10).to_string();
+    let pinned = std::thread::available_parallelism().is_ok_and(|c| c.get() >= 2);
+    let p = spawn_on(Some(&t), &["--ws-per-address", &limit, "--ws-connections", &limit], pinned.then_some("0"));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/subscribers.mjs");
+    let mut command = std::process::Command::new(if pinned { "taskset" } else { "node" });
+    if pinned {
+        command.args(["-c", "1", "node"]);
+    }
+    command.args(["--no-warnings", "--experimental-websocket", script, &p.url, &p.token, &n.to_string(), "m3-c0"]);
+    if pinned {
+        command.arg("0");
+    }
+    let out = command.stderr(std::process::Stdio::inherit()).output().unwrap_or_else(|e| panic!("node: {e}"));
+    assert!(out.status.success(), "subscribers.mjs failed");
+    let r: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let (w, b) = (&r["wakehub"], &r["baseline"]);
+    assert_eq!(w["complete"].as_u64(), Some(n as u64), "not every subscriber received the whole cascade: {r}");
+    assert_eq!(b["complete"].as_u64(), Some(n as u64), "not every baseline client received every frame: {r}");
+    let ms = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     println!(
-        "event delivery, a cascade of {} events (latency from publication, ms; 1 ms clock resolution):",
-        one.len()
+        "event delivery to {n} subscribers in a separate Node process{}, a cascade of {} events (ms from publication, 1 ms clock resolution):",
+        if pinned { " (clients on CPU 1, servers on CPU 0)" } else { "" },
+        r["events"]
     );
-    println!("  1 subscriber:      p50 {:.1}  p99 {:.1}", pct(&one, 0.5), pct(&one, 0.99));
+    println!("  WakeHub (graphql-ws):      p50 {:.1}  p99 {:.1}", ms(w, "p50"), ms(w, "p99"));
     println!(
-        "  {n} subscribers:  p50 {:.1}  p99 {:.1}  ({complete}/{n} received the whole cascade; p99 {:.1}× the single subscriber's)",
-        pct(&many, 0.5),
-        pct(&many, 0.99),
-        pct(&many, 0.99) / pct(&one, 0.99).max(1.0)
+        "  bare `ws` broadcast:       p50 {:.1}  p99 {:.1}  (the same frames, spaced alike)",
+        ms(b, "p50"),
+        ms(b, "p99")
+    );
+    println!(
+        "  ratio:                     p50 ×{:.2}  p99 ×{:.2}",
+        ms(w, "p50") / ms(b, "p50").max(1.0),
+        ms(w, "p99") / ms(b, "p99").max(1.0)
     );
 }
 
@@ -215,11 +135,19 @@ fn spawn_server(t: &Topology) -> Process {
 /// `wakehub serve` on `t`, or on the demo lab (`--demo`, which prints its own token), with
 /// `extra` options.
 fn spawn(t: Option<&Topology>, extra: &[&str]) -> Process {
+    spawn_on(t, extra, None)
+}
+
+/// [`spawn`], pinned to `cpu` (`taskset`) when given.
+fn spawn_on(t: Option<&Topology>, extra: &[&str], cpu: Option<&str>) -> Process {
     use std::io::BufRead as _;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let db = dir.path().join("bench.db");
     let bin = env!("CARGO_BIN_EXE_wakehub");
-    let mut command = std::process::Command::new(bin);
+    let mut command = std::process::Command::new(cpu.map_or(bin, |_| "taskset"));
+    if let Some(cpu) = cpu {
+        command.args(["-c", cpu, bin]);
+    }
     command.args(["serve", "--listen", "127.0.0.1:0"]).args(extra);
     let mut token = String::new();
     match t {

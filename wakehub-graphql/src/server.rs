@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use wakehub_core::model::ErrorCode;
 use wakehub_core::store::Principal;
 
-use async_graphql::Data;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::{Data, Executor as _};
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -35,7 +35,7 @@ use wakehub_core::engine::Engine;
 
 use crate::metrics::Metrics;
 use crate::schema::Caller;
-use crate::schema::{self, Limits, WakehubSchema};
+use crate::schema::{self, Limits};
 
 /// Server limits and timings.
 #[derive(Debug, Clone)]
@@ -100,7 +100,8 @@ impl Default for ServerConfig {
 #[derive(Clone)]
 struct App {
     engine: Engine,
-    schema: WakehubSchema,
+    /// The schema, behind what sends a follower's mutations to the leader.
+    schema: crate::leader::Api,
     metrics: Arc<Metrics>,
     config: Arc<ServerConfig>,
     connections: Arc<Semaphore>,
@@ -142,8 +143,8 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
     #[cfg(not(feature = "plugins"))]
     let schema = schema::build(engine.clone(), config.limits.clone(), Some(metrics.clone()));
     let app = App {
+        schema: crate::leader::Api::new(schema, engine.clone()),
         engine,
-        schema,
         metrics,
         connections: Arc::new(Semaphore::new(config.ws_max_connections)),
         pending: Arc::new(Semaphore::new(config.ws_max_pending)),
@@ -434,9 +435,19 @@ async fn serve_socket(
     // The GraphQL session writes through a channel, so that the server can still send a
     // close frame with its reason once the session is over.
     let (tx, mut rx) = futures::channel::mpsc::channel::<Message>(16);
+    // Frames already queued go out together: fed (tungstenite writes out whenever its 4 KiB
+    // buffer fills), then one flush, so a burst of events costs a few writes, not one each.
     let forward = tokio::spawn(async move {
-        while let Some(m) = rx.next().await {
-            if sink.send(m).await.is_err() {
+        'out: while let Some(m) = rx.next().await {
+            if sink.feed(m).await.is_err() {
+                break;
+            }
+            while let Ok(m) = rx.try_recv() {
+                if sink.feed(m).await.is_err() {
+                    break 'out;
+                }
+            }
+            if sink.flush().await.is_err() {
                 break;
             }
         }

@@ -161,9 +161,7 @@ fn builder(
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
         .limit_recursive_depth(32)
-        .limit_directives(8)
-        // A follower's mutations go to the leader.
-        .extension(crate::leader::Forward);
+        .limit_directives(8);
     if let Some(m) = metrics {
         builder = builder.data(m);
     }
