@@ -14,7 +14,7 @@ use crate::machine::actions::{self, MachineAction, Privilege};
 use crate::model::{NodeId, NodeRef, PowerState, Refusal};
 use crate::store::{ExecutionRecord, ExecutionStatus, Finished};
 
-use super::live_log::{Following, Logs, Phase};
+use super::live_log::{Following, Kept, Logs, Phase};
 use super::machines::{RefreshOptions, machine_of};
 use super::{Engine, EngineError};
 
@@ -39,6 +39,22 @@ fn phase(store: &crate::store::Store, id: i64) -> Result<Phase, crate::store::St
         Some(ExecutionStatus::Running) => Phase::Running,
         _ => Phase::Over,
     })
+}
+
+/// An action's end and then its kept log, as its record says (for an instance that does
+/// not lead: an action's lines are kept only when it ends).
+fn kept(store: &crate::store::Store, id: i64) -> Result<Kept<ExecutionStatus>, crate::store::StoreError> {
+    let Some(e) = store.execution(id)? else { return Ok(None) };
+    if matches!(e.status, ExecutionStatus::Queued | ExecutionStatus::Running) {
+        return Ok(Some((String::new(), None)));
+    }
+    let log = match e.artifact {
+        Some(a) => {
+            store.artifact(a)?.and_then(|(_, content)| content).map(|c| String::from_utf8_lossy(&c).into_owned())
+        }
+        None => None,
+    };
+    Ok(Some((log.unwrap_or_default(), Some(e.status))))
 }
 
 fn logs(st: &mut super::State) -> &mut Logs<ExecutionStatus> {
@@ -125,7 +141,7 @@ impl Engine {
     /// moment it is queued until it ends; `None` once it is over (its kept log is then in
     /// its record's artifact, read after this returns).
     pub async fn execution_log(&self, e: &ExecutionRecord) -> Result<Option<Following<ExecutionStatus>>, EngineError> {
-        self.follow_log(e.id, e.node, logs, phase).await
+        self.follow_log(e.id, e.node, logs, phase, kept).await
     }
 
     /// Whether `node` runs an execution now (refreshes and stops wait for it or are refused).

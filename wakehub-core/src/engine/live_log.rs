@@ -5,6 +5,11 @@
 //! claims it: following a waiting command opens its log, the driver writes into the log it
 //! finds, and whoever ends the command (its driver, a cancel) closes it. A command that ended
 //! between the client's read and its follow is seen ended, never followed forever.
+//!
+//! On an instance that follows another on a shared database, the leader runs the command:
+//! its log is read from the command's record, polled ([`POLL`]), until the record says it
+//! ended — a stack command's lines as the leader writes them, an action's kept log when it
+//! ends (an action's lines are kept only then).
 
 use std::collections::HashMap;
 
@@ -16,6 +21,13 @@ use crate::store::{Store, StoreError};
 
 /// The most lines a slow follower may lag behind before it is told lines were skipped.
 const CHANNEL: usize = 1024;
+
+/// How often an instance that does not lead reads a running command's record.
+pub(super) const POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A command's record as a follower reads it: its log kept so far, and its status once it
+/// ended (`None` while it waits or runs); `None` when it is gone.
+pub(super) type Kept<S> = Option<(String, Option<S>)>;
 
 /// A line of a command's log as it is streamed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +124,11 @@ impl Engine {
         owner: NodeId,
         logs: fn(&mut State) -> &mut Logs<S>,
         phase: fn(&Store, i64) -> Result<Phase, StoreError>,
+        kept: fn(&Store, i64) -> Result<Kept<S>, StoreError>,
     ) -> Result<Option<Following<S>>, EngineError> {
+        if !self.is_leader() {
+            return self.poll_log(id, kept).await;
+        }
         let now = self.inner.store.run(move |s| phase(s, id)).await?;
         let Some(following) = logs(&mut self.state()).follow(id, owner, now) else {
             return Ok(None);
@@ -124,6 +140,49 @@ impl Engine {
             return Ok(None);
         }
         Ok(Some(following))
+    }
+
+    /// [`follow_log`](Self::follow_log) on an instance that does not lead: what the record
+    /// kept so far, then its next lines and its end, read every [`POLL`] by a task that
+    /// stops when the command ends, is gone, or nobody follows any more.
+    async fn poll_log<S: Clone + Send + 'static>(
+        &self,
+        id: i64,
+        kept: fn(&Store, i64) -> Result<Kept<S>, StoreError>,
+    ) -> Result<Option<Following<S>>, EngineError> {
+        let Some((log, None)) = self.inner.store.run(move |s| kept(s, id)).await? else {
+            return Ok(None);
+        };
+        let so_far: Vec<String> = log.lines().map(str::to_owned).collect();
+        let (tx, rx) = broadcast::channel(CHANNEL);
+        let store = self.inner.store.clone();
+        let mut said = so_far.len();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(POLL).await;
+                if tx.receiver_count() == 0 {
+                    return;
+                }
+                let (log, end) = match store.run(move |s| kept(s, id)).await {
+                    Ok(Some(now)) => now,
+                    // Gone (its node was removed): the followers' stream ends.
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::warn!(command = id, "cannot read a command's log: {e}");
+                        continue;
+                    }
+                };
+                for line in log.lines().skip(said) {
+                    let _ = tx.send(Line::Line(line.to_owned()));
+                    said += 1;
+                }
+                if let Some(status) = end {
+                    let _ = tx.send(Line::End(status));
+                    return;
+                }
+            }
+        });
+        Ok(Some((so_far, rx)))
     }
 
     /// Closes the logs followers opened on `owner`'s queue for commands that ended without

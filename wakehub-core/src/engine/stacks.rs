@@ -18,7 +18,7 @@ use crate::model::{Action, Kind, NodeId, NodeRef, Refusal, Topology};
 use crate::stack::{Compose, MAX_COMPOSE_BYTES, parse_compose, render};
 use crate::store::{StackCommand, StackCommandKind, StackCommandStatus, StackOutcome, StackVersion, StoreError};
 
-use super::live_log::{Following, Logs, Phase};
+use super::live_log::{Following, Kept, Logs, Phase};
 use super::{Engine, EngineError};
 
 /// How long a claim holds before it must be renewed.
@@ -36,6 +36,11 @@ fn phase(store: &crate::store::Store, id: i64) -> Result<Phase, crate::store::St
         Some(StackCommandStatus::Running) => Phase::Running,
         _ => Phase::Over,
     })
+}
+
+/// A command's log and end, as its record keeps them (for an instance that does not lead).
+fn kept(store: &crate::store::Store, id: i64) -> Result<Kept<StackCommandStatus>, crate::store::StoreError> {
+    Ok(store.stack_command(id)?.map(|c| (c.log, c.status.is_final().then_some(c.status))))
 }
 
 fn logs(st: &mut super::State) -> &mut Logs<StackCommandStatus> {
@@ -240,7 +245,7 @@ impl Engine {
     /// moment it is queued until it ends; `None` once it is over (its log is then whole in
     /// its record, read after this returns).
     pub async fn stack_log(&self, c: &StackCommand) -> Result<Option<Following<StackCommandStatus>>, EngineError> {
-        self.follow_log(c.id, c.stack, logs, phase).await
+        self.follow_log(c.id, c.stack, logs, phase, kept).await
     }
 
     /// Marks commands a previous run left running `failed` (`INTERRUPTED`; never run again)

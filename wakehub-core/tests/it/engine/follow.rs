@@ -1,11 +1,14 @@
 //! An engine that follows another on a shared store: it runs nothing, gives its subscribers
 //! what the leader journals (the same events, in the same order), shows what the leader
-//! observed, and leads once asked to — its subscribers carrying on without a gap. (Taking
+//! observed, and leads once asked to — its subscribers carrying on without a gap; the log of
+//! a command the leader runs reaches a follower's clients from the command's record. (Taking
 //! over from a killed leader, mid-cascade, is tested end to end in
 //! `wakehub-graphql/tests/it/postgres.rs`.)
 
 use super::*;
+use wakehub_core::engine::Line;
 use wakehub_core::model::ErrorCode;
+use wakehub_core::store::{StackCommandKind, StackCommandStatus};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_publishes_what_the_leader_journals_then_leads() {
@@ -46,4 +49,49 @@ async fn a_follower_publishes_what_the_leader_journals_then_leads() {
     assert!(after.windows(2).all(|w| w[0].id < w[1].id));
     assert!(matches!(after.last().unwrap().kind, EventKind::CascadeComplete { .. }), "{after:?}");
     assert_eq!(lab.state("lxc-jellyfin").await, PowerState::Off);
+}
+
+/// The next line of a followed log (within 5 s).
+async fn next_line(rx: &mut tokio::sync::broadcast::Receiver<Line<StackCommandStatus>>) -> Line<StackCommandStatus> {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("a line within 5 s").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_streams_the_log_of_a_stack_command_the_leader_runs() {
+    let lab = Lab::new(&fast(HOMELAB), 4);
+    let mut registry = Registry::new();
+    registry.register("sim", lab.sim.clone());
+    let follower = Engine::follower(lab.engine.store().clone(), registry, EngineConfig::default()).unwrap();
+    // The leader's driver, through the shared store: queue, claim, say, end.
+    let store = lab.engine.store();
+    let stack = lab.id("sandbox");
+    let (queued, _) = store
+        .journal(|tx| tx.queue_stack_command(stack, "sandbox", StackCommandKind::Apply, Some(1), "test", 1))
+        .unwrap();
+
+    // Followed while it waits: nothing said yet; then each line the leader keeps, in order.
+    let (so_far, mut rx) = follower.stack_log(&queued).await.unwrap().expect("a waiting command is followed");
+    assert!(so_far.is_empty(), "{so_far:?}");
+    store.journal(|tx| tx.claim_stack_command(stack, "sandbox", 2, 3)).unwrap().0.expect("claimed");
+    store.append_stack_log(queued.id, "pulling images").unwrap();
+    store.append_stack_log(queued.id, "creating web").unwrap();
+    assert_eq!(next_line(&mut rx).await, Line::Line("pulling images".into()));
+    assert_eq!(next_line(&mut rx).await, Line::Line("creating web".into()));
+
+    // Joining while it runs: what it said so far, then what follows.
+    let running = store.stack_command(queued.id).unwrap().unwrap();
+    let (so_far, mut late) = follower.stack_log(&running).await.unwrap().expect("a running command is followed");
+    assert_eq!(so_far, ["pulling images", "creating web"]);
+    store.append_stack_log(queued.id, "web healthy").unwrap();
+    assert_eq!(next_line(&mut rx).await, Line::Line("web healthy".into()));
+    assert_eq!(next_line(&mut late).await, Line::Line("web healthy".into()));
+
+    // Its end reaches both (here the leader died and its lease ran out: interrupted).
+    store.journal(|tx| tx.reclaim_stack_commands(i64::MAX, &|_| "sandbox".into())).unwrap();
+    assert_eq!(next_line(&mut rx).await, Line::End(StackCommandStatus::Failed));
+    assert_eq!(next_line(&mut late).await, Line::End(StackCommandStatus::Failed));
+    // Over: read whole from its record, not followed.
+    let over = store.stack_command(queued.id).unwrap().unwrap();
+    assert!(follower.stack_log(&over).await.unwrap().is_none());
+    assert_eq!(over.log, "pulling images\ncreating web\nweb healthy\n");
 }
