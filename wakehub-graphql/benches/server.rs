@@ -118,6 +118,8 @@ struct Process {
     child: std::process::Child,
     url: String,
     token: String,
+    /// The demo's administrator: name and password (`--demo` only).
+    login: Option<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -176,20 +178,24 @@ fn spawn_on(t: Option<&Topology>, extra: &[&str], cpu: Option<&str>) -> Process 
     let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
     let mut lines = std::io::BufReader::new(stdout).lines();
     let mut url = String::new();
+    let mut login = None;
     for line in lines.by_ref().map_while(Result::ok) {
+        if let Some((name, password)) = line.strip_prefix("demo login: ").and_then(|l| l.split_once(" / ")) {
+            login = Some((name.to_owned(), password.to_owned()));
+        }
         if let Some(rest) = line.strip_prefix("WakeHub listening on ") {
             url = rest.split_once(' ').map_or(rest, |(u, _)| u).to_owned();
         } else if let Some(t) = line.strip_prefix("demo token: ") {
             token = t.to_owned();
         }
-        if !url.is_empty() && !token.is_empty() {
+        if !url.is_empty() && !token.is_empty() && (t.is_some() || login.is_some()) {
             break;
         }
     }
     assert!(!url.is_empty(), "wakehub serve did not start");
     // Drained, so the server never writes to a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    Process { child, url, token, _dir: dir }
+    Process { child, url, token, login, _dir: dir }
 }
 
 /// Requests per second of `request` from 8 concurrent HTTP clients for `seconds`.
@@ -298,6 +304,17 @@ async fn memory(machines: usize, subscribers: usize) {
     let demo = spawn(None, &[]);
     tokio::time::sleep(settle).await;
     let idle_demo = rss_mib(demo.child.id());
+    // Four logins at once (each an argon2id check, 19 MiB while it runs), then idle again.
+    let (name, password) = demo.login.clone().unwrap_or_else(|| panic!("the demo printed no login"));
+    let login = demo.url.replace("/graphql", "/login");
+    let client = reqwest::Client::new();
+    let logins = (0..4).map(|_| {
+        let request = client.post(&login).json(&json!({ "name": name, "password": password })).send();
+        async move { request.await.is_ok_and(|r| r.status().is_success()) }
+    });
+    assert!(futures::future::join_all(logins).await.into_iter().all(|ok| ok), "a demo login failed");
+    tokio::time::sleep(settle).await;
+    let logged_in = rss_mib(demo.child.id());
     drop(demo);
     let t = topology(machines, 18);
     let p = spawn_server(&t);
@@ -312,6 +329,7 @@ async fn memory(machines: usize, subscribers: usize) {
         (held - idle) * 1024.0 / subscribers as f64
     );
     println!("  idle, the demo (its users' argon2id hashes made at start): {idle_demo:.1} MiB");
+    println!("  the same after 4 concurrent logins (19 MiB of argon2id each): {logged_in:.1} MiB");
     println!("  a {}-node lab, after a full listing:  {big:.1} MiB", t.len());
 }
 

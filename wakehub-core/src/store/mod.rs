@@ -16,6 +16,7 @@ mod maintenance;
 mod migrations;
 mod nodes;
 mod notifications;
+mod passwords;
 mod payload;
 #[cfg(feature = "postgres")]
 mod pg;

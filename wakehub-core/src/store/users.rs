@@ -3,9 +3,6 @@
 //! opaque `whs_…` tokens of which only the SHA-256 is stored, valid for a limited time.
 
 use super::db::OptionalExtension;
-use aes_gcm::aead::OsRng;
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rusqlite::params;
 use sha2::{Digest, Sha256};
 
@@ -50,10 +47,7 @@ fn session_hash(token: &str) -> Vec<u8> {
 
 /// Hashes a password with argon2id (a fresh random salt).
 fn hash_password(password: &str) -> Result<String, StoreError> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
+    super::passwords::hash(password)
         .map_err(|e| StoreError::Corrupt { message: format!("cannot hash a password: {e}") })
 }
 
@@ -132,9 +126,7 @@ impl Store {
             Some((u, h)) => (Some(u), h),
             None => (None, dummy_hash().to_owned()),
         };
-        let ok = PasswordHash::new(&hash)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-            .unwrap_or(false);
+        let ok = super::passwords::verify(&hash, password);
         let Some(user) = user.filter(|_| ok) else { return Ok(None) };
         let token = format!("whs_{}", crate::secrets::random_string(32));
         let expires = now_ms().saturating_add(ttl_ms);
