@@ -33,6 +33,11 @@ use crate::store::{CHANGES_CHANNEL, Store};
 /// How often a follower reads the journal when no notice woke it.
 const POLL: Duration = Duration::from_secs(1);
 
+/// Where the leader keeps its last inactivity check for its followers (JSON).
+pub(super) const IDLE_KEY: &str = "leader.idle";
+/// Where the leader keeps its meters' last readings for its followers (JSON).
+pub(super) const METERS_KEY: &str = "leader.meters";
+
 /// The journal reader of a follower.
 pub(super) struct Following {
     stop: CancellationToken,
@@ -121,6 +126,32 @@ impl Engine {
         }
     }
 
+    /// Keeps `value` under `key` in the store for the instances that may follow this one
+    /// (the leader only, once per round: a small write every 30 s). A failure is logged:
+    /// they show the previous round meanwhile.
+    pub(super) async fn share<T: serde::Serialize>(&self, key: &'static str, value: &T) {
+        if !self.is_leader() {
+            return;
+        }
+        let json = match serde_json::to_string(value) {
+            Ok(j) => j,
+            Err(e) => return tracing::warn!(key, "cannot share a round with the followers: {e}"),
+        };
+        if let Err(e) = self.inner.store.run(move |s| s.set_shared_state(key, &json)).await {
+            tracing::warn!(key, "cannot share a round with the followers: {e}");
+        }
+    }
+
+    /// What the leader shared of its last inactivity check and meter readings.
+    fn take_shared(&self, idle: Option<&str>, meters: Option<&str>) {
+        if let Some(statuses) = idle.and_then(|j| serde_json::from_str(j).ok()) {
+            self.state().followed_idle = Some(statuses);
+        }
+        if let Some(latest) = meters.and_then(|j| serde_json::from_str(j).ok()) {
+            self.followed_meters(latest);
+        }
+    }
+
     /// The leader observed every node at `at_ms`.
     fn observed_round(&self, at_ms: i64) {
         let mut st = self.state();
@@ -169,6 +200,13 @@ async fn follow(engine: Engine, mut last: Option<EventId>, stop: CancellationTok
                     break;
                 }
             }
+        }
+        match store
+            .run(|s| Ok::<_, crate::store::StoreError>((s.shared_state(IDLE_KEY)?, s.shared_state(METERS_KEY)?)))
+            .await
+        {
+            Ok((idle, meters)) => engine.take_shared(idle.as_deref(), meters.as_deref()),
+            Err(e) => tracing::debug!("cannot read what the leader shared: {e}"),
         }
         match store.run(|s| s.observed_round()).await {
             Ok(r) if r != round => {

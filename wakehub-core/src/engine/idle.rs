@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use futures::future::join_all;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::connector::activity::{Cpu, Load, http_check, shell_activity};
 use crate::model::{Action, IdleRule, NodeId, PowerState, Topology};
@@ -32,7 +32,7 @@ use super::{Engine, EngineError};
 const MEASURE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One signal's latest reading.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reading {
     /// `tcp_ports`, `ssh_sessions`, `cpu_percent`, `net_kbps`, `reported`, `watts_above`,
     /// `probe`, `veto_url`, `veto_command`.
@@ -46,7 +46,7 @@ pub struct Reading {
 }
 
 /// What the idle rules say about one node.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IdleStatus {
     /// The node.
     pub node: NodeId,
@@ -157,6 +157,9 @@ impl Engine {
     /// What the idle rules say about every tracked node (running, with a rule), as of the
     /// last check.
     pub fn idle_statuses(&self) -> Result<Vec<IdleStatus>, EngineError> {
+        if let Some(shared) = self.state().followed_idle.as_ref().filter(|_| !self.is_leader()) {
+            return Ok(shared.clone());
+        }
         let topology = self.inner.store.topology_shared()?;
         let tracks = self.state().idle.clone();
         Ok(statuses(&topology, &tracks))
@@ -165,13 +168,17 @@ impl Engine {
     /// Measures every running node with a rule at `now` (ms since the epoch), and requests
     /// the stop of each idle one nothing keeps on. Returns every tracked node's status.
     pub async fn check_idle_at(&self, now: i64) -> Result<Vec<IdleStatus>, EngineError> {
-        self.check_idle_inner(now, true).await
+        let statuses = self.check_idle_inner(now, true).await?;
+        self.share(super::follow::IDLE_KEY, &statuses).await;
+        Ok(statuses)
     }
 
     /// [`check_idle_at`](Self::check_idle_at) now, on the states the last observation left
     /// (the server's monitor has just observed every node: no second poll).
     pub async fn check_idle_observed(&self) -> Result<Vec<IdleStatus>, EngineError> {
-        self.check_idle_inner(crate::store::now_ms(), false).await
+        let statuses = self.check_idle_inner(crate::store::now_ms(), false).await?;
+        self.share(super::follow::IDLE_KEY, &statuses).await;
+        Ok(statuses)
     }
 
     async fn check_idle_inner(&self, now: i64, observe: bool) -> Result<Vec<IdleStatus>, EngineError> {

@@ -20,7 +20,7 @@ use super::{Engine, EngineError};
 const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A meter's latest reading.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MeterReading {
     /// When it was taken (ms since the epoch).
     pub at_ms: i64,
@@ -78,10 +78,19 @@ impl Engine {
             }
             out.insert(meter, MeterReading { at_ms: now, watts });
         }
-        let mut st = self.state();
-        st.meters.latest.retain(|m, _| meters.contains(m));
-        st.meters.kept.retain(|m, _| meters.contains(m));
+        let latest: Vec<(NodeId, MeterReading)> = {
+            let mut st = self.state();
+            st.meters.latest.retain(|m, _| meters.contains(m));
+            st.meters.kept.retain(|m, _| meters.contains(m));
+            st.meters.latest.iter().map(|(m, r)| (*m, r.clone())).collect()
+        };
+        self.share(super::follow::METERS_KEY, &latest).await;
         Ok(out)
+    }
+
+    /// The leader's latest readings, as it shared them (an instance that follows).
+    pub(super) fn followed_meters(&self, latest: Vec<(NodeId, MeterReading)>) {
+        self.state().meters.latest = latest.into_iter().collect();
     }
 
     /// [`sample_meters_at`](Self::sample_meters_at) now.

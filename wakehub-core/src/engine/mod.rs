@@ -245,6 +245,8 @@ struct State {
     idle: idle::Tracks,
     /// The meters' latest readings and kept samples.
     meters: meters::Meters,
+    /// On an instance that follows: the leader's last inactivity check, as it shared it.
+    followed_idle: Option<Vec<idle::IdleStatus>>,
 }
 
 struct Inner {

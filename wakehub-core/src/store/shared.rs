@@ -107,6 +107,23 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps `value` (JSON) under `key` for the instances that follow: what the leader
+    /// holds only in memory (its last inactivity check, its meters' last readings).
+    pub fn set_shared_state(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
+                [key, value],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// What the leader kept under `key` with [`set_shared_state`](Self::set_shared_state).
+    pub fn shared_state(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn().query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(db)
+    }
+
     /// When the leader last observed every node (ms since the epoch).
     pub fn observed_round(&self) -> Result<Option<i64>, StoreError> {
         let v: Option<String> = self

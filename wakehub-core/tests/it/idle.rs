@@ -348,3 +348,37 @@ async fn what_a_connector_reports_and_what_a_meter_reads_count() {
     let err = topology_file::parse(&bad, &ParseOptions::operator()).unwrap_err().to_string();
     assert!(err.contains("printer") && err.contains("watts") && err.contains("meter: unknown node `socket`"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_shows_the_leaders_last_inactivity_check_and_meter_readings() {
+    let (leader, sim) = lab(PRINTER);
+    let mut registry = Registry::builtin();
+    registry.register("sim", sim.clone());
+    let follower = Engine::follower(leader.store().clone(), registry, EngineConfig::default()).unwrap();
+    let (plug, printer) = (id(&leader, "plug"), id(&leader, "printer"));
+    assert!(follower.idle_statuses().unwrap().is_empty() && follower.meter_readings().is_empty());
+    sim.set_load(printer, Load { in_use: Some(true), ..Default::default() });
+    sim.set_load(plug, Load { watts: Some(120.0), ..Default::default() });
+    let t0 = now();
+    let checked = leader.check_idle_at(t0).await.unwrap();
+    leader.sample_meters_at(t0).await.unwrap();
+    assert_eq!(status(&checked, &leader, "printer").last_activity_at, t0);
+    // The follower reads what the leader kept (within its 1 s poll); it measures nothing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while follower.idle_statuses().unwrap() != checked || follower.meter_readings() != leader.meter_readings() {
+        assert!(std::time::Instant::now() < deadline, "{:?}", follower.idle_statuses());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(follower.meter_readings()[&plug].watts, Ok(120.0));
+    // The next round replaces it.
+    sim.set_load(printer, Load { in_use: Some(false), ..Default::default() });
+    sim.set_load(plug, Load { watts: Some(4.0), ..Default::default() });
+    let later = leader.check_idle_at(t0 + MIN).await.unwrap();
+    leader.sample_meters_at(t0 + MIN).await.unwrap();
+    while follower.idle_statuses().unwrap() != later || follower.meter_readings()[&plug].watts != Ok(4.0) {
+        assert!(std::time::Instant::now() < deadline + Duration::from_secs(5), "{:?}", follower.idle_statuses());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status(&follower.idle_statuses().unwrap(), &leader, "printer").last_activity_at, t0);
+    follower.shutdown().await;
+}
