@@ -7,6 +7,7 @@
 // in a client (1 ms clock resolution).
 //
 // Usage: node --experimental-websocket subscribers.mjs URL TOKEN N TARGET [CPU]
+//   (WAKEHUB_BENCH_QUERY replaces the subscription's document, the dashboard's fields.)
 //   URL: the server's /graphql; TARGET: the node the cascade starts; CPU: where the baseline
 //   server is pinned (`taskset`), the CPU the WakeHub server was given.
 // Prints one JSON line: {"events", "wakehub": {p50, p99, complete}, "baseline": {…}}.
@@ -24,7 +25,7 @@ const web = resolve(dirname(fileURLToPath(import.meta.url)), '../web/');
 const need = createRequire(`${web}/`);
 const now = () => performance.timeOrigin + performance.now();
 
-const QUERY = `subscription { events { id at kind cascade node payload {
+const QUERY = process.env.WAKEHUB_BENCH_QUERY ?? `subscription { events { id at kind cascade node payload {
   __typename
   ... on StatusChange { name kind state }
   ... on CascadeProgress { step totalSteps current { name action state stepStatus } }
