@@ -152,6 +152,31 @@ impl Engine {
         }
     }
 
+    /// The cascades running now: this engine's own when it leads; on an instance that
+    /// follows, those the journal says are pending or in progress (the leader's), oldest
+    /// first.
+    pub async fn running_now(&self) -> Result<Vec<crate::model::CascadeId>, EngineError> {
+        use crate::events::CascadeStatus;
+        use crate::store::CascadeFilter;
+        if self.is_leader() {
+            return Ok(self.running());
+        }
+        let ids = self
+            .inner
+            .store
+            .run(|s| {
+                let mut ids = Vec::new();
+                for status in [CascadeStatus::Pending, CascadeStatus::InProgress] {
+                    let filter = CascadeFilter { status: Some(status), limit: Some(1000), ..CascadeFilter::default() };
+                    ids.extend(s.cascades(&filter)?.into_iter().map(|c| c.id));
+                }
+                ids.sort();
+                Ok::<_, crate::store::StoreError>(ids)
+            })
+            .await?;
+        Ok(ids)
+    }
+
     /// The leader observed every node at `at_ms`.
     fn observed_round(&self, at_ms: i64) {
         let mut st = self.state();

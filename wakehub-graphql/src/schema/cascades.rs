@@ -206,13 +206,14 @@ pub struct RunningQuery;
 
 #[Object]
 impl RunningQuery {
-    /// Cascades running now.
+    /// Cascades running now (on an instance that follows another: the leader's, as its
+    /// journal says).
     #[graphql(complexity = "super::LIST_FANOUT * child_complexity")]
     async fn running_cascades(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GqlCascade>> {
         let engine = ctx.data::<Engine>()?;
         let view = View::load(ctx).await?;
         let mut out = Vec::new();
-        for id in engine.running() {
+        for id in engine.running_now().await.api()? {
             if let Some(r) = engine.cascade(id).await.api()?.filter(|r| view.visible(r.node)) {
                 out.push(GqlCascade(r));
             }

@@ -18,7 +18,6 @@ async fn a_follower_publishes_what_the_leader_journals_then_leads() {
     let follower = Engine::follower(lab.engine.store().clone(), registry, EngineConfig::default()).unwrap();
     assert!(!follower.is_leader() && lab.engine.is_leader());
     let from = lab.engine.store().last_event_id().unwrap();
-    let followed = follower.subscribe(from);
 
     // It runs no work, and writes nothing.
     let jellyfin = lab.id("lxc-jellyfin");
@@ -26,7 +25,27 @@ async fn a_follower_publishes_what_the_leader_journals_then_leads() {
     assert_eq!(refused.code(), ErrorCode::NotLeader);
     assert_eq!(lab.engine.store().last_event_id().unwrap(), from, "nothing journaled");
 
-    // The leader's cascade reaches the follower's subscriber whole, in order.
+    // The leader's cascade reaches the follower's subscriber whole, in order; while it
+    // runs, the follower lists it as running (from the journal).
+    let mut progress = lab.engine.subscribe(from);
+    let slow = lab.engine.request(lab.id("vm-ubuntu"), Action::Start).await.unwrap();
+    let mut seen_running = false;
+    loop {
+        // Read before the leader's own list: while the leader still runs it, the follower
+        // had it.
+        let listed = follower.running_now().await.unwrap();
+        if !lab.engine.running().contains(&slow.id) {
+            break;
+        }
+        assert_eq!(listed, [slow.id]);
+        seen_running = true;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(seen_running, "the cascade ended before it could be listed");
+    let _ = through(&mut progress, slow.id).await;
+    assert_eq!(follower.running_now().await.unwrap(), []);
+    let from = lab.engine.store().last_event_id().unwrap();
+    let followed = follower.subscribe(from);
     let (id, events) = lab.run(Action::Start, "lxc-jellyfin").await;
     let mut followed = followed;
     let seen = through(&mut followed, id).await;
