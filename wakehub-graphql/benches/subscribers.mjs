@@ -3,8 +3,8 @@
 // `wakehub serve` process while a cascade runs; then the baseline: a minimal broadcast
 // server (npm `ws`, a process of its own) sends the same frames, spaced as WakeHub's events
 // were, to N plain WebSockets of this process. A latency is the time from an event's `at`
-// (its publication; for the baseline, the moment it sends the frame) to its arrival parsed
-// in a client (1 ms clock resolution).
+// (its creation, before its journal write; for the baseline, the moment it sends the
+// frame) to its arrival parsed in a client (1 ms clock resolution).
 //
 // Usage: node --experimental-websocket subscribers.mjs URL TOKEN N TARGET [CPU]
 //   (WAKEHUB_BENCH_QUERY replaces the subscription's document, the dashboard's fields.)

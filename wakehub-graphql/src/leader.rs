@@ -129,7 +129,10 @@ async fn forward(engine: &Engine, bearer: Option<Bearer>, again: bool, body: ser
         Err(e) => return refused(format!("cannot read which instance leads this database: {e}")),
     };
     // The leader is reached directly, whatever proxy the environment names.
-    let client = CLIENT.get_or_init(|| reqwest::Client::builder().no_proxy().build().unwrap_or_default());
+    // Bounded like a request to this server (30 s), over a WebSocket too.
+    let client = CLIENT.get_or_init(|| {
+        reqwest::Client::builder().no_proxy().timeout(std::time::Duration::from_secs(30)).build().unwrap_or_default()
+    });
     let sent = client
         .post(format!("{}/graphql", leader.url))
         .bearer_auth(token)

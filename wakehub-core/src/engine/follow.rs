@@ -127,8 +127,9 @@ impl Engine {
     }
 
     /// Keeps `value` under `key` in the store for the instances that may follow this one
-    /// (the leader only, once per round: a small write every 30 s). A failure is logged:
-    /// they show the previous round meanwhile.
+    /// (the leader only, once per round: a small write every 30 s, on SQLite too, where
+    /// nothing reads it but the tests that check it). A failure is logged: they show the
+    /// previous round meanwhile.
     pub(super) async fn share<T: serde::Serialize>(&self, key: &'static str, value: &T) {
         if !self.is_leader() {
             return;
@@ -142,13 +143,22 @@ impl Engine {
         }
     }
 
-    /// What the leader shared of its last inactivity check and meter readings.
-    fn take_shared(&self, idle: Option<&str>, meters: Option<&str>) {
-        if let Some(statuses) = idle.and_then(|j| serde_json::from_str(j).ok()) {
-            self.state().followed_idle = Some(statuses);
+    /// What the leader shared of its last inactivity check and meter readings (each read
+    /// again only when it changed; what cannot be read is logged and the last kept).
+    fn take_shared(&self, seen: &mut [Option<String>; 2], idle: Option<String>, meters: Option<String>) {
+        if idle.is_some() && idle != seen[0] {
+            match serde_json::from_str(idle.as_deref().unwrap_or_default()) {
+                Ok(statuses) => self.state().followed_idle = Some(statuses),
+                Err(e) => tracing::warn!("cannot read the leader's last inactivity check: {e}"),
+            }
+            seen[0] = idle;
         }
-        if let Some(latest) = meters.and_then(|j| serde_json::from_str(j).ok()) {
-            self.followed_meters(latest);
+        if meters.is_some() && meters != seen[1] {
+            match serde_json::from_str(meters.as_deref().unwrap_or_default()) {
+                Ok(latest) => self.followed_meters(latest),
+                Err(e) => tracing::warn!("cannot read the leader's meter readings: {e}"),
+            }
+            seen[1] = meters;
         }
     }
 
@@ -205,6 +215,8 @@ async fn follow(engine: Engine, mut last: Option<EventId>, stop: CancellationTok
     let mut round = None;
     // Whether the notices may have been missed (the listening connection broke).
     let mut deaf = false;
+    // What the leader last shared, as read (parsed again only when it changes).
+    let mut shared: [Option<String>; 2] = [None, None];
     loop {
         // Everything journaled since the last event published, in pages.
         loop {
@@ -230,7 +242,7 @@ async fn follow(engine: Engine, mut last: Option<EventId>, stop: CancellationTok
             .run(|s| Ok::<_, crate::store::StoreError>((s.shared_state(IDLE_KEY)?, s.shared_state(METERS_KEY)?)))
             .await
         {
-            Ok((idle, meters)) => engine.take_shared(idle.as_deref(), meters.as_deref()),
+            Ok((idle, meters)) => engine.take_shared(&mut shared, idle, meters),
             Err(e) => tracing::debug!("cannot read what the leader shared: {e}"),
         }
         match store.run(|s| s.observed_round()).await {

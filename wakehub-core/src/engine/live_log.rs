@@ -172,7 +172,16 @@ impl Engine {
                         continue;
                     }
                 };
+                // Paced by the reader: an action's log comes whole at its end, often more
+                // lines than the channel holds, and a lagging reader would be told lines
+                // were skipped.
                 for line in log.lines().skip(said) {
+                    while tx.len() >= CHANNEL / 2 {
+                        if tx.receiver_count() == 0 {
+                            return;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    }
                     let _ = tx.send(Line::Line(line.to_owned()));
                     said += 1;
                 }

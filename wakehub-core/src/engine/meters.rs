@@ -115,7 +115,11 @@ impl Engine {
             .await
             .map_err(|_| format!("{}: no answer in {READ_TIMEOUT:?} (TIMEOUT)", target.name))?
             .map_err(|e| format!("{} ({})", e.message, e.code))?;
-        load.watts.ok_or_else(|| format!("{}: its connector reads no power", target.name))
+        match load.watts {
+            Some(w) if w.is_finite() => Ok(w),
+            Some(w) => Err(format!("{}: its connector reads {w} W", target.name)),
+            None => Err(format!("{}: its connector reads no power", target.name)),
+        }
     }
 
     /// The watts `node` draws now: read by its `watts.meter`, else by its own connector

@@ -114,3 +114,29 @@ async fn a_follower_streams_the_log_of_a_stack_command_the_leader_runs() {
     assert!(follower.stack_log(&over).await.unwrap().is_none());
     assert_eq!(over.log, "pulling images\ncreating web\nweb healthy\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_log_reaches_a_slow_reader_on_a_follower_whole() {
+    let lab = Lab::new(&fast(HOMELAB), 4);
+    let mut registry = Registry::new();
+    registry.register("sim", lab.sim.clone());
+    let follower = Engine::follower(lab.engine.store().clone(), registry, EngineConfig::default()).unwrap();
+    let store = lab.engine.store();
+    let stack = lab.id("sandbox");
+    let (queued, _) = store
+        .journal(|tx| tx.queue_stack_command(stack, "sandbox", StackCommandKind::Apply, Some(1), "test", 1))
+        .unwrap();
+    let (_, mut rx) = follower.stack_log(&queued).await.unwrap().expect("followed");
+    store.journal(|tx| tx.claim_stack_command(stack, "sandbox", 2, 3)).unwrap().0.expect("claimed");
+    // Three times what the channel holds, said between two polls, and the end.
+    for i in 0..3000 {
+        store.append_stack_log(queued.id, &format!("line {i}")).unwrap();
+    }
+    store.journal(|tx| tx.reclaim_stack_commands(i64::MAX, &|_| "sandbox".into())).unwrap();
+    // The reader comes late: the follower has read it all meanwhile.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for i in 0..3000 {
+        assert_eq!(next_line(&mut rx).await, Line::Line(format!("line {i}")));
+    }
+    assert_eq!(next_line(&mut rx).await, Line::End(StackCommandStatus::Failed));
+}
