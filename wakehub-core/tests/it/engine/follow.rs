@@ -12,10 +12,7 @@ use wakehub_core::store::{StackCommandKind, StackCommandStatus};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_publishes_what_the_leader_journals_then_leads() {
-    let lab = Lab::new(&fast(HOMELAB), 4);
-    let mut registry = Registry::new();
-    registry.register("sim", lab.sim.clone());
-    let follower = Engine::follower(lab.engine.store().clone(), registry, EngineConfig::default()).unwrap();
+    let (lab, follower) = with_follower();
     assert!(!follower.is_leader() && lab.engine.is_leader());
     let from = lab.engine.store().last_event_id().unwrap();
 
@@ -70,6 +67,28 @@ async fn a_follower_publishes_what_the_leader_journals_then_leads() {
     assert_eq!(lab.state("lxc-jellyfin").await, PowerState::Off);
 }
 
+/// A lab and an engine following its own on the same store.
+fn with_follower() -> (Lab, Engine) {
+    let lab = Lab::new(&fast(HOMELAB), 4);
+    let mut registry = Registry::new();
+    registry.register("sim", lab.sim.clone());
+    let follower = Engine::follower(lab.engine.store().clone(), registry, EngineConfig::default()).unwrap();
+    (lab, follower)
+}
+
+/// An apply of stack `sandbox` queued, as the leader's API queues it.
+fn queue_apply(lab: &Lab) -> wakehub_core::store::StackCommand {
+    let stack = lab.id("sandbox");
+    let store = lab.engine.store();
+    store.journal(|tx| tx.queue_stack_command(stack, "sandbox", StackCommandKind::Apply, Some(1), "test", 1)).unwrap().0
+}
+
+/// `sandbox`'s queued command claimed, as the leader's driver claims it (a 3 ms lease).
+fn claim(lab: &Lab) {
+    let stack = lab.id("sandbox");
+    lab.engine.store().journal(|tx| tx.claim_stack_command(stack, "sandbox", 2, 3)).unwrap().0.expect("claimed");
+}
+
 /// The next line of a followed log (within 5 s).
 async fn next_line(rx: &mut tokio::sync::broadcast::Receiver<Line<StackCommandStatus>>) -> Line<StackCommandStatus> {
     tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("a line within 5 s").unwrap()
@@ -77,21 +96,15 @@ async fn next_line(rx: &mut tokio::sync::broadcast::Receiver<Line<StackCommandSt
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_streams_the_log_of_a_stack_command_the_leader_runs() {
-    let lab = Lab::new(&fast(HOMELAB), 4);
-    let mut registry = Registry::new();
-    registry.register("sim", lab.sim.clone());
-    let follower = Engine::follower(lab.engine.store().clone(), registry, EngineConfig::default()).unwrap();
+    let (lab, follower) = with_follower();
     // The leader's driver, through the shared store: queue, claim, say, end.
     let store = lab.engine.store();
-    let stack = lab.id("sandbox");
-    let (queued, _) = store
-        .journal(|tx| tx.queue_stack_command(stack, "sandbox", StackCommandKind::Apply, Some(1), "test", 1))
-        .unwrap();
+    let queued = queue_apply(&lab);
 
     // Followed while it waits: nothing said yet; then each line the leader keeps, in order.
     let (so_far, mut rx) = follower.stack_log(&queued).await.unwrap().expect("a waiting command is followed");
     assert!(so_far.is_empty(), "{so_far:?}");
-    store.journal(|tx| tx.claim_stack_command(stack, "sandbox", 2, 3)).unwrap().0.expect("claimed");
+    claim(&lab);
     store.append_stack_log(queued.id, "pulling images").unwrap();
     store.append_stack_log(queued.id, "creating web").unwrap();
     assert_eq!(next_line(&mut rx).await, Line::Line("pulling images".into()));
@@ -117,17 +130,11 @@ async fn a_follower_streams_the_log_of_a_stack_command_the_leader_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_log_reaches_a_slow_reader_on_a_follower_whole() {
-    let lab = Lab::new(&fast(HOMELAB), 4);
-    let mut registry = Registry::new();
-    registry.register("sim", lab.sim.clone());
-    let follower = Engine::follower(lab.engine.store().clone(), registry, EngineConfig::default()).unwrap();
+    let (lab, follower) = with_follower();
     let store = lab.engine.store();
-    let stack = lab.id("sandbox");
-    let (queued, _) = store
-        .journal(|tx| tx.queue_stack_command(stack, "sandbox", StackCommandKind::Apply, Some(1), "test", 1))
-        .unwrap();
+    let queued = queue_apply(&lab);
     let (_, mut rx) = follower.stack_log(&queued).await.unwrap().expect("followed");
-    store.journal(|tx| tx.claim_stack_command(stack, "sandbox", 2, 3)).unwrap().0.expect("claimed");
+    claim(&lab);
     // Three times what the channel holds, said between two polls, and the end.
     for i in 0..3000 {
         store.append_stack_log(queued.id, &format!("line {i}")).unwrap();
